@@ -1,0 +1,126 @@
+//! `orc`: compile and run AI pipelines written in YAML.
+
+mod config;
+mod plans;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes, as the README documents them.
+pub(crate) mod exit {
+    /// Every step succeeded.
+    pub(crate) const OK: u8 = 0;
+    /// A step failed.
+    pub(crate) const FAILED: u8 = 1;
+    /// Invalid pipeline, config or arguments; nothing ran.
+    pub(crate) const INVALID: u8 = 2;
+    /// Interrupted.
+    pub(crate) const INTERRUPTED: u8 = 130;
+}
+
+/// A problem with what the user gave orc: printed as is, exit code 2.
+#[derive(Debug)]
+pub(crate) struct UserError(pub(crate) String);
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orc",
+    version,
+    about = "Compile and run AI pipelines written in YAML",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct Global {
+    /// Config file (default: $ORC_CONFIG, else ./orc.yaml, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print nothing but the result and errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Log what every step does (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline and print its result document.
+    Run(run::RunArgs),
+    /// Check a pipeline without running it.
+    Validate(validate::ValidateArgs),
+}
+
+fn init_logging(global: &Global) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+        .init();
+}
+
+#[allow(clippy::print_stderr)]
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(&cli.global);
+    let outcome = match cli.command {
+        Command::Run(args) => run::main(&cli.global, args),
+        Command::Validate(args) => validate::main(&cli.global, &args),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e)
+            if e.downcast_ref::<UserError>().is_some()
+                || e.downcast_ref::<config::ConfigError>().is_some() =>
+        {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::INVALID)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `orc run PIPELINE`: compile, run, print the result document, exit 0/1/2/130.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::plans::{self, LoadError};
+use crate::{Global, UserError, exit};
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// An input value; VALUE is parsed as JSON when it parses, else taken as text. Repeatable.
+    #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
+    inputs: Vec<String>,
+    /// A JSON file with an object of input values (applied before `-i`).
+    #[arg(short = 'c', long = "context", value_name = "CONTEXT.json")]
+    context: Option<PathBuf>,
+    /// Write the result document to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The run's id (default: `<pipeline>_<unix time>_<8 hex>`).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+}
+
+/// Parses `-i KEY=VALUE`: the value as JSON when it parses, else as text.
+pub(crate) fn parse_input(raw: &str) -> Result<(String, Value), UserError> {
+    let Some((key, value)) = raw.split_once('=') else {
+        return Err(UserError(format!("-i `{raw}`: expected KEY=VALUE")));
+    };
+    let key = key.trim();
+    let valid = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(UserError(format!(
+            "-i `{raw}`: `{key}` is not a valid input name (letters, digits and `_`, not starting with a digit)"
+        )));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+    Ok((key.to_string(), value))
+}
+
+fn read_context(path: &Path) -> Result<Map<String, Value>, UserError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UserError(format!(
+            "{}: cannot read the context file: {e}",
+            path.display()
+        ))
+    })?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(UserError(format!(
+            "{}: the context file must hold a JSON object",
+            path.display()
+        ))),
+        Err(e) => Err(UserError(format!(
+            "{}:{}:{}: invalid JSON: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
+    let (config, _) = Config::load(global.config.as_deref())?;
+    let mut inputs = match &args.context {
+        Some(p) => read_context(p)?,
+        None => Map::new(),
+    };
+    for raw in &args.inputs {
+        let (k, v) = parse_input(raw)?;
+        inputs.insert(k, v);
+    }
+    let file = args.pipeline.display().to_string();
+    let loaded = match plans::load(&args.pipeline) {
+        Ok(l) => l,
+        Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
+        Err(LoadError::Invalid { diags, text }) => {
+            eprint!("{}", diags.render(&file, &text));
+            return Ok(exit::INVALID);
+        }
+    };
+    tracing::debug!(
+        cache_hit = loaded.cache_hit,
+        steps = loaded.compiled.plan.step_count(),
+        "compiled"
+    );
+
+    let par = &config.performance.parallel_execution;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            par.max_workers.clamp(1, 512).min(
+                std::thread::available_parallelism()
+                    .map_or(4, |n| n.get())
+                    .max(1),
+            ),
+        )
+        .enable_all()
+        .build()?;
+    let cancel = CancellationToken::new();
+    let options = orc_engine::Options {
+        inputs,
+        execution_id: args.run_id.clone(),
+        max_concurrent: par.max_concurrent_tasks,
+        task_timeout: Duration::from_secs_f64(par.task_timeout),
+        cancel: cancel.clone(),
+        ..orc_engine::Options::default()
+    };
+    let result = runtime.block_on(async {
+        let signals = tokio::spawn(watch_signals(cancel.clone()));
+        let result = orc_engine::execute(&loaded.compiled, options).await;
+        signals.abort();
+        result
+    });
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => return Err(UserError(format!("{file}: {e}")).into()),
+    };
+    let code = match result.status {
+        orc_engine::RunStatus::Completed => exit::OK,
+        orc_engine::RunStatus::Failed => exit::FAILED,
+        orc_engine::RunStatus::Interrupted => exit::INTERRUPTED,
+    };
+    write_result(&result, args.output.as_deref())?;
+    if code == exit::FAILED && !global.quiet {
+        let failed: Vec<&str> = result
+            .steps
+            .values()
+            .filter(|s| s.status == orc_engine::StepStatus::Failed)
+            .map(|s| s.id.as_str())
+            .collect();
+        eprintln!(
+            "Pipeline completed with {} failed step(s): {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    drop(runtime);
+    Ok(code)
+}
+
+async fn watch_signals(cancel: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::warn!("interrupted: stopping running steps");
+    cancel.cancel();
+}
+
+#[allow(clippy::print_stderr)]
+fn write_result(result: &orc_engine::RunResult, output: Option<&Path>) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(result)?;
+    bytes.push(b'\n');
+    match output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            tmp.write_all(&bytes)?;
+            tmp.persist(path)?;
+            eprintln!("Results written to {}", path.display());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_parse_as_json_when_they_can() {
+        assert_eq!(parse_input("n=3").unwrap(), ("n".into(), Value::from(3)));
+        assert_eq!(
+            parse_input("s=hello").unwrap(),
+            ("s".into(), Value::from("hello"))
+        );
+        assert_eq!(
+            parse_input("q=\"3\"").unwrap(),
+            ("q".into(), Value::from("3"))
+        );
+        assert_eq!(parse_input("l=[1,2]").unwrap().1, serde_json::json!([1, 2]));
+        assert_eq!(parse_input("e=").unwrap().1, Value::from(""));
+        assert!(parse_input("novalue").is_err());
+        assert!(parse_input("=x").is_err());
+        assert!(parse_input("1a=x").is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! `orc validate PIPELINE [--json]`: compile only, with the same compiler `run` uses.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::plans::{self, LoadError};
+use crate::{Global, exit};
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// Print the plan and the findings as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[allow(clippy::print_stderr)]
+pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
+    let file = args.pipeline.display().to_string();
+    let loaded = match plans::load(&args.pipeline) {
+        Ok(l) => l,
+        Err(LoadError::Read(msg)) => return Err(crate::UserError(msg).into()),
+        Err(LoadError::Invalid { diags, text }) => {
+            if args.json {
+                let doc = json!({ "pipeline_file": file, "valid": false, "error": format!("{} error(s)", diags.error_count()), "findings": findings(&diags, &file) });
+                print_json(&doc)?;
+            } else {
+                eprint!("{}", diags.render(&file, &text));
+            }
+            return Ok(exit::INVALID);
+        }
+    };
+    let plan = &loaded.compiled.plan;
+    let findings_list = &loaded.compiled.findings;
+    if args.json {
+        let tasks: serde_json::Map<String, serde_json::Value> = plan
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    json!(
+                        s.deps
+                            .iter()
+                            .map(|&d| plan.steps[d as usize].id.clone())
+                            .collect::<Vec<_>>()
+                    ),
+                )
+            })
+            .collect();
+        let doc = json!({
+            "pipeline_file": file,
+            "valid": true,
+            "pipeline": { "id": plan.id, "name": plan.name, "version": plan.version, "steps": plan.step_count() },
+            "tasks": tasks,
+            "findings": findings(findings_list, &file),
+            "plan": &**plan,
+        });
+        print_json(&doc)?;
+        return Ok(exit::OK);
+    }
+    let shown: Vec<_> = findings_list
+        .0
+        .iter()
+        .filter(|d| global.verbose > 0 || d.severity != orc_pipeline::Severity::Info)
+        .cloned()
+        .collect();
+    let warnings = shown.len();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "✓ {file} is valid{}",
+        if warnings > 0 {
+            format!(" with {warnings} finding(s)")
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(out, "pipeline: {} ({} steps)", plan.id, plan.step_count())?;
+    for s in &plan.steps {
+        let deps: Vec<&str> = s
+            .deps
+            .iter()
+            .map(|&d| plan.steps[d as usize].id.as_str())
+            .collect();
+        if deps.is_empty() {
+            writeln!(out, "  {}", s.id)?;
+        } else {
+            writeln!(out, "  {} <- {}", s.id, deps.join(", "))?;
+        }
+    }
+    if !shown.is_empty() {
+        eprint!(
+            "{}",
+            orc_pipeline::Diagnostics(shown).render(&file, &loaded.text)
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn findings(diags: &orc_pipeline::Diagnostics, file: &str) -> serde_json::Value {
+    serde_json::Value::Array(
+        diags
+            .0
+            .iter()
+            .map(|d| {
+                json!({
+                    "code": d.code.to_string(),
+                    "name": d.code.name(),
+                    "severity": d.severity,
+                    "message": d.message,
+                    "file": file,
+                    "line": d.pos.line,
+                    "column": d.pos.col,
+                    "step": d.step,
+                    "field": d.field,
+                    "hint": d.hint,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn print_json(doc: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The `transform` action: a list of steps applied in order.
+
+use crate::ToolFailure;
+use crate::input::load_table;
+use crate::params::{
+    Params, array_value, describe, invalid, lookup, missing, object_value, opt_bool, path,
+    string_list, usize_value,
+};
+use crate::value::{Row, Table, check_fields, sort_cmp, table_value};
+use serde_json::{Value, json};
+use std::cmp::Ordering;
+
+const STEP_TYPES: &str = "filter, aggregate, select, drop, rename, sort, limit, compute";
+
+/// The `transform` action.
+pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
+    let (name, ops) = lookup(params, &["operations"]).ok_or_else(|| missing("operations"))?;
+    let ops = array_value(ops, name)?;
+    let mut table = load_table(params)?;
+    for (i, op) in ops.iter().enumerate() {
+        let at = format!("operations[{i}]");
+        let step = object_value(op, &at)?;
+        let (type_key, kind) = lookup(&step, &["type", "operation", "op"])
+            .ok_or_else(|| missing(format!("{at}.type")))?;
+        let kind = kind.as_str().ok_or_else(|| {
+            invalid(
+                format!("{at}.{type_key}"),
+                format!("expected a step type, got {}", describe(kind)),
+            )
+        })?;
+        table = apply(table, kind, &step, &at)?;
+    }
+    let count = table.len();
+    Ok(json!({ "data": table_value(table), "count": count, "operations": ops.len() }))
+}
+
+fn required<'a>(step: &'a Params, at: &str, key: &'static str) -> Result<&'a Value, ToolFailure> {
+    lookup(step, &[key])
+        .map(|(_, v)| v)
+        .ok_or_else(|| missing(path(at, key)))
+}
+
+fn apply(table: Table, kind: &str, step: &Params, at: &str) -> Result<Table, ToolFailure> {
+    match kind {
+        "filter" => crate::criteria::filter_table(
+            table,
+            required(step, at, "criteria")?,
+            &path(at, "criteria"),
+        ),
+        "aggregate" => crate::aggregate::aggregate_step(&table, step, at),
+        "select" | "drop" => {
+            let name = path(at, "fields");
+            let fields = string_list(required(step, at, "fields")?, &name)?;
+            check_fields(&table, &fields, &name)?;
+            Ok(table
+                .into_iter()
+                .map(|row| {
+                    if kind == "select" {
+                        fields
+                            .iter()
+                            .map(|f| (f.clone(), row.get(f).cloned().unwrap_or(Value::Null)))
+                            .collect()
+                    } else {
+                        row.into_iter()
+                            .filter(|(k, _)| !fields.contains(k))
+                            .collect()
+                    }
+                })
+                .collect())
+        }
+        "rename" => rename(table, required(step, at, "mapping")?, &path(at, "mapping")),
+        "sort" => {
+            let name = path(at, "by");
+            let by = string_list(required(step, at, "by")?, &name)?;
+            check_fields(&table, &by, &name)?;
+            let descending = match lookup(step, &["ascending"]) {
+                Some(_) => !opt_bool(step, at, "ascending", true)?,
+                None => opt_bool(step, at, "descending", false)?,
+            };
+            let mut table = table;
+            table.sort_by(|a, b| compare_rows(a, b, &by, descending));
+            Ok(table)
+        }
+        "limit" => {
+            let (key, v) =
+                lookup(step, &["n", "count", "limit"]).ok_or_else(|| missing(path(at, "n")))?;
+            let n = usize_value(v, &path(at, key))?;
+            let mut table = table;
+            table.truncate(n);
+            Ok(table)
+        }
+        "compute" => compute(table, step, at),
+        other => Err(invalid(
+            path(at, "type"),
+            format!("unknown step type `{other}` (expected one of: {STEP_TYPES})"),
+        )),
+    }
+}
+
+fn compare_rows(a: &Row, b: &Row, by: &[String], descending: bool) -> Ordering {
+    for field in by {
+        let x = a.get(field).unwrap_or(&Value::Null);
+        let y = b.get(field).unwrap_or(&Value::Null);
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) if descending => sort_cmp(y, x),
+            (false, false) => sort_cmp(x, y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+fn rename(table: Table, mapping: &Value, name: &str) -> Result<Table, ToolFailure> {
+    let map = object_value(mapping, name)?;
+    let mut pairs = Vec::new();
+    for (old, new) in &map {
+        let new = new.as_str().ok_or_else(|| {
+            invalid(
+                format!("{name}.{old}"),
+                format!("expected a new field name, got {}", describe(new)),
+            )
+        })?;
+        pairs.push((old.clone(), new.to_string()));
+    }
+    check_fields(&table, pairs.iter().map(|(o, _)| o), name)?;
+    let mut out = Vec::with_capacity(table.len());
+    for row in table {
+        let mut renamed = Row::new();
+        for (k, v) in row {
+            let key = pairs
+                .iter()
+                .find(|(o, _)| *o == k)
+                .map_or(k, |(_, n)| n.clone());
+            if renamed.contains_key(&key) {
+                return Err(invalid(
+                    name,
+                    format!("renaming would create a second field `{key}`"),
+                ));
+            }
+            renamed.insert(key, v);
+        }
+        out.push(renamed);
+    }
+    Ok(out)
+}
+
+fn compute(table: Table, step: &Params, at: &str) -> Result<Table, ToolFailure> {
+    let field_name = path(at, "field");
+    let field = crate::params::str_value(required(step, at, "field")?, &field_name)?.to_string();
+    if let Some((_, value)) = lookup(step, &["value"]) {
+        return Ok(table
+            .into_iter()
+            .map(|mut row| {
+                row.insert(field.clone(), value.clone());
+                row
+            })
+            .collect());
+    }
+    let expr_name = path(at, "expression");
+    let text = crate::params::str_value(
+        lookup(step, &["expression"])
+            .map(|(_, v)| v)
+            .ok_or_else(|| missing(&expr_name))?,
+        &expr_name,
+    )?;
+    let expr = crate::expr::parse(text).map_err(|e| invalid(&expr_name, e))?;
+    let mut used = Vec::new();
+    expr.fields(&mut used);
+    check_fields(&table, &used, &expr_name)?;
+    let mut out = Vec::with_capacity(table.len());
+    for (i, mut row) in table.into_iter().enumerate() {
+        let v = expr
+            .eval(&row)
+            .map_err(|e| invalid(&expr_name, format!("row {i}: {e}")))?;
+        row.insert(field.clone(), v);
+        out.push(row);
+    }
+    Ok(out)
+}

@@ -1,0 +1,1129 @@
+//! The scheduler: a ready queue over the plan's step graph. A step starts the moment its own
+//! dependencies have settled, within the global limit and its loop's `max_parallel`.
+//! Loops expand into iteration steps when they become ready; routing skips what it jumps over.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use indexmap::IndexMap;
+use minijinja::Value as JValue;
+use orc_pipeline::templates::{Lookup, TemplateSet};
+use orc_pipeline::{Compiled, OnFailure, Param, Plan, Step, StepKind};
+use serde_json::{Map, Value, json};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
+use crate::scope::{Frame, Shared, StepScope};
+use crate::step::{self, Backoff, Done, Job};
+use crate::tools::Envelope;
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Input values given by the caller (`-c` then `-i`); declared defaults fill the rest.
+    pub inputs: Map<String, Value>,
+    /// The run's id; generated when `None`.
+    pub execution_id: Option<String>,
+    /// Steps running at once, at most (`max_concurrent_tasks`).
+    pub max_concurrent: usize,
+    /// Per-step time limit when neither the step nor the pipeline sets one (`task_timeout`).
+    pub task_timeout: Duration,
+    /// Back-off between retries.
+    pub backoff: Backoff,
+    /// Cancelled on Ctrl-C: no new step starts, running ones are stopped.
+    pub cancel: CancellationToken,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            inputs: Map::new(),
+            execution_id: None,
+            max_concurrent: 50,
+            task_timeout: Duration::from_secs(600),
+            backoff: Backoff::default(),
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A required input was not given.
+    #[error("missing required input `{0}`; give it with `-i {0}=VALUE`")]
+    MissingInput(String),
+    /// An input does not have its declared type.
+    #[error("input `{name}` must be of type `{expected}`, got {got}")]
+    InputType {
+        /// The input.
+        name: String,
+        /// The declared type.
+        expected: String,
+        /// The given value, shown.
+        got: String,
+    },
+    /// An input's value is a template that does not render.
+    #[error("input `{name}`: {message}")]
+    InputTemplate {
+        /// The input.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Ready,
+    Running,
+    Expanded,
+    Done,
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Completed(Envelope),
+    Failed {
+        envelope: Envelope,
+        error_type: &'static str,
+    },
+    Skipped {
+        reason: &'static str,
+        message: Option<String>,
+    },
+}
+
+struct Node {
+    id: Arc<str>,
+    /// Indices from `plan.steps` down through loop bodies to this step.
+    path: Box<[u32]>,
+    frame: Option<Arc<Frame>>,
+    /// Node index of the first step of this node's level (0 at top level).
+    base: u32,
+    deps: Vec<u32>,
+    deps_left: u32,
+    dependents: Vec<u32>,
+    state: State,
+    blocked: bool,
+    released: bool,
+    /// The loop node this is an iteration step of, and which iteration.
+    parent: Option<(u32, u32)>,
+    record: Option<StepRecord>,
+}
+
+struct LoopState {
+    max_parallel: u32,
+    active: u32,
+    started: Vec<bool>,
+    left: Vec<u32>,
+    total_left: u32,
+    iterations: u32,
+    waiting: VecDeque<u32>,
+    siblings: Arc<HashMap<String, u32>>,
+    failed: Option<String>,
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    templates: &'a Arc<TemplateSet>,
+    shared: Arc<Shared>,
+    opts: &'a Options,
+    nodes: Vec<Node>,
+    loops: HashMap<u32, LoopState>,
+    ready: VecDeque<u32>,
+    settle_queue: VecDeque<(u32, Outcome)>,
+    order: Vec<u32>,
+    running: usize,
+    tasks: JoinSet<Done>,
+    stop: Option<(String, &'static str)>,
+    first_error: Option<(String, String)>,
+}
+
+fn now_rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn step_at<'p>(plan: &'p Plan, path: &[u32]) -> &'p Step {
+    let mut steps: &[Step] = &plan.steps;
+    let mut step = &steps[path[0] as usize];
+    for &i in &path[1..] {
+        steps = step.body().unwrap_or(&[]);
+        step = &steps[i as usize];
+    }
+    step
+}
+
+fn level_of<'p>(plan: &'p Plan, path: &[u32]) -> &'p [Step] {
+    match path.split_last() {
+        Some((_, [])) | None => &plan.steps,
+        Some((_, parent)) => step_at(plan, parent).body().unwrap_or(&[]),
+    }
+}
+
+/// Merges caller inputs over declared defaults, checks them, and renders templated inputs.
+fn resolve_inputs(
+    plan: &Plan,
+    given: &Map<String, Value>,
+    templates: &TemplateSet,
+) -> Result<Map<String, Value>> {
+    let mut inputs = Map::new();
+    for input in &plan.inputs {
+        match given.get(&input.name).or(input.default.as_ref()) {
+            Some(v) => {
+                if let Some(kind) = &input.kind
+                    && given.contains_key(&input.name)
+                    && !orc_pipeline::type_matches(kind, v)
+                {
+                    return Err(Error::InputType {
+                        name: input.name.clone(),
+                        expected: kind.clone(),
+                        got: v.to_string(),
+                    });
+                }
+                inputs.insert(input.name.clone(), v.clone());
+            }
+            None if input.required => return Err(Error::MissingInput(input.name.clone())),
+            None => {
+                inputs.insert(input.name.clone(), Value::Null);
+            }
+        }
+    }
+    for (k, v) in given {
+        if !inputs.contains_key(k) {
+            inputs.insert(k.clone(), v.clone());
+        }
+    }
+    // Inputs may themselves be templates over other inputs: `-i out='{{ base }}/x'`.
+    let templated: Vec<String> = inputs
+        .iter()
+        .filter(|(_, v)| v.as_str().is_some_and(orc_pipeline::templates::is_template))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !templated.is_empty() {
+        let env = orc_pipeline::templates::environment();
+        let ctx = orc_pipeline::templates::to_value(&inputs);
+        for k in templated {
+            let src = inputs[&k].as_str().unwrap_or_default().to_string();
+            let out = env
+                .render_str(&src, ctx.clone())
+                .map_err(|e| Error::InputTemplate {
+                    name: k.clone(),
+                    message: e.detail().map_or_else(|| e.to_string(), str::to_string),
+                })?;
+            inputs.insert(k, Value::String(out));
+        }
+    }
+    let _ = templates;
+    Ok(inputs)
+}
+
+fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, SystemTime) {
+    let started = SystemTime::now();
+    let dt = chrono::DateTime::<chrono::Utc>::from(started);
+    let id = id.map_or_else(
+        || format!("{}_{}_{:08x}", plan.id, dt.timestamp(), fastrand::u32(..)),
+        str::to_string,
+    );
+    (
+        json!({
+            "id": id,
+            "started_at": dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "timestamp": dt.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+            "date": dt.format("%Y-%m-%d").to_string(),
+            "time": dt.format("%H:%M:%S").to_string(),
+        }),
+        started,
+    )
+}
+
+/// Runs a compiled pipeline to the end (or until cancelled) and returns its result document.
+pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
+    let plan = &compiled.plan;
+    let inputs = resolve_inputs(plan, &opts.inputs, &compiled.templates)?;
+    let (execution, started) = execution_namespace(plan, opts.execution_id.as_deref());
+    let execution_id = execution["id"].as_str().unwrap_or_default().to_string();
+    let shared = Arc::new(Shared::new(&inputs, execution, &plan.id));
+
+    let mut run = Run {
+        plan,
+        templates: &compiled.templates,
+        shared,
+        opts: &opts,
+        nodes: Vec::with_capacity(plan.steps.len()),
+        loops: HashMap::new(),
+        ready: VecDeque::new(),
+        settle_queue: VecDeque::new(),
+        order: Vec::with_capacity(plan.steps.len()),
+        running: 0,
+        tasks: JoinSet::new(),
+        stop: None,
+        first_error: None,
+    };
+    run.add_level(&plan.steps, &[], None, None);
+    let interrupted = run.drive().await;
+
+    let completed = SystemTime::now();
+    let mut steps = IndexMap::with_capacity(run.nodes.len());
+    let mut success = true;
+    for node in &mut run.nodes {
+        let record = node.record.take().unwrap_or_else(|| {
+            let step = step_at(plan, &node.path);
+            let mut r = blank_record(&node.id, step, &run_deps(&node.deps, &[]));
+            r.error = Some(match &run.stop {
+                Some((why, _)) => format!("not run: {why}"),
+                None => "not run".into(),
+            });
+            r
+        });
+        if record.status != StepStatus::Skipped && !record.success {
+            success = false;
+        }
+        steps.insert(node.id.to_string(), record);
+    }
+    // Dependencies by id, now that every node has one.
+    let ids: Vec<Arc<str>> = run.nodes.iter().map(|n| Arc::clone(&n.id)).collect();
+    for (node, record) in run.nodes.iter().zip(steps.values_mut()) {
+        record.dependencies = node
+            .deps
+            .iter()
+            .map(|&d| ids[d as usize].to_string())
+            .collect();
+    }
+    let outputs = run.outputs();
+    let (error, error_type) = run
+        .first_error
+        .clone()
+        .map_or((None, None), |(e, t)| (Some(e), Some(t)));
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else if success {
+        RunStatus::Completed
+    } else {
+        RunStatus::Failed
+    };
+    Ok(RunResult {
+        pipeline_id: plan.id.clone(),
+        execution_id,
+        status,
+        success: success && !interrupted,
+        steps,
+        outputs,
+        execution_order: run
+            .order
+            .iter()
+            .map(|&i| ids[i as usize].to_string())
+            .collect(),
+        execution_levels: plan
+            .levels()
+            .into_iter()
+            .map(|l| l.into_iter().map(|i| plan.steps[i].id.clone()).collect())
+            .collect(),
+        started_at: now_rfc3339(started),
+        completed_at: now_rfc3339(completed),
+        duration: completed
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        error,
+        error_type,
+        usage: Usage::default(),
+        cost: 0.0,
+    })
+}
+
+fn run_deps(deps: &[u32], _ids: &[Arc<str>]) -> Vec<String> {
+    let _ = deps;
+    Vec::new()
+}
+
+fn action_name(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Action(a) => match &a.action {
+            Param::Lit(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        },
+        StepKind::ForEach(_) => "for_each".into(),
+        StepKind::While(_) => "while".into(),
+    }
+}
+
+fn blank_record(id: &str, step: &Step, deps: &[String]) -> StepRecord {
+    StepRecord {
+        id: id.to_string(),
+        action: action_name(step),
+        tool: match &step.kind {
+            StepKind::Action(a) => a.tool.clone(),
+            _ => None,
+        },
+        status: StepStatus::Pending,
+        success: false,
+        value: None,
+        error: None,
+        error_type: None,
+        reason: None,
+        started_at: None,
+        completed_at: None,
+        duration: None,
+        retries: 0,
+        timed_out: false,
+        dependencies: deps.to_vec(),
+        model: None,
+        provider: None,
+        cached: false,
+        usage: None,
+        cost: None,
+    }
+}
+
+impl Run<'_> {
+    /// Adds the nodes of one level (top level, or one loop iteration); returns its base index.
+    fn add_level(
+        &mut self,
+        steps: &[Step],
+        prefix_path: &[u32],
+        frame: Option<Arc<Frame>>,
+        parent: Option<(u32, u32)>,
+    ) -> u32 {
+        let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        let id_prefix = match (&frame, parent) {
+            (Some(_), Some((l, k))) => format!("{}_{k}_", self.nodes[l as usize].id),
+            _ => String::new(),
+        };
+        for (j, step) in steps.iter().enumerate() {
+            let idx = base + u32::try_from(j).unwrap_or(u32::MAX);
+            let id: Arc<str> = if id_prefix.is_empty() {
+                Arc::from(step.id.as_str())
+            } else {
+                Arc::from(format!("{id_prefix}{}", step.id))
+            };
+            self.shared.register(Arc::clone(&id), idx);
+            let mut path = prefix_path.to_vec();
+            path.push(u32::try_from(j).unwrap_or(u32::MAX));
+            let deps: Vec<u32> = step.deps.iter().map(|&d| base + d).collect();
+            self.nodes.push(Node {
+                id,
+                path: path.into_boxed_slice(),
+                frame: frame.clone(),
+                base,
+                deps_left: u32::try_from(deps.len()).unwrap_or(u32::MAX),
+                deps,
+                dependents: Vec::new(),
+                state: State::Waiting,
+                blocked: false,
+                released: false,
+                parent,
+                record: None,
+            });
+        }
+        for j in 0..steps.len() {
+            let idx = base as usize + j;
+            for d in self.nodes[idx].deps.clone() {
+                self.nodes[d as usize]
+                    .dependents
+                    .push(u32::try_from(idx).unwrap_or(u32::MAX));
+            }
+        }
+        for j in 0..steps.len() {
+            let idx = base + u32::try_from(j).unwrap_or(u32::MAX);
+            if self.nodes[idx as usize].deps_left == 0 {
+                self.make_ready(idx);
+            }
+        }
+        base
+    }
+
+    fn make_ready(&mut self, i: u32) {
+        let node = &mut self.nodes[i as usize];
+        if node.state != State::Waiting {
+            return;
+        }
+        if node.blocked && !node.released {
+            self.settle_queue.push_back((
+                i,
+                Outcome::Skipped {
+                    reason: "dependency_failed",
+                    message: Some("a dependency failed".into()),
+                },
+            ));
+            return;
+        }
+        node.state = State::Ready;
+        self.ready.push_back(i);
+    }
+
+    fn scope(&self, i: u32) -> Arc<dyn Lookup> {
+        Arc::new(StepScope {
+            shared: Arc::clone(&self.shared),
+            frame: self.nodes[i as usize].frame.clone(),
+        })
+    }
+
+    /// The event loop: launch what is ready, wait for a step to finish, settle it, repeat.
+    /// Returns whether the run was interrupted.
+    async fn drive(&mut self) -> bool {
+        loop {
+            self.drain_settles();
+            if self.stop.is_none() {
+                self.launch();
+                self.drain_settles();
+            }
+            if self.running == 0
+                && (self.ready.is_empty() || self.stop.is_some())
+                && self.settle_queue.is_empty()
+            {
+                return false;
+            }
+            if self.running == 0 {
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = self.opts.cancel.cancelled() => {
+                    self.stop.get_or_insert(("the run was interrupted".into(), "Cancelled"));
+                    self.cancel_running().await;
+                    return true;
+                }
+                joined = self.tasks.join_next() => {
+                    let Some(joined) = joined else { continue };
+                    self.running -= 1;
+                    match joined {
+                        Ok(done) => self.finish_task(done),
+                        Err(e) => tracing::error!("a step task ended abnormally: {e}"),
+                    }
+                }
+            }
+            if self.stop.is_some() && self.running > 0 {
+                self.cancel_running().await;
+            }
+        }
+    }
+
+    async fn cancel_running(&mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        let why = self
+            .stop
+            .as_ref()
+            .map_or_else(|| "cancelled".to_string(), |(w, _)| w.clone());
+        let running: Vec<u32> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].state == State::Running)
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        self.running = 0;
+        for i in running {
+            let envelope = Envelope::fail(format!("cancelled: {why}"), Value::Null);
+            self.record(
+                i,
+                &Outcome::Failed {
+                    envelope,
+                    error_type: "Cancelled",
+                },
+                None,
+            );
+            self.nodes[i as usize].state = State::Done;
+        }
+    }
+
+    fn launch(&mut self) {
+        while self.running < self.opts.max_concurrent.max(1) && self.stop.is_none() {
+            let Some(i) = self.ready.pop_front() else {
+                break;
+            };
+            if self.nodes[i as usize].state != State::Ready {
+                continue;
+            }
+            if let Some((l, k)) = self.nodes[i as usize].parent
+                && !self.admit(l, k)
+            {
+                if let Some(ls) = self.loops.get_mut(&l) {
+                    ls.waiting.push_back(i);
+                }
+                continue;
+            }
+            let step = step_at(self.plan, &self.nodes[i as usize].path);
+            if let Some(cond) = &step.condition {
+                match step::condition(cond, self.templates, &self.scope(i)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.settle(
+                            i,
+                            Outcome::Skipped {
+                                reason: "condition_false",
+                                message: None,
+                            },
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        self.settle(
+                            i,
+                            Outcome::Skipped {
+                                reason: "condition_error",
+                                message: Some(format!("condition: {e}")),
+                            },
+                        );
+                        continue;
+                    }
+                }
+            }
+            match &step.kind {
+                StepKind::Action(a) => {
+                    let timeout = step
+                        .timeout
+                        .or(self.plan.default_timeout)
+                        .map_or(self.opts.task_timeout, Duration::from_secs_f64);
+                    let job = Job {
+                        node: i,
+                        tool: a.tool.clone(),
+                        action: a.action.clone(),
+                        params: a.params.clone(),
+                        scope: self.scope(i),
+                        timeout,
+                        max_retries: step.max_retries,
+                    };
+                    self.nodes[i as usize].state = State::Running;
+                    self.nodes[i as usize].record = Some(StepRecord {
+                        started_at: Some(now_rfc3339(SystemTime::now())),
+                        ..blank_record(&self.nodes[i as usize].id, step, &[])
+                    });
+                    self.running += 1;
+                    self.tasks.spawn(step::run(
+                        job,
+                        Arc::clone(self.templates),
+                        self.opts.backoff,
+                    ));
+                }
+                StepKind::ForEach(f) => self.expand_for_each(i, step, f),
+                StepKind::While(_) => {
+                    self.nodes[i as usize].state = State::Expanded;
+                    self.loops.insert(i, self.new_loop(step, 1));
+                    self.next_while_iteration(i, 0);
+                }
+            }
+        }
+    }
+
+    /// Whether a step of iteration `k` of loop `l` may start now.
+    fn admit(&mut self, l: u32, k: u32) -> bool {
+        let Some(ls) = self.loops.get_mut(&l) else {
+            return true;
+        };
+        let k = k as usize;
+        if ls.started.get(k).copied().unwrap_or(true) {
+            return true;
+        }
+        if ls.active < ls.max_parallel {
+            ls.active += 1;
+            ls.started[k] = true;
+            return true;
+        }
+        false
+    }
+
+    fn new_loop(&self, step: &Step, max_parallel: u32) -> LoopState {
+        let body = step.body().unwrap_or(&[]);
+        LoopState {
+            max_parallel,
+            active: 0,
+            started: Vec::new(),
+            left: Vec::new(),
+            total_left: 0,
+            iterations: 0,
+            waiting: VecDeque::new(),
+            siblings: Arc::new(
+                body.iter()
+                    .enumerate()
+                    .map(|(j, s)| (s.id.clone(), u32::try_from(j).unwrap_or(u32::MAX)))
+                    .collect(),
+            ),
+            failed: None,
+        }
+    }
+
+    fn expand_for_each(&mut self, i: u32, step: &Step, f: &orc_pipeline::ForEach) {
+        let scope = self.scope(i);
+        let items: std::result::Result<Vec<JValue>, String> = match &f.items {
+            Param::Lit(Value::Array(items)) => Ok(items
+                .iter()
+                .map(orc_pipeline::templates::to_value)
+                .collect()),
+            Param::Tmpl(id) => self
+                .templates
+                .evaluate(*id, &scope)
+                .map_err(|e| e.message)
+                .and_then(|v| items_of(&v)),
+            other => step::render(other, self.templates, &scope)
+                .and_then(|v| items_of(&orc_pipeline::templates::to_value(&v))),
+        };
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                let envelope = Envelope::fail(format!("for_each: {e}"), Value::Null);
+                self.settle(
+                    i,
+                    Outcome::Failed {
+                        envelope,
+                        error_type: "TemplateError",
+                    },
+                );
+                return;
+            }
+        };
+        let body = step.body().unwrap_or(&[]);
+        let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let mut ls = self.new_loop(step, f.max_parallel);
+        ls.iterations = n;
+        ls.started = vec![false; items.len()];
+        ls.left = vec![u32::try_from(body.len()).unwrap_or(u32::MAX); items.len()];
+        ls.total_left = n * u32::try_from(body.len()).unwrap_or(0);
+        let siblings = Arc::clone(&ls.siblings);
+        self.nodes[i as usize].state = State::Expanded;
+        self.loops.insert(i, ls);
+        if n == 0 || body.is_empty() {
+            self.complete_loop(i);
+            return;
+        }
+        let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
+        let parent_frame = self.nodes[i as usize].frame.clone();
+        let path = self.nodes[i as usize].path.clone();
+        let len = items.len();
+        for (k, item) in items.into_iter().enumerate() {
+            let bindings = vec![
+                ("item", item.clone()),
+                ("index", JValue::from(k)),
+                ("is_first", JValue::from(k == 0)),
+                ("is_last", JValue::from(k + 1 == len)),
+                ("position", JValue::from(k + 1)),
+                ("length", JValue::from(len)),
+                ("remaining", JValue::from(len - k - 1)),
+                ("has_next", JValue::from(k + 1 < len)),
+                ("has_prev", JValue::from(k > 0)),
+                ("loop_id", loop_id.clone()),
+            ];
+            let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+            let frame = Arc::new(Frame {
+                bindings,
+                loop_var: f.loop_var.clone().map(|v| (v, item)),
+                siblings: Arc::clone(&siblings),
+                base,
+                parent: parent_frame.clone(),
+            });
+            self.add_level(
+                body,
+                &path,
+                Some(frame),
+                Some((i, u32::try_from(k).unwrap_or(u32::MAX))),
+            );
+        }
+    }
+
+    /// Starts iteration `k` of a `while` loop if its condition holds, else completes the loop.
+    fn next_while_iteration(&mut self, i: u32, k: u32) {
+        let step = step_at(self.plan, &self.nodes[i as usize].path);
+        let StepKind::While(w) = &step.kind else {
+            return;
+        };
+        let siblings = self
+            .loops
+            .get(&i)
+            .map(|l| Arc::clone(&l.siblings))
+            .unwrap_or_default();
+        let prev_base = self
+            .loops
+            .get(&i)
+            .and_then(|l| (k > 0).then_some(l.left.len()))
+            .map(|_| self.last_base(i));
+        let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
+        let bindings = vec![
+            ("iteration", JValue::from(k)),
+            ("index", JValue::from(k)),
+            ("is_first", JValue::from(k == 0)),
+            ("position", JValue::from(k + 1)),
+            ("loop_id", loop_id.clone()),
+            ("loop_name", loop_id),
+        ];
+        let parent = self.nodes[i as usize].frame.clone();
+        // The condition sees the new iteration's bindings and the previous iteration's steps.
+        let probe = Arc::new(Frame {
+            bindings: bindings.clone(),
+            loop_var: None,
+            siblings: if prev_base.is_some() {
+                Arc::clone(&siblings)
+            } else {
+                Arc::default()
+            },
+            base: prev_base.unwrap_or(0),
+            parent: parent.clone(),
+        });
+        let scope: Arc<dyn Lookup> = Arc::new(StepScope {
+            shared: Arc::clone(&self.shared),
+            frame: Some(probe),
+        });
+        if k > 0 {
+            if let Some(until) = &w.until {
+                match step::condition(until, self.templates, &scope) {
+                    Ok(true) => return self.complete_loop(i),
+                    Ok(false) => {}
+                    Err(e) => return self.fail_loop(i, format!("until: {e}")),
+                }
+            }
+            if k >= w.max_iterations {
+                return self.complete_loop(i);
+            }
+        }
+        match step::condition(&w.condition, self.templates, &scope) {
+            Ok(true) => {}
+            Ok(false) => return self.complete_loop(i),
+            Err(e) => return self.fail_loop(i, format!("while: {e}")),
+        }
+        let body = step.body().unwrap_or(&[]);
+        if body.is_empty() {
+            return self.complete_loop(i);
+        }
+        let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        if let Some(ls) = self.loops.get_mut(&i) {
+            ls.iterations = k + 1;
+            ls.started.push(false);
+            ls.left.push(u32::try_from(body.len()).unwrap_or(u32::MAX));
+            ls.total_left += u32::try_from(body.len()).unwrap_or(0);
+        }
+        let frame = Arc::new(Frame {
+            bindings,
+            loop_var: None,
+            siblings,
+            base,
+            parent,
+        });
+        let path = self.nodes[i as usize].path.clone();
+        self.add_level(body, &path, Some(frame), Some((i, k)));
+    }
+
+    fn last_base(&self, l: u32) -> u32 {
+        self.nodes
+            .iter()
+            .rposition(|n| n.parent.is_some_and(|(p, _)| p == l))
+            .map_or(0, |last| self.nodes[last].base)
+    }
+
+    fn complete_loop(&mut self, i: u32) {
+        let ls = self.loops.get(&i);
+        let n = ls.map_or(0, |l| l.iterations);
+        let outcome = match ls.and_then(|l| l.failed.clone()) {
+            Some(e) => Outcome::Failed {
+                envelope: Envelope::fail(e, Value::Null),
+                error_type: "ConditionError",
+            },
+            None => Outcome::Completed(Envelope::ok(Value::String(format!(
+                "Completed {n} iterations"
+            )))),
+        };
+        self.settle_queue.push_back((i, outcome));
+    }
+
+    fn fail_loop(&mut self, i: u32, message: String) {
+        if let Some(ls) = self.loops.get_mut(&i) {
+            ls.failed = Some(message);
+        }
+        self.complete_loop(i);
+    }
+
+    fn finish_task(&mut self, done: Done) {
+        let i = done.node;
+        let outcome = if done.envelope.success {
+            Outcome::Completed(done.envelope.clone())
+        } else {
+            Outcome::Failed {
+                envelope: done.envelope.clone(),
+                error_type: done.error_type.unwrap_or("ToolError"),
+            }
+        };
+        self.record(i, &outcome, Some(&done));
+        self.settle_inner(i, outcome, false);
+    }
+
+    fn settle(&mut self, i: u32, outcome: Outcome) {
+        self.settle_queue.push_back((i, outcome));
+        self.drain_settles();
+    }
+
+    fn drain_settles(&mut self) {
+        while let Some((i, outcome)) = self.settle_queue.pop_front() {
+            if self.nodes[i as usize].state == State::Done {
+                continue;
+            }
+            self.record(i, &outcome, None);
+            self.settle_inner(i, outcome, true);
+        }
+    }
+
+    /// Fills in the node's record from its outcome.
+    fn record(&mut self, i: u32, outcome: &Outcome, done: Option<&Done>) {
+        let node = &self.nodes[i as usize];
+        let step = step_at(self.plan, &node.path);
+        let mut r = node
+            .record
+            .clone()
+            .unwrap_or_else(|| blank_record(&node.id, step, &[]));
+        let finished = SystemTime::now();
+        if let Some(d) = done {
+            r.action = d.action.clone();
+            r.retries = d.retries;
+            r.timed_out = d.timed_out;
+            r.started_at = Some(now_rfc3339(d.started_at));
+            r.duration = Some(d.duration.as_secs_f64());
+        }
+        r.completed_at = Some(now_rfc3339(finished));
+        match outcome {
+            Outcome::Completed(e) => {
+                r.status = StepStatus::Completed;
+                r.success = true;
+                r.value = Some(e.to_json());
+            }
+            Outcome::Failed {
+                envelope,
+                error_type,
+            } => {
+                r.status = StepStatus::Failed;
+                r.success = false;
+                r.error.clone_from(&envelope.error);
+                r.error_type = Some((*error_type).to_string());
+                r.value = Some(envelope.to_json());
+                if self.first_error.is_none() {
+                    self.first_error = Some((
+                        format!(
+                            "step `{}` failed: {}",
+                            node.id,
+                            envelope.error.as_deref().unwrap_or("")
+                        ),
+                        (*error_type).to_string(),
+                    ));
+                }
+            }
+            Outcome::Skipped { reason, message } => {
+                r.status = StepStatus::Skipped;
+                r.success = false;
+                r.reason = Some((*reason).to_string());
+                r.error.clone_from(message);
+                if *reason == "condition_error" {
+                    r.error_type = Some("ConditionError".into());
+                }
+            }
+        }
+        self.nodes[i as usize].record = Some(r);
+    }
+
+    /// Marks a node done and lets its dependents, its loop and routing react.
+    fn settle_inner(&mut self, i: u32, outcome: Outcome, _queued: bool) {
+        let step = step_at(self.plan, &self.nodes[i as usize].path);
+        self.nodes[i as usize].state = State::Done;
+        self.order.push(i);
+        let (blocking, route) = match &outcome {
+            Outcome::Completed(envelope) => {
+                self.shared
+                    .publish(i, orc_pipeline::templates::to_value(&envelope.to_json()));
+                (false, step.on_success)
+            }
+            Outcome::Skipped { reason, .. } => (
+                *reason == "dependency_failed",
+                (*reason == "condition_false")
+                    .then_some(step.on_false)
+                    .flatten(),
+            ),
+            Outcome::Failed { envelope, .. } => {
+                self.shared
+                    .publish(i, orc_pipeline::templates::to_value(&envelope.to_json()));
+                match step.on_failure {
+                    OnFailure::Continue => (false, None),
+                    OnFailure::Skip => (true, None),
+                    OnFailure::Goto(t) => (true, Some(t)),
+                    OnFailure::Fail => {
+                        if self.stop.is_none() {
+                            let id = self.nodes[i as usize].id.clone();
+                            self.stop = Some((
+                                format!("the run stopped after step `{id}` failed"),
+                                "StepFailed",
+                            ));
+                        }
+                        (true, None)
+                    }
+                }
+            }
+        };
+        if let Some(t) = route {
+            self.jump(i, t);
+        }
+        for d in self.nodes[i as usize].dependents.clone() {
+            let dep = &mut self.nodes[d as usize];
+            if blocking {
+                dep.blocked = true;
+            }
+            dep.deps_left = dep.deps_left.saturating_sub(1);
+            if dep.deps_left == 0 {
+                self.make_ready(d);
+            }
+        }
+        if let Some((l, k)) = self.nodes[i as usize].parent {
+            self.iteration_step_done(l, k);
+        }
+    }
+
+    /// Skips the steps between `from` and the level step `to`, and lets `to` run.
+    fn jump(&mut self, from: u32, to: u32) {
+        let node = &self.nodes[from as usize];
+        let base = node.base;
+        let level = level_of(self.plan, &node.path);
+        let from_j = from - base;
+        for j in orc_pipeline::jumped_over(level, from_j as usize, to as usize) {
+            let n = base + u32::try_from(j).unwrap_or(u32::MAX);
+            if matches!(self.nodes[n as usize].state, State::Waiting | State::Ready) {
+                self.settle_queue.push_back((
+                    n,
+                    Outcome::Skipped {
+                        reason: "routed",
+                        message: None,
+                    },
+                ));
+            }
+        }
+        self.nodes[(base + to) as usize].released = true;
+    }
+
+    fn iteration_step_done(&mut self, l: u32, k: u32) {
+        let Some(ls) = self.loops.get_mut(&l) else {
+            return;
+        };
+        let k = k as usize;
+        if let Some(left) = ls.left.get_mut(k) {
+            *left = left.saturating_sub(1);
+            ls.total_left = ls.total_left.saturating_sub(1);
+            if *left > 0 {
+                return;
+            }
+        }
+        if ls.started.get(k).copied().unwrap_or(false) {
+            ls.active = ls.active.saturating_sub(1);
+        }
+        // Readmit steps that were waiting for a free iteration slot.
+        let waiting: Vec<u32> = ls.waiting.drain(..).collect();
+        for w in waiting.into_iter().rev() {
+            self.ready.push_front(w);
+        }
+        let step = step_at(self.plan, &self.nodes[l as usize].path);
+        match &step.kind {
+            StepKind::While(_) => {
+                let next = u32::try_from(k + 1).unwrap_or(u32::MAX);
+                self.next_while_iteration(l, next);
+            }
+            _ => {
+                if self.loops.get(&l).is_some_and(|ls| ls.total_left == 0) {
+                    self.complete_loop(l);
+                }
+            }
+        }
+    }
+
+    fn outputs(&self) -> Map<String, Value> {
+        let scope: Arc<dyn Lookup> = Arc::new(StepScope {
+            shared: Arc::clone(&self.shared),
+            frame: None,
+        });
+        let mut out = Map::new();
+        for (name, p) in &self.plan.outputs {
+            let v = match p {
+                Param::Tmpl(id) => match self.templates.render(*id, &scope) {
+                    Ok(text) => coerce(&text),
+                    Err(e) => {
+                        tracing::warn!("output `{name}` could not be rendered: {e}");
+                        Value::Null
+                    }
+                },
+                other => step::render(other, self.templates, &scope).unwrap_or(Value::Null),
+            };
+            out.insert(name.clone(), v);
+        }
+        out
+    }
+}
+
+/// The items of a `for_each`: a list as it is; text that holds a JSON or Python list; else comma-separated text.
+fn items_of(v: &JValue) -> std::result::Result<Vec<JValue>, String> {
+    if let Some(s) = v.as_str() {
+        let t = s.trim();
+        if t.starts_with('[') {
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t) {
+                return Ok(items
+                    .iter()
+                    .map(orc_pipeline::templates::to_value)
+                    .collect());
+            }
+            if let Ok(Value::Array(items)) = orc_data::parse_python_literal(t) {
+                return Ok(items
+                    .iter()
+                    .map(orc_pipeline::templates::to_value)
+                    .collect());
+            }
+        }
+        if t.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Ok(t.split(',').map(|p| JValue::from(p.trim())).collect());
+    }
+    match v.try_iter() {
+        Ok(iter) if v.as_object().is_none() || v.len().is_some() => Ok(iter.collect()),
+        _ => Err(format!("cannot iterate over `{v}`")),
+    }
+}
+
+/// The earlier system's output coercion: digits to int, float-looking to float,
+/// `true`/`false` to bool, JSON or Python literals to their values.
+fn coerce(text: &str) -> Value {
+    let t = text.trim();
+    if !t.is_empty()
+        && t.chars().all(|c| c.is_ascii_digit())
+        && let Ok(i) = t.parse::<i64>()
+    {
+        return Value::from(i);
+    }
+    if t.contains(['.', 'e', 'E'])
+        && t.parse::<f64>().is_ok_and(f64::is_finite)
+        && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    {
+        return Value::Number(n);
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    if (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']')) {
+        if let Ok(v) = serde_json::from_str(t) {
+            return v;
+        }
+        if let Ok(v) = orc_data::parse_python_literal(t) {
+            return v;
+        }
+    }
+    Value::String(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coercion_matches_the_earlier_system() {
+        assert_eq!(coerce("11"), json!(11));
+        assert_eq!(coerce("1.5"), json!(1.5));
+        assert_eq!(coerce("True"), json!(true));
+        assert_eq!(coerce("{'a': [1, None]}"), json!({"a": [1, null]}));
+        assert_eq!(coerce("hello world"), json!("hello world"));
+        assert_eq!(coerce("1.0.0"), json!("1.0.0"));
+    }
+}

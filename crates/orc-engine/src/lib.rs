@@ -1,0 +1,23 @@
+//! orc's executor: runs a compiled [`orc_pipeline::Plan`] with a ready-queue scheduler,
+//! per-step timeouts that kill whole process groups, retries with back-off, routing and
+//! failure policies, loops, and the built-in tools; returns the result document.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let text = std::fs::read_to_string("pipeline.yaml")?;
+//! let compiled = orc_pipeline::compile(&text, &orc_engine::catalog()).map_err(|d| format!("{d:?}"))?;
+//! let result = orc_engine::execute(&compiled, orc_engine::Options::default()).await?;
+//! println!("{}", serde_json::to_string_pretty(&result)?);
+//! # Ok(()) }
+//! ```
+
+mod exec;
+mod result;
+mod scope;
+mod step;
+mod tools;
+
+pub use exec::{Error, Options, Result, execute};
+pub use result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
+pub use step::Backoff;
+pub use tools::{Envelope, call as call_tool, catalog};

@@ -1,0 +1,120 @@
+//! The result document: what `orc run` prints, compatible with the earlier system's and extended.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every step that ran succeeded.
+    Completed,
+    /// A step failed.
+    Failed,
+    /// Stopped by Ctrl-C or SIGTERM before the end.
+    Interrupted,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// Never started: the run stopped first.
+    Pending,
+    /// Ran and succeeded.
+    Completed,
+    /// Ran and failed, timed out, or was cancelled.
+    Failed,
+    /// Did not run: its condition was false, a route jumped over it, or a dependency failed.
+    Skipped,
+}
+
+/// Tokens a step or run used (model steps; zero for tools).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+}
+
+/// One step's record in the result document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's id (for loop iterations, `<loop>_<i>_<step>`).
+    pub id: String,
+    /// The action that ran (`write`, `execute`, `echo`, `for_each`, …).
+    pub action: String,
+    /// The tool, for tool steps.
+    pub tool: Option<String>,
+    /// How it ended.
+    pub status: StepStatus,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The tool envelope `{result, success, error}`.
+    pub value: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The kind of failure: `ToolError`, `Timeout`, `TemplateError`, `Cancelled`, `DependencyFailed`, `ConditionError`.
+    pub error_type: Option<String>,
+    /// Why it was skipped: `condition_false`, `condition_error`, `routed`, `dependency_failed`.
+    pub reason: Option<String>,
+    /// When its first attempt started (RFC 3339, UTC).
+    pub started_at: Option<String>,
+    /// When it finished.
+    pub completed_at: Option<String>,
+    /// Seconds from start to finish.
+    pub duration: Option<f64>,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Whether the last attempt hit its time limit.
+    pub timed_out: bool,
+    /// The ids it waited for.
+    pub dependencies: Vec<String>,
+    /// The model that answered (model steps).
+    pub model: Option<String>,
+    /// The model's provider (model steps).
+    pub provider: Option<String>,
+    /// Whether the answer came from a cache.
+    pub cached: bool,
+    /// Tokens used (model steps).
+    pub usage: Option<Usage>,
+    /// Cost in USD (model steps).
+    pub cost: Option<f64>,
+}
+
+/// The whole result of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// This run's id: `<pipeline>_<unix seconds>_<8 hex>`.
+    pub execution_id: String,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Whether no step that ran failed.
+    pub success: bool,
+    /// Every step, in plan order (loop iterations after their loop's position).
+    pub steps: IndexMap<String, StepRecord>,
+    /// The pipeline's `outputs`, rendered.
+    pub outputs: serde_json::Map<String, Value>,
+    /// Step ids in the order they finished.
+    pub execution_order: Vec<String>,
+    /// Top-level steps grouped by dependency depth.
+    pub execution_levels: Vec<Vec<String>>,
+    /// When the run started.
+    pub started_at: String,
+    /// When it ended.
+    pub completed_at: String,
+    /// Seconds.
+    pub duration: f64,
+    /// The first failure, if any.
+    pub error: Option<String>,
+    /// Its kind.
+    pub error_type: Option<String>,
+    /// Tokens used by all model steps.
+    pub usage: Usage,
+    /// USD spent on model calls.
+    pub cost: f64,
+}

@@ -1,0 +1,312 @@
+//! One step's work, run as its own task: render, call the tool with timeouts and retries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use minijinja::Value as JValue;
+use orc_pipeline::templates::{Lookup, TemplateSet};
+use orc_pipeline::{Condition, Param};
+use serde_json::{Map, Value};
+
+use crate::tools::{self, Envelope};
+
+/// Retry back-off: `base · 2^(n-1)`, capped, with jitter in [50 %, 100 %].
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Delay before the first retry, before jitter.
+    pub base: Duration,
+    /// Largest delay.
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry number `n` (from 1).
+    pub fn delay(&self, n: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << n.saturating_sub(1).min(20));
+        exp.min(self.cap).mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// What the scheduler hands a step task.
+pub(crate) struct Job {
+    pub(crate) node: u32,
+    pub(crate) tool: Option<String>,
+    pub(crate) action: Param,
+    pub(crate) params: Param,
+    pub(crate) scope: Arc<dyn Lookup>,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+}
+
+/// What a step task hands back.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub(crate) node: u32,
+    pub(crate) action: String,
+    pub(crate) envelope: Envelope,
+    pub(crate) error_type: Option<&'static str>,
+    pub(crate) retries: u32,
+    pub(crate) timed_out: bool,
+    pub(crate) started_at: SystemTime,
+    pub(crate) duration: Duration,
+}
+
+pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff) -> Done {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let done = |action: String, envelope: Envelope, error_type, retries, timed_out| Done {
+        node: job.node,
+        action,
+        envelope,
+        error_type,
+        retries,
+        timed_out,
+        started_at,
+        duration: clock.elapsed(),
+    };
+    let action = match render(&job.action, &templates, &job.scope) {
+        Ok(Value::String(a)) => a,
+        Ok(other) => {
+            let msg = format!(
+                "`action` must render to text, not {}",
+                tools::json_type(&other)
+            );
+            return done(
+                String::new(),
+                Envelope::fail(msg, Value::Null),
+                Some("TemplateError"),
+                0,
+                false,
+            );
+        }
+        Err(e) => {
+            return done(
+                String::new(),
+                Envelope::fail(e, Value::Null),
+                Some("TemplateError"),
+                0,
+                false,
+            );
+        }
+    };
+    let params = match render(&job.params, &templates, &job.scope) {
+        Ok(Value::Object(map)) => map,
+        Ok(Value::Null) => Map::new(),
+        Ok(other) => {
+            let msg = format!(
+                "`parameters` must be a mapping, not {}",
+                tools::json_type(&other)
+            );
+            return done(
+                action,
+                Envelope::fail(msg, Value::Null),
+                Some("TemplateError"),
+                0,
+                false,
+            );
+        }
+        Err(e) => {
+            return done(
+                action,
+                Envelope::fail(e, Value::Null),
+                Some("TemplateError"),
+                0,
+                false,
+            );
+        }
+    };
+    let action = if job.tool.is_none() && action == "evaluate_condition" {
+        return done(
+            action.clone(),
+            evaluate_condition(&params, &templates, &job.scope),
+            None,
+            0,
+            false,
+        );
+    } else {
+        action
+    };
+    let mut retries = 0;
+    loop {
+        let call = tools::call(job.tool.as_deref(), &action, params.clone());
+        let (envelope, timed_out) = match tokio::time::timeout(job.timeout, call).await {
+            Ok(e) => {
+                let timed_out = e
+                    .result
+                    .get("timed_out")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                (e, timed_out)
+            }
+            Err(_) => (
+                Envelope::fail(
+                    format!("timed out after {} s", job.timeout.as_secs_f64()),
+                    Value::Null,
+                ),
+                true,
+            ),
+        };
+        if envelope.success || retries >= job.max_retries {
+            let error_type = match (envelope.success, timed_out) {
+                (true, _) => None,
+                (false, true) => Some("Timeout"),
+                (false, false) => Some("ToolError"),
+            };
+            return done(action, envelope, error_type, retries, timed_out);
+        }
+        retries += 1;
+        tracing::info!(
+            node = job.node,
+            retries,
+            error = envelope.error.as_deref().unwrap_or(""),
+            "step failed; retrying"
+        );
+        tokio::time::sleep(backoff.delay(retries)).await;
+    }
+}
+
+/// Renders a parameter tree: templates become strings, literals stay as they are.
+pub(crate) fn render(
+    p: &Param,
+    templates: &TemplateSet,
+    scope: &Arc<dyn Lookup>,
+) -> Result<Value, String> {
+    Ok(match p {
+        Param::Lit(v) => v.clone(),
+        Param::Tmpl(id) => Value::String(
+            templates
+                .render(*id, scope)
+                .map_err(|e| format!("template `{}`: {e}", templates.source(*id)))?,
+        ),
+        Param::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render(i, templates, scope))
+                .collect::<Result<_, _>>()?,
+        ),
+        Param::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), render(v, templates, scope)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
+}
+
+/// Evaluates a condition. Errors are reported, never taken as true.
+pub(crate) fn condition(
+    c: &Condition,
+    templates: &TemplateSet,
+    scope: &Arc<dyn Lookup>,
+) -> Result<bool, String> {
+    match c {
+        Condition::Literal(b) => Ok(*b),
+        Condition::Template(id) => {
+            let src = templates.source(*id).trim();
+            let single =
+                src.starts_with("{{") && src.ends_with("}}") && src.matches("{{").count() == 1;
+            if single {
+                let v = templates.evaluate(*id, scope).map_err(|e| e.message)?;
+                if let Some(s) = v.as_str() {
+                    return read_text(s);
+                }
+                return Ok(v.is_true());
+            }
+            let text = templates.render(*id, scope).map_err(|e| e.message)?;
+            read_text(&text)
+        }
+        Condition::Expr(src) => {
+            let expr = orc_pipeline::expr::Expr::parse(src).map_err(|e| e.to_string())?;
+            let scope = ExprScope(Arc::clone(scope));
+            let v = expr.eval(&scope).map_err(|e| e.to_string())?;
+            Ok(orc_pipeline::expr::truthy(&v))
+        }
+    }
+}
+
+/// A rendered condition must say true or false; any other text is an error, never parsed as code.
+fn read_text(text: &str) -> Result<bool, String> {
+    orc_pipeline::literal_bool(text).ok_or_else(|| {
+        let shown: String = text.chars().take(80).collect();
+        format!("the condition rendered to `{shown}`, which is neither true nor false")
+    })
+}
+
+struct ExprScope(Arc<dyn Lookup>);
+
+impl orc_pipeline::expr::Scope for ExprScope {
+    fn get(&self, name: &str) -> Option<Value> {
+        self.0
+            .lookup(name)
+            .and_then(|v: JValue| serde_json::to_value(&v).ok())
+    }
+}
+
+/// The tool-less `evaluate_condition` action.
+fn evaluate_condition(
+    params: &Map<String, Value>,
+    templates: &TemplateSet,
+    scope: &Arc<dyn Lookup>,
+) -> Envelope {
+    let Some(cond) = params.get("condition") else {
+        return Envelope::fail("missing parameter `condition`", Value::Null);
+    };
+    let text = match cond {
+        Value::Bool(b) => {
+            return Envelope::ok(
+                serde_json::json!({ "result": b, "condition": cond, "evaluator_type": "literal" }),
+            );
+        }
+        Value::String(s) => s.trim().to_string(),
+        other => {
+            return Envelope::fail(
+                format!("`condition` must be text, not {}", tools::json_type(other)),
+                Value::Null,
+            );
+        }
+    };
+    let outcome = match orc_pipeline::literal_bool(&text) {
+        Some(b) => Ok(b),
+        None => condition(&Condition::Expr(text.clone()), templates, scope),
+    };
+    match outcome {
+        Ok(b) => Envelope::ok(
+            serde_json::json!({ "result": b, "condition": text, "evaluator_type": "expression" }),
+        ),
+        Err(e) => Envelope::fail(
+            format!("condition `{text}`: {e}"),
+            serde_json::json!({ "result": false, "condition": text }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+        };
+        for _ in 0..50 {
+            let d1 = b.delay(1);
+            assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1));
+            let d3 = b.delay(3);
+            assert!(d3 >= Duration::from_secs(2) && d3 <= Duration::from_secs(4));
+            assert!(b.delay(30) <= Duration::from_secs(10));
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The built-in tools. Each takes an action and rendered parameters and returns the
+//! envelope `{result, success, error}` that later steps see in their templates.
+
+mod filesystem;
+mod process;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What a tool call returns: the envelope templates read as `{{ step.result… }}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The tool's answer.
+    pub result: Value,
+    /// Whether the call did what was asked.
+    pub success: bool,
+    /// Why not, when it did not.
+    pub error: Option<String>,
+}
+
+impl Envelope {
+    /// A successful call.
+    pub fn ok(result: Value) -> Self {
+        Envelope {
+            result,
+            success: true,
+            error: None,
+        }
+    }
+
+    /// A failed call, with a message and whatever result the tool has.
+    pub fn fail(message: impl Into<String>, result: Value) -> Self {
+        Envelope {
+            result,
+            success: false,
+            error: Some(message.into()),
+        }
+    }
+
+    /// The envelope as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({ "result": self.result, "success": self.success, "error": self.error })
+    }
+}
+
+/// The tools and actions orc implements, for the compiler's checks.
+pub fn catalog() -> orc_pipeline::Catalog {
+    orc_pipeline::Catalog::new()
+        .with_tool("filesystem", filesystem::ACTIONS)
+        .with_tool("terminal", &["execute"])
+        .with_tool("python-executor", &["execute", "run"])
+        .with_tool("echo", &["echo"])
+        .with_tool("data-processing", orc_data::DATA_PROCESSING_ACTIONS)
+        .with_tool("validation", orc_data::VALIDATION_ACTIONS)
+}
+
+/// Calls a tool. `tool` is `None` for tool-less actions (`echo`, `evaluate_condition`).
+pub async fn call(tool: Option<&str>, action: &str, params: Map<String, Value>) -> Envelope {
+    match (tool, action) {
+        (Some("filesystem"), _) => filesystem::call(action, params).await,
+        (Some("terminal"), "execute") => process::terminal(params).await,
+        (Some("python-executor"), "execute" | "run") => process::python(params).await,
+        (None | Some("echo"), "echo") => echo(&params),
+        (Some(tool @ ("data-processing" | "validation")), _) => data(tool, action, params).await,
+        (Some(t), a) => Envelope::fail(format!("tool `{t}` has no action `{a}`"), Value::Null),
+        (None, a) => Envelope::fail(format!("unknown action `{a}`"), Value::Null),
+    }
+}
+
+/// Runs a data tool on the blocking pool; a failure is reported as a failure, never as success.
+async fn data(tool: &str, action: &str, params: Map<String, Value>) -> Envelope {
+    let (tool, action) = (tool.to_string(), action.to_string());
+    let outcome = tokio::task::spawn_blocking(move || match tool.as_str() {
+        "validation" => orc_data::validation(&action, &params),
+        _ => orc_data::data_processing(&action, &params),
+    })
+    .await;
+    match outcome {
+        Ok(Ok(result)) => Envelope::ok(result),
+        Ok(Err(failure)) => Envelope::fail(failure.to_string(), Value::Null),
+        Err(e) => Envelope::fail(format!("data tool task failed: {e}"), Value::Null),
+    }
+}
+
+fn echo(params: &Map<String, Value>) -> Envelope {
+    match params.get("message").or_else(|| params.get("text")) {
+        Some(m) => Envelope::ok(m.clone()),
+        None => Envelope::fail("missing parameter `message`", Value::Null),
+    }
+}
+
+/// Reads a string parameter, or says which one is missing.
+pub(crate) fn str_param<'a>(params: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
+    match params.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(format!(
+            "parameter `{key}` must be a string, not {}",
+            json_type(other)
+        )),
+        None => Err(format!("missing parameter `{key}`")),
+    }
+}
+
+/// A parameter as text: strings as they are, anything else as Python's `str()` would show it.
+pub(crate) fn text_param(params: &Map<String, Value>, key: &str) -> Result<String, String> {
+    match params.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Ok(orc_pipeline::templates::filters::py_str(
+            &orc_pipeline::templates::to_value(other),
+        )),
+        None => Err(format!("missing parameter `{key}`")),
+    }
+}
+
+/// A number of seconds from a parameter, with a default.
+pub(crate) fn seconds_param(
+    params: &Map<String, Value>,
+    key: &str,
+    default: f64,
+) -> Result<f64, String> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .ok_or_else(|| format!("parameter `{key}` must be a positive number of seconds")),
+    }
+}
+
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}

@@ -1,0 +1,785 @@
+//! First pass: YAML nodes to step drafts, with every type and key checked.
+
+use std::collections::HashMap;
+
+use crate::diag::{Code, Diagnostic, did_you_mean};
+use crate::plan::{Condition, Param, TemplateId};
+use crate::templates::is_template;
+use crate::yaml::{Kind, Node, Pos};
+
+use super::Catalog;
+use super::read::{Reader, valid_id};
+
+/// Something a step reads from its scope: a template or a condition expression.
+#[derive(Debug, Clone)]
+pub(super) enum Use {
+    Template(TemplateId),
+    Names(Vec<String>),
+}
+
+/// A place a step reads names from, for name resolution and diagnostics.
+#[derive(Debug, Clone)]
+pub(super) struct UseSite {
+    pub(super) what: Use,
+    pub(super) pos: Pos,
+    pub(super) field: String,
+}
+
+/// A step as written, with references still as names.
+#[derive(Debug)]
+pub(super) struct Draft {
+    pub(super) id: String,
+    pub(super) pos: Pos,
+    pub(super) kind: DraftKind,
+    pub(super) deps: Vec<(String, Pos)>,
+    pub(super) uses: Vec<UseSite>,
+    pub(super) condition: Option<Condition>,
+    pub(super) on_false: Option<(String, Pos)>,
+    pub(super) on_success: Option<(String, Pos)>,
+    pub(super) on_failure: Option<(String, Pos)>,
+    pub(super) timeout: Option<f64>,
+    pub(super) max_retries: Option<u32>,
+}
+
+#[derive(Debug)]
+pub(super) enum DraftKind {
+    Action {
+        tool: Option<String>,
+        action: Param,
+        params: Param,
+    },
+    ForEach {
+        items: Param,
+        body: Vec<Draft>,
+        max_parallel: u32,
+        loop_var: Option<String>,
+    },
+    While {
+        condition: Condition,
+        until: Option<Condition>,
+        body: Vec<Draft>,
+        max_iterations: u32,
+    },
+}
+
+/// Words that are failure policies, and so can never be step ids.
+pub(super) const POLICIES: &[&str] = &["fail", "continue", "skip", "retry"];
+
+const STEP_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "metadata",
+    "tool",
+    "action",
+    "parameters",
+    "dependencies",
+    "depends_on",
+    "condition",
+    "if",
+    "on_false",
+    "on_success",
+    "on_failure",
+    "timeout",
+    "max_retries",
+    "for_each",
+    "steps",
+    "max_parallel",
+    "loop_var",
+    "add_completion_task",
+    "while",
+    "max_iterations",
+    "until",
+];
+
+/// Keys the earlier Python system accepted that orc does not implement, with what to do instead.
+fn unsupported_hint(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "continue_on_error" => "use `on_failure: continue`",
+        "foreach" => "write `for_each`",
+        "on_error" | "error_handlers" => "use `on_failure` with a policy or a step id",
+        "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
+        "requires_model" | "model" => "model steps need a model configuration (not available yet)",
+        "cache" => "the step-result cache is not available yet; remove the key",
+        "action_loop"
+        | "create_parallel_queue"
+        | "while_condition"
+        | "break_on_error"
+        | "iteration_timeout" => "write the loop as `for_each` or `while` with `steps`",
+        "produces" | "location" | "format" | "output_schema" | "schema" | "size_limit"
+        | "output_description" => "write files with an explicit `filesystem` step",
+        "loop_name" => "the loop's id is its name; remove the key",
+        "parallel" => "steps without dependencies already run in parallel; remove the key",
+        _ => return None,
+    })
+}
+
+/// Tool-less actions and the aliases users write for them.
+fn normalize_action(action: &str) -> &str {
+    match action {
+        "generate_text" | "generate-text" => "generate",
+        "analyze" => "analyze_text",
+        other => other,
+    }
+}
+
+const MODEL_ACTIONS: &[&str] = &["generate", "generate_structured", "analyze_text", "embed"];
+const TOOLLESS_ACTIONS: &[&str] = &["echo", "evaluate_condition"];
+
+/// Collects step drafts and template sources.
+pub(super) struct Drafter<'a> {
+    pub(super) catalog: &'a Catalog,
+    pub(super) templates: Vec<String>,
+    template_index: HashMap<String, TemplateId>,
+    /// Where each template was first written: for syntax diagnostics.
+    pub(super) template_sites: Vec<(Pos, Option<String>, String)>,
+}
+
+impl<'a> Drafter<'a> {
+    pub(super) fn new(catalog: &'a Catalog) -> Self {
+        Drafter {
+            catalog,
+            templates: Vec::new(),
+            template_index: HashMap::new(),
+            template_sites: Vec::new(),
+        }
+    }
+
+    pub(super) fn template(
+        &mut self,
+        src: &str,
+        pos: Pos,
+        step: Option<&str>,
+        field: &str,
+    ) -> TemplateId {
+        if let Some(id) = self.template_index.get(src) {
+            return *id;
+        }
+        let id = TemplateId(u32::try_from(self.templates.len()).unwrap_or(u32::MAX));
+        self.templates.push(src.to_string());
+        self.template_index.insert(src.to_string(), id);
+        self.template_sites
+            .push((pos, step.map(str::to_string), field.to_string()));
+        id
+    }
+
+    /// A parameter tree: strings with templates become [`Param::Tmpl`].
+    pub(super) fn param(
+        &mut self,
+        node: &Node,
+        step: Option<&str>,
+        field: &str,
+        uses: &mut Vec<UseSite>,
+    ) -> Param {
+        match &node.kind {
+            Kind::Str(s) if is_template(s) => {
+                let id = self.template(s, node.pos, step, field);
+                uses.push(UseSite {
+                    what: Use::Template(id),
+                    pos: node.pos,
+                    field: field.to_string(),
+                });
+                Param::Tmpl(id)
+            }
+            Kind::Seq(items) => {
+                let parts: Vec<Param> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| self.param(n, step, &format!("{field}[{i}]"), uses))
+                    .collect();
+                if parts.iter().all(|p| matches!(p, Param::Lit(_))) {
+                    Param::Lit(node.to_json())
+                } else {
+                    Param::List(parts)
+                }
+            }
+            Kind::Map(entries) => {
+                let parts: Vec<(String, Param)> = entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let p = self.param(v, step, &format!("{field}.{}", k.name), uses);
+                        (k.name.clone(), p)
+                    })
+                    .collect();
+                if parts.iter().all(|(_, p)| matches!(p, Param::Lit(_))) {
+                    Param::Lit(node.to_json())
+                } else {
+                    Param::Map(parts)
+                }
+            }
+            _ => Param::Lit(node.to_json()),
+        }
+    }
+
+    /// A condition: a boolean, a literal word, a `{{ }}` template, or an expression.
+    pub(super) fn condition(
+        &mut self,
+        r: &mut Reader<'_>,
+        node: &Node,
+        field: &str,
+        uses: &mut Vec<UseSite>,
+    ) -> Option<Condition> {
+        let text = match &node.kind {
+            Kind::Bool(b) => return Some(Condition::Literal(*b)),
+            Kind::Int(0) => return Some(Condition::Literal(false)),
+            Kind::Int(1) => return Some(Condition::Literal(true)),
+            Kind::Str(s) => s.trim().to_string(),
+            _ => {
+                r.wrong_type(node, field, "a condition (a string or true/false)");
+                return None;
+            }
+        };
+        if let Some(b) = literal_bool(&text) {
+            return Some(Condition::Literal(b));
+        }
+        if is_template(&text) {
+            let id = self.template(&text, node.pos, r.step.as_deref(), field);
+            uses.push(UseSite {
+                what: Use::Template(id),
+                pos: node.pos,
+                field: field.to_string(),
+            });
+            return Some(Condition::Template(id));
+        }
+        if text.is_empty() {
+            r.report(
+                Diagnostic::new(Code::E012, node.pos, format!("`{field}` is empty"))
+                    .field(field)
+                    .hint("write a condition such as `count > 3`, or remove the key"),
+            );
+            return None;
+        }
+        match crate::expr::Expr::parse(&text) {
+            Ok(expr) => {
+                uses.push(UseSite {
+                    what: Use::Names(expr.names().into_iter().map(str::to_string).collect()),
+                    pos: node.pos,
+                    field: field.to_string(),
+                });
+                Some(Condition::Expr(text))
+            }
+            Err(e) => {
+                let mut pos = node.pos;
+                if let (Some(off), Kind::Str(raw)) = (e.offset(), &node.kind)
+                    && raw.trim() == raw
+                    && !raw.contains('\n')
+                {
+                    // Point into the condition when it sits on one line as written.
+                    pos.col +=
+                        u32::try_from(raw[..off.min(raw.len())].chars().count()).unwrap_or(0);
+                }
+                r.report(
+                    Diagnostic::new(Code::E012, pos, format!("`{field}` does not parse: {e}"))
+                        .field(field)
+                        .hint("conditions use Python-like expressions: `a == 'x' and n > 3`, or a `{{ }}` template"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads a list of step mappings.
+    pub(super) fn steps(&mut self, r: &mut Reader<'_>, node: &Node, field: &str) -> Vec<Draft> {
+        let Kind::Seq(items) = &node.kind else {
+            r.wrong_type(node, field, "a list of steps");
+            return Vec::new();
+        };
+        if items.is_empty() {
+            r.report(
+                Diagnostic::new(Code::E002, node.pos, format!("`{field}` has no steps"))
+                    .field(field)
+                    .hint("a pipeline needs at least one step"),
+            );
+        }
+        items.iter().filter_map(|item| self.step(r, item)).collect()
+    }
+
+    fn step(&mut self, outer: &mut Reader<'_>, node: &Node) -> Option<Draft> {
+        let Kind::Map(entries) = &node.kind else {
+            outer.wrong_type(node, "steps[]", "a mapping with `id` and `action`");
+            return None;
+        };
+        let id = match node.get("id") {
+            Some(n) => outer.scalar_text(n, "id").unwrap_or_default(),
+            None => {
+                outer.report(
+                    Diagnostic::new(Code::E002, node.pos, "a step has no `id`")
+                        .field("id")
+                        .hint("give every step a unique `id`, such as `id: read_input`"),
+                );
+                String::new()
+            }
+        };
+        let mut r = Reader {
+            diags: &mut *outer.diags,
+            step: (!id.is_empty()).then(|| id.clone()),
+        };
+        if !id.is_empty() {
+            let id_pos = node.get("id").map_or(node.pos, |n| n.pos);
+            if !valid_id(&id) {
+                r.report(
+                    Diagnostic::new(
+                        Code::E005,
+                        id_pos,
+                        format!("step id `{id}` is not a valid id"),
+                    )
+                    .field("id")
+                    .hint("ids start with a letter and contain only letters, digits, `_` and `-`"),
+                );
+            } else if POLICIES.contains(&id.as_str()) {
+                r.report(
+                    Diagnostic::new(Code::E005, id_pos, format!("step id `{id}` is a failure-policy word"))
+                        .field("id")
+                        .hint("`fail`, `continue`, `skip` and `retry` are reserved for `on_failure`; rename the step"),
+                );
+            } else if id.contains('-') {
+                r.report(
+                    Diagnostic::new(Code::W101, id_pos, format!("step id `{id}` contains `-`"))
+                        .field("id")
+                        .hint("templates read `{{ a-b.result }}` as a subtraction; prefer `_`"),
+                );
+            }
+        }
+        let step_name = id.clone();
+        let step = Some(step_name.as_str());
+        let mut uses = Vec::new();
+
+        for (key, value) in entries {
+            let k = key.name.as_str();
+            if STEP_KEYS.contains(&k) {
+                if matches!(k, "name" | "description" | "metadata") {
+                    self.inert(&mut r, value, k);
+                }
+                continue;
+            }
+            let mut d = Diagnostic::new(
+                Code::E013,
+                key.pos,
+                format!("orc does not support the step key `{k}`"),
+            )
+            .field(k);
+            if let Some(h) = unsupported_hint(k) {
+                d = d.hint(h);
+            } else if let Some(s) = did_you_mean(k, STEP_KEYS.iter().copied()) {
+                d = d.hint(format!("did you mean `{s}`?"));
+            }
+            r.report(d);
+        }
+
+        let mut deps = Vec::new();
+        for k in ["dependencies", "depends_on"] {
+            if let Some(n) = node.get(k) {
+                deps.extend(r.id_list(n, k));
+            }
+        }
+        let condition = match (node.get("condition"), node.get("if")) {
+            (Some(c), Some(i)) => {
+                r.report(
+                    Diagnostic::new(Code::E003, i.pos, "a step has both `condition` and `if`")
+                        .field("if")
+                        .hint("`if` is another name for `condition`; keep one"),
+                );
+                self.condition(&mut r, c, "condition", &mut uses)
+            }
+            (Some(c), None) => self.condition(&mut r, c, "condition", &mut uses),
+            (None, Some(i)) => self.condition(&mut r, i, "if", &mut uses),
+            (None, None) => None,
+        };
+        let route = |r: &mut Reader<'_>, k: &str| {
+            node.get(k)
+                .and_then(|n| r.string(n, k).map(|s| (s.trim().to_string(), n.pos)))
+        };
+        let on_false = route(&mut r, "on_false");
+        let on_success = route(&mut r, "on_success");
+        let on_failure = route(&mut r, "on_failure");
+        for (field, target) in [("on_false", &on_false), ("on_success", &on_success)] {
+            if let Some((t, pos)) = target
+                && POLICIES.contains(&t.as_str())
+            {
+                r.report(
+                    Diagnostic::new(
+                        Code::E014,
+                        *pos,
+                        format!("`{field}` must name a step, not the policy `{t}`"),
+                    )
+                    .field(field)
+                    .hint("policies go in `on_failure`"),
+                );
+            }
+        }
+        let timeout = node.get("timeout").and_then(|n| r.seconds(n, "timeout"));
+        let max_retries = node
+            .get("max_retries")
+            .and_then(|n| r.count(n, "max_retries", 0, 100));
+
+        let kind = if let Some(items) = node.get("for_each") {
+            self.for_each(&mut r, node, items, step, &mut uses)
+        } else if let Some(cond) = node.get("while") {
+            self.while_loop(&mut r, node, cond, &mut uses)
+        } else {
+            self.action(&mut r, node, step, &mut uses)
+        }?;
+        if id.is_empty() {
+            return None;
+        }
+        Some(Draft {
+            id,
+            pos: node.pos,
+            kind,
+            deps,
+            uses,
+            condition,
+            on_false,
+            on_success,
+            on_failure,
+            timeout,
+            max_retries,
+        })
+    }
+
+    fn inert(&mut self, r: &mut Reader<'_>, node: &Node, field: &str) {
+        match &node.kind {
+            Kind::Str(s) if is_template(s) => r.report(
+                Diagnostic::new(
+                    Code::W101,
+                    node.pos,
+                    format!("`{field}` is never rendered, but holds a template"),
+                )
+                .field(field)
+                .hint("templates work in `parameters`, `action`, conditions and loop fields"),
+            ),
+            Kind::Map(entries) => entries
+                .iter()
+                .for_each(|(k, v)| self.inert(r, v, &format!("{field}.{}", k.name))),
+            Kind::Seq(items) => items.iter().for_each(|v| self.inert(r, v, field)),
+            _ => {}
+        }
+    }
+
+    fn loop_only_keys(r: &mut Reader<'_>, node: &Node, allowed: &[&str]) {
+        for k in [
+            "steps",
+            "max_parallel",
+            "loop_var",
+            "add_completion_task",
+            "max_iterations",
+            "until",
+        ] {
+            if !allowed.contains(&k)
+                && let Some(n) = node.get(k)
+            {
+                r.report(
+                    Diagnostic::new(Code::E013, n.pos, format!("`{k}` does not belong on this kind of step"))
+                        .field(k)
+                        .hint(match k {
+                            "steps" => "nested `steps` go with `for_each` or `while`",
+                            "until" | "max_iterations" => "`until` and `max_iterations` go with `while`",
+                            _ => "`max_parallel`, `loop_var` and `add_completion_task` go with `for_each`",
+                        }),
+                );
+            }
+        }
+    }
+
+    fn body(&mut self, r: &mut Reader<'_>, node: &Node) -> Option<Vec<Draft>> {
+        let Some(steps) = node.get("steps") else {
+            r.report(
+                Diagnostic::new(Code::E002, node.pos, "a loop step has no `steps`")
+                    .field("steps")
+                    .hint("list the steps of one iteration under `steps`"),
+            );
+            return None;
+        };
+        let step = r.step.clone();
+        let mut inner = Reader {
+            diags: &mut *r.diags,
+            step,
+        };
+        Some(self.steps(&mut inner, steps, "steps"))
+    }
+
+    fn for_each(
+        &mut self,
+        r: &mut Reader<'_>,
+        node: &Node,
+        items_node: &Node,
+        step: Option<&str>,
+        uses: &mut Vec<UseSite>,
+    ) -> Option<DraftKind> {
+        Self::loop_only_keys(
+            r,
+            node,
+            &["steps", "max_parallel", "loop_var", "add_completion_task"],
+        );
+        for k in ["tool", "action", "parameters", "while"] {
+            if let Some(n) = node.get(k) {
+                r.report(
+                    Diagnostic::new(
+                        Code::E013,
+                        n.pos,
+                        format!("a `for_each` step cannot also have `{k}`"),
+                    )
+                    .field(k)
+                    .hint("put the work in the loop's `steps`"),
+                );
+            }
+        }
+        let items = match &items_node.kind {
+            Kind::Str(_) | Kind::Seq(_) => self.param(items_node, step, "for_each", uses),
+            _ => {
+                r.wrong_type(
+                    items_node,
+                    "for_each",
+                    "a list or a template that gives one",
+                );
+                return None;
+            }
+        };
+        let max_parallel = node
+            .get("max_parallel")
+            .map_or(Some(1), |n| r.count(n, "max_parallel", 1, 100_000))?;
+        let loop_var = match node.get("loop_var") {
+            Some(n) => {
+                let v = r.string(n, "loop_var")?;
+                if !valid_id(&v) || v.contains('-') {
+                    r.report(
+                        Diagnostic::new(
+                            Code::E005,
+                            n.pos,
+                            format!("`loop_var` `{v}` is not a valid name"),
+                        )
+                        .field("loop_var"),
+                    );
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        if let Some(n) = node.get("add_completion_task") {
+            r.boolean(n, "add_completion_task");
+        }
+        let body = self.body(r, node)?;
+        Some(DraftKind::ForEach {
+            items,
+            body,
+            max_parallel,
+            loop_var,
+        })
+    }
+
+    fn while_loop(
+        &mut self,
+        r: &mut Reader<'_>,
+        node: &Node,
+        cond: &Node,
+        uses: &mut Vec<UseSite>,
+    ) -> Option<DraftKind> {
+        Self::loop_only_keys(r, node, &["steps", "max_iterations", "until"]);
+        for k in ["tool", "action", "parameters"] {
+            if let Some(n) = node.get(k) {
+                r.report(
+                    Diagnostic::new(
+                        Code::E013,
+                        n.pos,
+                        format!("a `while` step cannot also have `{k}`"),
+                    )
+                    .field(k)
+                    .hint("put the work in the loop's `steps`"),
+                );
+            }
+        }
+        let condition = self.condition(r, cond, "while", uses);
+        let until = node
+            .get("until")
+            .and_then(|n| self.condition(r, n, "until", uses));
+        let max_iterations = node
+            .get("max_iterations")
+            .map_or(Some(10), |n| r.count(n, "max_iterations", 1, 1_000_000))?;
+        let body = self.body(r, node)?;
+        Some(DraftKind::While {
+            condition: condition?,
+            until,
+            body,
+            max_iterations,
+        })
+    }
+
+    fn action(
+        &mut self,
+        r: &mut Reader<'_>,
+        node: &Node,
+        step: Option<&str>,
+        uses: &mut Vec<UseSite>,
+    ) -> Option<DraftKind> {
+        Self::loop_only_keys(r, node, &[]);
+        let tool_node = node.get("tool");
+        let tool = tool_node.and_then(|n| r.string(n, "tool"));
+        let Some(action_node) = node.get("action") else {
+            r.report(
+                Diagnostic::new(Code::E002, node.pos, "the step has no `action`")
+                    .field("action")
+                    .hint("write `tool: filesystem` with `action: read`, a tool-less action such as `action: echo`, or a loop with `for_each`/`while`"),
+            );
+            return None;
+        };
+        let action_text = r.string(action_node, "action")?;
+        let mut params = match node.get("parameters") {
+            Some(p) if matches!(p.kind, Kind::Map(_) | Kind::Null) => {
+                self.param(p, step, "parameters", uses)
+            }
+            Some(p) => {
+                r.wrong_type(p, "parameters", "a mapping");
+                return None;
+            }
+            None => Param::Lit(serde_json::Value::Object(Default::default())),
+        };
+        if matches!(params, Param::Lit(serde_json::Value::Null)) {
+            params = Param::Lit(serde_json::Value::Object(Default::default()));
+        }
+
+        if let Some(tool) = &tool {
+            let pos = tool_node.map_or(node.pos, |n| n.pos);
+            match self.catalog.actions(tool) {
+                None => {
+                    let mut d = Diagnostic::new(Code::E008, pos, format!("unknown tool `{tool}`"))
+                        .field("tool");
+                    d = match did_you_mean(tool, self.catalog.tool_names()) {
+                        Some(s) => d.hint(format!("did you mean `{s}`?")),
+                        None => d.hint(format!(
+                            "orc's tools are: {}",
+                            self.catalog.tool_names().collect::<Vec<_>>().join(", ")
+                        )),
+                    };
+                    r.report(d);
+                    return None;
+                }
+                Some(actions)
+                    if !is_template(&action_text) && !actions.iter().any(|a| a == &action_text) =>
+                {
+                    let mut d = Diagnostic::new(
+                        Code::E009,
+                        action_node.pos,
+                        format!("tool `{tool}` has no action `{action_text}`"),
+                    )
+                    .field("action");
+                    d = match did_you_mean(&action_text, actions.iter().map(String::as_str)) {
+                        Some(s) => d.hint(format!("did you mean `{s}`?")),
+                        None => d.hint(format!("`{tool}` actions are: {}", actions.join(", "))),
+                    };
+                    r.report(d);
+                    return None;
+                }
+                Some(_) => {}
+            }
+            let action = self.param(action_node, step, "action", uses);
+            return Some(DraftKind::Action {
+                tool: Some(tool.clone()),
+                action,
+                params,
+            });
+        }
+
+        // Tool-less actions.
+        let trimmed = action_text.trim();
+        if let Some(message) = prose_echo(trimmed) {
+            let msg_node = Node {
+                kind: Kind::Str(message),
+                pos: action_node.pos,
+            };
+            let msg = self.param(&msg_node, step, "action", uses);
+            params = merge_param(params, "message", msg);
+            return Some(DraftKind::Action {
+                tool: None,
+                action: Param::Lit("echo".into()),
+                params,
+            });
+        }
+        let normalized = normalize_action(trimmed);
+        if TOOLLESS_ACTIONS.contains(&normalized) {
+            return Some(DraftKind::Action {
+                tool: None,
+                action: Param::Lit(normalized.into()),
+                params,
+            });
+        }
+        if MODEL_ACTIONS.contains(&normalized) || trimmed.contains("<AUTO") {
+            r.report(
+                Diagnostic::new(
+                    Code::E016,
+                    action_node.pos,
+                    format!("action `{trimmed}` calls a model, and no model is configured"),
+                )
+                .field("action")
+                .hint("model steps need a `models:` entry in the config file"),
+            );
+            return None;
+        }
+        let mut d = Diagnostic::new(
+            Code::E009,
+            action_node.pos,
+            format!("unknown action `{trimmed}`"),
+        )
+        .field("action");
+        d = match did_you_mean(
+            trimmed,
+            TOOLLESS_ACTIONS.iter().chain(MODEL_ACTIONS).copied(),
+        ) {
+            Some(s) => d.hint(format!("did you mean `{s}`?")),
+            None if self.catalog.actions(trimmed).is_some() => d.hint(format!(
+                "`{trimmed}` is a tool: write `tool: {trimmed}` and an `action`"
+            )),
+            None => {
+                d.hint("name a `tool` and one of its actions, or use `echo` / `evaluate_condition`")
+            }
+        };
+        r.report(d);
+        None
+    }
+}
+
+/// `true/false/yes/no/1/0`, any case.
+pub(crate) fn literal_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `echo "text"`, `print text`, …: the message, without one pair of surrounding quotes.
+fn prose_echo(action: &str) -> Option<String> {
+    let (word, rest) = action.split_once(char::is_whitespace)?;
+    if !matches!(
+        word.to_ascii_lowercase().as_str(),
+        "echo" | "print" | "display" | "show" | "output"
+    ) {
+        return None;
+    }
+    let rest = rest.trim();
+    let unquoted = ['"', '\'']
+        .iter()
+        .find_map(|q| rest.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+        .unwrap_or(rest);
+    Some(unquoted.to_string())
+}
+
+fn merge_param(params: Param, key: &str, value: Param) -> Param {
+    match params {
+        Param::Lit(serde_json::Value::Object(map)) => {
+            if map.contains_key(key) {
+                return Param::Lit(serde_json::Value::Object(map));
+            }
+            let mut parts: Vec<(String, Param)> =
+                map.into_iter().map(|(k, v)| (k, Param::Lit(v))).collect();
+            parts.push((key.to_string(), value));
+            Param::Map(parts)
+        }
+        Param::Map(mut parts) => {
+            if !parts.iter().any(|(k, _)| k == key) {
+                parts.push((key.to_string(), value));
+            }
+            Param::Map(parts)
+        }
+        other => other,
+    }
+}

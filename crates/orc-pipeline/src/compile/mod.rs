@@ -1,0 +1,576 @@
+//! The compiler: pipeline text to [`Plan`], running every check and reporting every problem.
+
+mod draft;
+mod read;
+mod resolve;
+
+use std::sync::Arc;
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
+use crate::plan::{Input, Param, Plan};
+use crate::templates::TemplateSet;
+use crate::yaml::{self, Kind, Node, Pos};
+
+pub(crate) use draft::literal_bool;
+pub(crate) use read::valid_id;
+pub use resolve::GLOBALS as TEMPLATE_GLOBALS;
+
+use draft::Drafter;
+use read::Reader;
+use resolve::Resolver;
+
+/// The tools and actions the compiler accepts, supplied by the engine that implements them.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tools: Vec<(String, Vec<String>)>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Catalog::default()
+    }
+
+    /// Adds a tool and its actions.
+    pub fn with_tool(mut self, tool: &str, actions: &[&str]) -> Self {
+        self.tools.push((
+            tool.to_string(),
+            actions.iter().map(|a| a.to_string()).collect(),
+        ));
+        self
+    }
+
+    /// The actions of a tool, if the tool exists.
+    pub fn actions(&self, tool: &str) -> Option<&[String]> {
+        self.tools
+            .iter()
+            .find(|(t, _)| t == tool)
+            .map(|(_, a)| a.as_slice())
+    }
+
+    /// Every tool's name.
+    pub fn tool_names(&self) -> impl Iterator<Item = &str> {
+        self.tools.iter().map(|(t, _)| t.as_str())
+    }
+}
+
+/// A compiled pipeline: the plan, its templates ready to render, and the findings that did not stop it.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The plan.
+    pub plan: Arc<Plan>,
+    /// The plan's templates, compiled.
+    pub templates: Arc<TemplateSet>,
+    /// Warnings and notes.
+    pub findings: Diagnostics,
+}
+
+impl Compiled {
+    /// Rebuilds the runnable form of a plan loaded from the compile cache.
+    pub fn from_plan(plan: Plan, findings: Diagnostics) -> Option<Compiled> {
+        let templates = TemplateSet::compile(plan.templates.clone().into()).ok()?;
+        Some(Compiled {
+            plan: Arc::new(plan),
+            templates: Arc::new(templates),
+            findings,
+        })
+    }
+}
+
+/// The largest pipeline file orc reads.
+pub const MAX_SOURCE_BYTES: usize = 64 * 1024 * 1024;
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "steps",
+    "id",
+    "version",
+    "description",
+    "parameters",
+    "inputs",
+    "outputs",
+    "metadata",
+    "model",
+];
+
+/// Compiles raw bytes: refuses text that is not UTF-8 or is too large, then [`compile`]s it.
+pub fn compile_bytes(bytes: &[u8], catalog: &Catalog) -> Result<Compiled, Diagnostics> {
+    if bytes.len() > MAX_SOURCE_BYTES {
+        return Err(one(Diagnostic::new(
+            Code::E001,
+            Pos::default(),
+            format!(
+                "the file is {} bytes; orc reads pipelines of at most {MAX_SOURCE_BYTES} bytes",
+                bytes.len()
+            ),
+        )));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => compile(text, catalog),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let col = good.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            Err(one(Diagnostic::new(
+                Code::E001,
+                Pos {
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    col: u32::try_from(col).unwrap_or(u32::MAX),
+                },
+                "the file is not valid UTF-8 text",
+            )
+            .hint("save the pipeline as UTF-8")))
+        }
+    }
+}
+
+fn one(d: Diagnostic) -> Diagnostics {
+    Diagnostics(vec![d])
+}
+
+/// Compiles pipeline text. On success the findings hold only warnings and notes; on failure, every error found.
+pub fn compile(text: &str, catalog: &Catalog) -> Result<Compiled, Diagnostics> {
+    let doc = match yaml::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Err(one(Diagnostic::new(
+                Code::E001,
+                e.pos,
+                format!("invalid YAML: {}", e.message),
+            )
+            .hint("check the indentation and quoting near this line")));
+        }
+    };
+    let mut diags = Diagnostics::default();
+    let plan = build(&doc, catalog, &mut diags);
+    diags.sort();
+    match plan {
+        Some((plan, templates)) if !diags.has_errors() => Ok(Compiled {
+            plan: Arc::new(plan),
+            templates: Arc::new(templates),
+            findings: diags,
+        }),
+        _ => {
+            diags.0.retain(|d| d.severity != Severity::Info);
+            Err(diags)
+        }
+    }
+}
+
+fn build(doc: &Node, catalog: &Catalog, diags: &mut Diagnostics) -> Option<(Plan, TemplateSet)> {
+    let Kind::Map(entries) = &doc.kind else {
+        diags.push(
+            Diagnostic::new(
+                Code::E003,
+                doc.pos,
+                format!("a pipeline must be a mapping, not {}", doc.type_name()),
+            )
+            .hint("start with `name:` and `steps:`"),
+        );
+        return None;
+    };
+    let mut r = Reader { diags, step: None };
+    for (key, _) in entries {
+        if TOP_KEYS.contains(&key.name.as_str()) {
+            continue;
+        }
+        let hint = match key.name.as_str() {
+            "context" | "config" | "resources" | "error_handling" => {
+                "the earlier system ignored this key; orc reads settings from its config file"
+                    .to_string()
+            }
+            k => did_you_mean(k, TOP_KEYS.iter().copied()).map_or_else(
+                || format!("the top-level keys are: {}", TOP_KEYS.join(", ")),
+                |s| format!("did you mean `{s}`?"),
+            ),
+        };
+        r.report(
+            Diagnostic::new(
+                Code::E013,
+                key.pos,
+                format!("orc does not support the top-level key `{}`", key.name),
+            )
+            .field(&key.name)
+            .hint(hint),
+        );
+    }
+
+    let name = match doc.get("name") {
+        Some(n) => match r.scalar_text(n, "name") {
+            Some(s) if s.trim().is_empty() => {
+                r.report(Diagnostic::new(Code::E002, n.pos, "`name` is empty").field("name"));
+                None
+            }
+            other => other,
+        },
+        None => {
+            r.report(
+                Diagnostic::new(Code::E002, doc.pos, "the pipeline has no `name`")
+                    .field("name")
+                    .hint("add `name: My pipeline` at the top"),
+            );
+            None
+        }
+    };
+    let id = match doc.get("id") {
+        Some(n) => r.scalar_text(n, "id").inspect(|id| {
+            if !valid_id(id) {
+                r.report(
+                    Diagnostic::new(
+                        Code::E005,
+                        n.pos,
+                        format!("pipeline id `{id}` is not a valid id"),
+                    )
+                    .field("id")
+                    .hint("ids start with a letter and contain only letters, digits, `_` and `-`"),
+                );
+            }
+        }),
+        None => name.as_ref().map(|n| {
+            let id: String = n
+                .trim()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if id.is_empty() { "unnamed".into() } else { id }
+        }),
+    };
+    let version = match doc.get("version") {
+        Some(n) => match &n.kind {
+            Kind::Str(v) if is_semver(v) => v.clone(),
+            Kind::Str(v) => {
+                r.report(
+                    Diagnostic::new(
+                        Code::E014,
+                        n.pos,
+                        format!("`version` must look like `1.2.3`, not `{v}`"),
+                    )
+                    .field("version"),
+                );
+                String::new()
+            }
+            _ => {
+                r.report(
+                    Diagnostic::new(
+                        Code::E003,
+                        n.pos,
+                        format!(
+                            "`version` must be a string like \"1.0.0\", not {}",
+                            n.type_name()
+                        ),
+                    )
+                    .field("version")
+                    .hint("quote it: `version: \"1.0.0\"`"),
+                );
+                String::new()
+            }
+        },
+        None => "1.0.0".into(),
+    };
+    if let Some(n) = doc.get("description")
+        && !matches!(n.kind, Kind::Str(_) | Kind::Null)
+    {
+        r.wrong_type(n, "description", "a string");
+    }
+    let mut default_timeout = None;
+    if let Some(n) = doc.get("metadata") {
+        match &n.kind {
+            Kind::Map(_) => {
+                default_timeout = n
+                    .get("default_timeout")
+                    .and_then(|t| r.seconds(t, "metadata.default_timeout"));
+            }
+            Kind::Null => {}
+            _ => r.wrong_type(n, "metadata", "a mapping"),
+        }
+    }
+    let model = doc.get("model").and_then(|n| r.string(n, "model"));
+
+    let mut drafter = Drafter::new(catalog);
+    let mut inputs: Vec<Input> = Vec::new();
+    for key in ["inputs", "parameters"] {
+        if let Some(n) = doc.get(key) {
+            read_inputs(&mut r, n, key, &mut inputs);
+        }
+    }
+
+    let mut output_uses = Vec::new();
+    let mut outputs = Vec::new();
+    if let Some(n) = doc.get("outputs") {
+        match &n.kind {
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    let field = format!("outputs.{}", k.name);
+                    outputs.push((
+                        k.name.clone(),
+                        drafter.param(v, None, &field, &mut output_uses),
+                    ));
+                }
+            }
+            Kind::Null => {}
+            _ => r.wrong_type(n, "outputs", "a mapping of names to templates"),
+        }
+    }
+
+    let drafts = match doc.get("steps") {
+        Some(n) => drafter.steps(&mut r, n, "steps"),
+        None => {
+            r.report(
+                Diagnostic::new(Code::E002, doc.pos, "the pipeline has no `steps`")
+                    .field("steps")
+                    .hint("add a `steps:` list"),
+            );
+            Vec::new()
+        }
+    };
+    check_duplicates(&mut r, &drafts);
+
+    let templates = match TemplateSet::compile(drafter.templates.clone().into()) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in errors {
+                let (pos, step, field) = drafter.template_sites[e.index].clone();
+                let mut d = Diagnostic::new(Code::E010, pos, format!("template does not parse: {}", e.message))
+                    .field(field)
+                    .hint("templates use Jinja syntax: `{{ name }}`, `{{ x | upper }}`, `{% if … %}…{% endif %}`");
+                if let Some(s) = step {
+                    d = d.step(s);
+                }
+                r.report(d);
+            }
+            return None;
+        }
+    };
+    for (i, (pos, step, field)) in drafter.template_sites.iter().enumerate() {
+        if let Some(message) = templates.unknown_callable(crate::plan::TemplateId(
+            u32::try_from(i).unwrap_or(u32::MAX),
+        )) {
+            let mut d = Diagnostic::new(Code::E017, *pos, message)
+                .field(field.clone())
+                .hint("see the README for orc's filters; minijinja's built-in filters work too");
+            if let Some(s) = step {
+                d = d.step(s.clone());
+            }
+            r.report(d);
+        }
+    }
+
+    let input_names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let top_ids: Vec<String> = drafts.iter().map(|d| d.id.clone()).collect();
+    let output_check = resolve::LevelIds::new(&drafts);
+    let mut unresolved_outputs = Vec::new();
+    let mut resolver = Resolver {
+        diags: r.diags,
+        templates: &templates,
+    };
+    for site in &output_uses {
+        if let draft::Use::Template(id) = &site.what {
+            for n in templates.names(*id) {
+                let root = n.split('.').next().unwrap_or(&n).to_string();
+                if output_check.find(&root).is_none() {
+                    unresolved_outputs.push((root, site.pos, site.field.clone()));
+                }
+            }
+        }
+    }
+    let (steps, unresolved) = resolver.level(drafts, &[]);
+    let mut known: Vec<&str> = input_names.iter().map(String::as_str).collect();
+    known.extend_from_slice(TEMPLATE_GLOBALS);
+    let suggest_pool: Vec<&str> = known
+        .iter()
+        .copied()
+        .chain(top_ids.iter().map(String::as_str))
+        .collect();
+    resolver.report_unresolved(unresolved, &known);
+    for (name, pos, field) in unresolved_outputs {
+        if known.contains(&name.as_str()) {
+            continue;
+        }
+        let mut d = Diagnostic::new(
+            Code::E011,
+            pos,
+            format!("`{name}` is not defined: no input or step has that name"),
+        )
+        .field(field);
+        if let Some(s) = did_you_mean(&name, suggest_pool.iter().copied()) {
+            d = d.hint(format!("did you mean `{s}`?"));
+        }
+        resolver.diags.push(d);
+    }
+
+    let plan = Plan {
+        id: id?,
+        name: name?,
+        version,
+        inputs,
+        outputs,
+        model,
+        default_timeout,
+        steps,
+        templates: drafter.templates,
+    };
+    Some((plan, templates))
+}
+
+fn is_semver(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Input>) {
+    let entries = match &node.kind {
+        Kind::Map(entries) => entries,
+        Kind::Null => return,
+        _ => {
+            r.wrong_type(node, key, "a mapping of input names to defaults");
+            return;
+        }
+    };
+    const SPEC_KEYS: &[&str] = &["type", "default", "description", "required"];
+    for (k, v) in entries {
+        if inputs.iter().any(|i| i.name == k.name) {
+            // `inputs` is read first; `parameters` defaults fill only what is still missing.
+            continue;
+        }
+        if !valid_id(&k.name) || k.name.contains('-') {
+            r.report(
+                Diagnostic::new(
+                    Code::E005,
+                    k.pos,
+                    format!("input name `{}` is not a valid name", k.name),
+                )
+                .field(format!("{key}.{}", k.name))
+                .hint("input names start with a letter and contain only letters, digits and `_`"),
+            );
+            continue;
+        }
+        let is_spec = matches!(&v.kind, Kind::Map(e) if !e.is_empty() && e.iter().any(|(ek, _)| SPEC_KEYS.contains(&ek.name.as_str())));
+        let mut input = Input {
+            name: k.name.clone(),
+            default: None,
+            required: false,
+            kind: None,
+        };
+        if is_spec {
+            let Kind::Map(spec) = &v.kind else { continue };
+            for (sk, sv) in spec {
+                let field = format!("{key}.{}.{}", k.name, sk.name);
+                match sk.name.as_str() {
+                    "default" => input.default = Some(sv.to_json()),
+                    "description" => {}
+                    "required" => input.required = r.boolean(sv, &field).unwrap_or(false),
+                    "type" => {
+                        if let Some(t) = r.string(sv, &field) {
+                            if INPUT_TYPES.contains(&t.as_str()) {
+                                input.kind = Some(t);
+                            } else {
+                                r.report(
+                                    Diagnostic::new(
+                                        Code::E014,
+                                        sv.pos,
+                                        format!("unknown input type `{t}`"),
+                                    )
+                                    .field(field)
+                                    .hint(format!("use one of: {}", INPUT_TYPES.join(", "))),
+                                );
+                            }
+                        }
+                    }
+                    other => r.report(
+                        Diagnostic::new(
+                            Code::E013,
+                            sk.pos,
+                            format!("orc does not support `{other}` on an input"),
+                        )
+                        .field(field)
+                        .hint("an input takes `type`, `default`, `description` and `required`"),
+                    ),
+                }
+            }
+            if let (Some(t), Some(d)) = (&input.kind, &input.default)
+                && !d.is_null()
+                && !type_matches(t, d)
+            {
+                r.report(
+                    Diagnostic::new(
+                        Code::E003,
+                        v.pos,
+                        format!("the default of `{}` is not of type `{t}`", k.name),
+                    )
+                    .field(format!("{key}.{}.default", k.name)),
+                );
+            }
+        } else {
+            input.default = Some(v.to_json());
+        }
+        inputs.push(input);
+    }
+}
+
+/// The input types orc checks.
+pub const INPUT_TYPES: &[&str] = &[
+    "string", "integer", "number", "boolean", "array", "list", "object", "dict", "any",
+];
+
+/// Whether a value fits a declared input type.
+pub fn type_matches(kind: &str, v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match kind {
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "array" | "list" => v.is_array(),
+        "object" | "dict" => v.is_object(),
+        _ => !matches!(v, Value::Null) || kind == "any",
+    }
+}
+
+fn check_duplicates(r: &mut Reader<'_>, drafts: &[draft::Draft]) {
+    let mut seen: std::collections::HashMap<&str, Pos> = std::collections::HashMap::new();
+    for d in drafts {
+        if let Some(first) = seen.insert(d.id.as_str(), d.pos) {
+            r.report(
+                Diagnostic::new(
+                    Code::E004,
+                    d.pos,
+                    format!("step id `{}` is used twice", d.id),
+                )
+                .step(&d.id)
+                .field("id")
+                .hint(format!(
+                    "the first is at line {}; step ids must be unique",
+                    first.line
+                )),
+            );
+        }
+        let body = match &d.kind {
+            draft::DraftKind::ForEach { body, .. } | draft::DraftKind::While { body, .. } => {
+                Some(body)
+            }
+            draft::DraftKind::Action { .. } => None,
+        };
+        if let Some(body) = body {
+            check_duplicates(r, body);
+        }
+    }
+}
+
+/// Whether a parameter tree holds any template.
+pub fn has_template(p: &Param) -> bool {
+    match p {
+        Param::Lit(_) => false,
+        Param::Tmpl(_) => true,
+        Param::List(items) => items.iter().any(has_template),
+        Param::Map(entries) => entries.iter().any(|(_, v)| has_template(v)),
+    }
+}

@@ -1,0 +1,450 @@
+//! Second pass: names to indices. Infers dependencies from templates and conditions,
+//! checks every name against what can provide it, and finds cycles and backward jumps.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
+use crate::graph;
+use crate::plan::{ForEach, OnFailure, Step, StepKind, While};
+use crate::templates::TemplateSet;
+use crate::yaml::Pos;
+
+use super::draft::{Draft, DraftKind, Use, UseSite};
+
+/// Names bound inside a `for_each` body.
+pub(super) const FOR_EACH_BINDINGS: &[&str] = &[
+    "item",
+    "index",
+    "is_first",
+    "is_last",
+    "position",
+    "length",
+    "remaining",
+    "has_next",
+    "has_prev",
+    "loop_id",
+];
+/// Names bound inside a `while` body and in its `while`/`until` conditions.
+pub(super) const WHILE_BINDINGS: &[&str] = &[
+    "iteration",
+    "index",
+    "is_first",
+    "position",
+    "loop_id",
+    "loop_name",
+];
+/// Names every template can use.
+pub const GLOBALS: &[&str] = &[
+    "inputs",
+    "parameters",
+    "execution",
+    "execution_id",
+    "pipeline_id",
+    "timestamp",
+];
+
+/// A name a level could not resolve, handed to the level around it.
+#[derive(Debug, Clone)]
+pub(super) struct Unresolved {
+    name: String,
+    /// Whether it came from `dependencies` (must be a step) or from a template.
+    explicit: bool,
+    pos: Pos,
+    step: String,
+    field: String,
+}
+
+pub(super) struct Resolver<'a> {
+    pub(super) diags: &'a mut Diagnostics,
+    pub(super) templates: &'a TemplateSet,
+}
+
+/// The root of a dotted name.
+fn root(name: &str) -> &str {
+    name.split(['.', '[']).next().unwrap_or(name)
+}
+
+/// The ids one level provides, including the ids loop iterations will have.
+pub(super) struct LevelIds<'d> {
+    ids: HashMap<&'d str, usize>,
+    loops: Vec<(&'d str, usize)>,
+}
+
+impl<'d> LevelIds<'d> {
+    pub(super) fn new(drafts: &'d [Draft]) -> Self {
+        let ids = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        let loops = drafts
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !matches!(d.kind, DraftKind::Action { .. }))
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        LevelIds { ids, loops }
+    }
+
+    /// The step a name refers to: an id, or `<loop>_<n>_<step>` for a loop here.
+    pub(super) fn find(&self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.ids.get(name) {
+            return Some(i);
+        }
+        self.loops.iter().find_map(|&(id, i)| {
+            let rest = name.strip_prefix(id)?.strip_prefix('_')?;
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            let tail = rest[digits..].strip_prefix('_')?;
+            (digits > 0 && !tail.is_empty()).then_some(i)
+        })
+    }
+
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
+        self.ids.keys().copied()
+    }
+}
+
+impl Resolver<'_> {
+    fn use_names(&self, site: &UseSite) -> Vec<String> {
+        match &site.what {
+            Use::Template(id) => {
+                let names: BTreeSet<String> = self
+                    .templates
+                    .names(*id)
+                    .iter()
+                    .map(|n| root(n).to_string())
+                    .collect();
+                names.into_iter().collect()
+            }
+            Use::Names(names) => names.clone(),
+        }
+    }
+
+    /// Resolves one level of steps; names it cannot resolve go to the caller.
+    pub(super) fn level(
+        &mut self,
+        drafts: Vec<Draft>,
+        bindings: &[&str],
+    ) -> (Vec<Step>, Vec<Unresolved>) {
+        let mut unresolved = Vec::new();
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); drafts.len()];
+        let mut inferred: Vec<BTreeSet<String>> = vec![BTreeSet::new(); drafts.len()];
+
+        // Loop bodies first: what they cannot resolve becomes a use of the loop step.
+        let mut bodies: Vec<Option<Vec<Step>>> = Vec::with_capacity(drafts.len());
+        // A `while` loop's own conditions may read the steps of its latest iteration by short id.
+        let while_body_ids: Vec<Vec<String>> = drafts
+            .iter()
+            .map(|d| match &d.kind {
+                DraftKind::While { body, .. } => body.iter().map(|b| b.id.clone()).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut drafts = drafts;
+        let mut outer_uses: Vec<Vec<Unresolved>> = vec![Vec::new(); drafts.len()];
+        for (i, d) in drafts.iter_mut().enumerate() {
+            let body = match &mut d.kind {
+                DraftKind::ForEach { body, loop_var, .. } => {
+                    let mut b: Vec<&str> = FOR_EACH_BINDINGS.to_vec();
+                    if let Some(v) = loop_var.as_deref() {
+                        b.push(v);
+                    }
+                    b.extend_from_slice(bindings);
+                    let (steps, up) = self.level(std::mem::take(body), &b);
+                    outer_uses[i] = up;
+                    Some(steps)
+                }
+                DraftKind::While { body, .. } => {
+                    let mut b: Vec<&str> = WHILE_BINDINGS.to_vec();
+                    b.extend_from_slice(bindings);
+                    let (steps, up) = self.level(std::mem::take(body), &b);
+                    outer_uses[i] = up;
+                    Some(steps)
+                }
+                DraftKind::Action { .. } => None,
+            };
+            bodies.push(body);
+        }
+
+        let drafts = drafts;
+        let ids = LevelIds::new(&drafts);
+        for (i, d) in drafts.iter().enumerate() {
+            let is_while = matches!(d.kind, DraftKind::While { .. });
+            for site in &d.uses {
+                for name in self.use_names(site) {
+                    let local_binding = is_while
+                        && matches!(site.field.as_str(), "while" | "until")
+                        && (WHILE_BINDINGS.contains(&name.as_str()) || while_body_ids[i].contains(&name));
+                    if local_binding || bindings.contains(&name.as_str()) {
+                        continue;
+                    }
+                    match ids.find(&name) {
+                        Some(j) if j == i => self.diags.push(
+                            Diagnostic::new(
+                                Code::E007,
+                                site.pos,
+                                format!("step `{}` refers to its own result", d.id),
+                            )
+                            .step(&d.id)
+                            .field(&site.field),
+                        ),
+                        Some(j) => {
+                            deps[i].push(j);
+                            inferred[i].insert(drafts[j].id.clone());
+                        }
+                        None => unresolved.push(Unresolved {
+                            name,
+                            explicit: false,
+                            pos: site.pos,
+                            step: d.id.clone(),
+                            field: site.field.clone(),
+                        }),
+                    }
+                }
+            }
+            for up in std::mem::take(&mut outer_uses[i]) {
+                match ids.find(&up.name) {
+                    Some(j) if j == i => self.diags.push(
+                        Diagnostic::new(
+                            Code::E007,
+                            up.pos,
+                            format!("a step inside loop `{}` refers to the loop itself", d.id),
+                        )
+                        .step(&up.step)
+                        .field(&up.field)
+                        .hint("use the iteration's own steps by their short ids"),
+                    ),
+                    Some(j) => {
+                        deps[i].push(j);
+                        if !up.explicit {
+                            inferred[i].insert(drafts[j].id.clone());
+                        }
+                    }
+                    None if !up.explicit && bindings.contains(&up.name.as_str()) => {}
+                    None => unresolved.push(up),
+                }
+            }
+            for (name, pos) in &d.deps {
+                match ids.ids.get(name.as_str()) {
+                    Some(&j) if j == i => self.diags.push(
+                        Diagnostic::new(
+                            Code::E007,
+                            *pos,
+                            format!("step `{name}` depends on itself"),
+                        )
+                        .step(&d.id)
+                        .field("dependencies"),
+                    ),
+                    Some(&j) => {
+                        deps[i].push(j);
+                        inferred[i].remove(name);
+                    }
+                    None => unresolved.push(Unresolved {
+                        name: name.clone(),
+                        explicit: true,
+                        pos: *pos,
+                        step: d.id.clone(),
+                        field: "dependencies".into(),
+                    }),
+                }
+            }
+            deps[i].sort_unstable();
+            deps[i].dedup();
+        }
+
+        for (i, d) in drafts.iter().enumerate() {
+            if !inferred[i].is_empty() {
+                let names: Vec<String> = inferred[i].iter().map(|n| format!("`{n}`")).collect();
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::I201,
+                        d.pos,
+                        format!(
+                            "step `{}` depends on {} through its templates",
+                            d.id,
+                            names.join(", ")
+                        ),
+                    )
+                    .step(&d.id),
+                );
+            }
+        }
+
+        let cycle_free = match graph::find_cycle(drafts.len(), &deps) {
+            Some(cycle) => {
+                let mut path: Vec<&str> = cycle.iter().map(|&c| drafts[c].id.as_str()).collect();
+                path.push(path[0]);
+                let first = &drafts[cycle[0]];
+                self.diags.push(
+                    Diagnostic::new(Code::E007, first.pos, format!("dependency cycle: {}", path.join(" -> ")))
+                        .step(&first.id)
+                        .hint("a step cannot wait, directly or through others, for a step that waits for it"),
+                );
+                false
+            }
+            None => true,
+        };
+
+        let mut steps: Vec<Step> = Vec::with_capacity(drafts.len());
+        let u32_of = |j: usize| u32::try_from(j).unwrap_or(u32::MAX);
+        for ((d, dep), body) in drafts.iter().zip(&deps).zip(bodies) {
+            let kind = match (&d.kind, body) {
+                (
+                    DraftKind::Action {
+                        tool,
+                        action,
+                        params,
+                    },
+                    _,
+                ) => StepKind::Action(crate::plan::Action {
+                    tool: tool.clone(),
+                    action: action.clone(),
+                    params: params.clone(),
+                }),
+                (
+                    DraftKind::ForEach {
+                        items,
+                        max_parallel,
+                        loop_var,
+                        ..
+                    },
+                    Some(body),
+                ) => StepKind::ForEach(ForEach {
+                    items: items.clone(),
+                    body,
+                    max_parallel: *max_parallel,
+                    loop_var: loop_var.clone(),
+                }),
+                (
+                    DraftKind::While {
+                        condition,
+                        until,
+                        max_iterations,
+                        ..
+                    },
+                    Some(body),
+                ) => StepKind::While(While {
+                    condition: condition.clone(),
+                    until: until.clone(),
+                    body,
+                    max_iterations: *max_iterations,
+                }),
+                _ => continue,
+            };
+            steps.push(Step {
+                id: d.id.clone(),
+                kind,
+                deps: dep.iter().map(|&j| u32_of(j)).collect(),
+                condition: d.condition.clone(),
+                on_false: None,
+                on_success: None,
+                on_failure: OnFailure::Fail,
+                timeout: d.timeout,
+                max_retries: d.max_retries.unwrap_or(0),
+                cache: None,
+                pos: d.pos,
+            });
+        }
+
+        // Routing targets: known steps of this level, strictly forward.
+        for (i, d) in drafts.iter().enumerate() {
+            let target = |field: &str,
+                          t: &(String, Pos),
+                          steps: &[Step],
+                          diags: &mut Diagnostics|
+             -> Option<u32> {
+                let Some(&j) = ids.ids.get(t.0.as_str()) else {
+                    let mut diag = Diagnostic::new(
+                        Code::E006,
+                        t.1,
+                        format!("`{field}` names unknown step `{}`", t.0),
+                    )
+                    .step(&d.id)
+                    .field(field);
+                    if let Some(s) = did_you_mean(&t.0, ids.names()) {
+                        diag = diag.hint(format!("did you mean `{s}`?"));
+                    }
+                    diags.push(diag);
+                    return None;
+                };
+                if cycle_free && (j == i || graph::ancestors(steps, i)[j]) {
+                    diags.push(
+                        Diagnostic::new(Code::E015, t.1, format!("`{field}` jumps back from `{}` to `{}`", d.id, t.0))
+                            .step(&d.id)
+                            .field(field)
+                            .hint("routing only jumps forward, to a step that does not run before this one"),
+                    );
+                    return None;
+                }
+                Some(u32_of(j))
+            };
+            if steps.len() != drafts.len() {
+                break;
+            }
+            let on_false = d
+                .on_false
+                .as_ref()
+                .and_then(|t| target("on_false", t, &steps, self.diags));
+            let on_success = d
+                .on_success
+                .as_ref()
+                .and_then(|t| target("on_success", t, &steps, self.diags));
+            let mut max_retries = steps[i].max_retries;
+            let on_failure = match d.on_failure.as_ref() {
+                None => OnFailure::Fail,
+                Some((p, _)) if p == "fail" => OnFailure::Fail,
+                Some((p, _)) if p == "continue" => OnFailure::Continue,
+                Some((p, _)) if p == "skip" => OnFailure::Skip,
+                Some((p, _)) if p == "retry" => {
+                    if d.max_retries.is_none() {
+                        max_retries = 3;
+                    }
+                    OnFailure::Fail
+                }
+                Some(t) => target("on_failure", t, &steps, self.diags)
+                    .map_or(OnFailure::Fail, OnFailure::Goto),
+            };
+            let s = &mut steps[i];
+            s.on_false = on_false;
+            s.on_success = on_success;
+            s.on_failure = on_failure;
+            s.max_retries = max_retries;
+        }
+        (steps, unresolved)
+    }
+
+    /// Reports what the top level could not resolve.
+    pub(super) fn report_unresolved(&mut self, unresolved: Vec<Unresolved>, known: &[&str]) {
+        for u in unresolved {
+            if !u.explicit && known.contains(&u.name.as_str()) {
+                continue;
+            }
+            let (code, message) = if u.explicit {
+                (
+                    Code::E006,
+                    format!("step `{}` depends on unknown step `{}`", u.step, u.name),
+                )
+            } else {
+                (
+                    Code::E011,
+                    format!(
+                        "`{}` is not defined: no input, step or loop variable has that name",
+                        u.name
+                    ),
+                )
+            };
+            let mut d = Diagnostic::new(code, u.pos, message)
+                .step(&u.step)
+                .field(&u.field);
+            d = match did_you_mean(&u.name, known.iter().copied()) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None if !u.explicit => d.hint(format!(
+                    "declare it under `parameters:` to take it as an input (`orc run -i {}=…`)",
+                    u.name
+                )),
+                None => d,
+            };
+            self.diags.push(d);
+        }
+    }
+}

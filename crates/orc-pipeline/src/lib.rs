@@ -1,0 +1,34 @@
+//! orc's pipeline language: the YAML front end with positions, the compiler that turns a
+//! pipeline into an immutable [`Plan`] while collecting every [`Diagnostic`], the templates
+//! (minijinja with the filters users' pipelines rely on) and the condition language.
+//!
+//! ```
+//! let catalog = orc_pipeline::Catalog::new().with_tool("filesystem", &["read", "write"]);
+//! let text = "name: demo\nsteps:\n  - id: hi\n    action: echo\n    parameters: { message: hi }\n";
+//! let compiled = orc_pipeline::compile(text, &catalog).expect("valid");
+//! assert_eq!(compiled.plan.steps[0].id, "hi");
+//! ```
+
+mod compile;
+mod diag;
+pub mod expr;
+mod graph;
+mod plan;
+pub mod templates;
+mod yaml;
+
+pub use compile::{
+    Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, TEMPLATE_GLOBALS, compile, compile_bytes,
+    has_template, type_matches,
+};
+pub use diag::{Code, Diagnostic, Diagnostics, Severity};
+pub use graph::{ancestors, descendants, jumped_over, topo_order};
+pub use plan::{
+    Action, Condition, ForEach, Input, OnFailure, Param, Plan, Step, StepKind, TemplateId, While,
+};
+pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
+
+/// Reads a condition's rendered text as a boolean when it is a literal word (`true`, `no`, `1`, …).
+pub fn literal_bool(text: &str) -> Option<bool> {
+    compile::literal_bool(text.trim())
+}

@@ -1,0 +1,199 @@
+//! The checked, immutable form of a pipeline that the executor runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::yaml::Pos;
+
+/// Index of a template in [`Plan::templates`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TemplateId(pub u32);
+
+/// A compiled pipeline: every reference resolved to an index, every template checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Pipeline id (`id`, else `name`).
+    pub id: String,
+    /// Pipeline name.
+    pub name: String,
+    /// `x.y.z` version.
+    pub version: String,
+    /// Declared inputs, in document order.
+    pub inputs: Vec<Input>,
+    /// Output names and the template or literal that computes each.
+    pub outputs: Vec<(String, Param)>,
+    /// The pipeline's default model, if it names one.
+    pub model: Option<String>,
+    /// `metadata.default_timeout`, seconds.
+    pub default_timeout: Option<f64>,
+    /// Top-level steps in document order.
+    pub steps: Vec<Step>,
+    /// Template sources, referenced by [`TemplateId`].
+    pub templates: Vec<String>,
+}
+
+/// A declared pipeline input (`parameters:` or `inputs:`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Input {
+    /// The name templates use.
+    pub name: String,
+    /// The value used when the caller gives none.
+    pub default: Option<serde_json::Value>,
+    /// Whether the caller must give a value (when there is no default).
+    pub required: bool,
+    /// The declared type (`string`, `integer`, `number`, `boolean`, `array`/`list`, `object`/`dict`), checked against given values.
+    pub kind: Option<String>,
+}
+
+/// A step at some level of the plan: top level or inside a loop body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// The id as written (inside a loop body, the short id).
+    pub id: String,
+    /// What the step does.
+    pub kind: StepKind,
+    /// Indices of the steps in the same list that must finish first.
+    pub deps: Vec<u32>,
+    /// Guard evaluated just before the step runs.
+    pub condition: Option<Condition>,
+    /// Where to jump when the condition is false.
+    pub on_false: Option<u32>,
+    /// Where to jump when the step succeeds.
+    pub on_success: Option<u32>,
+    /// What to do when the step fails.
+    pub on_failure: OnFailure,
+    /// Per-attempt time limit, seconds.
+    pub timeout: Option<f64>,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Whether its result may be reused from the step-result cache (`cache: true`).
+    pub cache: Option<bool>,
+    /// Where the step starts in the file.
+    pub pos: Pos,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StepKind {
+    /// Call a tool (or a tool-less action such as `echo`).
+    Action(Action),
+    /// Run `body` once per item.
+    ForEach(ForEach),
+    /// Run `body` while a condition holds.
+    While(While),
+}
+
+/// A call to a tool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Action {
+    /// The tool (`filesystem`, `terminal`, …), or `None` for tool-less actions (`echo`, …).
+    pub tool: Option<String>,
+    /// The action, possibly a template.
+    pub action: Param,
+    /// Rendered parameters.
+    pub params: Param,
+}
+
+/// A `for_each` loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForEach {
+    /// The items: a literal list or a template.
+    pub items: Param,
+    /// The steps of one iteration.
+    pub body: Vec<Step>,
+    /// Iterations that may run at once (at least 1).
+    pub max_parallel: u32,
+    /// Extra name bound to the item.
+    pub loop_var: Option<String>,
+}
+
+/// A `while` loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct While {
+    /// Checked before every iteration.
+    pub condition: Condition,
+    /// Checked after every iteration; true ends the loop.
+    pub until: Option<Condition>,
+    /// The steps of one iteration.
+    pub body: Vec<Step>,
+    /// Upper bound on iterations.
+    pub max_iterations: u32,
+}
+
+/// A step guard or loop condition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Condition {
+    /// `true`, `false`, `yes`, `no`, `1`, `0`.
+    Literal(bool),
+    /// A `{{ }}` template whose rendered text is then read as a condition.
+    Template(TemplateId),
+    /// An expression in orc's condition language.
+    Expr(String),
+}
+
+/// What a failure does to the rest of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnFailure {
+    /// Stop the run (default).
+    Fail,
+    /// Carry on; dependents run.
+    Continue,
+    /// Skip every transitive dependent.
+    Skip,
+    /// Jump to the step with this index, skipping the steps in between.
+    Goto(u32),
+}
+
+/// A parameter value: literal JSON, a template, or a container of either.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Param {
+    /// A value with no template in it.
+    Lit(serde_json::Value),
+    /// A string that is a template.
+    Tmpl(TemplateId),
+    /// A list with templates inside.
+    List(Vec<Param>),
+    /// A mapping with templates inside.
+    Map(Vec<(String, Param)>),
+}
+
+impl Step {
+    /// The loop body, for loop steps.
+    pub fn body(&self) -> Option<&[Step]> {
+        match &self.kind {
+            StepKind::ForEach(f) => Some(&f.body),
+            StepKind::While(w) => Some(&w.body),
+            StepKind::Action(_) => None,
+        }
+    }
+}
+
+impl Plan {
+    /// Total number of steps, counting loop bodies once.
+    pub fn step_count(&self) -> usize {
+        fn count(steps: &[Step]) -> usize {
+            steps.iter().map(|s| 1 + s.body().map_or(0, count)).sum()
+        }
+        count(&self.steps)
+    }
+
+    /// Kahn levels of the top-level steps: every step of a level depends only on earlier levels.
+    pub fn levels(&self) -> Vec<Vec<usize>> {
+        let n = self.steps.len();
+        let mut level = vec![0usize; n];
+        // Steps are compiled in a topological order, so one pass suffices.
+        for i in crate::graph::topo_order(&self.steps) {
+            level[i] = self.steps[i]
+                .deps
+                .iter()
+                .map(|&d| level[d as usize] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        let depth = level.iter().copied().max().map_or(0, |m| m + 1);
+        let mut out = vec![Vec::new(); depth];
+        for (i, l) in level.into_iter().enumerate() {
+            out[l].push(i);
+        }
+        out
+    }
+}

@@ -1,0 +1,439 @@
+//! Templates: minijinja with orc's filters, compiled once per plan, plus a fast path for
+//! the common `{{ name.attr.attr }}` form that skips the template machine entirely.
+
+pub mod filters;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use minijinja::value::{Object, Value};
+use minijinja::{Environment, ErrorKind};
+
+use crate::plan::TemplateId;
+
+/// Converts any serializable value (JSON, most often) to a template value.
+pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+/// Where a template looks up the names it uses.
+pub trait Lookup: Send + Sync {
+    /// The value bound to a root name, if any.
+    fn lookup(&self, name: &str) -> Option<Value>;
+}
+
+/// A template that could not be rendered, with the name it could not resolve when that was the cause.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct RenderError {
+    /// What went wrong, naming the missing variable where there is one.
+    pub message: String,
+}
+
+/// Whether a string is a template (has `{{`, `{%` or `{#`).
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// One piece of a fast-path template.
+#[derive(Debug, Clone)]
+enum Seg {
+    Text(String),
+    /// A root name and attribute names: `{{ a.b.c }}`.
+    Path(Vec<String>),
+}
+
+#[derive(Debug)]
+enum Compiled {
+    Fast(Vec<Seg>),
+    Jinja(String),
+}
+
+/// Parses the `{{ a.b.c }}` subset: text plus bare dotted paths, nothing else.
+fn parse_fast(src: &str) -> Option<Vec<Seg>> {
+    if src.contains("{%") || src.contains("{#") || src.contains("%}") || src.contains("#}") {
+        return None;
+    }
+    let mut segs = Vec::new();
+    let mut rest = src;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            segs.push(Seg::Text(rest[..start].to_string()));
+        }
+        let after = &rest[start + 2..];
+        if after.starts_with('-') {
+            return None; // whitespace control
+        }
+        let end = after.find("}}")?;
+        let inner = &after[..end];
+        if inner.ends_with('-') {
+            return None;
+        }
+        let path: Vec<String> = inner.trim().split('.').map(str::to_string).collect();
+        let ident = |s: &String| {
+            let mut chars = s.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !matches!(
+                    s.as_str(),
+                    "true"
+                        | "false"
+                        | "none"
+                        | "True"
+                        | "False"
+                        | "None"
+                        | "and"
+                        | "or"
+                        | "not"
+                        | "in"
+                        | "is"
+                        | "if"
+                        | "else"
+                )
+        };
+        if path.is_empty() || !path.iter().all(ident) {
+            return None;
+        }
+        segs.push(Seg::Path(path));
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        segs.push(Seg::Text(rest.to_string()));
+    }
+    Some(segs)
+}
+
+/// Every template of a plan, compiled, ready to render many times from many threads.
+#[derive(Debug)]
+pub struct TemplateSet {
+    env: Environment<'static>,
+    compiled: Vec<Compiled>,
+    sources: Arc<[String]>,
+}
+
+/// A template that failed to compile: its index and the error.
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    /// Which template.
+    pub index: usize,
+    /// The parser's message.
+    pub message: String,
+    /// 1-based line within the template.
+    pub line: usize,
+}
+
+/// A fresh environment with orc's filters and settings.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    filters::configure(&mut env);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env
+}
+
+impl TemplateSet {
+    /// Compiles every source; fails with the errors of all that do not compile.
+    pub fn compile(sources: Arc<[String]>) -> Result<TemplateSet, Vec<CompileError>> {
+        let mut env = environment();
+        let mut compiled = Vec::with_capacity(sources.len());
+        let mut errors = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            if let Some(segs) = parse_fast(src) {
+                compiled.push(Compiled::Fast(segs));
+                continue;
+            }
+            let name = format!("t{i}");
+            match env.add_template_owned(name.clone(), src.clone()) {
+                Ok(()) => compiled.push(Compiled::Jinja(name)),
+                Err(e) => {
+                    errors.push(CompileError {
+                        index: i,
+                        message: e.detail().unwrap_or("syntax error").to_string(),
+                        line: e.line().unwrap_or(1),
+                    });
+                    compiled.push(Compiled::Fast(Vec::new()));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(TemplateSet {
+                env,
+                compiled,
+                sources,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The source text of a template.
+    pub fn source(&self, id: TemplateId) -> &str {
+        self.sources.get(id.0 as usize).map_or("", String::as_str)
+    }
+
+    /// The root names (and dotted paths) a template reads from its scope.
+    pub fn names(&self, id: TemplateId) -> BTreeSet<String> {
+        match self.compiled.get(id.0 as usize) {
+            Some(Compiled::Fast(segs)) => segs
+                .iter()
+                .filter_map(|s| match s {
+                    Seg::Path(p) => Some(p.join(".")),
+                    Seg::Text(_) => None,
+                })
+                .collect(),
+            Some(Compiled::Jinja(name)) => self
+                .env
+                .get_template(name)
+                .map(|t| t.undeclared_variables(true).into_iter().collect())
+                .unwrap_or_default(),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// For templates that need the template machine: the first unknown filter, test or function
+    /// a dry render meets, as a message. Branches the dry render does not take are not seen.
+    pub fn unknown_callable(&self, id: TemplateId) -> Option<String> {
+        let Some(Compiled::Jinja(_)) = self.compiled.get(id.0 as usize) else {
+            return None;
+        };
+        let mut probe = environment();
+        probe.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        probe.set_fuel(Some(10_000));
+        let src = self.source(id);
+        match probe.render_str(src, minijinja::context! {}) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnknownFilter | ErrorKind::UnknownTest | ErrorKind::UnknownFunction
+                ) =>
+            {
+                Some(describe(&e, src).message)
+            }
+            _ => None,
+        }
+    }
+
+    /// Renders a template against a scope.
+    pub fn render(&self, id: TemplateId, scope: &Arc<dyn Lookup>) -> Result<String, RenderError> {
+        match self.compiled.get(id.0 as usize) {
+            Some(Compiled::Fast(segs)) => {
+                let mut out = String::new();
+                for seg in segs {
+                    match seg {
+                        Seg::Text(t) => out.push_str(t),
+                        Seg::Path(path) => {
+                            let v = resolve_path(scope.as_ref(), path)?;
+                            out.push_str(&filters::py_str(&v));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Some(Compiled::Jinja(name)) => {
+                let tmpl = self.env.get_template(name).map_err(|e| RenderError {
+                    message: e.to_string(),
+                })?;
+                tmpl.render(scope_value(scope)).map_err(|e| {
+                    if e.kind() == ErrorKind::UndefinedError
+                        && let Some(missing) = self.first_missing(id, scope.as_ref())
+                    {
+                        return missing;
+                    }
+                    describe(&e, self.source(id))
+                })
+            }
+            None => Err(RenderError {
+                message: format!("no template {}", id.0),
+            }),
+        }
+    }
+
+    /// The first name the template reads that the scope cannot resolve, as an error naming it.
+    fn first_missing(&self, id: TemplateId, scope: &dyn Lookup) -> Option<RenderError> {
+        self.names(id).into_iter().find_map(|name| {
+            let path: Vec<String> = name.split('.').map(str::to_string).collect();
+            resolve_path(scope, &path).err()
+        })
+    }
+
+    /// Evaluates a template that is one `{{ expression }}` to its value (a list stays a list);
+    /// any other template renders to a string value.
+    pub fn evaluate(&self, id: TemplateId, scope: &Arc<dyn Lookup>) -> Result<Value, RenderError> {
+        let src = self.source(id).trim();
+        if let Some(inner) = single_expression(src) {
+            if let Some(Compiled::Fast(segs)) = self.compiled.get(id.0 as usize)
+                && let [Seg::Path(path)] = segs.as_slice()
+            {
+                return resolve_path(scope.as_ref(), path);
+            }
+            let expr = self
+                .env
+                .compile_expression_owned(inner.to_string())
+                .map_err(|e| describe(&e, src))?;
+            let v = expr
+                .eval(scope_value(scope))
+                .map_err(|e| describe(&e, src))?;
+            if v.is_undefined() {
+                return Err(RenderError {
+                    message: format!("undefined value `{}`", inner.trim()),
+                });
+            }
+            return Ok(v);
+        }
+        self.render(id, scope).map(Value::from)
+    }
+}
+
+/// `{{ expr }}` with nothing around it, returning `expr`.
+fn single_expression(src: &str) -> Option<&str> {
+    let inner = src.strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner)
+}
+
+fn resolve_path(scope: &dyn Lookup, path: &[String]) -> Result<Value, RenderError> {
+    let undefined = |upto: usize| RenderError {
+        message: format!("undefined value `{}`", path[..upto].join(".")),
+    };
+    let Some((root, attrs)) = path.split_first() else {
+        return Err(undefined(0));
+    };
+    let mut v = scope.lookup(root).ok_or_else(|| undefined(1))?;
+    for (i, attr) in attrs.iter().enumerate() {
+        v = v.get_attr(attr).map_err(|_| undefined(i + 2))?;
+        if v.is_undefined() {
+            return Err(undefined(i + 2));
+        }
+    }
+    Ok(v)
+}
+
+/// A readable message for a minijinja error, naming the undefined expression when that is the cause.
+fn describe(e: &minijinja::Error, source: &str) -> RenderError {
+    let snippet = e
+        .range()
+        .and_then(|r| source.get(r))
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let message = match (e.kind(), snippet) {
+        (ErrorKind::UndefinedError, Some(s)) => format!("undefined value `{s}`"),
+        (_, Some(s)) => format!("{} (in `{s}`)", e.detail().unwrap_or(&e.kind().to_string())),
+        (_, None) => e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), str::to_string),
+    };
+    RenderError { message }
+}
+
+#[derive(Debug)]
+struct ScopeObject(Arc<dyn Lookup>);
+
+impl std::fmt::Debug for dyn Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<scope>")
+    }
+}
+
+impl Object for ScopeObject {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        key.as_str().and_then(|k| self.0.lookup(k))
+    }
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        self.0.lookup(key)
+    }
+}
+
+fn scope_value(scope: &Arc<dyn Lookup>) -> Value {
+    Value::from_object(ScopeObject(Arc::clone(scope)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Map(HashMap<String, Value>);
+    impl Lookup for Map {
+        fn lookup(&self, name: &str) -> Option<Value> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn scope() -> Arc<dyn Lookup> {
+        let mut m = HashMap::new();
+        m.insert("name".to_string(), Value::from("world"));
+        m.insert(
+            "s".to_string(),
+            to_value(&serde_json::json!({"result": {"content": "hi", "size": 2}})),
+        );
+        m.insert("items".to_string(), to_value(&["a", "b"]));
+        Arc::new(Map(m))
+    }
+
+    fn set(srcs: &[&str]) -> TemplateSet {
+        TemplateSet::compile(srcs.iter().map(|s| s.to_string()).collect()).unwrap()
+    }
+
+    #[test]
+    fn fast_and_jinja_paths_render_the_same() {
+        let t = set(&[
+            "hello {{ name }} {{ s.result.content }}",
+            "hello {{ name|upper }}",
+        ]);
+        let sc = scope();
+        assert_eq!(t.render(TemplateId(0), &sc).unwrap(), "hello world hi");
+        assert_eq!(t.render(TemplateId(1), &sc).unwrap(), "hello WORLD");
+        assert!(matches!(t.compiled[0], Compiled::Fast(_)));
+    }
+
+    #[test]
+    fn undefined_names_are_errors_that_name_them() {
+        let t = set(&[
+            "{{ nope }}",
+            "{{ s.result.missing }}",
+            "x {{ nope | upper }}",
+        ]);
+        let sc = scope();
+        let e = t.render(TemplateId(0), &sc).unwrap_err();
+        assert_eq!(e.message, "undefined value `nope`");
+        let e = t.render(TemplateId(1), &sc).unwrap_err();
+        assert_eq!(e.message, "undefined value `s.result.missing`");
+        let e = t.render(TemplateId(2), &sc).unwrap_err();
+        assert!(e.message.contains("nope"), "{}", e.message);
+    }
+
+    #[test]
+    fn evaluate_keeps_lists() {
+        let t = set(&["{{ items }}", "{{ items | reverse | list }}"]);
+        let sc = scope();
+        let v = t.evaluate(TemplateId(0), &sc).unwrap();
+        assert_eq!(v.len(), Some(2));
+        let v = t.evaluate(TemplateId(1), &sc).unwrap();
+        assert_eq!(v.get_item(&Value::from(0)).unwrap().as_str(), Some("b"));
+    }
+
+    #[test]
+    fn names_are_found() {
+        let t = set(&[
+            "{{ a.b }} {{ c }}",
+            "{% for x in xs %}{{ x.y }}{{ z.w }}{% endfor %}",
+        ]);
+        assert_eq!(
+            t.names(TemplateId(0)).into_iter().collect::<Vec<_>>(),
+            vec!["a.b", "c"]
+        );
+        let n = t.names(TemplateId(1));
+        assert!(n.contains("xs") && n.contains("z.w") && !n.iter().any(|s| s.starts_with("x.")));
+    }
+
+    #[test]
+    fn syntax_errors_are_collected() {
+        let errs =
+            TemplateSet::compile(vec!["{{ ok }}".to_string(), "{% if %}".to_string()].into())
+                .unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].index, 1);
+    }
+}
