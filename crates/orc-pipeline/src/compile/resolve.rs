@@ -174,7 +174,8 @@ impl Resolver<'_> {
                 for name in self.use_names(site) {
                     let local_binding = is_while
                         && matches!(site.field.as_str(), "while" | "until")
-                        && (WHILE_BINDINGS.contains(&name.as_str()) || while_body_ids[i].contains(&name));
+                        && (WHILE_BINDINGS.contains(&name.as_str())
+                            || while_body_ids[i].contains(&name));
                     if local_binding || bindings.contains(&name.as_str()) {
                         continue;
                     }
