@@ -268,16 +268,23 @@ pub(crate) fn did_you_mean<'a>(
     best.map(|(_, c)| c)
 }
 
+/// Edits between two strings, counting a swap of two neighbouring characters as one edit
+/// (`raed` is one edit from `read`), as people mistype.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
+            let cost = usize::from(ca != cb);
             cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -293,6 +300,15 @@ mod tests {
             Some("read_alpha")
         );
         assert_eq!(did_you_mean("zzz", ["read_alpha", "beta"]), None);
+        assert_eq!(did_you_mean("raed", ["write", "read"]), Some("read"));
+        assert_eq!(
+            did_you_mean("ecoh", ["echo", "evaluate_condition"]),
+            Some("echo")
+        );
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use serde_saphyr::{MessageFormatter, Spanned};
 
 /// A 1-based line and column in the pipeline text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -133,8 +133,11 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 col: u32::try_from(l.column()).unwrap_or(u32::MAX),
             })
             .unwrap_or_default();
+        // The user-facing formatter words the problem without the parser's location
+        // (orc prints its own) or advice about the parser's options.
+        let message = serde_saphyr::UserMessageFormatter.format_message(&e);
         SyntaxError {
-            message: first_line(&e.to_string()),
+            message: first_line(&message),
             pos,
         }
     })?;
@@ -142,7 +145,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 }
 
 fn first_line(message: &str) -> String {
-    // serde-saphyr renders a source excerpt after the message; orc renders its own.
+    // A message could span lines; orc renders its own excerpt after the first.
     let line = message.lines().next().unwrap_or(message).trim();
     line.trim_end_matches(':').to_string()
 }
@@ -150,28 +153,32 @@ fn first_line(message: &str) -> String {
 /// Refuses documents nested deeper than [`MAX_DEPTH`] before the parser sees them,
 /// counting flow brackets and indentation steps.
 fn check_depth(text: &str) -> Result<(), SyntaxError> {
-    let mut depth: usize = 0;
+    let too_deep = |lineno: usize, col: usize| SyntaxError {
+        message: format!("the document is nested more than {MAX_DEPTH} levels deep"),
+        pos: Pos {
+            line: u32::try_from(lineno + 1).unwrap_or(u32::MAX),
+            col: u32::try_from(col + 1).unwrap_or(u32::MAX),
+        },
+    };
     for (lineno, line) in text.lines().enumerate() {
+        // Indentation is spaces and `-`, one byte a character.
         let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        if indent / 2 > MAX_DEPTH {
+            // Point at what is written so deep, not at the indentation.
+            return Err(too_deep(lineno, indent));
+        }
         let mut flow = 0usize;
-        for (col, ch) in line.char_indices() {
+        for (col, ch) in line.chars().enumerate() {
             match ch {
                 '[' | '{' => {
                     flow += 1;
-                    depth = depth.max(flow + indent / 2);
+                    if flow + indent / 2 > MAX_DEPTH {
+                        return Err(too_deep(lineno, col));
+                    }
                 }
                 ']' | '}' => flow = flow.saturating_sub(1),
                 '#' => break,
                 _ => {}
-            }
-            if flow + indent / 2 > MAX_DEPTH {
-                return Err(SyntaxError {
-                    message: format!("the document is nested more than {MAX_DEPTH} levels deep"),
-                    pos: Pos {
-                        line: u32::try_from(lineno + 1).unwrap_or(u32::MAX),
-                        col: u32::try_from(col + 1).unwrap_or(u32::MAX),
-                    },
-                });
             }
         }
     }

@@ -30,6 +30,8 @@ pub(super) struct UseSite {
 pub(super) struct Draft {
     pub(super) id: String,
     pub(super) pos: Pos,
+    /// Where the id is written.
+    pub(super) id_pos: Pos,
     pub(super) kind: DraftKind,
     pub(super) deps: Vec<(String, Pos)>,
     pub(super) uses: Vec<UseSite>,
@@ -129,6 +131,8 @@ const TOOLLESS_ACTIONS: &[&str] = &["echo", "evaluate_condition"];
 /// Collects step drafts and template sources.
 pub(super) struct Drafter<'a> {
     pub(super) catalog: &'a Catalog,
+    /// The pipeline text, to place findings inside a value.
+    source: &'a str,
     pub(super) templates: Vec<String>,
     template_index: HashMap<String, TemplateId>,
     /// Where each template was first written: for syntax diagnostics.
@@ -136,9 +140,10 @@ pub(super) struct Drafter<'a> {
 }
 
 impl<'a> Drafter<'a> {
-    pub(super) fn new(catalog: &'a Catalog) -> Self {
+    pub(super) fn new(catalog: &'a Catalog, source: &'a str) -> Self {
         Drafter {
             catalog,
+            source,
             templates: Vec::new(),
             template_index: HashMap::new(),
             template_sites: Vec::new(),
@@ -261,12 +266,12 @@ impl<'a> Drafter<'a> {
             Err(e) => {
                 let mut pos = node.pos;
                 if let (Some(off), Kind::Str(raw)) = (e.offset(), &node.kind)
-                    && raw.trim() == raw
-                    && !raw.contains('\n')
+                    && let Some(quote) = self.written_at(node.pos, raw)
                 {
-                    // Point into the condition when it sits on one line as written.
-                    pos.col +=
-                        u32::try_from(raw[..off.min(raw.len())].chars().count()).unwrap_or(0);
+                    // Point into the condition when it is written as is, on one line.
+                    let off = (raw.len() - raw.trim_start().len() + off).min(raw.len());
+                    let chars = raw.get(..off).map_or(0, |s| s.chars().count());
+                    pos.col += quote + u32::try_from(chars).unwrap_or(0);
                 }
                 r.report(
                     Diagnostic::new(Code::E012, pos, format!("`{field}` does not parse: {e}"))
@@ -275,6 +280,27 @@ impl<'a> Drafter<'a> {
                 );
                 None
             }
+        }
+    }
+
+    /// Whether `raw` is written verbatim at `pos`: `Some(0)` when plain, `Some(1)` when in
+    /// quotes; `None` when escapes, folding or line breaks make the text differ.
+    fn written_at(&self, pos: Pos, raw: &str) -> Option<u32> {
+        let line = self
+            .source
+            .lines()
+            .nth((pos.line as usize).checked_sub(1)?)?;
+        let at = line
+            .char_indices()
+            .nth((pos.col as usize).checked_sub(1)?)
+            .map(|(i, _)| i)?;
+        let rest = &line[at..];
+        if rest.starts_with(raw) {
+            Some(0)
+        } else if (rest.starts_with('"') || rest.starts_with('\'')) && rest[1..].starts_with(raw) {
+            Some(1)
+        } else {
+            None
         }
     }
 
@@ -314,8 +340,8 @@ impl<'a> Drafter<'a> {
             diags: &mut *outer.diags,
             step: (!id.is_empty()).then(|| id.clone()),
         };
+        let id_pos = node.get("id").map_or(node.pos, |n| n.pos);
         if !id.is_empty() {
-            let id_pos = node.get("id").map_or(node.pos, |n| n.pos);
             if !valid_id(&id) {
                 r.report(
                     Diagnostic::new(
@@ -389,17 +415,16 @@ impl<'a> Drafter<'a> {
             node.get(k)
                 .and_then(|n| r.string(n, k).map(|s| (s.trim().to_string(), n.pos)))
         };
-        let on_false = route(&mut r, "on_false");
-        let on_success = route(&mut r, "on_success");
+        let mut on_false = route(&mut r, "on_false");
+        let mut on_success = route(&mut r, "on_success");
         let on_failure = route(&mut r, "on_failure");
-        for (field, target) in [("on_false", &on_false), ("on_success", &on_success)] {
-            if let Some((t, pos)) = target
-                && POLICIES.contains(&t.as_str())
-            {
+        for (field, target) in [("on_false", &mut on_false), ("on_success", &mut on_success)] {
+            // Reported here, and dropped so that name resolution does not report it again.
+            if let Some((t, pos)) = target.take_if(|(t, _)| POLICIES.contains(&t.as_str())) {
                 r.report(
                     Diagnostic::new(
                         Code::E014,
-                        *pos,
+                        pos,
                         format!("`{field}` must name a step, not the policy `{t}`"),
                     )
                     .field(field)
@@ -418,13 +443,14 @@ impl<'a> Drafter<'a> {
             self.while_loop(&mut r, node, cond, &mut uses)
         } else {
             self.action(&mut r, node, step, &mut uses)
-        }?;
+        };
         if id.is_empty() {
             return None;
         }
         Some(Draft {
             id,
             pos: node.pos,
+            id_pos,
             kind,
             deps,
             uses,
@@ -437,7 +463,7 @@ impl<'a> Drafter<'a> {
         })
     }
 
-    fn inert(&mut self, r: &mut Reader<'_>, node: &Node, field: &str) {
+    pub(super) fn inert(&mut self, r: &mut Reader<'_>, node: &Node, field: &str) {
         match &node.kind {
             Kind::Str(s) if is_template(s) => r.report(
                 Diagnostic::new(
@@ -481,21 +507,21 @@ impl<'a> Drafter<'a> {
         }
     }
 
-    fn body(&mut self, r: &mut Reader<'_>, node: &Node) -> Option<Vec<Draft>> {
+    fn body(&mut self, r: &mut Reader<'_>, node: &Node) -> Vec<Draft> {
         let Some(steps) = node.get("steps") else {
             r.report(
                 Diagnostic::new(Code::E002, node.pos, "a loop step has no `steps`")
                     .field("steps")
                     .hint("list the steps of one iteration under `steps`"),
             );
-            return None;
+            return Vec::new();
         };
         let step = r.step.clone();
         let mut inner = Reader {
             diags: &mut *r.diags,
             step,
         };
-        Some(self.steps(&mut inner, steps, "steps"))
+        self.steps(&mut inner, steps, "steps")
     }
 
     fn for_each(
@@ -505,7 +531,7 @@ impl<'a> Drafter<'a> {
         items_node: &Node,
         step: Option<&str>,
         uses: &mut Vec<UseSite>,
-    ) -> Option<DraftKind> {
+    ) -> DraftKind {
         Self::loop_only_keys(
             r,
             node,
@@ -524,6 +550,7 @@ impl<'a> Drafter<'a> {
                 );
             }
         }
+        // Every field is checked; one in error is reported and replaced by its default.
         let items = match &items_node.kind {
             Kind::Str(_) | Kind::Seq(_) => self.param(items_node, step, "for_each", uses),
             _ => {
@@ -532,39 +559,36 @@ impl<'a> Drafter<'a> {
                     "for_each",
                     "a list or a template that gives one",
                 );
-                return None;
+                Param::Lit(serde_json::Value::Array(Vec::new()))
             }
         };
         let max_parallel = node
             .get("max_parallel")
-            .map_or(Some(1), |n| r.count(n, "max_parallel", 1, 100_000))?;
-        let loop_var = match node.get("loop_var") {
-            Some(n) => {
-                let v = r.string(n, "loop_var")?;
-                if !valid_id(&v) || v.contains('-') {
-                    r.report(
-                        Diagnostic::new(
-                            Code::E005,
-                            n.pos,
-                            format!("`loop_var` `{v}` is not a valid name"),
-                        )
-                        .field("loop_var"),
-                    );
-                }
-                Some(v)
+            .and_then(|n| r.count(n, "max_parallel", 1, 100_000))
+            .unwrap_or(1);
+        let loop_var = node.get("loop_var").and_then(|n| {
+            let v = r.string(n, "loop_var")?;
+            if !valid_id(&v) || v.contains('-') {
+                r.report(
+                    Diagnostic::new(
+                        Code::E005,
+                        n.pos,
+                        format!("`loop_var` `{v}` is not a valid name"),
+                    )
+                    .field("loop_var"),
+                );
             }
-            None => None,
-        };
+            Some(v)
+        });
         if let Some(n) = node.get("add_completion_task") {
             r.boolean(n, "add_completion_task");
         }
-        let body = self.body(r, node)?;
-        Some(DraftKind::ForEach {
+        DraftKind::ForEach {
             items,
-            body,
+            body: self.body(r, node),
             max_parallel,
             loop_var,
-        })
+        }
     }
 
     fn while_loop(
@@ -573,7 +597,7 @@ impl<'a> Drafter<'a> {
         node: &Node,
         cond: &Node,
         uses: &mut Vec<UseSite>,
-    ) -> Option<DraftKind> {
+    ) -> DraftKind {
         Self::loop_only_keys(r, node, &["steps", "max_iterations", "until"]);
         for k in ["tool", "action", "parameters"] {
             if let Some(n) = node.get(k) {
@@ -594,14 +618,14 @@ impl<'a> Drafter<'a> {
             .and_then(|n| self.condition(r, n, "until", uses));
         let max_iterations = node
             .get("max_iterations")
-            .map_or(Some(10), |n| r.count(n, "max_iterations", 1, 1_000_000))?;
-        let body = self.body(r, node)?;
-        Some(DraftKind::While {
-            condition: condition?,
+            .and_then(|n| r.count(n, "max_iterations", 1, 1_000_000))
+            .unwrap_or(10);
+        DraftKind::While {
+            condition: condition.unwrap_or(Condition::Literal(false)),
             until,
-            body,
+            body: self.body(r, node),
             max_iterations,
-        })
+        }
     }
 
     fn action(
@@ -610,31 +634,37 @@ impl<'a> Drafter<'a> {
         node: &Node,
         step: Option<&str>,
         uses: &mut Vec<UseSite>,
-    ) -> Option<DraftKind> {
+    ) -> DraftKind {
         Self::loop_only_keys(r, node, &[]);
         let tool_node = node.get("tool");
         let tool = tool_node.and_then(|n| r.string(n, "tool"));
-        let Some(action_node) = node.get("action") else {
-            r.report(
-                Diagnostic::new(Code::E002, node.pos, "the step has no `action`")
-                    .field("action")
-                    .hint("write `tool: filesystem` with `action: read`, a tool-less action such as `action: echo`, or a loop with `for_each`/`while`"),
-            );
-            return None;
-        };
-        let action_text = r.string(action_node, "action")?;
         let mut params = match node.get("parameters") {
             Some(p) if matches!(p.kind, Kind::Map(_) | Kind::Null) => {
                 self.param(p, step, "parameters", uses)
             }
             Some(p) => {
                 r.wrong_type(p, "parameters", "a mapping");
-                return None;
+                Param::Lit(serde_json::Value::Null)
             }
             None => Param::Lit(serde_json::Value::Object(Default::default())),
         };
         if matches!(params, Param::Lit(serde_json::Value::Null)) {
             params = Param::Lit(serde_json::Value::Object(Default::default()));
+        }
+        let Some(action_node) = node.get("action") else {
+            r.report(
+                Diagnostic::new(Code::E002, node.pos, "the step has no `action`")
+                    .field("action")
+                    .hint("write `tool: filesystem` with `action: read`, a tool-less action such as `action: echo`, or a loop with `for_each`/`while`"),
+            );
+            return stand_in();
+        };
+        let Some(action_text) = r.string(action_node, "action") else {
+            return stand_in();
+        };
+        if tool.is_none() && tool_node.is_some() {
+            // The tool is not a string (reported): its action cannot be checked.
+            return stand_in();
         }
 
         if let Some(tool) = &tool {
@@ -651,7 +681,7 @@ impl<'a> Drafter<'a> {
                         )),
                     };
                     r.report(d);
-                    return None;
+                    return stand_in();
                 }
                 Some(actions)
                     if !is_template(&action_text) && !actions.iter().any(|a| a == &action_text) =>
@@ -667,16 +697,16 @@ impl<'a> Drafter<'a> {
                         None => d.hint(format!("`{tool}` actions are: {}", actions.join(", "))),
                     };
                     r.report(d);
-                    return None;
+                    return stand_in();
                 }
                 Some(_) => {}
             }
             let action = self.param(action_node, step, "action", uses);
-            return Some(DraftKind::Action {
+            return DraftKind::Action {
                 tool: Some(tool.clone()),
                 action,
                 params,
-            });
+            };
         }
 
         // Tool-less actions.
@@ -688,19 +718,19 @@ impl<'a> Drafter<'a> {
             };
             let msg = self.param(&msg_node, step, "action", uses);
             params = merge_param(params, "message", msg);
-            return Some(DraftKind::Action {
+            return DraftKind::Action {
                 tool: None,
                 action: Param::Lit("echo".into()),
                 params,
-            });
+            };
         }
         let normalized = normalize_action(trimmed);
         if TOOLLESS_ACTIONS.contains(&normalized) {
-            return Some(DraftKind::Action {
+            return DraftKind::Action {
                 tool: None,
                 action: Param::Lit(normalized.into()),
                 params,
-            });
+            };
         }
         if MODEL_ACTIONS.contains(&normalized) || trimmed.contains("<AUTO") {
             r.report(
@@ -712,7 +742,7 @@ impl<'a> Drafter<'a> {
                 .field("action")
                 .hint("model steps need a `models:` entry in the config file"),
             );
-            return None;
+            return stand_in();
         }
         let mut d = Diagnostic::new(
             Code::E009,
@@ -733,7 +763,17 @@ impl<'a> Drafter<'a> {
             }
         };
         r.report(d);
-        None
+        stand_in()
+    }
+}
+
+/// What an action step whose tool or action is in error (already reported) stands as: it keeps
+/// its id, dependencies and templates in the checks that follow, and the plan is never built.
+fn stand_in() -> DraftKind {
+    DraftKind::Action {
+        tool: None,
+        action: Param::Lit("echo".into()),
+        params: Param::Lit(serde_json::Value::Object(Default::default())),
     }
 }
 

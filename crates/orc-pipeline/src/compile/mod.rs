@@ -108,9 +108,10 @@ pub fn compile_bytes(bytes: &[u8], catalog: &Catalog) -> Result<Compiled, Diagno
     match std::str::from_utf8(bytes) {
         Ok(text) => compile(text, catalog),
         Err(e) => {
-            let good = &bytes[..e.valid_up_to()];
-            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-            let col = good.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let line = good.matches('\n').count() + 1;
+            // Columns count characters, as everywhere else.
+            let col = good.chars().rev().take_while(|&c| c != '\n').count() + 1;
             Err(one(Diagnostic::new(
                 Code::E001,
                 Pos {
@@ -142,7 +143,7 @@ pub fn compile(text: &str, catalog: &Catalog) -> Result<Compiled, Diagnostics> {
         }
     };
     let mut diags = Diagnostics::default();
-    let plan = build(&doc, catalog, &mut diags);
+    let plan = build(&doc, text, catalog, &mut diags);
     diags.sort();
     match plan {
         Some((plan, templates)) if !diags.has_errors() => Ok(Compiled {
@@ -157,7 +158,12 @@ pub fn compile(text: &str, catalog: &Catalog) -> Result<Compiled, Diagnostics> {
     }
 }
 
-fn build(doc: &Node, catalog: &Catalog, diags: &mut Diagnostics) -> Option<(Plan, TemplateSet)> {
+fn build(
+    doc: &Node,
+    source: &str,
+    catalog: &Catalog,
+    diags: &mut Diagnostics,
+) -> Option<(Plan, TemplateSet)> {
     let Kind::Map(entries) = &doc.kind else {
         diags.push(
             Diagnostic::new(
@@ -292,7 +298,12 @@ fn build(doc: &Node, catalog: &Catalog, diags: &mut Diagnostics) -> Option<(Plan
     }
     let model = doc.get("model").and_then(|n| r.string(n, "model"));
 
-    let mut drafter = Drafter::new(catalog);
+    let mut drafter = Drafter::new(catalog, source);
+    for key in ["name", "description", "metadata"] {
+        if let Some(n) = doc.get(key) {
+            drafter.inert(&mut r, n, key);
+        }
+    }
     let mut inputs: Vec<Input> = Vec::new();
     for key in ["inputs", "parameters"] {
         if let Some(n) = doc.get(key) {
@@ -334,7 +345,12 @@ fn build(doc: &Node, catalog: &Catalog, diags: &mut Diagnostics) -> Option<(Plan
     let templates = match TemplateSet::compile(drafter.templates.clone().into()) {
         Ok(t) => t,
         Err(errors) => {
+            // Reported, then left out (as empty text) so the checks that follow still run.
+            let mut sources = drafter.templates.clone();
             for e in errors {
+                if let Some(src) = sources.get_mut(e.index) {
+                    src.clear();
+                }
                 let (pos, step, field) = drafter.template_sites[e.index].clone();
                 let mut d = Diagnostic::new(Code::E010, pos, format!("template does not parse: {}", e.message))
                     .field(field)
@@ -344,13 +360,14 @@ fn build(doc: &Node, catalog: &Catalog, diags: &mut Diagnostics) -> Option<(Plan
                 }
                 r.report(d);
             }
-            return None;
+            TemplateSet::compile(sources.into()).ok()?
         }
     };
+    let mut unknown_functions = Vec::new();
     for (i, (pos, step, field)) in drafter.template_sites.iter().enumerate() {
-        if let Some(message) = templates.unknown_callable(crate::plan::TemplateId(
-            u32::try_from(i).unwrap_or(u32::MAX),
-        )) {
+        let id = crate::plan::TemplateId(u32::try_from(i).unwrap_or(u32::MAX));
+        if let Some(message) = templates.unknown_callable(id) {
+            unknown_functions.extend(templates.unknown_function(id).map(|f| (id, f)));
             let mut d = Diagnostic::new(Code::E017, *pos, message)
                 .field(field.clone())
                 .hint("see the README for orc's filters; minijinja's built-in filters work too");
@@ -368,12 +385,16 @@ fn build(doc: &Node, catalog: &Catalog, diags: &mut Diagnostics) -> Option<(Plan
     let mut resolver = Resolver {
         diags: r.diags,
         templates: &templates,
+        unknown_functions,
     };
     for site in &output_uses {
         if let draft::Use::Template(id) = &site.what {
             for n in templates.names(*id) {
                 let root = n.split('.').next().unwrap_or(&n).to_string();
-                if output_check.find(&root).is_none() {
+                if output_check.find(&root).is_none()
+                    && !templates.is_global(&root)
+                    && !resolver.unknown_functions.contains(&(*id, root.clone()))
+                {
                     unresolved_outputs.push((root, site.pos, site.field.clone()));
                 }
             }
@@ -503,7 +524,7 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
                 r.report(
                     Diagnostic::new(
                         Code::E003,
-                        v.pos,
+                        v.get("default").map_or(v.pos, |d| d.pos),
                         format!("the default of `{}` is not of type `{t}`", k.name),
                     )
                     .field(format!("{key}.{}.default", k.name)),
@@ -538,11 +559,11 @@ pub fn type_matches(kind: &str, v: &serde_json::Value) -> bool {
 fn check_duplicates(r: &mut Reader<'_>, drafts: &[draft::Draft]) {
     let mut seen: std::collections::HashMap<&str, Pos> = std::collections::HashMap::new();
     for d in drafts {
-        if let Some(first) = seen.insert(d.id.as_str(), d.pos) {
+        if let Some(first) = seen.insert(d.id.as_str(), d.id_pos) {
             r.report(
                 Diagnostic::new(
                     Code::E004,
-                    d.pos,
+                    d.id_pos,
                     format!("step id `{}` is used twice", d.id),
                 )
                 .step(&d.id)

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::graph;
-use crate::plan::{ForEach, OnFailure, Step, StepKind, While};
+use crate::plan::{ForEach, OnFailure, Step, StepKind, TemplateId, While};
 use crate::templates::TemplateSet;
 use crate::yaml::Pos;
 
@@ -47,8 +47,10 @@ pub const GLOBALS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub(super) struct Unresolved {
     name: String,
-    /// Whether it came from `dependencies` (must be a step) or from a template.
+    /// Whether it came from `dependencies` (must be a step) or from a template or condition.
     explicit: bool,
+    /// Whether it came from a template, where the template engine's functions are names too.
+    template: bool,
     pos: Pos,
     step: String,
     field: String,
@@ -57,6 +59,8 @@ pub(super) struct Unresolved {
 pub(super) struct Resolver<'a> {
     pub(super) diags: &'a mut Diagnostics,
     pub(super) templates: &'a TemplateSet,
+    /// Functions templates call that do not exist, already reported (E017): not names to resolve.
+    pub(super) unknown_functions: Vec<(TemplateId, String)>,
 }
 
 /// The root of a dotted name.
@@ -113,6 +117,7 @@ impl Resolver<'_> {
                     .names(*id)
                     .iter()
                     .map(|n| root(n).to_string())
+                    .filter(|n| !self.unknown_functions.contains(&(*id, n.clone())))
                     .collect();
                 names.into_iter().collect()
             }
@@ -196,6 +201,7 @@ impl Resolver<'_> {
                         None => unresolved.push(Unresolved {
                             name,
                             explicit: false,
+                            template: matches!(site.what, Use::Template(_)),
                             pos: site.pos,
                             step: d.id.clone(),
                             field: site.field.clone(),
@@ -243,6 +249,7 @@ impl Resolver<'_> {
                     None => unresolved.push(Unresolved {
                         name: name.clone(),
                         explicit: true,
+                        template: false,
                         pos: *pos,
                         step: d.id.clone(),
                         field: "dependencies".into(),
@@ -417,7 +424,10 @@ impl Resolver<'_> {
     /// Reports what the top level could not resolve.
     pub(super) fn report_unresolved(&mut self, unresolved: Vec<Unresolved>, known: &[&str]) {
         for u in unresolved {
-            if !u.explicit && known.contains(&u.name.as_str()) {
+            if !u.explicit
+                && (known.contains(&u.name.as_str())
+                    || (u.template && self.templates.is_global(&u.name)))
+            {
                 continue;
             }
             let (code, message) = if u.explicit {

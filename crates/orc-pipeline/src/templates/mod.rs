@@ -195,24 +195,46 @@ impl TemplateSet {
     /// For templates that need the template machine: the first unknown filter, test or function
     /// a dry render meets, as a message. Branches the dry render does not take are not seen.
     pub fn unknown_callable(&self, id: TemplateId) -> Option<String> {
+        self.probe(id)
+            .map(|e| describe(&e, self.source(id)).message)
+    }
+
+    /// The name of the unknown function [`TemplateSet::unknown_callable`] reports, when it is
+    /// a function: a name called, not a variable read.
+    pub(crate) fn unknown_function(&self, id: TemplateId) -> Option<String> {
+        let e = self
+            .probe(id)
+            .filter(|e| e.kind() == ErrorKind::UnknownFunction)?;
+        let call = e.range().and_then(|r| self.source(id).get(r))?.trim_start();
+        let end = call
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(call.len());
+        (end > 0).then(|| call[..end].to_string())
+    }
+
+    fn probe(&self, id: TemplateId) -> Option<minijinja::Error> {
         let Some(Compiled::Jinja(_)) = self.compiled.get(id.0 as usize) else {
             return None;
         };
         let mut probe = environment();
         probe.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         probe.set_fuel(Some(10_000));
-        let src = self.source(id);
-        match probe.render_str(src, minijinja::context! {}) {
+        match probe.render_str(self.source(id), minijinja::context! {}) {
             Err(e)
                 if matches!(
                     e.kind(),
                     ErrorKind::UnknownFilter | ErrorKind::UnknownTest | ErrorKind::UnknownFunction
                 ) =>
             {
-                Some(describe(&e, src).message)
+                Some(e)
             }
             _ => None,
         }
+    }
+
+    /// Whether `name` is one of the template engine's global functions (`range`, `dict`, …).
+    pub(crate) fn is_global(&self, name: &str) -> bool {
+        self.env.globals().any(|(g, _)| g == name)
     }
 
     /// Renders a template against a scope.
@@ -426,6 +448,20 @@ mod tests {
         );
         let n = t.names(TemplateId(1));
         assert!(n.contains("xs") && n.contains("z.w") && !n.iter().any(|s| s.starts_with("x.")));
+    }
+
+    #[test]
+    fn unknown_functions_and_globals_are_told_apart() {
+        let t = set(&[
+            "{{ nope(name) | upper }}",
+            "{{ name | nope }}",
+            "{{ range(3) | list }}",
+        ]);
+        assert_eq!(t.unknown_function(TemplateId(0)).as_deref(), Some("nope"));
+        assert!(t.unknown_callable(TemplateId(1)).is_some());
+        assert_eq!(t.unknown_function(TemplateId(1)), None);
+        assert_eq!(t.unknown_callable(TemplateId(2)), None);
+        assert!(t.is_global("range") && t.is_global("namespace") && !t.is_global("name"));
     }
 
     #[test]
