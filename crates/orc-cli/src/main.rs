@@ -2,6 +2,7 @@
 
 mod config;
 mod plans;
+mod progress;
 mod run;
 mod validate;
 

@@ -116,6 +116,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         max_concurrent: par.max_concurrent_tasks,
         task_timeout: Duration::from_secs_f64(par.task_timeout),
         cancel: cancel.clone(),
+        observer: crate::progress::observer(global),
         ..orc_engine::Options::default()
     };
     let result = runtime.block_on(async {

@@ -34,6 +34,36 @@ pub struct Options {
     pub backoff: Backoff,
     /// Cancelled on Ctrl-C: no new step starts, running ones are stopped.
     pub cancel: CancellationToken,
+    /// Told when steps are added, start and finish (progress bars, metrics, tests).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// Something that happened in a run, as the scheduler saw it.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Steps were added to the graph (the plan at start, then loop iterations).
+    StepsAdded {
+        /// How many.
+        count: usize,
+    },
+    /// A step was handed to its tool.
+    StepStarted {
+        /// Its id.
+        id: &'a str,
+    },
+    /// A step settled: completed, failed or skipped.
+    StepFinished {
+        /// Its id.
+        id: &'a str,
+        /// How it ended.
+        status: StepStatus,
+    },
+}
+
+/// Receives scheduler events. Called on the scheduler's task: keep it quick and never block.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// One event.
+    fn event(&self, event: Event<'_>);
 }
 
 impl Default for Options {
@@ -45,6 +75,7 @@ impl Default for Options {
             task_timeout: Duration::from_secs(600),
             backoff: Backoff::default(),
             cancel: CancellationToken::new(),
+            observer: None,
         }
     }
 }
@@ -74,6 +105,9 @@ pub enum Error {
         message: String,
     },
 }
+
+/// The most iterations one `for_each` loop may have.
+const MAX_ITERATIONS: usize = 1_000_000;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -126,6 +160,8 @@ struct LoopState {
     total_left: u32,
     iterations: u32,
     waiting: VecDeque<u32>,
+    /// Node index of each `while` iteration's first step.
+    bases: Vec<u32>,
     siblings: Arc<HashMap<String, u32>>,
     failed: Option<String>,
 }
@@ -422,6 +458,7 @@ impl Run<'_> {
                 record: None,
             });
         }
+        self.emit(Event::StepsAdded { count: steps.len() });
         for j in 0..steps.len() {
             let idx = base as usize + j;
             for d in self.nodes[idx].deps.clone() {
@@ -437,6 +474,12 @@ impl Run<'_> {
             }
         }
         base
+    }
+
+    fn emit(&self, event: Event<'_>) {
+        if let Some(obs) = &self.opts.observer {
+            obs.event(event);
+        }
     }
 
     fn make_ready(&mut self, i: u32) {
@@ -594,6 +637,9 @@ impl Run<'_> {
                         ..blank_record(&self.nodes[i as usize].id, step, &[])
                     });
                     self.running += 1;
+                    self.emit(Event::StepStarted {
+                        id: &self.nodes[i as usize].id,
+                    });
                     self.tasks.spawn(step::run(
                         job,
                         Arc::clone(self.templates),
@@ -637,6 +683,7 @@ impl Run<'_> {
             total_left: 0,
             iterations: 0,
             waiting: VecDeque::new(),
+            bases: Vec::new(),
             siblings: Arc::new(
                 body.iter()
                     .enumerate()
@@ -676,13 +723,30 @@ impl Run<'_> {
                 return;
             }
         };
+        if items.len() > MAX_ITERATIONS {
+            let envelope = Envelope::fail(
+                format!(
+                    "for_each: {} items; a loop runs at most {MAX_ITERATIONS} iterations",
+                    items.len()
+                ),
+                Value::Null,
+            );
+            self.settle(
+                i,
+                Outcome::Failed {
+                    envelope,
+                    error_type: "TemplateError",
+                },
+            );
+            return;
+        }
         let body = step.body().unwrap_or(&[]);
         let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let mut ls = self.new_loop(step, f.max_parallel);
         ls.iterations = n;
         ls.started = vec![false; items.len()];
         ls.left = vec![u32::try_from(body.len()).unwrap_or(u32::MAX); items.len()];
-        ls.total_left = n * u32::try_from(body.len()).unwrap_or(0);
+        ls.total_left = n.saturating_mul(u32::try_from(body.len()).unwrap_or(u32::MAX));
         let siblings = Arc::clone(&ls.siblings);
         self.nodes[i as usize].state = State::Expanded;
         self.loops.insert(i, ls);
@@ -735,11 +799,9 @@ impl Run<'_> {
             .get(&i)
             .map(|l| Arc::clone(&l.siblings))
             .unwrap_or_default();
-        let prev_base = self
-            .loops
-            .get(&i)
-            .and_then(|l| (k > 0).then_some(l.left.len()))
-            .map(|_| self.last_base(i));
+        let prev_base = k
+            .checked_sub(1)
+            .and_then(|prev| self.loops.get(&i)?.bases.get(prev as usize).copied());
         let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
         let bindings = vec![
             ("iteration", JValue::from(k)),
@@ -791,8 +853,11 @@ impl Run<'_> {
         if let Some(ls) = self.loops.get_mut(&i) {
             ls.iterations = k + 1;
             ls.started.push(false);
+            ls.bases.push(base);
             ls.left.push(u32::try_from(body.len()).unwrap_or(u32::MAX));
-            ls.total_left += u32::try_from(body.len()).unwrap_or(0);
+            ls.total_left = ls
+                .total_left
+                .saturating_add(u32::try_from(body.len()).unwrap_or(0));
         }
         let frame = Arc::new(Frame {
             bindings,
@@ -803,13 +868,6 @@ impl Run<'_> {
         });
         let path = self.nodes[i as usize].path.clone();
         self.add_level(body, &path, Some(frame), Some((i, k)));
-    }
-
-    fn last_base(&self, l: u32) -> u32 {
-        self.nodes
-            .iter()
-            .rposition(|n| n.parent.is_some_and(|(p, _)| p == l))
-            .map_or(0, |last| self.nodes[last].base)
     }
 
     fn complete_loop(&mut self, i: u32) {
@@ -924,6 +982,16 @@ impl Run<'_> {
         let step = step_at(self.plan, &self.nodes[i as usize].path);
         self.nodes[i as usize].state = State::Done;
         self.order.push(i);
+        if let Some(obs) = &self.opts.observer {
+            let status = self.nodes[i as usize]
+                .record
+                .as_ref()
+                .map_or(StepStatus::Pending, |r| r.status);
+            obs.event(Event::StepFinished {
+                id: &self.nodes[i as usize].id,
+                status,
+            });
+        }
         let (blocking, route) = match &outcome {
             Outcome::Completed(envelope) => {
                 self.shared

@@ -125,22 +125,28 @@ const MAX_DEPTH: usize = 64;
 /// Parses YAML text into a node tree.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     check_depth(text)?;
-    let spanned: Spanned<Kind> = serde_saphyr::from_str(text).map_err(|e| {
-        let pos = e
-            .location()
-            .map(|l| Pos {
-                line: u32::try_from(l.line()).unwrap_or(u32::MAX),
-                col: u32::try_from(l.column()).unwrap_or(u32::MAX),
-            })
-            .unwrap_or_default();
-        // The user-facing formatter words the problem without the parser's location
-        // (orc prints its own) or advice about the parser's options.
-        let message = serde_saphyr::UserMessageFormatter.format_message(&e);
-        SyntaxError {
-            message: first_line(&message),
-            pos,
-        }
-    })?;
+    // YAML 1.2 booleans: only `true`/`false`. Under YAML 1.1 rules a key such as `n` or `y`
+    // would become a boolean, which no pipeline author means.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+    };
+    let spanned: Spanned<Kind> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let pos = e
+                .location()
+                .map(|l| Pos {
+                    line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+                    col: u32::try_from(l.column()).unwrap_or(u32::MAX),
+                })
+                .unwrap_or_default();
+            // The user-facing formatter words the problem without the parser's location
+            // (orc prints its own) or advice about the parser's options.
+            let message = serde_saphyr::UserMessageFormatter.format_message(&e);
+            SyntaxError {
+                message: first_line(&message),
+                pos,
+            }
+        })?;
     Ok(node(spanned))
 }
 
@@ -296,6 +302,9 @@ mod tests {
         assert_eq!(doc.get("d").unwrap().kind, Kind::Null);
         assert_eq!(doc.get("e").unwrap().kind, Kind::Str("1".into()));
         assert_eq!(doc.get("f").unwrap().kind, Kind::Str("1.0.0".into()));
+        let doc = parse("n: 1\ny: no\n").unwrap();
+        assert_eq!(doc.get("n").unwrap().kind, Kind::Int(1));
+        assert_eq!(doc.get("y").unwrap().kind, Kind::Str("no".into()));
     }
 
     #[test]

@@ -146,7 +146,15 @@ impl TemplateSet {
             }
             let name = format!("t{i}");
             match env.add_template_owned(name.clone(), src.clone()) {
-                Ok(()) => compiled.push(Compiled::Jinja(name)),
+                Ok(()) => {
+                    // A lone `{{ expr }}` also gets a form that keeps the value, for `evaluate`.
+                    // Should that form not compile, `evaluate` compiles the expression itself.
+                    if let Some(inner) = single_expression(src.trim()) {
+                        let capture = format!("{{% set {VALUE_NAME} = ({inner}) %}}");
+                        let _ = env.add_template_owned(format!("{name}v"), capture);
+                    }
+                    compiled.push(Compiled::Jinja(name));
+                }
                 Err(e) => {
                     errors.push(CompileError {
                         index: i,
@@ -257,19 +265,28 @@ impl TemplateSet {
                 let tmpl = self.env.get_template(name).map_err(|e| RenderError {
                     message: e.to_string(),
                 })?;
-                tmpl.render(scope_value(scope)).map_err(|e| {
-                    if e.kind() == ErrorKind::UndefinedError
-                        && let Some(missing) = self.first_missing(id, scope.as_ref())
-                    {
-                        return missing;
-                    }
-                    describe(&e, self.source(id))
-                })
+                tmpl.render(scope_value(scope))
+                    .map_err(|e| self.undefined_or(&e, id, scope))
             }
             None => Err(RenderError {
                 message: format!("no template {}", id.0),
             }),
         }
+    }
+
+    /// The error to report: the missing name when a name is missing, else minijinja's own message.
+    fn undefined_or(
+        &self,
+        e: &minijinja::Error,
+        id: TemplateId,
+        scope: &Arc<dyn Lookup>,
+    ) -> RenderError {
+        if e.kind() == ErrorKind::UndefinedError
+            && let Some(missing) = self.first_missing(id, scope.as_ref())
+        {
+            return missing;
+        }
+        describe(e, self.source(id))
     }
 
     /// The first name the template reads that the scope cannot resolve, as an error naming it.
@@ -290,13 +307,19 @@ impl TemplateSet {
             {
                 return resolve_path(scope.as_ref(), path);
             }
-            let expr = self
-                .env
-                .compile_expression_owned(inner.to_string())
-                .map_err(|e| describe(&e, src))?;
-            let v = expr
-                .eval(scope_value(scope))
-                .map_err(|e| describe(&e, src))?;
+            let v = match self.env.get_template(&format!("t{}v", id.0)) {
+                Ok(capture) => capture
+                    .render_captured(scope_value(scope))
+                    .map_err(|e| self.undefined_or(&e, id, scope))?
+                    .state()
+                    .lookup(VALUE_NAME)
+                    .unwrap_or_default(),
+                Err(_) => self
+                    .env
+                    .compile_expression_owned(inner.to_string())
+                    .and_then(|expr| expr.eval(scope_value(scope)))
+                    .map_err(|e| self.undefined_or(&e, id, scope))?,
+            };
             if v.is_undefined() {
                 return Err(RenderError {
                     message: format!("undefined value `{}`", inner.trim()),
@@ -307,6 +330,9 @@ impl TemplateSet {
         self.render(id, scope).map(Value::from)
     }
 }
+
+/// The variable a value-capturing template stores its result in.
+const VALUE_NAME: &str = "__orc_value";
 
 /// `{{ expr }}` with nothing around it, returning `expr`.
 fn single_expression(src: &str) -> Option<&str> {

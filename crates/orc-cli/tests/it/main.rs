@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `orc` binary on real pipelines, checking files, the result
+//! document and the exit code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod shared_pipelines;
+mod signals;
+mod support;
