@@ -1,0 +1,178 @@
+//! [`ModelClient`]: one handle for every provider call, over the shared HTTP client.
+
+use crate::error::{CallSite, Error, FailureKind, Result};
+use crate::http::{Http, HttpOptions};
+use crate::request::{
+    ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
+    EmbeddingResponse, ModelInfo,
+};
+use crate::retry::{RetryPolicy, call_with_retries};
+use crate::secret::ApiKey;
+use crate::spec::{ModelSpec, Provider};
+use crate::stream::ChatStream;
+use crate::{anthropic, openai};
+
+/// Calls models of any provider through one pooled HTTP client.
+///
+/// Build one per process and clone it freely: clones share the connection pool and
+/// the limit on calls in flight. Each call is retried under the client's
+/// [`RetryPolicy`] when it fails in a retryable way.
+#[derive(Debug, Clone)]
+pub struct ModelClient {
+    http: Http,
+    retry: RetryPolicy,
+}
+
+impl ModelClient {
+    /// A client with its own pool, as `options` describe, and the default retry policy.
+    pub fn new(options: &HttpOptions) -> Result<Self> {
+        let client = options.build_client()?;
+        ModelClient::from_client(client, options.connection_pool_size)
+    }
+
+    /// A client over an existing `reqwest` client, with at most `max_in_flight` calls
+    /// at once.
+    ///
+    /// The client's exchanges run on a dedicated I/O thread (see [`HttpOptions`]),
+    /// which stops when the last clone of this client is dropped.
+    pub fn from_client(client: reqwest::Client, max_in_flight: usize) -> Result<Self> {
+        Ok(ModelClient {
+            http: Http::new(client, max_in_flight)?,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The same client with another retry policy ([`RetryPolicy::none`] for single
+    /// attempts).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy calls run under.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Sends a chat request and returns the whole answer.
+    ///
+    /// With `req.stream` the provider is asked to stream and the stream is assembled
+    /// (a truncated stream is retried like any retryable failure).
+    pub async fn chat(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+        req: &ChatRequest,
+    ) -> Result<ChatResponse> {
+        call_with_retries(&self.retry, || async {
+            if req.stream {
+                self.open_stream(spec, key, req).await?.finish().await
+            } else {
+                match spec.provider {
+                    Provider::OpenAi => openai::chat(&self.http, spec, key, req).await,
+                    Provider::Anthropic => anthropic::chat(&self.http, spec, key, req).await,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Sends a chat request as a stream, whatever `req.stream` says, and returns the
+    /// text deltas as they come ([`ChatStream::finish`] gives the assembled answer).
+    ///
+    /// Opening the stream is retried; failures after the first byte are not, since
+    /// the caller may have used the deltas already.
+    pub async fn chat_stream(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+        req: &ChatRequest,
+    ) -> Result<ChatStream> {
+        call_with_retries(&self.retry, || self.open_stream(spec, key, req)).await
+    }
+
+    async fn open_stream(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+        req: &ChatRequest,
+    ) -> Result<ChatStream> {
+        match spec.provider {
+            Provider::OpenAi => openai::chat_stream(&self.http, spec, key, req).await,
+            Provider::Anthropic => anthropic::chat_stream(&self.http, spec, key, req).await,
+        }
+    }
+
+    /// Completes every prompt of `req` in one upstream call; one text per prompt, in
+    /// order. Only the OpenAI-compatible protocol has completions.
+    pub async fn complete(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+        req: &CompletionRequest,
+    ) -> Result<CompletionResponse> {
+        match spec.provider {
+            Provider::OpenAi => {}
+            Provider::Anthropic => return Err(unsupported(spec, "text completions")),
+        }
+        if req.prompts.is_empty() {
+            return Ok(CompletionResponse {
+                model: spec.model.clone(),
+                ..CompletionResponse::default()
+            });
+        }
+        call_with_retries(&self.retry, || openai::complete(&self.http, spec, key, req)).await
+    }
+
+    /// Embeds every input of `req` in one upstream call; one vector per input, in
+    /// order. Only the OpenAI-compatible protocol has embeddings.
+    pub async fn embed(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+        req: &EmbeddingRequest,
+    ) -> Result<EmbeddingResponse> {
+        match spec.provider {
+            Provider::OpenAi => {}
+            Provider::Anthropic => return Err(unsupported(spec, "embeddings")),
+        }
+        if req.inputs.is_empty() {
+            return Ok(EmbeddingResponse {
+                model: spec.model.clone(),
+                ..EmbeddingResponse::default()
+            });
+        }
+        call_with_retries(&self.retry, || openai::embed(&self.http, spec, key, req)).await
+    }
+
+    /// The models the provider at `spec.base_url` offers.
+    pub async fn list_models(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+    ) -> Result<Vec<ModelInfo>> {
+        call_with_retries(&self.retry, || async {
+            match spec.provider {
+                Provider::OpenAi => openai::list_models(&self.http, spec, key).await,
+                Provider::Anthropic => anthropic::list_models(&self.http, spec, key).await,
+            }
+        })
+        .await
+    }
+}
+
+fn unsupported(spec: &ModelSpec, what: &str) -> Error {
+    Error::call(
+        CallSite {
+            provider: spec.provider,
+            model: spec.model.clone(),
+            status: None,
+        },
+        FailureKind::InvalidRequest,
+        format!(
+            "the {} API has no {what}; hint: use a chat request, or an OpenAI-compatible model",
+            spec.provider
+        ),
+        None,
+    )
+}

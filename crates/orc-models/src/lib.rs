@@ -1,0 +1,53 @@
+//! orc's model providers: clients for OpenAI-compatible servers (OpenAI, Ollama, vLLM,
+//! llama.cpp) and Anthropic's Messages API, over one shared pooled HTTP client.
+//!
+//! - [`ModelSpec`] is an entry of the config file's `models:` list; [`ApiKey`] holds
+//!   the key read from the variable it names, and never prints it.
+//! - [`ModelClient`] makes the calls: [`chat`](ModelClient::chat) (plain or streamed
+//!   and assembled), [`chat_stream`](ModelClient::chat_stream) (text deltas as they
+//!   come), [`complete`](ModelClient::complete) (a list of prompts in one call),
+//!   [`embed`](ModelClient::embed) and [`list_models`](ModelClient::list_models).
+//! - Requests and responses serialize, so they can be cache keys
+//!   ([`canonical_json`]) and values.
+//! - Every [`Error`] says whether a retry can help; calls are retried under a
+//!   [`RetryPolicy`] that honours `Retry-After`.
+//!
+//! ```no_run
+//! use orc_models::{ChatRequest, HttpOptions, ModelClient, ModelSpec};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let spec: ModelSpec = serde_json::from_str(
+//!     r#"{"name": "small", "provider": "openai", "model": "gpt-4o-mini",
+//!         "api_key_env": "OPENAI_API_KEY"}"#,
+//! )?;
+//! let key = spec.api_key()?; // Err names OPENAI_API_KEY if it is unset
+//! let client = ModelClient::new(&HttpOptions::default())?; // one per process
+//! let answer = client.chat(&spec, key.as_ref(), &ChatRequest::user("Say hi")).await?;
+//! println!("{} ({} tokens out)", answer.text, answer.usage.output_tokens);
+//! # Ok(())
+//! # }
+//! ```
+
+mod anthropic;
+mod client;
+mod error;
+mod http;
+mod openai;
+mod request;
+mod retry;
+mod secret;
+mod spec;
+mod sse;
+mod stream;
+
+pub use client::ModelClient;
+pub use error::{CallSite, Error, FailureKind, Result};
+pub use http::HttpOptions;
+pub use request::{
+    ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
+    EmbeddingResponse, Message, ModelInfo, Role, Usage, canonical_json,
+};
+pub use retry::{RetryPolicy, call_with_retries};
+pub use secret::ApiKey;
+pub use spec::{Cost, ModelSpec, Provider, UnknownProvider};
+pub use stream::ChatStream;

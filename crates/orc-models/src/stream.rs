@@ -1,0 +1,201 @@
+//! A streamed chat answer: text deltas as they come, and the assembled answer at the end.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::stream::{Stream, StreamExt};
+
+use crate::error::{CallSite, Error, FailureKind, Result};
+use crate::http::{self, Answer, BodyStream};
+use crate::request::{ChatResponse, Usage};
+use crate::secret::ApiKey;
+use crate::spec::Provider;
+use crate::sse::{SseDecoder, SseEvent};
+use crate::{anthropic, openai};
+
+/// What a stream has said so far; the provider's event handler fills it in.
+#[derive(Debug, Default)]
+pub(crate) struct StreamState {
+    pub(crate) model: Option<String>,
+    pub(crate) usage: Usage,
+    pub(crate) finish_reason: Option<String>,
+    /// The provider's terminator (`[DONE]`, `message_stop`) was seen.
+    pub(crate) done: bool,
+}
+
+/// A protocol-level problem in one event: its kind and message.
+pub(crate) type EventError = (FailureKind, String);
+
+/// A streamed chat answer.
+///
+/// As a [`Stream`] it yields the text deltas in order. [`ChatStream::finish`] reads
+/// whatever is left and returns the whole answer (text, usage, finish reason), so a
+/// caller can show deltas as they arrive and still get the assembled response.
+///
+/// A stream that ends before the provider's terminator (`[DONE]` or `message_stop`)
+/// yields a [`FailureKind::Truncated`] error. While the stream is alive it holds one of
+/// the client's in-flight slots; read it to the end (or drop it) promptly.
+pub struct ChatStream {
+    body: Option<BodyStream>,
+    decoder: SseDecoder,
+    provider: Provider,
+    site: CallSite,
+    key: Option<ApiKey>,
+    fallback_model: String,
+    text: String,
+    state: StreamState,
+    failure: Option<Error>,
+    ended: bool,
+}
+
+impl fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("site", &self.site)
+            .field("text", &self.text)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    pub(crate) fn new(answer: Answer, key: Option<&ApiKey>, model: &str) -> Self {
+        let Answer { site, body } = answer;
+        ChatStream {
+            body: Some(body),
+            decoder: SseDecoder::default(),
+            provider: site.provider,
+            site,
+            key: key.cloned(),
+            fallback_model: model.to_owned(),
+            text: String::new(),
+            state: StreamState::default(),
+            failure: None,
+            ended: false,
+        }
+    }
+
+    /// The text received so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Tokens used, as far as the provider has reported them so far.
+    pub fn usage(&self) -> Usage {
+        self.state.usage
+    }
+
+    /// Reads the rest of the stream and returns the whole answer, including the text
+    /// of deltas already taken from the stream.
+    pub async fn finish(mut self) -> Result<ChatResponse> {
+        while let Some(item) = self.next().await {
+            item?;
+        }
+        if let Some(error) = self.failure {
+            // The error was already yielded from the stream; it still decides.
+            return Err(error);
+        }
+        Ok(ChatResponse {
+            text: self.text,
+            model: self.state.model.unwrap_or(self.fallback_model),
+            usage: self.state.usage,
+            finish_reason: self.state.finish_reason,
+        })
+    }
+
+    fn error(&self, kind: FailureKind, message: String) -> Error {
+        let message = http::redact(self.key.as_ref(), &message);
+        Error::call(self.site.clone(), kind, message, None)
+    }
+
+    fn fail(&mut self, error: Error) -> Poll<Option<Result<String>>> {
+        self.failure = Some(error.clone());
+        self.body = None;
+        Poll::Ready(Some(Err(error)))
+    }
+
+    fn handle(&mut self, event: &SseEvent) -> std::result::Result<Option<String>, EventError> {
+        match self.provider {
+            Provider::OpenAi => openai::stream_event(event, &mut self.state),
+            Provider::Anthropic => anthropic::stream_event(event, &mut self.state),
+        }
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            // Events already decoded come first; after the terminator, nothing counts.
+            while !this.state.done {
+                let Some(event) = this.decoder.next_event() else {
+                    break;
+                };
+                match this.handle(&event) {
+                    Ok(Some(delta)) if !delta.is_empty() => {
+                        this.text.push_str(&delta);
+                        return Poll::Ready(Some(Ok(delta)));
+                    }
+                    Ok(_) => {}
+                    Err((kind, message)) => {
+                        let error = this.error(kind, message);
+                        return this.fail(error);
+                    }
+                }
+            }
+            let Some(body) = this.body.as_mut() else {
+                if this.ended && !this.state.done && this.failure.is_none() {
+                    let terminator = match this.provider {
+                        Provider::OpenAi => "`data: [DONE]`",
+                        Provider::Anthropic => "`message_stop`",
+                    };
+                    let error = this.error(
+                        FailureKind::Truncated,
+                        format!(
+                            "the stream ended before {terminator}, after {} bytes of text",
+                            this.text.len()
+                        ),
+                    );
+                    return this.fail(error);
+                }
+                return Poll::Ready(None);
+            };
+            match body.poll_chunk(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    // After the terminator the body is still read to its end, so the
+                    // connection goes back to the pool instead of being closed.
+                    if !this.state.done {
+                        this.decoder.push(&chunk);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if this.state.done {
+                        // The answer is complete; only the connection's reuse is lost.
+                        this.body = None;
+                        continue;
+                    }
+                    let mut error = http::transport_error(this.site.clone(), this.key.as_ref(), &e);
+                    if let Error::Retryable { kind, message, .. } = &mut error
+                        && *kind == FailureKind::Connection
+                    {
+                        // The answer had begun: the connection broke mid-stream.
+                        *kind = FailureKind::Truncated;
+                        message.insert_str(0, "the stream broke off: ");
+                    }
+                    return this.fail(error);
+                }
+                Poll::Ready(None) => {
+                    this.body = None;
+                    this.ended = true;
+                    if !this.state.done {
+                        this.decoder.finish();
+                    }
+                }
+            }
+        }
+    }
+}
