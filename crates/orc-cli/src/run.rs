@@ -107,6 +107,9 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
                     .max(1),
             ),
         )
+        // Filesystem and data tools run on the blocking pool; a few threads keep the cores busy
+        // without paying for a thread (and a context switch) per concurrent step.
+        .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()?;
     let cancel = CancellationToken::new();
@@ -150,6 +153,13 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     }
     drop(runtime);
     Ok(code)
+}
+
+/// Threads for blocking tool work: twice the cores, at least 4.
+fn blocking_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 2)
+        .max(4)
 }
 
 async fn watch_signals(cancel: CancellationToken) {

@@ -129,6 +129,12 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     // would become a boolean, which no pipeline author means.
     let options = serde_saphyr::options! {
         strict_booleans: true,
+        // The default budget stops near 19,000 steps; orc's own limits are the file size
+        // (`MAX_SOURCE_BYTES`) and the nesting depth, and the budget still bounds aliases.
+        budget: serde_saphyr::budget! {
+            max_events: 40_000_000,
+            max_nodes: 20_000_000,
+        },
     };
     let spanned: Spanned<Kind> =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| {
