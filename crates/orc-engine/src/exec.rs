@@ -204,11 +204,7 @@ fn level_of<'p>(plan: &'p Plan, path: &[u32]) -> &'p [Step] {
 }
 
 /// Merges caller inputs over declared defaults, checks them, and renders templated inputs.
-fn resolve_inputs(
-    plan: &Plan,
-    given: &Map<String, Value>,
-    templates: &TemplateSet,
-) -> Result<Map<String, Value>> {
+fn resolve_inputs(plan: &Plan, given: &Map<String, Value>) -> Result<Map<String, Value>> {
     let mut inputs = Map::new();
     for input in &plan.inputs {
         match given.get(&input.name).or(input.default.as_ref()) {
@@ -256,7 +252,6 @@ fn resolve_inputs(
             inputs.insert(k, Value::String(out));
         }
     }
-    let _ = templates;
     Ok(inputs)
 }
 
@@ -282,7 +277,7 @@ fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, SystemTime) {
 /// Runs a compiled pipeline to the end (or until cancelled) and returns its result document.
 pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let plan = &compiled.plan;
-    let inputs = resolve_inputs(plan, &opts.inputs, &compiled.templates)?;
+    let inputs = resolve_inputs(plan, &opts.inputs)?;
     let (execution, started) = execution_namespace(plan, opts.execution_id.as_deref());
     let execution_id = execution["id"].as_str().unwrap_or_default().to_string();
     let shared = Arc::new(Shared::new(&inputs, execution, &plan.id));
@@ -311,7 +306,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     for node in &mut run.nodes {
         let record = node.record.take().unwrap_or_else(|| {
             let step = step_at(plan, &node.path);
-            let mut r = blank_record(&node.id, step, &run_deps(&node.deps, &[]));
+            let mut r = blank_record(&node.id, step, &[]);
             r.error = Some(match &run.stop {
                 Some((why, _)) => format!("not run: {why}"),
                 None => "not run".into(),
@@ -372,11 +367,6 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         usage: Usage::default(),
         cost: 0.0,
     })
-}
-
-fn run_deps(deps: &[u32], _ids: &[Arc<str>]) -> Vec<String> {
-    let _ = deps;
-    Vec::new()
 }
 
 fn action_name(step: &Step) -> String {
@@ -903,7 +893,7 @@ impl Run<'_> {
             }
         };
         self.record(i, &outcome, Some(&done));
-        self.settle_inner(i, outcome, false);
+        self.settle_inner(i, outcome);
     }
 
     fn settle(&mut self, i: u32, outcome: Outcome) {
@@ -917,7 +907,7 @@ impl Run<'_> {
                 continue;
             }
             self.record(i, &outcome, None);
-            self.settle_inner(i, outcome, true);
+            self.settle_inner(i, outcome);
         }
     }
 
@@ -978,7 +968,7 @@ impl Run<'_> {
     }
 
     /// Marks a node done and lets its dependents, its loop and routing react.
-    fn settle_inner(&mut self, i: u32, outcome: Outcome, _queued: bool) {
+    fn settle_inner(&mut self, i: u32, outcome: Outcome) {
         let step = step_at(self.plan, &self.nodes[i as usize].path);
         self.nodes[i as usize].state = State::Done;
         self.order.push(i);

@@ -126,17 +126,10 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             );
         }
     };
-    let action = if job.tool.is_none() && action == "evaluate_condition" {
-        return done(
-            action.clone(),
-            evaluate_condition(&params, &templates, &job.scope),
-            None,
-            0,
-            false,
-        );
-    } else {
-        action
-    };
+    if job.tool.is_none() && action == "evaluate_condition" {
+        let envelope = evaluate_condition(&params, &templates, &job.scope);
+        return done(action, envelope, None, 0, false);
+    }
     let mut retries = 0;
     loop {
         let call = tools::call(job.tool.as_deref(), &action, params.clone());
