@@ -1,10 +1,5 @@
 //! YAML front end: parses text into a tree of nodes that remember where they were written.
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{MessageFormatter, Spanned};
-
 /// A 1-based line and column in the pipeline text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pos {
@@ -12,15 +7,6 @@ pub struct Pos {
     pub line: u32,
     /// Column, from 1; 0 when unknown.
     pub col: u32,
-}
-
-impl Pos {
-    fn of<T>(s: &Spanned<T>) -> Pos {
-        Pos {
-            line: u32::try_from(s.referenced.line()).unwrap_or(u32::MAX),
-            col: u32::try_from(s.referenced.column()).unwrap_or(u32::MAX),
-        }
-    }
 }
 
 /// A YAML value with its position.
@@ -123,43 +109,320 @@ pub struct SyntaxError {
 const MAX_DEPTH: usize = 64;
 
 /// Parses YAML text into a node tree.
+///
+/// The tree is built straight from the YAML parser's events (granit-parser, the parser under
+/// serde-saphyr): going through serde's `Spanned` machinery for every value cost three times
+/// as much on large pipelines. Scalars follow the YAML 1.2 core schema, so only `true` and
+/// `false` are booleans and a key such as `n` or `y` stays a string.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     check_depth(text)?;
-    // YAML 1.2 booleans: only `true`/`false`. Under YAML 1.1 rules a key such as `n` or `y`
-    // would become a boolean, which no pipeline author means.
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        // The default budget stops near 19,000 steps; orc's own limits are the file size
-        // (`MAX_SOURCE_BYTES`) and the nesting depth, and the budget still bounds aliases.
-        budget: serde_saphyr::budget! {
-            max_events: 40_000_000,
-            max_nodes: 20_000_000,
-        },
-    };
-    let spanned: Spanned<Kind> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let pos = e
-                .location()
-                .map(|l| Pos {
-                    line: u32::try_from(l.line()).unwrap_or(u32::MAX),
-                    col: u32::try_from(l.column()).unwrap_or(u32::MAX),
-                })
-                .unwrap_or_default();
-            // The user-facing formatter words the problem without the parser's location
-            // (orc prints its own) or advice about the parser's options.
-            let message = serde_saphyr::UserMessageFormatter.format_message(&e);
-            SyntaxError {
-                message: first_line(&message),
-                pos,
-            }
-        })?;
-    Ok(node(spanned))
+    Builder::default().run(text)
 }
 
-fn first_line(message: &str) -> String {
-    // A message could span lines; orc renders its own excerpt after the first.
-    let line = message.lines().next().unwrap_or(message).trim();
-    line.trim_end_matches(':').to_string()
+/// The most nodes that aliases may expand to, so an alias bomb cannot exhaust memory.
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, Node>,
+    alias_nodes: usize,
+    root: Option<Node>,
+    documents: usize,
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Key, Node)>,
+        key: Option<Key>,
+        /// Keys that came from a `<<` merge: an explicit key may replace them.
+        merged: Vec<String>,
+        pos: Pos,
+        anchor: usize,
+    },
+}
+
+fn pos_of(m: &granit_parser::Marker) -> Pos {
+    Pos {
+        line: u32::try_from(m.line()).unwrap_or(u32::MAX),
+        col: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+fn error(message: impl Into<String>, pos: Pos) -> SyntaxError {
+    SyntaxError {
+        message: message.into(),
+        pos,
+    }
+}
+
+impl Builder {
+    fn run(mut self, text: &str) -> Result<Node, SyntaxError> {
+        use granit_parser::Event;
+        for event in granit_parser::Parser::new_from_str(text) {
+            let (event, span) = event.map_err(|e| error(e.info(), pos_of(e.marker())))?;
+            let pos = pos_of(&span.start);
+            match event {
+                Event::DocumentStart(..) => {
+                    self.documents += 1;
+                    if self.documents > 1 {
+                        return Err(error(
+                            "a pipeline file holds one YAML document, not several",
+                            pos,
+                        ));
+                    }
+                }
+                Event::Scalar(value, style, anchor, tag) => {
+                    let kind = scalar(&value, style, tag.as_deref());
+                    if matches!(kind, Kind::Float(f) if !f.is_finite()) {
+                        // No setting can use them, and JSON cannot hold them.
+                        return Err(error(
+                            format!("value `{value}` is not a finite number"),
+                            pos,
+                        ));
+                    }
+                    self.value(Node { kind, pos }, anchor)?;
+                }
+                Event::SequenceStart(_, anchor, _) => self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    pos,
+                    anchor,
+                }),
+                Event::MappingStart(_, anchor, _) => self.stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    merged: Vec::new(),
+                    pos,
+                    anchor,
+                }),
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let (node, anchor) = match self.stack.pop() {
+                        Some(Frame::Seq { items, pos, anchor }) => (
+                            Node {
+                                kind: Kind::Seq(items),
+                                pos,
+                            },
+                            anchor,
+                        ),
+                        Some(Frame::Map {
+                            entries,
+                            pos,
+                            anchor,
+                            ..
+                        }) => (
+                            Node {
+                                kind: Kind::Map(entries),
+                                pos,
+                            },
+                            anchor,
+                        ),
+                        None => return Err(error("unbalanced collection", pos)),
+                    };
+                    self.value(node, anchor)?;
+                }
+                Event::Alias(id) => {
+                    let node = self
+                        .anchors
+                        .get(&id)
+                        .cloned()
+                        .ok_or_else(|| error("an alias refers to an unknown anchor", pos))?;
+                    self.alias_nodes += count(&node);
+                    if self.alias_nodes > MAX_ALIAS_NODES {
+                        return Err(error(
+                            format!("aliases expand to more than {MAX_ALIAS_NODES} values"),
+                            pos,
+                        ));
+                    }
+                    self.value(
+                        Node {
+                            kind: node.kind,
+                            pos,
+                        },
+                        0,
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        Ok(self.root.unwrap_or(Node {
+            kind: Kind::Null,
+            pos: Pos { line: 1, col: 1 },
+        }))
+    }
+
+    /// Places a finished value: in the collection being built, or as the document.
+    fn value(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                key,
+                merged,
+                ..
+            }) => match key.take() {
+                None => {
+                    let name = match &node.kind {
+                        Kind::Str(s) => s.clone(),
+                        Kind::Null => "null".to_string(),
+                        Kind::Bool(b) => b.to_string(),
+                        Kind::Int(i) => i.to_string(),
+                        Kind::Float(f) => f.to_string(),
+                        Kind::Seq(_) | Kind::Map(_) => {
+                            return Err(error("a mapping key must be a scalar", node.pos));
+                        }
+                    };
+                    if name != "<<"
+                        && !merged.contains(&name)
+                        && entries.iter().any(|(k, _)| k.name == name)
+                    {
+                        return Err(error(
+                            format!("duplicate mapping key `{name}` is not allowed here"),
+                            node.pos,
+                        ));
+                    }
+                    *key = Some(Key {
+                        name,
+                        pos: node.pos,
+                    });
+                }
+                Some(k) if k.name == "<<" => merge(entries, merged, node, k.pos)?,
+                Some(k) => {
+                    if let Some(i) = merged.iter().position(|m| *m == k.name) {
+                        merged.swap_remove(i);
+                        entries.retain(|(e, _)| e.name != k.name);
+                    }
+                    entries.push((k, node));
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// `<<: *base` (or a list of them): copies the keys the mapping does not set itself.
+fn merge(
+    entries: &mut Vec<(Key, Node)>,
+    merged: &mut Vec<String>,
+    node: Node,
+    pos: Pos,
+) -> Result<(), SyntaxError> {
+    let sources = match node.kind {
+        Kind::Map(m) => vec![m],
+        Kind::Seq(items) => items
+            .into_iter()
+            .map(|n| match n.kind {
+                Kind::Map(m) => Ok(m),
+                _ => Err(error("`<<` merges mappings only", n.pos)),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(error("`<<` merges mappings only", pos)),
+    };
+    for source in sources {
+        for (k, v) in source {
+            if !entries.iter().any(|(e, _)| e.name == k.name) {
+                merged.push(k.name.clone());
+                entries.push((k, v));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn count(node: &Node) -> usize {
+    match &node.kind {
+        Kind::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
+        Kind::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + count(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// A scalar's value under the YAML 1.2 core schema; quoted and block scalars are strings.
+fn scalar(
+    value: &str,
+    style: granit_parser::ScalarStyle,
+    tag: Option<&granit_parser::Tag>,
+) -> Kind {
+    if let Some(tag) = tag {
+        if tag.is_yaml_core_schema_tag("str") {
+            return Kind::Str(value.to_string());
+        }
+        if !tag.is_yaml_core_schema() {
+            return Kind::Str(value.to_string());
+        }
+    } else if style != granit_parser::ScalarStyle::Plain {
+        return Kind::Str(value.to_string());
+    }
+    match value {
+        "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
+        "true" | "True" | "TRUE" => return Kind::Bool(true),
+        "false" | "False" | "FALSE" => return Kind::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Kind::Float(f64::INFINITY);
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Kind::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Kind::Float(f64::NAN),
+        _ => {}
+    }
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<i64>().map_or_else(
+            |_| {
+                value
+                    .parse::<f64>()
+                    .map_or_else(|_| Kind::Str(value.to_string()), Kind::Float)
+            },
+            Kind::Int,
+        );
+    }
+    if let Some(hex) = value.strip_prefix("0x")
+        && !hex.is_empty()
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Kind::Int(i);
+    }
+    if let Some(oct) = value.strip_prefix("0o")
+        && !oct.is_empty()
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Kind::Int(i);
+    }
+    if is_float(digits)
+        && let Ok(f) = value.parse::<f64>()
+    {
+        return Kind::Float(f);
+    }
+    Kind::Str(value.to_string())
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` without its sign.
+fn is_float(s: &str) -> bool {
+    let (mantissa, exp) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            (!int.is_empty() || !frac.is_empty())
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && !(int.is_empty() && frac.is_empty())
+        }
+        None => !mantissa.is_empty() && mantissa.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+    });
+    mantissa_ok && exp_ok && (s.contains('.') || exp.is_some())
 }
 
 /// Refuses documents nested deeper than [`MAX_DEPTH`] before the parser sees them,
@@ -195,87 +458,6 @@ fn check_depth(text: &str) -> Result<(), SyntaxError> {
         }
     }
     Ok(())
-}
-
-fn node(s: Spanned<Kind>) -> Node {
-    let pos = Pos::of(&s);
-    Node { kind: s.value, pos }
-}
-
-impl<'de> Deserialize<'de> for Kind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-}
-
-struct KindVisitor;
-
-impl<'de> Visitor<'de> for KindVisitor {
-    type Value = Kind;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Kind, E> {
-        Ok(Kind::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Kind, E> {
-        Ok(Kind::Int(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Kind, E> {
-        Ok(i64::try_from(v).map_or(Kind::Float(v as f64), Kind::Int))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Kind, E> {
-        Ok(i64::try_from(v).map_or(Kind::Float(v as f64), Kind::Int))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Kind, E> {
-        Ok(i64::try_from(v).map_or(Kind::Float(v as f64), Kind::Int))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Kind, E> {
-        Ok(Kind::Float(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Kind, E> {
-        Ok(Kind::Str(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Kind, E> {
-        Ok(Kind::Str(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Kind, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Kind, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Kind, D::Error> {
-        Kind::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Kind>>()? {
-            items.push(node(item));
-        }
-        Ok(Kind::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<Kind>>()? {
-            let key = node(key);
-            let name = match &key.kind {
-                Kind::Str(s) => s.clone(),
-                Kind::Null => "null".to_string(),
-                Kind::Bool(b) => b.to_string(),
-                Kind::Int(i) => i.to_string(),
-                Kind::Float(f) => f.to_string(),
-                Kind::Seq(_) | Kind::Map(_) => {
-                    return Err(de::Error::custom("a mapping key must be a scalar"));
-                }
-            };
-            let value = node(map.next_value::<Spanned<Kind>>()?);
-            entries.push((Key { name, pos: key.pos }, value));
-        }
-        Ok(Kind::Map(entries))
-    }
 }
 
 #[cfg(test)]
@@ -317,6 +499,56 @@ mod tests {
     fn syntax_errors_have_positions() {
         let err = parse("name: x\nsteps: [a, b\n").unwrap_err();
         assert!(err.pos.line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn core_schema_scalars() {
+        let doc = parse("a: 0x1f\nb: 0o17\nc: -3\nd: 1e3\ne: .5\nf: '12'\ng: !!str 12\nh: Null\ni: 1.2.3\nj: |\n  text\n").unwrap();
+        let kinds: Vec<Kind> = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+            .iter()
+            .map(|k| doc.get(k).unwrap().kind.clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Kind::Int(31),
+                Kind::Int(15),
+                Kind::Int(-3),
+                Kind::Float(1000.0),
+                Kind::Float(0.5),
+                Kind::Str("12".into()),
+                Kind::Str("12".into()),
+                Kind::Null,
+                Kind::Str("1.2.3".into()),
+                Kind::Str("text\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let doc = parse("base: &b { x: 1, y: 2 }\nuse:\n  <<: *b\n  y: 3\nlist: [*b]\n").unwrap();
+        let used = doc.get("use").unwrap();
+        assert_eq!(used.get("x").unwrap().kind, Kind::Int(1));
+        assert_eq!(used.get("y").unwrap().kind, Kind::Int(3));
+        let Kind::Seq(items) = &doc.get("list").unwrap().kind else {
+            panic!("not a list")
+        };
+        assert_eq!(items[0].get("y").unwrap().kind, Kind::Int(2));
+    }
+
+    #[test]
+    fn alias_bombs_and_several_documents_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let prev = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("aliases expand"), "{err:?}");
+        let err = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(err.message.contains("one YAML document"), "{err:?}");
+        assert_eq!(err.pos.line, 2);
     }
 
     #[test]
