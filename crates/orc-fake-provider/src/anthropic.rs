@@ -4,10 +4,11 @@
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
-use crate::behaviour::{strip_markers, take_markers};
+use crate::behaviour::strip_markers;
 use crate::text::{pieces, words};
 use crate::wire::{
-    Answer, ApiError, Parsed, content_text, flag, optional_count, required_str, sse_event,
+    Answer, ApiError, Parsed, content_text, flag, optional_count, read_messages, required_str,
+    sse_event,
 };
 
 pub(crate) fn parse_messages(request: &Value) -> Result<Parsed, ApiError> {
@@ -31,22 +32,7 @@ pub(crate) fn parse_messages(request: &Value) -> Result<Parsed, ApiError> {
             "messages: at least one message is required",
         ));
     }
-    let last_user = messages
-        .iter()
-        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .unwrap_or(messages.len() - 1);
-    for (i, message) in messages.iter().enumerate() {
-        let text = content_text(message.get("content").unwrap_or(&Value::Null));
-        if i == last_user {
-            let (clean, marker) =
-                take_markers(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            parsed.input_tokens += words(&clean);
-            parsed.prompts.push(clean);
-            parsed.marker = marker;
-        } else {
-            parsed.input_tokens += words(&strip_markers(&text));
-        }
-    }
+    read_messages(messages, &mut parsed)?;
     Ok(parsed)
 }
 

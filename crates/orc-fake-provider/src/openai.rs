@@ -4,10 +4,10 @@
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
-use crate::behaviour::{Reply, strip_markers, take_markers};
+use crate::behaviour::{Reply, take_markers};
 use crate::text::{base64_f32, embedding, pieces, words};
 use crate::wire::{
-    Answer, ApiError, Parsed, content_text, flag, optional_count, required_str, sse_data,
+    Answer, ApiError, Parsed, flag, optional_count, read_messages, required_str, sse_data,
 };
 
 /// `created` in every response: fixed, so answers are byte-for-byte deterministic.
@@ -46,21 +46,7 @@ pub(crate) fn parse_chat(request: &Value) -> Result<Parsed, ApiError> {
             "`messages` must contain at least one message",
         ));
     }
-    let last_user = messages
-        .iter()
-        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .unwrap_or(messages.len() - 1);
-    for (i, message) in messages.iter().enumerate() {
-        let text = content_text(message.get("content").unwrap_or(&Value::Null));
-        if i == last_user {
-            let (clean, marker) = take_markers(&text).map_err(marker_error)?;
-            parsed.input_tokens += words(&clean);
-            parsed.prompts.push(clean);
-            parsed.marker = marker;
-        } else {
-            parsed.input_tokens += words(&strip_markers(&text));
-        }
-    }
+    read_messages(messages, &mut parsed)?;
     Ok(parsed)
 }
 

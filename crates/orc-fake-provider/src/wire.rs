@@ -4,7 +4,8 @@
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
-use crate::behaviour::Reply;
+use crate::behaviour::{Reply, strip_markers, take_markers};
+use crate::text::words;
 
 /// Which provider's conventions a response follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +124,28 @@ impl ApiError {
 
 /// The text of a message's `content`: a string, or the `text` of each part of
 /// a list (OpenAI content parts, Anthropic content blocks), one per line.
+/// Reads a chat's messages into `parsed`: the last user message is the prompt and carries the
+/// `[[fake:…]]` markers; every message counts towards the input tokens.
+pub(crate) fn read_messages(messages: &[Value], parsed: &mut Parsed) -> Result<(), ApiError> {
+    let last_user = messages
+        .iter()
+        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .unwrap_or(messages.len().saturating_sub(1));
+    for (i, message) in messages.iter().enumerate() {
+        let text = content_text(message.get("content").unwrap_or(&Value::Null));
+        if i == last_user {
+            let (clean, marker) =
+                take_markers(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            parsed.input_tokens += words(&clean);
+            parsed.prompts.push(clean);
+            parsed.marker = marker;
+        } else {
+            parsed.input_tokens += words(&strip_markers(&text));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
