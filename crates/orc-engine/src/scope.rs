@@ -141,10 +141,3 @@ impl Lookup for StepScope {
         self.shared.by_id(name).or_else(|| self.shared.global(name))
     }
 }
-
-impl orc_pipeline::expr::Scope for StepScope {
-    fn get(&self, name: &str) -> Option<serde_json::Value> {
-        self.lookup(name)
-            .and_then(|v| serde_json::to_value(&v).ok())
-    }
-}
