@@ -112,6 +112,8 @@ pub struct TemplateSet {
     env: Environment<'static>,
     compiled: Vec<Compiled>,
     sources: Arc<[String]>,
+    /// A lenient environment for dry renders at compile time, built on first use.
+    probe_env: std::sync::OnceLock<Environment<'static>>,
 }
 
 /// A template that failed to compile: its index and the error.
@@ -170,6 +172,7 @@ impl TemplateSet {
                 env,
                 compiled,
                 sources,
+                probe_env: std::sync::OnceLock::new(),
             })
         } else {
             Err(errors)
@@ -224,9 +227,12 @@ impl TemplateSet {
         let Some(Compiled::Jinja(_)) = self.compiled.get(id.0 as usize) else {
             return None;
         };
-        let mut probe = environment();
-        probe.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        probe.set_fuel(Some(10_000));
+        let probe = self.probe_env.get_or_init(|| {
+            let mut env = environment();
+            env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+            env.set_fuel(Some(10_000));
+            env
+        });
         match probe.render_str(self.source(id), minijinja::context! {}) {
             Err(e)
                 if matches!(
