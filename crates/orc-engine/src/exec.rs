@@ -983,9 +983,8 @@ impl Run<'_> {
             });
         }
         let (blocking, route) = match &outcome {
-            Outcome::Completed(envelope) => {
-                self.shared
-                    .publish(i, orc_pipeline::templates::to_value(&envelope.to_json()));
+            Outcome::Completed(_) => {
+                self.publish_value(i);
                 (false, step.on_success)
             }
             Outcome::Skipped { reason, .. } => (
@@ -994,9 +993,8 @@ impl Run<'_> {
                     .then_some(step.on_false)
                     .flatten(),
             ),
-            Outcome::Failed { envelope, .. } => {
-                self.shared
-                    .publish(i, orc_pipeline::templates::to_value(&envelope.to_json()));
+            Outcome::Failed { .. } => {
+                self.publish_value(i);
                 match step.on_failure {
                     OnFailure::Continue => (false, None),
                     OnFailure::Skip => (true, None),
@@ -1029,6 +1027,18 @@ impl Run<'_> {
         }
         if let Some((l, k)) = self.nodes[i as usize].parent {
             self.iteration_step_done(l, k);
+        }
+    }
+
+    /// Makes a settled step's envelope, as its record holds it, visible to templates.
+    fn publish_value(&self, i: u32) {
+        if let Some(value) = self.nodes[i as usize]
+            .record
+            .as_ref()
+            .and_then(|r| r.value.as_ref())
+        {
+            self.shared
+                .publish(i, orc_pipeline::templates::to_value(value));
         }
     }
 
