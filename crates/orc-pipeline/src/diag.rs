@@ -55,8 +55,12 @@ pub enum Code {
     E016,
     /// A template uses a filter, test or function that does not exist.
     E017,
+    /// A step or the pipeline names a model the configuration does not have.
+    E018,
     /// A template in a field that is never rendered.
     W101,
+    /// A key orc reads but ignores, or a setting that has no effect where it is.
+    W102,
     /// A dependency inferred from a template only.
     I201,
 }
@@ -65,7 +69,7 @@ impl Code {
     /// The severity that goes with the code.
     pub fn severity(self) -> Severity {
         match self {
-            Code::W101 => Severity::Warning,
+            Code::W101 | Code::W102 => Severity::Warning,
             Code::I201 => Severity::Info,
             _ => Severity::Error,
         }
@@ -91,7 +95,9 @@ impl Code {
             Code::E015 => "backward-route",
             Code::E016 => "no-model",
             Code::E017 => "unknown-filter",
+            Code::E018 => "unknown-model",
             Code::W101 => "inert-template",
+            Code::W102 => "ignored-setting",
             Code::I201 => "implicit-dependency",
         }
     }

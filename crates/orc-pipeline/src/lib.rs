@@ -24,7 +24,8 @@ pub use compile::{
 pub use diag::{Code, Diagnostic, Diagnostics, Severity};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};
 pub use plan::{
-    Action, Condition, ForEach, Input, OnFailure, Param, Plan, Step, StepKind, TemplateId, While,
+    Action, Condition, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param, Plan,
+    Step, StepKind, TemplateId, While,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

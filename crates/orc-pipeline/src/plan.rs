@@ -67,8 +67,37 @@ pub struct Step {
     pub max_retries: u32,
     /// Whether its result may be reused from the step-result cache (`cache: true`).
     pub cache: Option<bool>,
+    /// The model the step asks for (`model:` or `requires_model:`), if it says.
+    #[serde(default)]
+    pub model: Option<ModelChoice>,
     /// Where the step starts in the file.
     pub pos: Pos,
+}
+
+/// The model a step asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ModelChoice {
+    /// A model reference the catalog knows (`model: NAME` or `requires_model: NAME`).
+    Named(String),
+    /// `requires_model: none`: the step needs no model.
+    NoModel,
+    /// `requires_model: {…}`: any model that meets these requirements.
+    Requirements(ModelRequirements),
+}
+
+/// What a model must offer to run a step (`requires_model: {…}`); unset fields do not constrain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelRequirements {
+    /// Tokens the model must accept, at least.
+    pub context_window: Option<u64>,
+    /// Tags of which the model must have at least one (`code`, `reasoning`, or a level such as `high`), as written.
+    pub expertise: Vec<String>,
+    /// Smallest model size, in billions of parameters.
+    pub min_size: Option<f64>,
+    /// Largest model size, in billions of parameters.
+    pub max_size: Option<f64>,
+    /// Most a call may cost, in US dollars.
+    pub cost_limit: Option<f64>,
 }
 
 /// What a step does.

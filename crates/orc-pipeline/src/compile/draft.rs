@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
-use crate::plan::{Condition, Param, TemplateId};
+use crate::plan::{Condition, ModelChoice, Param, TemplateId};
 use crate::templates::is_template;
 use crate::yaml::{Kind, Node, Pos};
 
 use super::Catalog;
+use super::model;
 use super::read::{Reader, valid_id};
 
 /// Something a step reads from its scope: a template or a condition expression.
@@ -41,6 +42,7 @@ pub(super) struct Draft {
     pub(super) on_failure: Option<(String, Pos)>,
     pub(super) timeout: Option<f64>,
     pub(super) max_retries: Option<u32>,
+    pub(super) model: Option<ModelChoice>,
 }
 
 #[derive(Debug)]
@@ -92,6 +94,8 @@ const STEP_KEYS: &[&str] = &[
     "while",
     "max_iterations",
     "until",
+    "model",
+    "requires_model",
 ];
 
 /// Keys the earlier Python system accepted that orc does not implement, with what to do instead.
@@ -101,7 +105,6 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
         "foreach" => "write `for_each`",
         "on_error" | "error_handlers" => "use `on_failure` with a policy or a step id",
         "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
-        "requires_model" | "model" => "model steps need a model configuration (not available yet)",
         "cache" => "the step-result cache is not available yet; remove the key",
         "action_loop"
         | "create_parallel_queue"
@@ -125,7 +128,9 @@ fn normalize_action(action: &str) -> &str {
     }
 }
 
-const MODEL_ACTIONS: &[&str] = &["generate", "generate_structured", "analyze_text", "embed"];
+/// Tool-less actions that call a model.
+pub(super) const MODEL_ACTIONS: &[&str] =
+    &["generate", "generate_structured", "analyze_text", "embed"];
 const TOOLLESS_ACTIONS: &[&str] = &["echo", "evaluate_condition"];
 
 /// Collects step drafts and template sources.
@@ -437,6 +442,7 @@ impl<'a> Drafter<'a> {
             .get("max_retries")
             .and_then(|n| r.count(n, "max_retries", 0, 100));
 
+        let choice = model::step_choice(&mut r, node, self.catalog);
         let kind = if let Some(items) = node.get("for_each") {
             self.for_each(&mut r, node, items, step, &mut uses)
         } else if let Some(cond) = node.get("while") {
@@ -444,6 +450,7 @@ impl<'a> Drafter<'a> {
         } else {
             self.action(&mut r, node, step, &mut uses)
         };
+        let model = choice.and_then(|c| Self::model_fits(&mut r, &kind, c));
         if id.is_empty() {
             return None;
         }
@@ -460,7 +467,61 @@ impl<'a> Drafter<'a> {
             on_failure,
             timeout,
             max_retries,
+            model,
         })
+    }
+
+    /// Keeps a step's model choice where it means something, and says so where it does not.
+    fn model_fits(r: &mut Reader<'_>, kind: &DraftKind, c: model::Choice) -> Option<ModelChoice> {
+        let field = c.field;
+        let action = match kind {
+            DraftKind::ForEach { .. } | DraftKind::While { .. } => {
+                r.report(
+                    Diagnostic::new(
+                        Code::E013,
+                        c.key_pos,
+                        format!("`{field}` does not belong on a loop step"),
+                    )
+                    .field(field)
+                    .hint(format!("put `{field}` on the steps inside the loop")),
+                );
+                return None;
+            }
+            DraftKind::Action { tool, action, .. } => match (tool, action) {
+                (None, Param::Lit(serde_json::Value::String(a))) => a.as_str(),
+                (Some(_), _) => "",
+                // The action is in error, already reported.
+                _ => return Some(c.choice),
+            },
+        };
+        let calls_model = MODEL_ACTIONS.contains(&action);
+        match (&c.choice, calls_model) {
+            (ModelChoice::NoModel, true) => r.report(
+                Diagnostic::new(
+                    Code::E014,
+                    c.pos,
+                    format!(
+                        "action `{action}` calls a model, and `requires_model` says it needs none"
+                    ),
+                )
+                .field(field)
+                .hint("name a model or requirements, or remove `requires_model`"),
+            ),
+            (ModelChoice::NoModel, false) | (_, true) => {}
+            (_, false) => r.report(
+                Diagnostic::new(
+                    Code::W102,
+                    c.key_pos,
+                    format!("the step does not call a model, so `{field}` has no effect"),
+                )
+                .field(field)
+                .hint(format!(
+                    "`{field}` applies to model actions ({}); remove it here",
+                    MODEL_ACTIONS.join(", ")
+                )),
+            ),
+        }
+        Some(c.choice)
     }
 
     pub(super) fn inert(&mut self, r: &mut Reader<'_>, node: &Node, field: &str) {
@@ -711,7 +772,8 @@ impl<'a> Drafter<'a> {
 
         // Tool-less actions.
         let trimmed = action_text.trim();
-        if let Some(message) = prose_echo(trimmed) {
+        let auto = trimmed.contains("<AUTO");
+        if !auto && let Some(message) = prose_echo(trimmed) {
             let msg_node = Node {
                 kind: Kind::Str(message),
                 pos: action_node.pos,
@@ -732,17 +794,58 @@ impl<'a> Drafter<'a> {
                 params,
             };
         }
-        if MODEL_ACTIONS.contains(&normalized) || trimmed.contains("<AUTO") {
-            r.report(
-                Diagnostic::new(
-                    Code::E016,
-                    action_node.pos,
-                    format!("action `{trimmed}` calls a model, and no model is configured"),
-                )
-                .field("action")
-                .hint("model steps need a `models:` entry in the config file"),
-            );
-            return stand_in();
+        if MODEL_ACTIONS.contains(&normalized) || auto {
+            if self.catalog.models().is_empty() {
+                r.report(
+                    Diagnostic::new(
+                        Code::E016,
+                        action_node.pos,
+                        format!("action `{trimmed}` calls a model, and no model is configured"),
+                    )
+                    .field("action")
+                    .hint("add a `models:` entry to the config file"),
+                );
+                return stand_in();
+            }
+            if let Some(n) = node.get("parameters").and_then(|p| p.get("model")) {
+                match &n.kind {
+                    Kind::Str(name) if !is_template(name) => {
+                        model::check_name(r, self.catalog, name, n.pos, "parameters.model", true);
+                    }
+                    Kind::Str(_) => {}
+                    _ => r.wrong_type(n, "parameters.model", "a model name"),
+                }
+            }
+            if auto {
+                // The action is the prompt: a `generate` step.
+                if let Some(p) = node.get("parameters").and_then(|p| p.get("prompt")) {
+                    r.report(
+                        Diagnostic::new(
+                            Code::E003,
+                            p.pos,
+                            "the step's `action` is an AUTO prompt and it also has `parameters.prompt`",
+                        )
+                        .field("parameters.prompt")
+                        .hint("keep one prompt: the `<AUTO>` action or `parameters.prompt`"),
+                    );
+                    return stand_in();
+                }
+                let prompt = Node {
+                    kind: Kind::Str(auto_prompt(trimmed)),
+                    pos: action_node.pos,
+                };
+                let prompt = self.param(&prompt, step, "action", uses);
+                return DraftKind::Action {
+                    tool: None,
+                    action: Param::Lit("generate".into()),
+                    params: merge_param(params, "prompt", prompt),
+                };
+            }
+            return DraftKind::Action {
+                tool: None,
+                action: Param::Lit(normalized.into()),
+                params,
+            };
         }
         let mut d = Diagnostic::new(
             Code::E009,
@@ -769,11 +872,37 @@ impl<'a> Drafter<'a> {
 
 /// What an action step whose tool or action is in error (already reported) stands as: it keeps
 /// its id, dependencies and templates in the checks that follow, and the plan is never built.
+/// Its action is null, which no real action is.
 fn stand_in() -> DraftKind {
     DraftKind::Action {
         tool: None,
-        action: Param::Lit("echo".into()),
+        action: Param::Lit(serde_json::Value::Null),
         params: Param::Lit(serde_json::Value::Object(Default::default())),
+    }
+}
+
+/// An `<AUTO>…</AUTO>` action as a prompt: the text without its tags.
+fn auto_prompt(action: &str) -> String {
+    let mut out = String::with_capacity(action.len());
+    let mut rest = action;
+    loop {
+        let open = rest.find("<AUTO");
+        let close = rest.find("</AUTO>");
+        match (open, close) {
+            (Some(o), c) if c.is_none_or(|c| o < c) => {
+                out.push_str(&rest[..o]);
+                let after = &rest[o..];
+                rest = after.find('>').map_or("", |e| &after[e + 1..]);
+            }
+            (_, Some(c)) => {
+                out.push_str(&rest[..c]);
+                rest = &rest[c + "</AUTO>".len()..];
+            }
+            (_, None) => {
+                out.push_str(rest);
+                return out.trim().to_string();
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The compiler: pipeline text to [`Plan`], running every check and reporting every problem.
 
 mod draft;
+mod model;
 mod read;
 mod resolve;
 
@@ -19,10 +20,11 @@ use draft::Drafter;
 use read::Reader;
 use resolve::Resolver;
 
-/// The tools and actions the compiler accepts, supplied by the engine that implements them.
+/// The tools, actions and models the compiler accepts, supplied by the engine that implements them.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tools: Vec<(String, Vec<String>)>,
+    models: Vec<String>,
 }
 
 impl Catalog {
@@ -51,6 +53,23 @@ impl Catalog {
     /// Every tool's name.
     pub fn tool_names(&self) -> impl Iterator<Item = &str> {
         self.tools.iter().map(|(t, _)| t.as_str())
+    }
+
+    /// Adds the model references the configuration accepts (names and `provider:name`
+    /// spellings). With none, model steps do not compile (E016).
+    pub fn with_models(mut self, refs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        for r in refs {
+            let r = r.into();
+            if !self.models.contains(&r) {
+                self.models.push(r);
+            }
+        }
+        self
+    }
+
+    /// The model references a step or pipeline may name.
+    pub fn models(&self) -> &[String] {
+        &self.models
     }
 }
 
@@ -296,7 +315,10 @@ fn build(
             _ => r.wrong_type(n, "metadata", "a mapping"),
         }
     }
-    let model = doc.get("model").and_then(|n| r.string(n, "model"));
+    let model = doc.get("model").and_then(|n| {
+        let name = r.string(n, "model")?;
+        model::check_name(&mut r, catalog, &name, n.pos, "model", false)
+    });
 
     let mut drafter = Drafter::new(catalog, source);
     for key in ["name", "description", "metadata"] {

@@ -350,6 +350,7 @@ impl Resolver<'_> {
                 timeout: d.timeout,
                 max_retries: d.max_retries.unwrap_or(0),
                 cache: None,
+                model: d.model.clone(),
                 pos: d.pos,
             });
         }

@@ -3,11 +3,28 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use orc_pipeline::{Catalog, Compiled, Condition, OnFailure, Param, Plan, Step, StepKind};
+use orc_pipeline::{
+    Catalog, Compiled, Condition, ModelChoice, OnFailure, Param, Plan, Step, StepKind,
+};
+
+/// The model references of the test configuration: names and `provider:name` spellings.
+pub(crate) const MODELS: &[&str] = &[
+    "gpt-4o-mini",
+    "openai:gpt-4o-mini",
+    "claude-3-5-haiku",
+    "anthropic:claude-3-5-haiku",
+    "llama3.2:1b",
+    "ollama:llama3.2:1b",
+];
 
 /// The engine's catalog (`orc-engine/src/tools/mod.rs`), rebuilt here because this crate
-/// cannot depend on the engine.
+/// cannot depend on the engine, with the models of a configuration that has some.
 pub(crate) fn catalog() -> Catalog {
+    catalog_without_models().with_models(MODELS.iter().copied())
+}
+
+/// The catalog of a configuration with no `models:`.
+pub(crate) fn catalog_without_models() -> Catalog {
     Catalog::new()
         .with_tool(
             "filesystem",
@@ -31,6 +48,16 @@ pub(crate) fn catalog() -> Catalog {
             ],
         )
         .with_tool("validation", &["validate", "infer_schema", "quality_check"])
+}
+
+/// The catalog a fixture compiles with: [`catalog`], or [`catalog_without_models`] when a
+/// comment line says `# catalog: no models`.
+pub(crate) fn catalog_for(text: &str) -> Catalog {
+    if text.lines().any(|l| l.trim() == "# catalog: no models") {
+        catalog_without_models()
+    } else {
+        catalog()
+    }
 }
 
 pub(crate) fn fixtures_dir() -> PathBuf {
@@ -185,6 +212,23 @@ fn steps(out: &mut String, plan: &Plan, list: &[Step], depth: usize) {
         }
         if s.max_retries > 0 {
             let _ = write!(out, " max_retries={}", s.max_retries);
+        }
+        match &s.model {
+            None => {}
+            Some(ModelChoice::Named(m)) => {
+                let _ = write!(out, " model={m}");
+            }
+            Some(ModelChoice::NoModel) => out.push_str(" model=none"),
+            Some(ModelChoice::Requirements(r)) => {
+                let _ = write!(out, " requires_model={r:?}");
+            }
+        }
+        if let StepKind::Action(a) = &s.kind
+            && !matches!(a.params, Param::Lit(serde_json::Value::Object(ref m)) if m.is_empty())
+            && a.tool.is_none()
+            && !matches!(&a.action, Param::Lit(serde_json::Value::String(x)) if x == "echo" || x == "evaluate_condition")
+        {
+            let _ = write!(out, " params={}", param(plan, &a.params));
         }
         out.push('\n');
         if let Some(body) = s.body() {

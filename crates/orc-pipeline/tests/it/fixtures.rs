@@ -4,7 +4,7 @@ use std::path::Path;
 
 use orc_pipeline::{Code, Diagnostics, Severity, compile, compile_bytes};
 
-use crate::common::{catalog, expected_codes, fixtures, numbered, summary};
+use crate::common::{catalog, catalog_for, expected_codes, fixtures, numbered, summary};
 
 fn file_name(path: &Path) -> String {
     path.file_name()
@@ -14,7 +14,7 @@ fn file_name(path: &Path) -> String {
 }
 
 fn compile_err(name: &str, source: &str) -> Diagnostics {
-    match compile(source, &catalog()) {
+    match compile(source, &catalog_for(source)) {
         Ok(c) => panic!(
             "{name} compiled, but must fail; findings:\n{}",
             c.findings.render(name, source)
@@ -34,7 +34,7 @@ fn ok_fixtures_compile() {
     insta::glob!("../fixtures", "ok_*.yaml", |path| {
         let name = file_name(path);
         let source = std::fs::read_to_string(path).expect("fixture");
-        let compiled = match compile(&source, &catalog()) {
+        let compiled = match compile(&source, &catalog_for(&source)) {
             Ok(c) => c,
             Err(diags) => panic!("{name} must compile:\n{}", diags.render(&name, &source)),
         };
@@ -101,7 +101,7 @@ fn non_utf8_bytes_are_refused_where_they_are() {
 #[test]
 fn every_err_diagnostic_has_a_position_a_code_and_an_error() {
     for (name, bytes) in all_err_cases() {
-        let diags = match compile_bytes(&bytes, &catalog()) {
+        let diags = match compile_bytes(&bytes, &catalog_for(&String::from_utf8_lossy(&bytes))) {
             Ok(_) => panic!("{name} compiled"),
             Err(d) => d,
         };
@@ -162,7 +162,7 @@ fn fixtures_report_exactly_the_expected_codes() {
     }
     for (name, source) in fixtures("ok_") {
         let expected = expected_codes(&source);
-        let compiled = compile(&source, &catalog()).expect("ok fixture compiles");
+        let compiled = compile(&source, &catalog_for(&source)).expect("ok fixture compiles");
         let mut got: Vec<String> = compiled
             .findings
             .0
