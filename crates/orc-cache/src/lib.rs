@@ -1,115 +1,37 @@
-//! orc's byte cache: entries addressed by a key (hashed to a file name), written atomically so a
-//! crash never leaves half an entry, and read back whole. The compile cache stores plans here;
-//! later the model and step-result caches use the same store.
+//! orc's byte cache: values stored under arbitrary byte keys (hashed with blake3) in one of three
+//! backends: [`Backend::Memory`] (moka, bounded by entries and bytes), [`Backend::File`] (one file
+//! per entry, written atomically) and [`Backend::Redis`] (shared between machines). Entries can
+//! expire ([`CacheOptions::ttl`]) and be compressed with zstd ([`CacheOptions::compression`]).
+//! The model response cache uses [`Cache`]; the compile cache uses the older, synchronous
+//! [`FileCache`].
+//!
+//! Reads and writes never fail: a backend that errs or times out counts as a miss, shows in
+//! [`Cache::stats`] and logs a (rate-limited) warning, so a broken cache slows nothing down.
 //!
 //! ```
-//! let dir = tempfile::tempdir().unwrap();
-//! let cache = orc_cache::FileCache::new(dir.path().join("plans"));
-//! cache.put(b"key", b"value").unwrap();
-//! assert_eq!(cache.get(b"key").unwrap().as_deref(), Some(&b"value"[..]));
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use orc_cache::{Cache, CacheOptions};
+//!
+//! let cache = Cache::open(CacheOptions { namespace: "model".into(), ..CacheOptions::default() })?;
+//! cache.put(b"key", b"value").await;
+//! assert_eq!(cache.get(b"key").await.as_deref(), Some(&b"value"[..]));
+//! assert_eq!(cache.stats().hits, 1);
+//! # Ok::<(), orc_cache::Error>(())
+//! # }).unwrap();
 //! ```
 
-use std::io::{self, Write as _};
-use std::path::{Path, PathBuf};
+mod cache;
+mod codec;
+mod error;
+mod file;
+mod file_cache;
+mod memory;
+mod options;
+mod redact;
+mod redis_store;
 
-/// Errors of the cache store.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Reading or writing an entry failed.
-    #[error("cache {path}: {source}")]
-    Io {
-        /// The entry or directory.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-}
-
-/// Result alias for this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A directory of content-addressed entries.
-#[derive(Debug, Clone)]
-pub struct FileCache {
-    dir: PathBuf,
-}
-
-impl FileCache {
-    /// A cache in `dir`; the directory is created on the first write.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileCache { dir: dir.into() }
-    }
-
-    /// The directory entries live in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The file an entry for `key` lives in.
-    pub fn path_of(&self, key: &[u8]) -> PathBuf {
-        self.dir.join(blake3::hash(key).to_hex().as_str())
-    }
-
-    /// The entry for `key`, if there is one.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let path = self.path_of(key);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io { path, source }),
-        }
-    }
-
-    /// Stores `value` under `key`, replacing any entry atomically.
-    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let path = self.path_of(key);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.dir)
-            .map_err(io_err(&self.dir))?;
-        tmp.write_all(value).map_err(io_err(tmp.path()))?;
-        tmp.persist(&path).map_err(|e| Error::Io {
-            path,
-            source: e.error,
-        })?;
-        Ok(())
-    }
-
-    /// Removes the entry for `key`, if any.
-    pub fn remove(&self, key: &[u8]) -> Result<()> {
-        let path = self.path_of(key);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
-            _ => Ok(()),
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_replace_and_remove() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = FileCache::new(dir.path().join("x"));
-        assert_eq!(c.get(b"k").unwrap(), None);
-        c.put(b"k", b"one").unwrap();
-        c.put(b"k", b"two").unwrap();
-        assert_eq!(c.get(b"k").unwrap().unwrap(), b"two");
-        assert_eq!(
-            std::fs::read_dir(c.dir()).unwrap().count(),
-            1,
-            "no temporary files left"
-        );
-        c.remove(b"k").unwrap();
-        assert_eq!(c.get(b"k").unwrap(), None);
-        c.remove(b"k").unwrap();
-    }
-}
+pub(crate) use cache::Key;
+pub use cache::{Cache, Stats, Usage};
+pub use error::{Error, Result};
+pub use file_cache::FileCache;
+pub use options::{Backend, CacheOptions};
