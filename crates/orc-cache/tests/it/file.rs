@@ -210,3 +210,26 @@ fn the_synchronous_file_cache_still_works() {
     cache.remove(b"key").unwrap();
     assert_eq!(cache.get(b"key").unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_zero_ttl_or_a_huge_one_is_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    for ttl in [Duration::ZERO, Duration::MAX] {
+        let cache = file_cache(
+            tmp.path(),
+            "m",
+            CacheOptions {
+                ttl: Some(ttl),
+                ..CacheOptions::default()
+            },
+        );
+        cache.put(b"k", b"v").await;
+        // A zero TTL counts as the shortest one, a millisecond.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            cache.get(b"k").await.is_some(),
+            ttl == Duration::MAX,
+            "{ttl:?}"
+        );
+    }
+}

@@ -145,3 +145,21 @@ fn open_needs_no_runtime_and_checks_the_namespace() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_zero_ttl_or_a_huge_one_is_accepted() {
+    for ttl in [Duration::ZERO, Duration::MAX] {
+        let cache = memory(CacheOptions {
+            ttl: Some(ttl),
+            ..CacheOptions::default()
+        });
+        cache.put(b"k", b"v").await;
+        // A zero TTL counts as the shortest one, a millisecond.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            cache.get(b"k").await.is_some(),
+            ttl == Duration::MAX,
+            "{ttl:?}"
+        );
+    }
+}
