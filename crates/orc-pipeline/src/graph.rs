@@ -3,7 +3,7 @@
 use crate::plan::Step;
 
 /// A topological order of `steps` (dependencies first), stable with respect to document order.
-/// Steps on a cycle are left out; [`find_cycle`] names them.
+/// Steps on a cycle are left out; `find_cycle` names them.
 pub fn topo_order(steps: &[Step]) -> Vec<usize> {
     topo_order_by(steps.len(), |i| steps[i].deps.iter().map(|&d| d as usize))
 }
