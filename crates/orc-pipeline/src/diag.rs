@@ -57,6 +57,12 @@ pub enum Code {
     E017,
     /// A step or the pipeline names a model the configuration does not have.
     E018,
+    /// An AUTO tag cannot be answered when the pipeline compiles (no resolver, or a template in it).
+    E019,
+    /// An AUTO tag is not closed, closes nothing, or is malformed.
+    E020,
+    /// An AUTO tag's answer failed or does not fit its field.
+    E021,
     /// A template in a field that is never rendered.
     W101,
     /// A key orc reads but ignores, or a setting that has no effect where it is.
@@ -96,6 +102,9 @@ impl Code {
             Code::E016 => "no-model",
             Code::E017 => "unknown-filter",
             Code::E018 => "unknown-model",
+            Code::E019 => "auto-unresolved",
+            Code::E020 => "auto-syntax",
+            Code::E021 => "auto-answer",
             Code::W101 => "inert-template",
             Code::W102 => "ignored-setting",
             Code::I201 => "implicit-dependency",

@@ -2,6 +2,10 @@
 //! pipeline into an immutable [`Plan`] while collecting every [`Diagnostic`], the templates
 //! (minijinja with the filters users' pipelines rely on) and the condition language.
 //!
+//! Model steps compile when the [`Catalog`] lists the configured models
+//! ([`Catalog::with_models`]); `<AUTO>…</AUTO>` tags are answered at compile time by an
+//! [`AutoResolver`] given to [`compile_with`].
+//!
 //! ```
 //! let catalog = orc_pipeline::Catalog::new().with_tool("filesystem", &["read", "write"]);
 //! let text = "name: demo\nsteps:\n  - id: hi\n    action: echo\n    parameters: { message: hi }\n";
@@ -9,6 +13,7 @@
 //! assert_eq!(compiled.plan.steps[0].id, "hi");
 //! ```
 
+mod auto;
 mod compile;
 mod diag;
 pub mod expr;
@@ -17,9 +22,10 @@ mod plan;
 pub mod templates;
 mod yaml;
 
+pub use auto::{AutoRequest, AutoResolver, Expected};
 pub use compile::{
     Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, TEMPLATE_GLOBALS, compile, compile_bytes,
-    has_template, type_matches,
+    compile_bytes_with, compile_with, has_template, type_matches,
 };
 pub use diag::{Code, Diagnostic, Diagnostics, Severity};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};

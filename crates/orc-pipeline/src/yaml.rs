@@ -96,6 +96,35 @@ impl Node {
     }
 }
 
+/// A JSON value as a node, every part placed at `pos`.
+pub(crate) fn from_json(v: &serde_json::Value, pos: Pos) -> Node {
+    use serde_json::Value;
+    let kind = match v {
+        Value::Null => Kind::Null,
+        Value::Bool(b) => Kind::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Kind::Int(i),
+            None => Kind::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Kind::Str(s.clone()),
+        Value::Array(items) => Kind::Seq(items.iter().map(|i| from_json(i, pos)).collect()),
+        Value::Object(map) => Kind::Map(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        Key {
+                            name: k.clone(),
+                            pos,
+                        },
+                        from_json(v, pos),
+                    )
+                })
+                .collect(),
+        ),
+    };
+    Node { kind, pos }
+}
+
 /// A YAML syntax or structure error with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntaxError {

@@ -1,5 +1,6 @@
 //! The compiler: pipeline text to [`Plan`], running every check and reporting every problem.
 
+mod auto;
 mod draft;
 mod model;
 mod read;
@@ -7,6 +8,7 @@ mod resolve;
 
 use std::sync::Arc;
 
+use crate::auto::{AutoResolver, Protected};
 use crate::diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 use crate::plan::{Input, Param, Plan};
 use crate::templates::TemplateSet;
@@ -114,6 +116,15 @@ const TOP_KEYS: &[&str] = &[
 
 /// Compiles raw bytes: refuses text that is not UTF-8 or is too large, then [`compile`]s it.
 pub fn compile_bytes(bytes: &[u8], catalog: &Catalog) -> Result<Compiled, Diagnostics> {
+    compile_bytes_with(bytes, catalog, None)
+}
+
+/// [`compile_bytes`] with a resolver for AUTO tags, as [`compile_with`].
+pub fn compile_bytes_with(
+    bytes: &[u8],
+    catalog: &Catalog,
+    resolver: Option<&dyn AutoResolver>,
+) -> Result<Compiled, Diagnostics> {
     if bytes.len() > MAX_SOURCE_BYTES {
         return Err(one(Diagnostic::new(
             Code::E001,
@@ -125,7 +136,7 @@ pub fn compile_bytes(bytes: &[u8], catalog: &Catalog) -> Result<Compiled, Diagno
         )));
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) => compile(text, catalog),
+        Ok(text) => compile_with(text, catalog, resolver),
         Err(e) => {
             let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
             let line = good.matches('\n').count() + 1;
@@ -149,20 +160,53 @@ fn one(d: Diagnostic) -> Diagnostics {
 }
 
 /// Compiles pipeline text. On success the findings hold only warnings and notes; on failure, every error found.
+///
+/// AUTO tags are refused (E019) outside a step's `action`: use [`compile_with`] to answer them.
 pub fn compile(text: &str, catalog: &Catalog) -> Result<Compiled, Diagnostics> {
-    let doc = match yaml::parse(text) {
+    compile_with(text, catalog, None)
+}
+
+/// Compiles pipeline text, answering its `<AUTO>…</AUTO>` tags through `resolver`.
+///
+/// Each distinct question (instruction, attributes, expected type) is asked once. A tag in a
+/// tool-less step's `action` is not asked: the step becomes a `generate` step with the tag's
+/// text as its prompt. Without a resolver, any other tag is an error (E019).
+pub fn compile_with(
+    text: &str,
+    catalog: &Catalog,
+    resolver: Option<&dyn AutoResolver>,
+) -> Result<Compiled, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let protected = Protected::new(text, &mut diags);
+    let mut doc = match yaml::parse(&protected.text) {
         Ok(doc) => doc,
         Err(e) => {
-            return Err(one(Diagnostic::new(
-                Code::E001,
-                e.pos,
-                format!("invalid YAML: {}", e.message),
-            )
-            .hint("check the indentation and quoting near this line")));
+            diags.push(
+                Diagnostic::new(
+                    Code::E001,
+                    protected.original_pos(e.pos),
+                    format!("invalid YAML: {}", e.message),
+                )
+                .hint("check the indentation and quoting near this line"),
+            );
+            diags.sort();
+            return Err(diags);
         }
     };
-    let mut diags = Diagnostics::default();
+    let mut unanswered = Vec::new();
+    if !protected.tags.is_empty() {
+        protected.restore_tree(&mut doc);
+        let mut answerer = auto::Answerer::new(&protected, resolver, &mut diags);
+        answerer.run(&mut doc);
+        unanswered = answerer.failed;
+    }
     let plan = build(&doc, text, catalog, &mut diags);
+    if !unanswered.is_empty() {
+        // A value whose tag got no answer is reported once, not again for the tag text in it.
+        diags.0.retain(|d| {
+            matches!(d.code, Code::E019 | Code::E020 | Code::E021) || !unanswered.contains(&d.pos)
+        });
+    }
     diags.sort();
     match plan {
         Some((plan, templates)) if !diags.has_errors() => Ok(Compiled {

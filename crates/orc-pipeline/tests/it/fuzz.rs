@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use orc_pipeline::{compile, compile_bytes};
+use orc_pipeline::{AutoRequest, AutoResolver, compile, compile_bytes, compile_with};
 
 use crate::common::{catalog, fixtures};
 
@@ -93,6 +93,11 @@ fn interesting() -> impl Strategy<Value = Vec<u8>> {
             "0",
             "-1",
             "1e999",
+            "<AUTO>",
+            "</AUTO>",
+            "<AUTO type=\"integer\">",
+            "<AUTO a='b'>",
+            "\u{E000}0\u{E001}",
         ])
         .prop_map(|s: &str| s.as_bytes().to_vec()),
     ]
@@ -134,6 +139,10 @@ fn word() -> impl Strategy<Value = String> {
             "echo \"hi {{ a.result }}\"",
             "generate",
             "<AUTO>x</AUTO>",
+            "<AUTO>x <AUTO>y</AUTO></AUTO>",
+            "<AUTO type=\"list\">z</AUTO>",
+            "a <AUTO>q</AUTO> b",
+            "gpt-4o-mini",
             "continue",
             "skip",
             "retry",
@@ -181,6 +190,8 @@ const KEYS: &[&str] = &[
     "goto",
     "name",
     "metadata",
+    "model",
+    "requires_model",
 ];
 
 fn step(depth: u32) -> BoxedStrategy<Value> {
@@ -224,6 +235,27 @@ fn pipeline() -> impl Strategy<Value = String> {
         })
 }
 
+/// Answers by the instruction's length: numbers, lists, booleans, text, templates, failures.
+struct Answers;
+
+impl AutoResolver for Answers {
+    fn resolve(&self, request: &AutoRequest) -> Result<String, String> {
+        let answers = [
+            "3",
+            "[1, \"a\"]",
+            "true",
+            "some words",
+            "{{ a.result }}",
+            "-2.5",
+            "{\"k\": [1]}",
+        ];
+        match request.instruction.len() % (answers.len() + 1) {
+            i if i < answers.len() => Ok(answers[i].to_string()),
+            _ => Err("no".into()),
+        }
+    }
+}
+
 proptest! {
     // 256 cases each by default; `PROPTEST_CASES=20000` searches harder.
     #![proptest_config(ProptestConfig::default())]
@@ -240,8 +272,9 @@ proptest! {
     }
 
     #[test]
-    fn generated_pipelines_never_panic(text in pipeline()) {
-        match compile(&text, &CATALOG) {
+    fn generated_pipelines_never_panic(text in pipeline(), answer in any::<bool>()) {
+        let resolver = answer.then_some(&Answers as &dyn AutoResolver);
+        match compile_with(&text, &CATALOG, resolver) {
             Ok(compiled) => prop_assert!(!compiled.findings.has_errors()),
             Err(diags) => {
                 prop_assert!(diags.has_errors());
@@ -261,6 +294,8 @@ proptest! {
         let original = which.get(&OK).clone();
         let bytes = apply(original, &edits);
         let result = compile_bytes(&bytes, &CATALOG);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = compile_with(&text, &CATALOG, Some(&Answers));
         if let Err(diags) = &result {
             // Whatever went wrong is said with a place, when the text is the file's.
             prop_assert!(diags.has_errors());

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod auto;
 mod common;
 mod fixtures;
 mod fuzz;

@@ -1,0 +1,542 @@
+//! AUTO tags answered: every tag in the parsed pipeline becomes its resolver's answer, typed
+//! by the field it fills, before the pipeline is read. A tool-less step's `action` keeps its
+//! tags: it is a prompt for the model at run time.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::auto::{AutoRequest, AutoResolver, Expected, Part, Piece, Protected, Tag};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::templates::is_template;
+use crate::yaml::{Kind, Node, Pos};
+
+use super::draft::literal_bool;
+
+/// Answers by (instruction, attributes, expected): each question is asked once per compile.
+type Memo = HashMap<(String, Vec<(String, String)>, Expected), Result<String, String>>;
+
+pub(super) struct Answerer<'a> {
+    pub(super) protected: &'a Protected,
+    pub(super) resolver: Option<&'a dyn AutoResolver>,
+    pub(super) diags: &'a mut Diagnostics,
+    memo: Memo,
+    /// Where values start whose tags got no answer (reported): the checks that follow would
+    /// only complain about the tag text left there.
+    pub(super) failed: Vec<Pos>,
+}
+
+/// Where a string is: the step (if any), the path of the step, and the field within it.
+#[derive(Clone)]
+struct Place {
+    step: Option<String>,
+    prefix: String,
+    field: String,
+}
+
+impl Place {
+    fn child(&self, key: &str) -> Place {
+        Place {
+            field: if self.field.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", self.field)
+            },
+            ..self.clone()
+        }
+    }
+
+    fn index(&self, i: usize) -> Place {
+        Place {
+            field: format!("{}[{i}]", self.field),
+            ..self.clone()
+        }
+    }
+
+    fn path(&self) -> String {
+        if self.prefix.is_empty() {
+            self.field.clone()
+        } else {
+            format!("{}.{}", self.prefix, self.field)
+        }
+    }
+}
+
+impl<'a> Answerer<'a> {
+    pub(super) fn new(
+        protected: &'a Protected,
+        resolver: Option<&'a dyn AutoResolver>,
+        diags: &'a mut Diagnostics,
+    ) -> Self {
+        Answerer {
+            protected,
+            resolver,
+            diags,
+            memo: HashMap::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Answers every tag of the document in place.
+    pub(super) fn run(&mut self, doc: &mut Node) {
+        let top = Place {
+            step: None,
+            prefix: String::new(),
+            field: String::new(),
+        };
+        let Kind::Map(entries) = &mut doc.kind else {
+            self.value(doc, &top, Expected::Any);
+            return;
+        };
+        for (k, v) in entries {
+            let place = top.child(&k.name);
+            match k.name.as_str() {
+                "steps" => self.steps(v, ""),
+                "metadata" => match &mut v.kind {
+                    Kind::Map(meta) => {
+                        for (mk, mv) in meta {
+                            let expected = if mk.name == "default_timeout" {
+                                Expected::Number
+                            } else {
+                                Expected::Any
+                            };
+                            self.value(mv, &place.child(&mk.name), expected);
+                        }
+                    }
+                    _ => self.value(v, &place, Expected::Any),
+                },
+                _ => self.value(v, &place, Expected::Any),
+            }
+        }
+    }
+
+    fn steps(&mut self, node: &mut Node, prefix: &str) {
+        let Kind::Seq(items) = &mut node.kind else {
+            let place = Place {
+                step: None,
+                prefix: prefix.trim_end_matches('.').to_string(),
+                field: "steps".into(),
+            };
+            self.value(node, &place, Expected::Any);
+            return;
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            let id = item
+                .get("id")
+                .and_then(Node::as_str)
+                .map(|s| self.protected.written(s));
+            let tool_less = item.get("tool").is_none();
+            let step_path = match &id {
+                Some(id) => format!("{prefix}steps.{id}"),
+                None => format!("{prefix}steps[{i}]"),
+            };
+            let step = Place {
+                step: id,
+                prefix: step_path.clone(),
+                field: String::new(),
+            };
+            let Kind::Map(entries) = &mut item.kind else {
+                self.value(item, &step, Expected::Any);
+                continue;
+            };
+            for (k, v) in entries {
+                let place = step.child(&k.name);
+                let expected = match k.name.as_str() {
+                    "action" if tool_less => {
+                        self.action(v, &place);
+                        continue;
+                    }
+                    "steps" => {
+                        self.steps(v, &format!("{step_path}."));
+                        continue;
+                    }
+                    "timeout" => Expected::Number,
+                    "max_retries" | "max_parallel" | "max_iterations" => Expected::Integer,
+                    "for_each" => Expected::List,
+                    "condition" | "if" | "while" | "until" => Expected::Boolean,
+                    _ => Expected::Any,
+                };
+                self.value(v, &place, expected);
+            }
+        }
+    }
+
+    /// Answers the tags of a value; `expected` is what a whole-string tag at `node` must give.
+    fn value(&mut self, node: &mut Node, place: &Place, expected: Expected) {
+        match &mut node.kind {
+            Kind::Str(s) if self.protected.has_tag(s) => {
+                let s = std::mem::take(s);
+                node.kind = self.string(&s, place, expected, node.pos);
+            }
+            Kind::Seq(items) => {
+                for (i, n) in items.iter_mut().enumerate() {
+                    self.value(n, &place.index(i), Expected::Any);
+                }
+            }
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    self.value(v, &place.child(&k.name), Expected::Any);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A string with tags: a whole-string tag gives a typed value, inline tags give text.
+    fn string(&mut self, s: &str, place: &Place, expected: Expected, pos: Pos) -> Kind {
+        let protected = self.protected;
+        let pieces = protected.pieces(s);
+        let tags: Vec<&Tag> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Tag(t) => Some(*t),
+                Piece::Text(_) => None,
+            })
+            .collect();
+        let whole = tags.len() == 1
+            && pieces.iter().all(|p| {
+                matches!(p, Piece::Tag(_)) || matches!(p, Piece::Text(t) if t.trim().is_empty())
+            });
+        if let ([tag], true) = (tags.as_slice(), whole) {
+            let answer = self
+                .expected(tag, place, expected)
+                .and_then(|e| self.answer(tag, place, e));
+            return match answer {
+                Some(v) => crate::yaml::from_json(&v, pos).kind,
+                None => {
+                    self.failed.push(pos);
+                    Kind::Str(protected.written(s))
+                }
+            };
+        }
+        let mut out = String::with_capacity(s.len());
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Tag(tag) => {
+                    let answer = self
+                        .expected(tag, place, Expected::Text)
+                        .and_then(|e| self.answer(tag, place, e));
+                    match answer {
+                        Some(v) => out.push_str(&text_of(&v)),
+                        None => {
+                            self.failed.push(pos);
+                            out.push_str(&tag.text);
+                        }
+                    }
+                }
+            }
+        }
+        Kind::Str(out)
+    }
+
+    /// A tool-less step's `action`: its tags stay (the step becomes a model prompt), and the
+    /// tags nested in them are answered.
+    fn action(&mut self, node: &mut Node, place: &Place) {
+        let Kind::Str(s) = &node.kind else {
+            return self.value(node, place, Expected::Any);
+        };
+        if !self.protected.has_tag(s) {
+            return;
+        }
+        let protected = self.protected;
+        let mut out = String::with_capacity(s.len());
+        for piece in protected.pieces(s) {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Tag(tag) => {
+                    out.push_str(&tag.open);
+                    for part in &tag.parts {
+                        match part {
+                            Part::Text(t) => out.push_str(t),
+                            Part::Tag(inner) => {
+                                let answer = self
+                                    .expected(inner, place, Expected::Text)
+                                    .and_then(|e| self.answer(inner, place, e));
+                                match answer {
+                                    Some(v) => out.push_str(&text_of(&v)),
+                                    None => out.push_str(&inner.text),
+                                }
+                            }
+                        }
+                    }
+                    out.push_str("</AUTO>");
+                }
+            }
+        }
+        node.kind = Kind::Str(out);
+    }
+
+    /// The tag's `type` attribute, else what the field expects.
+    fn expected(&mut self, tag: &Tag, place: &Place, field: Expected) -> Option<Expected> {
+        let Some(word) = tag.type_attribute() else {
+            return Some(field);
+        };
+        let e = Expected::from_attribute(word);
+        if e.is_none() {
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::E020,
+                    tag.pos,
+                    format!("AUTO tag `{}` has an unknown type `{word}`", tag.short()),
+                )
+                .hint("types are: text, integer, number, boolean, list, any"),
+            );
+        }
+        e
+    }
+
+    fn report(&mut self, place: &Place, d: Diagnostic) {
+        let d = if place.field.is_empty() {
+            d
+        } else {
+            d.field(&place.field)
+        };
+        self.diags.push(match &place.step {
+            Some(s) => d.step(s.clone()),
+            None => d,
+        });
+    }
+
+    /// The answer to a tag (nested tags first), checked against `expected`; `None` when
+    /// there is none (reported).
+    fn answer(&mut self, tag: &Tag, place: &Place, expected: Expected) -> Option<Value> {
+        let own_text = tag
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Text(t) if is_template(t)));
+        if own_text {
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::E019,
+                    tag.pos,
+                    format!(
+                        "AUTO tag `{}` uses a template, so it cannot be answered when the pipeline compiles",
+                        tag.short()
+                    ),
+                )
+                .hint("templates have values only at run time; ask a model step (`action: generate`) instead"),
+            );
+            return None;
+        }
+        let Some(resolver) = self.resolver else {
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::E019,
+                    tag.pos,
+                    format!(
+                        "AUTO tag `{}` needs a model to answer it, and none is configured",
+                        tag.short()
+                    ),
+                )
+                .hint("configure a model (a `models:` entry in the config file), or write the value instead of the tag"),
+            );
+            return None;
+        };
+        let mut instruction = String::new();
+        let mut complete = true;
+        for part in &tag.parts {
+            match part {
+                Part::Text(t) => instruction.push_str(t),
+                Part::Tag(inner) => {
+                    let answer = self
+                        .expected(inner, place, Expected::Text)
+                        .and_then(|e| self.answer(inner, place, e));
+                    match answer {
+                        Some(v) => instruction.push_str(&text_of(&v)),
+                        None => complete = false,
+                    }
+                }
+            }
+        }
+        if !complete {
+            return None;
+        }
+        let key = (
+            instruction.trim().to_string(),
+            tag.attributes.clone(),
+            expected,
+        );
+        let reply = match self.memo.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let request = AutoRequest {
+                    instruction: key.0.clone(),
+                    attributes: key.1.clone(),
+                    expected,
+                    path: place.path(),
+                };
+                let r = resolver.resolve(&request);
+                self.memo.insert(key, r.clone());
+                r
+            }
+        };
+        let text = match reply {
+            Ok(t) => t,
+            Err(message) => {
+                self.report(
+                    place,
+                    Diagnostic::new(
+                        Code::E021,
+                        tag.pos,
+                        format!("AUTO tag `{}` got no answer: {message}", tag.short()),
+                    )
+                    .hint("check the model configuration, or write the value instead of the tag"),
+                );
+                return None;
+            }
+        };
+        let Some(value) = parse_answer(expected, &text) else {
+            let field = if place.field.is_empty() {
+                "the document".to_string()
+            } else {
+                format!("`{}`", place.field)
+            };
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::E021,
+                    tag.pos,
+                    format!(
+                        "AUTO tag `{}` must give {} for {field}, and the answer was `{}`",
+                        tag.short(),
+                        expected.describe(),
+                        shorten(&text)
+                    ),
+                )
+                .hint("make the instruction ask for exactly that, or write the value instead of the tag"),
+            );
+            return None;
+        };
+        if holds_template(&value) {
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::E021,
+                    tag.pos,
+                    format!(
+                        "the answer to AUTO tag `{}` holds template syntax (`{{{{`, `{{%` or `{{#`): `{}`",
+                        tag.short(),
+                        shorten(&text)
+                    ),
+                )
+                .hint("an answer is a value, never a template; change the instruction"),
+            );
+            return None;
+        }
+        Some(value)
+    }
+}
+
+/// An answer read as `expected`: surrounding blanks, one pair of quotes and a final full stop
+/// are not part of a number or boolean; a list or any value may sit in a ```json fence.
+fn parse_answer(expected: Expected, text: &str) -> Option<Value> {
+    let t = text.trim();
+    let scalar = || {
+        let s = ['"', '\'']
+            .iter()
+            .find_map(|q| t.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+            .unwrap_or(t)
+            .trim();
+        s.strip_suffix('.').unwrap_or(s).trim()
+    };
+    match expected {
+        Expected::Text => Some(Value::String(t.to_string())),
+        Expected::Integer => {
+            let s = scalar();
+            if let Ok(i) = s.parse::<i64>() {
+                return Some(Value::from(i));
+            }
+            let f: f64 = s.parse().ok()?;
+            (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then(|| Value::from(f as i64))
+        }
+        Expected::Number => {
+            let s = scalar();
+            if let Ok(i) = s.parse::<i64>() {
+                return Some(Value::from(i));
+            }
+            let f: f64 = s.parse().ok()?;
+            serde_json::Number::from_f64(f).map(Value::Number)
+        }
+        Expected::Boolean => literal_bool(scalar()).map(Value::Bool),
+        Expected::List => match serde_json::from_str(unfence(t)) {
+            Ok(v @ Value::Array(_)) => Some(v),
+            _ => None,
+        },
+        Expected::Any => {
+            Some(serde_json::from_str(unfence(t)).unwrap_or_else(|_| Value::String(t.to_string())))
+        }
+    }
+}
+
+/// The text inside a Markdown code fence, or the text.
+fn unfence(t: &str) -> &str {
+    let Some(body) = t.strip_prefix("```").and_then(|b| b.strip_suffix("```")) else {
+        return t;
+    };
+    // Past the info string (`json`) on the fence's line.
+    body.split_once('\n').map_or(body, |(_, rest)| rest).trim()
+}
+
+fn holds_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => is_template(s),
+        Value::Array(items) => items.iter().any(holds_template),
+        Value::Object(map) => map.iter().any(|(k, v)| is_template(k) || holds_template(v)),
+        _ => false,
+    }
+}
+
+/// An answer as text, for substitution into a longer string.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// At most 60 characters on one line.
+fn shorten(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= 60 {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(57).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_as_their_type() {
+        use Expected::*;
+        assert_eq!(parse_answer(Integer, " 3\n"), Some(Value::from(3)));
+        assert_eq!(parse_answer(Integer, "\"4.\""), Some(Value::from(4)));
+        assert_eq!(parse_answer(Integer, "3.0"), Some(Value::from(3)));
+        assert_eq!(parse_answer(Integer, "three"), None);
+        assert_eq!(parse_answer(Integer, "3.5"), None);
+        assert_eq!(parse_answer(Number, "2.5"), Some(Value::from(2.5)));
+        assert_eq!(parse_answer(Number, "inf"), None);
+        assert_eq!(parse_answer(Boolean, "Yes."), Some(Value::Bool(true)));
+        assert_eq!(parse_answer(Boolean, "maybe"), None);
+        assert_eq!(
+            parse_answer(List, "```json\n[\"a\", 2]\n```"),
+            Some(serde_json::json!(["a", 2]))
+        );
+        assert_eq!(parse_answer(List, "a, b"), None);
+        assert_eq!(
+            parse_answer(Any, "{\"k\": 1}"),
+            Some(serde_json::json!({"k": 1}))
+        );
+        assert_eq!(
+            parse_answer(Any, "plain words"),
+            Some(Value::from("plain words"))
+        );
+        assert_eq!(parse_answer(Text, " 42 "), Some(Value::from("42")));
+    }
+}
