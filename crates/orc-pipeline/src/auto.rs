@@ -123,9 +123,9 @@ pub(crate) enum Piece<'a> {
 
 /// The pipeline text with its outermost tags swapped for placeholders.
 #[derive(Debug)]
-pub(crate) struct Protected {
-    /// The text the YAML parser reads.
-    pub(crate) text: String,
+pub(crate) struct Protected<'t> {
+    /// The text the YAML parser reads: the pipeline's own text when it has no tags.
+    pub(crate) text: std::borrow::Cow<'t, str>,
     /// The outermost tags, by placeholder number.
     pub(crate) tags: Vec<Tag>,
     /// The characters that open and close a placeholder; neither is in the pipeline text.
@@ -136,13 +136,13 @@ pub(crate) struct Protected {
     original_lines: Vec<usize>,
 }
 
-impl Protected {
+impl<'t> Protected<'t> {
     /// Finds the tags of `text`; reports tags that are not closed, closed twice or malformed.
-    pub(crate) fn new(text: &str, diags: &mut Diagnostics) -> Protected {
+    pub(crate) fn new(text: &'t str, diags: &mut Diagnostics) -> Protected<'t> {
         let outer = scan(text, diags, true);
         if outer.is_empty() {
             return Protected {
-                text: text.to_string(),
+                text: std::borrow::Cow::Borrowed(text),
                 tags: Vec::new(),
                 marks: ('\u{E000}', '\u{E001}'),
                 spans: Vec::new(),
@@ -151,7 +151,11 @@ impl Protected {
             };
         }
         // Two private-use characters the text does not hold.
-        let mut free = ('\u{E000}'..='\u{F8FF}').filter(|c| !text.contains(*c));
+        let used: std::collections::HashSet<char> = text
+            .chars()
+            .filter(|c| ('\u{E000}'..='\u{F8FF}').contains(c))
+            .collect();
+        let mut free = ('\u{E000}'..='\u{F8FF}').filter(|c| !used.contains(c));
         let marks = match (free.next(), free.next()) {
             (Some(a), Some(b)) => (a, b),
             _ => ('\u{E000}', '\u{E001}'),
@@ -181,7 +185,7 @@ impl Protected {
         out.push_str(&text[copied..]);
         let protected_lines = line_starts(&out);
         Protected {
-            text: out,
+            text: std::borrow::Cow::Owned(out),
             tags,
             marks,
             spans,
@@ -530,7 +534,7 @@ fn open_tag(s: &str) -> Option<(usize, Vec<(String, String)>)> {
 mod tests {
     use super::*;
 
-    fn protect(text: &str) -> (Protected, Diagnostics) {
+    fn protect(text: &str) -> (Protected<'_>, Diagnostics) {
         let mut d = Diagnostics::default();
         let p = Protected::new(text, &mut d);
         (p, d)

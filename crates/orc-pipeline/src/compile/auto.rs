@@ -17,7 +17,7 @@ use super::draft::literal_bool;
 type Memo = HashMap<(String, Vec<(String, String)>, Expected), Result<String, String>>;
 
 pub(super) struct Answerer<'a> {
-    pub(super) protected: &'a Protected,
+    pub(super) protected: &'a Protected<'a>,
     pub(super) resolver: Option<&'a dyn AutoResolver>,
     pub(super) diags: &'a mut Diagnostics,
     memo: Memo,
@@ -64,7 +64,7 @@ impl Place {
 
 impl<'a> Answerer<'a> {
     pub(super) fn new(
-        protected: &'a Protected,
+        protected: &'a Protected<'a>,
         resolver: Option<&'a dyn AutoResolver>,
         diags: &'a mut Diagnostics,
     ) -> Self {

@@ -193,16 +193,17 @@ pub fn compile_with(
             return Err(diags);
         }
     };
-    let mut unanswered = Vec::new();
+    // Where tags are malformed or got no answer (reported): the checks that follow would
+    // only complain again about the tag text left there.
+    let mut unanswered: Vec<Pos> = diags.0.iter().map(|d| d.pos).collect();
     if !protected.tags.is_empty() {
         protected.restore_tree(&mut doc);
         let mut answerer = auto::Answerer::new(&protected, resolver, &mut diags);
         answerer.run(&mut doc);
-        unanswered = answerer.failed;
+        unanswered.append(&mut answerer.failed);
     }
     let plan = build(&doc, text, catalog, &mut diags);
     if !unanswered.is_empty() {
-        // A value whose tag got no answer is reported once, not again for the tag text in it.
         diags.0.retain(|d| {
             matches!(d.code, Code::E019 | Code::E020 | Code::E021) || !unanswered.contains(&d.pos)
         });

@@ -510,3 +510,17 @@ steps:
         ["name", "metadata.default_timeout", "outputs.summary"]
     );
 }
+
+#[test]
+fn a_broken_tag_is_reported_once_with_its_place() {
+    let text = "name: t\nsteps:\n  - id: a\n    action: echo\n    max_retries: <AUTO>how many\n";
+    let r = Recorder::new(&[]);
+    let d = err(text, Some(&r));
+    assert_eq!(
+        places(&d),
+        [(Code::E020, 5, 18)],
+        "{}",
+        d.render("t.yaml", text)
+    );
+    assert!(r.calls().is_empty());
+}
