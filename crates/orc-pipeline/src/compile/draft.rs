@@ -43,6 +43,8 @@ pub(super) struct Draft {
     pub(super) timeout: Option<f64>,
     pub(super) max_retries: Option<u32>,
     pub(super) model: Option<ModelChoice>,
+    /// `cache: false` opts a model step out of the response cache.
+    pub(super) cache: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,7 @@ const STEP_KEYS: &[&str] = &[
     "on_failure",
     "timeout",
     "max_retries",
+    "cache",
     "for_each",
     "steps",
     "max_parallel",
@@ -105,7 +108,6 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
         "foreach" => "write `for_each`",
         "on_error" | "error_handlers" => "use `on_failure` with a policy or a step id",
         "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
-        "cache" => "the step-result cache is not available yet; remove the key",
         "action_loop"
         | "create_parallel_queue"
         | "while_condition"
@@ -442,6 +444,7 @@ impl<'a> Drafter<'a> {
             .get("max_retries")
             .and_then(|n| r.count(n, "max_retries", 0, 100));
 
+        let cache = node.get("cache").and_then(|n| r.boolean(n, "cache"));
         let choice = model::step_choice(&mut r, node, self.catalog);
         let kind = if let Some(items) = node.get("for_each") {
             self.for_each(&mut r, node, items, step, &mut uses)
@@ -451,6 +454,19 @@ impl<'a> Drafter<'a> {
             self.action(&mut r, node, step, &mut uses)
         };
         let model = choice.and_then(|c| Self::model_fits(&mut r, &kind, c));
+        if let (Some(_), Some(key)) = (cache, node.get("cache"))
+            && !Self::calls_model(&kind)
+        {
+            r.report(
+                Diagnostic::new(
+                    Code::W102,
+                    key.pos,
+                    "the step does not call a model, so `cache` has no effect",
+                )
+                .field("cache")
+                .hint("`cache` opts model steps in or out of the response cache; remove it here"),
+            );
+        }
         if id.is_empty() {
             return None;
         }
@@ -468,7 +484,13 @@ impl<'a> Drafter<'a> {
             timeout,
             max_retries,
             model,
+            cache,
         })
+    }
+
+    /// Whether a drafted step is a tool-less model action.
+    fn calls_model(kind: &DraftKind) -> bool {
+        matches!(kind, DraftKind::Action { tool: None, action: Param::Lit(serde_json::Value::String(a)), .. } if MODEL_ACTIONS.contains(&a.as_str()))
     }
 
     /// Keeps a step's model choice where it means something, and says so where it does not.

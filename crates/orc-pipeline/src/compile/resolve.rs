@@ -349,7 +349,7 @@ impl Resolver<'_> {
                 on_failure: OnFailure::Fail,
                 timeout: d.timeout,
                 max_retries: d.max_retries.unwrap_or(0),
-                cache: None,
+                cache: d.cache,
                 model: d.model.clone(),
                 pos: d.pos,
             });
