@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
+    /// The models pipelines can use.
+    pub(crate) models: Vec<orc_models::ModelSpec>,
     pub(crate) performance: Performance,
 }
 
@@ -206,6 +208,48 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for m in &self.models {
+            if !names.insert(m.name.as_str()) {
+                return Err(format!("models: the name `{}` is used twice", m.name));
+            }
+        }
+        let mo = &self.performance.model_optimization;
+        if mo.batch_size == 0 {
+            return Err("performance.model_optimization.batch_size must be at least 1".into());
+        }
+        if mo.connection_pool_size == 0 {
+            return Err(
+                "performance.model_optimization.connection_pool_size must be at least 1".into(),
+            );
+        }
+        if mo.max_concurrent_batches == 0 {
+            return Err(
+                "performance.model_optimization.max_concurrent_batches must be at least 1".into(),
+            );
+        }
+        if !(mo.max_wait_time >= 0.0 && mo.max_wait_time.is_finite()) {
+            return Err(
+                "performance.model_optimization.max_wait_time must be a number of seconds ≥ 0"
+                    .into(),
+            );
+        }
+        let mc = &self.performance.caching.model_cache;
+        match mc.backend.as_str() {
+            "memory" | "file" => {}
+            "redis" if mc.url.is_none() => {
+                return Err(
+                    "performance.caching.model_cache.url is required with backend `redis` (e.g. redis://127.0.0.1:6379)"
+                        .into(),
+                );
+            }
+            "redis" => {}
+            other => {
+                return Err(format!(
+                    "performance.caching.model_cache.backend: unknown backend `{other}`; use memory, file or redis"
+                ));
+            }
+        }
         let p = &self.performance.parallel_execution;
         if p.max_concurrent_tasks == 0 {
             return Err(

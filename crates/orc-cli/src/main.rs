@@ -1,6 +1,9 @@
 //! `orc`: compile and run AI pipelines written in YAML.
 
+mod cache_cmd;
 mod config;
+mod models;
+mod models_cmd;
 mod plans;
 mod progress;
 mod run;
@@ -69,6 +72,10 @@ enum Command {
     Run(run::RunArgs),
     /// Check a pipeline without running it.
     Validate(validate::ValidateArgs),
+    /// The models the config file offers.
+    Models(models_cmd::ModelsArgs),
+    /// The model response cache and the compile cache.
+    Cache(cache_cmd::CacheArgs),
 }
 
 fn init_logging(global: &Global) {
@@ -109,6 +116,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::main(&cli.global, args),
         Command::Validate(args) => validate::main(&cli.global, &args),
+        Command::Models(args) => models_cmd::main(&cli.global, &args),
+        Command::Cache(args) => cache_cmd::main(&cli.global, &args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

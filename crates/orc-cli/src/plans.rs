@@ -16,6 +16,38 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("orc"))
 }
 
+/// The compile cache, when orc has a cache directory.
+pub(crate) fn plan_cache() -> Option<orc_cache::FileCache> {
+    cache_dir().map(|d| orc_cache::FileCache::new(d.join("plans")))
+}
+
+/// Entries and bytes in the compile cache.
+pub(crate) fn usage(cache: &orc_cache::FileCache) -> std::io::Result<(u64, u64)> {
+    let mut totals = (0, 0);
+    let entries = match std::fs::read_dir(cache.dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(totals),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let meta = entry?.metadata()?;
+        if meta.is_file() {
+            totals.0 += 1;
+            totals.1 += meta.len();
+        }
+    }
+    Ok(totals)
+}
+
+/// Removes every compiled plan; returns how many.
+pub(crate) fn clear(cache: &orc_cache::FileCache) -> std::io::Result<u64> {
+    let (entries, _) = usage(cache)?;
+    match std::fs::remove_dir_all(cache.dir()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(entries),
+    }
+}
+
 /// What the compile cache stores.
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -38,14 +70,41 @@ pub(crate) struct Loaded {
     pub(crate) cache_hit: bool,
 }
 
+/// What a compile depends on besides the pipeline text.
+pub(crate) struct Compiler<'a> {
+    /// The tools, actions and model names the pipeline may use.
+    pub(crate) catalog: orc_pipeline::Catalog,
+    /// Resolves `<AUTO>` tags; `None` when no model is configured.
+    pub(crate) resolver: Option<&'a dyn orc_pipeline::AutoResolver>,
+    /// What else decides the plan (the configured models), for the cache key.
+    pub(crate) fingerprint: Vec<u8>,
+}
+
+impl<'a> Compiler<'a> {
+    /// The compiler for the config's models.
+    pub(crate) fn new(
+        gateway: Option<&orc_models::Gateway>,
+        resolver: Option<&'a dyn orc_pipeline::AutoResolver>,
+    ) -> Self {
+        let fingerprint = gateway.map_or_else(Vec::new, |g| {
+            serde_json::to_vec(g.registry().models()).unwrap_or_default()
+        });
+        Compiler {
+            catalog: orc_engine::catalog_with_models(gateway),
+            resolver,
+            fingerprint,
+        }
+    }
+}
+
 /// Reads and compiles a pipeline, using the compile cache when it has an entry for this text and this orc.
-pub(crate) fn load(path: &Path) -> Result<Loaded, LoadError> {
+pub(crate) fn load(path: &Path, compiler: &Compiler<'_>) -> Result<Loaded, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| {
         LoadError::Read(format!("{}: cannot read the pipeline: {e}", path.display()))
     })?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let cache = cache_dir().map(|d| orc_cache::FileCache::new(d.join("plans")));
-    let key = cache_key(&bytes);
+    let cache = plan_cache();
+    let key = cache_key(&bytes, &compiler.fingerprint);
     if let Some(cache) = &cache
         && let Ok(Some(entry)) = cache.get(&key)
     {
@@ -63,13 +122,11 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LoadError> {
             None => tracing::warn!("ignoring a corrupt compile-cache entry; it will be rewritten"),
         }
     }
-    let compiled =
-        orc_pipeline::compile_bytes(&bytes, &orc_engine::catalog()).map_err(|diags| {
-            LoadError::Invalid {
-                diags,
-                text: text.clone(),
-            }
-        })?;
+    let compiled = orc_pipeline::compile_bytes_with(&bytes, &compiler.catalog, compiler.resolver)
+        .map_err(|diags| LoadError::Invalid {
+        diags,
+        text: text.clone(),
+    })?;
     if let Some(cache) = &cache {
         let entry = Entry {
             plan: (*compiled.plan).clone(),
@@ -91,8 +148,9 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LoadError> {
     })
 }
 
-/// The cache key: orc's version and build, and the exact bytes of the pipeline.
-fn cache_key(bytes: &[u8]) -> Vec<u8> {
+/// The cache key: orc's version and build, the configured models, and the exact bytes of the
+/// pipeline.
+fn cache_key(bytes: &[u8], fingerprint: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(bytes.len() + 64);
     key.extend_from_slice(b"orc-plan-1\0");
     key.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
@@ -112,6 +170,7 @@ fn cache_key(bytes: &[u8]) -> Vec<u8> {
         }
     }
     key.push(0);
+    key.extend_from_slice(blake3::hash(fingerprint).as_bytes());
     key.extend_from_slice(bytes);
     key
 }

@@ -84,20 +84,6 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         inputs.insert(k, v);
     }
     let file = args.pipeline.display().to_string();
-    let loaded = match plans::load(&args.pipeline) {
-        Ok(l) => l,
-        Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
-        Err(LoadError::Invalid { diags, text }) => {
-            eprint!("{}", diags.render(&file, &text));
-            return Ok(exit::INVALID);
-        }
-    };
-    tracing::debug!(
-        cache_hit = loaded.cache_hit,
-        steps = loaded.compiled.plan.step_count(),
-        "compiled"
-    );
-
     let par = &config.performance.parallel_execution;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(
@@ -112,6 +98,33 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()?;
+    let gateway = crate::models::gateway(&config)?;
+    let resolver = gateway
+        .as_ref()
+        .map(|gateway| crate::models::ModelResolver {
+            gateway,
+            runtime: &runtime,
+        });
+    let compiler = plans::Compiler::new(
+        gateway.as_ref(),
+        resolver
+            .as_ref()
+            .map(|r| r as &dyn orc_pipeline::AutoResolver),
+    );
+    let loaded = match plans::load(&args.pipeline, &compiler) {
+        Ok(l) => l,
+        Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
+        Err(LoadError::Invalid { diags, text }) => {
+            eprint!("{}", diags.render(&file, &text));
+            return Ok(exit::INVALID);
+        }
+    };
+    tracing::debug!(
+        cache_hit = loaded.cache_hit,
+        steps = loaded.compiled.plan.step_count(),
+        "compiled"
+    );
+
     let cancel = CancellationToken::new();
     let options = orc_engine::Options {
         inputs,
@@ -120,6 +133,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         task_timeout: Duration::from_secs_f64(par.task_timeout),
         cancel: cancel.clone(),
         observer: crate::progress::observer(global),
+        models: gateway.clone(),
         ..orc_engine::Options::default()
     };
     let result = runtime.block_on(async {

@@ -21,7 +21,24 @@ pub(crate) struct ValidateArgs {
 #[allow(clippy::print_stderr)]
 pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
     let file = args.pipeline.display().to_string();
-    let loaded = match plans::load(&args.pipeline) {
+    let (config, _) = crate::config::Config::load(global.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let gateway = crate::models::gateway(&config)?;
+    let resolver = gateway
+        .as_ref()
+        .map(|gateway| crate::models::ModelResolver {
+            gateway,
+            runtime: &runtime,
+        });
+    let compiler = plans::Compiler::new(
+        gateway.as_ref(),
+        resolver
+            .as_ref()
+            .map(|r| r as &dyn orc_pipeline::AutoResolver),
+    );
+    let loaded = match plans::load(&args.pipeline, &compiler) {
         Ok(l) => l,
         Err(LoadError::Read(msg)) => return Err(crate::UserError(msg).into()),
         Err(LoadError::Invalid { diags, text }) => {

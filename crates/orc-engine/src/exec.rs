@@ -14,9 +14,10 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::models;
 use crate::result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
 use crate::scope::{Frame, Shared, StepScope};
-use crate::step::{self, Backoff, Done, Job};
+use crate::step::{self, Backoff, Done, Job, ModelJob};
 use crate::tools::Envelope;
 
 /// How to run a plan.
@@ -36,6 +37,8 @@ pub struct Options {
     pub cancel: CancellationToken,
     /// Told when steps are added, start and finish (progress bars, metrics, tests).
     pub observer: Option<Arc<dyn Observer>>,
+    /// Where model steps send their calls; `None` when no model is configured.
+    pub models: Option<orc_models::Gateway>,
 }
 
 /// Something that happened in a run, as the scheduler saw it.
@@ -76,6 +79,7 @@ impl Default for Options {
             backoff: Backoff::default(),
             cancel: CancellationToken::new(),
             observer: None,
+            models: None,
         }
     }
 }
@@ -83,6 +87,9 @@ impl Default for Options {
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A model step's model cannot be used (unknown name, unset key, nothing eligible).
+    #[error("{0}")]
+    Models(String),
     /// A required input was not given.
     #[error("missing required input `{0}`; give it with `-i {0}=VALUE`")]
     MissingInput(String),
@@ -278,6 +285,7 @@ fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, SystemTime) {
 pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let plan = &compiled.plan;
     let inputs = resolve_inputs(plan, &opts.inputs)?;
+    models::check_plan(plan, opts.models.as_ref()).map_err(Error::Models)?;
     let (execution, started) = execution_namespace(plan, opts.execution_id.as_deref());
     let execution_id = execution["id"].as_str().unwrap_or_default().to_string();
     let shared = Arc::new(Shared::new(&inputs, execution, &plan.id));
@@ -328,6 +336,16 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
             .collect();
     }
     let outputs = run.outputs();
+    let mut usage = Usage::default();
+    let mut cost = 0.0;
+    let mut unpriced_calls = 0;
+    for record in steps.values().filter(|r| r.model.is_some()) {
+        usage += record.usage.unwrap_or_default();
+        match record.cost {
+            Some(c) => cost += c,
+            None => unpriced_calls += 1,
+        }
+    }
     let (error, error_type) = run
         .first_error
         .clone()
@@ -364,8 +382,9 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
             .as_secs_f64(),
         error,
         error_type,
-        usage: Usage::default(),
-        cost: 0.0,
+        usage,
+        cost,
+        unpriced_calls,
     })
 }
 
@@ -620,6 +639,14 @@ impl Run<'_> {
                         scope: self.scope(i),
                         timeout,
                         max_retries: step.max_retries,
+                        model: models::is_model_step(step).then(|| ModelJob {
+                            gateway: self.opts.models.clone(),
+                            choice: Arc::new(models::Choice {
+                                step: step.model.clone(),
+                                pipeline: self.plan.model.clone(),
+                            }),
+                            use_cache: step.cache != Some(false),
+                        }),
                     };
                     self.nodes[i as usize].state = State::Running;
                     self.nodes[i as usize].record = Some(StepRecord {
@@ -926,6 +953,13 @@ impl Run<'_> {
             r.timed_out = d.timed_out;
             r.started_at = Some(now_rfc3339(d.started_at));
             r.duration = Some(d.duration.as_secs_f64());
+            if let Some(m) = &d.model {
+                r.model = Some(m.model.clone());
+                r.provider = Some(m.provider.to_string());
+                r.cached = m.cached;
+                r.usage = Some(m.usage);
+                r.cost = m.cost;
+            }
         }
         r.completed_at = Some(now_rfc3339(finished));
         match outcome {

@@ -12,6 +12,7 @@
 //! ```
 
 mod exec;
+mod models;
 mod result;
 mod scope;
 mod step;
@@ -20,4 +21,4 @@ mod tools;
 pub use exec::{Error, Event, Observer, Options, Result, execute};
 pub use result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
-pub use tools::{Envelope, call as call_tool, catalog};
+pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

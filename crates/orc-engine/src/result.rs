@@ -31,13 +31,7 @@ pub enum StepStatus {
 }
 
 /// Tokens a step or run used (model steps; zero for tools).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Completion tokens.
-    pub output_tokens: u64,
-}
+pub use orc_models::Usage;
 
 /// One step's record in the result document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +109,13 @@ pub struct RunResult {
     pub error_type: Option<String>,
     /// Tokens used by all model steps.
     pub usage: Usage,
-    /// USD spent on model calls.
+    /// USD spent on model calls (unpriced models count as zero; see `unpriced_calls`).
     pub cost: f64,
+    /// Model steps whose model has no price, so `cost` leaves them out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unpriced_calls: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -8,6 +8,7 @@ use orc_pipeline::templates::{Lookup, TemplateSet};
 use orc_pipeline::{Condition, Param};
 use serde_json::{Map, Value};
 
+use crate::models::{self, ModelCall};
 use crate::tools::{self, Envelope};
 
 /// Retry back-off: `base · 2^(n-1)`, capped, with jitter in [50 %, 100 %].
@@ -47,6 +48,15 @@ pub(crate) struct Job {
     pub(crate) scope: Arc<dyn Lookup>,
     pub(crate) timeout: Duration,
     pub(crate) max_retries: u32,
+    /// For model steps: the gateway and how the model is chosen.
+    pub(crate) model: Option<ModelJob>,
+}
+
+/// What a model step needs besides its parameters.
+pub(crate) struct ModelJob {
+    pub(crate) gateway: Option<orc_models::Gateway>,
+    pub(crate) choice: Arc<models::Choice>,
+    pub(crate) use_cache: bool,
 }
 
 /// What a step task hands back.
@@ -60,6 +70,8 @@ pub(crate) struct Done {
     pub(crate) timed_out: bool,
     pub(crate) started_at: SystemTime,
     pub(crate) duration: Duration,
+    /// The model call's record, for model steps.
+    pub(crate) model: Option<ModelCall>,
 }
 
 pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff) -> Done {
@@ -74,6 +86,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         timed_out,
         started_at,
         duration: clock.elapsed(),
+        model: None,
     };
     let action = match render(&job.action, &templates, &job.scope) {
         Ok(Value::String(a)) => a,
@@ -132,15 +145,25 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
     }
     let mut retries = 0;
     loop {
-        let call = tools::call(job.tool.as_deref(), &action, params.clone());
-        let (envelope, timed_out) = match tokio::time::timeout(job.timeout, call).await {
-            Ok(e) => {
+        let call = async {
+            match &job.model {
+                Some(m) => {
+                    models::call(m.gateway.as_ref(), &m.choice, &action, &params, m.use_cache).await
+                }
+                None => (
+                    tools::call(job.tool.as_deref(), &action, params.clone()).await,
+                    None,
+                ),
+            }
+        };
+        let (envelope, timed_out, model) = match tokio::time::timeout(job.timeout, call).await {
+            Ok((e, model)) => {
                 let timed_out = e
                     .result
                     .get("timed_out")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                (e, timed_out)
+                (e, timed_out, model)
             }
             Err(_) => (
                 Envelope::fail(
@@ -148,15 +171,22 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                     Value::Null,
                 ),
                 true,
+                None,
             ),
         };
         if envelope.success || retries >= job.max_retries {
             let error_type = match (envelope.success, timed_out) {
                 (true, _) => None,
                 (false, true) => Some("Timeout"),
-                (false, false) => Some("ToolError"),
+                (false, false) => Some(if model.is_some() {
+                    "ModelError"
+                } else {
+                    "ToolError"
+                }),
             };
-            return done(action, envelope, error_type, retries, timed_out);
+            let mut finished = done(action, envelope, error_type, retries, timed_out);
+            finished.model = model;
+            return finished;
         }
         retries += 1;
         tracing::info!(

@@ -28,11 +28,16 @@
 //! # }
 //! ```
 
+pub mod actions;
 mod anthropic;
+mod batch;
 mod client;
 mod error;
+mod gateway;
 mod http;
+mod inflight;
 mod openai;
+mod registry;
 mod request;
 mod retry;
 mod secret;
@@ -40,9 +45,14 @@ mod spec;
 mod sse;
 mod stream;
 
+pub use batch::BatchOptions;
 pub use client::ModelClient;
 pub use error::{CallSite, Error, FailureKind, Result};
+pub use gateway::{
+    Answer, CACHE_KEY_VERSION, Gateway, GatewayOptions, GatewayStats, Source, cache_key, price,
+};
 pub use http::HttpOptions;
+pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, RegistryError, Requirements};
 pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, Message, ModelInfo, Role, Usage, canonical_json,

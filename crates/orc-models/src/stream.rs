@@ -24,6 +24,9 @@ pub(crate) struct StreamState {
     pub(crate) done: bool,
 }
 
+/// What a stream calls with its assembled answer.
+type OnComplete = Box<dyn FnOnce(&ChatResponse) + Send>;
+
 /// A protocol-level problem in one event: its kind and message.
 pub(crate) type EventError = (FailureKind, String);
 
@@ -47,6 +50,10 @@ pub struct ChatStream {
     state: StreamState,
     failure: Option<Error>,
     ended: bool,
+    /// Text to yield before anything else: a cached answer being replayed.
+    replay: Option<String>,
+    /// Called once with the assembled answer when the stream completes.
+    on_complete: Option<OnComplete>,
 }
 
 impl fmt::Debug for ChatStream {
@@ -73,6 +80,56 @@ impl ChatStream {
             state: StreamState::default(),
             failure: None,
             ended: false,
+            replay: None,
+            on_complete: None,
+        }
+    }
+
+    /// A stream that replays a finished answer (from the response cache): its text as
+    /// one delta, then the end, with the answer's model, usage and finish reason.
+    pub fn replay(response: ChatResponse) -> Self {
+        ChatStream {
+            body: None,
+            decoder: SseDecoder::default(),
+            provider: Provider::OpenAi,
+            site: CallSite {
+                provider: Provider::OpenAi,
+                model: response.model.clone(),
+                status: None,
+            },
+            key: None,
+            fallback_model: response.model.clone(),
+            text: String::new(),
+            state: StreamState {
+                model: Some(response.model),
+                usage: response.usage,
+                finish_reason: response.finish_reason,
+                done: true,
+            },
+            failure: None,
+            ended: true,
+            replay: Some(response.text).filter(|t| !t.is_empty()),
+            on_complete: None,
+        }
+    }
+
+    /// The same stream, calling `f` once with the assembled answer when it completes
+    /// (never when it fails or is dropped early).
+    pub fn on_complete(mut self, f: impl FnOnce(&ChatResponse) + Send + 'static) -> Self {
+        self.on_complete = Some(Box::new(f));
+        self
+    }
+
+    fn assembled(&self) -> ChatResponse {
+        ChatResponse {
+            text: self.text.clone(),
+            model: self
+                .state
+                .model
+                .clone()
+                .unwrap_or_else(|| self.fallback_model.clone()),
+            usage: self.state.usage,
+            finish_reason: self.state.finish_reason.clone(),
         }
     }
 
@@ -128,6 +185,10 @@ impl Stream for ChatStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(text) = this.replay.take() {
+            this.text.push_str(&text);
+            return Poll::Ready(Some(Ok(text)));
+        }
         loop {
             // Events already decoded come first; after the terminator, nothing counts.
             while !this.state.done {
@@ -160,6 +221,12 @@ impl Stream for ChatStream {
                         ),
                     );
                     return this.fail(error);
+                }
+                if this.state.done
+                    && this.failure.is_none()
+                    && let Some(f) = this.on_complete.take()
+                {
+                    f(&this.assembled());
                 }
                 return Poll::Ready(None);
             };

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod models;
 mod shared_pipelines;
 mod signals;
 mod support;

@@ -16,6 +16,9 @@ pub struct Envelope {
     pub success: bool,
     /// Why not, when it did not.
     pub error: Option<String>,
+    /// The model that answered, for model steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_used: Option<String>,
 }
 
 impl Envelope {
@@ -25,6 +28,7 @@ impl Envelope {
             result,
             success: true,
             error: None,
+            model_used: None,
         }
     }
 
@@ -34,12 +38,17 @@ impl Envelope {
             result,
             success: false,
             error: Some(message.into()),
+            model_used: None,
         }
     }
 
     /// The envelope as JSON.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({ "result": self.result, "success": self.success, "error": self.error })
+        let mut json = serde_json::json!({ "result": self.result, "success": self.success, "error": self.error });
+        if let (Some(model), Value::Object(map)) = (&self.model_used, &mut json) {
+            map.insert("model_used".into(), Value::String(model.clone()));
+        }
+        json
     }
 }
 
@@ -52,6 +61,14 @@ pub fn catalog() -> orc_pipeline::Catalog {
         .with_tool("echo", &["echo"])
         .with_tool("data-processing", orc_data::DATA_PROCESSING_ACTIONS)
         .with_tool("validation", orc_data::VALIDATION_ACTIONS)
+}
+
+/// The catalog with the model references a gateway accepts, so model steps compile.
+pub fn catalog_with_models(gateway: Option<&orc_models::Gateway>) -> orc_pipeline::Catalog {
+    match gateway {
+        Some(g) => catalog().with_models(g.registry().references()),
+        None => catalog(),
+    }
 }
 
 /// Calls a tool. `tool` is `None` for tool-less actions (`echo`, `evaluate_condition`).

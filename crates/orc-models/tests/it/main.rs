@@ -627,3 +627,5 @@ async fn concurrent_calls_stay_within_the_pool() -> Result<()> {
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     Ok(())
 }
+
+mod gateway;

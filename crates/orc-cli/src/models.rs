@@ -1,0 +1,136 @@
+//! The model layer as the config file describes it: the gateway (registry, pooled
+//! client, response cache, batching) and the resolver of `<AUTO>` tags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use orc_cache::{Backend, Cache, CacheOptions};
+use orc_models::{
+    BatchOptions, ChatRequest, Gateway, GatewayOptions, HttpOptions, Message, ModelClient,
+    Registry, Requirements,
+};
+use orc_pipeline::{AutoRequest, AutoResolver, Expected};
+
+use crate::config::{CacheSettings, Config, ConfigError};
+use crate::plans;
+
+/// The model response cache the config describes; `None` when it is disabled.
+pub(crate) fn model_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
+    let settings = &config.performance.caching.model_cache;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    open_cache(settings, "model", "performance.caching.model_cache").map(Some)
+}
+
+fn open_cache(
+    settings: &CacheSettings,
+    namespace: &str,
+    field: &str,
+) -> Result<Cache, ConfigError> {
+    let backend = match settings.backend.as_str() {
+        "memory" => Backend::Memory,
+        "file" => Backend::File {
+            dir: match &settings.path {
+                Some(p) => p.clone(),
+                None => plans::cache_dir().unwrap_or_else(|| PathBuf::from(".orc-cache")),
+            },
+        },
+        "redis" => Backend::Redis {
+            url: settings.url.clone().unwrap_or_default(),
+        },
+        other => {
+            return Err(ConfigError(format!(
+                "{field}.backend: unknown backend `{other}`; use memory, file or redis"
+            )));
+        }
+    };
+    let options = CacheOptions {
+        backend,
+        namespace: namespace.to_owned(),
+        ttl: (settings.ttl > 0).then(|| Duration::from_secs(settings.ttl)),
+        max_entries: settings.max_size.max(1),
+        compression: settings.compression,
+        ..CacheOptions::default()
+    };
+    Cache::open(options).map_err(|e| ConfigError(format!("{field}: {e}")))
+}
+
+/// The gateway for the config's models; `None` when the config lists no model.
+///
+/// Reads no API key: keys are read when a step's model is chosen.
+pub(crate) fn gateway(config: &Config) -> Result<Option<Gateway>, ConfigError> {
+    if config.models.is_empty() {
+        return Ok(None);
+    }
+    let registry = Registry::new(config.models.clone()).map_err(|e| ConfigError(e.to_string()))?;
+    let mo = &config.performance.model_optimization;
+    let http = HttpOptions {
+        connection_pool_size: mo.connection_pool_size,
+        ..HttpOptions::default()
+    };
+    let client = ModelClient::new(&http).map_err(|e| ConfigError(e.to_string()))?;
+    let options = GatewayOptions {
+        cache: model_cache(config)?,
+        batch: BatchOptions {
+            batch_size: mo.batch_size,
+            max_wait: Duration::from_secs_f64(mo.max_wait_time),
+            max_concurrent_batches: mo.max_concurrent_batches,
+        },
+    };
+    Ok(Some(Gateway::new(registry, client, options)))
+}
+
+/// Resolves `<AUTO>` tags at compile time with a model call through the gateway (and
+/// so through its response cache: compiling the same pipeline again costs nothing).
+pub(crate) struct ModelResolver<'a> {
+    pub(crate) gateway: &'a Gateway,
+    pub(crate) runtime: &'a tokio::runtime::Runtime,
+}
+
+impl AutoResolver for ModelResolver<'_> {
+    fn resolve(&self, request: &AutoRequest) -> Result<String, String> {
+        let registry = self.gateway.registry();
+        let attribute = |name: &str| {
+            request
+                .attributes
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let model = match attribute("model") {
+            Some(name) => registry.resolve(name),
+            None => registry.select(&Requirements::default()),
+        }
+        .map_err(|e| e.to_string())?;
+        let shape = match request.expected {
+            Expected::Integer => "Answer with one integer and nothing else.",
+            Expected::Number => "Answer with one number and nothing else.",
+            Expected::Boolean => "Answer with true or false and nothing else.",
+            Expected::List => "Answer with a JSON array and nothing else.",
+            Expected::Text => "Answer with the text only, without quotes or explanation.",
+            Expected::Any => {
+                "Answer with the value only: JSON for numbers, booleans, lists and objects, plain text otherwise."
+            }
+        };
+        let mut context = format!("The value is for the field `{}`.", request.path);
+        for (k, v) in &request.attributes {
+            if k != "model" {
+                context.push_str(&format!(" {k}: {v}."));
+            }
+        }
+        let req = ChatRequest {
+            messages: vec![Message::user(request.instruction.clone())],
+            system: Some(format!(
+                "You fill in one value of an AI pipeline definition. {context} {shape}"
+            )),
+            temperature: Some(0.0),
+            ..ChatRequest::default()
+        };
+        let answer = self
+            .runtime
+            .block_on(self.gateway.chat(&model, &req, true))
+            .map_err(|e| e.to_string())?;
+        Ok(answer.value.text.trim().to_owned())
+    }
+}

@@ -1,0 +1,517 @@
+//! `orc` with models: the real binary against the loopback fake provider (a real HTTP
+//! server speaking the OpenAI and Anthropic protocols), with file, memory and Redis
+//! response caches.
+
+use std::path::PathBuf;
+
+use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
+use serde_json::{Value, json};
+
+use crate::support::{Sandbox, shared_pipeline};
+
+const KEY: &str = "sk-orc-cli-test-d41d8cd98f";
+const KEY_VAR: &str = "ORC_CLI_TEST_API_KEY";
+
+/// The fake provider, on a runtime of its own while the test runs `orc`.
+struct Fake {
+    fake: Option<FakeProvider>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    fn start(behaviour: Behaviour) -> Fake {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = runtime
+            .block_on(FakeProvider::start(behaviour.with_api_key(KEY)))
+            .unwrap();
+        Fake {
+            fake: Some(fake),
+            runtime,
+        }
+    }
+
+    fn provider(&self) -> &FakeProvider {
+        self.fake.as_ref().unwrap()
+    }
+
+    fn requests(&self, endpoint: Endpoint) -> u64 {
+        self.provider().stats().requests_to(endpoint)
+    }
+
+    /// A config with two models on this server and the given `performance:` section.
+    fn config(&self, sb: &Sandbox, performance: &str) -> PathBuf {
+        let base = self.provider().openai_base_url();
+        let anthropic = self.provider().anthropic_base_url();
+        sb.file(
+            "orc.yaml",
+            &format!(
+                "models:\n  - name: fake-small\n    provider: openai\n    model: fake-gpt\n    base_url: {base}\n    api_key_env: {KEY_VAR}\n    cost: {{ input_per_1k: 0.5, output_per_1k: 1.5 }}\n  - name: fake-claude\n    provider: anthropic\n    base_url: {anthropic}\n    api_key_env: {KEY_VAR}\n    cost: {{ input_per_1k: 3.0, output_per_1k: 15.0 }}\n{performance}"
+            ),
+        )
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(fake) = self.fake.take() {
+            self.runtime.block_on(fake.shutdown());
+        }
+    }
+}
+
+fn orc(sb: &Sandbox, args: &[&str]) -> crate::support::Run {
+    sb.command()
+        .env(KEY_VAR, KEY)
+        .args(args)
+        .output()
+        .unwrap()
+        .into()
+}
+
+fn summarize(sb: &Sandbox) -> crate::support::Run {
+    let source = sb.file("doc.txt", "Rust is a language. It is fast. It is safe.");
+    let pipeline = shared_pipeline("summarize.yaml");
+    orc(
+        sb,
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "-i",
+            &format!("source={}", source.display()),
+            "-i",
+            &format!("out_dir={}", sb.out()),
+        ],
+    )
+}
+
+#[test]
+fn summarize_runs_end_to_end_and_a_second_run_pays_nothing() {
+    let fake =
+        Fake::start(Behaviour::default().with_answer("five-word title", "Rust Is Fast And Safe"));
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let r = summarize(&sb);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["outputs"]["title"], "Rust Is Fast And Safe");
+    let summary = &doc["steps"]["summary"];
+    assert_eq!(summary["model"], "fake-small");
+    assert_eq!(summary["provider"], "openai");
+    assert_eq!(summary["cached"], false);
+    assert_eq!(summary["value"]["model_used"], "fake-small");
+    let text = summary["value"]["result"].as_str().unwrap();
+    assert!(
+        text.starts_with("echo: Summarize in three sentences"),
+        "{text}"
+    );
+    let input = summary["usage"]["input_tokens"].as_u64().unwrap();
+    let output = summary["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(input > 0 && output > 0);
+    let cost = summary["cost"].as_f64().unwrap();
+    let expected = (input as f64 * 0.5 + output as f64 * 1.5) / 1000.0;
+    assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+    let total = doc["cost"].as_f64().unwrap();
+    let steps_total = cost + doc["steps"]["title"]["cost"].as_f64().unwrap();
+    assert!((total - steps_total).abs() < 1e-12);
+    assert!(doc["usage"]["input_tokens"].as_u64().unwrap() > input);
+    assert_eq!(
+        sb.read("out/summary.md"),
+        format!("# Rust Is Fast And Safe\n\n{text}\n")
+    );
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+
+    // The default cache is a file cache under ORC_HOME: the second run calls nothing.
+    let r = summarize(&sb);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(
+        fake.requests(Endpoint::ChatCompletions),
+        2,
+        "no upstream call"
+    );
+    assert_eq!(doc["steps"]["summary"]["cached"], true);
+    assert_eq!(doc["steps"]["summary"]["cost"], 0.0);
+    assert_eq!(doc["cost"], 0.0);
+    assert_eq!(doc["outputs"]["title"], "Rust Is Fast And Safe");
+}
+
+#[test]
+fn models_are_chosen_by_name_requirements_and_the_pipeline_default() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: choose\nmodel: fake-claude\nsteps:\n  - id: default\n    action: generate\n    parameters: { prompt: one }\n  - id: named\n    action: generate\n    model: openai:fake-small\n    parameters: { prompt: two }\n  - id: param\n    action: generate_text\n    parameters: { prompt: three, model: fake-gpt }\n  - id: analyzed\n    action: analyze_text\n    parameters: { text: four }\n",
+    );
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["steps"]["default"]["model"], "fake-claude");
+    assert_eq!(doc["steps"]["default"]["provider"], "anthropic");
+    assert_eq!(doc["steps"]["named"]["model"], "fake-small");
+    assert_eq!(doc["steps"]["param"]["model"], "fake-small");
+    assert_eq!(doc["steps"]["analyzed"]["model"], "fake-claude");
+    assert_eq!(fake.requests(Endpoint::Messages), 2);
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+}
+
+#[test]
+fn a_missing_key_is_exit_2_naming_the_variable_before_anything_runs() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: k\nsteps:\n  - id: first\n    tool: filesystem\n    action: write\n    parameters: { path: out/first.txt, content: x }\n  - id: ask\n    action: generate\n    model: fake-small\n    parameters: { prompt: hi }\n",
+    );
+    let r: crate::support::Run = sb
+        .command()
+        .env_remove(KEY_VAR)
+        .args(["run", pipeline.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(KEY_VAR), "{}", r.stderr);
+    assert!(!sb.path("out/first.txt").exists(), "nothing ran");
+    assert_eq!(fake.provider().stats().total_requests, 0);
+}
+
+#[test]
+fn bad_model_names_and_cache_settings_are_exit_2_naming_the_field() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: k\nsteps:\n  - id: ask\n    action: generate\n    model: fake-smal\n    parameters: { prompt: hi }\n",
+    );
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("fake-smal") && r.stderr.contains("fake-small"),
+        "{}",
+        r.stderr
+    );
+
+    let ok = sb.file(
+        "ok.yaml",
+        "name: k\nsteps:\n  - id: ask\n    action: generate\n    parameters: { prompt: hi }\n",
+    );
+    for (performance, field) in [
+        (
+            "performance:\n  caching:\n    model_cache: { backend: memcached }\n",
+            "backend",
+        ),
+        (
+            "performance:\n  caching:\n    model_cache: { backend: redis }\n",
+            "url",
+        ),
+        (
+            "performance:\n  caching:\n    model_cache: { backend: redis, url: \"http://x\" }\n",
+            "url",
+        ),
+    ] {
+        fake.config(&sb, performance);
+        let r = orc(&sb, &["run", ok.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{performance}: {}", r.stderr);
+        assert!(
+            r.stderr.to_lowercase().contains(field),
+            "{performance}: {}",
+            r.stderr
+        );
+    }
+    sb.file("orc.yaml", "models:\n  - name: x\n    provider: cohere\n");
+    let r = orc(&sb, &["run", ok.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("cohere"), "{}", r.stderr);
+    assert_eq!(fake.provider().stats().total_requests, 0);
+}
+
+#[test]
+fn garbage_fails_the_step_clearly_and_is_not_cached() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: g\nsteps:\n  - id: ask\n    action: generate\n    parameters: { prompt: \"[[fake:garbage]] hi\" }\n",
+    );
+    for round in 1..=2 {
+        let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let step = &r.doc()["steps"]["ask"];
+        assert_eq!(step["status"], "failed");
+        let error = step["error"].as_str().unwrap();
+        assert!(
+            error.contains("openai") && error.contains("fake-gpt"),
+            "{error}"
+        );
+        assert_eq!(
+            fake.requests(Endpoint::ChatCompletions),
+            round,
+            "nothing cached"
+        );
+    }
+}
+
+#[test]
+fn the_api_key_never_appears_in_output_logs_or_cache() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: s\nsteps:\n  - id: ok\n    action: generate\n    parameters: { prompt: hi }\n  - id: bad\n    action: generate\n    parameters: { prompt: \"[[fake:status=401]] hi\" }\n",
+    );
+    let r = orc(&sb, &["-vv", "run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stdout.contains(KEY) && !r.stderr.contains(KEY));
+    for entry in walk(&sb.path("home")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "{} holds the key",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hundred_parallel_embed_steps_are_batched() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(
+        &sb,
+        "performance:\n  caching:\n    model_cache: { backend: memory }\n  model_optimization: { batch_size: 20, max_wait_time: 0.05 }\n  parallel_execution: { max_concurrent_tasks: 200 }\n",
+    );
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: e\nsteps:\n  - id: each\n    for_each: \"{{ range(100) | list }}\"\n    max_parallel: 100\n    steps:\n      - id: vec\n        action: embed\n        parameters: { input: \"text {{ item }}\" }\n",
+    );
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    let vector = doc["steps"]["each_0_vec"]["value"]["result"]
+        .as_array()
+        .unwrap();
+    assert!(!vector.is_empty() && vector.iter().all(Value::is_number));
+    let upstream = fake.requests(Endpoint::Embeddings);
+    assert!(
+        upstream <= 5,
+        "{upstream} upstream calls for 100 embed steps (batch size 20)"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_cache_is_a_warning_not_a_failure() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(
+        &sb,
+        "performance:\n  caching:\n    model_cache: { backend: redis, url: \"redis://127.0.0.1:1\" }\n",
+    );
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: r\nsteps:\n  - id: ask\n    action: generate\n    parameters: { prompt: hi }\n",
+    );
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.to_lowercase().contains("redis"),
+        "a warning: {}",
+        r.stderr
+    );
+    assert_eq!(r.doc()["steps"]["ask"]["status"], "completed");
+}
+
+fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("ORC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match std::net::TcpStream::connect(&addr) {
+        Ok(_) => Some(url.trim_end_matches('/').to_owned()),
+        Err(e) if std::env::var_os("CI").is_some() => panic!(
+            "Redis at {addr} is unreachable ({e}); start it with the command in ../shared/SERVICES.md"
+        ),
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SKIPPED: Redis at {addr} is unreachable ({e})");
+            }
+            None
+        }
+    }
+}
+
+#[test]
+fn a_redis_cache_is_shared_between_runs_and_cleared_by_orc_cache_clear() {
+    let Some(url) = redis_url() else { return };
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    // A logical database of its own keeps this test's entries apart.
+    fake.config(
+        &sb,
+        &format!("performance:\n  caching:\n    model_cache: {{ backend: redis, url: \"{url}/11\", ttl: 120, compression: true }}\n"),
+    );
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: r\nsteps:\n  - id: ask\n    action: generate\n    parameters: { prompt: \"redis please\" }\n",
+    );
+    let p = pipeline.to_str().unwrap();
+    let first = orc(&sb, &["run", p]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = orc(&sb, &["run", p]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 1);
+    assert_eq!(second.doc()["steps"]["ask"]["cached"], true);
+    assert_eq!(
+        second.doc()["steps"]["ask"]["value"]["result"],
+        first.doc()["steps"]["ask"]["value"]["result"]
+    );
+
+    let stats = orc(&sb, &["cache", "stats", "--json"]);
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    let stats: Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert!(
+        stats["model_cache"]["entries"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert!(
+        stats["model_cache"]["backend"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis")
+    );
+    let cleared = orc(&sb, &["cache", "clear"]);
+    assert_eq!(cleared.code, 0, "{}", cleared.stderr);
+    let third = orc(&sb, &["run", p]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(
+        fake.requests(Endpoint::ChatCompletions),
+        2,
+        "cleared: paid again"
+    );
+    orc(&sb, &["cache", "clear"]);
+}
+
+#[test]
+fn models_list_and_cache_commands() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let r = orc(&sb, &["models", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("fake-small") && r.stdout.contains("fake-claude"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("{KEY_VAR} (set)")),
+        "{}",
+        r.stdout
+    );
+    let r: crate::support::Run = sb
+        .command()
+        .env_remove(KEY_VAR)
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap()
+        .into();
+    let list: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(list[0]["name"], "fake-small");
+    assert!(list[0]["api_key"].as_str().unwrap().contains("unset"));
+    assert_eq!(list[1]["provider"], "anthropic");
+    assert!(!r.stdout.contains(KEY));
+
+    let r = summarize(&sb);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let stats = orc(&sb, &["cache", "stats", "--json"]);
+    let stats: Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(stats["model_cache"]["entries"], json!(2), "{stats}");
+    let r = orc(&sb, &["cache", "clear"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("2 model responses"), "{}", r.stdout);
+    let stats = orc(&sb, &["cache", "stats", "--json"]);
+    let stats: Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(stats["model_cache"]["entries"], json!(0), "{stats}");
+}
+
+#[test]
+fn cache_false_always_calls_the_model() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        "name: c\nsteps:\n  - id: fresh\n    action: generate\n    cache: false\n    parameters: { prompt: \"always new\" }\n",
+    );
+    for round in 1..=2 {
+        let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.doc()["steps"]["fresh"]["cached"], false);
+        assert_eq!(fake.requests(Endpoint::ChatCompletions), round);
+    }
+}
+
+#[test]
+fn auto_tags_are_answered_by_a_model_once_and_typed_by_their_field() {
+    let fake = Fake::start(
+        Behaviour::default()
+            .with_answer("three colours", r#"["red", "green", "blue"]"#)
+            .with_answer("a greeting word", "Hello"),
+    );
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let text = "name: auto\nsteps:\n  - id: each\n    for_each: <AUTO>Name three colours: as a list</AUTO>\n    steps:\n      - id: say\n        action: echo\n        parameters: { message: \"<AUTO>a greeting word</AUTO>, {{ item }}\" }\n";
+    let pipeline = sb.file("p.yaml", text);
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["steps"]["each_2_say"]["value"]["result"], "Hello, blue");
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+
+    // Another text (so the compile cache misses): the answers come from the response cache.
+    let pipeline = sb.file("q.yaml", &format!("# another file\n{text}"));
+    let r = orc(&sb, &["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        fake.requests(Endpoint::ChatCompletions),
+        2,
+        "compiling again costs nothing"
+    );
+
+    // Without a model, the tag is an error that names it.
+    std::fs::remove_file(sb.path("orc.yaml")).unwrap();
+    let r = orc(&sb, &["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("E019") && r.stderr.contains("three colours"),
+        "{}",
+        r.stderr
+    );
+}

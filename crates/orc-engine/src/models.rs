@@ -1,0 +1,202 @@
+//! Model steps: which model a step uses, checking every static choice before the run
+//! starts, and calling the model action through the gateway.
+
+use orc_models::{Gateway, Model, Requirements, Source, actions};
+use orc_pipeline::{ModelChoice, ModelRequirements, Param, Plan, Step, StepKind};
+use serde_json::{Map, Value};
+
+use crate::result::Usage;
+use crate::tools::Envelope;
+
+/// What a model step records besides its envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelCall {
+    pub(crate) model: String,
+    pub(crate) provider: &'static str,
+    pub(crate) cached: bool,
+    pub(crate) usage: Usage,
+    pub(crate) cost: Option<f64>,
+}
+
+/// How a step's model is chosen, from the plan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Choice {
+    /// The step's `model` / `requires_model`.
+    pub(crate) step: Option<ModelChoice>,
+    /// The pipeline's `model`.
+    pub(crate) pipeline: Option<String>,
+}
+
+/// Whether a plan step calls a model.
+pub(crate) fn is_model_step(step: &Step) -> bool {
+    match &step.kind {
+        StepKind::Action(a) => {
+            a.tool.is_none()
+                && matches!(&a.action, Param::Lit(Value::String(s)) if actions::is_model_action(s))
+        }
+        _ => false,
+    }
+}
+
+/// Checks, before anything runs, that every model step's model can be used: the name
+/// exists, its key variable is set, some model meets its requirements. Steps whose
+/// model is a template are checked when they run.
+pub(crate) fn check_plan(plan: &Plan, gateway: Option<&Gateway>) -> Result<(), String> {
+    let mut problems = Vec::new();
+    visit(&plan.steps, &mut |step| {
+        if !is_model_step(step) {
+            return;
+        }
+        let Some(gateway) = gateway else {
+            problems.push(format!(
+                "step `{}` calls a model, and no model is configured",
+                step.id
+            ));
+            return;
+        };
+        let literal_model = match &step.kind {
+            StepKind::Action(a) => param_model(&a.params),
+            _ => None,
+        };
+        let choice = Choice {
+            step: step.model.clone(),
+            pipeline: plan.model.clone(),
+        };
+        if let Some(Err(e)) = pick(gateway, &choice, literal_model.as_deref()) {
+            problems.push(format!("step `{}`: {e}", step.id));
+        }
+    });
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+fn visit(steps: &[Step], f: &mut impl FnMut(&Step)) {
+    for step in steps {
+        f(step);
+        if let Some(body) = step.body() {
+            visit(body, f);
+        }
+    }
+}
+
+/// A literal `parameters.model`, when the step has one.
+fn param_model(params: &Param) -> Option<String> {
+    match params {
+        Param::Lit(Value::Object(map)) => map.get("model")?.as_str().map(str::to_owned),
+        Param::Map(entries) => entries.iter().find_map(|(k, v)| match (k.as_str(), v) {
+            ("model", Param::Lit(Value::String(s))) => Some(s.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The model for a step: `parameters.model`, else the step's `model` or
+/// `requires_model`, else the pipeline's `model`, else the cheapest eligible model.
+/// `None` for `requires_model: none`.
+fn pick(gateway: &Gateway, choice: &Choice, param: Option<&str>) -> Option<Result<Model, String>> {
+    let registry = gateway.registry();
+    let named = |name: &str| Some(registry.resolve(name).map_err(|e| e.to_string()));
+    if let Some(name) = param {
+        return named(name);
+    }
+    match &choice.step {
+        Some(ModelChoice::Named(name)) => named(name),
+        Some(ModelChoice::NoModel) => None,
+        Some(ModelChoice::Requirements(r)) => {
+            Some(registry.select(&requirements(r)).map_err(|e| e.to_string()))
+        }
+        None => match &choice.pipeline {
+            Some(name) => named(name),
+            None => Some(
+                registry
+                    .select(&Requirements::default())
+                    .map_err(|e| e.to_string()),
+            ),
+        },
+    }
+}
+
+fn requirements(r: &ModelRequirements) -> Requirements {
+    Requirements {
+        context_window: r.context_window,
+        expertise: r.expertise.clone(),
+        min_size: r.min_size,
+        max_size: r.max_size,
+        cost_limit: r.cost_limit,
+    }
+}
+
+/// Runs a model action with the step's rendered parameters.
+pub(crate) async fn call(
+    gateway: Option<&Gateway>,
+    choice: &Choice,
+    action: &str,
+    params: &Map<String, Value>,
+    use_cache: bool,
+) -> (Envelope, Option<ModelCall>) {
+    let Some(gateway) = gateway else {
+        return (
+            Envelope::fail(
+                format!("`{action}` calls a model, and no model is configured"),
+                Value::Null,
+            ),
+            None,
+        );
+    };
+    let param = match params.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return (
+                Envelope::fail("parameter `model` must be a model name", Value::Null),
+                None,
+            );
+        }
+    };
+    let model = match pick(gateway, choice, param) {
+        Some(Ok(model)) => model,
+        Some(Err(e)) => return (Envelope::fail(e, Value::Null), None),
+        None => {
+            return (
+                Envelope::fail(
+                    format!("`{action}` calls a model, and the step says `requires_model: none`"),
+                    Value::Null,
+                ),
+                None,
+            );
+        }
+    };
+    let mut params = params.clone();
+    params.remove("model");
+    match actions::run(gateway, &model, action, &params, use_cache).await {
+        Ok(outcome) => {
+            let record = ModelCall {
+                model: outcome.model.name.clone(),
+                provider: outcome.model.provider.as_str(),
+                cached: outcome.source != Source::Upstream,
+                usage: outcome.usage,
+                cost: outcome.cost,
+            };
+            let mut envelope = Envelope::ok(outcome.result);
+            envelope.model_used = Some(record.model.clone());
+            (envelope, Some(record))
+        }
+        Err(e) => {
+            let mut envelope = Envelope::fail(e.to_string(), Value::Null);
+            envelope.model_used = Some(model.spec.name.clone());
+            let (usage, cost) = e.spent();
+            let record = ModelCall {
+                model: model.spec.name.clone(),
+                provider: model.spec.provider.as_str(),
+                cached: false,
+                usage,
+                cost,
+            };
+            (envelope, Some(record))
+        }
+    }
+}

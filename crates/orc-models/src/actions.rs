@@ -1,0 +1,419 @@
+//! The model actions pipelines call: `generate`, `generate_structured`,
+//! `analyze_text` and `embed`, from rendered step parameters to a result.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::gateway::{Answer, Gateway, Source};
+use crate::registry::Model;
+use crate::request::{ChatRequest, ChatResponse, Message, Usage};
+use crate::spec::ModelSpec;
+
+/// The model actions, by their canonical names.
+pub const ACTIONS: &[&str] = &["generate", "generate_structured", "analyze_text", "embed"];
+
+/// Whether `action` (canonical name) calls a model.
+pub fn is_model_action(action: &str) -> bool {
+    ACTIONS.contains(&action)
+}
+
+/// What a model action produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The envelope's `result`: the text, the parsed object, or the vector(s).
+    pub result: Value,
+    /// The model that answered.
+    pub model: Arc<ModelSpec>,
+    /// Where the answer came from (for several calls: upstream if any went upstream).
+    pub source: Source,
+    /// Tokens paid for by this step.
+    pub usage: Usage,
+    /// USD paid by this step; `None` when the model has no price.
+    pub cost: Option<f64>,
+}
+
+/// Why a model action failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ActionError {
+    /// A parameter is missing or has the wrong type.
+    #[error("{0}")]
+    Parameter(String),
+    /// The model call failed.
+    #[error(transparent)]
+    Call(#[from] Error),
+    /// `generate_structured`: the answer did not match the schema, twice. The calls
+    /// were made, and paid for.
+    #[error("{message}")]
+    Schema {
+        /// What did not match.
+        message: String,
+        /// Tokens the two calls used.
+        usage: Usage,
+        /// USD they cost; `None` when the model has no price.
+        cost: Option<f64>,
+    },
+}
+
+impl ActionError {
+    /// Tokens and USD the failed action still spent.
+    pub fn spent(&self) -> (Usage, Option<f64>) {
+        match self {
+            ActionError::Schema { usage, cost, .. } => (*usage, *cost),
+            _ => (Usage::default(), Some(0.0)),
+        }
+    }
+}
+
+type ActionResult<T> = Result<T, ActionError>;
+
+/// Parameters each action accepts (besides `model`, which picks the model).
+fn accepted(action: &str) -> &'static [&'static str] {
+    match action {
+        "generate" => &[
+            "prompt",
+            "system",
+            "max_tokens",
+            "temperature",
+            "stream",
+            "model",
+        ],
+        "generate_structured" => &[
+            "prompt",
+            "system",
+            "max_tokens",
+            "temperature",
+            "stream",
+            "schema",
+            "model",
+        ],
+        "analyze_text" => &[
+            "text",
+            "prompt",
+            "analysis_type",
+            "system",
+            "max_tokens",
+            "temperature",
+            "stream",
+            "model",
+        ],
+        "embed" => &["input", "model"],
+        _ => &[],
+    }
+}
+
+/// Runs a model action on `model` with the step's rendered `params`.
+pub async fn run(
+    gateway: &Gateway,
+    model: &Model,
+    action: &str,
+    params: &Map<String, Value>,
+    use_cache: bool,
+) -> ActionResult<Outcome> {
+    let allowed = accepted(action);
+    if allowed.is_empty() {
+        return Err(ActionError::Parameter(format!(
+            "`{action}` is not a model action"
+        )));
+    }
+    if let Some(extra) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ActionError::Parameter(format!(
+            "`{action}` has no parameter `{extra}`; it takes {}",
+            allowed.join(", ")
+        )));
+    }
+    match action {
+        "embed" => embed(gateway, model, params, use_cache).await,
+        "generate_structured" => structured(gateway, model, params, use_cache).await,
+        _ => {
+            let req = chat_request(action, params)?;
+            let answer = gateway.chat(model, &req, use_cache).await?;
+            Ok(outcome(
+                model,
+                Value::String(answer.value.text.clone()),
+                &[answer],
+            ))
+        }
+    }
+}
+
+fn outcome(model: &Model, result: Value, answers: &[Answer<ChatResponse>]) -> Outcome {
+    let mut usage = Usage::default();
+    let mut cost: Option<f64> = Some(0.0);
+    for a in answers {
+        usage += a.usage;
+        cost = cost.zip(a.cost).map(|(x, y)| x + y);
+    }
+    let source = answers
+        .iter()
+        .map(|a| a.source)
+        .find(|s| *s == Source::Upstream)
+        .or_else(|| answers.first().map(|a| a.source))
+        .unwrap_or(Source::Upstream);
+    Outcome {
+        result,
+        model: Arc::clone(&model.spec),
+        source,
+        usage,
+        cost,
+    }
+}
+
+/// The chat request of `generate`, `analyze_text` and `generate_structured`.
+fn chat_request(action: &str, params: &Map<String, Value>) -> ActionResult<ChatRequest> {
+    let prompt = if action == "analyze_text" {
+        let text = text(params, "text")?;
+        let instruction = match optional_text(params, "prompt")? {
+            Some(p) => p,
+            None => match optional_text(params, "analysis_type")? {
+                Some(kind) => format!("Analyze the following text ({kind})."),
+                None => "Analyze the following text.".to_owned(),
+            },
+        };
+        format!("{instruction}\n\n{text}")
+    } else {
+        text(params, "prompt")?
+    };
+    Ok(ChatRequest {
+        messages: vec![Message::user(prompt)],
+        system: optional_text(params, "system")?,
+        max_tokens: optional_u32(params, "max_tokens")?,
+        temperature: optional_f32(params, "temperature")?,
+        stream: optional_bool(params, "stream")?.unwrap_or(false),
+        json_schema: None,
+    })
+}
+
+/// `generate_structured`: the answer is parsed as JSON and checked against `schema`;
+/// one repair attempt, then a failure that shows the validation error.
+async fn structured(
+    gateway: &Gateway,
+    model: &Model,
+    params: &Map<String, Value>,
+    use_cache: bool,
+) -> ActionResult<Outcome> {
+    let schema = match params.get("schema") {
+        Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
+            ActionError::Parameter(format!("parameter `schema` is not valid JSON: {e}"))
+        })?,
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => {
+            return Err(ActionError::Parameter(
+                "parameter `schema` must be a JSON Schema object".to_owned(),
+            ));
+        }
+        None => {
+            return Err(ActionError::Parameter(
+                "missing parameter `schema`".to_owned(),
+            ));
+        }
+    };
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        ActionError::Parameter(format!(
+            "parameter `schema` is not a valid JSON Schema: {e}"
+        ))
+    })?;
+    let mut req = chat_request("generate_structured", params)?;
+    req.json_schema = Some(schema);
+    let first = gateway.chat(model, &req, use_cache).await?;
+    let problem = match check(&validator, &first.value.text) {
+        Ok(value) => return Ok(outcome(model, value, &[first])),
+        Err(problem) => problem,
+    };
+    tracing::info!(model = %model.spec.name, %problem, "structured answer invalid; asking once more");
+    req.messages
+        .push(Message::assistant(first.value.text.clone()));
+    req.messages.push(Message::user(format!(
+        "That answer does not match the JSON Schema: {problem}\nReply with only a JSON value that matches the schema."
+    )));
+    let second = gateway.chat(model, &req, use_cache).await?;
+    match check(&validator, &second.value.text) {
+        Ok(value) => Ok(outcome(model, value, &[first, second])),
+        Err(problem) => {
+            let spent = outcome(model, Value::Null, &[first, second]);
+            Err(ActionError::Schema {
+                message: format!(
+                    "the answer of {} does not match the schema after one repair attempt: {problem}",
+                    model.spec.name
+                ),
+                usage: spent.usage,
+                cost: spent.cost,
+            })
+        }
+    }
+}
+
+/// Parses an answer as JSON (inside a Markdown code fence, if any) and validates it.
+fn check(validator: &jsonschema::Validator, answer: &str) -> Result<Value, String> {
+    let text = strip_fence(answer.trim());
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("the answer is not JSON ({e})"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .take(3)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at {at}: {e}")
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+fn strip_fence(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("```") else {
+        return text;
+    };
+    let rest = rest.split_once('\n').map_or("", |(_, body)| body);
+    rest.trim_end().strip_suffix("```").unwrap_or(rest).trim()
+}
+
+async fn embed(
+    gateway: &Gateway,
+    model: &Model,
+    params: &Map<String, Value>,
+    use_cache: bool,
+) -> ActionResult<Outcome> {
+    let (inputs, single) = match params.get("input") {
+        Some(Value::String(s)) => (vec![s.clone()], true),
+        Some(Value::Array(items)) => (
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(ActionError::Parameter(
+                        "parameter `input` must be a string or a list of strings".to_owned(),
+                    )),
+                })
+                .collect::<ActionResult<_>>()?,
+            false,
+        ),
+        Some(_) => {
+            return Err(ActionError::Parameter(
+                "parameter `input` must be a string or a list of strings".to_owned(),
+            ));
+        }
+        None => {
+            return Err(ActionError::Parameter(
+                "missing parameter `input`".to_owned(),
+            ));
+        }
+    };
+    let answer = gateway.embed(model, inputs, use_cache).await?;
+    let mut vectors: Vec<Value> = answer
+        .value
+        .iter()
+        .map(|v| Value::from(v.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()))
+        .collect();
+    let result = match (single, vectors.pop()) {
+        (true, Some(v)) => v,
+        (_, last) => {
+            vectors.extend(last);
+            Value::Array(vectors)
+        }
+    };
+    Ok(Outcome {
+        result,
+        model: Arc::clone(&model.spec),
+        source: answer.source,
+        usage: answer.usage,
+        cost: answer.cost,
+    })
+}
+
+fn text(params: &Map<String, Value>, key: &str) -> ActionResult<String> {
+    optional_text(params, key)?
+        .ok_or_else(|| ActionError::Parameter(format!("missing parameter `{key}`")))
+}
+
+fn optional_text(params: &Map<String, Value>, key: &str) -> ActionResult<Option<String>> {
+    Ok(match params.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+fn optional_u32(params: &Map<String, Value>, key: &str) -> ActionResult<Option<u32>> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ActionError::Parameter(format!("parameter `{key}` must be a positive integer"))
+            }),
+    }
+}
+
+fn optional_f32(params: &Map<String, Value>, key: &str) -> ActionResult<Option<f32>> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(|t| Some(t as f32))
+            .ok_or_else(|| {
+                ActionError::Parameter(format!("parameter `{key}` must be a number ≥ 0"))
+            }),
+    }
+}
+
+fn optional_bool(params: &Map<String, Value>, key: &str) -> ActionResult<Option<bool>> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(ActionError::Parameter(format!(
+            "parameter `{key}` must be true or false"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_are_stripped() {
+        assert_eq!(strip_fence("```json\n{\"a\": 1}\n```"), "{\"a\": 1}");
+        assert_eq!(strip_fence("{\"a\": 1}"), "{\"a\": 1}");
+    }
+
+    #[test]
+    fn answers_are_checked_against_the_schema() {
+        let schema = serde_json::json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}});
+        let Ok(v) = jsonschema::validator_for(&schema) else {
+            panic!("schema")
+        };
+        assert_eq!(check(&v, "{\"n\": 3}"), Ok(serde_json::json!({"n": 3})));
+        let err = check(&v, "{\"n\": \"x\"}").err().unwrap_or_default();
+        assert!(err.contains("/n"), "{err}");
+        assert!(check(&v, "not json").is_err());
+    }
+
+    #[test]
+    fn unknown_parameters_and_bad_types_are_refused() {
+        let params: Map<String, Value> =
+            serde_json::from_str(r#"{"prompt": "hi", "max_tokens": "12", "temperature": 0.5}"#)
+                .unwrap_or_default();
+        let req = chat_request("generate", &params).ok();
+        assert_eq!(req.as_ref().and_then(|r| r.max_tokens), Some(12));
+        let bad: Map<String, Value> =
+            serde_json::from_str(r#"{"prompt": "hi", "max_tokens": -1}"#).unwrap_or_default();
+        assert!(chat_request("generate", &bad).is_err());
+    }
+}

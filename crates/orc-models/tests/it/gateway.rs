@@ -1,0 +1,225 @@
+//! The gateway against the fake provider: response cache, in-flight sharing,
+//! batching, streamed answers replayed from the cache, usage and cost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use futures::StreamExt as _;
+use orc_cache::{Cache, CacheOptions};
+use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
+use orc_models::{
+    ApiKey, BatchOptions, ChatRequest, Cost, Gateway, GatewayOptions, HttpOptions, Model,
+    ModelClient, ModelSpec, Provider, Registry, Source, actions,
+};
+
+use super::KEY;
+
+struct Rig {
+    fake: FakeProvider,
+    gateway: Gateway,
+    model: Model,
+}
+
+async fn rig(batch: BatchOptions) -> Result<Rig> {
+    let fake = FakeProvider::start(Behaviour::default().with_api_key(KEY)).await?;
+    let mut spec = ModelSpec::new("fake-gpt", Provider::OpenAi);
+    spec.base_url = fake.openai_base_url();
+    spec.cost = Some(Cost {
+        input_per_1k: 1.0,
+        output_per_1k: 2.0,
+    });
+    let registry = Registry::new(vec![spec.clone()]).map_err(anyhow::Error::msg)?;
+    let cache = Cache::open(CacheOptions {
+        namespace: "gateway-test".into(),
+        ..CacheOptions::default()
+    })?;
+    let client = ModelClient::new(&HttpOptions::default())?;
+    let gateway = Gateway::new(
+        registry,
+        client,
+        GatewayOptions {
+            cache: Some(cache),
+            batch,
+        },
+    );
+    let model = Model {
+        spec: Arc::new(spec),
+        key: Some(ApiKey::new(KEY)),
+    };
+    Ok(Rig {
+        fake,
+        gateway,
+        model,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_answer_costs_nothing_and_errors_are_not_cached() -> Result<()> {
+    let rig = rig(BatchOptions::default()).await?;
+    let req = ChatRequest::user("hello there");
+    let first = rig.gateway.chat(&rig.model, &req, true).await?;
+    ensure!(first.source == Source::Upstream);
+    ensure!(first.usage.input_tokens > 0 && first.usage.output_tokens > 0);
+    let expected =
+        (first.usage.input_tokens as f64 + 2.0 * first.usage.output_tokens as f64) / 1000.0;
+    ensure!(
+        first.cost == Some(expected),
+        "{:?} vs {expected}",
+        first.cost
+    );
+
+    let second = rig.gateway.chat(&rig.model, &req, true).await?;
+    ensure!(second.source == Source::Cache);
+    ensure!(second.value.text == first.value.text);
+    ensure!(second.cost == Some(0.0) && second.usage.input_tokens == 0);
+
+    // Any parameter change is another entry.
+    let mut hotter = req.clone();
+    hotter.temperature = Some(0.5);
+    ensure!(rig.gateway.chat(&rig.model, &hotter, true).await?.source == Source::Upstream);
+    // Opting out always goes upstream.
+    ensure!(rig.gateway.chat(&rig.model, &req, false).await?.source == Source::Upstream);
+    ensure!(rig.fake.stats().requests_to(Endpoint::ChatCompletions) == 3);
+
+    let bad = ChatRequest::user("[[fake:status=400]] no");
+    ensure!(rig.gateway.chat(&rig.model, &bad, true).await.is_err());
+    ensure!(rig.gateway.chat(&rig.model, &bad, true).await.is_err());
+    ensure!(
+        rig.fake.stats().requests_to(Endpoint::ChatCompletions) == 5,
+        "errors are not cached"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_requests_in_flight_share_one_call() -> Result<()> {
+    let rig = rig(BatchOptions::default()).await?;
+    let req = ChatRequest::user("[[fake:delay_ms=200]] slow question");
+    let calls = (0..8).map(|_| rig.gateway.chat(&rig.model, &req, false));
+    let answers = futures::future::join_all(calls).await;
+    let mut shared = 0;
+    for answer in answers {
+        shared += usize::from(answer?.source == Source::Shared);
+    }
+    ensure!(shared == 7, "{shared} shared");
+    ensure!(rig.fake.stats().requests_to(Endpoint::ChatCompletions) == 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_embeddings_are_batched() -> Result<()> {
+    let rig = rig(BatchOptions {
+        batch_size: 20,
+        max_wait: Duration::from_millis(50),
+        max_concurrent_batches: 5,
+    })
+    .await?;
+    let calls = (0..100).map(|i| {
+        rig.gateway
+            .embed(&rig.model, vec![format!("text {i}")], true)
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut dims = Vec::new();
+    for answer in answers {
+        let answer = answer?;
+        ensure!(answer.value.len() == 1);
+        dims.push(answer.value[0].len());
+    }
+    ensure!(dims.iter().all(|d| *d == dims[0] && *d > 0));
+    let upstream = rig.fake.stats().requests_to(Endpoint::Embeddings);
+    ensure!(
+        upstream <= 5,
+        "{upstream} upstream calls for 100 inputs at batch size 20"
+    );
+    // Every input is now cached on its own.
+    let again = rig
+        .gateway
+        .embed(&rig.model, vec!["text 7".into(), "text 8".into()], true)
+        .await?;
+    ensure!(again.source == Source::Cache);
+    ensure!(rig.fake.stats().requests_to(Endpoint::Embeddings) == upstream);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_cached_and_replayed_as_a_stream() -> Result<()> {
+    let rig = rig(BatchOptions::default()).await?;
+    let req = ChatRequest::user("stream me a few words please");
+    let (mut stream, source) = rig.gateway.chat_stream(&rig.model, &req, true).await?;
+    ensure!(source == Source::Upstream);
+    let mut deltas = 0;
+    while let Some(delta) = stream.next().await {
+        delta?;
+        deltas += 1;
+    }
+    ensure!(deltas > 1);
+    let text = stream.text().to_owned();
+    // The cache write is spawned when the stream completes.
+    let mut replayed = None;
+    for _ in 0..50 {
+        let (stream, source) = rig.gateway.chat_stream(&rig.model, &req, true).await?;
+        if source == Source::Cache {
+            replayed = Some(stream);
+            break;
+        }
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let Some(replay) = replayed else {
+        anyhow::bail!("the streamed answer never reached the cache");
+    };
+    let answer = replay.finish().await?;
+    ensure!(answer.text == text);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_answers_get_one_repair_attempt() -> Result<()> {
+    let rig = rig(BatchOptions::default()).await?;
+    rig.fake
+        .add_answer("List the digits", "sure! here they are");
+    rig.fake
+        .add_answer("does not match the JSON Schema", r#"{"digits": [1, 2, 3]}"#);
+    let params = serde_json::json!({
+        "prompt": "List the digits",
+        "schema": {"type": "object", "required": ["digits"],
+                   "properties": {"digits": {"type": "array", "items": {"type": "integer"}}}}
+    });
+    let params = params.as_object().cloned().unwrap_or_default();
+    let outcome = actions::run(
+        &rig.gateway,
+        &rig.model,
+        "generate_structured",
+        &params,
+        false,
+    )
+    .await?;
+    ensure!(outcome.result == serde_json::json!({"digits": [1, 2, 3]}));
+    ensure!(rig.fake.stats().requests_to(Endpoint::ChatCompletions) == 2);
+
+    // The repair answer lacks what this schema requires: the step fails, showing why.
+    rig.fake.add_answer("Name the letters", "still not json");
+    let mut params = params;
+    params.insert("prompt".into(), "Name the letters".into());
+    params.insert(
+        "schema".into(),
+        serde_json::json!({"type": "object", "required": ["letters"]}),
+    );
+    let err = actions::run(
+        &rig.gateway,
+        &rig.model,
+        "generate_structured",
+        &params,
+        false,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    ensure!(
+        err.contains("after one repair attempt") && err.contains("letters"),
+        "{err}"
+    );
+    Ok(())
+}
