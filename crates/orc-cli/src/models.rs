@@ -1,7 +1,7 @@
 //! The model layer as the config file describes it: the gateway (registry, pooled
 //! client, response cache, batching) and the resolver of `<AUTO>` tags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orc_cache::{Backend, Cache, CacheOptions};
@@ -81,11 +81,33 @@ pub(crate) fn gateway(config: &Config) -> Result<Option<Gateway>, ConfigError> {
     Ok(Some(Gateway::new(registry, client, options)))
 }
 
+/// Reads and compiles a pipeline with the config's models: model steps compile when models are
+/// configured, and `<AUTO>` tags are answered through the gateway on `runtime`. Also returns the
+/// gateway, for the run.
+pub(crate) fn load(
+    path: &Path,
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Result<plans::Loaded, plans::LoadError>, Option<Gateway>), ConfigError> {
+    let gateway = gateway(config)?;
+    let loaded = {
+        let resolver = gateway
+            .as_ref()
+            .map(|gateway| ModelResolver { gateway, runtime });
+        let compiler = plans::Compiler::new(
+            gateway.as_ref(),
+            resolver.as_ref().map(|r| r as &dyn AutoResolver),
+        );
+        plans::load(path, &compiler)
+    };
+    Ok((loaded, gateway))
+}
+
 /// Resolves `<AUTO>` tags at compile time with a model call through the gateway (and
 /// so through its response cache: compiling the same pipeline again costs nothing).
-pub(crate) struct ModelResolver<'a> {
-    pub(crate) gateway: &'a Gateway,
-    pub(crate) runtime: &'a tokio::runtime::Runtime,
+struct ModelResolver<'a> {
+    gateway: &'a Gateway,
+    runtime: &'a tokio::runtime::Runtime,
 }
 
 impl AutoResolver for ModelResolver<'_> {

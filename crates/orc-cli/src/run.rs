@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::plans::{self, LoadError};
+use crate::plans::LoadError;
 use crate::{Global, UserError, exit};
 
 #[derive(Debug, Args)]
@@ -98,20 +98,8 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()?;
-    let gateway = crate::models::gateway(&config)?;
-    let resolver = gateway
-        .as_ref()
-        .map(|gateway| crate::models::ModelResolver {
-            gateway,
-            runtime: &runtime,
-        });
-    let compiler = plans::Compiler::new(
-        gateway.as_ref(),
-        resolver
-            .as_ref()
-            .map(|r| r as &dyn orc_pipeline::AutoResolver),
-    );
-    let loaded = match plans::load(&args.pipeline, &compiler) {
+    let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime)?;
+    let loaded = match loaded {
         Ok(l) => l,
         Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
         Err(LoadError::Invalid { diags, text }) => {

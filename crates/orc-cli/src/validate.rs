@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use crate::plans::{self, LoadError};
+use crate::plans::LoadError;
 use crate::{Global, exit};
 
 #[derive(Debug, Args)]
@@ -25,20 +25,8 @@ pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let gateway = crate::models::gateway(&config)?;
-    let resolver = gateway
-        .as_ref()
-        .map(|gateway| crate::models::ModelResolver {
-            gateway,
-            runtime: &runtime,
-        });
-    let compiler = plans::Compiler::new(
-        gateway.as_ref(),
-        resolver
-            .as_ref()
-            .map(|r| r as &dyn orc_pipeline::AutoResolver),
-    );
-    let loaded = match plans::load(&args.pipeline, &compiler) {
+    let (loaded, _gateway) = crate::models::load(&args.pipeline, &config, &runtime)?;
+    let loaded = match loaded {
         Ok(l) => l,
         Err(LoadError::Read(msg)) => return Err(crate::UserError(msg).into()),
         Err(LoadError::Invalid { diags, text }) => {
