@@ -204,11 +204,11 @@ impl Gateway {
         req: &ChatRequest,
         use_cache: bool,
     ) -> Result<Answer<ChatResponse>> {
-        let key = cache_key(&model.spec, "chat", req)?;
+        let hash = digest(&cache_key(&model.spec, "chat", req)?);
+        let key = hash;
         if use_cache && let Some(hit) = self.cache_get::<ChatResponse>(&key).await {
             return Ok(self.answer(&model.spec, hit, Source::Cache));
         }
-        let hash = *blake3::hash(&key).as_bytes();
         let (outcome, shared) = self
             .inner
             .chats
@@ -249,7 +249,7 @@ impl Gateway {
     ) -> Result<(ChatStream, Source)> {
         let mut req = req.clone();
         req.stream = true;
-        let key = cache_key(&model.spec, "chat", &req)?;
+        let key = digest(&cache_key(&model.spec, "chat", &req)?);
         if use_cache && let Some(hit) = self.cache_get::<ChatResponse>(&key).await {
             return Ok((ChatStream::replay(hit), Source::Cache));
         }
@@ -331,11 +331,11 @@ impl Gateway {
         T: Clone + Send + 'static + Into<ItemAnswer>,
         R: Serialize + ItemInput,
     {
-        let key = cache_key(&model.spec, kind, &req)?;
+        let hash = digest(&cache_key(&model.spec, kind, &req)?);
+        let key = hash;
         if use_cache && let Some(hit) = self.cache_get::<ItemAnswer>(&key).await {
             return Ok((hit, Source::Cache, Usage::default()));
         }
-        let hash = *blake3::hash(&key).as_bytes();
         let (outcome, shared) = self
             .inner
             .items
@@ -502,16 +502,25 @@ impl Gateway {
 }
 
 /// The response cache's key: the key-format version, the provider, where it is
-/// reached, the provider's model id, the endpoint, and the whole request as canonical
-/// JSON. Two requests that differ in any parameter differ here; two that differ only
-/// in key order do not. The API key is never part of it.
+/// reached, the provider's model id, the endpoint, and the whole request serialized
+/// canonically (fields in a fixed order, JSON Schema keys sorted). Two requests that
+/// differ in any parameter differ here; two that differ only in key order do not.
+/// The API key is never part of it.
 pub fn cache_key<R: Serialize + ?Sized>(spec: &ModelSpec, kind: &str, req: &R) -> Result<Vec<u8>> {
-    let request = canonical_json(req)?;
-    Ok(format!(
-        "orc-model-cache/v{CACHE_KEY_VERSION}\n{}\n{}\n{}\n{kind}\n{request}",
+    let mut key = format!(
+        "orc-model-cache/v{CACHE_KEY_VERSION}\n{}\n{}\n{}\n{kind}\n",
         spec.provider, spec.base_url, spec.model
     )
-    .into_bytes())
+    .into_bytes();
+    serde_json::to_writer(&mut key, req).map_err(|e| Error::Encode {
+        message: e.to_string(),
+    })?;
+    Ok(key)
+}
+
+/// What the cache and the in-flight table are keyed by: the hash of [`cache_key`].
+fn digest(key: &[u8]) -> [u8; 32] {
+    *blake3::hash(key).as_bytes()
 }
 
 trait HasUsage {
@@ -550,5 +559,55 @@ impl From<Vector> for ItemAnswer {
 impl From<String> for ItemAnswer {
     fn from(t: String) -> Self {
         ItemAnswer::Text(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Provider;
+
+    #[test]
+    fn keys_differ_in_every_parameter_and_not_in_key_order() -> Result<()> {
+        let spec = ModelSpec::new("m", Provider::OpenAi);
+        let key = |r: &ChatRequest| cache_key(&spec, "chat", r);
+        let base = ChatRequest::user("hi");
+        let mut a = base.clone();
+        a.json_schema =
+            Some(serde_json::json!({"type": "object", "properties": {"b": {}, "a": {}}}));
+        let mut b = base.clone();
+        b.json_schema =
+            Some(serde_json::json!({"properties": {"a": {}, "b": {}}, "type": "object"}));
+        assert_eq!(key(&a)?, key(&b)?);
+        let variants = [
+            ChatRequest {
+                temperature: Some(0.5),
+                ..base.clone()
+            },
+            ChatRequest {
+                max_tokens: Some(9),
+                ..base.clone()
+            },
+            ChatRequest {
+                system: Some("s".into()),
+                ..base.clone()
+            },
+            ChatRequest {
+                stream: true,
+                ..base.clone()
+            },
+            ChatRequest::user("hi!"),
+            a,
+        ];
+        let mut keys = vec![key(&base)?];
+        for v in &variants {
+            keys.push(key(v)?);
+        }
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        let mut other = spec.clone();
+        other.base_url = "http://127.0.0.1:1/v1".into();
+        assert_ne!(key(&base)?, cache_key(&other, "chat", &base)?);
+        Ok(())
     }
 }

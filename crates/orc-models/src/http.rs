@@ -263,7 +263,16 @@ async fn exchange(
     loop {
         let item = match response.chunk().await {
             Ok(Some(chunk)) => Ok(chunk),
-            Ok(None) => return,
+            Ok(None) => {
+                // hyper puts the connection back into the pool from a task of its own once the
+                // body is read. Let that task run before the slot is freed, so the next exchange
+                // finds the connection idle instead of opening another.
+                drop(response);
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+                return;
+            }
             Err(e) => Err(e),
         };
         let failed = item.is_err();

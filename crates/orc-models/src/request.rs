@@ -78,7 +78,7 @@ pub struct ChatRequest {
     pub stream: bool,
     /// A JSON Schema the answer must follow: OpenAI's `response_format` of type
     /// `json_schema`; for Anthropic an instruction appended to the system prompt.
-    #[serde(default)]
+    #[serde(default, serialize_with = "sorted_value")]
     pub json_schema: Option<Value>,
 }
 
@@ -227,6 +227,45 @@ fn short_f32<S: serde::Serializer>(value: &Option<f32>, serializer: S) -> Result
         }
         Some(v) => serializer.serialize_some(v),
         None => serializer.serialize_none(),
+    }
+}
+
+/// Serializes a JSON value with its object keys sorted at every depth, so the
+/// serialization of a request that holds one is canonical.
+fn sorted_value<S: serde::Serializer>(
+    value: &Option<Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => serializer.serialize_some(&Sorted(v)),
+        None => serializer.serialize_none(),
+    }
+}
+
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    out.serialize_entry(k, &Sorted(v))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Sorted(item))?;
+                }
+                out.end()
+            }
+            scalar => scalar.serialize(serializer),
+        }
     }
 }
 
