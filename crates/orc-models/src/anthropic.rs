@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{self, Error, FailureKind, Result};
-use crate::http::{self, Http};
+use crate::http::Http;
 use crate::request::{ChatRequest, ChatResponse, ModelInfo, Role, Usage};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
@@ -164,8 +164,9 @@ pub(crate) async fn chat(
         .client()
         .post(url(spec, "messages"))
         .json(&messages_body(spec, req, false));
-    let answer = http.send(spec, key, headers(request, key, spec)?).await?;
-    let message: MessageAnswer = http::read_json(answer, key).await?;
+    let (message, _): (MessageAnswer, _) = http
+        .fetch_json(spec, key, headers(request, key, spec)?)
+        .await?;
     let text = message
         .content
         .into_iter()
@@ -317,8 +318,9 @@ pub(crate) async fn list_models(
     key: Option<&ApiKey>,
 ) -> Result<Vec<ModelInfo>> {
     let request = http.client().get(url(spec, "models?limit=1000"));
-    let answer = http.send(spec, key, headers(request, key, spec)?).await?;
-    let list: ModelList = http::read_json(answer, key).await?;
+    let (list, _): (ModelList, _) = http
+        .fetch_json(spec, key, headers(request, key, spec)?)
+        .await?;
     Ok(list
         .data
         .into_iter()

@@ -234,6 +234,101 @@ impl Http {
     }
 }
 
+impl Http {
+    /// Sends `request` for `spec`, reads the whole answer on the I/O thread, and parses a
+    /// success body as JSON of type `T`; otherwise the error, classified, with the
+    /// provider's message. The answer crosses threads once, whole. Also returns the call
+    /// site (with the status), for errors found in the answer.
+    pub(crate) async fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        spec: &ModelSpec,
+        key: Option<&ApiKey>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(T, CallSite)> {
+        let mut site = CallSite {
+            provider: spec.provider,
+            model: spec.model.clone(),
+            status: None,
+        };
+        let request = request
+            .build()
+            .map_err(|e| transport_error(site.clone(), key, &e))?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let exchange = whole_exchange(
+            self.client.clone(),
+            Arc::clone(&self.in_flight),
+            request,
+            done_tx,
+        );
+        let _task = AbortOnDropHandle::new(self.io.handle.spawn(exchange));
+        let (head, body) = match done_rx.await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(transport_error(site, key, &e)),
+            Err(_) => {
+                return Err(Error::call(
+                    site,
+                    FailureKind::Connection,
+                    "the HTTP client's I/O thread stopped",
+                    None,
+                ));
+            }
+        };
+        site.status = Some(head.status.as_u16());
+        if head.status.is_success() {
+            return parse_json(site.clone(), key, body).map(|value| (value, site));
+        }
+        let body = body.unwrap_or_default();
+        let message = redact(key, &error::provider_message(&body));
+        Err(Error::call(
+            site,
+            error::kind_of_status(head.status.as_u16()),
+            message,
+            head.retry_after,
+        ))
+    }
+}
+
+/// What a whole exchange hands back: the head and the body (or why it broke off).
+type Whole = reqwest::Result<(Head, reqwest::Result<Bytes>)>;
+
+/// One exchange read to its end on the I/O thread, answered in one message.
+async fn whole_exchange(
+    client: reqwest::Client,
+    in_flight: Arc<Semaphore>,
+    request: reqwest::Request,
+    done: oneshot::Sender<Whole>,
+) {
+    let Ok(_slot) = in_flight.acquire_owned().await else {
+        return;
+    };
+    let response = match client.execute(request).await {
+        Ok(response) => response,
+        Err(e) => {
+            let _ = done.send(Err(e));
+            return;
+        }
+    };
+    let head = Head {
+        status: response.status(),
+        retry_after: retry_after(response.headers()),
+    };
+    let body = response.bytes().await;
+    let complete = body.is_ok();
+    let _ = done.send(Ok((head, body)));
+    if complete {
+        return_connection().await;
+    }
+}
+
+/// hyper puts a connection whose answer has been read back into the pool from a task of
+/// its own. Letting that task run before the call's slot is freed means the next exchange
+/// finds the connection idle instead of opening another.
+async fn return_connection() {
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// One exchange, on the I/O thread: wait for a slot, send, pass the head and then the
 /// body chunks back. The slot is held until the body is read or the caller is gone.
 async fn exchange(
@@ -264,13 +359,8 @@ async fn exchange(
         let item = match response.chunk().await {
             Ok(Some(chunk)) => Ok(chunk),
             Ok(None) => {
-                // hyper puts the connection back into the pool from a task of its own once the
-                // body is read. Let that task run before the slot is freed, so the next exchange
-                // finds the connection idle instead of opening another.
                 drop(response);
-                for _ in 0..4 {
-                    tokio::task::yield_now().await;
-                }
+                return_connection().await;
                 return;
             }
             Err(e) => Err(e),
@@ -282,22 +372,23 @@ async fn exchange(
     }
 }
 
-/// Reads a whole success body and parses it as JSON of type `T`.
+/// Parses a whole success body as JSON of type `T`.
 ///
 /// A body cut short (the connection closed, or JSON that ends early) is
 /// [`FailureKind::Truncated`]; a body that is not the expected JSON is
 /// [`FailureKind::InvalidResponse`].
-pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
-    answer: Answer,
+fn parse_json<T: serde::de::DeserializeOwned, B: AsRef<[u8]>>(
+    site: CallSite,
     key: Option<&ApiKey>,
+    body: reqwest::Result<B>,
 ) -> Result<T> {
-    let Answer { site, body } = answer;
-    let body = body.collect().await.map_err(|e| {
+    let body = body.map_err(|e| {
         let mut error = transport_error(site.clone(), key, &e);
         truncated_if_broken(&mut error);
         error
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let body = body.as_ref();
+    serde_json::from_slice(body).map_err(|e| {
         let kind = if e.is_eof() {
             FailureKind::Truncated
         } else {
@@ -305,7 +396,7 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
         };
         let message = format!(
             "the body is not the expected JSON ({e}); it starts: {}",
-            error::cut(&String::from_utf8_lossy(&body), 200)
+            error::cut(&String::from_utf8_lossy(body), 200)
         );
         Error::call(site, kind, redact(key, &message), None)
     })

@@ -145,9 +145,8 @@ pub(crate) async fn chat(
         .client()
         .post(url(spec, "chat/completions"))
         .json(&chat_body(spec, req, false));
-    let answer = http.send(spec, key, authorize(request, key)).await?;
-    let site = answer.site.clone();
-    let completion: ChatCompletion = http::read_json(answer, key).await?;
+    let (completion, site): (ChatCompletion, _) =
+        http.fetch_json(spec, key, authorize(request, key)).await?;
     let Some(choice) = completion.choices.into_iter().next() else {
         return Err(invalid(site, "the answer has no `choices`"));
     };
@@ -329,9 +328,8 @@ pub(crate) async fn complete(
         temperature: req.temperature,
     };
     let request = http.client().post(url(spec, "completions")).json(&body);
-    let answer = http.send(spec, key, authorize(request, key)).await?;
-    let site = answer.site.clone();
-    let completion: Completion = http::read_json(answer, key).await?;
+    let (completion, site): (Completion, _) =
+        http.fetch_json(spec, key, authorize(request, key)).await?;
     let items = completion
         .choices
         .into_iter()
@@ -380,9 +378,8 @@ pub(crate) async fn embed(
         encoding_format: "float",
     };
     let request = http.client().post(url(spec, "embeddings")).json(&body);
-    let answer = http.send(spec, key, authorize(request, key)).await?;
-    let site = answer.site.clone();
-    let embeddings: Embeddings = http::read_json(answer, key).await?;
+    let (embeddings, site): (Embeddings, _) =
+        http.fetch_json(spec, key, authorize(request, key)).await?;
     let items = embeddings
         .data
         .into_iter()
@@ -412,8 +409,7 @@ pub(crate) async fn list_models(
     key: Option<&ApiKey>,
 ) -> Result<Vec<ModelInfo>> {
     let request = http.client().get(url(spec, "models"));
-    let answer = http.send(spec, key, authorize(request, key)).await?;
-    let list: ModelList = http::read_json(answer, key).await?;
+    let (list, _): (ModelList, _) = http.fetch_json(spec, key, authorize(request, key)).await?;
     Ok(list
         .data
         .into_iter()
