@@ -126,7 +126,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     };
     let result = runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(cancel.clone()));
-        let result = orc_engine::execute(&loaded.compiled, options).await;
+        let result = orc_engine::run(loaded.compiled.clone(), options).await;
         signals.abort();
         result
     });

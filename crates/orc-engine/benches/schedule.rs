@@ -82,7 +82,7 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Compiled) -> bool {
         execution_id: Some("bench".to_string()),
         ..orc_engine::Options::default()
     };
-    match rt.block_on(orc_engine::execute(plan, opts)) {
+    match rt.block_on(orc_engine::run(plan.clone(), opts)) {
         Ok(result) => result.success,
         Err(e) => panic!("run did not start: {e}"),
     }

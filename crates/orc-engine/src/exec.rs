@@ -87,6 +87,9 @@ impl Default for Options {
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The scheduler's task ended abnormally.
+    #[error("the run's scheduler stopped: {0}")]
+    Aborted(String),
     /// A model step's model cannot be used (unknown name, unset key, nothing eligible).
     #[error("{0}")]
     Models(String),
@@ -279,6 +282,20 @@ fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, SystemTime) {
         }),
         started,
     )
+}
+
+/// Runs a compiled pipeline like [`execute`], with the scheduler as a task of the current
+/// runtime rather than of the caller.
+///
+/// A caller that drives the run with `Runtime::block_on` polls it on its own thread, so every
+/// step costs two cross-thread wake-ups (scheduler → worker → scheduler). As a task, the
+/// scheduler shares a worker with the step tasks it spawns, and a step that finishes at once
+/// hands back without waking another thread.
+pub async fn run(compiled: Compiled, opts: Options) -> Result<RunResult> {
+    let task = tokio::spawn(async move { execute(&compiled, opts).await });
+    tokio_util::task::AbortOnDropHandle::new(task)
+        .await
+        .map_err(|e| Error::Aborted(e.to_string()))?
 }
 
 /// Runs a compiled pipeline to the end (or until cancelled) and returns its result document.
