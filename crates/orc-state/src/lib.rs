@@ -1,0 +1,63 @@
+//! orc's durable state store: runs, the checkpoint of each finished step, leases that keep two
+//! processes from resuming the same run, run history and model-call metrics.
+//!
+//! One [`Store`] type, three backends chosen by URL: SQLite (`sqlite:///path/state.db`, the
+//! embedded default; WAL mode), PostgreSQL (`postgres://…`, for many machines) and Redis
+//! (`redis://…`). The SQL backends carry embedded migrations and refuse a database from a newer
+//! orc; Redis keeps a schema-version key and does the same.
+//!
+//! A run's life: [`Store::create_run`], then [`Store::append`] once per finished step (or per
+//! group of steps: one transaction), then [`Store::finish_run`] with the result document. To
+//! resume, [`Store::claim`] the run, read [`Store::run`] and [`Store::checkpoints`], reopen it with
+//! `finish_run(id, RunState::Running, None)`, and [`Store::release`] the lease when done.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::{Duration, SystemTime};
+//! use orc_state::{Checkpoint, NewRun, RunState, StateOptions, Store};
+//!
+//! let store = Store::open("sqlite::memory:", StateOptions::default()).await?;
+//! store.create_run(&NewRun {
+//!     run_id: "r1".into(),
+//!     pipeline_id: "summarize".into(),
+//!     pipeline_path: "pipelines/summarize.yaml".into(),
+//!     pipeline_hash: "b3:…".into(),
+//!     inputs: serde_json::json!({"topic": "tides"}),
+//!     started_at: SystemTime::now(),
+//! }).await?;
+//! store.append("r1", &[Checkpoint {
+//!     step_id: "fetch".into(),
+//!     status: "completed".into(),
+//!     envelope: serde_json::json!({"result": "…", "success": true, "error": null}),
+//!     started_at: None,
+//!     completed_at: Some(SystemTime::now()),
+//!     attempts: 1,
+//!     model: None,
+//!     usage: None,
+//!     cost: None,
+//! }]).await?;
+//! assert!(store.claim("r1", "host-a:4242", Duration::from_secs(30)).await?);
+//! assert!(!store.claim("r1", "host-b:17", Duration::from_secs(30)).await?);
+//! store.finish_run("r1", RunState::Completed, Some(br#"{"success":true}"#)).await?;
+//! let run = store.run("r1").await?.unwrap();
+//! assert_eq!((run.status, run.steps_done), (RunState::Completed, 1));
+//! # Ok::<(), orc_state::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod codec;
+mod error;
+mod postgres;
+mod records;
+mod redis_store;
+mod sql;
+mod sqlite;
+mod store;
+mod types;
+mod url;
+
+pub use error::{Error, Result};
+pub use store::Store;
+pub use types::{
+    Checkpoint, ModelMetric, NewRun, RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
+};

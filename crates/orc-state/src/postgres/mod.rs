@@ -1,0 +1,601 @@
+//! The PostgreSQL backend: a connection pool whose connections set `statement_timeout` and, for a
+//! namespace, `search_path`. Every write is one statement (an append is one
+//! `WITH … UPDATE … RETURNING` + `INSERT … SELECT FROM UNNEST(…)`), so it commits whole or not at
+//! all and needs one round trip.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::codec::{Packed, millis};
+use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, migrate_error, query_error};
+use crate::url::scrub;
+use crate::{Error, Result, RunState, StateOptions};
+
+/// The newest schema version this binary knows.
+pub(crate) const LATEST: i64 = 2;
+
+/// The migrations, embedded.
+fn migrator() -> Migrator {
+    let mut migrator = Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "runs and checkpoints".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0001_runs_and_checkpoints.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "model metrics".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0002_model_metrics.sql").into_sql_str(),
+            false,
+        ),
+    ]);
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
+}
+
+/// Microseconds since the Unix epoch of a `timestamptz` column, exactly (PostgreSQL 14 and later
+/// extract a numeric).
+macro_rules! us {
+    ($column:literal) => {
+        concat!("(extract(epoch FROM ", $column, ") * 1000000)::int8")
+    };
+}
+
+/// The `timestamptz` of a parameter holding microseconds since the Unix epoch (NULL stays NULL).
+macro_rules! ts {
+    ($param:literal) => {
+        concat!(
+            "(timestamptz 'epoch' + ",
+            $param,
+            "::int8 * interval '1 microsecond')"
+        )
+    };
+}
+
+/// The columns of a run row, in [`StoredRun`]'s order.
+macro_rules! run_columns {
+    () => {
+        concat!(
+            "run_id, pipeline_id, pipeline_path, pipeline_hash, inputs::text, status, ",
+            us!("started_at"),
+            ", ",
+            us!("finished_at"),
+            ", steps_done"
+        )
+    };
+}
+
+/// A run row as sqlx decodes it.
+type RunTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+);
+
+fn stored_run(t: RunTuple) -> StoredRun {
+    StoredRun {
+        run_id: t.0,
+        pipeline_id: t.1,
+        pipeline_path: t.2,
+        pipeline_hash: t.3,
+        inputs: t.4,
+        status: t.5,
+        started_at: t.6,
+        finished_at: t.7,
+        steps_done: t.8,
+    }
+}
+
+/// A PostgreSQL database (one schema of it).
+pub(crate) struct PgStore {
+    pool: PgPool,
+    /// The URL for messages, password redacted.
+    url: String,
+    /// The URL as given, to scrub its password from messages.
+    raw_url: String,
+}
+
+impl PgStore {
+    /// Connects, creates the namespace's schema when missing, and migrates.
+    pub(crate) async fn open(raw_url: &str, url: String, options: &StateOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(raw_url).map_err(|e| Error::InvalidUrl {
+            url: url.clone(),
+            reason: scrub(e.to_string(), raw_url),
+        })?;
+        let mut settings = vec![(
+            "statement_timeout",
+            millis(options.query_timeout).to_string(),
+        )];
+        if let Some(schema) = &options.namespace {
+            // Validated by Store::open: lower-case letters, digits and `_`.
+            settings.push(("search_path", schema.clone()));
+        }
+        let connect = match connect.get_application_name() {
+            Some(_) => connect,
+            None => connect.application_name("orc"),
+        };
+        let connect = connect.options(settings);
+        let where_ = format!("{}:{}", connect.get_host(), connect.get_port());
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .acquire_timeout(options.query_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| connect_error(&url, raw_url, &where_, e))?;
+        let store = PgStore {
+            pool,
+            url,
+            raw_url: raw_url.to_owned(),
+        };
+        if let Some(schema) = &options.namespace {
+            store.create_schema(schema).await?;
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Creates `schema` unless it exists (checked first: creating needs a right that using does not).
+    async fn create_schema(&self, schema: &str) -> Result<()> {
+        let (exists,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.open_error(e))?;
+        if !exists {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.open_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a newer schema, then applies the migrations the database lacks.
+    async fn migrate(&self) -> Result<()> {
+        let found = self.schema_version().await?;
+        if found > LATEST {
+            return Err(Error::SchemaTooNew {
+                url: self.url.clone(),
+                found,
+                supported: LATEST,
+            });
+        }
+        if found == LATEST {
+            return Ok(());
+        }
+        // sqlx holds an advisory lock while it migrates, so concurrent opens take turns.
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| migrate_error(&self.url, &self.raw_url, e))
+    }
+
+    /// The newest migration applied; 0 for a database without orc's tables.
+    async fn schema_version(&self) -> Result<i64> {
+        let (table,): (Option<String>,) =
+            sqlx::query_as("SELECT to_regclass('orc_schema_migrations')::text")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.open_error(e))?;
+        if table.is_none() {
+            return Ok(0);
+        }
+        let (version,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(version) FROM orc_schema_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.open_error(e))?;
+        Ok(version.unwrap_or(0))
+    }
+
+    fn open_error(&self, e: sqlx::Error) -> Error {
+        connect_error(&self.url, &self.raw_url, "the server", e)
+    }
+
+    fn error(&self, operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+        move |e| query_error(&self.url, &self.raw_url, operation, e, Dialect::Postgres)
+    }
+
+    fn found(&self, run_id: &str, rows: u64) -> Result<()> {
+        if rows == 0 {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn create_run(&self, run: &NewRunRecord<'_>) -> Result<()> {
+        // One statement: the pipeline's row and the run's commit together.
+        let inserted = sqlx::query(concat!(
+            "WITH pipeline AS (
+                 INSERT INTO pipelines (pipeline_id, pipeline_path, pipeline_hash, created_at, last_run_at)
+                 VALUES ($2, $3, $4, ",
+            ts!("$6"),
+            ", ",
+            ts!("$6"),
+            ")
+                 ON CONFLICT (pipeline_id) DO UPDATE SET
+                     pipeline_path = excluded.pipeline_path,
+                     pipeline_hash = excluded.pipeline_hash,
+                     last_run_at = greatest(pipelines.last_run_at, excluded.last_run_at)
+                 RETURNING pipeline_id
+             )
+             INSERT INTO runs (run_id, pipeline_id, pipeline_path, pipeline_hash, inputs, status, started_at)
+             SELECT $1, pipeline.pipeline_id, $3, $4, $5::json, 'running', ",
+            ts!("$6"),
+            " FROM pipeline"
+        ))
+        .bind(run.run_id)
+        .bind(run.pipeline_id)
+        .bind(run.pipeline_path)
+        .bind(run.pipeline_hash)
+        .bind(&run.inputs)
+        .bind(run.started_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(Error::RunExists {
+                run_id: run.run_id.to_owned(),
+            }),
+            Err(e) => Err(self.error("create_run")(e)),
+        }
+    }
+
+    pub(crate) async fn append(&self, run_id: &str, steps: Vec<NewStep<'_>>) -> Result<()> {
+        let n = steps.len() as u64;
+        let mut step_ids = Vec::with_capacity(steps.len());
+        let mut statuses = Vec::with_capacity(steps.len());
+        let mut started = Vec::with_capacity(steps.len());
+        let mut completed = Vec::with_capacity(steps.len());
+        let mut attempts = Vec::with_capacity(steps.len());
+        let mut models = Vec::with_capacity(steps.len());
+        let mut usages = Vec::with_capacity(steps.len());
+        let mut costs = Vec::with_capacity(steps.len());
+        let mut compressed = Vec::with_capacity(steps.len());
+        let mut payloads = Vec::with_capacity(steps.len());
+        for step in steps {
+            step_ids.push(step.step_id);
+            statuses.push(step.status);
+            started.push(step.started_at);
+            completed.push(step.completed_at);
+            attempts.push(step.attempts);
+            models.push(step.model);
+            usages.push(step.usage);
+            costs.push(step.cost);
+            compressed.push(step.compressed);
+            payloads.push(step.payload);
+        }
+        // The UPDATE locks the run's row until commit, so concurrent appends to one run take
+        // turns and get distinct positions; a missing run inserts nothing.
+        let inserted = sqlx::query(concat!(
+            "WITH bumped AS (
+                 UPDATE runs SET steps_done = steps_done + cardinality($2::text[])
+                 WHERE run_id = $1
+                 RETURNING steps_done - cardinality($2::text[]) AS base
+             )
+             INSERT INTO steps (run_id, seq, step_id, status, started_at, completed_at, attempts, model, usage, cost, compressed, payload)
+             SELECT $1, bumped.base + s.ord - 1, s.step_id, s.status, ",
+            ts!("s.started_us"),
+            ", ",
+            ts!("s.completed_us"),
+            ", s.attempts, s.model, s.usage::json, s.cost, s.compressed, s.payload
+             FROM bumped, UNNEST($2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::float8[], $10::bool[], $11::bytea[])
+                 WITH ORDINALITY AS s(step_id, status, started_us, completed_us, attempts, model, usage, cost, compressed, payload, ord)"
+        ))
+        .bind(run_id)
+        .bind(step_ids)
+        .bind(statuses)
+        .bind(started)
+        .bind(completed)
+        .bind(attempts)
+        .bind(models)
+        .bind(usages)
+        .bind(costs)
+        .bind(compressed)
+        .bind(payloads)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("append"))?;
+        if inserted.rows_affected() != n {
+            return self.found(run_id, 0);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunState,
+        finished_at: Option<i64>,
+        result: Option<Packed>,
+    ) -> Result<()> {
+        let (result, compressed) = match result {
+            Some(p) => (Some(p.bytes), p.compressed),
+            None => (None, false),
+        };
+        let updated = sqlx::query(concat!(
+            "UPDATE runs SET status = $2, finished_at = ",
+            ts!("$3"),
+            ", result = $4, result_compressed = $5 WHERE run_id = $1"
+        ))
+        .bind(run_id)
+        .bind(status.as_str())
+        .bind(finished_at)
+        .bind(result)
+        .bind(compressed)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("finish_run"))?;
+        self.found(run_id, updated.rows_affected())
+    }
+
+    pub(crate) async fn run(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        let row: Option<RunTuple> = sqlx::query_as(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE run_id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("run"))?;
+        Ok(row.map(stored_run))
+    }
+
+    pub(crate) async fn result_document(&self, run_id: &str) -> Result<Option<Packed>> {
+        let row: Option<(Option<Vec<u8>>, bool)> =
+            sqlx::query_as("SELECT result, result_compressed FROM runs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.error("result_document"))?;
+        Ok(row.and_then(|(bytes, compressed)| bytes.map(|bytes| Packed { bytes, compressed })))
+    }
+
+    pub(crate) async fn checkpoints(&self, run_id: &str) -> Result<Vec<StoredStep>> {
+        type StepTuple = (
+            i64,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            i32,
+            Option<String>,
+            Option<String>,
+            Option<f64>,
+            bool,
+            Vec<u8>,
+        );
+        let rows: Vec<StepTuple> = sqlx::query_as(concat!(
+            "SELECT seq, step_id, status, ",
+            us!("started_at"),
+            ", ",
+            us!("completed_at"),
+            ", attempts, model, usage::text, cost, compressed, payload
+             FROM steps WHERE run_id = $1 ORDER BY seq"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("checkpoints"))?;
+        Ok(rows
+            .into_iter()
+            .map(|t| StoredStep {
+                seq: t.0,
+                step_id: t.1,
+                status: t.2,
+                started_at: t.3,
+                completed_at: t.4,
+                attempts: i64::from(t.5),
+                model: t.6,
+                usage: t.7,
+                cost: t.8,
+                compressed: t.9,
+                payload: t.10,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn list_runs(
+        &self,
+        status: Option<RunState>,
+        pipeline_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredRun>> {
+        // LIMIT NULL means none.
+        let limit = (limit != 0).then_some(i64::from(limit));
+        let status = status.map(RunState::as_str);
+        let query = match (status, pipeline_id) {
+            (None, None) => sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE $2::text IS NULL AND $3::text IS NULL ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+            )),
+            (Some(_), None) => sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE status = $2 AND $3::text IS NULL ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+            )),
+            (None, Some(_)) => sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE $2::text IS NULL AND pipeline_id = $3 ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+            )),
+            (Some(_), Some(_)) => sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE status = $2 AND pipeline_id = $3 ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+            )),
+        };
+        let rows: Vec<RunTuple> = query
+            .bind(limit)
+            .bind(status)
+            .bind(pipeline_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error("list_runs"))?;
+        Ok(rows.into_iter().map(stored_run).collect())
+    }
+
+    pub(crate) async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        // One UPDATE: the row lock makes concurrent claimers take turns, and each re-checks the
+        // lease after the one before it committed, so only one of them can win.
+        let claimed = sqlx::query(
+            "UPDATE runs SET lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond'
+             WHERE run_id = $1
+               AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at <= now())",
+        )
+        .bind(run_id)
+        .bind(owner)
+        .bind(millis(lease) as f64)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("claim"))?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM runs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.error("claim"))?;
+            self.found(run_id, u64::from(exists.is_some()))?;
+        }
+        Ok(claimed)
+    }
+
+    pub(crate) async fn release(&self, run_id: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+             WHERE run_id = $1 AND lease_owner = $2",
+        )
+        .bind(run_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("release"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn prune(&self, older_than: i64) -> Result<u64> {
+        // Checkpoints go with their runs (ON DELETE CASCADE).
+        let deleted = sqlx::query(concat!(
+            "DELETE FROM runs WHERE started_at < ",
+            ts!("$1"),
+            " AND (lease_owner IS NULL OR lease_expires_at <= now())"
+        ))
+        .bind(older_than)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("prune"))?;
+        Ok(deleted.rows_affected())
+    }
+
+    pub(crate) async fn record_model_metric(&self, m: &MetricRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost)
+             VALUES ($1, $2, ",
+            ts!("$3"),
+            ", $4, $5, $6, $7, $8)"
+        ))
+        .bind(&m.model)
+        .bind(&m.provider)
+        .bind(m.at)
+        .bind(m.latency_ms)
+        .bind(m.success)
+        .bind(m.input_tokens)
+        .bind(m.output_tokens)
+        .bind(m.cost)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("record_model_metric"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn model_metrics(
+        &self,
+        model: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<MetricRecord>> {
+        let limit = (limit != 0).then_some(i64::from(limit));
+        type MetricTuple = (String, String, i64, f64, bool, i64, i64, f64);
+        let rows: Vec<MetricTuple> = sqlx::query_as(concat!(
+            "SELECT model, provider, ",
+            us!("at"),
+            ", latency_ms, success, input_tokens, output_tokens, cost
+             FROM model_metrics WHERE model = $1 AND at >= ",
+            ts!("$2"),
+            " ORDER BY at DESC, id DESC LIMIT $3"
+        ))
+        .bind(model)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("model_metrics"))?;
+        Ok(rows
+            .into_iter()
+            .map(|t| MetricRecord {
+                model: t.0,
+                provider: t.1,
+                at: t.2,
+                latency_ms: t.3,
+                success: t.4,
+                input_tokens: t.5,
+                output_tokens: t.6,
+                cost: t.7,
+            })
+            .collect())
+    }
+}
+
+/// An error while connecting or reading the schema, with a hint for the usual causes.
+fn connect_error(url: &str, raw_url: &str, server: &str, e: sqlx::Error) -> Error {
+    let code = db_code(&e);
+    let hint = match (&e, code.as_deref()) {
+        (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut, _) => format!(
+            "is PostgreSQL running and accepting connections at {server}? Start it (e.g. `pg_ctlcluster <version> main start`) or fix the host and port in the URL"
+        ),
+        (sqlx::Error::Tls(_), _) => {
+            "TLS failed: check `sslmode` and the server's certificate, or use sslmode=disable on a trusted network".to_owned()
+        }
+        (_, Some("28P01" | "28000")) => {
+            "the server refused the login: check the user and password in the URL and pg_hba.conf".to_owned()
+        }
+        (_, Some("3D000")) => {
+            "the database does not exist: create it (`createdb NAME`) or fix the database name in the URL".to_owned()
+        }
+        (_, Some("42501")) => {
+            "the user lacks a permission: grant it CONNECT and CREATE on the database (or use a namespace whose schema it owns)".to_owned()
+        }
+        (_, Some("53300")) => {
+            "the server has no free connection slots: lower performance.database.connection_pool_size or raise max_connections".to_owned()
+        }
+        _ => "check the URL and the server's log".to_owned(),
+    };
+    Error::Connect {
+        url: url.to_owned(),
+        message: scrub(e.to_string(), raw_url),
+        hint,
+    }
+}

@@ -1,0 +1,76 @@
+//! Records as the backends write and read them: times in microseconds since the Unix epoch,
+//! JSON as text, payloads packed. [`Store`](crate::Store) converts between these and the public types.
+
+/// A run as a backend returns it, before decoding.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredRun {
+    pub(crate) run_id: String,
+    pub(crate) pipeline_id: String,
+    pub(crate) pipeline_path: String,
+    pub(crate) pipeline_hash: String,
+    /// JSON text.
+    pub(crate) inputs: String,
+    pub(crate) status: String,
+    pub(crate) started_at: i64,
+    pub(crate) finished_at: Option<i64>,
+    pub(crate) steps_done: i64,
+}
+
+/// A checkpoint as a backend returns it, before decoding.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredStep {
+    /// Its position in the run, from 0.
+    pub(crate) seq: i64,
+    pub(crate) step_id: String,
+    pub(crate) status: String,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) attempts: i64,
+    pub(crate) model: Option<String>,
+    /// JSON text.
+    pub(crate) usage: Option<String>,
+    pub(crate) cost: Option<f64>,
+    pub(crate) compressed: bool,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// A checkpoint ready to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct NewStep<'a> {
+    pub(crate) step_id: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) attempts: i64,
+    pub(crate) model: Option<&'a str>,
+    /// JSON text.
+    pub(crate) usage: Option<String>,
+    pub(crate) cost: Option<f64>,
+    pub(crate) compressed: bool,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// A run ready to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRunRecord<'a> {
+    pub(crate) run_id: &'a str,
+    pub(crate) pipeline_id: &'a str,
+    pub(crate) pipeline_path: &'a str,
+    pub(crate) pipeline_hash: &'a str,
+    /// JSON text.
+    pub(crate) inputs: String,
+    pub(crate) started_at: i64,
+}
+
+/// A model metric ready to be written, or as read back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct MetricRecord {
+    pub(crate) model: String,
+    pub(crate) provider: String,
+    pub(crate) at: i64,
+    pub(crate) latency_ms: f64,
+    pub(crate) success: bool,
+    pub(crate) input_tokens: i64,
+    pub(crate) output_tokens: i64,
+    pub(crate) cost: f64,
+}

@@ -1,0 +1,714 @@
+//! The Redis backend (standalone Redis, not a cluster). Keys, under the prefix `orc:state:` (or
+//! `orc:state:<namespace>:`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `schema` | string | the schema version |
+//! | `run:<id>` | hash | the run's fields, times in µs since the Unix epoch |
+//! | `run:<id>:steps` | list | its checkpoints in append order |
+//! | `run:<id>:result` | string | its result document (a flag byte, then the bytes) |
+//! | `run:<id>:lease` | string | the lease holder, expiring with the lease (`PX`) |
+//! | `runs`, `runs:status:<s>`, `runs:pipeline:<id>` | sorted sets | run ids by start time |
+//! | `pipeline:<id>` | hash | path, hash, first and last run of a pipeline |
+//! | `metrics:<model>` | sorted set | one JSON member per call, by time |
+//!
+//! Every write that touches more than one key is one Lua script, so it applies whole or not at all.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, RetryMethod, Script};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Packed, millis};
+use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::url::scrub;
+use crate::{Error, Result, RunState, StateOptions};
+
+/// The newest schema version this binary knows.
+pub(crate) const LATEST: i64 = 1;
+
+/// Runs fetched per round trip while listing or pruning.
+const BATCH: usize = 256;
+
+/// `KEYS`: run, runs, runs:status:running, runs:pipeline:<id>, pipeline:<id>.
+/// `ARGV`: run id, pipeline id, path, hash, inputs, started_at. Returns 0 when the run exists.
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'pipeline_id', ARGV[2], 'pipeline_path', ARGV[3], 'pipeline_hash', ARGV[4],
+    'inputs', ARGV[5], 'status', 'running', 'started_at', ARGV[6], 'steps_done', 0)
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+redis.call('HSETNX', KEYS[5], 'created_at', ARGV[6])
+local last = redis.call('HGET', KEYS[5], 'last_run_at')
+if not last or tonumber(last) <= tonumber(ARGV[6]) then
+    redis.call('HSET', KEYS[5], 'pipeline_path', ARGV[3], 'pipeline_hash', ARGV[4], 'last_run_at', ARGV[6])
+end
+return 1
+";
+
+/// `KEYS`: run, run:<id>:steps. `ARGV`: the encoded checkpoints. Returns -1 when there is no run.
+const APPEND: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local n = 0
+for i = 1, #ARGV, 512 do
+    n = redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 511, #ARGV)))
+end
+redis.call('HSET', KEYS[1], 'steps_done', n)
+return n
+";
+
+/// `KEYS`: run, run:<id>:result, then runs:status:<s> for running, completed, failed, interrupted.
+/// `ARGV`: run id, new status, finished_at ('' = none), '1' + document or '0'. Returns 0 when
+/// there is no run.
+const FINISH: &str = r"
+local fields = redis.call('HMGET', KEYS[1], 'status', 'started_at')
+if not fields[1] then return 0 end
+local index = {running = 3, completed = 4, failed = 5, interrupted = 6}
+if index[fields[1]] then redis.call('ZREM', KEYS[index[fields[1]]], ARGV[1]) end
+redis.call('ZADD', KEYS[index[ARGV[2]]], fields[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[3] == '' then
+    redis.call('HDEL', KEYS[1], 'finished_at')
+else
+    redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
+end
+if ARGV[4] == '1' then
+    redis.call('SET', KEYS[2], ARGV[5])
+else
+    redis.call('DEL', KEYS[2])
+end
+return 1
+";
+
+/// `KEYS`: run, run:<id>:lease. `ARGV`: owner, lease in ms. Returns 1 when claimed, 0 when another
+/// owner holds the lease, -1 when there is no run.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// `KEYS`: run:<id>:lease. `ARGV`: owner.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+/// `KEYS`: runs, then runs:status:<s> for running, completed, failed, interrupted.
+/// `ARGV`: the key prefix, then run ids. Deletes each run nobody holds a lease on, with its
+/// checkpoints, result and index entries; returns how many.
+const PRUNE: &str = r"
+local index = {running = 2, completed = 3, failed = 4, interrupted = 5}
+local deleted = 0
+for i = 2, #ARGV do
+    local id = ARGV[i]
+    local run = ARGV[1] .. 'run:' .. id
+    if redis.call('EXISTS', run .. ':lease') == 0 then
+        local fields = redis.call('HMGET', run, 'status', 'pipeline_id')
+        if fields[1] and index[fields[1]] then redis.call('ZREM', KEYS[index[fields[1]]], id) end
+        if fields[2] then redis.call('ZREM', ARGV[1] .. 'runs:pipeline:' .. fields[2], id) end
+        redis.call('DEL', run, run .. ':steps', run .. ':result')
+        redis.call('ZREM', KEYS[1], id)
+        deleted = deleted + 1
+    end
+end
+return deleted
+";
+
+/// A checkpoint's fields; stored as a little-endian `u32` length, this JSON, then the payload.
+#[derive(Debug, Serialize, Deserialize)]
+struct StepHeader<'a> {
+    #[serde(borrow)]
+    step_id: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    attempts: i64,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    usage: Option<Cow<'a, str>>,
+    cost: Option<f64>,
+    compressed: bool,
+}
+
+/// A model metric as a sorted-set member: the random id keeps two identical calls two members.
+#[derive(Debug, Serialize, Deserialize)]
+struct MetricMember {
+    #[serde(flatten)]
+    record: MetricRecord,
+    id: u64,
+}
+
+/// The scripts, hashed once.
+struct Scripts {
+    create: Script,
+    append: Script,
+    finish: Script,
+    claim: Script,
+    release: Script,
+    prune: Script,
+}
+
+/// A Redis server (one key prefix of one logical database).
+pub(crate) struct RedisStore {
+    connection: ConnectionManager,
+    /// `orc:state:` or `orc:state:<namespace>:`.
+    prefix: String,
+    scripts: Scripts,
+    /// The URL for messages, password redacted.
+    url: String,
+    /// The URL as given, to scrub its password from messages.
+    raw_url: String,
+}
+
+impl RedisStore {
+    /// Connects, then checks (or sets) the schema version.
+    pub(crate) async fn open(raw_url: &str, url: String, options: &StateOptions) -> Result<Self> {
+        let client = redis::Client::open(raw_url).map_err(|e| Error::InvalidUrl {
+            url: url.clone(),
+            reason: scrub(e.to_string(), raw_url),
+        })?;
+        let timeout = options.query_timeout;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let where_ = client.get_connection_info().addr().to_string();
+        let connect_error = |e: RedisError| {
+            let hint = if e.kind() == redis::ErrorKind::AuthenticationFailed
+                || e.code()
+                    .is_some_and(|c| c == "WRONGPASS" || c == "NOPERM" || c == "NOAUTH")
+            {
+                "Redis refused the login: check the user and password in the URL".to_owned()
+            } else {
+                format!(
+                    "is Redis running at {where_}? Start it (`redis-server --daemonize yes --port 6379`) or fix the URL"
+                )
+            };
+            Error::Connect {
+                url: url.clone(),
+                message: scrub(e.to_string(), raw_url),
+                hint,
+            }
+        };
+        let connect = ConnectionManager::new_with_config(client, config);
+        let connection = match tokio::time::timeout(timeout, connect).await {
+            Ok(connection) => connection.map_err(connect_error)?,
+            Err(_) => {
+                return Err(Error::Connect {
+                    url: url.clone(),
+                    message: format!("no answer within {timeout:?}"),
+                    hint: format!(
+                        "is Redis running at {where_}? Check the host and port in the URL"
+                    ),
+                });
+            }
+        };
+        let prefix = match &options.namespace {
+            Some(namespace) => format!("orc:state:{namespace}:"),
+            None => "orc:state:".to_owned(),
+        };
+        let store = RedisStore {
+            connection,
+            prefix,
+            scripts: Scripts {
+                create: Script::new(CREATE),
+                append: Script::new(APPEND),
+                finish: Script::new(FINISH),
+                claim: Script::new(CLAIM),
+                release: Script::new(RELEASE),
+                prune: Script::new(PRUNE),
+            },
+            url: url.clone(),
+            raw_url: raw_url.to_owned(),
+        };
+        store.check_schema().await.map_err(|e| match e {
+            Error::Backend { message, .. } => Error::Connect {
+                url: url.clone(),
+                message,
+                hint: "check that the URL names a Redis server this user may write to".to_owned(),
+            },
+            e => e,
+        })?;
+        Ok(store)
+    }
+
+    /// Sets the schema version of a new store; refuses a newer one.
+    async fn check_schema(&self) -> Result<()> {
+        let key = self.key("schema");
+        let mut c = self.connection.clone();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(LATEST)
+            .arg("NX")
+            .query_async(&mut c)
+            .await
+            .map_err(self.error("open"))?;
+        let stored: String = c.get(&key).await.map_err(self.error("open"))?;
+        let found: i64 = stored.parse().map_err(|_| Error::NotAStateDatabase {
+            url: self.url.clone(),
+            reason: format!("its key {key} holds `{stored}`, not a schema version"),
+        })?;
+        if found > LATEST {
+            return Err(Error::SchemaTooNew {
+                url: self.url.clone(),
+                found,
+                supported: LATEST,
+            });
+        }
+        // Version 1 is the first: there is nothing older to migrate from yet.
+        Ok(())
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn run_key(&self, run_id: &str) -> String {
+        format!("{}run:{run_id}", self.prefix)
+    }
+
+    fn status_key(&self, status: RunState) -> String {
+        format!("{}runs:status:{}", self.prefix, status.as_str())
+    }
+
+    fn status_keys(&self) -> [String; 4] {
+        RunState::ALL.map(|s| self.status_key(s))
+    }
+
+    fn pipeline_index(&self, pipeline_id: &str) -> String {
+        format!("{}runs:pipeline:{pipeline_id}", self.prefix)
+    }
+
+    fn error(&self, operation: &'static str) -> impl Fn(RedisError) -> Error + '_ {
+        move |e| Error::Backend {
+            url: self.url.clone(),
+            operation,
+            retryable: e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || !matches!(e.retry_method(), RetryMethod::NoRetry),
+            message: scrub(e.to_string(), &self.raw_url),
+        }
+    }
+
+    fn corrupt(&self, what: String, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            url: self.url.clone(),
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) async fn create_run(&self, run: &NewRunRecord<'_>) -> Result<()> {
+        let mut c = self.connection.clone();
+        let created: i64 = self
+            .scripts
+            .create
+            .key(self.run_key(run.run_id))
+            .key(self.key("runs"))
+            .key(self.status_key(RunState::Running))
+            .key(self.pipeline_index(run.pipeline_id))
+            .key(self.key(&format!("pipeline:{}", run.pipeline_id)))
+            .arg(run.run_id)
+            .arg(run.pipeline_id)
+            .arg(run.pipeline_path)
+            .arg(run.pipeline_hash)
+            .arg(&run.inputs)
+            .arg(run.started_at)
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("create_run"))?;
+        if created == 0 {
+            return Err(Error::RunExists {
+                run_id: run.run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn append(&self, run_id: &str, steps: Vec<NewStep<'_>>) -> Result<()> {
+        let run = self.run_key(run_id);
+        let mut invocation = self.scripts.append.key(&run);
+        invocation.key(format!("{run}:steps"));
+        for step in &steps {
+            invocation.arg(encode_step(step));
+        }
+        let mut c = self.connection.clone();
+        let n: i64 = invocation
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("append"))?;
+        if n < 0 {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunState,
+        finished_at: Option<i64>,
+        result: Option<Packed>,
+    ) -> Result<()> {
+        let run = self.run_key(run_id);
+        let mut invocation = self.scripts.finish.key(&run);
+        invocation.key(format!("{run}:result"));
+        for key in self.status_keys() {
+            invocation.key(key);
+        }
+        invocation
+            .arg(run_id)
+            .arg(status.as_str())
+            .arg(finished_at.map(|t| t.to_string()).unwrap_or_default());
+        match result {
+            Some(packed) => {
+                let mut stored = Vec::with_capacity(packed.bytes.len() + 1);
+                stored.push(u8::from(packed.compressed));
+                stored.extend_from_slice(&packed.bytes);
+                invocation.arg("1").arg(stored);
+            }
+            None => {
+                invocation.arg("0").arg("");
+            }
+        }
+        let mut c = self.connection.clone();
+        let updated: i64 = invocation
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("finish_run"))?;
+        if updated == 0 {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn run(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        let mut c = self.connection.clone();
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.run_key(run_id))
+            .arg(&RUN_FIELDS)
+            .query_async(&mut c)
+            .await
+            .map_err(self.error("run"))?;
+        self.stored_run(run_id, fields)
+    }
+
+    /// A run from its hash's [`RUN_FIELDS`]; `None` when the hash does not exist.
+    fn stored_run(&self, run_id: &str, fields: Vec<Option<String>>) -> Result<Option<StoredRun>> {
+        let what = || format!("run {run_id}");
+        let mut fields = fields.into_iter();
+        let mut next = || fields.next().flatten();
+        let Some(pipeline_id) = next() else {
+            return Ok(None);
+        };
+        let mut text =
+            |name: &str| next().ok_or_else(|| self.corrupt(what(), format!("no {name}")));
+        let pipeline_path = text("pipeline_path")?;
+        let pipeline_hash = text("pipeline_hash")?;
+        let inputs = text("inputs")?;
+        let status = text("status")?;
+        let started_at = text("started_at")?;
+        let steps_done = text("steps_done")?;
+        let finished_at = next();
+        let number = |name: &str, v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| self.corrupt(what(), format!("{name} is `{v}`, not a number")))
+        };
+        Ok(Some(StoredRun {
+            run_id: run_id.to_owned(),
+            pipeline_id,
+            pipeline_path,
+            pipeline_hash,
+            inputs,
+            status,
+            started_at: number("started_at", &started_at)?,
+            finished_at: finished_at.map(|v| number("finished_at", &v)).transpose()?,
+            steps_done: number("steps_done", &steps_done)?,
+        }))
+    }
+
+    pub(crate) async fn result_document(&self, run_id: &str) -> Result<Option<Packed>> {
+        let key = format!("{}:result", self.run_key(run_id));
+        let mut c = self.connection.clone();
+        let stored: Option<Vec<u8>> = c.get(&key).await.map_err(self.error("result_document"))?;
+        match stored.as_deref() {
+            None => Ok(None),
+            Some([flag @ (0 | 1), bytes @ ..]) => Ok(Some(Packed {
+                bytes: bytes.to_vec(),
+                compressed: *flag == 1,
+            })),
+            Some(_) => Err(self.corrupt(
+                format!("result document of run {run_id}"),
+                "unknown encoding",
+            )),
+        }
+    }
+
+    pub(crate) async fn checkpoints(&self, run_id: &str) -> Result<Vec<StoredStep>> {
+        let key = format!("{}:steps", self.run_key(run_id));
+        let mut c = self.connection.clone();
+        let items: Vec<Vec<u8>> = c
+            .lrange(&key, 0, -1)
+            .await
+            .map_err(self.error("checkpoints"))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(seq, item)| {
+                decode_step(seq as i64, item).map_err(|reason| {
+                    self.corrupt(format!("checkpoint {seq} of run {run_id}"), reason)
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn list_runs(
+        &self,
+        status: Option<RunState>,
+        pipeline_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredRun>> {
+        // Walk the narrowest index newest first; filter on the other criterion.
+        let index = match (pipeline_id, status) {
+            (Some(pipeline_id), _) => self.pipeline_index(pipeline_id),
+            (None, Some(status)) => self.status_key(status),
+            (None, None) => self.key("runs"),
+        };
+        let want = if limit == 0 {
+            usize::MAX
+        } else {
+            limit as usize
+        };
+        let mut runs = Vec::new();
+        let mut start = 0;
+        let mut c = self.connection.clone();
+        while runs.len() < want {
+            // With both filters some runs are skipped: fetch whole batches.
+            let batch = if status.is_some() && pipeline_id.is_some() {
+                BATCH
+            } else {
+                BATCH.min(want - runs.len())
+            };
+            let stop = start + batch as isize - 1;
+            let ids: Vec<String> = c
+                .zrevrange(&index, start, stop)
+                .await
+                .map_err(self.error("list_runs"))?;
+            if ids.is_empty() {
+                break;
+            }
+            start += ids.len() as isize;
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET").arg(self.run_key(id)).arg(&RUN_FIELDS);
+            }
+            let rows: Vec<Vec<Option<String>>> = pipe
+                .query_async(&mut c)
+                .await
+                .map_err(self.error("list_runs"))?;
+            for (id, fields) in ids.iter().zip(rows) {
+                // A run pruned between the two round trips is simply gone.
+                let Some(run) = self.stored_run(id, fields)? else {
+                    continue;
+                };
+                if status.is_some_and(|s| run.status != s.as_str()) {
+                    continue;
+                }
+                runs.push(run);
+                if runs.len() == want {
+                    break;
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    pub(crate) async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let run = self.run_key(run_id);
+        let mut c = self.connection.clone();
+        let claimed: i64 = self
+            .scripts
+            .claim
+            .key(&run)
+            .key(format!("{run}:lease"))
+            .arg(owner)
+            .arg(millis(lease))
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("claim"))?;
+        if claimed < 0 {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(claimed == 1)
+    }
+
+    pub(crate) async fn release(&self, run_id: &str, owner: &str) -> Result<()> {
+        let mut c = self.connection.clone();
+        let _: i64 = self
+            .scripts
+            .release
+            .key(format!("{}:lease", self.run_key(run_id)))
+            .arg(owner)
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("release"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn prune(&self, older_than: i64) -> Result<u64> {
+        let runs = self.key("runs");
+        let status_keys = self.status_keys();
+        let mut c = self.connection.clone();
+        let mut deleted = 0u64;
+        // Runs kept (leased) stay in the range, so the next batch starts after them.
+        let mut kept = 0isize;
+        loop {
+            let ids: Vec<String> = c
+                .zrangebyscore_limit(
+                    &runs,
+                    "-inf",
+                    format!("({older_than}"),
+                    kept,
+                    BATCH as isize,
+                )
+                .await
+                .map_err(self.error("prune"))?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let mut invocation = self.scripts.prune.key(&runs);
+            for key in &status_keys {
+                invocation.key(key);
+            }
+            invocation.arg(&self.prefix);
+            for id in &ids {
+                invocation.arg(id);
+            }
+            let n: u64 = invocation
+                .invoke_async(&mut c)
+                .await
+                .map_err(self.error("prune"))?;
+            deleted += n;
+            kept += ids.len() as isize - n as isize;
+        }
+    }
+
+    pub(crate) async fn record_model_metric(&self, m: &MetricRecord) -> Result<()> {
+        let member = MetricMember {
+            record: m.clone(),
+            id: fastrand::u64(..),
+        };
+        let member = serde_json::to_string(&member).map_err(|e| Error::InvalidValue {
+            what: format!("a metric of model {}", m.model),
+            reason: e.to_string(),
+        })?;
+        let mut c = self.connection.clone();
+        let _: i64 = c
+            .zadd(self.key(&format!("metrics:{}", m.model)), member, m.at)
+            .await
+            .map_err(self.error("record_model_metric"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn model_metrics(
+        &self,
+        model: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<MetricRecord>> {
+        let key = self.key(&format!("metrics:{model}"));
+        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+        cmd.arg(&key).arg("+inf").arg(since);
+        if limit != 0 {
+            cmd.arg("LIMIT").arg(0).arg(limit);
+        }
+        let mut c = self.connection.clone();
+        let members: Vec<String> = cmd
+            .query_async(&mut c)
+            .await
+            .map_err(self.error("model_metrics"))?;
+        members
+            .iter()
+            .map(|member| {
+                serde_json::from_str::<MetricMember>(member)
+                    .map(|m| m.record)
+                    .map_err(|e| self.corrupt(format!("a metric of model {model}"), e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// The hash fields of a run, in the order [`RedisStore::stored_run`] reads them.
+const RUN_FIELDS: [&str; 8] = [
+    "pipeline_id",
+    "pipeline_path",
+    "pipeline_hash",
+    "inputs",
+    "status",
+    "started_at",
+    "steps_done",
+    "finished_at",
+];
+
+/// A checkpoint as one list element.
+fn encode_step(step: &NewStep<'_>) -> Vec<u8> {
+    let header = StepHeader {
+        step_id: Cow::Borrowed(step.step_id),
+        status: Cow::Borrowed(step.status),
+        started_at: step.started_at,
+        completed_at: step.completed_at,
+        attempts: step.attempts,
+        model: step.model.map(Cow::Borrowed),
+        usage: step.usage.as_deref().map(Cow::Borrowed),
+        cost: step.cost,
+        compressed: step.compressed,
+    };
+    // Serializing plain fields cannot fail.
+    let header = serde_json::to_vec(&header).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + header.len() + step.payload.len());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&step.payload);
+    out
+}
+
+/// The checkpoint at position `seq` from its list element.
+fn decode_step(seq: i64, item: &[u8]) -> Result<StoredStep, String> {
+    let (len, rest) = item
+        .split_first_chunk::<4>()
+        .ok_or("shorter than its header")?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err("shorter than its header".to_owned());
+    }
+    let (header, payload) = rest.split_at(len);
+    let h: StepHeader<'_> = serde_json::from_slice(header).map_err(|e| format!("header: {e}"))?;
+    Ok(StoredStep {
+        seq,
+        step_id: h.step_id.into_owned(),
+        status: h.status.into_owned(),
+        started_at: h.started_at,
+        completed_at: h.completed_at,
+        attempts: h.attempts,
+        model: h.model.map(Cow::into_owned),
+        usage: h.usage.map(Cow::into_owned),
+        cost: h.cost,
+        compressed: h.compressed,
+        payload: payload.to_vec(),
+    })
+}

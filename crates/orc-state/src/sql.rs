@@ -1,0 +1,102 @@
+//! What the two SQL backends share: their migration table and turning sqlx's errors into ours.
+
+use sqlx::migrate::MigrateError;
+
+use crate::Error;
+use crate::url::scrub;
+
+/// The table that records applied migrations. Not sqlx's default, so that a database some other
+/// sqlx program migrated is told apart from an orc store.
+pub(crate) const MIGRATIONS_TABLE: &str = "orc_schema_migrations";
+
+/// Which database answered, for the SQLSTATE-style codes it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// Extended result codes as decimal numbers.
+    Sqlite,
+    /// SQLSTATE codes.
+    Postgres,
+}
+
+/// The error code of a database error, as the database reports it.
+pub(crate) fn db_code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// SQLite's primary result code (the low byte of the extended one).
+pub(crate) fn sqlite_primary(e: &sqlx::Error) -> Option<i32> {
+    db_code(e)?.parse::<i32>().ok().map(|c| c & 0xff)
+}
+
+/// Whether running the same call again may succeed.
+pub(crate) fn is_retryable(e: &sqlx::Error, dialect: Dialect) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(_) => match dialect {
+            // SQLITE_BUSY, SQLITE_LOCKED
+            Dialect::Sqlite => matches!(sqlite_primary(e), Some(5 | 6)),
+            Dialect::Postgres => db_code(e).is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(
+                        code.as_str(),
+                        "40001" | "40P01" | "55P03" | "57014" | "53300" | "53400"
+                    )
+            }),
+        },
+        _ => false,
+    }
+}
+
+/// `e` from `operation` as this crate's error, the password scrubbed from its message.
+pub(crate) fn query_error(
+    url: &str,
+    raw_url: &str,
+    operation: &'static str,
+    e: sqlx::Error,
+    dialect: Dialect,
+) -> Error {
+    Error::Backend {
+        url: url.to_owned(),
+        operation,
+        retryable: is_retryable(&e, dialect),
+        message: scrub(e.to_string(), raw_url),
+    }
+}
+
+/// A failed migration as this crate's error.
+pub(crate) fn migrate_error(url: &str, raw_url: &str, e: MigrateError) -> Error {
+    let hint = match &e {
+        MigrateError::VersionMismatch(_) | MigrateError::VersionMissing(_) => {
+            "the database's schema history does not match this orc's; point the state URL at another database"
+        }
+        MigrateError::Dirty(_) => {
+            "a migration was interrupted; restore the database from a backup or start a new one"
+        }
+        _ if is_permission(&e) => {
+            "the database user needs the right to create tables (PostgreSQL: GRANT CREATE ON SCHEMA …, or on the database to create a schema); for SQLite, make the file and its directory writable"
+        }
+        _ => "check that the database is reachable and writable, then try again",
+    };
+    Error::Migrate {
+        url: url.to_owned(),
+        message: scrub(e.to_string(), raw_url),
+        hint: hint.to_owned(),
+    }
+}
+
+/// Whether a migration failed for want of a permission.
+fn is_permission(e: &MigrateError) -> bool {
+    let inner = match e {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => e,
+        _ => return false,
+    };
+    db_code(inner).is_some_and(|c| c == "42501")
+        || matches!(sqlite_primary(inner), Some(3 | 8 | 23))
+}

@@ -1,0 +1,426 @@
+//! [`Store`]: the one handle callers use, whatever the backend.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::codec::{from_micros, micros, micros_opt, pack_all, unpack_async};
+use crate::postgres::PgStore;
+use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::redis_store::RedisStore;
+use crate::sqlite::{SqliteStore, absolute};
+use crate::url::{Target, redact_url, target};
+use crate::{
+    Checkpoint, Error, ModelMetric, NewRun, Result, RunFilter, RunRow, RunState, StateOptions,
+};
+
+/// Longest namespace accepted.
+const MAX_NAMESPACE: usize = 48;
+
+/// The durable state store: runs, their step checkpoints, resume leases and model metrics, in
+/// SQLite, PostgreSQL or Redis, chosen by the URL given to [`Store::open`]. Cheap to clone; all
+/// clones share one connection pool.
+///
+/// Every call is bounded by [`StateOptions::query_timeout`]. A call that fails changes nothing
+/// (writes are single transactions), except that a write which times out may or may not have
+/// been applied.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    /// The URL, password redacted.
+    described: String,
+    timeout: Duration,
+    compression: bool,
+}
+
+// One per store, behind the Arc: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+    Redis(RedisStore),
+}
+
+/// Calls the same method on whichever backend the store has.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Postgres(b) => b.$method($($arg),*).await,
+            Backend::Redis(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Store").field(&self.inner.described).finish()
+    }
+}
+
+impl Store {
+    /// Opens the store `url` names, creating and migrating it as needed:
+    ///
+    /// - `sqlite:///absolute/path/state.db`, `sqlite://relative/path/state.db` (from the working
+    ///   directory), `sqlite:path` or `sqlite::memory:` (private to this handle). The file and its
+    ///   directory are created when missing.
+    /// - `postgres://user[:password]@host[:port]/database[?sslmode=…]` (or `postgresql://`).
+    /// - `redis://[user][:password@]host[:port][/db]`, `rediss://…` (TLS), `redis+unix:///path`.
+    ///
+    /// Fails with [`Error::SchemaTooNew`] when a newer orc wrote the store, and
+    /// [`Error::NotAStateDatabase`] when a SQLite file is damaged or some other program's.
+    pub async fn open(url: &str, options: StateOptions) -> Result<Store> {
+        let target = target(url)?;
+        let described = match &target {
+            Target::SqliteFile(path) => format!("sqlite://{}", absolute(path).display()),
+            Target::SqliteMemory => "sqlite::memory:".to_owned(),
+            Target::Postgres | Target::Redis => redact_url(url),
+        };
+        check_options(&described, &options)?;
+        let backend = match &target {
+            Target::SqliteFile(path) => {
+                Backend::Sqlite(SqliteStore::open(Some(path), described.clone(), &options).await?)
+            }
+            Target::SqliteMemory => {
+                Backend::Sqlite(SqliteStore::open(None, described.clone(), &options).await?)
+            }
+            Target::Postgres => {
+                Backend::Postgres(PgStore::open(url, described.clone(), &options).await?)
+            }
+            Target::Redis => {
+                Backend::Redis(RedisStore::open(url, described.clone(), &options).await?)
+            }
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                described,
+                timeout: options.query_timeout,
+                compression: options.compression,
+            }),
+        })
+    }
+
+    /// The store's URL without its password, e.g. `sqlite:///home/me/.local/share/orc/state.db`
+    /// or `postgres://orc:***@db:5432/orc`.
+    pub fn describe(&self) -> String {
+        self.inner.described.clone()
+    }
+
+    /// Records a new run in state [`RunState::Running`] with no checkpoints. Fails with
+    /// [`Error::RunExists`] when the id is taken.
+    pub async fn create_run(&self, run: &NewRun) -> Result<()> {
+        let record = NewRunRecord {
+            run_id: &run.run_id,
+            pipeline_id: &run.pipeline_id,
+            pipeline_path: &run.pipeline_path,
+            pipeline_hash: &run.pipeline_hash,
+            inputs: run.inputs.to_string(),
+            started_at: micros(run.started_at, || {
+                format!("started_at of run {}", run.run_id)
+            })?,
+        };
+        self.timed("create_run", async { dispatch!(self.create_run(&record)) })
+            .await
+    }
+
+    /// Appends `steps` to the run's checkpoints, in order, as one transaction (group commit):
+    /// all of them are stored or none. Each is one new record; nothing already stored is
+    /// rewritten. An empty slice writes nothing. Fails with [`Error::RunNotFound`] for an unknown
+    /// run.
+    pub async fn append(&self, run_id: &str, steps: &[Checkpoint]) -> Result<()> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let mut payloads = Vec::with_capacity(steps.len());
+        for step in steps {
+            payloads.push(
+                serde_json::to_vec(&step.envelope).map_err(|e| Error::InvalidValue {
+                    what: format!("the envelope of step {} of run {run_id}", step.step_id),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        let packed = pack_all(payloads, self.inner.compression).await;
+        let mut records = Vec::with_capacity(steps.len());
+        for (step, payload) in steps.iter().zip(packed) {
+            let what = |field: &str| format!("{field} of step {} of run {run_id}", step.step_id);
+            records.push(NewStep {
+                step_id: &step.step_id,
+                status: &step.status,
+                started_at: micros_opt(step.started_at, || what("started_at"))?,
+                completed_at: micros_opt(step.completed_at, || what("completed_at"))?,
+                attempts: i64::from(step.attempts),
+                model: step.model.as_deref(),
+                usage: step.usage.as_ref().map(Value::to_string),
+                cost: step.cost,
+                compressed: payload.compressed,
+                payload: payload.bytes,
+            });
+        }
+        self.timed("append", async { dispatch!(self.append(run_id, records)) })
+            .await
+    }
+
+    /// Sets the run's status and stores its result document (`None` removes a stored one).
+    /// Any state but [`RunState::Running`] sets `finished_at` to now; `Running` clears it, which
+    /// is how a resume reopens an interrupted or failed run. Leaves the lease alone. Fails with
+    /// [`Error::RunNotFound`] for an unknown run.
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunState,
+        result: Option<&[u8]>,
+    ) -> Result<()> {
+        let finished_at = (status != RunState::Running)
+            .then(|| micros(SystemTime::now(), || "now".to_owned()))
+            .transpose()?;
+        let result = match result {
+            Some(document) => pack_all(vec![document.to_vec()], self.inner.compression)
+                .await
+                .pop(),
+            None => None,
+        };
+        self.timed("finish_run", async {
+            dispatch!(self.finish_run(run_id, status, finished_at, result))
+        })
+        .await
+    }
+
+    /// The run, or `None` when there is no such run.
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunRow>> {
+        let stored = self
+            .timed("run", async { dispatch!(self.run(run_id)) })
+            .await?;
+        stored.map(|s| self.decode_run(s)).transpose()
+    }
+
+    /// The result document [`Store::finish_run`] stored, or `None` when the run has none (or
+    /// does not exist).
+    pub async fn result_document(&self, run_id: &str) -> Result<Option<Vec<u8>>> {
+        let stored = self
+            .timed("result_document", async {
+                dispatch!(self.result_document(run_id))
+            })
+            .await?;
+        let Some(packed) = stored else {
+            return Ok(None);
+        };
+        unpack_async(packed.bytes, packed.compressed)
+            .await
+            .map(Some)
+            .map_err(|reason| self.corrupt(format!("result document of run {run_id}"), reason))
+    }
+
+    /// The run's checkpoints in append order (empty for an unknown run). A step appended twice
+    /// (retried after a resume) appears twice; the later one is the current one.
+    pub async fn checkpoints(&self, run_id: &str) -> Result<Vec<Checkpoint>> {
+        let stored = self
+            .timed("checkpoints", async { dispatch!(self.checkpoints(run_id)) })
+            .await?;
+        let mut out = Vec::with_capacity(stored.len());
+        for step in stored {
+            out.push(self.decode_step(run_id, step).await?);
+        }
+        Ok(out)
+    }
+
+    /// Runs that match `filter`, newest first (by start time, then run id).
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let pipeline_id = filter.pipeline_id.as_deref();
+        let stored = self
+            .timed("list_runs", async {
+                dispatch!(self.list_runs(filter.status, pipeline_id, filter.limit))
+            })
+            .await?;
+        stored.into_iter().map(|s| self.decode_run(s)).collect()
+    }
+
+    /// Takes (or renews) the run's lease for `owner` until `lease` from now, so that no other
+    /// process resumes it meanwhile. `true` when `owner` now holds it: nobody held it, the lease
+    /// had expired, or `owner` already held it (call again before it runs out to keep it).
+    /// `false` when another owner holds an unexpired lease. Fails with [`Error::RunNotFound`] for
+    /// an unknown run. Expiry is judged by the server's clock (PostgreSQL, Redis) or this
+    /// machine's (SQLite).
+    pub async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        self.timed("claim", async {
+            dispatch!(self.claim(run_id, owner, lease))
+        })
+        .await
+    }
+
+    /// Gives up `owner`'s lease on the run; does nothing when `owner` does not hold it.
+    pub async fn release(&self, run_id: &str, owner: &str) -> Result<()> {
+        self.timed("release", async { dispatch!(self.release(run_id, owner)) })
+            .await
+    }
+
+    /// Deletes the runs that started before `older_than`, with their checkpoints and result
+    /// documents, except runs whose lease someone holds (they are being resumed). Returns how
+    /// many runs were deleted.
+    pub async fn prune(&self, older_than: SystemTime) -> Result<u64> {
+        let older_than = micros(older_than, || "the prune cutoff".to_owned())?;
+        self.timed("prune", async { dispatch!(self.prune(older_than)) })
+            .await
+    }
+
+    /// Records one model call's outcome.
+    pub async fn record_model_metric(&self, m: &ModelMetric) -> Result<()> {
+        let what = |field: &str| format!("{field} of a metric of model {}", m.model);
+        let tokens = |n: u64, field: &str| {
+            i64::try_from(n).map_err(|_| Error::InvalidValue {
+                what: what(field),
+                reason: "too large".to_owned(),
+            })
+        };
+        let record = MetricRecord {
+            model: m.model.clone(),
+            provider: m.provider.clone(),
+            at: micros(m.at, || what("at"))?,
+            latency_ms: m.latency_ms,
+            success: m.success,
+            input_tokens: tokens(m.input_tokens, "input_tokens")?,
+            output_tokens: tokens(m.output_tokens, "output_tokens")?,
+            cost: m.cost,
+        };
+        self.timed("record_model_metric", async {
+            dispatch!(self.record_model_metric(&record))
+        })
+        .await
+    }
+
+    /// The model's recorded calls at or after `since`, newest first, at most `limit` (0 = all).
+    pub async fn model_metrics(
+        &self,
+        model: &str,
+        since: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<ModelMetric>> {
+        let since = micros(since, || "since".to_owned())?;
+        let records = self
+            .timed("model_metrics", async {
+                dispatch!(self.model_metrics(model, since, limit))
+            })
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|r| ModelMetric {
+                model: r.model,
+                provider: r.provider,
+                at: from_micros(r.at),
+                latency_ms: r.latency_ms,
+                success: r.success,
+                input_tokens: r.input_tokens.max(0) as u64,
+                output_tokens: r.output_tokens.max(0) as u64,
+                cost: r.cost,
+            })
+            .collect())
+    }
+
+    /// `operation` bounded by the query timeout.
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        op: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.inner.timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                url: self.inner.described.clone(),
+                operation,
+                after: self.inner.timeout,
+            }),
+        }
+    }
+
+    fn corrupt(&self, what: String, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            url: self.inner.described.clone(),
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    fn decode_run(&self, s: StoredRun) -> Result<RunRow> {
+        let what = || format!("run {}", s.run_id);
+        let inputs = serde_json::from_str(&s.inputs)
+            .map_err(|e| self.corrupt(what(), format!("inputs: {e}")))?;
+        let status = s
+            .status
+            .parse()
+            .map_err(|e: crate::UnknownRunState| self.corrupt(what(), e.to_string()))?;
+        Ok(RunRow {
+            inputs,
+            status,
+            started_at: from_micros(s.started_at),
+            finished_at: s.finished_at.map(from_micros),
+            steps_done: s.steps_done.max(0) as u64,
+            run_id: s.run_id,
+            pipeline_id: s.pipeline_id,
+            pipeline_path: s.pipeline_path,
+            pipeline_hash: s.pipeline_hash,
+        })
+    }
+
+    async fn decode_step(&self, run_id: &str, s: StoredStep) -> Result<Checkpoint> {
+        let what = || format!("checkpoint {} ({}) of run {run_id}", s.seq, s.step_id);
+        let payload = unpack_async(s.payload, s.compressed)
+            .await
+            .map_err(|reason| self.corrupt(what(), reason))?;
+        let envelope = serde_json::from_slice(&payload)
+            .map_err(|e| self.corrupt(what(), format!("envelope: {e}")))?;
+        let usage = s
+            .usage
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| self.corrupt(what(), format!("usage: {e}")))?;
+        Ok(Checkpoint {
+            step_id: s.step_id,
+            status: s.status,
+            envelope,
+            started_at: s.started_at.map(from_micros),
+            completed_at: s.completed_at.map(from_micros),
+            attempts: u32::try_from(s.attempts).unwrap_or(0),
+            model: s.model,
+            usage,
+            cost: s.cost,
+        })
+    }
+}
+
+/// Refuses options no backend can use.
+fn check_options(url: &str, options: &StateOptions) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidOptions {
+        url: url.to_owned(),
+        reason,
+    };
+    if options.query_timeout.is_zero() {
+        return Err(invalid("query_timeout must be more than zero".to_owned()));
+    }
+    if options.pool_size == 0 {
+        return Err(invalid("pool_size must be at least 1".to_owned()));
+    }
+    if let Some(ns) = &options.namespace {
+        let ok = !ns.is_empty()
+            && ns.len() <= MAX_NAMESPACE
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !ns.as_bytes()[0].is_ascii_digit()
+            && !ns.starts_with("pg_");
+        if !ok {
+            return Err(invalid(format!(
+                "namespace `{ns}`: use lower-case letters, digits and `_`, not starting with a digit or `pg_`, at most {MAX_NAMESPACE} characters"
+            )));
+        }
+    }
+    Ok(())
+}

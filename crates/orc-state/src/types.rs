@@ -1,0 +1,205 @@
+//! The records the store keeps and the options it opens with.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+/// How to open a [`Store`](crate::Store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOptions {
+    /// Most connections the store opens (`performance.database.connection_pool_size`, default 50).
+    /// PostgreSQL uses it as given. SQLite always has one writer and uses it, capped at 4, for
+    /// its readers. Redis multiplexes one connection and ignores it.
+    pub pool_size: u32,
+    /// Longest any one operation may take, waiting for a connection included
+    /// (`performance.database.query_timeout`, default 30 s); past it the call fails with
+    /// [`Error::Timeout`](crate::Error::Timeout). Also PostgreSQL's `statement_timeout` and
+    /// SQLite's busy timeout.
+    pub query_timeout: Duration,
+    /// Compress checkpoint payloads and result documents with zstd when that saves space
+    /// (default on). Each record says whether it is compressed, so a store written with either
+    /// setting reads back with the other.
+    pub compression: bool,
+    /// Keeps this store apart from others on the same server: the PostgreSQL schema that holds
+    /// the tables (created when missing; `None` = the connection's default, normally `public`),
+    /// or the Redis key prefix (`orc:state:<namespace>:`; `None` = `orc:state:`). SQLite stores
+    /// are files and take no namespace. Letters, digits and `_`, at most 48 characters.
+    pub namespace: Option<String>,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        StateOptions {
+            pool_size: 50,
+            query_timeout: Duration::from_secs(30),
+            compression: true,
+            namespace: None,
+        }
+    }
+}
+
+/// Where a run is in its life. Stored as the lower-case name (`running`, `completed`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Started and not finished, or its process died (then it can be resumed).
+    Running,
+    /// Every step finished and the run succeeded.
+    Completed,
+    /// A step failed and the run stopped.
+    Failed,
+    /// Stopped by a signal or cancellation; resumable.
+    Interrupted,
+}
+
+impl RunState {
+    /// Every state, in declaration order.
+    pub const ALL: [RunState; 4] = [
+        RunState::Running,
+        RunState::Completed,
+        RunState::Failed,
+        RunState::Interrupted,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Completed => "completed",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text is not the name of a [`RunState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown run status `{0}` (expected running, completed, failed or interrupted)")]
+pub struct UnknownRunState(pub String);
+
+impl FromStr for RunState {
+    type Err = UnknownRunState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownRunState(s.to_owned()))
+    }
+}
+
+/// A run about to start, for [`Store::create_run`](crate::Store::create_run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    /// Unique id of the run (the result document's `execution_id`).
+    pub run_id: String,
+    /// The pipeline's `id`.
+    pub pipeline_id: String,
+    /// Where the pipeline file was read from.
+    pub pipeline_path: String,
+    /// Content hash of the pipeline, so a resume can tell that the file changed.
+    pub pipeline_hash: String,
+    /// The run's inputs.
+    pub inputs: Value,
+    /// When the run started.
+    pub started_at: SystemTime,
+}
+
+/// A stored run, as [`Store::run`](crate::Store::run) and
+/// [`Store::list_runs`](crate::Store::list_runs) return it. Times are kept to the microsecond.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Unique id of the run.
+    pub run_id: String,
+    /// The pipeline's `id`.
+    pub pipeline_id: String,
+    /// Where the pipeline file was read from.
+    pub pipeline_path: String,
+    /// Content hash of the pipeline.
+    pub pipeline_hash: String,
+    /// The run's inputs.
+    pub inputs: Value,
+    /// Where the run is.
+    pub status: RunState,
+    /// When the run started.
+    pub started_at: SystemTime,
+    /// When the run last finished (completed, failed or was interrupted); `None` while running.
+    pub finished_at: Option<SystemTime>,
+    /// How many checkpoints have been appended.
+    pub steps_done: u64,
+}
+
+/// One finished step, appended to its run by [`Store::append`](crate::Store::append).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The step's id (for loop iterations, the expanded id).
+    pub step_id: String,
+    /// The step's status (`completed`, `failed`, `skipped`, …), as the engine names it.
+    pub status: String,
+    /// The step's envelope `{result, success, error}`; stored as JSON, compressed when
+    /// [`StateOptions::compression`] is on and that saves space.
+    pub envelope: Value,
+    /// When the step started.
+    pub started_at: Option<SystemTime>,
+    /// When the step finished.
+    pub completed_at: Option<SystemTime>,
+    /// How many times the step ran (1 = no retry).
+    pub attempts: u32,
+    /// The model that answered, for model steps.
+    pub model: Option<String>,
+    /// Token usage, for model steps.
+    pub usage: Option<Value>,
+    /// Cost in USD, for model steps.
+    pub cost: Option<f64>,
+}
+
+/// Which runs [`Store::list_runs`](crate::Store::list_runs) returns: newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs in this state.
+    pub status: Option<RunState>,
+    /// Only runs of this pipeline.
+    pub pipeline_id: Option<String>,
+    /// At most this many runs; 0 = all.
+    pub limit: u32,
+}
+
+impl Default for RunFilter {
+    /// Every run, at most 50.
+    fn default() -> Self {
+        RunFilter {
+            status: None,
+            pipeline_id: None,
+            limit: 50,
+        }
+    }
+}
+
+/// One model call's outcome, recorded by
+/// [`Store::record_model_metric`](crate::Store::record_model_metric) for the router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMetric {
+    /// The model's configured name.
+    pub model: String,
+    /// Its provider (`openai`, `anthropic`).
+    pub provider: String,
+    /// When the call finished.
+    pub at: SystemTime,
+    /// How long the call took, in milliseconds.
+    pub latency_ms: f64,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// Input tokens billed.
+    pub input_tokens: u64,
+    /// Output tokens billed.
+    pub output_tokens: u64,
+    /// Cost in USD.
+    pub cost: f64,
+}
