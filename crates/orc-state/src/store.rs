@@ -424,3 +424,28 @@ fn check_options(url: &str, options: &StateOptions) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every future the API returns can go to `tokio::spawn` (sqlx's migrator, given a bare
+    /// connection, once made `open`'s future not `Send`).
+    #[allow(dead_code, clippy::let_underscore_future)]
+    fn futures_are_send(store: &Store, run: &NewRun, m: &ModelMetric, filter: &RunFilter) {
+        fn send<T: Send>(_: T) {}
+        send(Store::open("sqlite::memory:", StateOptions::default()));
+        send(store.create_run(run));
+        send(store.append("r", &[]));
+        send(store.finish_run("r", RunState::Completed, None));
+        send(store.run("r"));
+        send(store.result_document("r"));
+        send(store.checkpoints("r"));
+        send(store.list_runs(filter));
+        send(store.claim("r", "me", Duration::from_secs(1)));
+        send(store.release("r", "me"));
+        send(store.prune(SystemTime::now()));
+        send(store.record_model_metric(m));
+        send(store.model_metrics("m", SystemTime::now(), 0));
+    }
+}

@@ -157,12 +157,18 @@ impl PgStore {
                 .await
                 .map_err(|e| self.open_error(e))?;
         if !exists {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            let created = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))
             .execute(&self.pool)
-            .await
-            .map_err(|e| self.open_error(e))?;
+            .await;
+            // Two processes creating it at once: IF NOT EXISTS does not stop the second from
+            // failing on the catalog's unique index; the schema is there all the same.
+            if let Err(e) = created
+                && !matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation())
+            {
+                return Err(self.open_error(e));
+            }
         }
         Ok(())
     }

@@ -55,6 +55,9 @@ const OUR_TABLES: [&str; 5] = [
 /// Checkpoints per multi-row INSERT: 13 parameters each, well under SQLite's limit of 32766.
 const INSERT_CHUNK: usize = 256;
 
+/// Tries at migrating, when another process migrates the same file at the same time.
+const MIGRATE_ATTEMPTS: u64 = 3;
+
 /// Most reader connections, whatever the pool size.
 const MAX_READERS: u32 = 4;
 
@@ -149,9 +152,16 @@ impl SqliteStore {
             }
             None => (base.in_memory(true), None),
         };
-        let writer = SqliteConnection::connect_with(&write_options)
+        // The writer connection comes out of a pool of one because sqlx's migrator takes a pool
+        // (given a bare connection, the future it makes is not `Send`).
+        let setup = connect_writer(write_options, timeout, &url).await?;
+        migrate(&setup, &url).await?;
+        let writer = setup
+            .acquire()
             .await
-            .map_err(|e| open_error(&url, e))?;
+            .map_err(|e| open_error(&url, e))?
+            .detach();
+        setup.close().await;
         let reader = read_options.map(|read_options| {
             SqlitePoolOptions::new()
                 .max_connections(options.pool_size.clamp(1, MAX_READERS))
@@ -165,59 +175,7 @@ impl SqliteStore {
             reader,
             url,
         };
-        store.migrate().await?;
         Ok(store)
-    }
-
-    /// Refuses a foreign or newer database, then applies the migrations it lacks.
-    async fn migrate(&self) -> Result<()> {
-        let mut writer = self.writer.lock().await;
-        let tables: Vec<(String,)> = sqlx::query_as(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .fetch_all(&mut *writer)
-        .await
-        .map_err(|e| open_error(&self.url, e))?;
-        let tables: Vec<String> = tables.into_iter().map(|(name,)| name).collect();
-        let ours = tables.iter().any(|t| t == MIGRATIONS_TABLE);
-        let foreign: Vec<&str> = tables
-            .iter()
-            .map(String::as_str)
-            .filter(|t| !OUR_TABLES.contains(t))
-            .collect();
-        if !ours && !tables.is_empty() {
-            return Err(Error::NotAStateDatabase {
-                url: self.url.clone(),
-                reason: format!(
-                    "it is a SQLite database of another program (it has the tables {})",
-                    tables.join(", ")
-                ),
-            });
-        }
-        if ours {
-            let found = schema_version(&mut writer, &self.url).await?;
-            if found > LATEST {
-                return Err(Error::SchemaTooNew {
-                    url: self.url.clone(),
-                    found,
-                    supported: LATEST,
-                });
-            }
-            if found == LATEST {
-                return Ok(());
-            }
-        }
-        if !foreign.is_empty() {
-            tracing::warn!(store = %self.url, tables = ?foreign, "the state database holds tables orc does not know");
-        }
-        if let Err(e) = migrator().run(&mut *writer).await {
-            // Another process may have migrated the same file at the same moment.
-            if schema_version(&mut writer, &self.url).await.ok() == Some(LATEST) {
-                return Ok(());
-            }
-            return Err(migrate_error(&self.url, &self.url, e));
-        }
-        Ok(())
     }
 
     fn error(&self, operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
@@ -598,8 +556,98 @@ fn insert_step<'q>(
     .bind(step.payload.as_slice())
 }
 
+/// Refuses a foreign or newer database, then applies the migrations it lacks.
+async fn migrate(pool: &SqlitePool, url: &str) -> Result<()> {
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| open_error(url, e))?;
+    let tables: Vec<String> = tables.into_iter().map(|(name,)| name).collect();
+    let ours = tables.iter().any(|t| t == MIGRATIONS_TABLE);
+    let foreign: Vec<&str> = tables
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !OUR_TABLES.contains(t))
+        .collect();
+    if !ours && !tables.is_empty() {
+        return Err(Error::NotAStateDatabase {
+            url: url.to_owned(),
+            reason: format!(
+                "it is a SQLite database of another program (it has the tables {})",
+                tables.join(", ")
+            ),
+        });
+    }
+    if ours {
+        let found = schema_version(pool, url).await?;
+        if found > LATEST {
+            return Err(Error::SchemaTooNew {
+                url: url.to_owned(),
+                found,
+                supported: LATEST,
+            });
+        }
+        if found == LATEST {
+            return Ok(());
+        }
+    }
+    if !foreign.is_empty() {
+        tracing::warn!(store = %url, tables = ?foreign, "the state database holds tables orc does not know");
+    }
+    // Two processes opening a new file at once both try to migrate it; the one that loses
+    // fails on a table the other made, and then finds that migration applied.
+    let mut attempt = 1;
+    loop {
+        match migrator().run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if schema_version(pool, url).await.ok() == Some(LATEST) {
+                    return Ok(());
+                }
+                if attempt == MIGRATE_ATTEMPTS {
+                    return Err(migrate_error(url, url, e));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// A pool of one writer connection. Switching a new file to WAL takes a lock that SQLite's busy
+/// timeout does not wait for, so when several processes open a new file at once the losers are
+/// told "locked" at once; they try again until the timeout.
+async fn connect_writer(
+    options: SqliteConnectOptions,
+    timeout: Duration,
+    url: &str,
+) -> Result<SqlitePool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let connected = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .connect_with(options.clone())
+            .await;
+        match connected {
+            Ok(pool) => return Ok(pool),
+            Err(e)
+                if matches!(sqlite_primary(&e), Some(5 | 6))
+                    && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => return Err(open_error(url, e)),
+        }
+    }
+}
+
 /// The newest migration applied.
-async fn schema_version(c: &mut SqliteConnection, url: &str) -> Result<i64> {
+async fn schema_version(c: &SqlitePool, url: &str) -> Result<i64> {
     let (version,): (Option<i64>,) =
         sqlx::query_as("SELECT MAX(version) FROM orc_schema_migrations WHERE success")
             .fetch_one(c)

@@ -186,3 +186,23 @@ async fn a_server_that_goes_away_fails_calls_and_loses_nothing() {
     .unwrap();
     crate::conformance::backend_going_away_is_an_error(&store, &proxy).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opening_a_new_schema_at_once_all_succeed() {
+    let Some(h) = Harness::postgres().await else {
+        return;
+    };
+    // A second, fresh namespace; dropped with the harness below.
+    let ns = namespace("pg_race");
+    let fresh = Harness {
+        store: h.store.clone(),
+        kind: h.kind,
+        url: h.url.clone(),
+        namespace: Some(ns.clone()),
+        dir: None,
+    };
+    for store in crate::support::open_all(&h.url, options(Some(ns)), 4).await {
+        assert!(store.unwrap().run("r").await.unwrap().is_none());
+    }
+    drop(fresh);
+}

@@ -317,3 +317,12 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opening_a_new_file_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/state.db", dir.path().display());
+    for store in crate::support::open_all(&url, options(None), 8).await {
+        assert!(store.unwrap().run("r").await.unwrap().is_none());
+    }
+}

@@ -265,6 +265,20 @@ impl Drop for Harness {
     }
 }
 
+/// Opens `n` handles on one store at the same moment, as `n` processes starting together would.
+pub(crate) async fn open_all(
+    url: &str,
+    options: StateOptions,
+    n: usize,
+) -> Vec<orc_state::Result<Store>> {
+    let mut tasks = JoinSet::new();
+    for _ in 0..n {
+        let (url, options) = (url.to_owned(), options.clone());
+        tasks.spawn(async move { Store::open(&url, options).await });
+    }
+    tasks.join_all().await
+}
+
 /// A time with whole microseconds, `secs` after 2023-11-14.
 pub(crate) fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000 + secs * 1_000_000 + 123)
