@@ -11,7 +11,17 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Config {
     /// The models pipelines can use.
     pub(crate) models: Vec<orc_models::ModelSpec>,
+    /// Where runs and their checkpoints are kept.
+    pub(crate) state: StateSettings,
     pub(crate) performance: Performance,
+}
+
+/// The `state:` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StateSettings {
+    /// `sqlite://…`, `postgres://…` or `redis://…`; default SQLite in the data directory.
+    pub(crate) url: Option<String>,
 }
 
 /// The `performance:` section, laid out as the performance guide's `config/performance.yaml`.

@@ -6,7 +6,10 @@ mod models;
 mod models_cmd;
 mod plans;
 mod progress;
+mod resume;
 mod run;
+mod runs_cmd;
+mod state;
 mod validate;
 
 use std::path::PathBuf;
@@ -58,6 +61,9 @@ pub(crate) struct Global {
     /// Config file (default: $ORC_CONFIG, else ./orc.yaml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// The state store: sqlite://PATH, postgres://… or redis://… (default: SQLite in $ORC_HOME).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) state: Option<String>,
     /// Print nothing but the result and errors.
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
@@ -70,8 +76,12 @@ pub(crate) struct Global {
 enum Command {
     /// Run a pipeline and print its result document.
     Run(run::RunArgs),
+    /// Continue a run that was killed, crashed or interrupted.
+    Resume(resume::ResumeArgs),
     /// Check a pipeline without running it.
     Validate(validate::ValidateArgs),
+    /// Past runs: list, show, prune.
+    Runs(runs_cmd::RunsArgs),
     /// The models the config file offers.
     Models(models_cmd::ModelsArgs),
     /// The model response cache and the compile cache.
@@ -116,6 +126,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::main(&cli.global, args),
         Command::Validate(args) => validate::main(&cli.global, &args),
+        Command::Resume(args) => resume::main(&cli.global, &args),
+        Command::Runs(args) => runs_cmd::main(&cli.global, &args),
         Command::Models(args) => models_cmd::main(&cli.global, &args),
         Command::Cache(args) => cache_cmd::main(&cli.global, &args),
     };

@@ -84,20 +84,11 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         inputs.insert(k, v);
     }
     let file = args.pipeline.display().to_string();
-    let par = &config.performance.parallel_execution;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            par.max_workers.clamp(1, 512).min(
-                std::thread::available_parallelism()
-                    .map_or(4, |n| n.get())
-                    .max(1),
-            ),
-        )
-        // Filesystem and data tools run on the blocking pool; a few threads keep the cores busy
-        // without paying for a thread (and a context switch) per concurrent step.
-        .max_blocking_threads(blocking_threads())
-        .enable_all()
-        .build()?;
+    let runtime = runtime(&config)?;
+    let store = runtime.block_on(crate::state::open(
+        &crate::state::url(global.state.as_deref(), &config),
+        &config,
+    ))?;
     let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime)?;
     let loaded = match loaded {
         Ok(l) => l,
@@ -112,35 +103,114 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         steps = loaded.compiled.plan.step_count(),
         "compiled"
     );
+    let run_id = match &args.run_id {
+        Some(id) => id.clone(),
+        None => orc_engine::new_run_id(&loaded.compiled.plan.id),
+    };
+    runtime
+        .block_on(crate::state::create(
+            &store,
+            &run_id,
+            &loaded.compiled.plan,
+            &args.pipeline,
+            &loaded.text,
+            &inputs,
+        ))
+        .map_err(|e| UserError(format!("{file}: {e}")))?;
+    let held = runtime
+        .block_on(crate::state::Held::claim(&store, &run_id))
+        .map_err(|e| UserError(format!("state store: {e}")))?
+        .ok_or_else(|| UserError(format!("run `{run_id}` is held by another orc process")))?;
+    execute(Execution {
+        global,
+        config: &config,
+        runtime,
+        compiled: loaded.compiled,
+        gateway,
+        inputs,
+        run_id,
+        resume: Default::default(),
+        held,
+        output: args.output.as_deref(),
+        file: &file,
+    })
+}
 
+/// The runtime a run executes on, as `performance.parallel_execution` describes.
+pub(crate) fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let par = &config.performance.parallel_execution;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            par.max_workers.clamp(1, 512).min(
+                std::thread::available_parallelism()
+                    .map_or(4, |n| n.get())
+                    .max(1),
+            ),
+        )
+        // Filesystem and data tools run on the blocking pool; a few threads keep the cores busy
+        // without paying for a thread (and a context switch) per concurrent step.
+        .max_blocking_threads(blocking_threads())
+        .enable_all()
+        .build()
+}
+
+/// Everything a run (new or resumed) needs.
+pub(crate) struct Execution<'a> {
+    pub(crate) global: &'a Global,
+    pub(crate) config: &'a Config,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) compiled: orc_pipeline::Compiled,
+    pub(crate) gateway: Option<orc_models::Gateway>,
+    pub(crate) inputs: Map<String, Value>,
+    pub(crate) run_id: String,
+    pub(crate) resume: std::collections::HashMap<String, orc_engine::StepRecord>,
+    pub(crate) held: crate::state::Held,
+    pub(crate) output: Option<&'a Path>,
+    pub(crate) file: &'a str,
+}
+
+/// Runs a compiled pipeline with checkpoints, prints its result document, and says the exit code.
+#[allow(clippy::print_stderr)]
+pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
+    let par = &x.config.performance.parallel_execution;
     let cancel = CancellationToken::new();
     let options = orc_engine::Options {
-        inputs,
-        execution_id: args.run_id.clone(),
+        inputs: x.inputs,
+        execution_id: Some(x.run_id.clone()),
         max_concurrent: par.max_concurrent_tasks,
         task_timeout: Duration::from_secs_f64(par.task_timeout),
         cancel: cancel.clone(),
-        observer: crate::progress::observer(global),
-        models: gateway.clone(),
+        observer: crate::progress::observer(x.global),
+        models: x.gateway,
+        journal: Some(x.held.journal()),
+        resume: std::sync::Arc::new(x.resume),
         ..orc_engine::Options::default()
     };
-    let result = runtime.block_on(async {
+    let held = x.held;
+    let outcome = x.runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(cancel.clone()));
-        let result = orc_engine::run(loaded.compiled.clone(), options).await;
+        let result = orc_engine::run(x.compiled, options).await;
         signals.abort();
-        result
+        let recorded = match &result {
+            Ok(r) => held.finish(r).await,
+            Err(_) => Ok(()),
+        };
+        (result, recorded)
     });
-    let result = match result {
+    let result = match outcome.0 {
         Ok(r) => r,
-        Err(e) => return Err(UserError(format!("{file}: {e}")).into()),
+        Err(e) => return Err(UserError(format!("{}: {e}", x.file)).into()),
     };
+    if let Err(e) = outcome.1 {
+        tracing::error!("state store: the run's end was not recorded: {e}");
+    }
     let code = match result.status {
         orc_engine::RunStatus::Completed => exit::OK,
         orc_engine::RunStatus::Failed => exit::FAILED,
         orc_engine::RunStatus::Interrupted => exit::INTERRUPTED,
     };
-    write_result(&result, args.output.as_deref())?;
-    if code == exit::FAILED && !global.quiet {
+    write_result(&result, x.output)?;
+    if code == exit::FAILED && !x.global.quiet {
         let failed: Vec<&str> = result
             .steps
             .values()
@@ -153,7 +223,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             failed.join(", ")
         );
     }
-    drop(runtime);
+    drop(x.runtime);
     Ok(code)
 }
 
@@ -182,7 +252,10 @@ async fn watch_signals(cancel: CancellationToken) {
 }
 
 #[allow(clippy::print_stderr)]
-fn write_result(result: &orc_engine::RunResult, output: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn write_result(
+    result: &orc_engine::RunResult,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(result)?;
     bytes.push(b'\n');
     match output {

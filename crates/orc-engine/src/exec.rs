@@ -39,6 +39,25 @@ pub struct Options {
     pub observer: Option<Arc<dyn Observer>>,
     /// Where model steps send their calls; `None` when no model is configured.
     pub models: Option<orc_models::Gateway>,
+    /// Where each finished step is written before its dependents start; `None` for none.
+    pub journal: Option<Arc<dyn Journal>>,
+    /// Steps of an earlier attempt of this run that completed, by id: they are not run
+    /// again, and their results are in scope for templates.
+    pub resume: Arc<HashMap<String, StepRecord>>,
+}
+
+/// A durable log of finished steps (the state store's checkpoints).
+///
+/// [`Journal::append`] is awaited before the steps' dependents start; steps that finish
+/// together are appended in one call.
+pub trait Journal: Send + Sync + std::fmt::Debug {
+    /// Writes the records of steps that just finished.
+    fn append<'a>(
+        &'a self,
+        records: &'a [StepRecord],
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>,
+    >;
 }
 
 /// Something that happened in a run, as the scheduler saw it.
@@ -80,6 +99,8 @@ impl Default for Options {
             cancel: CancellationToken::new(),
             observer: None,
             models: None,
+            journal: None,
+            resume: Arc::default(),
         }
     }
 }
@@ -265,13 +286,19 @@ fn resolve_inputs(plan: &Plan, given: &Map<String, Value>) -> Result<Map<String,
     Ok(inputs)
 }
 
+/// A new run's id: `<pipeline>_<unix seconds>_<8 hex>`.
+pub fn new_run_id(pipeline_id: &str) -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    format!("{pipeline_id}_{secs}_{:08x}", fastrand::u32(..))
+}
+
 fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, SystemTime) {
     let started = SystemTime::now();
     let dt = chrono::DateTime::<chrono::Utc>::from(started);
-    let id = id.map_or_else(
-        || format!("{}_{}_{:08x}", plan.id, dt.timestamp(), fastrand::u32(..)),
-        str::to_string,
-    );
+    let id = id.map_or_else(|| new_run_id(&plan.id), str::to_string);
     (
         json!({
             "id": id,
@@ -561,11 +588,18 @@ impl Run<'_> {
                 }
                 joined = self.tasks.join_next() => {
                     let Some(joined) = joined else { continue };
-                    self.running -= 1;
-                    match joined {
-                        Ok(done) => self.finish_task(done),
-                        Err(e) => tracing::error!("a step task ended abnormally: {e}"),
+                    // Steps that finished together settle together, with one journal write.
+                    let mut finished = Vec::new();
+                    let mut next = Some(joined);
+                    while let Some(joined) = next {
+                        self.running -= 1;
+                        match joined {
+                            Ok(done) => finished.push(done),
+                            Err(e) => tracing::error!("a step task ended abnormally: {e}"),
+                        }
+                        next = self.tasks.try_join_next();
                     }
+                    self.finish_tasks(finished).await;
                 }
             }
             if self.stop.is_some() && self.running > 0 {
@@ -617,6 +651,18 @@ impl Run<'_> {
                 continue;
             }
             let step = step_at(self.plan, &self.nodes[i as usize].path);
+            if matches!(step.kind, StepKind::Action(_))
+                && let Some(saved) = self.resumed(i)
+            {
+                let envelope = saved
+                    .value
+                    .as_ref()
+                    .and_then(|v| serde_json::from_value::<Envelope>(v.clone()).ok())
+                    .unwrap_or_else(|| Envelope::ok(Value::Null));
+                self.nodes[i as usize].record = Some(saved);
+                self.settle_inner(i, Outcome::Completed(envelope));
+                continue;
+            }
             if let Some(cond) = &step.condition {
                 match step::condition(cond, self.templates, &self.scope(i)) {
                     Ok(true) => {}
@@ -926,18 +972,49 @@ impl Run<'_> {
         self.complete_loop(i);
     }
 
-    fn finish_task(&mut self, done: Done) {
-        let i = done.node;
-        let outcome = if done.envelope.success {
-            Outcome::Completed(done.envelope.clone())
-        } else {
-            Outcome::Failed {
-                envelope: done.envelope.clone(),
-                error_type: done.error_type.unwrap_or("ToolError"),
+    /// Records finished steps, writes them to the journal, then lets their dependents go.
+    async fn finish_tasks(&mut self, finished: Vec<Done>) {
+        let mut settled = Vec::with_capacity(finished.len());
+        for done in finished {
+            let i = done.node;
+            let outcome = if done.envelope.success {
+                Outcome::Completed(done.envelope.clone())
+            } else {
+                Outcome::Failed {
+                    envelope: done.envelope.clone(),
+                    error_type: done.error_type.unwrap_or("ToolError"),
+                }
+            };
+            self.record(i, &outcome, Some(&done));
+            settled.push((i, outcome));
+        }
+        if let Some(journal) = &self.opts.journal {
+            let records: Vec<StepRecord> = settled
+                .iter()
+                .filter_map(|(i, _)| self.nodes[*i as usize].record.clone())
+                .collect();
+            if let Err(e) = journal.append(&records).await {
+                tracing::error!("state store: {e}");
+                self.stop
+                    .get_or_insert((format!("the state store failed: {e}"), "StateError"));
+                if self.first_error.is_none() {
+                    self.first_error =
+                        Some((format!("the state store failed: {e}"), "StateError".into()));
+                }
             }
-        };
-        self.record(i, &outcome, Some(&done));
-        self.settle_inner(i, outcome);
+        }
+        for (i, outcome) in settled {
+            self.settle_inner(i, outcome);
+        }
+    }
+
+    /// The record of a step an earlier attempt of this run completed, if any.
+    fn resumed(&self, i: u32) -> Option<StepRecord> {
+        if self.opts.resume.is_empty() {
+            return None;
+        }
+        let record = self.opts.resume.get(&*self.nodes[i as usize].id)?;
+        (record.status == StepStatus::Completed).then(|| record.clone())
     }
 
     fn settle(&mut self, i: u32, outcome: Outcome) {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod models;
+mod resume;
 mod shared_pipelines;
 mod signals;
 mod support;

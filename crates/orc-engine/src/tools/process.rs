@@ -35,6 +35,27 @@ struct Output {
     timed_out: bool,
 }
 
+/// Has the kernel kill the child when orc dies, however it dies (SIGKILL included), so a
+/// step that was running when orc crashed cannot finish its side effect behind the back of
+/// a resumed run, which runs that step again.
+#[allow(unsafe_code)]
+fn die_with_orc(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, and only makes
+    // async-signal-safe system calls (prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            // orc may have died before the line above took effect.
+            if std::os::unix::process::parent_id() != parent {
+                nix::libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+}
+
 async fn run_child(
     mut cmd: Command,
     stdin: Option<String>,
@@ -49,6 +70,7 @@ async fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    die_with_orc(&mut cmd);
     let mut child = cmd.spawn()?;
     let guard = GroupGuard {
         pgid: child

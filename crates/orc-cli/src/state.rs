@@ -1,0 +1,213 @@
+//! The state store as `orc` uses it: where it is, a run's record and lease, and the journal
+//! the engine writes each finished step to.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use orc_engine::{Journal, StepRecord, StepStatus};
+use orc_state::{Checkpoint, NewRun, RunState, StateOptions, Store};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::config::{Config, ConfigError};
+
+/// How long a run's lease lasts without renewal; a killed run can be resumed after it.
+pub(crate) const LEASE: Duration = Duration::from_secs(10);
+
+/// The store's URL: `--state`, else the config's `state.url` (or `ORC_STATE__URL`), else
+/// SQLite in the data directory.
+pub(crate) fn url(flag: Option<&str>, config: &Config) -> String {
+    if let Some(url) = flag.filter(|u| !u.is_empty()) {
+        return url.to_owned();
+    }
+    if let Some(url) = std::env::var("ORC_STATE__URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return url;
+    }
+    if let Some(url) = config.state.url.as_deref().filter(|u| !u.is_empty()) {
+        return url.to_owned();
+    }
+    format!("sqlite://{}", data_dir().join("state.db").display())
+}
+
+/// `ORC_HOME`, else `$XDG_DATA_HOME/orc`, else `~/.local/share/orc`.
+fn data_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("ORC_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(xdg).join("orc");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".orc"),
+        |h| PathBuf::from(h).join(".local/share/orc"),
+    )
+}
+
+/// Opens (and migrates) the store; a bad URL or an unusable database is a config error.
+pub(crate) async fn open(url: &str, config: &Config) -> Result<Store, ConfigError> {
+    let db = &config.performance.database;
+    let options = StateOptions {
+        pool_size: db.connection_pool_size.max(1),
+        query_timeout: Duration::from_secs_f64(db.query_timeout.max(0.001)),
+        ..StateOptions::default()
+    };
+    Store::open(url, options)
+        .await
+        .map_err(|e| ConfigError(format!("state store: {e}")))
+}
+
+/// This process, as the owner of a lease.
+fn owner() -> String {
+    format!("pid {}", std::process::id())
+}
+
+/// A run this process holds: its lease is renewed until it is released or dropped.
+pub(crate) struct Held {
+    store: Store,
+    run_id: String,
+    _renew: AbortOnDropHandle<()>,
+}
+
+impl Held {
+    /// Takes the lease of `run_id`; `Ok(None)` when another process holds it.
+    pub(crate) async fn claim(store: &Store, run_id: &str) -> Result<Option<Held>, String> {
+        let me = owner();
+        if !store
+            .claim(run_id, &me, LEASE)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(None);
+        }
+        let (renewer, id) = (store.clone(), run_id.to_owned());
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(e) = renewer.claim(&id, &me, LEASE).await {
+                    tracing::warn!("state store: could not renew the run's lease: {e}");
+                }
+            }
+        });
+        Ok(Some(Held {
+            store: store.clone(),
+            run_id: run_id.to_owned(),
+            _renew: AbortOnDropHandle::new(renew),
+        }))
+    }
+
+    /// The journal the engine writes this run's finished steps to.
+    pub(crate) fn journal(&self) -> Arc<dyn Journal> {
+        Arc::new(StoreJournal {
+            store: self.store.clone(),
+            run_id: self.run_id.clone(),
+        })
+    }
+
+    /// Records how the run ended, with its result document, and gives up the lease.
+    pub(crate) async fn finish(self, result: &orc_engine::RunResult) -> Result<(), String> {
+        let state = match result.status {
+            orc_engine::RunStatus::Completed => RunState::Completed,
+            orc_engine::RunStatus::Failed => RunState::Failed,
+            orc_engine::RunStatus::Interrupted => RunState::Interrupted,
+        };
+        let doc = serde_json::to_vec(result).map_err(|e| e.to_string())?;
+        self.store
+            .finish_run(&self.run_id, state, Some(&doc))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.store
+            .release(&self.run_id, &owner())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Creates the run's record.
+pub(crate) async fn create(
+    store: &Store,
+    run_id: &str,
+    plan: &orc_pipeline::Plan,
+    path: &std::path::Path,
+    text: &str,
+    inputs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    store
+        .create_run(&NewRun {
+            run_id: run_id.to_owned(),
+            pipeline_id: plan.id.clone(),
+            pipeline_path: path.display().to_string(),
+            pipeline_hash: hash(text),
+            inputs: serde_json::Value::Object(inputs.clone()),
+            started_at: SystemTime::now(),
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The hash a resumed run's pipeline text must still have.
+pub(crate) fn hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// The records of the steps an earlier attempt completed, by id (later records win).
+pub(crate) fn completed_steps(checkpoints: Vec<Checkpoint>) -> HashMap<String, StepRecord> {
+    let mut steps = HashMap::with_capacity(checkpoints.len());
+    for c in checkpoints {
+        match serde_json::from_value::<StepRecord>(c.envelope) {
+            Ok(record) if record.status == StepStatus::Completed => {
+                steps.insert(c.step_id, record);
+            }
+            Ok(_) => {
+                steps.remove(&c.step_id);
+            }
+            Err(e) => tracing::warn!(step = %c.step_id, "unreadable checkpoint ignored: {e}"),
+        }
+    }
+    steps
+}
+
+/// Writes finished steps to the store as checkpoints.
+#[derive(Debug)]
+struct StoreJournal {
+    store: Store,
+    run_id: String,
+}
+
+impl Journal for StoreJournal {
+    fn append<'a>(
+        &'a self,
+        records: &'a [StepRecord],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let now = SystemTime::now();
+            let checkpoints: Vec<Checkpoint> = records
+                .iter()
+                .map(|r| Checkpoint {
+                    step_id: r.id.clone(),
+                    status: serde_json::to_value(r.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    envelope: serde_json::to_value(r).unwrap_or_default(),
+                    started_at: r
+                        .duration
+                        .and_then(|d| now.checked_sub(Duration::from_secs_f64(d.max(0.0)))),
+                    completed_at: Some(now),
+                    attempts: r.retries + 1,
+                    model: r.model.clone(),
+                    usage: r.usage.and_then(|u| serde_json::to_value(u).ok()),
+                    cost: r.cost,
+                })
+                .collect();
+            self.store
+                .append(&self.run_id, &checkpoints)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
