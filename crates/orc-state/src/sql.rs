@@ -31,6 +31,29 @@ pub(crate) fn sqlite_primary(e: &sqlx::Error) -> Option<i32> {
     db_code(e)?.parse::<i32>().ok().map(|c| c & 0xff)
 }
 
+/// What went wrong, in the database's own words: its message without the source position
+/// sqlx's formatting adds.
+pub(crate) fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (code {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        e => e.to_string(),
+    }
+}
+
+/// [`describe`] for a migration error.
+fn describe_migrate(e: &MigrateError) -> String {
+    match e {
+        MigrateError::Execute(e) => describe(e),
+        MigrateError::ExecuteMigration(e, version) => {
+            format!("migration {version}: {}", describe(e))
+        }
+        e => e.to_string(),
+    }
+}
+
 /// Whether running the same call again may succeed.
 pub(crate) fn is_retryable(e: &sqlx::Error, dialect: Dialect) -> bool {
     match e {
@@ -66,7 +89,7 @@ pub(crate) fn query_error(
         url: url.to_owned(),
         operation,
         retryable: is_retryable(&e, dialect),
-        message: scrub(e.to_string(), raw_url),
+        message: scrub(describe(&e), raw_url),
     }
 }
 
@@ -86,7 +109,7 @@ pub(crate) fn migrate_error(url: &str, raw_url: &str, e: MigrateError) -> Error 
     };
     Error::Migrate {
         url: url.to_owned(),
-        message: scrub(e.to_string(), raw_url),
+        message: scrub(describe_migrate(&e), raw_url),
         hint: hint.to_owned(),
     }
 }

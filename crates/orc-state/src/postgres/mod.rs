@@ -12,14 +12,16 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::codec::{Packed, millis};
 use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
-use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, migrate_error, query_error};
+use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
 pub(crate) const LATEST: i64 = 2;
 
-/// The migrations, embedded.
+/// The migrations, embedded. A released migration is never edited (sqlx checks each applied
+/// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
+/// goes up with it.
 fn migrator() -> Migrator {
     let mut migrator = Migrator::with_migrations(vec![
         Migration::new(
@@ -601,7 +603,18 @@ fn connect_error(url: &str, raw_url: &str, server: &str, e: sqlx::Error) -> Erro
     };
     Error::Connect {
         url: url.to_owned(),
-        message: scrub(e.to_string(), raw_url),
+        message: scrub(describe(&e), raw_url),
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_is_the_newest_migration() {
+        let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
+        assert_eq!(versions, (1..=LATEST).collect::<Vec<_>>());
     }
 }

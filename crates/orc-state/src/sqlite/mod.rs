@@ -15,13 +15,15 @@ use tokio::sync::Mutex;
 
 use crate::codec::{Packed, now_micros};
 use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
-use crate::sql::{Dialect, MIGRATIONS_TABLE, migrate_error, query_error, sqlite_primary};
+use crate::sql::{Dialect, MIGRATIONS_TABLE, describe, migrate_error, query_error, sqlite_primary};
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
 pub(crate) const LATEST: i64 = 2;
 
-/// The migrations, embedded.
+/// The migrations, embedded. A released migration is never edited (sqlx checks each applied
+/// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
+/// goes up with it.
 fn migrator() -> Migrator {
     let mut migrator = Migrator::with_migrations(vec![
         Migration::new(
@@ -675,7 +677,7 @@ async fn create_parent(path: &Path) -> Result<()> {
 fn open_error(url: &str, e: sqlx::Error) -> Error {
     let message = match &e {
         sqlx::Error::Database(db) => db.message().to_owned(),
-        e => e.to_string(),
+        e => describe(e),
     };
     match sqlite_primary(&e) {
         Some(11) => Error::NotAStateDatabase {
@@ -709,4 +711,15 @@ fn open_error(url: &str, e: sqlx::Error) -> Error {
 /// The file a SQLite URL's path names: relative paths are taken from the working directory.
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_is_the_newest_migration() {
+        let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
+        assert_eq!(versions, (1..=LATEST).collect::<Vec<_>>());
+    }
 }
