@@ -52,7 +52,11 @@ impl Default for Caching {
                 max_size: 50_000,
                 ..CacheSettings::default()
             },
-            pipeline_cache: CacheSettings::default(),
+            // On disk, so `cache: true` steps reuse results across runs of the command line.
+            pipeline_cache: CacheSettings {
+                backend: "file".into(),
+                ..CacheSettings::default()
+            },
         }
     }
 }
@@ -244,20 +248,23 @@ impl Config {
                     .into(),
             );
         }
-        let mc = &self.performance.caching.model_cache;
-        match mc.backend.as_str() {
-            "memory" | "file" => {}
-            "redis" if mc.url.is_none() => {
-                return Err(
-                    "performance.caching.model_cache.url is required with backend `redis` (e.g. redis://127.0.0.1:6379)"
-                        .into(),
-                );
-            }
-            "redis" => {}
-            other => {
-                return Err(format!(
-                    "performance.caching.model_cache.backend: unknown backend `{other}`; use memory, file or redis"
-                ));
+        for (name, c) in [
+            ("model_cache", &self.performance.caching.model_cache),
+            ("pipeline_cache", &self.performance.caching.pipeline_cache),
+        ] {
+            match c.backend.as_str() {
+                "memory" | "file" => {}
+                "redis" if c.url.is_none() => {
+                    return Err(format!(
+                        "performance.caching.{name}.url is required with backend `redis` (e.g. redis://127.0.0.1:6379)"
+                    ));
+                }
+                "redis" => {}
+                other => {
+                    return Err(format!(
+                        "performance.caching.{name}.backend: unknown backend `{other}`; use memory, file or redis"
+                    ));
+                }
             }
         }
         let p = &self.performance.parallel_execution;

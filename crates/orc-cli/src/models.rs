@@ -23,6 +23,15 @@ pub(crate) fn model_cache(config: &Config) -> Result<Option<Cache>, ConfigError>
     open_cache(settings, "model", "performance.caching.model_cache").map(Some)
 }
 
+/// The step-result cache the config describes; `None` when it is disabled.
+pub(crate) fn step_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
+    let settings = &config.performance.caching.pipeline_cache;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    open_cache(settings, "steps", "performance.caching.pipeline_cache").map(Some)
+}
+
 fn open_cache(
     settings: &CacheSettings,
     namespace: &str,

@@ -183,6 +183,7 @@ pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
         observer: crate::progress::observer(x.global),
         models: x.gateway,
         journal: Some(x.held.journal()),
+        step_cache: crate::models::step_cache(x.config)?,
         resume: std::sync::Arc::new(x.resume),
         ..orc_engine::Options::default()
     };

@@ -44,6 +44,9 @@ pub struct Options {
     /// Steps of an earlier attempt of this run that completed, by id: they are not run
     /// again, and their results are in scope for templates.
     pub resume: Arc<HashMap<String, StepRecord>>,
+    /// The step-result cache: tool steps marked `cache: true` reuse the result of an
+    /// identical earlier call (same tool, action and rendered parameters).
+    pub step_cache: Option<orc_cache::Cache>,
 }
 
 /// A durable log of finished steps (the state store's checkpoints).
@@ -101,6 +104,7 @@ impl Default for Options {
             models: None,
             journal: None,
             resume: Arc::default(),
+            step_cache: None,
         }
     }
 }
@@ -694,23 +698,27 @@ impl Run<'_> {
                         .timeout
                         .or(self.plan.default_timeout)
                         .map_or(self.opts.task_timeout, Duration::from_secs_f64);
-                    let job = Job {
-                        node: i,
-                        tool: a.tool.clone(),
-                        action: a.action.clone(),
-                        params: a.params.clone(),
-                        scope: self.scope(i),
-                        timeout,
-                        max_retries: step.max_retries,
-                        model: models::is_model_step(step).then(|| ModelJob {
-                            gateway: self.opts.models.clone(),
-                            choice: Arc::new(models::Choice {
-                                step: step.model.clone(),
-                                pipeline: self.plan.model.clone(),
+                    let job =
+                        Job {
+                            node: i,
+                            tool: a.tool.clone(),
+                            action: a.action.clone(),
+                            params: a.params.clone(),
+                            scope: self.scope(i),
+                            timeout,
+                            max_retries: step.max_retries,
+                            model: models::is_model_step(step).then(|| ModelJob {
+                                gateway: self.opts.models.clone(),
+                                choice: Arc::new(models::Choice {
+                                    step: step.model.clone(),
+                                    pipeline: self.plan.model.clone(),
+                                }),
+                                use_cache: step.cache != Some(false),
                             }),
-                            use_cache: step.cache != Some(false),
-                        }),
-                    };
+                            results: self.opts.step_cache.clone().filter(|_| {
+                                step.cache == Some(true) && !models::is_model_step(step)
+                            }),
+                        };
                     self.nodes[i as usize].state = State::Running;
                     self.nodes[i as usize].record = Some(StepRecord {
                         started_at: Some(now_rfc3339(SystemTime::now())),
@@ -1047,6 +1055,7 @@ impl Run<'_> {
             r.timed_out = d.timed_out;
             r.started_at = Some(now_rfc3339(d.started_at));
             r.duration = Some(d.duration.as_secs_f64());
+            r.cached = d.cached;
             if let Some(m) = &d.model {
                 r.model = Some(m.model.clone());
                 r.provider = Some(m.provider.to_string());

@@ -50,6 +50,8 @@ pub(crate) struct Job {
     pub(crate) max_retries: u32,
     /// For model steps: the gateway and how the model is chosen.
     pub(crate) model: Option<ModelJob>,
+    /// For tool steps with `cache: true`: the step-result cache.
+    pub(crate) results: Option<orc_cache::Cache>,
 }
 
 /// What a model step needs besides its parameters.
@@ -72,6 +74,8 @@ pub(crate) struct Done {
     pub(crate) duration: Duration,
     /// The model call's record, for model steps.
     pub(crate) model: Option<ModelCall>,
+    /// Whether the result came from the step-result cache.
+    pub(crate) cached: bool,
 }
 
 pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff) -> Done {
@@ -87,6 +91,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         started_at,
         duration: clock.elapsed(),
         model: None,
+        cached: false,
     };
     let action = match render(&job.action, &templates, &job.scope) {
         Ok(Value::String(a)) => a,
@@ -143,6 +148,20 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         let envelope = evaluate_condition(&params, &templates, &job.scope);
         return done(action, envelope, None, 0, false);
     }
+    let cache_key = job
+        .results
+        .as_ref()
+        .map(|_| result_key(job.tool.as_deref(), &action, &params));
+    if let (Some(cache), Some(key)) = (&job.results, &cache_key)
+        && let Some(envelope) = cache
+            .get(key)
+            .await
+            .and_then(|bytes| serde_json::from_slice::<Envelope>(&bytes).ok())
+    {
+        let mut finished = done(action, envelope, None, 0, false);
+        finished.cached = true;
+        return finished;
+    }
     let mut retries = 0;
     loop {
         let call = async {
@@ -184,6 +203,12 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                     "ToolError"
                 }),
             };
+            if envelope.success
+                && let (Some(cache), Some(key)) = (&job.results, &cache_key)
+                && let Ok(bytes) = serde_json::to_vec(&envelope)
+            {
+                cache.put(key, &bytes).await;
+            }
             let mut finished = done(action, envelope, error_type, retries, timed_out);
             finished.model = model;
             return finished;
@@ -197,6 +222,21 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         );
         tokio::time::sleep(backoff.delay(retries)).await;
     }
+}
+
+/// The step-result cache's key: a format version, the tool, the action and the rendered
+/// parameters (serialized with their keys in a fixed order).
+fn result_key(tool: Option<&str>, action: &str, params: &Map<String, Value>) -> Vec<u8> {
+    let mut sorted: Vec<(&String, &Value)> = params.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut key = format!("orc-step-result/v1\n{}\n{action}\n", tool.unwrap_or("")).into_bytes();
+    for (k, v) in sorted {
+        key.extend_from_slice(k.as_bytes());
+        key.push(b'=');
+        key.extend_from_slice(orc_models::canonical_json(v).unwrap_or_default().as_bytes());
+        key.push(b'\n');
+    }
+    key
 }
 
 /// Renders a parameter tree: templates become strings, literals stay as they are.

@@ -208,3 +208,26 @@ fn bad_state_stores_are_exit_2_with_a_clear_error() {
         assert!(r.stdout.is_empty());
     }
 }
+
+#[test]
+fn cache_true_steps_reuse_an_identical_earlier_result_across_runs() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.yaml",
+        "name: c\nparameters: { word: one }\nsteps:\n  - id: costly\n    tool: terminal\n    action: execute\n    cache: true\n    parameters: { command: \"echo {{ word }} >> log.txt; echo {{ word }}\" }\n  - id: always\n    tool: terminal\n    action: execute\n    dependencies: [costly]\n    parameters: { command: \"echo always >> log.txt\" }\n",
+    );
+    for _ in 0..2 {
+        let r = sb.orc(&["run", "p.yaml"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = sb.orc(&["run", "p.yaml"]);
+    let doc = r.doc();
+    assert_eq!(doc["steps"]["costly"]["cached"], true);
+    assert_eq!(doc["steps"]["costly"]["value"]["result"]["stdout"], "one\n");
+    assert_eq!(doc["steps"]["always"]["cached"], false);
+    assert_eq!(log(&sb), ["one", "always", "always", "always"]);
+    // Other parameters are another call.
+    let r = sb.orc(&["run", "p.yaml", "-i", "word=two"]);
+    assert_eq!(r.doc()["steps"]["costly"]["cached"], false);
+    assert_eq!(log(&sb).iter().filter(|l| *l == "two").count(), 1);
+}

@@ -43,7 +43,8 @@ pub(super) struct Draft {
     pub(super) timeout: Option<f64>,
     pub(super) max_retries: Option<u32>,
     pub(super) model: Option<ModelChoice>,
-    /// `cache: false` opts a model step out of the response cache.
+    /// `cache: false` opts a model step out of the response cache; `cache: true` lets a
+    /// tool step reuse the result of an identical earlier call (the step-result cache).
     pub(super) cache: Option<bool>,
 }
 
@@ -455,16 +456,12 @@ impl<'a> Drafter<'a> {
         };
         let model = choice.and_then(|c| Self::model_fits(&mut r, &kind, c));
         if let (Some(_), Some(key)) = (cache, node.get("cache"))
-            && !Self::calls_model(&kind)
+            && !matches!(kind, DraftKind::Action { .. })
         {
             r.report(
-                Diagnostic::new(
-                    Code::W102,
-                    key.pos,
-                    "the step does not call a model, so `cache` has no effect",
-                )
-                .field("cache")
-                .hint("`cache` opts model steps in or out of the response cache; remove it here"),
+                Diagnostic::new(Code::W102, key.pos, "`cache` has no effect on a loop step")
+                    .field("cache")
+                    .hint("put `cache` on the steps inside the loop"),
             );
         }
         if id.is_empty() {
@@ -486,11 +483,6 @@ impl<'a> Drafter<'a> {
             model,
             cache,
         })
-    }
-
-    /// Whether a drafted step is a tool-less model action.
-    fn calls_model(kind: &DraftKind) -> bool {
-        matches!(kind, DraftKind::Action { tool: None, action: Param::Lit(serde_json::Value::String(a)), .. } if MODEL_ACTIONS.contains(&a.as_str()))
     }
 
     /// Keeps a step's model choice where it means something, and says so where it does not.
