@@ -49,10 +49,17 @@ pub(crate) fn clear(cache: &orc_cache::FileCache) -> std::io::Result<u64> {
 }
 
 /// What the compile cache stores.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Entry {
     plan: Plan,
     findings: Diagnostics,
+}
+
+/// [`Entry`] as it is written, borrowing the compiled plan.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    plan: &'a Plan,
+    findings: &'a Diagnostics,
 }
 
 /// A pipeline file that failed to load or compile.
@@ -122,21 +129,26 @@ pub(crate) fn load(path: &Path, compiler: &Compiler<'_>) -> Result<Loaded, LoadE
             None => tracing::warn!("ignoring a corrupt compile-cache entry; it will be rewritten"),
         }
     }
+    let started = std::time::Instant::now();
     let compiled = orc_pipeline::compile_bytes_with(&bytes, &compiler.catalog, compiler.resolver)
         .map_err(|diags| LoadError::Invalid {
         diags,
         text: text.clone(),
     })?;
+    tracing::debug!(elapsed = ?started.elapsed(), "compiled");
     if let Some(cache) = &cache {
-        let entry = Entry {
-            plan: (*compiled.plan).clone(),
-            findings: compiled.findings.clone(),
+        let entry = EntryRef {
+            plan: &compiled.plan,
+            findings: &compiled.findings,
         };
-        match serde_json::to_vec(&entry) {
+        let written = serde_json::to_vec(&entry);
+        tracing::debug!(elapsed = ?started.elapsed(), "compile-cache entry serialized");
+        match written {
             Ok(bytes) => {
                 if let Err(e) = cache.put(&key, &bytes) {
                     tracing::debug!("compile cache not written: {e}");
                 }
+                tracing::debug!(elapsed = ?started.elapsed(), "compile-cache entry written");
             }
             Err(e) => tracing::debug!("compile cache entry not serialized: {e}"),
         }
