@@ -187,11 +187,6 @@ fn bad_state_stores_are_exit_2_with_a_clear_error() {
         "p.yaml",
         "name: s\nsteps:\n  - id: e\n    action: echo\n    parameters: { message: hi }\n",
     );
-    // An unreachable server is given up on after the query timeout.
-    sb.file(
-        "orc.yaml",
-        "performance:\n  database: { query_timeout: 2 }\n",
-    );
     sb.file(
         "foreign.db",
         "this is not a database, just text that goes on for a while\n",

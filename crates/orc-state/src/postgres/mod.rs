@@ -132,6 +132,22 @@ impl PgStore {
         };
         let connect = connect.options(settings);
         let where_ = format!("{}:{}", connect.get_host(), connect.get_port());
+        // The pool retries a refused connection until `acquire_timeout`; one direct attempt
+        // first makes a server that is down, a wrong password or a missing database an error
+        // at once.
+        let probe = tokio::time::timeout(
+            options.query_timeout,
+            <sqlx::postgres::PgConnection as sqlx::Connection>::connect_with(&connect),
+        )
+        .await;
+        match probe {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => return Err(connect_error(&url, raw_url, &where_, e)),
+            // A slow server: let the pool wait for it under the same limit.
+            Err(_) => {}
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(1))
             .acquire_timeout(options.query_timeout)
