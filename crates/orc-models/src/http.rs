@@ -184,11 +184,7 @@ impl Http {
         key: Option<&ApiKey>,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer> {
-        let mut site = CallSite {
-            provider: spec.provider,
-            model: spec.model.clone(),
-            status: None,
-        };
+        let mut site = site_of(spec);
         let request = request
             .build()
             .map_err(|e| transport_error(site.clone(), key, &e))?;
@@ -210,27 +206,14 @@ impl Http {
         let head = match head_rx.await {
             Ok(Ok(head)) => head,
             Ok(Err(e)) => return Err(transport_error(site, key, &e)),
-            Err(_) => {
-                return Err(Error::call(
-                    site,
-                    FailureKind::Connection,
-                    "the HTTP client's I/O thread stopped",
-                    None,
-                ));
-            }
+            Err(_) => return Err(io_stopped(site)),
         };
         site.status = Some(head.status.as_u16());
         if head.status.is_success() {
             return Ok(Answer { site, body });
         }
         let body = body.collect().await.unwrap_or_default();
-        let message = redact(key, &error::provider_message(&body));
-        Err(Error::call(
-            site,
-            error::kind_of_status(head.status.as_u16()),
-            message,
-            head.retry_after,
-        ))
+        Err(status_error(site, key, &head, &body))
     }
 }
 
@@ -245,11 +228,7 @@ impl Http {
         key: Option<&ApiKey>,
         request: reqwest::RequestBuilder,
     ) -> Result<(T, CallSite)> {
-        let mut site = CallSite {
-            provider: spec.provider,
-            model: spec.model.clone(),
-            status: None,
-        };
+        let mut site = site_of(spec);
         let request = request
             .build()
             .map_err(|e| transport_error(site.clone(), key, &e))?;
@@ -264,28 +243,44 @@ impl Http {
         let (head, body) = match done_rx.await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(transport_error(site, key, &e)),
-            Err(_) => {
-                return Err(Error::call(
-                    site,
-                    FailureKind::Connection,
-                    "the HTTP client's I/O thread stopped",
-                    None,
-                ));
-            }
+            Err(_) => return Err(io_stopped(site)),
         };
         site.status = Some(head.status.as_u16());
         if head.status.is_success() {
             return parse_json(site.clone(), key, body).map(|value| (value, site));
         }
-        let body = body.unwrap_or_default();
-        let message = redact(key, &error::provider_message(&body));
-        Err(Error::call(
-            site,
-            error::kind_of_status(head.status.as_u16()),
-            message,
-            head.retry_after,
-        ))
+        Err(status_error(site, key, &head, &body.unwrap_or_default()))
     }
+}
+
+/// The call site of a request for `spec`, before any answer.
+fn site_of(spec: &ModelSpec) -> CallSite {
+    CallSite {
+        provider: spec.provider,
+        model: spec.model.clone(),
+        status: None,
+    }
+}
+
+/// What a caller sees when the I/O thread's answer never comes.
+fn io_stopped(site: CallSite) -> Error {
+    Error::call(
+        site,
+        FailureKind::Connection,
+        "the HTTP client's I/O thread stopped",
+        None,
+    )
+}
+
+/// The error of an answer whose status is not a success, with the provider's own message.
+fn status_error(site: CallSite, key: Option<&ApiKey>, head: &Head, body: &[u8]) -> Error {
+    let message = redact(key, &error::provider_message(body));
+    Error::call(
+        site,
+        error::kind_of_status(head.status.as_u16()),
+        message,
+        head.retry_after,
+    )
 }
 
 /// What a whole exchange hands back: the head and the body (or why it broke off).
