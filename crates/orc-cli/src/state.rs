@@ -1,5 +1,5 @@
 //! The state store as `orc` uses it: where it is, a run's record and lease, and the journal
-//! the engine writes each finished step to.
+//! the engine writes each finished step (and each model call's measurements) to.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use orc_engine::{Journal, StepRecord, StepStatus};
-use orc_state::{Checkpoint, NewRun, RunState, StateOptions, Store};
+use orc_state::{Checkpoint, ModelMetric, NewRun, RunState, StateOptions, Store};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{Config, ConfigError};
@@ -207,7 +207,29 @@ impl Journal for StoreJournal {
             self.store
                 .append(&self.run_id, &checkpoints)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            // Model calls that went upstream are measured for the router; a metric that
+            // cannot be written costs the run nothing.
+            for r in records.iter().filter(|r| !r.cached) {
+                let (Some(model), Some(provider)) = (&r.model, &r.provider) else {
+                    continue;
+                };
+                let usage = r.usage.unwrap_or_default();
+                let metric = ModelMetric {
+                    model: model.clone(),
+                    provider: provider.clone(),
+                    at: now,
+                    latency_ms: r.duration.unwrap_or_default() * 1000.0,
+                    success: r.success,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    cost: r.cost.unwrap_or_default(),
+                };
+                if let Err(e) = self.store.record_model_metric(&metric).await {
+                    tracing::warn!("state store: model metric not recorded: {e}");
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -123,6 +123,11 @@ fn summarize_runs_end_to_end_and_a_second_run_pays_nothing() {
         format!("# Rust Is Fast And Safe\n\n{text}\n")
     );
     assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+    assert_eq!(
+        model_metrics(&fake, &sb),
+        2,
+        "each upstream call is measured"
+    );
 
     // The default cache is a file cache under ORC_HOME: the second run calls nothing.
     let r = summarize(&sb);
@@ -137,6 +142,32 @@ fn summarize_runs_end_to_end_and_a_second_run_pays_nothing() {
     assert_eq!(doc["steps"]["summary"]["cost"], 0.0);
     assert_eq!(doc["cost"], 0.0);
     assert_eq!(doc["outputs"]["title"], "Rust Is Fast And Safe");
+    assert_eq!(
+        model_metrics(&fake, &sb),
+        2,
+        "cached answers are not measured"
+    );
+}
+
+/// The measurements of `fake-small`'s calls in the sandbox's state store.
+fn model_metrics(fake: &Fake, sb: &Sandbox) -> usize {
+    let url = format!("sqlite://{}", sb.path("home/state.db").display());
+    let metrics = fake
+        .runtime
+        .block_on(async {
+            let store = orc_state::Store::open(&url, orc_state::StateOptions::default()).await?;
+            store
+                .model_metrics("fake-small", std::time::UNIX_EPOCH, 100)
+                .await
+        })
+        .unwrap();
+    assert!(
+        metrics
+            .iter()
+            .all(|m| m.success && m.input_tokens > 0 && m.provider == "openai" && m.cost > 0.0),
+        "{metrics:?}"
+    );
+    metrics.len()
 }
 
 #[test]
