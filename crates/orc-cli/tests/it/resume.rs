@@ -226,3 +226,120 @@ fn cache_true_steps_reuse_an_identical_earlier_result_across_runs() {
     assert_eq!(r.doc()["steps"]["costly"]["cached"], false);
     assert_eq!(log(&sb).iter().filter(|l| *l == "two").count(), 1);
 }
+
+/// A TCP forwarder to a real server that the test can cut, connections and all.
+struct Cuttable {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    fn start(rt: &tokio::runtime::Runtime, upstream: &str) -> Cuttable {
+        let upstream = upstream.to_owned();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = rt.spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                links.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Cuttable { port, task }
+    }
+
+    /// Drops the listener and every forwarded connection.
+    fn cut(self) {
+        self.task.abort();
+    }
+}
+
+#[test]
+fn a_state_store_that_goes_away_fails_the_run_clearly_and_what_it_committed_resumes() {
+    let redis =
+        std::env::var("ORC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let addr = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Redis at {addr} is unreachable; start it with the command in ../shared/SERVICES.md"
+        );
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED: Redis at {addr} is unreachable");
+        }
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let proxy = Cuttable::start(&rt, &addr);
+    let sb = Sandbox::new();
+    sb.file(
+        "p.yaml",
+        "name: gone\nsteps:\n  - id: a\n    tool: terminal\n    action: execute\n    parameters: { command: \"echo a >> log.txt\" }\n  - id: slow\n    tool: terminal\n    action: execute\n    dependencies: [a]\n    parameters: { command: \"sleep 1; echo slow >> log.txt\" }\n  - id: b\n    tool: terminal\n    action: execute\n    dependencies: [slow]\n    parameters: { command: \"echo b >> log.txt\" }\n",
+    );
+    // A run id of its own keeps this test's keys apart in the shared Redis.
+    let run_id = format!("gone-{}", std::process::id());
+    let via_proxy = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let child = sb
+        .command()
+        .args(["--state", &via_proxy, "run", "p.yaml", "--run-id", &run_id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while log(&sb).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    proxy.cut();
+    let out: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc = out.doc();
+    assert_eq!(doc["error_type"], "StateError", "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("state store"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["steps"]["b"]["status"], "pending",
+        "nothing ran after the store went away"
+    );
+
+    // Straight to the server: what was committed before the cut resumes.
+    let direct = format!("{}/0", redis.trim_end_matches('/'));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resumed: Run = loop {
+        let r = sb.orc(&["--state", &direct, "resume", &run_id]);
+        if r.code != 2 || !r.stderr.contains("held by another") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the lease never expired");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let lines = log(&sb);
+    assert_eq!(lines.iter().filter(|l| *l == "a").count(), 1, "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("b"), "{lines:?}");
+    let pruned = sb.orc(&["--state", &direct, "runs", "prune", "--older-than", "0s"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+}
