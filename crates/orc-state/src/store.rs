@@ -38,6 +38,15 @@ struct Inner {
     described: String,
     timeout: Duration,
     compression: bool,
+    /// Status answers (`run`, `list_runs`) for a short while, when query caching is on.
+    queries: Option<moka::future::Cache<String, Answer>>,
+}
+
+/// A remembered status answer.
+#[derive(Clone)]
+enum Answer {
+    Run(Option<RunRow>),
+    Runs(Vec<RunRow>),
 }
 
 // One per store, behind the Arc: the size difference costs nothing.
@@ -104,6 +113,12 @@ impl Store {
                 described,
                 timeout: options.query_timeout,
                 compression: options.compression,
+                queries: options.query_cache_ttl.map(|ttl| {
+                    moka::future::Cache::builder()
+                        .max_capacity(1_000)
+                        .time_to_live(ttl)
+                        .build()
+                }),
             }),
         })
     }
@@ -127,8 +142,11 @@ impl Store {
                 format!("started_at of run {}", run.run_id)
             })?,
         };
-        self.timed("create_run", async { dispatch!(self.create_run(&record)) })
-            .await
+        let done = self
+            .timed("create_run", async { dispatch!(self.create_run(&record)) })
+            .await;
+        self.forget();
+        done
     }
 
     /// Appends `steps` to the run's checkpoints, in order, as one transaction (group commit):
@@ -165,8 +183,11 @@ impl Store {
                 payload: payload.bytes,
             });
         }
-        self.timed("append", async { dispatch!(self.append(run_id, records)) })
-            .await
+        let done = self
+            .timed("append", async { dispatch!(self.append(run_id, records)) })
+            .await;
+        self.forget();
+        done
     }
 
     /// Sets the run's status and stores its result document (`None` removes a stored one).
@@ -188,18 +209,27 @@ impl Store {
                 .pop(),
             None => None,
         };
-        self.timed("finish_run", async {
-            dispatch!(self.finish_run(run_id, status, finished_at, result))
-        })
-        .await
+        let done = self
+            .timed("finish_run", async {
+                dispatch!(self.finish_run(run_id, status, finished_at, result))
+            })
+            .await;
+        self.forget();
+        done
     }
 
     /// The run, or `None` when there is no such run.
     pub async fn run(&self, run_id: &str) -> Result<Option<RunRow>> {
+        let key = format!("run\n{run_id}");
+        if let Some(Answer::Run(row)) = self.remembered(&key).await {
+            return Ok(row);
+        }
         let stored = self
             .timed("run", async { dispatch!(self.run(run_id)) })
             .await?;
-        stored.map(|s| self.decode_run(s)).transpose()
+        let row = stored.map(|s| self.decode_run(s)).transpose()?;
+        self.remember(key, Answer::Run(row.clone())).await;
+        Ok(row)
     }
 
     /// The result document [`Store::finish_run`] stored, or `None` when the run has none (or
@@ -235,12 +265,42 @@ impl Store {
     /// Runs that match `filter`, newest first (by start time, then run id).
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let pipeline_id = filter.pipeline_id.as_deref();
+        let key = format!(
+            "list\n{:?}\n{:?}\n{}",
+            filter.status, filter.pipeline_id, filter.limit
+        );
+        if let Some(Answer::Runs(rows)) = self.remembered(&key).await {
+            return Ok(rows);
+        }
         let stored = self
             .timed("list_runs", async {
                 dispatch!(self.list_runs(filter.status, pipeline_id, filter.limit))
             })
             .await?;
-        stored.into_iter().map(|s| self.decode_run(s)).collect()
+        let rows: Vec<RunRow> = stored
+            .into_iter()
+            .map(|s| self.decode_run(s))
+            .collect::<Result<_>>()?;
+        self.remember(key, Answer::Runs(rows.clone())).await;
+        Ok(rows)
+    }
+
+    /// A status query's answer from the query cache, when it has one.
+    async fn remembered(&self, key: &str) -> Option<Answer> {
+        self.inner.queries.as_ref()?.get(key).await
+    }
+
+    async fn remember(&self, key: String, answer: Answer) {
+        if let Some(queries) = &self.inner.queries {
+            queries.insert(key, answer).await;
+        }
+    }
+
+    /// Drops every remembered status answer: this process just changed the runs.
+    fn forget(&self) {
+        if let Some(queries) = &self.inner.queries {
+            queries.invalidate_all();
+        }
     }
 
     /// Takes (or renews) the run's lease for `owner` until `lease` from now, so that no other
@@ -267,8 +327,11 @@ impl Store {
     /// many runs were deleted.
     pub async fn prune(&self, older_than: SystemTime) -> Result<u64> {
         let older_than = micros(older_than, || "the prune cutoff".to_owned())?;
-        self.timed("prune", async { dispatch!(self.prune(older_than)) })
-            .await
+        let done = self
+            .timed("prune", async { dispatch!(self.prune(older_than)) })
+            .await;
+        self.forget();
+        done
     }
 
     /// Records one model call's outcome.

@@ -27,6 +27,10 @@ pub struct StateOptions {
     /// or the Redis key prefix (`orc:state:<namespace>:`; `None` = `orc:state:`). SQLite stores
     /// are files and take no namespace. Letters, digits and `_`, at most 48 characters.
     pub namespace: Option<String>,
+    /// How long status queries (`run`, `list_runs`) may be answered from memory; `None`
+    /// asks the backend every time. Writes through this store forget every answer at once;
+    /// other processes' writes show after at most this long.
+    pub query_cache_ttl: Option<Duration>,
 }
 
 impl Default for StateOptions {
@@ -36,6 +40,7 @@ impl Default for StateOptions {
             query_timeout: Duration::from_secs(30),
             compression: true,
             namespace: None,
+            query_cache_ttl: None,
         }
     }
 }

@@ -326,3 +326,39 @@ async fn processes_opening_a_new_file_at_once_all_succeed() {
         assert!(store.unwrap().run("r").await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn the_query_cache_forgets_this_stores_writes_and_keeps_others_for_its_ttl() {
+    let h = Harness::sqlite().await;
+    let cached = h
+        .reopen(StateOptions {
+            query_cache_ttl: Some(Duration::from_secs(60)),
+            ..options(None)
+        })
+        .await
+        .unwrap();
+    cached.create_run(&new_run("q1", "p", 1)).await.unwrap();
+    let status = |s: &Store| {
+        let s = s.clone();
+        async move { s.run("q1").await.unwrap().map(|r| r.status) }
+    };
+    assert_eq!(status(&cached).await, Some(RunState::Running));
+    // Its own write is seen at once.
+    cached
+        .finish_run("q1", RunState::Failed, None)
+        .await
+        .unwrap();
+    assert_eq!(status(&cached).await, Some(RunState::Failed));
+    let listed = cached
+        .list_runs(&orc_state::RunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    // Another process's write shows only after the TTL: the answer came from memory.
+    h.store
+        .finish_run("q1", RunState::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(status(&cached).await, Some(RunState::Failed));
+    assert_eq!(status(&h.store).await, Some(RunState::Completed));
+}

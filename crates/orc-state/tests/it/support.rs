@@ -37,6 +37,7 @@ pub(crate) fn options(namespace: Option<String>) -> StateOptions {
         query_timeout: Duration::from_secs(10),
         compression: true,
         namespace,
+        query_cache_ttl: None,
     }
 }
 
