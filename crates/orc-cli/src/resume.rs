@@ -82,6 +82,10 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
                 crate::state::LEASE.as_secs()
             ))
         })?;
+    // Running again: `orc runs list` says so until it ends.
+    runtime
+        .block_on(store.finish_run(id, RunState::Running, None))
+        .map_err(|e| UserError(format!("state store: {e}")))?;
     let checkpoints = runtime
         .block_on(store.checkpoints(id))
         .map_err(|e| UserError(format!("state store: {e}")))?;

@@ -53,6 +53,7 @@ pub(crate) async fn open(url: &str, config: &Config) -> Result<Store, ConfigErro
     let options = StateOptions {
         pool_size: db.connection_pool_size.max(1),
         query_timeout: Duration::from_secs_f64(db.query_timeout.max(0.001)),
+        query_cache_ttl: db.enable_query_caching.then_some(Duration::from_secs(1)),
         ..StateOptions::default()
     };
     Store::open(url, options)
