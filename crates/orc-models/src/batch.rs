@@ -41,9 +41,11 @@ impl Default for BatchOptions {
 /// usage of the whole call.
 pub(crate) type BatchOutcome<T> = Result<(Vec<T>, Usage)>;
 
+/// The future of one upstream batch call.
+pub(crate) type BatchFuture<T> = Pin<Box<dyn Future<Output = BatchOutcome<T>> + Send>>;
+
 /// The upstream call for a batch of inputs.
-pub(crate) type BatchCall<T> =
-    Arc<dyn Fn(Vec<String>) -> Pin<Box<dyn Future<Output = BatchOutcome<T>> + Send>> + Send + Sync>;
+pub(crate) type BatchCall<T> = Arc<dyn Fn(Vec<String>) -> BatchFuture<T> + Send + Sync>;
 
 /// One item's answer and its share of the batch's usage.
 pub(crate) type ItemOutcome<T> = Result<(T, Usage)>;

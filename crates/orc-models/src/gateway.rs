@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use crate::batch::{BatchCall, BatchOptions, Batcher};
+use crate::batch::{BatchCall, BatchFuture, BatchOptions, Batcher};
 use crate::client::ModelClient;
 use crate::error::{Error, Result};
 use crate::inflight::InFlight;
@@ -389,35 +389,14 @@ impl Gateway {
     }
 
     fn embedder(&self, model: &Model) -> Arc<Batcher<Vector>> {
-        let mut map = self
-            .inner
-            .embedders
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let batcher = map.entry(model.spec.name.clone()).or_insert_with(|| {
-            let (client, model, counters) = (
-                self.inner.client.clone(),
-                model.clone(),
-                Arc::clone(&self.inner.counters),
-            );
-            let call: BatchCall<Vector> = Arc::new(move |inputs| {
-                let (client, model, counters) =
-                    (client.clone(), model.clone(), Arc::clone(&counters));
-                Box::pin(async move {
-                    counters.upstream_calls.fetch_add(1, Ordering::Relaxed);
-                    let r = client
-                        .embed(
-                            &model.spec,
-                            model.key.as_ref(),
-                            &EmbeddingRequest { inputs },
-                        )
-                        .await?;
-                    Ok((r.vectors, r.usage))
-                })
-            });
-            Arc::new(Batcher::start(self.inner.options.batch, call))
-        });
-        Arc::clone(batcher)
+        let id = model.spec.name.clone();
+        self.batcher(&self.inner.embedders, id, model, |client, model, inputs| {
+            Box::pin(async move {
+                let req = EmbeddingRequest { inputs };
+                let r = client.embed(&model.spec, model.key.as_ref(), &req).await?;
+                Ok((r.vectors, r.usage))
+            })
+        })
     }
 
     fn completer(&self, model: &Model, req: &CompletionRequest) -> Arc<Batcher<String>> {
@@ -430,31 +409,48 @@ impl Gateway {
             model.spec.name,
             canonical_json(&params).unwrap_or_default()
         );
-        let mut map = self
-            .inner
-            .completers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        self.batcher(
+            &self.inner.completers,
+            id,
+            model,
+            move |client, model, prompts| {
+                let req = CompletionRequest {
+                    prompts,
+                    ..params.clone()
+                };
+                Box::pin(async move {
+                    let r = client
+                        .complete(&model.spec, model.key.as_ref(), &req)
+                        .await?;
+                    Ok((r.texts, r.usage))
+                })
+            },
+        )
+    }
+
+    /// The batcher `id` names in `batchers`, started on first use: it sends each batch of
+    /// inputs with `send` (given the shared client and the model) and counts the call.
+    fn batcher<T, F>(
+        &self,
+        batchers: &Mutex<HashMap<String, Arc<Batcher<T>>>>,
+        id: String,
+        model: &Model,
+        send: F,
+    ) -> Arc<Batcher<T>>
+    where
+        T: Clone + Send + 'static,
+        F: Fn(ModelClient, Model, Vec<String>) -> BatchFuture<T> + Send + Sync + 'static,
+    {
+        let mut map = batchers.lock().unwrap_or_else(PoisonError::into_inner);
         let batcher = map.entry(id).or_insert_with(|| {
             let (client, model, counters) = (
                 self.inner.client.clone(),
                 model.clone(),
                 Arc::clone(&self.inner.counters),
             );
-            let call: BatchCall<String> = Arc::new(move |prompts| {
-                let (client, model, counters) =
-                    (client.clone(), model.clone(), Arc::clone(&counters));
-                let req = CompletionRequest {
-                    prompts,
-                    ..params.clone()
-                };
-                Box::pin(async move {
-                    counters.upstream_calls.fetch_add(1, Ordering::Relaxed);
-                    let r = client
-                        .complete(&model.spec, model.key.as_ref(), &req)
-                        .await?;
-                    Ok((r.texts, r.usage))
-                })
+            let call: BatchCall<T> = Arc::new(move |inputs| {
+                counters.upstream_calls.fetch_add(1, Ordering::Relaxed);
+                send(client.clone(), model.clone(), inputs)
             });
             Arc::new(Batcher::start(self.inner.options.batch, call))
         });
