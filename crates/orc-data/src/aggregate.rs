@@ -1,10 +1,17 @@
-//! Grouping and aggregation (`aggregate` action and transform step).
+//! Grouping and aggregation (`aggregate` action and transform step); a CSV
+//! file named by `data` is aggregated as it is read.
 
-use crate::ToolFailure;
 use crate::input::load_table;
 use crate::params::{Params, describe, invalid, lookup, missing, object_value, path, string_list};
-use crate::value::{Row, Table, as_f64, canonical, check_fields, compare, f64_value, table_value};
+use crate::stream::{self, CsvFile, Stop};
+use crate::value::{
+    Row, Table, as_f64, canonical_into, canonical_list_into, check_fields, compare, f64_value,
+    table_value, unknown_field,
+};
+use crate::{Limits, ToolFailure};
+use csv::StringRecord;
 use serde_json::{Value, json};
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
@@ -110,105 +117,352 @@ fn parse_aggs(v: &Value, name: &str) -> Result<Vec<Agg>, ToolFailure> {
     Ok(out)
 }
 
-fn numbers(rows: &[&Row], field: &str, agg: &Agg) -> Result<(Vec<f64>, Option<i64>), ToolFailure> {
-    let mut xs = Vec::new();
-    let mut int_sum: Option<i64> = Some(0);
-    for row in rows {
-        let v = row.get(field).unwrap_or(&Value::Null);
-        if v.is_null() {
-            continue;
-        }
-        let x = as_f64(v).ok_or_else(|| {
-            invalid(
-                &agg.at,
-                format!(
-                    "`{}` needs numbers, but field `{field}` has {}",
-                    agg.out,
-                    describe(v)
-                ),
-            )
-        })?;
-        int_sum = match (int_sum, v.as_i64()) {
-            (Some(acc), Some(i)) => acc.checked_add(i),
-            _ => None,
-        };
-        xs.push(x);
-    }
-    Ok((xs, int_sum))
+/// The `group_by` fields and aggregations of an `aggregate` action or step.
+#[derive(Debug)]
+struct Spec {
+    group_by: Vec<String>,
+    aggs: Vec<Agg>,
+    /// The parameter path of the step (empty for the action).
+    prefix: String,
 }
 
-fn extreme(rows: &[&Row], field: &str, agg: &Agg, want: Ordering) -> Result<Value, ToolFailure> {
-    let mut best: Option<&Value> = None;
-    for row in rows {
-        let v = row.get(field).unwrap_or(&Value::Null);
-        if v.is_null() {
-            continue;
+impl Spec {
+    fn parse(step: &Params, prefix: &str) -> Result<Self, ToolFailure> {
+        let group_by = match lookup(step, &["group_by"]) {
+            Some((n, v)) => string_list(v, &path(prefix, n))?,
+            None => Vec::new(),
+        };
+        let aggs = match lookup(step, &["aggregations"]) {
+            Some((n, v)) => parse_aggs(v, &path(prefix, n))?,
+            None if !group_by.is_empty() => {
+                parse_aggs(&json!({"count": "count"}), &path(prefix, "aggregations"))?
+            }
+            None => return Err(missing(path(prefix, "aggregations"))),
+        };
+        Ok(Spec {
+            group_by,
+            aggs,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// Checks the fields against the rows of a table.
+    fn check_table(&self, table: &[Row]) -> Result<(), ToolFailure> {
+        check_fields(table, &self.group_by, &path(&self.prefix, "group_by"))?;
+        for agg in &self.aggs {
+            check_fields(table, agg.field.iter(), &agg.at)?;
         }
-        best = match best {
-            None => Some(v),
-            Some(b) => match compare(v, b) {
-                Some(o) if o == want => Some(v),
-                Some(_) => Some(b),
+        Ok(())
+    }
+
+    /// Checks the fields against the columns of a CSV header, as
+    /// [`Spec::check_table`] does for a non-empty table read from it.
+    fn check_columns(&self, columns: &[String]) -> Result<(), ToolFailure> {
+        let group_by = path(&self.prefix, "group_by");
+        let fields = self.group_by.iter().map(|f| (f, group_by.as_str())).chain(
+            self.aggs
+                .iter()
+                .filter_map(|a| a.field.as_ref().map(|f| (f, a.at.as_str()))),
+        );
+        for (field, name) in fields {
+            if !columns.contains(field) {
+                return Err(unknown_field(field, columns, name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The distinct fields read from each row: the `group_by` fields, then
+    /// the aggregated ones.
+    fn fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let all = self
+            .group_by
+            .iter()
+            .chain(self.aggs.iter().filter_map(|a| a.field.as_ref()));
+        for f in all {
+            if !out.contains(&f.as_str()) {
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+static NULL: Value = Value::Null;
+
+/// One aggregation's running state for one group.
+#[derive(Debug)]
+enum Acc {
+    /// `count` without a field: the rows.
+    Rows(usize),
+    /// `count` of a field: its non-null values.
+    NonNull(usize),
+    /// The integer sum while every value is an integer and it does not
+    /// overflow, and the float sum (added in row order, as `Iterator::sum`).
+    Sum {
+        int: Option<i64>,
+        float: f64,
+    },
+    Mean {
+        float: f64,
+        n: usize,
+    },
+    Extreme {
+        best: Option<Value>,
+        want: Ordering,
+    },
+    First(Option<Value>),
+    Last(Option<Value>),
+    Distinct(HashSet<String>),
+    /// The first error, reported if no earlier group or aggregation failed.
+    Failed(ToolFailure),
+}
+
+/// What `Iterator::sum` starts a float sum from, so that sums folded one
+/// value at a time equal the in-memory ones to the bit (`-0.0` included).
+fn empty_sum() -> f64 {
+    std::iter::empty::<f64>().sum()
+}
+
+impl Acc {
+    fn new(agg: &Agg) -> Self {
+        match (agg.op, &agg.field) {
+            (Op::Count, None) => Acc::Rows(0),
+            (Op::Count, Some(_)) => Acc::NonNull(0),
+            (Op::Sum, _) => Acc::Sum {
+                int: Some(0),
+                float: empty_sum(),
+            },
+            (Op::Mean, _) => Acc::Mean {
+                float: empty_sum(),
+                n: 0,
+            },
+            (Op::Min, _) => Acc::Extreme {
+                best: None,
+                want: Ordering::Less,
+            },
+            (Op::Max, _) => Acc::Extreme {
+                best: None,
+                want: Ordering::Greater,
+            },
+            (Op::First, _) => Acc::First(None),
+            (Op::Last, _) => Acc::Last(None),
+            (Op::CountDistinct, _) => Acc::Distinct(HashSet::new()),
+        }
+    }
+
+    /// Adds one row's value of the aggregated field (`scratch` is working space).
+    fn add(&mut self, v: &Value, agg: &Agg, scratch: &mut String) {
+        if let Acc::Rows(n) = self {
+            *n += 1;
+            return;
+        }
+        if v.is_null() {
+            return;
+        }
+        let field = agg.field.as_deref().unwrap_or_default();
+        let number = || {
+            as_f64(v).ok_or_else(|| {
+                invalid(
+                    &agg.at,
+                    format!(
+                        "`{}` needs numbers, but field `{field}` has {}",
+                        agg.out,
+                        describe(v)
+                    ),
+                )
+            })
+        };
+        let failed = match self {
+            Acc::Rows(_) | Acc::Failed(_) => None,
+            Acc::NonNull(n) => {
+                *n += 1;
+                None
+            }
+            Acc::Sum { int, float } => match number() {
+                Ok(x) => {
+                    *int = match (*int, v.as_i64()) {
+                        (Some(acc), Some(i)) => acc.checked_add(i),
+                        _ => None,
+                    };
+                    *float += x;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            Acc::Mean { float, n } => match number() {
+                Ok(x) => {
+                    *float += x;
+                    *n += 1;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            Acc::Extreme { best, want } => match best {
                 None => {
-                    return Err(invalid(
+                    *best = Some(v.clone());
+                    None
+                }
+                Some(b) => match compare(v, b) {
+                    Some(o) if o == *want => {
+                        *b = v.clone();
+                        None
+                    }
+                    Some(_) => None,
+                    None => Some(invalid(
                         &agg.at,
                         format!(
                             "cannot compare values of field `{field}`: {} and {}",
                             describe(b),
                             describe(v)
                         ),
-                    ));
-                }
+                    )),
+                },
             },
-        };
-    }
-    Ok(best.cloned().unwrap_or(Value::Null))
-}
-
-fn compute(agg: &Agg, rows: &[&Row]) -> Result<Value, ToolFailure> {
-    let Some(field) = agg.field.as_deref() else {
-        return Ok(Value::from(rows.len()));
-    };
-    let non_null = || {
-        rows.iter()
-            .filter_map(|r| r.get(field))
-            .filter(|v| !v.is_null())
-    };
-    Ok(match agg.op {
-        Op::Count => Value::from(non_null().count()),
-        Op::Sum => {
-            let (xs, int_sum) = numbers(rows, field, agg)?;
-            match int_sum {
-                Some(i) => Value::from(i),
-                None => f64_value(xs.iter().sum()),
+            Acc::First(first) => {
+                if first.is_none() {
+                    *first = Some(v.clone());
+                }
+                None
             }
+            Acc::Last(last) => {
+                *last = Some(v.clone());
+                None
+            }
+            Acc::Distinct(set) => {
+                canonical_into(v, scratch);
+                if !set.contains(scratch.as_str()) {
+                    set.insert(scratch.clone());
+                }
+                None
+            }
+        };
+        if let Some(e) = failed {
+            *self = Acc::Failed(e);
         }
-        Op::Mean => {
-            let (xs, _) = numbers(rows, field, agg)?;
-            if xs.is_empty() {
-                Value::Null
-            } else {
+    }
+
+    fn finish(self) -> Result<Value, ToolFailure> {
+        Ok(match self {
+            Acc::Rows(n) | Acc::NonNull(n) => Value::from(n),
+            Acc::Sum { int, float } => int.map_or_else(|| f64_value(float), Value::from),
+            Acc::Mean { n: 0, .. } => Value::Null,
+            Acc::Mean { float, n } => {
                 // Row counts are far below 2^52, so the conversion is exact.
                 #[allow(clippy::cast_precision_loss)]
-                let n = xs.len() as f64;
-                f64_value(xs.iter().sum::<f64>() / n)
+                let n = n as f64;
+                f64_value(float / n)
             }
+            Acc::Extreme { best: v, .. } | Acc::First(v) | Acc::Last(v) => v.unwrap_or(Value::Null),
+            Acc::Distinct(set) => Value::from(set.len()),
+            Acc::Failed(e) => return Err(e),
+        })
+    }
+}
+
+/// One group: its key values and one accumulator per aggregation.
+#[derive(Debug)]
+struct Group {
+    keys: Vec<Value>,
+    accs: Vec<Acc>,
+}
+
+/// Groups rows in order of first appearance and folds each into its group's
+/// accumulators, one row at a time. Both the in-memory and the streamed
+/// path use it, so they agree to the byte, errors included.
+#[derive(Debug)]
+struct Fold<'s> {
+    spec: &'s Spec,
+    /// For each `group_by` field, its index in [`Spec::fields`].
+    key_cols: Vec<usize>,
+    /// For each aggregation, the index of its field in [`Spec::fields`].
+    agg_cols: Vec<Option<usize>>,
+    index: HashMap<String, usize>,
+    groups: Vec<Group>,
+    /// The key of the current row.
+    key: String,
+    scratch: String,
+}
+
+impl<'s> Fold<'s> {
+    fn new(spec: &'s Spec) -> Self {
+        let fields = spec.fields();
+        let col = |f: &str| fields.iter().position(|c| *c == f).unwrap_or_default();
+        let mut fold = Fold {
+            spec,
+            key_cols: spec.group_by.iter().map(|f| col(f)).collect(),
+            agg_cols: spec
+                .aggs
+                .iter()
+                .map(|a| a.field.as_deref().map(col))
+                .collect(),
+            index: HashMap::new(),
+            groups: Vec::new(),
+            key: String::new(),
+            scratch: String::new(),
+        };
+        if spec.group_by.is_empty() {
+            fold.groups.push(fold.group(Vec::new()));
         }
-        Op::Min => extreme(rows, field, agg, Ordering::Less)?,
-        Op::Max => extreme(rows, field, agg, Ordering::Greater)?,
-        Op::First => non_null().next().cloned().unwrap_or(Value::Null),
-        Op::Last => rows
-            .iter()
-            .rev()
-            .filter_map(|r| r.get(field))
-            .find(|v| !v.is_null())
-            .cloned()
-            .unwrap_or(Value::Null),
-        Op::CountDistinct => {
-            let set: HashSet<String> = non_null().map(canonical).collect();
-            Value::from(set.len())
+        fold
+    }
+
+    fn group(&self, keys: Vec<Value>) -> Group {
+        Group {
+            keys,
+            accs: self.spec.aggs.iter().map(Acc::new).collect(),
         }
-    })
+    }
+
+    /// Adds one row, given as the values of [`Spec::fields`] in order.
+    fn add<V: Borrow<Value>>(&mut self, values: &[V]) {
+        let value = |i: usize| values.get(i).map_or(&NULL, Borrow::borrow);
+        let slot = if self.spec.group_by.is_empty() {
+            0
+        } else {
+            self.key.clear();
+            canonical_list_into(self.key_cols.iter().map(|&c| value(c)), &mut self.key);
+            match self.index.get(self.key.as_str()) {
+                Some(&slot) => slot,
+                None => {
+                    let keys = self.key_cols.iter().map(|&c| value(c).clone()).collect();
+                    let group = self.group(keys);
+                    self.groups.push(group);
+                    self.index.insert(self.key.clone(), self.groups.len() - 1);
+                    self.groups.len() - 1
+                }
+            }
+        };
+        let Some(group) = self.groups.get_mut(slot) else {
+            return;
+        };
+        for ((acc, agg), col) in group
+            .accs
+            .iter_mut()
+            .zip(&self.spec.aggs)
+            .zip(&self.agg_cols)
+        {
+            acc.add(col.map_or(&NULL, value), agg, &mut self.scratch);
+        }
+    }
+
+    /// One row per group, in order of first appearance; the first failed
+    /// aggregation (by group, then by aggregation) is the error.
+    fn finish(self) -> Result<Table, ToolFailure> {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for group in self.groups {
+            let mut row = Row::new();
+            for (field, key) in self.spec.group_by.iter().zip(group.keys) {
+                row.insert(field.clone(), key);
+            }
+            for (agg, acc) in self.spec.aggs.iter().zip(group.accs) {
+                row.insert(agg.out.clone(), acc.finish()?);
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
 }
 
 /// Groups by `group_by` (`prefix` is the parameter path of the step) and
@@ -218,62 +472,56 @@ pub(crate) fn aggregate_step(
     step: &Params,
     prefix: &str,
 ) -> Result<Table, ToolFailure> {
-    let group_by = match lookup(step, &["group_by"]) {
-        Some((n, v)) => string_list(v, &path(prefix, n))?,
-        None => Vec::new(),
-    };
-    let aggs = match lookup(step, &["aggregations"]) {
-        Some((n, v)) => parse_aggs(v, &path(prefix, n))?,
-        None if !group_by.is_empty() => {
-            parse_aggs(&json!({"count": "count"}), &path(prefix, "aggregations"))?
-        }
-        None => return Err(missing(path(prefix, "aggregations"))),
-    };
-    check_fields(table, &group_by, &path(prefix, "group_by"))?;
-    for agg in &aggs {
-        check_fields(table, agg.field.iter(), &agg.at)?;
+    let spec = Spec::parse(step, prefix)?;
+    spec.check_table(table)?;
+    let fields = spec.fields();
+    let mut fold = Fold::new(&spec);
+    let mut values: Vec<&Value> = Vec::with_capacity(fields.len());
+    for row in table {
+        values.clear();
+        values.extend(fields.iter().map(|f| row.get(*f).unwrap_or(&NULL)));
+        fold.add(&values);
     }
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut groups: Vec<(Vec<Value>, Vec<&Row>)> = Vec::new();
-    if group_by.is_empty() {
-        groups.push((Vec::new(), table.iter().collect()));
-    } else {
-        for row in table {
-            let keys: Vec<Value> = group_by
-                .iter()
-                .map(|f| row.get(f).cloned().unwrap_or(Value::Null))
-                .collect();
-            let key = canonical(&Value::Array(keys.clone()));
-            let slot = *index.entry(key).or_insert_with(|| {
-                groups.push((keys, Vec::new()));
-                groups.len() - 1
-            });
-            if let Some(group) = groups.get_mut(slot) {
-                group.1.push(row);
-            }
+    fold.finish()
+}
+
+/// Aggregates a CSV file one record at a time: memory grows with the
+/// groups (and distinct values), not with the file.
+fn aggregate_file(params: &Params, limits: &Limits) -> Result<Table, Stop> {
+    let mut file = stream::open(params, limits)?;
+    let spec = Spec::parse(params, "")?;
+    let columns: Vec<Option<usize>> = spec
+        .fields()
+        .iter()
+        .map(|f| file.names().iter().position(|n| n == f))
+        .collect();
+    let mut fold = Fold::new(&spec);
+    let mut record = StringRecord::new();
+    let mut values: Vec<Value> = Vec::with_capacity(columns.len());
+    let mut checked = false;
+    while file.read(&mut record)? {
+        if !checked {
+            spec.check_columns(file.names()).map_err(|e| file.fail(e))?;
+            checked = true;
         }
+        values.clear();
+        values.extend(columns.iter().map(|c| CsvFile::cell(&record, *c)));
+        fold.add(&values);
     }
-    let mut out = Vec::with_capacity(groups.len());
-    for (keys, rows) in groups {
-        let mut row = Row::new();
-        for (field, key) in group_by.iter().zip(keys) {
-            row.insert(field.clone(), key);
-        }
-        for agg in &aggs {
-            row.insert(agg.out.clone(), compute(agg, &rows)?);
-        }
-        out.push(row);
-    }
-    Ok(out)
+    file.finish()?;
+    fold.finish().map_err(Stop::from)
 }
 
 /// The `aggregate` action.
-pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
+pub(crate) fn run(params: &Params, limits: &Limits) -> Result<Value, ToolFailure> {
     if lookup(params, &["aggregations", "group_by"]).is_none() {
         return Err(missing("aggregations"));
     }
-    let table = load_table(params)?;
-    let rows = aggregate_step(&table, params, "")?;
+    let rows = match aggregate_file(params, limits) {
+        Ok(rows) => rows,
+        Err(Stop::Fail(e)) => return Err(e),
+        Err(Stop::InMemory) => aggregate_step(&load_table(params)?, params, "")?,
+    };
     let groups = rows.len();
     Ok(json!({ "data": table_value(rows), "groups": groups }))
 }

@@ -1,9 +1,14 @@
-//! Filter criteria (`{field: value}` or `{field: {op: value}}`) and the `filter` action.
+//! Filter criteria (`{field: value}` or `{field: {op: value}}`) and the
+//! `filter` action, which filters a CSV file named by `data` as it is read.
 
-use crate::ToolFailure;
 use crate::input::load_table;
 use crate::params::{Params, array_value, bool_value, describe, invalid, missing, object_value};
-use crate::value::{Row, Table, check_fields, compare, loose_eq, table_value, text_of};
+use crate::stream::{self, Stop};
+use crate::value::{
+    Row, Table, check_fields, compare, loose_eq, table_value, text_of, unknown_field,
+};
+use crate::{Limits, ToolFailure};
+use csv::StringRecord;
 use regex::Regex;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
@@ -138,22 +143,54 @@ pub(crate) fn row_matches(row: &Row, conditions: &[Condition]) -> bool {
     })
 }
 
+/// The fields whose absence is an error (`exists` tests may name any field).
+fn checked_fields(conditions: &[Condition]) -> impl Iterator<Item = &String> {
+    conditions
+        .iter()
+        .filter(|c| !c.tests.iter().all(|t| matches!(t, Test::Exists(_))))
+        .map(|c| &c.field)
+}
+
 /// Keeps the rows matching the criteria in `v` (parameter path `name`).
 pub(crate) fn filter_table(table: Table, v: &Value, name: &str) -> Result<Table, ToolFailure> {
     let conditions = parse(v, name)?;
-    let checked = conditions
-        .iter()
-        .filter(|c| !c.tests.iter().all(|t| matches!(t, Test::Exists(_))))
-        .map(|c| &c.field);
-    check_fields(&table, checked, name)?;
+    check_fields(&table, checked_fields(&conditions), name)?;
     Ok(table
         .into_iter()
         .filter(|row| row_matches(row, &conditions))
         .collect())
 }
 
+/// Filters a CSV file one record at a time: only the matching rows are kept.
+fn filter_file(
+    params: &Params,
+    criteria: &Value,
+    name: &str,
+    limits: &Limits,
+) -> Result<Table, Stop> {
+    let mut file = stream::open(params, limits)?;
+    let conditions = parse(criteria, name)?;
+    let mut rows = Vec::new();
+    let mut record = StringRecord::new();
+    let mut checked = false;
+    while file.read(&mut record)? {
+        if !checked {
+            if let Some(field) = checked_fields(&conditions).find(|f| !file.names().contains(f)) {
+                return Err(file.fail(unknown_field(field, file.names(), name)));
+            }
+            checked = true;
+        }
+        let row = file.row(&record);
+        if row_matches(&row, &conditions) {
+            rows.push(row);
+        }
+    }
+    file.finish()?;
+    Ok(rows)
+}
+
 /// The `filter` action.
-pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
+pub(crate) fn run(params: &Params, limits: &Limits) -> Result<Value, ToolFailure> {
     let (criteria, name) = match params.get("criteria").filter(|v| !v.is_null()) {
         Some(c) => (c.clone(), "criteria".to_string()),
         None => match params.get("operation").filter(|v| !v.is_null()) {
@@ -169,8 +206,11 @@ pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
             None => return Err(missing("criteria")),
         },
     };
-    let table = load_table(params)?;
-    let rows = filter_table(table, &criteria, &name)?;
+    let rows = match filter_file(params, &criteria, &name, limits) {
+        Ok(rows) => rows,
+        Err(Stop::Fail(e)) => return Err(e),
+        Err(Stop::InMemory) => filter_table(load_table(params)?, &criteria, &name)?,
+    };
     let count = rows.len();
     Ok(json!({ "data": table_value(rows), "count": count }))
 }

@@ -33,7 +33,8 @@ impl Format {
         }
     }
 
-    fn from_extension(path: &Path) -> Self {
+    /// The format a file's extension implies (`auto` when it implies none).
+    pub(crate) fn from_extension(path: &Path) -> Self {
         match path
             .extension()
             .and_then(|e| e.to_str())
@@ -88,7 +89,8 @@ pub(crate) fn load(v: &Value, name: &str, format: Format) -> Result<Loaded, Tool
     }
 }
 
-fn looks_like_path(s: &str) -> bool {
+/// Whether a string could name a file (one line, not starting like JSON or a literal).
+pub(crate) fn looks_like_path(s: &str) -> bool {
     let t = s.trim_start();
     !s.is_empty()
         && s.len() <= 4096
@@ -228,40 +230,55 @@ fn parse_jsonl(text: &str) -> Result<Value, String> {
     Ok(Value::Array(out))
 }
 
-/// Counts `delim` outside double quotes.
-fn count_outside_quotes(line: &str, delim: char) -> usize {
+/// The delimiters the CSV sniffer chooses among, in order of preference on a tie.
+pub(crate) const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+
+/// How many of each of [`DELIMITERS`] one line holds outside double quotes.
+pub(crate) type DelimiterCounts = [usize; DELIMITERS.len()];
+
+/// Counts each delimiter outside double quotes in one line.
+fn count_outside_quotes(line: &str) -> DelimiterCounts {
+    let mut counts = [0; DELIMITERS.len()];
     let mut quoted = false;
-    let mut n = 0;
     for c in line.chars() {
         if c == '"' {
             quoted = !quoted;
-        } else if c == delim && !quoted {
-            n += 1;
+        } else if !quoted && let Some(i) = DELIMITERS.iter().position(|d| char::from(*d) == c) {
+            counts[i] += 1;
         }
     }
-    n
+    counts
 }
+
+/// The number of non-blank lines the sniffer looks at.
+pub(crate) const SNIFF_LINES: usize = 10;
 
 /// Picks the delimiter whose count is consistent (and highest) over the first lines.
 pub(crate) fn sniff_delimiter(text: &str) -> u8 {
-    let lines: Vec<&str> = text
+    let lines: Vec<DelimiterCounts> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .take(10)
+        .take(SNIFF_LINES)
+        .map(count_outside_quotes)
         .collect();
+    pick_delimiter(&lines)
+}
+
+/// Picks the delimiter from the counts of the first non-blank lines (the
+/// header first): one present in the header, preferring a count that is the
+/// same on every line, then the highest count; `,` when none is present.
+pub(crate) fn pick_delimiter(lines: &[DelimiterCounts]) -> u8 {
     let Some(header) = lines.first() else {
         return b',';
     };
     let mut best: Option<(bool, usize, u8)> = None;
-    for delim in [',', '\t', ';', '|'] {
-        let count = count_outside_quotes(header, delim);
+    for (i, delim) in DELIMITERS.iter().enumerate() {
+        let count = header[i];
         if count == 0 {
             continue;
         }
-        let consistent = lines
-            .iter()
-            .all(|l| count_outside_quotes(l, delim) == count);
-        let candidate = (consistent, count, delim as u8);
+        let consistent = lines.iter().all(|l| l[i] == count);
+        let candidate = (consistent, count, *delim);
         if best.is_none_or(|b| (candidate.0, candidate.1) > (b.0, b.1)) {
             best = Some(candidate);
         }
@@ -286,16 +303,20 @@ pub(crate) fn cell_value(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-/// Parses CSV with a sniffed delimiter and a header row.
-pub(crate) fn parse_csv(text: &str) -> Result<Table, String> {
-    let text = text.trim_start_matches('\u{feff}');
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(text))
+/// The CSV reader configuration every CSV input uses (text and streamed files).
+pub(crate) fn csv_builder(delimiter: u8) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(delimiter)
         .has_headers(true)
         .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+        .trim(csv::Trim::All);
+    builder
+}
+
+/// Column names from a header record: an empty name becomes `column_<n>`, a
+/// repeated one gets a `_2`, `_3`, ... suffix.
+pub(crate) fn header_names(headers: &csv::StringRecord) -> Result<Vec<String>, String> {
     if headers.is_empty() {
         return Err("no header row".to_string());
     }
@@ -314,6 +335,14 @@ pub(crate) fn parse_csv(text: &str) -> Result<Table, String> {
         }
         names.push(name);
     }
+    Ok(names)
+}
+
+/// Parses CSV with a sniffed delimiter and a header row.
+pub(crate) fn parse_csv(text: &str) -> Result<Table, String> {
+    let text = text.trim_start_matches('\u{feff}');
+    let mut reader = csv_builder(sniff_delimiter(text)).from_reader(text.as_bytes());
+    let names = header_names(reader.headers().map_err(|e| e.to_string())?)?;
     let mut table = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;

@@ -27,6 +27,20 @@
 //! * `format`/`input_format` (`json`, `csv`, `jsonl`, `auto`) forces the text
 //!   format of string input.
 //!
+//! # Large files
+//! `aggregate` and `filter` read a file named by `data` one record at a time
+//! when the file is CSV: its format is `csv` (given, or from a `.csv`/`.tsv`
+//! extension), or it is sniffed and does not start like JSON, JSON Lines or a
+//! Python literal (sniffed text that turns out to have no records, or might
+//! still be a bare literal such as `-5`, is then loaded whole). Memory grows
+//! with the groups (or the matching rows), not with the file; [`Limits`]
+//! bounds the read buffer. The result is the same as for the file loaded
+//! whole, aggregation errors included. Other errors differ in two ways: a
+//! malformed record names the file and its line (file `x.csv` line 12: ...),
+//! and a bad parameter or unknown field is reported once the header and the
+//! first record are read, before a malformed record further on. `transform`,
+//! the other actions and the other formats load the input whole.
+//!
 //! Field names used by an action (`group_by`, aggregation fields, `criteria`
 //! fields, `by`, `fields`, `join_on`, ...) must exist in at least one row of a
 //! non-empty table; a typo is an error instead of an empty result.
@@ -98,6 +112,7 @@ mod params;
 mod profile;
 mod pyliteral;
 mod quality;
+mod stream;
 mod transform;
 mod validate;
 mod value;
@@ -188,12 +203,55 @@ impl ToolFailure {
     }
 }
 
-/// Runs a data-processing action. Ok(result) is the tool's `result` (the engine wraps it as {result, success: true, error: null}); Err is a failure with a clear message (the engine reports success: false with it).
+/// How much memory the tools may hold for input read from a file.
+///
+/// `aggregate` and `filter` stream a CSV/TSV file named by `data` (see the
+/// crate docs): the file is read through a buffer of at most `chunk_bytes`
+/// (and at most 1 MiB, which reads as fast as any larger buffer), one record
+/// at a time, so memory grows with the result (the groups, the distinct
+/// values of `count_distinct`, the matching rows), not with the file. One
+/// record is held whole, so a single record longer than `chunk_bytes` goes
+/// past it.
+///
+/// The engine is meant to size `chunk_bytes` from
+/// `performance.resource_limits.max_memory` (a small fraction of it, shared
+/// by the steps that run at once); [`data_processing`] uses
+/// [`Limits::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most bytes of input text held at once (values below 64 count as 64).
+    pub chunk_bytes: usize,
+}
+
+impl Limits {
+    /// The default `chunk_bytes`: 8 MiB.
+    pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            chunk_bytes: Self::DEFAULT_CHUNK_BYTES,
+        }
+    }
+}
+
+/// Runs a data-processing action with the default [`Limits`]. Ok(result) is the tool's `result` (the engine wraps it as {result, success: true, error: null}); Err is a failure with a clear message (the engine reports success: false with it).
 pub fn data_processing(action: &str, params: &Map<String, Value>) -> Result<Value, ToolFailure> {
+    data_processing_with(action, params, &Limits::default())
+}
+
+/// Runs a data-processing action, holding at most `limits.chunk_bytes` of a
+/// streamed input file at once; otherwise the same as [`data_processing`].
+pub fn data_processing_with(
+    action: &str,
+    params: &Map<String, Value>,
+    limits: &Limits,
+) -> Result<Value, ToolFailure> {
     match action {
         "convert" => convert::run(params),
-        "filter" => criteria::run(params),
-        "aggregate" => aggregate::run(params),
+        "filter" => criteria::run(params, limits),
+        "aggregate" => aggregate::run(params, limits),
         "transform" => transform::run(params),
         "profile" => profile::run(params),
         "clean" => clean::run(params),

@@ -539,6 +539,175 @@ fn aggregate_failures() {
     );
 }
 
+// ---------- streamed files ----------
+
+/// What `aggregate` answers for `params` when the input is loaded whole.
+fn aggregate_in_memory(params: &Map<String, Value>) -> Result<Value, ToolFailure> {
+    let rows = crate::aggregate::aggregate_step(&crate::input::load_table(params)?, params, "")?;
+    let groups = rows.len();
+    Ok(json!({"data": crate::value::table_value(rows), "groups": groups}))
+}
+
+fn outcome(r: Result<Value, ToolFailure>) -> String {
+    match r {
+        Ok(v) => format!("ok {v}"),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+/// Aggregates `file` (streamed when it is CSV) and the same loaded whole.
+fn both_ways(file: &std::path::Path, spec: &Value) -> (String, String) {
+    let mut params = p(spec.clone());
+    params.insert("data".into(), json!(file.to_str().unwrap()));
+    let limits = crate::Limits { chunk_bytes: 16 };
+    (
+        outcome(crate::data_processing_with("aggregate", &params, &limits)),
+        outcome(aggregate_in_memory(&params)),
+    )
+}
+
+#[test]
+fn streamed_files_match_the_in_memory_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = json!({"group_by": "region", "aggregations": {
+        "n": "count", "total": "sum:amount", "avg": "mean:amount", "d": "count_distinct:amount",
+    }});
+    let files = [
+        ("plain.csv", "region,amount\nwest,10\neast,5\nwest,2.5\n"),
+        (
+            "bom.csv",
+            "\u{feff}\u{feff}region;amount\r\nwest;1\r\n;\r\n\"we;st\";-0.0\r\nwest;3\r\n",
+        ),
+        (
+            "tabs.tsv",
+            "region\tamount\n  west \t 7\n\n10\t1\n10.0\t2\nTRUE\t\n",
+        ),
+        ("dup.csv", "region,region,amount\nw,x,1\nw,y,2\n"),
+        ("header_only.csv", "region,amount\n"),
+        ("empty.csv", ""),
+        ("no_header.csv", "\n\n"),
+    ];
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (streamed, in_memory) = both_ways(&path, &spec);
+        assert_eq!(streamed, in_memory, "{name}");
+    }
+    // Unknown fields are checked against the header once a record is read.
+    let path = dir.path().join("plain.csv");
+    let (streamed, in_memory) = both_ways(&path, &json!({"group_by": "zone"}));
+    assert_eq!(streamed, in_memory);
+    assert_eq!(
+        streamed,
+        "err invalid parameter `group_by`: unknown field `zone` (columns: region, amount)"
+    );
+    let (streamed, in_memory) = both_ways(&path, &json!({"aggregations": {"m": "max:x"}}));
+    assert_eq!(streamed, in_memory);
+    // A table without rows has no fields to check.
+    let header_only = dir.path().join("header_only.csv");
+    let (streamed, in_memory) = both_ways(
+        &header_only,
+        &json!({"aggregations": {"n": "count", "s": "sum:zone"}}),
+    );
+    assert_eq!(streamed, in_memory);
+    assert_eq!(streamed, r#"ok {"data":[{"n":0,"s":0}],"groups":1}"#);
+}
+
+#[test]
+fn sniffed_files_that_may_not_be_csv_are_loaded_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input");
+    let spec = json!({"group_by": "region", "aggregations": {"t": "sum:amount"}});
+    for text in [
+        "region,amount\nw,1\ne,2\nw,3\n",
+        "region\tamount\nw\t1\n",
+        "region\nw\ne\n",
+        "42",
+        "-\n5",
+        "+\n-\n0x1F\n",
+        "42 \\\n\\\n",
+        "True\n",
+        "region\n",
+        "",
+        "  \n",
+        "[{'region': 'w', 'amount': 1}]",
+        "{\"data\": [{\"region\": \"w\", \"amount\": 1}]}",
+        "{\"region\": \"w\", \"amount\": 1}\n{\"region\": \"e\", \"amount\": 2}\n",
+        "r'region'\n",
+        "\\\n[{'region': 'w', 'amount': 1}]",
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let (streamed, in_memory) = both_ways(&path, &spec);
+        assert_eq!(streamed, in_memory, "{text:?}");
+    }
+}
+
+#[test]
+fn streamed_csv_errors_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let spec = |data: &str| json!({"data": data, "group_by": "a", "aggregations": {"s": "sum:b"}});
+    let bad = write("bad.csv", b"a,b,c\n1,2,3\n\"x\ny\",5,6\n7,8\n");
+    assert_eq!(
+        dp_err("aggregate", spec(&bad)),
+        format!(
+            "cannot parse `data` as CSV: file `{bad}` line 5: found a record with 2 fields \
+             where the header has 3 (a cell holding the delimiter `,` or a line break must be quoted)"
+        )
+    );
+    let tabs = write("bad.tsv", b"a\tb\n1\t2\n3\n");
+    assert!(
+        dp_err("aggregate", spec(&tabs)).contains("line 3: found a record with 1 fields where the header has 2 (a cell holding the delimiter `\\t`"),
+    );
+    let latin1 = write("latin1.csv", b"a,b\n1,2\n\xe9t\xe9,3\n");
+    assert_eq!(
+        dp_err("aggregate", spec(&latin1)),
+        format!("cannot parse `data` as text: file `{latin1}` line 3 is not UTF-8 (field 1)")
+    );
+    let empty = write("empty.csv", b"");
+    assert_eq!(
+        dp_err("aggregate", spec(&empty)),
+        format!("cannot parse `data` as CSV: file `{empty}`: no header row")
+    );
+    // A malformed record after the first is found once the whole file is
+    // read; a bad parameter or field before reading anything.
+    assert_eq!(
+        dp_err(
+            "aggregate",
+            json!({"data": bad, "aggregations": {"s": "median:b"}})
+        ),
+        "invalid parameter `aggregations.s`: unknown operation `median` (expected one of: count, sum, mean, avg, min, max, first, last, count_distinct)"
+    );
+    assert_eq!(
+        dp_err("filter", json!({"data": bad, "criteria": {"zone": 1}})),
+        "invalid parameter `criteria`: unknown field `zone` (columns: a, b, c)"
+    );
+    assert!(
+        dp_err("filter", json!({"data": bad, "criteria": {"a": 1}}))
+            .contains("line 5: found a record with 2 fields"),
+    );
+}
+
+#[test]
+fn streamed_filter_keeps_matching_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sales.csv");
+    std::fs::write(&path, "region,amount\nwest,10\neast,5\nwest,\n").unwrap();
+    let r = dp(
+        "filter",
+        json!({"data": path.to_str().unwrap(), "criteria": {"region": "west", "zone": {"exists": false}}}),
+    )
+    .unwrap();
+    assert_eq!(
+        r,
+        json!({"data": [{"region": "west", "amount": 10}, {"region": "west", "amount": null}], "count": 2})
+    );
+}
+
 // ---------- transform ----------
 
 #[test]

@@ -5,6 +5,7 @@ use crate::params::invalid;
 use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 /// One record.
 pub(crate) type Row = Map<String, Value>;
@@ -25,6 +26,14 @@ pub(crate) fn columns(table: &[Row]) -> Vec<String> {
     out
 }
 
+/// The error for a field that no row has.
+pub(crate) fn unknown_field(field: &str, columns: &[String], name: &str) -> ToolFailure {
+    invalid(
+        name,
+        format!("unknown field `{field}` (columns: {})", columns.join(", ")),
+    )
+}
+
 /// Fails when a non-empty table has none of `fields` in any row.
 pub(crate) fn check_fields<'a>(
     table: &[Row],
@@ -36,13 +45,7 @@ pub(crate) fn check_fields<'a>(
     }
     for field in fields {
         if !table.iter().any(|r| r.contains_key(field)) {
-            return Err(invalid(
-                name,
-                format!(
-                    "unknown field `{field}` (columns: {})",
-                    columns(table).join(", ")
-                ),
-            ));
+            return Err(unknown_field(field, &columns(table), name));
         }
     }
     Ok(())
@@ -142,25 +145,46 @@ pub(crate) fn canonical(v: &Value) -> String {
     out
 }
 
+/// [`canonical`], written into `out` (cleared first).
+pub(crate) fn canonical_into(v: &Value, out: &mut String) {
+    out.clear();
+    write_canonical(v, out, 0);
+}
+
+/// The [`canonical`] key of a list holding `items`, written into `out`
+/// without building the list.
+pub(crate) fn canonical_list_into<'a>(
+    items: impl IntoIterator<Item = &'a Value>,
+    out: &mut String,
+) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_canonical(item, out, 1);
+    }
+    out.push(']');
+}
+
 fn write_canonical(v: &Value, out: &mut String, depth: usize) {
     if depth > 256 {
         out.push('…');
         return;
     }
     match v {
+        // Writing to a `String` cannot fail.
         Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.push_str(&i.to_string());
-            } else if let Some(u) = n.as_u64() {
-                out.push_str(&u.to_string());
+            if n.is_i64() || n.is_u64() {
+                let _ = write!(out, "{n}");
             } else {
                 let x = n.as_f64().unwrap_or(f64::NAN);
                 if x.fract() == 0.0 && x.abs() < 9.0e15 {
                     // Whole and in range: exact.
                     #[allow(clippy::cast_possible_truncation)]
-                    out.push_str(&(x as i64).to_string());
+                    let _ = write!(out, "{}", x as i64);
                 } else {
-                    out.push_str(&format!("{x:?}"));
+                    let _ = write!(out, "{x:?}");
                 }
             }
         }
@@ -190,7 +214,9 @@ fn write_canonical(v: &Value, out: &mut String, depth: usize) {
             }
             out.push('}');
         }
-        other => out.push_str(&other.to_string()),
+        other => {
+            let _ = write!(out, "{other}");
+        }
     }
 }
 
