@@ -246,6 +246,56 @@ fn collapse_spaces(text: &str) -> String {
     out
 }
 
+/// How requests that name one model are answered, whatever their prompt: a
+/// latency, a failure rate and a context window. Set with [`Behaviour::with_model`];
+/// a request's `[[fake:…]]` marker wins over it.
+///
+/// ```
+/// use orc_fake_provider::{Behaviour, ModelBehaviour};
+/// use std::time::Duration;
+///
+/// let behaviour = Behaviour::default().with_model(
+///     "flaky",
+///     ModelBehaviour {
+///         latency: Some(Duration::from_millis(40)),
+///         failure_rate: 0.5,
+///         ..ModelBehaviour::default()
+///     },
+/// );
+/// assert_eq!(behaviour.model_behaviours.len(), 1);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelBehaviour {
+    /// Delay before answering this model's requests (replaces [`Behaviour::latency`];
+    /// a request's `delay_ms` replaces this).
+    pub latency: Option<Duration>,
+    /// The share of this model's requests that fail, from 0.0 to 1.0, spread evenly
+    /// and deterministically: the model's request number `n` (from 1) fails when
+    /// `⌊n·rate⌋ > ⌊(n−1)·rate⌋`, so 0.5 fails every second request and 1.0 every one.
+    pub failure_rate: f64,
+    /// The HTTP status of those failures (500 when unset; 429 carries `Retry-After`).
+    pub failure_status: Option<u16>,
+    /// The model's context window in tokens (words, as the fake counts them): a
+    /// request with more input tokens is answered 400 with the provider's own
+    /// "context length exceeded" error.
+    pub context_window: Option<u64>,
+}
+
+impl ModelBehaviour {
+    /// Whether the model's request number `n` (from 1) is one of the failing ones.
+    pub(crate) fn fails(&self, n: u64) -> bool {
+        let rate = if self.failure_rate.is_finite() {
+            self.failure_rate.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        if rate <= 0.0 || n == 0 {
+            return false;
+        }
+        (n as f64 * rate).floor() > ((n - 1) as f64 * rate).floor()
+    }
+}
+
 /// How the server behaves for every request (per-request [`Reply`] knobs
 /// override it). Build it with struct update syntax or the `with_*` methods:
 ///
@@ -285,6 +335,9 @@ pub struct Behaviour {
     pub embedding_dimensions: usize,
     /// How many recent request bodies [`crate::Stats`] keeps.
     pub recent_bodies: usize,
+    /// Per-model latency, failure rate and context window, by the model id a
+    /// request names; the first entry for an id applies.
+    pub model_behaviours: Vec<(String, ModelBehaviour)>,
 }
 
 impl Default for Behaviour {
@@ -299,6 +352,7 @@ impl Default for Behaviour {
             script: Vec::new(),
             embedding_dimensions: 8,
             recent_bodies: 1000,
+            model_behaviours: Vec::new(),
         }
     }
 }
@@ -337,6 +391,20 @@ impl Behaviour {
         self
     }
 
+    /// Sets how requests naming the model `id` are answered (see [`ModelBehaviour`]).
+    pub fn with_model(mut self, id: impl Into<String>, behaviour: ModelBehaviour) -> Self {
+        self.model_behaviours.push((id.into(), behaviour));
+        self
+    }
+
+    /// The per-model behaviour for requests naming `model`, if one is set.
+    pub(crate) fn model(&self, model: &str) -> Option<&ModelBehaviour> {
+        self.model_behaviours
+            .iter()
+            .find(|(id, _)| id == model)
+            .map(|(_, b)| b)
+    }
+
     /// Appends `reply` to the scripted queue.
     pub fn then(mut self, reply: Reply) -> Self {
         self.script.push(reply);
@@ -357,6 +425,7 @@ impl fmt::Debug for Behaviour {
             .field("script", &self.script)
             .field("embedding_dimensions", &self.embedding_dimensions)
             .field("recent_bodies", &self.recent_bodies)
+            .field("model_behaviours", &self.model_behaviours)
             .finish()
     }
 }
@@ -411,6 +480,21 @@ mod tests {
         assert_eq!(base.status, Some(500));
         assert_eq!(base.retry_after, Some(5));
         assert_eq!(base.text.as_deref(), Some("scripted"));
+    }
+
+    #[test]
+    fn failure_rates_are_spread_evenly() {
+        let rule = |rate| ModelBehaviour {
+            failure_rate: rate,
+            ..ModelBehaviour::default()
+        };
+        let fails = |rate: f64| (1..=10).filter(|n| rule(rate).fails(*n)).count();
+        assert_eq!(fails(0.0), 0);
+        assert_eq!(fails(0.5), 5);
+        assert_eq!(fails(0.3), 3);
+        assert_eq!(fails(1.0), 10);
+        assert_eq!(fails(f64::NAN), 0);
+        assert!(!rule(0.5).fails(1) && rule(0.5).fails(2));
     }
 
     #[test]

@@ -28,6 +28,12 @@
 //! | `[[fake:fail_times=2]]` | fail (500, or the marker's other faults) the first 2 times this exact request is seen |
 //! | `[[fake:answer=TEXT]]` | answer TEXT (must be the last key; may hold commas) |
 //!
+//! Per model (by the id a request names), [`Behaviour::with_model`] sets a
+//! [`ModelBehaviour`]: its own latency, a failure rate (deterministic, spread
+//! evenly), the status of those failures, and a context window beyond which the
+//! request is answered 400 with the provider's "context length exceeded" error.
+//! [`Stats::requests_for`] counts the requests that named each model.
+//!
 //! Markers are removed before the prompt is echoed or counted; a malformed or
 //! unknown one is answered 400, naming it. Errors use each provider's JSON
 //! shape: `{"error": {"message", "type", "param", "code"}}` for OpenAI,
@@ -65,6 +71,6 @@ mod stats;
 mod text;
 mod wire;
 
-pub use behaviour::{Behaviour, DEFAULT_MODELS, Error, Reply, Result, Truncate};
+pub use behaviour::{Behaviour, DEFAULT_MODELS, Error, ModelBehaviour, Reply, Result, Truncate};
 pub use server::FakeProvider;
 pub use stats::{Endpoint, RecordedRequest, Stats};

@@ -150,6 +150,8 @@ struct State {
     answers: Vec<(String, String)>,
     /// How often each request with `fail_times` has been seen, by canonical hash.
     seen: HashMap<u64, u32>,
+    /// Model requests per model id.
+    by_model: HashMap<String, u64>,
 }
 
 impl Shared {
@@ -160,6 +162,7 @@ impl Shared {
             script: std::mem::take(&mut behaviour.script).into(),
             answers: std::mem::take(&mut behaviour.answers),
             seen: HashMap::new(),
+            by_model: HashMap::new(),
         };
         Shared {
             behaviour,
@@ -175,7 +178,7 @@ impl Shared {
 
     fn stats(&self) -> Stats {
         let state = self.lock();
-        self.counters.snapshot(&state.recent)
+        self.counters.snapshot(&state.recent, &state.by_model)
     }
 
     fn reset(&self) {
@@ -184,6 +187,18 @@ impl Shared {
         state.recent.clear();
         state.recent_bytes = 0;
         state.seen.clear();
+        state.by_model.clear();
+    }
+
+    /// Counts one more request naming `model`; returns the model's count.
+    fn count_model(&self, model: &str) -> u64 {
+        let mut state = self.lock();
+        if let Some(count) = state.by_model.get_mut(model) {
+            *count += 1;
+            return *count;
+        }
+        state.by_model.insert(model.to_owned(), 1);
+        1
     }
 
     fn record(&self, endpoint: Endpoint, body: Bytes) {
@@ -460,8 +475,32 @@ fn prepare(
         return Err(ApiError::new(404, message).code("model_not_found"));
     }
 
+    let rule = behaviour.model(&parsed.model);
+    let nth = shared.count_model(&parsed.model);
+    if let Some(window) = rule.and_then(|r| r.context_window)
+        && parsed.input_tokens > window
+    {
+        return Err(ApiError::context_length(
+            provider,
+            parsed.input_tokens,
+            window,
+        ));
+    }
+
     let mut reply = shared.lock().script.pop_front().unwrap_or_default();
     reply.merge(std::mem::take(&mut parsed.marker));
+    if let Some(rule) = rule {
+        if reply.delay.is_none() {
+            reply.delay = rule.latency;
+        }
+        if !reply.has_fault() && rule.fails(nth) {
+            reply.status = Some(
+                rule.failure_status
+                    .filter(|s| (400..=599).contains(s))
+                    .unwrap_or(500),
+            );
+        }
+    }
     if let Some(times) = reply.fail_times {
         if shared.seen(canonical_hash(endpoint.name(), &request)) > times {
             reply.clear_faults();

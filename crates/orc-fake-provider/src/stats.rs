@@ -1,6 +1,6 @@
 //! Counters: requests per endpoint, accepted TCP connections, recent bodies.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::body::Bytes;
@@ -81,12 +81,21 @@ pub struct Stats {
     /// The most recent request bodies, oldest first (at most
     /// [`crate::Behaviour::recent_bodies`]).
     pub recent_requests: Vec<RecordedRequest>,
+    /// Model requests (chat, completions, embeddings, messages) that passed
+    /// authentication and parsing, by the model id they named.
+    #[serde(default)]
+    pub requests_by_model: BTreeMap<String, u64>,
 }
 
 impl Stats {
     /// Requests received on `endpoint`.
     pub fn requests_to(&self, endpoint: Endpoint) -> u64 {
         self.requests.get(endpoint.name()).copied().unwrap_or(0)
+    }
+
+    /// Model requests that named `model` (see [`Stats::requests_by_model`]).
+    pub fn requests_for(&self, model: &str) -> u64 {
+        self.requests_by_model.get(model).copied().unwrap_or(0)
     }
 
     /// The recorded bodies sent to `endpoint`, oldest first.
@@ -141,7 +150,11 @@ impl Counters {
         self.accepted.store(0, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, recent: &VecDeque<(Endpoint, Bytes)>) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        recent: &VecDeque<(Endpoint, Bytes)>,
+        by_model: &HashMap<String, u64>,
+    ) -> Stats {
         Stats {
             total_requests: self.total.load(Ordering::Relaxed),
             requests: Endpoint::ALL
@@ -162,6 +175,7 @@ impl Counters {
                     body: body_json(body),
                 })
                 .collect(),
+            requests_by_model: by_model.iter().map(|(m, n)| (m.clone(), *n)).collect(),
         }
     }
 }

@@ -89,6 +89,20 @@ impl ApiError {
         }
     }
 
+    /// The 400 a provider answers when the prompt does not fit the model's context
+    /// window, in that provider's words.
+    pub(crate) fn context_length(provider: Provider, tokens: u64, window: u64) -> Self {
+        match provider {
+            Provider::OpenAi => ApiError::bad_request(format!(
+                "This model's maximum context length is {window} tokens. However, your messages resulted in {tokens} tokens. Please reduce the length of the messages."
+            ))
+            .code("context_length_exceeded"),
+            Provider::Anthropic => ApiError::bad_request(format!(
+                "prompt is too long: {tokens} tokens > {window} maximum"
+            )),
+        }
+    }
+
     /// The provider's error body.
     pub(crate) fn body(&self, provider: Provider) -> Value {
         match provider {

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::complexity::RequestFeatures;
 use crate::error::Error;
-use crate::gateway::{Answer, Gateway, Source};
+use crate::gateway::{Answer, Estimate, Gateway, Source, estimate as estimate_on};
 use crate::registry::Model;
-use crate::request::{ChatRequest, ChatResponse, Message, Usage};
+use crate::request::{ChatRequest, ChatResponse, EmbeddingRequest, Message, Usage};
+use crate::router::Fallback;
 use crate::spec::ModelSpec;
 
 /// The model actions, by their canonical names.
@@ -24,8 +26,12 @@ pub fn is_model_action(action: &str) -> bool {
 pub struct Outcome {
     /// The envelope's `result`: the text, the parsed object, or the vector(s).
     pub result: Value,
-    /// The model that answered.
+    /// The model that answered: the one asked for, or the fallback that answered
+    /// after it failed (see `fallback`).
     pub model: Arc<ModelSpec>,
+    /// The fallbacks taken, in order: `{from, to, reason}` for the result document
+    /// (empty when the model asked for answered).
+    pub fallback: Vec<Fallback>,
     /// Where the answer came from (for several calls: upstream if any went upstream).
     pub source: Source,
     /// Tokens paid for by this step.
@@ -111,18 +117,7 @@ pub async fn run(
     params: &Map<String, Value>,
     use_cache: bool,
 ) -> ActionResult<Outcome> {
-    let allowed = accepted(action);
-    if allowed.is_empty() {
-        return Err(ActionError::Parameter(format!(
-            "`{action}` is not a model action"
-        )));
-    }
-    if let Some(extra) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ActionError::Parameter(format!(
-            "`{action}` has no parameter `{extra}`; it takes {}",
-            allowed.join(", ")
-        )));
-    }
+    check_params(action, params)?;
     match action {
         "embed" => embed(gateway, model, params, use_cache).await,
         "generate_structured" => structured(gateway, model, params, use_cache).await,
@@ -138,13 +133,98 @@ pub async fn run(
     }
 }
 
+/// What the router needs to know of a model action's request ([`Gateway::route`]),
+/// from the step's rendered `params` (without `model`). `expertise` is the step's
+/// `requires_model.expertise`, if any.
+pub fn features(
+    action: &str,
+    params: &Map<String, Value>,
+    expertise: &[String],
+) -> ActionResult<RequestFeatures> {
+    check_params(action, params)?;
+    let mut features = match action {
+        "embed" => RequestFeatures::of_texts(embed_inputs(params)?.0.iter().map(String::as_str)),
+        _ => {
+            let mut req = chat_request(action, params)?;
+            if action == "generate_structured" {
+                req.json_schema = Some(schema(params)?);
+            }
+            RequestFeatures::of_chat(&req)
+        }
+    };
+    features.expertise = expertise.to_vec();
+    if action == "analyze_text" && features.expertise.is_empty() {
+        features.expertise = vec!["analysis".to_owned()];
+    }
+    Ok(features)
+}
+
+/// What a model action would cost on `model`, and whether its answer is in the
+/// response cache (looked up only with `use_cache`): for `orc plan`, which makes no
+/// call. `generate_structured` is estimated for its first call (a repair doubles it).
+pub async fn estimate(
+    gateway: &Gateway,
+    model: &ModelSpec,
+    action: &str,
+    params: &Map<String, Value>,
+    use_cache: bool,
+) -> ActionResult<Estimate> {
+    check_params(action, params)?;
+    if action == "embed" {
+        let (inputs, _) = embed_inputs(params)?;
+        let mut estimate = estimate_on(
+            model,
+            &RequestFeatures::of_texts(inputs.iter().map(String::as_str)),
+        );
+        let mut cached = use_cache && !inputs.is_empty();
+        for input in inputs {
+            if !cached {
+                break;
+            }
+            let req = EmbeddingRequest {
+                inputs: vec![input],
+            };
+            cached = gateway.is_cached(model, "embed", &req).await?;
+        }
+        estimate.cached = cached;
+        return Ok(estimate);
+    }
+    let mut req = chat_request(action, params)?;
+    if action == "generate_structured" {
+        req.json_schema = Some(schema(params)?);
+    }
+    Ok(gateway.estimate_chat(model, &req, use_cache).await?)
+}
+
+/// Refuses an action that calls no model, and parameters the action does not take.
+fn check_params(action: &str, params: &Map<String, Value>) -> ActionResult<()> {
+    let allowed = accepted(action);
+    if allowed.is_empty() {
+        return Err(ActionError::Parameter(format!(
+            "`{action}` is not a model action"
+        )));
+    }
+    if let Some(extra) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ActionError::Parameter(format!(
+            "`{action}` has no parameter `{extra}`; it takes {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 fn outcome(model: &Model, result: Value, answers: &[Answer<ChatResponse>]) -> Outcome {
     let mut usage = Usage::default();
     let mut cost: Option<f64> = Some(0.0);
+    let mut fallback = Vec::new();
     for a in answers {
         usage += a.usage;
         cost = cost.zip(a.cost).map(|(x, y)| x + y);
+        fallback.extend(a.fallback.iter().cloned());
     }
+    let answered = answers
+        .last()
+        .map_or_else(|| Arc::clone(&model.spec), |a| Arc::clone(&a.model));
     let source = answers
         .iter()
         .map(|a| a.source)
@@ -153,7 +233,8 @@ fn outcome(model: &Model, result: Value, answers: &[Answer<ChatResponse>]) -> Ou
         .unwrap_or(Source::Upstream);
     Outcome {
         result,
-        model: Arc::clone(&model.spec),
+        model: answered,
+        fallback,
         source,
         usage,
         cost,
@@ -193,22 +274,7 @@ async fn structured(
     params: &Map<String, Value>,
     use_cache: bool,
 ) -> ActionResult<Outcome> {
-    let schema = match params.get("schema") {
-        Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
-            ActionError::Parameter(format!("parameter `schema` is not valid JSON: {e}"))
-        })?,
-        Some(v @ Value::Object(_)) => v.clone(),
-        Some(_) => {
-            return Err(ActionError::Parameter(
-                "parameter `schema` must be a JSON Schema object".to_owned(),
-            ));
-        }
-        None => {
-            return Err(ActionError::Parameter(
-                "missing parameter `schema`".to_owned(),
-            ));
-        }
-    };
+    let schema = schema(params)?;
     let validator = jsonschema::validator_for(&schema).map_err(|e| {
         ActionError::Parameter(format!(
             "parameter `schema` is not a valid JSON Schema: {e}"
@@ -221,13 +287,20 @@ async fn structured(
         Ok(value) => return Ok(outcome(model, value, &[first])),
         Err(problem) => problem,
     };
-    tracing::info!(model = %model.spec.name, %problem, "structured answer invalid; asking once more");
+    tracing::info!(model = %first.model.name, %problem, "structured answer invalid; asking once more");
     req.messages
         .push(Message::assistant(first.value.text.clone()));
     req.messages.push(Message::user(format!(
         "That answer does not match the JSON Schema: {problem}\nReply with only a JSON value that matches the schema."
     )));
-    let second = gateway.chat(model, &req, use_cache).await?;
+    // The repair goes to the model that gave the first answer (a fallback, maybe).
+    let answered = match first.model.name == model.spec.name {
+        true => None,
+        false => gateway.registry().resolve(&first.model.name).ok(),
+    };
+    let second = gateway
+        .chat(answered.as_ref().unwrap_or(model), &req, use_cache)
+        .await?;
     match check(&validator, &second.value.text) {
         Ok(value) => Ok(outcome(model, value, &[first, second])),
         Err(problem) => {
@@ -235,12 +308,28 @@ async fn structured(
             Err(ActionError::Schema {
                 message: format!(
                     "the answer of {} does not match the schema after one repair attempt: {problem}",
-                    model.spec.name
+                    spent.model.name
                 ),
                 usage: spent.usage,
                 cost: spent.cost,
             })
         }
+    }
+}
+
+/// The `schema` parameter of `generate_structured`, as JSON.
+fn schema(params: &Map<String, Value>) -> ActionResult<Value> {
+    match params.get("schema") {
+        Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
+            ActionError::Parameter(format!("parameter `schema` is not valid JSON: {e}"))
+        }),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(_) => Err(ActionError::Parameter(
+            "parameter `schema` must be a JSON Schema object".to_owned(),
+        )),
+        None => Err(ActionError::Parameter(
+            "missing parameter `schema`".to_owned(),
+        )),
     }
 }
 
@@ -282,31 +371,7 @@ async fn embed(
     params: &Map<String, Value>,
     use_cache: bool,
 ) -> ActionResult<Outcome> {
-    let (inputs, single) = match params.get("input") {
-        Some(Value::String(s)) => (vec![s.clone()], true),
-        Some(Value::Array(items)) => (
-            items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => Ok(s.clone()),
-                    _ => Err(ActionError::Parameter(
-                        "parameter `input` must be a string or a list of strings".to_owned(),
-                    )),
-                })
-                .collect::<ActionResult<_>>()?,
-            false,
-        ),
-        Some(_) => {
-            return Err(ActionError::Parameter(
-                "parameter `input` must be a string or a list of strings".to_owned(),
-            ));
-        }
-        None => {
-            return Err(ActionError::Parameter(
-                "missing parameter `input`".to_owned(),
-            ));
-        }
-    };
+    let (inputs, single) = embed_inputs(params)?;
     let answer = gateway.embed(model, inputs, use_cache).await?;
     let mut vectors: Vec<Value> = answer
         .value
@@ -322,11 +387,36 @@ async fn embed(
     };
     Ok(Outcome {
         result,
-        model: Arc::clone(&model.spec),
+        model: answer.model,
+        fallback: answer.fallback,
         source: answer.source,
         usage: answer.usage,
         cost: answer.cost,
     })
+}
+
+/// `embed`'s `input`: the texts, and whether it was a single string.
+fn embed_inputs(params: &Map<String, Value>) -> ActionResult<(Vec<String>, bool)> {
+    let wrong = || {
+        ActionError::Parameter("parameter `input` must be a string or a list of strings".to_owned())
+    };
+    match params.get("input") {
+        Some(Value::String(s)) => Ok((vec![s.clone()], true)),
+        Some(Value::Array(items)) => Ok((
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(wrong()),
+                })
+                .collect::<ActionResult<_>>()?,
+            false,
+        )),
+        Some(_) => Err(wrong()),
+        None => Err(ActionError::Parameter(
+            "missing parameter `input`".to_owned(),
+        )),
+    }
 }
 
 fn text(params: &Map<String, Value>, key: &str) -> ActionResult<String> {
@@ -403,6 +493,33 @@ mod tests {
         let err = check(&v, "{\"n\": \"x\"}").err().unwrap_or_default();
         assert!(err.contains("/n"), "{err}");
         assert!(check(&v, "not json").is_err());
+    }
+
+    #[test]
+    fn features_of_actions() {
+        let params: Map<String, Value> =
+            serde_json::from_str(r#"{"text": "some long report", "max_tokens": 300}"#)
+                .unwrap_or_default();
+        let f = features("analyze_text", &params, &[]).ok();
+        assert_eq!(
+            f.as_ref().map(|f| f.expertise.clone()),
+            Some(vec!["analysis".to_owned()])
+        );
+        assert_eq!(f.as_ref().and_then(|f| f.max_tokens), Some(300));
+        let params: Map<String, Value> =
+            serde_json::from_str(r#"{"prompt": "x", "schema": {"type": "object"}}"#)
+                .unwrap_or_default();
+        let f = features("generate_structured", &params, &["code".to_owned()]).ok();
+        assert_eq!(f.as_ref().map(|f| f.structured), Some(true));
+        assert_eq!(f.map(|f| f.expertise), Some(vec!["code".to_owned()]));
+        let params: Map<String, Value> =
+            serde_json::from_str(r#"{"input": ["a", "bb"]}"#).unwrap_or_default();
+        let f = features("embed", &params, &[]).ok();
+        assert_eq!(f.map(|f| (f.messages, f.prompt_chars)), Some((2, 3)));
+        assert!(
+            features("generate", &params, &[]).is_err(),
+            "no `input` for generate"
+        );
     }
 
     #[test]

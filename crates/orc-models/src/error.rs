@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::budget::BudgetError;
+use crate::router::{Fallback, RouteError};
 use crate::spec::Provider;
 
 /// Result alias for this crate.
@@ -27,6 +29,10 @@ pub enum FailureKind {
     InvalidResponse,
     /// The request could not be built or is not supported by this provider.
     InvalidRequest,
+    /// The prompt does not fit the model's context window (a 400 or 413 whose
+    /// provider message says so). Not retryable on the same model; a model with a
+    /// larger window may take it.
+    ContextLength,
 }
 
 impl FailureKind {
@@ -41,7 +47,24 @@ impl FailureKind {
             FailureKind::Rejected => "rejected",
             FailureKind::InvalidResponse => "invalid_response",
             FailureKind::InvalidRequest => "invalid_request",
+            FailureKind::ContextLength => "context_length",
         }
+    }
+
+    /// Whether the failure says something about the model's health (its success rate
+    /// and cool-down): rate limits, server and connection errors, timeouts, truncated
+    /// or malformed answers. A rejected request or a prompt too long for the window is
+    /// the request's problem, not the model's.
+    pub fn is_model_failure(self) -> bool {
+        matches!(
+            self,
+            FailureKind::RateLimited
+                | FailureKind::Server
+                | FailureKind::Connection
+                | FailureKind::Timeout
+                | FailureKind::Truncated
+                | FailureKind::InvalidResponse
+        )
     }
 
     /// Whether another attempt of the same request may succeed.
@@ -66,6 +89,7 @@ impl FailureKind {
             FailureKind::Rejected => "request rejected",
             FailureKind::InvalidResponse => "invalid response",
             FailureKind::InvalidRequest => "invalid request",
+            FailureKind::ContextLength => "context window exceeded",
         }
     }
 }
@@ -148,6 +172,37 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A budget refused the call before it was made. Never retried, never fallen
+    /// back on: the message says which budget, its limit, what is spent and reserved,
+    /// and what the call needed.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// No model could be chosen for a step that names none.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// The call failed, and so did every fallback tried after it; `last` is the
+    /// last model's error, `tried` the fallbacks taken, in order.
+    #[error("{last}; fallbacks tried: {}", FallbackList(tried))]
+    FallbacksFailed {
+        /// Each fallback taken: from which model, to which, and why.
+        tried: Vec<Fallback>,
+        /// The error of the last model tried.
+        last: Box<Error>,
+    },
+}
+
+struct FallbackList<'a>(&'a [Fallback]);
+
+impl fmt::Display for FallbackList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} → {}", step.from, step.to)?;
+        }
+        Ok(())
+    }
 }
 
 struct RetryNote(Option<Duration>);
@@ -186,15 +241,51 @@ impl Error {
         }
     }
 
-    /// Whether another attempt of the same call may succeed.
+    /// Whether another attempt of the same call may succeed (after fallbacks: whether
+    /// the last model's error is retryable).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Retryable { .. })
+        match self {
+            Error::Retryable { .. } => true,
+            Error::FallbacksFailed { last, .. } => last.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Whether another model may answer where this one failed: a retryable error
+    /// (the retry policy has already given up on it), a timeout, or a prompt too long
+    /// for the model's context window. Budget refusals never are.
+    pub fn is_fallback_eligible(&self) -> bool {
+        match self {
+            Error::Retryable { .. } => true,
+            Error::Fatal { kind, .. } => {
+                matches!(kind, FailureKind::Timeout | FailureKind::ContextLength)
+            }
+            _ => false,
+        }
+    }
+
+    /// The budget refusal, when the call (or the last fallback) was refused by a budget.
+    pub fn budget(&self) -> Option<&BudgetError> {
+        match self {
+            Error::Budget(e) => Some(e),
+            Error::FallbacksFailed { last, .. } => last.budget(),
+            _ => None,
+        }
+    }
+
+    /// The fallbacks taken before the call failed for good (empty when none were).
+    pub fn fallbacks(&self) -> &[Fallback] {
+        match self {
+            Error::FallbacksFailed { tried, .. } => tried,
+            _ => &[],
+        }
     }
 
     /// How long the provider asked to wait before retrying (`Retry-After`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Retryable { after, .. } => *after,
+            Error::FallbacksFailed { last, .. } => last.retry_after(),
             _ => None,
         }
     }
@@ -203,6 +294,7 @@ impl Error {
     pub fn kind(&self) -> Option<FailureKind> {
         match self {
             Error::Retryable { kind, .. } | Error::Fatal { kind, .. } => Some(*kind),
+            Error::FallbacksFailed { last, .. } => last.kind(),
             _ => None,
         }
     }
@@ -216,9 +308,40 @@ impl Error {
     pub fn site(&self) -> Option<&CallSite> {
         match self {
             Error::Retryable { site, .. } | Error::Fatal { site, .. } => Some(site),
+            Error::FallbacksFailed { last, .. } => last.site(),
             _ => None,
         }
     }
+}
+
+/// The failure kind of an HTTP error answer: its status, refined by the provider's
+/// message (a 400 or 413 that says the prompt exceeds the context window is
+/// [`FailureKind::ContextLength`]).
+pub(crate) fn kind_of_answer(status: u16, message: &str) -> FailureKind {
+    match kind_of_status(status) {
+        FailureKind::Rejected if matches!(status, 400 | 413) && says_context_length(message) => {
+            FailureKind::ContextLength
+        }
+        kind => kind,
+    }
+}
+
+/// Whether a provider's error message says the prompt is over the context window, in
+/// the words of OpenAI (`context_length_exceeded`, "maximum context length"),
+/// Anthropic ("prompt is too long"), vLLM, llama.cpp and Ollama.
+fn says_context_length(message: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "context_length_exceeded",
+        "context length",
+        "context window",
+        "context size",
+        "prompt is too long",
+        "too many tokens",
+        "exceeds the available context",
+        "input is too long",
+    ];
+    let message = message.to_ascii_lowercase();
+    PHRASES.iter().any(|p| message.contains(p))
 }
 
 /// The failure kind of an HTTP status that is not a success.
@@ -346,6 +469,33 @@ mod tests {
         assert_eq!(kind_of_status(404), FailureKind::Rejected);
         assert!(!kind_of_status(401).is_retryable());
         assert!(kind_of_status(503).is_retryable());
+    }
+
+    #[test]
+    fn context_window_errors_are_recognised() {
+        let openai = "invalid_request_error: This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.";
+        assert_eq!(kind_of_answer(400, openai), FailureKind::ContextLength);
+        assert_eq!(
+            kind_of_answer(
+                400,
+                "invalid_request_error: prompt is too long: 210000 tokens > 200000 maximum"
+            ),
+            FailureKind::ContextLength
+        );
+        assert_eq!(
+            kind_of_answer(400, "bad temperature"),
+            FailureKind::Rejected
+        );
+        assert_eq!(kind_of_answer(500, "context length"), FailureKind::Server);
+        assert_eq!(kind_of_answer(401, "context length"), FailureKind::Rejected);
+        let err = Error::call(site(Some(400)), FailureKind::ContextLength, openai, None);
+        assert!(!err.is_retryable());
+        assert!(err.is_fallback_eligible());
+        assert!(!FailureKind::ContextLength.is_model_failure());
+        let err = Error::call(site(Some(400)), FailureKind::Rejected, "no", None);
+        assert!(!err.is_fallback_eligible());
+        let err = Error::call(site(Some(503)), FailureKind::Server, "busy", None);
+        assert!(err.is_fallback_eligible());
     }
 
     #[test]

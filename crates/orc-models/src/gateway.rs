@@ -1,25 +1,32 @@
 //! [`Gateway`]: every model call of a run goes through it, in this order: response
-//! cache, in-flight de-duplication, batching (where the API takes a list) or the
-//! model's concurrency limit, then the provider over the pooled client.
+//! cache, in-flight de-duplication, the budget's reservation, batching (where the API
+//! takes a list) or the model's concurrency limit, then the provider over the pooled
+//! client; after the call the reservation is settled and the router learns the
+//! outcome, and a failure that another model may fix goes down the fallback chain.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::batch::{BatchCall, BatchFuture, BatchOptions, Batcher};
+use crate::budget::{Budget, BudgetError, Reservation};
 use crate::client::ModelClient;
-use crate::error::{Error, Result};
+use crate::complexity::{DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures};
+use crate::error::{Error, Result, cut};
 use crate::inflight::InFlight;
-use crate::registry::{Model, Registry};
+use crate::registry::{ESTIMATED_CALL_TOKENS, Model, Registry, Requirements};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, canonical_json,
 };
-use crate::spec::ModelSpec;
-use crate::stream::ChatStream;
+use crate::router::{CallOutcome, Decision, Fallback, RouteError, RouteRequest, Router};
+use crate::spec::{ModelSpec, Provider};
+use crate::stream::{ChatStream, StreamEnd};
 
 /// The version of the response cache's key format: bump it when the key or the
 /// stored value changes shape, so old entries are never misread.
@@ -37,7 +44,7 @@ pub enum Source {
     Shared,
 }
 
-/// An answer with what it cost.
+/// An answer with what it cost and which model gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer<T> {
     /// The answer.
@@ -47,9 +54,15 @@ pub struct Answer<T> {
     /// Tokens this request paid for: the call's usage when it went upstream, zero when
     /// it was answered from the cache or shared another request's call.
     pub usage: Usage,
-    /// USD this request paid, from the model's `cost`; `None` when the model has no
-    /// price and is not local.
+    /// USD this request paid, from the answering model's `cost`; `None` when that
+    /// model has no price and is not local.
     pub cost: Option<f64>,
+    /// The model that answered: the one asked for, or the fallback that answered
+    /// after it failed.
+    pub model: Arc<ModelSpec>,
+    /// The fallbacks taken before the answer, in order (empty when the model asked
+    /// for answered): for the result document.
+    pub fallback: Vec<Fallback>,
 }
 
 impl<T> Answer<T> {
@@ -70,6 +83,62 @@ pub fn price(spec: &ModelSpec, usage: Usage) -> Option<f64> {
     })
 }
 
+/// The most USD a call may cost, as a budget reserves it: the input tokens bounded by
+/// the prompt's bytes ([`RequestFeatures::input_token_bound`]) and the output by
+/// `max_tokens` (else [`DEFAULT_MAX_OUTPUT_TOKENS`]), priced with the model's `cost`.
+/// Zero for local models; `None` when the model has no price.
+pub fn worst_case_cost(spec: &ModelSpec, features: &RequestFeatures) -> Option<f64> {
+    let usage = Usage {
+        input_tokens: features.input_token_bound(),
+        output_tokens: features.output_token_bound(),
+        ..Usage::default()
+    };
+    price(spec, usage)
+}
+
+/// What a request is expected to cost on a model, before it is made (`orc plan`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The model's name.
+    pub model: String,
+    /// Input tokens, estimated (characters / 4, plus a few per message).
+    pub input_tokens: u64,
+    /// The most output tokens: `max_tokens`, else [`DEFAULT_MAX_OUTPUT_TOKENS`].
+    pub max_output_tokens: u64,
+    /// USD for the estimated input and up to 500 output tokens (fewer when
+    /// `max_tokens` says so); `None` when the model has no price.
+    pub expected_usd: Option<f64>,
+    /// USD a budget reserves for the call ([`worst_case_cost`]).
+    pub worst_case_usd: Option<f64>,
+    /// Whether the response cache holds the answer (it then costs nothing).
+    pub cached: bool,
+}
+
+/// [`Estimate`] of a request with `features` on `spec`, without looking in the cache.
+pub fn estimate(spec: &ModelSpec, features: &RequestFeatures) -> Estimate {
+    let input_tokens = features.estimated_input_tokens();
+    let max_output_tokens = features.output_token_bound();
+    let output = match features.max_tokens {
+        Some(_) if max_output_tokens == 0 => 0,
+        _ => max_output_tokens.min(ESTIMATED_CALL_TOKENS.1),
+    };
+    Estimate {
+        model: spec.name.clone(),
+        input_tokens,
+        max_output_tokens,
+        expected_usd: price(
+            spec,
+            Usage {
+                input_tokens,
+                output_tokens: output,
+                ..Usage::default()
+            },
+        ),
+        worst_case_usd: worst_case_cost(spec, features),
+        cached: false,
+    }
+}
+
 /// Counters of one gateway, for `orc models stats` and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct GatewayStats {
@@ -81,6 +150,10 @@ pub struct GatewayStats {
     pub shared: u64,
     /// Calls made to providers (a batch counts once).
     pub upstream_calls: u64,
+    /// Fallbacks taken (each model tried after a failure counts once).
+    pub fallbacks: u64,
+    /// Calls a budget refused.
+    pub budget_refusals: u64,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +162,8 @@ struct Counters {
     cache_misses: AtomicU64,
     shared: AtomicU64,
     upstream_calls: AtomicU64,
+    fallbacks: AtomicU64,
+    budget_refusals: AtomicU64,
 }
 
 /// Options of a [`Gateway`].
@@ -98,6 +173,12 @@ pub struct GatewayOptions {
     pub cache: Option<orc_cache::Cache>,
     /// How embeddings and completions are batched.
     pub batch: BatchOptions,
+    /// Routing for steps that name no model, fallback chains and cool-downs, built from
+    /// the same registry; `None` for [`Router::with_defaults`] (balanced, no
+    /// fallbacks).
+    pub router: Option<Router>,
+    /// Spend limits every upstream call is reserved against; `None` for none.
+    pub budget: Option<Budget>,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -108,7 +189,85 @@ impl std::fmt::Debug for GatewayOptions {
                 &self.cache.as_ref().map(orc_cache::Cache::describe),
             )
             .field("batch", &self.batch)
+            .field("router", &self.router)
+            .field("budget", &self.budget)
             .finish()
+    }
+}
+
+/// A streamed answer as [`Gateway::open_stream`] returns it.
+#[derive(Debug)]
+pub struct StreamAnswer {
+    /// The text deltas (a cached answer is replayed as one).
+    pub stream: ChatStream,
+    /// Where it comes from.
+    pub source: Source,
+    /// The model that answers.
+    pub model: Arc<ModelSpec>,
+    /// The fallbacks taken before a model opened the stream.
+    pub fallback: Vec<Fallback>,
+}
+
+/// What a call needs: which endpoint, and its token bounds (for the budget).
+#[derive(Debug, Clone, Copy)]
+struct Need {
+    endpoint: Endpoint,
+    input: u64,
+    output: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Complete,
+    Embed,
+}
+
+impl Need {
+    /// A need with no token bounds: what is used when there is no budget to check.
+    fn unbounded(endpoint: Endpoint) -> Self {
+        Need {
+            endpoint,
+            input: 0,
+            output: 0,
+        }
+    }
+
+    fn of(endpoint: Endpoint, features: &RequestFeatures) -> Self {
+        Need {
+            endpoint,
+            input: features.input_token_bound(),
+            output: match endpoint {
+                Endpoint::Embed => 0,
+                Endpoint::Chat | Endpoint::Complete => features.output_token_bound(),
+            },
+        }
+    }
+
+    fn worst_case(&self, spec: &ModelSpec) -> Option<f64> {
+        let usage = Usage {
+            input_tokens: self.input,
+            output_tokens: self.output,
+            ..Usage::default()
+        };
+        price(spec, usage)
+    }
+}
+
+/// Answers a fallback can be noted on.
+trait Answered {
+    fn set_fallback(&mut self, tried: Vec<Fallback>);
+}
+
+impl<T> Answered for Answer<T> {
+    fn set_fallback(&mut self, tried: Vec<Fallback>) {
+        self.fallback = tried;
+    }
+}
+
+impl Answered for StreamAnswer {
+    fn set_fallback(&mut self, tried: Vec<Fallback>) {
+        self.fallback = tried;
     }
 }
 
@@ -124,6 +283,7 @@ struct Inner {
     registry: Registry,
     client: ModelClient,
     options: GatewayOptions,
+    router: Router,
     limits: HashMap<String, Arc<Semaphore>>,
     chats: InFlight<Result<ChatResponse>>,
     items: InFlight<Result<(Arc<ItemAnswer>, Usage)>>,
@@ -160,11 +320,16 @@ impl Gateway {
                     .map(|n| (m.name.clone(), Arc::new(Semaphore::new(n.get()))))
             })
             .collect();
+        let router = options
+            .router
+            .clone()
+            .unwrap_or_else(|| Router::with_defaults(&registry));
         Gateway {
             inner: Arc::new(Inner {
                 registry,
                 client,
                 options,
+                router,
                 limits,
                 chats: InFlight::default(),
                 items: InFlight::default(),
@@ -185,6 +350,16 @@ impl Gateway {
         self.inner.options.cache.as_ref()
     }
 
+    /// The router: what it has learnt ([`Router::snapshot`]), its cool-downs.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// The budget, when there is one.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.inner.options.budget.as_ref()
+    }
+
     /// The gateway's counters so far.
     pub fn stats(&self) -> GatewayStats {
         let c = &self.inner.counters;
@@ -193,36 +368,320 @@ impl Gateway {
             cache_misses: c.cache_misses.load(Ordering::Relaxed),
             shared: c.shared.load(Ordering::Relaxed),
             upstream_calls: c.upstream_calls.load(Ordering::Relaxed),
+            fallbacks: c.fallbacks.load(Ordering::Relaxed),
+            budget_refusals: c.budget_refusals.load(Ordering::Relaxed),
         }
+    }
+
+    /// Chooses a model for a step that names none, among `candidates` (the models that
+    /// meet its `requires_model`), for a chat-like request with `features`: the
+    /// candidates the budget cannot pay for are left out (when it can pay for none, its
+    /// refusal is the error), then the router decides. Makes no call.
+    pub fn route(
+        &self,
+        candidates: &[Arc<ModelSpec>],
+        features: &RequestFeatures,
+    ) -> Result<Decision> {
+        let need = Need::of(Endpoint::Chat, features);
+        let affordable: Vec<Arc<ModelSpec>>;
+        let candidates = match &self.inner.options.budget {
+            None => candidates,
+            Some(_) => {
+                let mut refused = None;
+                affordable = candidates
+                    .iter()
+                    .filter(|spec| match self.check_budget(spec, need) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            refused.get_or_insert(e);
+                            false
+                        }
+                    })
+                    .cloned()
+                    .collect();
+                if affordable.is_empty()
+                    && let Some(refused) = refused
+                {
+                    return Err(Error::Budget(refused));
+                }
+                &affordable
+            }
+        };
+        let request = RouteRequest {
+            candidates,
+            estimated_input_tokens: features.estimated_input_tokens(),
+            max_tokens: features.max_tokens,
+            complexity: features.complexity(),
+            stream: features.stream,
+        };
+        Ok(self.inner.router.route(&request)?)
+    }
+
+    /// The model for a step that names none: the models that meet `wanted` and whose
+    /// key is set ([`Registry::candidates`]), chosen among by [`Gateway::route`].
+    pub fn route_model(
+        &self,
+        wanted: &Requirements,
+        features: &RequestFeatures,
+    ) -> Result<(Model, Decision)> {
+        let models = self
+            .inner
+            .registry
+            .candidates(wanted)
+            .map_err(RouteError::from)?;
+        let specs: Vec<Arc<ModelSpec>> = models.iter().map(|m| Arc::clone(&m.spec)).collect();
+        let decision = self.route(&specs, features)?;
+        let model = models
+            .into_iter()
+            .find(|m| m.spec.name == decision.model.name)
+            .ok_or(Error::Route(RouteError::NoCandidates))?;
+        Ok((model, decision))
+    }
+
+    /// What `req` would cost on `spec`, and whether the response cache already holds
+    /// its answer (looked up only with `use_cache`). Makes no call (`orc plan`).
+    pub async fn estimate_chat(
+        &self,
+        spec: &ModelSpec,
+        req: &ChatRequest,
+        use_cache: bool,
+    ) -> Result<Estimate> {
+        let mut estimate = estimate(spec, &RequestFeatures::of_chat(req));
+        estimate.cached = use_cache && self.is_cached(spec, "chat", req).await?;
+        Ok(estimate)
+    }
+
+    /// Whether the response cache holds the answer to `req` (of endpoint `kind`:
+    /// `chat`, `embed`, `complete`) on `spec`; a lookup like any other for the cache's
+    /// own statistics.
+    pub async fn is_cached<R: Serialize + ?Sized>(
+        &self,
+        spec: &ModelSpec,
+        kind: &str,
+        req: &R,
+    ) -> Result<bool> {
+        let Some(cache) = self.inner.options.cache.as_ref() else {
+            return Ok(false);
+        };
+        let key = digest(&cache_key(spec, kind, req)?);
+        Ok(cache.get(&key).await.is_some())
+    }
+
+    /// What a call needs: its token bounds are only measured when a budget will check
+    /// them (measuring reads the whole prompt).
+    fn need(&self, endpoint: Endpoint, features: impl FnOnce() -> RequestFeatures) -> Need {
+        match self.inner.options.budget {
+            Some(_) => Need::of(endpoint, &features()),
+            None => Need::unbounded(endpoint),
+        }
+    }
+
+    /// Reserves a call's worst case on the budget, when there is one.
+    fn reserve(&self, spec: &ModelSpec, need: Need) -> Result<Option<Reservation>> {
+        let Some(budget) = &self.inner.options.budget else {
+            return Ok(None);
+        };
+        let reserved = need
+            .worst_case(spec)
+            .ok_or_else(|| BudgetError::Unpriced {
+                model: spec.name.clone(),
+            })
+            .and_then(|worst| budget.reserve(worst));
+        reserved.map(Some).map_err(|e| {
+            self.inner
+                .counters
+                .budget_refusals
+                .fetch_add(1, Ordering::Relaxed);
+            Error::Budget(e)
+        })
+    }
+
+    /// Whether the budget could pay for a call to `spec` now.
+    fn check_budget(&self, spec: &ModelSpec, need: Need) -> Result<(), BudgetError> {
+        let Some(budget) = &self.inner.options.budget else {
+            return Ok(());
+        };
+        let worst = need.worst_case(spec).ok_or_else(|| BudgetError::Unpriced {
+            model: spec.name.clone(),
+        })?;
+        budget.check(worst)
+    }
+
+    /// The request as sent under a budget: with no `max_tokens`, the default bound,
+    /// so the reservation's worst case is one the provider enforces.
+    fn bounded(&self, req: &ChatRequest) -> Option<ChatRequest> {
+        (self.inner.options.budget.is_some() && req.max_tokens.is_none()).then(|| ChatRequest {
+            max_tokens: Some(DEFAULT_MAX_OUTPUT_TOKENS),
+            ..req.clone()
+        })
+    }
+
+    /// Runs `call` on `model`, and on an error another model may fix, on the models of
+    /// its fallback chain in turn (skipping those cooling down, those the budget cannot
+    /// pay for, those without the endpoint, and, after a context-window error, those
+    /// whose window is no larger). The answer notes every fallback taken; when all
+    /// fail, the error does.
+    async fn with_fallbacks<T, F, Fut>(&self, model: &Model, need: Need, mut call: F) -> Result<T>
+    where
+        T: Answered,
+        F: FnMut(Model) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let first = match call(model.clone()).await {
+            Ok(answer) => return Ok(answer),
+            Err(error) => error,
+        };
+        if !first.is_fallback_eligible() {
+            return Err(first);
+        }
+        let chain = match need.endpoint {
+            // Vectors of different models do not mix: only a chain the user wrote.
+            Endpoint::Embed => self
+                .inner
+                .router
+                .explicit_fallbacks(&model.spec.name)
+                .map(<[_]>::to_vec)
+                .unwrap_or_default(),
+            Endpoint::Chat | Endpoint::Complete => self.inner.router.fallbacks(&model.spec),
+        };
+        let mut tried: Vec<Fallback> = Vec::new();
+        let mut from = Arc::clone(&model.spec);
+        let mut last = first;
+        for spec in chain {
+            if spec.name == model.spec.name || tried.iter().any(|t| t.to == spec.name) {
+                continue;
+            }
+            if let Some(why) = self.skip(&spec, &from, &last, need) {
+                tracing::info!(model = %spec.name, "fallback skipped: {why}");
+                continue;
+            }
+            let next = match self.inner.registry.resolve(&spec.name) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::info!(model = %spec.name, "fallback skipped: {e}");
+                    continue;
+                }
+            };
+            let note = Fallback {
+                from: from.name.clone(),
+                to: spec.name.clone(),
+                reason: cut(&last.to_string(), 300),
+            };
+            tracing::warn!(from = %note.from, to = %note.to, "model call failed, falling back: {}", note.reason);
+            self.inner
+                .counters
+                .fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+            tried.push(note);
+            match call(next).await {
+                Ok(mut answer) => {
+                    answer.set_fallback(tried);
+                    return Ok(answer);
+                }
+                Err(error) => {
+                    let go_on = error.is_fallback_eligible();
+                    last = error;
+                    if !go_on {
+                        break;
+                    }
+                    from = spec;
+                }
+            }
+        }
+        if tried.is_empty() {
+            Err(last)
+        } else {
+            Err(Error::FallbacksFailed {
+                tried,
+                last: Box::new(last),
+            })
+        }
+    }
+
+    /// Why the fallback `spec` is not tried after `from` failed with `error`, if so.
+    fn skip(
+        &self,
+        spec: &ModelSpec,
+        from: &ModelSpec,
+        error: &Error,
+        need: Need,
+    ) -> Option<String> {
+        if need.endpoint != Endpoint::Chat && spec.provider != Provider::OpenAi {
+            return Some(format!("the {} API has no such endpoint", spec.provider));
+        }
+        if let Some(left) = self.inner.router.cooldown_left(&spec.name) {
+            return Some(format!("cooling down for {:.1} s more", left.as_secs_f64()));
+        }
+        if error.kind() == Some(crate::error::FailureKind::ContextLength)
+            && let (Some(have), Some(had)) = (spec.context_window, from.context_window)
+            && have <= had
+        {
+            return Some(format!(
+                "its context window ({have}) is no larger than {}'s ({had})",
+                from.name
+            ));
+        }
+        self.check_budget(spec, need).err().map(|e| e.to_string())
     }
 
     /// A chat answer: from the cache when `use_cache` and it is there, else from an
     /// identical call in flight, else from the provider (then cached, unless it failed).
+    ///
+    /// An upstream call is reserved on the budget first (a refusal is
+    /// [`Error::Budget`], never retried or fallen back on), settled with its cost after,
+    /// and recorded in the router. When it fails in a way another model may fix
+    /// ([`Error::is_fallback_eligible`]), the model's fallbacks are tried in turn; the
+    /// answer says which model answered ([`Answer::model`]) and the fallbacks taken
+    /// ([`Answer::fallback`]).
     pub async fn chat(
         &self,
         model: &Model,
         req: &ChatRequest,
         use_cache: bool,
     ) -> Result<Answer<ChatResponse>> {
-        let hash = digest(&cache_key(&model.spec, "chat", req)?);
-        let key = hash;
+        let need = self.need(Endpoint::Chat, || RequestFeatures::of_chat(req));
+        self.with_fallbacks(model, need, |m| async move {
+            self.chat_on(&m, req, use_cache, need).await
+        })
+        .await
+    }
+
+    async fn chat_on(
+        &self,
+        model: &Model,
+        req: &ChatRequest,
+        use_cache: bool,
+        need: Need,
+    ) -> Result<Answer<ChatResponse>> {
+        let key = digest(&cache_key(&model.spec, "chat", req)?);
         if use_cache && let Some(hit) = self.cache_get::<ChatResponse>(&key).await {
             return Ok(self.answer(&model.spec, hit, Source::Cache));
         }
         let (outcome, shared) = self
             .inner
             .chats
-            .run(hash, || async {
+            .run(key, || async {
+                let reservation = self.reserve(&model.spec, need)?;
                 let _permit = self.permit(&model.spec).await;
                 self.inner
                     .counters
                     .upstream_calls
                     .fetch_add(1, Ordering::Relaxed);
+                let bounded = self.bounded(req);
+                let started = Instant::now();
                 let response = self
                     .inner
                     .client
-                    .chat(&model.spec, model.key.as_ref(), req)
-                    .await?;
+                    .chat(
+                        &model.spec,
+                        model.key.as_ref(),
+                        bounded.as_ref().unwrap_or(req),
+                    )
+                    .await;
+                let usage = response.as_ref().map(|r| r.usage);
+                settle(reservation, &model.spec, usage.as_ref().ok().copied());
+                record(&self.inner.router, &model.spec, started, None, usage);
+                let response = response?;
                 if use_cache {
                     self.cache_put(&key, &response).await;
                 }
@@ -240,28 +699,79 @@ impl Gateway {
     }
 
     /// A chat answer as a stream of text deltas. A cached answer is replayed as a
-    /// stream; a fresh one is cached once it has been read to its end.
+    /// stream; a fresh one is cached once it has been read to its end. Budget,
+    /// router and fallbacks as [`Gateway::open_stream`].
     pub async fn chat_stream(
         &self,
         model: &Model,
         req: &ChatRequest,
         use_cache: bool,
     ) -> Result<(ChatStream, Source)> {
+        let answer = self.open_stream(model, req, use_cache).await?;
+        Ok((answer.stream, answer.source))
+    }
+
+    /// A chat answer as a stream of text deltas, with the model that answers and the
+    /// fallbacks taken to open it (a stream is only fallen back on before its first
+    /// byte). The budget reserves the worst case when the stream opens and settles
+    /// the real cost when it completes; a stream that fails or is dropped before its
+    /// end is counted at its worst case, since the provider may bill what it
+    /// generated. The router learns the latency and the time to first token.
+    pub async fn open_stream(
+        &self,
+        model: &Model,
+        req: &ChatRequest,
+        use_cache: bool,
+    ) -> Result<StreamAnswer> {
         let mut req = req.clone();
         req.stream = true;
-        let key = digest(&cache_key(&model.spec, "chat", &req)?);
+        let need = self.need(Endpoint::Chat, || RequestFeatures::of_chat(&req));
+        let req = &req;
+        self.with_fallbacks(model, need, |m| async move {
+            self.stream_on(&m, req, use_cache, need).await
+        })
+        .await
+    }
+
+    async fn stream_on(
+        &self,
+        model: &Model,
+        req: &ChatRequest,
+        use_cache: bool,
+        need: Need,
+    ) -> Result<StreamAnswer> {
+        let key = digest(&cache_key(&model.spec, "chat", req)?);
         if use_cache && let Some(hit) = self.cache_get::<ChatResponse>(&key).await {
-            return Ok((ChatStream::replay(hit), Source::Cache));
+            return Ok(StreamAnswer {
+                stream: ChatStream::replay(hit),
+                source: Source::Cache,
+                model: Arc::clone(&model.spec),
+                fallback: Vec::new(),
+            });
         }
+        let reservation = self.reserve(&model.spec, need)?;
         self.inner
             .counters
             .upstream_calls
             .fetch_add(1, Ordering::Relaxed);
-        let stream = self
+        let bounded = self.bounded(req);
+        let started = Instant::now();
+        let opened = self
             .inner
             .client
-            .chat_stream(&model.spec, model.key.as_ref(), &req)
-            .await?;
+            .chat_stream(
+                &model.spec,
+                model.key.as_ref(),
+                bounded.as_ref().unwrap_or(req),
+            )
+            .await;
+        let stream = match opened {
+            Ok(stream) => stream.opened_at(started),
+            Err(e) => {
+                record(&self.inner.router, &model.spec, started, None, Err(&e));
+                return Err(e);
+            }
+        };
         let stream = match (use_cache, self.inner.options.cache.clone()) {
             (true, Some(cache)) => stream.on_complete(move |response| {
                 if let Ok(value) = serde_json::to_vec(response) {
@@ -270,23 +780,67 @@ impl Gateway {
             }),
             _ => stream,
         };
-        Ok((stream, Source::Upstream))
+        let (router, spec) = (self.inner.router.clone(), Arc::clone(&model.spec));
+        let stream = stream.on_end(move |end| match end {
+            StreamEnd::Complete(response, ttft) => {
+                settle(reservation, &spec, Some(response.usage));
+                record(&router, &spec, started, ttft, Ok(response.usage));
+            }
+            StreamEnd::Failed(error) => {
+                if let Some(reservation) = reservation {
+                    reservation.settle_reserved();
+                }
+                record(&router, &spec, started, None, Err(error));
+            }
+            StreamEnd::Dropped => {
+                if let Some(reservation) = reservation {
+                    reservation.settle_reserved();
+                }
+            }
+        });
+        Ok(StreamAnswer {
+            stream,
+            source: Source::Upstream,
+            model: Arc::clone(&model.spec),
+            fallback: Vec::new(),
+        })
     }
 
     /// One vector per input, in order. Each input is cached on its own; the inputs
     /// not in the cache are batched with other requests' inputs for the same model.
+    /// Each input is reserved on the budget on its own. Only an explicit fallback
+    /// chain is followed (vectors of different models do not mix).
     pub async fn embed(
         &self,
         model: &Model,
         inputs: Vec<String>,
         use_cache: bool,
     ) -> Result<Answer<Vec<Vector>>> {
+        let need = self.need(Endpoint::Embed, || {
+            RequestFeatures::of_texts(inputs.iter().map(String::as_str))
+        });
+        let inputs = &inputs;
+        self.with_fallbacks(model, need, |m| async move {
+            self.embed_on(&m, inputs, use_cache).await
+        })
+        .await
+    }
+
+    async fn embed_on(
+        &self,
+        model: &Model,
+        inputs: &[String],
+        use_cache: bool,
+    ) -> Result<Answer<Vec<Vector>>> {
         let batcher = self.embedder(model);
-        let answers = futures::future::join_all(inputs.into_iter().map(|input| {
+        let answers = futures::future::join_all(inputs.iter().map(|input| {
+            let need = self.need(Endpoint::Embed, || {
+                RequestFeatures::of_texts([input.as_str()])
+            });
             let req = EmbeddingRequest {
-                inputs: vec![input],
+                inputs: vec![input.clone()],
             };
-            self.item(model, "embed", req, use_cache, &batcher)
+            self.item(model, "embed", req, use_cache, &batcher, need)
         }))
         .await;
         self.gather(model, answers, |a| match a {
@@ -296,20 +850,50 @@ impl Gateway {
     }
 
     /// A completion of `prompt` (the text-completions endpoint), batched with other
-    /// requests' prompts for the same model and parameters.
+    /// requests' prompts for the same model and parameters. Each prompt is reserved on
+    /// the budget on its own.
     pub async fn complete(
         &self,
         model: &Model,
         req: CompletionRequest,
         use_cache: bool,
     ) -> Result<Answer<Vec<String>>> {
-        let batcher = self.completer(model, &req);
+        let need = self.need(Endpoint::Complete, || RequestFeatures {
+            max_tokens: req.max_tokens,
+            ..RequestFeatures::of_texts(req.prompts.iter().map(String::as_str))
+        });
+        let req = &req;
+        self.with_fallbacks(model, need, |m| async move {
+            self.complete_on(&m, req, use_cache).await
+        })
+        .await
+    }
+
+    async fn complete_on(
+        &self,
+        model: &Model,
+        req: &CompletionRequest,
+        use_cache: bool,
+    ) -> Result<Answer<Vec<String>>> {
+        // Under a budget, a prompt without `max_tokens` is sent with the default bound.
+        let wire = match (&self.inner.options.budget, req.max_tokens) {
+            (Some(_), None) => CompletionRequest {
+                max_tokens: Some(DEFAULT_MAX_OUTPUT_TOKENS),
+                ..req.clone()
+            },
+            _ => req.clone(),
+        };
+        let batcher = self.completer(model, &wire);
         let answers = futures::future::join_all(req.prompts.iter().map(|prompt| {
+            let need = self.need(Endpoint::Complete, || RequestFeatures {
+                max_tokens: req.max_tokens,
+                ..RequestFeatures::of_texts([prompt.as_str()])
+            });
             let one = CompletionRequest {
                 prompts: vec![prompt.clone()],
                 ..req.clone()
             };
-            self.item(model, "complete", one, use_cache, &batcher)
+            self.item(model, "complete", one, use_cache, &batcher, need)
         }))
         .await;
         self.gather(model, answers, |a| match a {
@@ -326,6 +910,7 @@ impl Gateway {
         req: R,
         use_cache: bool,
         batcher: &Batcher<T>,
+        need: Need,
     ) -> Result<(ItemAnswer, Source, Usage)>
     where
         T: Clone + Send + 'static + Into<ItemAnswer>,
@@ -340,7 +925,9 @@ impl Gateway {
             .inner
             .items
             .run(hash, || async {
+                let reservation = self.reserve(&model.spec, need)?;
                 let (answer, usage) = batcher.submit(req.input()).await?;
+                settle(reservation, &model.spec, Some(usage));
                 let answer: ItemAnswer = answer.into();
                 if use_cache {
                     self.cache_put(&key, &answer).await;
@@ -385,6 +972,8 @@ impl Gateway {
             source,
             usage,
             cost: price(&model.spec, usage),
+            model: Arc::clone(&model.spec),
+            fallback: Vec::new(),
         })
     }
 
@@ -443,14 +1032,23 @@ impl Gateway {
     {
         let mut map = batchers.lock().unwrap_or_else(PoisonError::into_inner);
         let batcher = map.entry(id).or_insert_with(|| {
-            let (client, model, counters) = (
+            let (client, model, counters, router) = (
                 self.inner.client.clone(),
                 model.clone(),
                 Arc::clone(&self.inner.counters),
+                self.inner.router.clone(),
             );
             let call: BatchCall<T> = Arc::new(move |inputs| {
                 counters.upstream_calls.fetch_add(1, Ordering::Relaxed);
-                send(client.clone(), model.clone(), inputs)
+                let sent = send(client.clone(), model.clone(), inputs);
+                let (router, spec) = (router.clone(), Arc::clone(&model.spec));
+                Box::pin(async move {
+                    let started = Instant::now();
+                    let outcome = sent.await;
+                    let usage = outcome.as_ref().map(|(_, usage)| *usage);
+                    record(&router, &spec, started, None, usage);
+                    outcome
+                })
             });
             Arc::new(Batcher::start(self.inner.options.batch, call))
         });
@@ -462,7 +1060,7 @@ impl Gateway {
         Arc::clone(limit).acquire_owned().await.ok()
     }
 
-    fn answer<T: HasUsage>(&self, spec: &ModelSpec, value: T, source: Source) -> Answer<T> {
+    fn answer<T: HasUsage>(&self, spec: &Arc<ModelSpec>, value: T, source: Source) -> Answer<T> {
         let usage = match source {
             Source::Upstream => value.usage(),
             Source::Cache | Source::Shared => Usage::default(),
@@ -472,6 +1070,8 @@ impl Gateway {
             source,
             usage,
             cost: price(spec, usage),
+            model: Arc::clone(spec),
+            fallback: Vec::new(),
         }
     }
 
@@ -495,6 +1095,37 @@ impl Gateway {
             cache.put(key, &bytes).await;
         }
     }
+}
+
+/// Settles a call's reservation: with the cost of `usage` when the call answered;
+/// released (dropped) when it failed.
+fn settle(reservation: Option<Reservation>, spec: &ModelSpec, usage: Option<Usage>) {
+    if let (Some(reservation), Some(usage)) = (reservation, usage) {
+        reservation.settle(price(spec, usage).unwrap_or(0.0));
+    }
+}
+
+/// Tells the router how a call that started at `started` went. Errors that never
+/// reached a provider (no failure kind) are not the model's and are not recorded.
+fn record(
+    router: &Router,
+    spec: &ModelSpec,
+    started: Instant,
+    ttft: Option<std::time::Duration>,
+    outcome: Result<Usage, &Error>,
+) {
+    let latency = started.elapsed();
+    let outcome = match outcome {
+        Ok(usage) => CallOutcome {
+            ttft,
+            ..CallOutcome::success(latency, usage, price(spec, usage))
+        },
+        Err(error) => match error.kind() {
+            Some(kind) => CallOutcome::failure(latency, Some(kind)),
+            None => return,
+        },
+    };
+    router.record(&spec.name, &outcome);
 }
 
 /// The response cache's key: the key-format version, the provider, where it is

@@ -275,12 +275,8 @@ fn io_stopped(site: CallSite) -> Error {
 /// The error of an answer whose status is not a success, with the provider's own message.
 fn status_error(site: CallSite, key: Option<&ApiKey>, head: &Head, body: &[u8]) -> Error {
     let message = redact(key, &error::provider_message(body));
-    Error::call(
-        site,
-        error::kind_of_status(head.status.as_u16()),
-        message,
-        head.retry_after,
-    )
+    let kind = error::kind_of_answer(head.status.as_u16(), &message);
+    Error::call(site, kind, message, head.retry_after)
 }
 
 /// What a whole exchange hands back: the head and the body (or why it broke off).

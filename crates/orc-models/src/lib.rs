@@ -11,6 +11,13 @@
 //!   ([`canonical_json`]) and values.
 //! - Every [`Error`] says whether a retry can help; calls are retried under a
 //!   [`RetryPolicy`] that honours `Retry-After`.
+//! - [`Gateway`] is the one way a run calls models: response cache, in-flight
+//!   sharing, batching, the [`Budget`] (reserve the worst case before a call, settle
+//!   the real cost after), the [`Router`] (which model for a step that names none;
+//!   what each call taught it; cool-downs) and fallback chains. Every [`Answer`] says
+//!   which model answered and which [`Fallback`]s were taken.
+//! - [`RoutingConfig`] and [`CostConfig`] are the config file's `routing:` and
+//!   `cost:` sections, checked against the models with `validate`.
 //!
 //! ```no_run
 //! use orc_models::{ChatRequest, HttpOptions, ModelClient, ModelSpec};
@@ -31,7 +38,9 @@
 pub mod actions;
 mod anthropic;
 mod batch;
+mod budget;
 mod client;
+mod complexity;
 mod error;
 mod gateway;
 mod http;
@@ -40,16 +49,25 @@ mod openai;
 mod registry;
 mod request;
 mod retry;
+mod router;
+mod routing;
 mod secret;
 mod spec;
 mod sse;
 mod stream;
 
 pub use batch::BatchOptions;
+pub use budget::{
+    Budget, BudgetError, BudgetLimits, BudgetScope, BudgetSnapshot, HOUR, Reservation,
+};
 pub use client::ModelClient;
+pub use complexity::{
+    DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures, capability, complexity, estimate_tokens,
+};
 pub use error::{CallSite, Error, FailureKind, Result};
 pub use gateway::{
-    Answer, CACHE_KEY_VERSION, Gateway, GatewayOptions, GatewayStats, Source, cache_key, price,
+    Answer, CACHE_KEY_VERSION, Estimate, Gateway, GatewayOptions, GatewayStats, Source,
+    StreamAnswer, cache_key, estimate, price, worst_case_cost,
 };
 pub use http::HttpOptions;
 pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, RegistryError, Requirements};
@@ -58,6 +76,14 @@ pub use request::{
     EmbeddingResponse, Message, ModelInfo, Role, Usage, canonical_json,
 };
 pub use retry::{RetryPolicy, call_with_retries};
+pub use router::{
+    CallOutcome, Decision, Fallback, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RouteError,
+    RouteRequest, Router,
+};
+pub use routing::{
+    ConfigIssue, Cooldown, CostConfig, FallbackStrategy, RoutingConfig, Strategy, check_budget,
+    require_prices,
+};
 pub use secret::ApiKey;
 pub use spec::{Cost, ModelSpec, Provider, UnknownProvider};
 pub use stream::ChatStream;

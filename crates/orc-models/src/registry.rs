@@ -203,6 +203,34 @@ impl Registry {
         Ok(Model { spec, key })
     }
 
+    /// Every model that meets `wanted` and whose key is set, in config order: the
+    /// candidates the router chooses among for a step that names no model. An error
+    /// names each model and why it was not eligible when none is.
+    pub fn candidates(&self, wanted: &Requirements) -> Result<Vec<Model>, RegistryError> {
+        let mut rejected = Vec::new();
+        let mut found = Vec::new();
+        for spec in &self.models {
+            if let Err(why) = meets(spec, wanted) {
+                rejected.push((spec.name.clone(), why));
+                continue;
+            }
+            match read_key(spec) {
+                Ok(key) => found.push(Model {
+                    spec: Arc::clone(spec),
+                    key,
+                }),
+                Err(e) => rejected.push((spec.name.clone(), e.to_string())),
+            }
+        }
+        if found.is_empty() {
+            return Err(RegistryError::NoMatch {
+                wanted: describe(wanted),
+                rejected,
+            });
+        }
+        Ok(found)
+    }
+
     /// The model for a step that names none: among the models that meet `wanted` and
     /// whose key is set, local models first, then the cheapest, then config order.
     /// Never falls back to a model that does not meet `wanted`.
@@ -271,7 +299,7 @@ const LEVELS: &[&str] = &["low", "medium", "high", "very-high"];
 
 /// The level a model's tags reach: analysis/research → very-high, code/reasoning →
 /// high, only fast/compact → low, otherwise medium.
-fn level_of(tags: &[String]) -> usize {
+pub(crate) fn level_of(tags: &[String]) -> usize {
     let has = |t: &str| tags.iter().any(|x| x.eq_ignore_ascii_case(t));
     if has("analysis") || has("research") {
         3
@@ -516,6 +544,21 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("big: estimated"), "{err}");
         assert!(err.contains("small: size 8b < 100b"), "{err}");
+        let names = |w: Requirements| -> Vec<String> {
+            r.candidates(&w)
+                .map(|c| c.iter().map(|m| m.spec.name.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            names(Requirements::default()),
+            ["llama3.2:1b", "small", "big"]
+        );
+        let mid = Requirements {
+            min_size: Some(2.0),
+            ..Requirements::default()
+        };
+        assert_eq!(names(mid), ["small", "big"]);
+        assert!(r.candidates(&cheap_and_big).is_err());
     }
 
     #[test]

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::stream::{Stream, StreamExt};
 
@@ -26,6 +29,19 @@ pub(crate) struct StreamState {
 
 /// What a stream calls with its assembled answer.
 type OnComplete = Box<dyn FnOnce(&ChatResponse) + Send>;
+
+/// How a stream ended, for the gateway's accounting.
+pub(crate) enum StreamEnd<'a> {
+    /// The answer is complete; the time to its first token, if it had text.
+    Complete(&'a ChatResponse, Option<Duration>),
+    /// The stream failed.
+    Failed(&'a Error),
+    /// The stream was dropped before it ended.
+    Dropped,
+}
+
+/// What a stream calls once, when it ends in any way.
+type OnEnd = Box<dyn FnOnce(StreamEnd<'_>) + Send>;
 
 /// A protocol-level problem in one event: its kind and message.
 pub(crate) type EventError = (FailureKind, String);
@@ -54,6 +70,12 @@ pub struct ChatStream {
     replay: Option<String>,
     /// Called once with the assembled answer when the stream completes.
     on_complete: Option<OnComplete>,
+    /// Called once when the stream ends, whichever way.
+    on_end: Option<OnEnd>,
+    /// When the stream was opened (for the time to first token).
+    opened: Instant,
+    /// When the first text arrived, after opening.
+    ttft: Option<Duration>,
 }
 
 impl fmt::Debug for ChatStream {
@@ -82,6 +104,9 @@ impl ChatStream {
             ended: false,
             replay: None,
             on_complete: None,
+            on_end: None,
+            opened: Instant::now(),
+            ttft: None,
         }
     }
 
@@ -110,6 +135,9 @@ impl ChatStream {
             ended: true,
             replay: Some(response.text).filter(|t| !t.is_empty()),
             on_complete: None,
+            on_end: None,
+            opened: Instant::now(),
+            ttft: None,
         }
     }
 
@@ -118,6 +146,25 @@ impl ChatStream {
     pub fn on_complete(mut self, f: impl FnOnce(&ChatResponse) + Send + 'static) -> Self {
         self.on_complete = Some(Box::new(f));
         self
+    }
+
+    /// The same stream, calling `f` once when it ends: complete, failed, or dropped
+    /// before its end.
+    pub(crate) fn on_end(mut self, f: impl FnOnce(StreamEnd<'_>) + Send + 'static) -> Self {
+        self.on_end = Some(Box::new(f));
+        self
+    }
+
+    /// The same stream, timing its first token from `opened` (when the request was
+    /// sent) rather than from when the stream object was made.
+    pub(crate) fn opened_at(mut self, opened: Instant) -> Self {
+        self.opened = opened;
+        self
+    }
+
+    /// How long after the request the first text arrived, once it has.
+    pub fn time_to_first_token(&self) -> Option<Duration> {
+        self.ttft
     }
 
     fn assembled(&self) -> ChatResponse {
@@ -149,15 +196,19 @@ impl ChatStream {
         while let Some(item) = self.next().await {
             item?;
         }
-        if let Some(error) = self.failure {
+        if let Some(error) = self.failure.take() {
             // The error was already yielded from the stream; it still decides.
             return Err(error);
         }
         Ok(ChatResponse {
-            text: self.text,
-            model: self.state.model.unwrap_or(self.fallback_model),
+            text: std::mem::take(&mut self.text),
+            model: self
+                .state
+                .model
+                .take()
+                .unwrap_or_else(|| std::mem::take(&mut self.fallback_model)),
             usage: self.state.usage,
-            finish_reason: self.state.finish_reason,
+            finish_reason: self.state.finish_reason.take(),
         })
     }
 
@@ -167,9 +218,19 @@ impl ChatStream {
     }
 
     fn fail(&mut self, error: Error) -> Poll<Option<Result<String>>> {
+        if let Some(f) = self.on_end.take() {
+            f(StreamEnd::Failed(&error));
+        }
         self.failure = Some(error.clone());
         self.body = None;
         Poll::Ready(Some(Err(error)))
+    }
+
+    /// Notes the time of the first text.
+    fn first_text(&mut self) {
+        if self.ttft.is_none() {
+            self.ttft = Some(self.opened.elapsed());
+        }
     }
 
     fn handle(&mut self, event: &SseEvent) -> std::result::Result<Option<String>, EventError> {
@@ -180,12 +241,21 @@ impl ChatStream {
     }
 }
 
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_end.take() {
+            f(StreamEnd::Dropped);
+        }
+    }
+}
+
 impl Stream for ChatStream {
     type Item = Result<String>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(text) = this.replay.take() {
+            this.first_text();
             this.text.push_str(&text);
             return Poll::Ready(Some(Ok(text)));
         }
@@ -197,6 +267,7 @@ impl Stream for ChatStream {
                 };
                 match this.handle(&event) {
                     Ok(Some(delta)) if !delta.is_empty() => {
+                        this.first_text();
                         this.text.push_str(&delta);
                         return Poll::Ready(Some(Ok(delta)));
                     }
@@ -224,9 +295,15 @@ impl Stream for ChatStream {
                 }
                 if this.state.done
                     && this.failure.is_none()
-                    && let Some(f) = this.on_complete.take()
+                    && (this.on_complete.is_some() || this.on_end.is_some())
                 {
-                    f(&this.assembled());
+                    let answer = this.assembled();
+                    if let Some(f) = this.on_complete.take() {
+                        f(&answer);
+                    }
+                    if let Some(f) = this.on_end.take() {
+                        f(StreamEnd::Complete(&answer, this.ttft));
+                    }
                 }
                 return Poll::Ready(None);
             };

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use orc_fake_provider::{Behaviour, Endpoint, FakeProvider, Reply, Stats};
+use orc_fake_provider::{Behaviour, Endpoint, FakeProvider, ModelBehaviour, Reply, Stats};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -863,5 +863,90 @@ async fn the_binary_serves_and_stops_on_sigterm() -> Result<()> {
     kill(Pid::from_raw(pid), Signal::SIGTERM)?;
     let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
     assert!(exit.success(), "exit status {exit}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn per_model_latency_failures_and_context_window() -> Result<()> {
+    let fake = FakeProvider::start(
+        Behaviour::default()
+            .with_model(
+                "slow-flaky",
+                ModelBehaviour {
+                    latency: Some(Duration::from_millis(150)),
+                    failure_rate: 0.5,
+                    failure_status: Some(503),
+                    ..ModelBehaviour::default()
+                },
+            )
+            .with_model(
+                "tiny",
+                ModelBehaviour {
+                    context_window: Some(4),
+                    ..ModelBehaviour::default()
+                },
+            ),
+    )
+    .await?;
+    let client = client();
+    let body = |model: &str, prompt: &str| json!({"model": model, "messages": [{"role": "user", "content": prompt}]});
+
+    // Every second request to the flaky model fails, after its own latency.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let started = Instant::now();
+        let response = chat(&client, &fake, &body("slow-flaky", &format!("q{i}"))).await?;
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 503, 200, 503]);
+    // Other models are not affected, and a marker still wins.
+    let response = chat(&client, &fake, &body("fake-gpt", "hello")).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = chat(
+        &client,
+        &fake,
+        &body("slow-flaky", "[[fake:delay_ms=0,status=418]] x"),
+    )
+    .await?;
+    assert_eq!(response.status().as_u16(), 418);
+
+    // A prompt over the context window gets the provider's own 400.
+    let response = chat(&client, &fake, &body("tiny", "one two three four five")).await?;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await?;
+    assert_eq!(error["error"]["code"], "context_length_exceeded");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("maximum context length is 4 tokens"),
+        "{message}"
+    );
+    let response = messages(
+        &client,
+        &fake,
+        &json!({"model": "tiny", "max_tokens": 10,
+                "messages": [{"role": "user", "content": "one two three four five"}]}),
+    )
+    .await?;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await?;
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("prompt is too long: 5 tokens > 4 maximum"),
+        "{message}"
+    );
+    assert_eq!(
+        chat(&client, &fake, &body("tiny", "one two"))
+            .await?
+            .status(),
+        StatusCode::OK
+    );
+
+    let stats = fake.stats();
+    assert_eq!(stats.requests_for("slow-flaky"), 5);
+    assert_eq!(stats.requests_for("tiny"), 3);
+    assert_eq!(stats.requests_for("fake-gpt"), 1);
+    fake.reset();
+    assert_eq!(fake.stats().requests_for("tiny"), 0);
     Ok(())
 }

@@ -41,6 +41,7 @@ async fn rig(batch: BatchOptions) -> Result<Rig> {
         GatewayOptions {
             cache: Some(cache),
             batch,
+            ..GatewayOptions::default()
         },
     );
     let model = Model {
