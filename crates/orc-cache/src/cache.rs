@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use orc_telemetry::names::{self, label};
 
 use crate::file::FileStore;
 use crate::memory::MemoryStore;
@@ -32,6 +33,8 @@ pub struct Cache {
 struct Inner {
     store: Store,
     description: String,
+    /// The namespace, as the `cache` label of this cache's metrics.
+    label: metrics::SharedString,
     counters: Counters,
     warnings: Mutex<Warnings>,
 }
@@ -109,6 +112,7 @@ impl Cache {
                     options.max_bytes,
                     ttl,
                     options.compression,
+                    label(&options.namespace),
                 )),
                 "memory".to_owned(),
             ),
@@ -132,6 +136,7 @@ impl Cache {
             inner: Arc::new(Inner {
                 store,
                 description,
+                label: label(&options.namespace),
                 counters: Counters::default(),
                 warnings: Mutex::new(Warnings::default()),
             }),
@@ -150,14 +155,18 @@ impl Cache {
         match found {
             Ok(Some(value)) => {
                 counters.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(names::CACHE_HITS_TOTAL, label::CACHE => self.inner.label.clone())
+                    .increment(1);
                 Some(value)
             }
             Ok(None) => {
                 counters.misses.fetch_add(1, Ordering::Relaxed);
+                self.count_miss();
                 None
             }
             Err(e) => {
                 counters.misses.fetch_add(1, Ordering::Relaxed);
+                self.count_miss();
                 self.failed("read", &e);
                 if matches!(e, Error::Corrupt { .. }) {
                     self.remove_quietly(&key).await;
@@ -250,9 +259,24 @@ impl Cache {
         }
     }
 
+    /// Empties what this cache keeps in this process's memory (the memory backend's entries),
+    /// to give memory back when the process runs short; file and Redis entries stay.
+    pub fn shrink(&self) {
+        if let Store::Memory(store) = &self.inner.store {
+            store.shrink();
+        }
+    }
+
+    fn count_miss(&self) {
+        metrics::counter!(names::CACHE_MISSES_TOTAL, label::CACHE => self.inner.label.clone())
+            .increment(1);
+    }
+
     /// Counts a backend failure and warns, at most once per [`WARN_INTERVAL`].
     fn failed(&self, operation: &str, error: &Error) {
         self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::CACHE_ERRORS_TOTAL, label::CACHE => self.inner.label.clone())
+            .increment(1);
         let suppressed = {
             let mut w = self
                 .inner
@@ -290,6 +314,11 @@ impl fmt::Debug for Cache {
             .field("stats", &self.stats())
             .finish()
     }
+}
+
+/// The `cache` label of a namespace's metrics.
+fn label(namespace: &str) -> metrics::SharedString {
+    metrics::SharedString::from_shared(Arc::from(namespace))
 }
 
 /// A namespace names a directory and sits in Redis keys and a SCAN pattern, so it is kept to

@@ -24,12 +24,23 @@ impl MemoryStore {
         max_bytes: u64,
         ttl: Option<Duration>,
         compression: bool,
+        label: metrics::SharedString,
     ) -> Self {
         let floor = max_bytes / max_entries.max(1);
         let mut builder = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |_key: &Key, stored: &Bytes| {
                 u32::try_from((stored.len() as u64).max(floor)).unwrap_or(u32::MAX)
+            })
+            .eviction_listener(move |_key, _value, cause| {
+                // Pushed out by the size bound or the TTL; not replaced or removed on purpose.
+                if cause.was_evicted() {
+                    metrics::counter!(
+                        orc_telemetry::names::CACHE_EVICTIONS_TOTAL,
+                        orc_telemetry::names::label::CACHE => label.clone()
+                    )
+                    .increment(1);
+                }
             });
         if let Some(ttl) = ttl {
             builder = builder.time_to_live(ttl);
@@ -69,6 +80,11 @@ impl MemoryStore {
 
     pub(crate) async fn remove(&self, key: &Key) {
         self.entries.invalidate(key).await;
+    }
+
+    /// Drops every entry (lazily: moka frees them on its next maintenance pass).
+    pub(crate) fn shrink(&self) {
+        self.entries.invalidate_all();
     }
 
     /// Exact counts: pending evictions are applied first, expired entries are not counted.

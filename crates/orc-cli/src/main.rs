@@ -2,6 +2,8 @@
 
 mod cache_cmd;
 mod config;
+mod config_cmd;
+mod metrics_cmd;
 mod models;
 mod models_cmd;
 mod plans;
@@ -10,6 +12,7 @@ mod resume;
 mod run;
 mod runs_cmd;
 mod state;
+mod telemetry;
 mod validate;
 
 use std::path::PathBuf;
@@ -86,6 +89,10 @@ enum Command {
     Models(models_cmd::ModelsArgs),
     /// The model response cache and the compile cache.
     Cache(cache_cmd::CacheArgs),
+    /// The effective configuration.
+    Config(config_cmd::ConfigArgs),
+    /// Prometheus metrics.
+    Metrics(metrics_cmd::MetricsArgs),
 }
 
 fn init_logging(global: &Global) {
@@ -130,6 +137,8 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs_cmd::main(&cli.global, &args),
         Command::Models(args) => models_cmd::main(&cli.global, &args),
         Command::Cache(args) => cache_cmd::main(&cli.global, &args),
+        Command::Config(args) => config_cmd::main(&cli.global, &args),
+        Command::Metrics(args) => metrics_cmd::main(&cli.global, &args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

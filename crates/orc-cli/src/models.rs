@@ -14,6 +14,10 @@ use orc_pipeline::{AutoRequest, AutoResolver, Expected};
 use crate::config::{CacheSettings, Config, ConfigError};
 use crate::plans;
 
+/// The Redis a `backend: redis` cache uses when it names no `url` (the performance guide's
+/// file names none).
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
 /// The model response cache the config describes; `None` when it is disabled.
 pub(crate) fn model_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
     let settings = &config.performance.caching.model_cache;
@@ -46,7 +50,10 @@ fn open_cache(
             },
         },
         "redis" => Backend::Redis {
-            url: settings.url.clone().unwrap_or_default(),
+            url: settings
+                .url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
         },
         other => {
             return Err(ConfigError(format!(
@@ -86,6 +93,7 @@ pub(crate) fn gateway(config: &Config) -> Result<Option<Gateway>, ConfigError> {
             max_wait: Duration::from_secs_f64(mo.max_wait_time),
             max_concurrent_batches: mo.max_concurrent_batches,
         },
+        ..GatewayOptions::default()
     };
     Ok(Some(Gateway::new(registry, client, options)))
 }

@@ -1,6 +1,7 @@
-//! `orc models list`: the models the config file offers pipelines.
+//! `orc models list`: the models the config file offers pipelines; `orc models stats`: what
+//! their calls measured.
 
-use std::io::Write as _;
+use std::io::Write;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -22,11 +23,73 @@ enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What the state store measured of each model's calls: count, success rate, latency,
+    /// tokens and cost (the router starts from these).
+    Stats {
+        /// Only calls newer than this (`30m`, `24h`, `7d`).
+        #[arg(long, default_value = "7d", value_name = "AGE")]
+        since: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn main(global: &Global, args: &ModelsArgs) -> anyhow::Result<u8> {
     let (config, path) = Config::load(global.config.as_deref())?;
-    let ModelsCommand::List { json } = args.command;
+    match &args.command {
+        ModelsCommand::List { json } => list(&config, path.as_deref(), *json),
+        ModelsCommand::Stats { since, json } => stats(global, &config, since, *json),
+    }
+}
+
+fn stats(global: &Global, config: &Config, since: &str, json: bool) -> anyhow::Result<u8> {
+    let age = crate::runs_cmd::parse_age("--since", since)?;
+    let runtime = crate::run::runtime(config)?;
+    let summaries = runtime.block_on(async {
+        let store =
+            crate::state::open(&crate::state::url(global.state.as_deref(), config), config).await?;
+        crate::state::model_summaries(&store, config, age).await
+    })?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &summaries)?;
+        writeln!(out)?;
+        return Ok(crate::exit::OK);
+    }
+    let rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|s| {
+            vec![
+                s.model.clone(),
+                s.calls.to_string(),
+                format!("{:.1}%", s.success_rate * 100.0),
+                format!("{:.1}", s.latency_p50_ms),
+                format!("{:.1}", s.latency_p95_ms),
+                s.input_tokens.to_string(),
+                s.output_tokens.to_string(),
+                format!("{:.6}", s.cost_usd),
+            ]
+        })
+        .collect();
+    print_table(
+        &mut out,
+        &[
+            "MODEL",
+            "CALLS",
+            "SUCCESS",
+            "P50 MS",
+            "P95 MS",
+            "TOKENS IN",
+            "TOKENS OUT",
+            "USD",
+        ],
+        &rows,
+    )?;
+    Ok(crate::exit::OK)
+}
+
+fn list(config: &Config, path: Option<&std::path::Path>, json: bool) -> anyhow::Result<u8> {
     let rows: Vec<serde_json::Value> = config
         .models
         .iter()
@@ -75,7 +138,7 @@ pub(crate) fn main(global: &Global, args: &ModelsArgs) -> anyhow::Result<u8> {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let table: Vec<[String; 7]> = rows
+    let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let price = match &r["cost"] {
@@ -83,7 +146,7 @@ pub(crate) fn main(global: &Global, args: &ModelsArgs) -> anyhow::Result<u8> {
                 serde_json::Value::Null => "-".to_owned(),
                 c => format!("{}/{}", c["input_per_1k"], c["output_per_1k"]),
             };
-            [
+            vec![
                 text(&r["name"]),
                 text(&r["provider"]),
                 text(&r["model"]),
@@ -94,35 +157,42 @@ pub(crate) fn main(global: &Global, args: &ModelsArgs) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    let header = [
-        "NAME",
-        "PROVIDER",
-        "MODEL",
-        "BASE URL",
-        "API KEY",
-        "USD/1K IN/OUT",
-        "CONTEXT",
-    ];
-    let mut widths = header.map(str::len);
-    for row in &table {
+    print_table(
+        &mut out,
+        &[
+            "NAME",
+            "PROVIDER",
+            "MODEL",
+            "BASE URL",
+            "API KEY",
+            "USD/1K IN/OUT",
+            "CONTEXT",
+        ],
+        &table,
+    )?;
+    Ok(crate::exit::OK)
+}
+
+/// Left-aligned columns as wide as their widest cell, two spaces apart.
+fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[&str]| {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
         cells
-            .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
             .to_owned()
     };
-    writeln!(out, "{}", line(&header))?;
-    for row in &table {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&cells))?;
+    writeln!(out, "{}", line(&mut header.iter().copied()))?;
+    for row in rows {
+        writeln!(out, "{}", line(&mut row.iter().map(String::as_str)))?;
     }
-    Ok(crate::exit::OK)
+    Ok(())
 }

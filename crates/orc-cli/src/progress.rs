@@ -16,8 +16,9 @@ impl Observer for Bar {
     fn event(&self, event: Event<'_>) {
         match event {
             Event::StepsAdded { count } => self.0.inc_length(count as u64),
-            Event::StepStarted { id } => self.0.set_message(id.to_string()),
+            Event::StepStarted { id, .. } => self.0.set_message(id.to_string()),
             Event::StepFinished { .. } => self.0.inc(1),
+            Event::StepReady { .. } => {}
         }
     }
 }
@@ -35,8 +36,8 @@ struct Lines;
 impl Observer for Lines {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::StepStarted { id } => tracing::info!("{id}: started"),
-            Event::StepFinished { id, status } => {
+            Event::StepStarted { id, .. } => tracing::info!("{id}: started"),
+            Event::StepFinished { id, status, .. } => {
                 let word = match status {
                     StepStatus::Completed => "completed",
                     StepStatus::Failed => "failed",
@@ -45,7 +46,7 @@ impl Observer for Lines {
                 };
                 tracing::info!("{id}: {word}");
             }
-            Event::StepsAdded { .. } => {}
+            Event::StepsAdded { .. } | Event::StepReady { .. } => {}
         }
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct ResumeArgs {
     /// Write the result document to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    watch: crate::run::WatchArgs,
 }
 
 #[allow(clippy::print_stderr)]
@@ -109,5 +111,6 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
         held,
         output: args.output.as_deref(),
         file: &file,
+        watch: &args.watch,
     })
 }

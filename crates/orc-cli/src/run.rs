@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -28,6 +29,22 @@ pub(crate) struct RunArgs {
     /// The run's id (default: `<pipeline>_<unix time>_<8 hex>`).
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+/// How to watch a run: metrics, profile, trace (`orc run` and `orc resume`).
+#[derive(Debug, Args, Default)]
+pub(crate) struct WatchArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9184).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Write a JSON profile (per-step queue wait, run and model time, critical path) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<PathBuf>,
+    /// Write a Chrome trace (opens in Perfetto or chrome://tracing) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
 }
 
 /// Parses `-i KEY=VALUE`: the value as JSON when it parses, else as text.
@@ -133,6 +150,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         held,
         output: args.output.as_deref(),
         file: &file,
+        watch: &args.watch,
     })
 }
 
@@ -167,6 +185,7 @@ pub(crate) struct Execution<'a> {
     pub(crate) held: crate::state::Held,
     pub(crate) output: Option<&'a Path>,
     pub(crate) file: &'a str,
+    pub(crate) watch: &'a WatchArgs,
 }
 
 /// Runs a compiled pipeline with checkpoints, prints its result document, and says the exit code.
@@ -174,17 +193,36 @@ pub(crate) struct Execution<'a> {
 pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
     let par = &x.config.performance.parallel_execution;
     let cancel = CancellationToken::new();
+    let endpoint = match x.watch.metrics_addr {
+        Some(addr) => Some(
+            x.runtime
+                .block_on(crate::telemetry::Endpoint::start(addr))?,
+        ),
+        None => None,
+    };
+    let timeline = (x.watch.profile.is_some() || x.watch.trace.is_some())
+        .then(|| Arc::new(crate::telemetry::Timeline::new()));
+    let mut observers: Vec<Arc<dyn orc_engine::Observer>> = Vec::new();
+    observers.extend(crate::progress::observer(x.global));
+    if endpoint.is_some() {
+        observers.push(Arc::new(crate::telemetry::StepMetrics::default()));
+    }
+    if let Some(t) = &timeline {
+        observers.push(Arc::clone(t) as Arc<dyn orc_engine::Observer>);
+    }
+    let step_cache = crate::models::step_cache(x.config)?;
     let options = orc_engine::Options {
         inputs: x.inputs,
         execution_id: Some(x.run_id.clone()),
         max_concurrent: par.max_concurrent_tasks,
         task_timeout: Duration::from_secs_f64(par.task_timeout),
         cancel: cancel.clone(),
-        observer: crate::progress::observer(x.global),
+        observer: crate::telemetry::tee(observers),
+        resources: resources(x.config, x.gateway.as_ref(), step_cache.as_ref()),
         models: x.gateway,
         journal: Some(x.held.journal()),
-        step_cache: crate::models::step_cache(x.config)?,
-        resume: std::sync::Arc::new(x.resume),
+        step_cache,
+        resume: Arc::new(x.resume),
         ..orc_engine::Options::default()
     };
     let held = x.held;
@@ -196,12 +234,30 @@ pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
             Ok(r) => held.finish(r).await,
             Err(_) => Ok(()),
         };
+        if let Ok(r) = &result
+            && endpoint.is_some()
+        {
+            crate::telemetry::record_run(r);
+        }
+        if let Some(endpoint) = endpoint {
+            endpoint.stop().await;
+        }
         (result, recorded)
     });
     let result = match outcome.0 {
         Ok(r) => r,
         Err(e) => return Err(UserError(format!("{}: {e}", x.file)).into()),
     };
+    if let Some(t) = &timeline
+        && let Err(e) = crate::telemetry::write_reports(
+            t,
+            &result,
+            x.watch.profile.as_ref(),
+            x.watch.trace.as_ref(),
+        )
+    {
+        tracing::error!("{e}");
+    }
     if let Err(e) = outcome.1 {
         tracing::error!("state store: the run's end was not recorded: {e}");
     }
@@ -226,6 +282,34 @@ pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
     }
     drop(x.runtime);
     Ok(code)
+}
+
+/// The engine's resource limits from `performance.resource_limits`: memory admission (which
+/// empties the in-memory caches when memory runs high) and the CPU pool's size.
+fn resources(
+    config: &Config,
+    gateway: Option<&orc_models::Gateway>,
+    step_cache: Option<&orc_cache::Cache>,
+) -> orc_engine::Resources {
+    let limits = &config.performance.resource_limits;
+    let caches: Vec<orc_cache::Cache> = gateway
+        .and_then(orc_models::Gateway::cache)
+        .into_iter()
+        .chain(step_cache)
+        .cloned()
+        .collect();
+    orc_engine::Resources {
+        cpu_slots: limits.max_cpu_cores,
+        memory: Some(orc_engine::MemoryLimit {
+            max_bytes: limits.max_memory_bytes(),
+            threshold: limits.memory_cleanup_threshold,
+            on_pressure: Some(Arc::new(move || {
+                for cache in &caches {
+                    cache.shrink();
+                }
+            })),
+        }),
+    }
 }
 
 /// Threads for blocking tool work: twice the cores, at least 4.

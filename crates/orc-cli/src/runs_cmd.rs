@@ -65,7 +65,7 @@ fn row_json(r: &RunRow) -> serde_json::Value {
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s`, `2w`.
-fn parse_age(text: &str) -> Result<Duration, UserError> {
+pub(crate) fn parse_age(flag: &str, text: &str) -> Result<Duration, UserError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -73,7 +73,7 @@ fn parse_age(text: &str) -> Result<Duration, UserError> {
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().map_err(|_| {
         UserError(format!(
-            "--older-than `{text}`: expected a number and a unit, like 30d"
+            "{flag} `{text}`: expected a number and a unit, like 30d"
         ))
     })?;
     let unit_secs = match unit {
@@ -84,7 +84,7 @@ fn parse_age(text: &str) -> Result<Duration, UserError> {
         "w" => 604_800,
         _ => {
             return Err(UserError(format!(
-                "--older-than `{text}`: unknown unit `{unit}`; use s, m, h, d or w"
+                "{flag} `{text}`: unknown unit `{unit}`; use s, m, h, d or w"
             )));
         }
     };
@@ -170,7 +170,7 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
             }
         }
         RunsCommand::Prune { older_than } => {
-            let age = parse_age(older_than)?;
+            let age = parse_age("--older-than", older_than)?;
             let cutoff = SystemTime::now()
                 .checked_sub(age)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -188,10 +188,16 @@ mod tests {
 
     #[test]
     fn ages_parse() {
-        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
-        assert_eq!(parse_age("90m").unwrap(), Duration::from_secs(5400));
-        assert!(parse_age("30").is_err());
-        assert!(parse_age("d").is_err());
-        assert!(parse_age("3y").is_err());
+        assert_eq!(
+            parse_age("--older-than", "30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            parse_age("--older-than", "90m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert!(parse_age("--older-than", "30").is_err());
+        assert!(parse_age("--older-than", "d").is_err());
+        assert!(parse_age("--older-than", "3y").is_err());
     }
 }

@@ -21,12 +21,6 @@ pub(crate) fn url(flag: Option<&str>, config: &Config) -> String {
     if let Some(url) = flag.filter(|u| !u.is_empty()) {
         return url.to_owned();
     }
-    if let Some(url) = std::env::var("ORC_STATE__URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        return url;
-    }
     if let Some(url) = config.state.url.as_deref().filter(|u| !u.is_empty()) {
         return url.to_owned();
     }
@@ -220,7 +214,7 @@ impl Journal for StoreJournal {
                     model: model.clone(),
                     provider: provider.clone(),
                     at: now,
-                    latency_ms: r.duration.unwrap_or_default() * 1000.0,
+                    latency_ms: r.model_time.or(r.duration).unwrap_or_default() * 1000.0,
                     success: r.success,
                     input_tokens: usage.input_tokens,
                     output_tokens: usage.output_tokens,
@@ -232,5 +226,84 @@ impl Journal for StoreJournal {
             }
             Ok(())
         })
+    }
+}
+
+/// What the store measured of one model's calls over a period.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ModelSummary {
+    pub(crate) model: String,
+    pub(crate) provider: String,
+    pub(crate) calls: u64,
+    pub(crate) successes: u64,
+    pub(crate) success_rate: f64,
+    pub(crate) latency_mean_ms: f64,
+    pub(crate) latency_p50_ms: f64,
+    pub(crate) latency_p95_ms: f64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) cost_usd: f64,
+}
+
+/// At most this many recent calls per model are read for a summary.
+const SUMMARY_CALLS: u32 = 10_000;
+
+/// A summary per configured model of its calls newer than `age` (models without calls are
+/// listed with zero calls).
+pub(crate) async fn model_summaries(
+    store: &Store,
+    config: &Config,
+    age: Duration,
+) -> Result<Vec<ModelSummary>, ConfigError> {
+    let since = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut out = Vec::with_capacity(config.models.len());
+    for spec in &config.models {
+        let calls = store
+            .model_metrics(&spec.name, since, SUMMARY_CALLS)
+            .await
+            .map_err(|e| ConfigError(format!("state store: {e}")))?;
+        out.push(summarize(&spec.name, spec.provider.as_str(), &calls));
+    }
+    Ok(out)
+}
+
+// Token counts and call counts fit an f64 well enough for averages.
+#[allow(clippy::cast_precision_loss)]
+fn summarize(model: &str, provider: &str, calls: &[ModelMetric]) -> ModelSummary {
+    let mut latencies: Vec<f64> = calls.iter().map(|m| m.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        // Nearest rank: an index within the list.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let i = ((latencies.len() - 1) as f64 * q).round() as usize;
+        latencies[i.min(latencies.len() - 1)]
+    };
+    let n = calls.len() as u64;
+    let successes = calls.iter().filter(|m| m.success).count() as u64;
+    ModelSummary {
+        model: model.to_owned(),
+        provider: provider.to_owned(),
+        calls: n,
+        successes,
+        success_rate: if n == 0 {
+            0.0
+        } else {
+            successes as f64 / n as f64
+        },
+        latency_mean_ms: if n == 0 {
+            0.0
+        } else {
+            latencies.iter().sum::<f64>() / n as f64
+        },
+        latency_p50_ms: pick(0.5),
+        latency_p95_ms: pick(0.95),
+        input_tokens: calls.iter().map(|m| m.input_tokens).sum(),
+        output_tokens: calls.iter().map(|m| m.output_tokens).sum(),
+        cost_usd: calls.iter().map(|m| m.cost).sum(),
     }
 }

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::models;
+use crate::resources::{Admission, Resources, ToolLimits};
 use crate::result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
 use crate::scope::{Frame, Shared, StepScope};
 use crate::step::{self, Backoff, Done, Job, ModelJob};
@@ -47,6 +48,8 @@ pub struct Options {
     /// The step-result cache: tool steps marked `cache: true` reuse the result of an
     /// identical earlier call (same tool, action and rendered parameters).
     pub step_cache: Option<orc_cache::Cache>,
+    /// Memory admission and the CPU pool (`performance.resource_limits`).
+    pub resources: Resources,
 }
 
 /// A durable log of finished steps (the state store's checkpoints).
@@ -71,10 +74,17 @@ pub enum Event<'a> {
         /// How many.
         count: usize,
     },
+    /// A step's dependencies have settled: it waits for a free slot.
+    StepReady {
+        /// Its id.
+        id: &'a str,
+    },
     /// A step was handed to its tool.
     StepStarted {
         /// Its id.
         id: &'a str,
+        /// Its tool, if it names one.
+        tool: Option<&'a str>,
     },
     /// A step settled: completed, failed or skipped.
     StepFinished {
@@ -82,6 +92,8 @@ pub enum Event<'a> {
         id: &'a str,
         /// How it ended.
         status: StepStatus,
+        /// Its record as it goes into the result document.
+        record: Option<&'a StepRecord>,
     },
 }
 
@@ -105,6 +117,7 @@ impl Default for Options {
             journal: None,
             resume: Arc::default(),
             step_cache: None,
+            resources: Resources::default(),
         }
     }
 }
@@ -215,6 +228,8 @@ struct Run<'a> {
     tasks: JoinSet<Done>,
     stop: Option<(String, &'static str)>,
     first_error: Option<(String, String)>,
+    admission: Admission,
+    limits: Arc<ToolLimits>,
 }
 
 fn now_rfc3339(t: SystemTime) -> String {
@@ -352,6 +367,8 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         tasks: JoinSet::new(),
         stop: None,
         first_error: None,
+        admission: Admission::default(),
+        limits: ToolLimits::new(&opts.resources),
     };
     run.add_level(&plan.steps, &[], None, None);
     let interrupted = run.drive().await;
@@ -472,6 +489,7 @@ fn blank_record(id: &str, step: &Step, deps: &[String]) -> StepRecord {
         cached: false,
         usage: None,
         cost: None,
+        model_time: None,
     }
 }
 
@@ -556,6 +574,9 @@ impl Run<'_> {
         }
         node.state = State::Ready;
         self.ready.push_back(i);
+        self.emit(Event::StepReady {
+            id: &self.nodes[i as usize].id,
+        });
     }
 
     fn scope(&self, i: u32) -> Arc<dyn Lookup> {
@@ -640,6 +661,13 @@ impl Run<'_> {
 
     fn launch(&mut self) {
         while self.running < self.opts.max_concurrent.max(1) && self.stop.is_none() {
+            if self.ready.is_empty()
+                || !self
+                    .admission
+                    .admit(self.opts.resources.memory.as_ref(), self.running)
+            {
+                break;
+            }
             let Some(i) = self.ready.pop_front() else {
                 break;
             };
@@ -718,6 +746,7 @@ impl Run<'_> {
                             results: self.opts.step_cache.clone().filter(|_| {
                                 step.cache == Some(true) && !models::is_model_step(step)
                             }),
+                            limits: Arc::clone(&self.limits),
                         };
                     self.nodes[i as usize].state = State::Running;
                     self.nodes[i as usize].record = Some(StepRecord {
@@ -727,6 +756,7 @@ impl Run<'_> {
                     self.running += 1;
                     self.emit(Event::StepStarted {
                         id: &self.nodes[i as usize].id,
+                        tool: a.tool.as_deref(),
                     });
                     self.tasks.spawn(step::run(
                         job,
@@ -1062,6 +1092,7 @@ impl Run<'_> {
                 r.cached = m.cached;
                 r.usage = Some(m.usage);
                 r.cost = m.cost;
+                r.model_time = Some(m.elapsed.as_secs_f64());
             }
         }
         r.completed_at = Some(now_rfc3339(finished));
@@ -1110,13 +1141,11 @@ impl Run<'_> {
         self.nodes[i as usize].state = State::Done;
         self.order.push(i);
         if let Some(obs) = &self.opts.observer {
-            let status = self.nodes[i as usize]
-                .record
-                .as_ref()
-                .map_or(StepStatus::Pending, |r| r.status);
+            let record = self.nodes[i as usize].record.as_ref();
             obs.event(Event::StepFinished {
                 id: &self.nodes[i as usize].id,
-                status,
+                status: record.map_or(StepStatus::Pending, |r| r.status),
+                record,
             });
         }
         let (blocking, route) = match &outcome {

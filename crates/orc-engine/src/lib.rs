@@ -13,12 +13,14 @@
 
 mod exec;
 mod models;
+mod resources;
 mod result;
 mod scope;
 mod step;
 mod tools;
 
 pub use exec::{Error, Event, Journal, Observer, Options, Result, execute, new_run_id, run};
+pub use resources::{MemoryLimit, Resources};
 pub use result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
 pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

@@ -16,6 +16,8 @@ pub(crate) struct ModelCall {
     pub(crate) cached: bool,
     pub(crate) usage: Usage,
     pub(crate) cost: Option<f64>,
+    /// Time spent in the model action (cache lookups included).
+    pub(crate) elapsed: std::time::Duration,
 }
 
 /// How a step's model is chosen, from the plan.
@@ -172,7 +174,10 @@ pub(crate) async fn call(
     };
     let mut params = params.clone();
     params.remove("model");
-    match actions::run(gateway, &model, action, &params, use_cache).await {
+    let clock = std::time::Instant::now();
+    let outcome = actions::run(gateway, &model, action, &params, use_cache).await;
+    let elapsed = clock.elapsed();
+    match outcome {
         Ok(outcome) => {
             let record = ModelCall {
                 model: outcome.model.name.clone(),
@@ -180,6 +185,7 @@ pub(crate) async fn call(
                 cached: outcome.source != Source::Upstream,
                 usage: outcome.usage,
                 cost: outcome.cost,
+                elapsed,
             };
             let mut envelope = Envelope::ok(outcome.result);
             envelope.model_used = Some(record.model.clone());
@@ -195,6 +201,7 @@ pub(crate) async fn call(
                 cached: false,
                 usage,
                 cost,
+                elapsed,
             };
             (envelope, Some(record))
         }

@@ -76,6 +76,9 @@ pub struct StepRecord {
     pub usage: Option<Usage>,
     /// Cost in USD (model steps).
     pub cost: Option<f64>,
+    /// Seconds spent waiting for the model (model steps; the last attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_time: Option<f64>,
 }
 
 /// The whole result of a run.

@@ -9,6 +9,7 @@ use orc_pipeline::{Condition, Param};
 use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
+use crate::resources::ToolLimits;
 use crate::tools::{self, Envelope};
 
 /// Retry back-off: `base · 2^(n-1)`, capped, with jitter in [50 %, 100 %].
@@ -52,6 +53,8 @@ pub(crate) struct Job {
     pub(crate) model: Option<ModelJob>,
     /// For tool steps with `cache: true`: the step-result cache.
     pub(crate) results: Option<orc_cache::Cache>,
+    /// The CPU pool and data chunk size tool calls share.
+    pub(crate) limits: Arc<ToolLimits>,
 }
 
 /// What a model step needs besides its parameters.
@@ -170,7 +173,8 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                     models::call(m.gateway.as_ref(), &m.choice, &action, &params, m.use_cache).await
                 }
                 None => (
-                    tools::call(job.tool.as_deref(), &action, params.clone()).await,
+                    tools::call_limited(job.tool.as_deref(), &action, params.clone(), &job.limits)
+                        .await,
                     None,
                 ),
             }

@@ -61,3 +61,4 @@ pub use store::Store;
 pub use types::{
     Checkpoint, ModelMetric, NewRun, RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
 };
+pub use url::redact_url;

@@ -63,7 +63,7 @@ fn sqlite_target(url: &str) -> Result<Target, String> {
 /// `url` with its password (the userinfo after the first `:`, or all of it when there is no `:`)
 /// and any `pass=`/`password=` query value replaced by `***`. Works on text that does not parse
 /// as a URL too, erring towards hiding more.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(at) => url.split_at(at + 3),
         None => ("", url),

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod layers;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -169,7 +171,8 @@ impl Default for Database {
     }
 }
 
-/// A config file that could not be used.
+/// A config file (or override) that could not be used; the message names the file, line and
+/// key.
 #[derive(Debug)]
 pub(crate) struct ConfigError(pub(crate) String);
 
@@ -181,109 +184,167 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A value that breaks a rule: its dotted key and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Issue {
+    pub(crate) key: String,
+    pub(crate) message: String,
+}
+
+fn issue(key: impl Into<String>, message: impl Into<String>) -> Issue {
+    Issue {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
 impl Config {
-    /// Finds and loads the config file, or the defaults when there is none.
+    /// Finds and loads the config file (or the defaults when there is none), then applies the
+    /// `ORC_<SECTION>__<KEY>` environment overrides.
     pub(crate) fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
-        let path = match explicit {
-            Some(p) => Some(p.to_path_buf()),
-            None => match std::env::var_os("ORC_CONFIG") {
-                Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-                _ => Some(PathBuf::from("orc.yaml")).filter(|p| p.is_file()),
-            },
-        };
-        let Some(path) = path else {
-            return Ok((Config::default(), None));
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError(format!(
-                "{}: cannot read the config file: {e}",
-                path.display()
-            ))
-        })?;
-        let config =
-            Self::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        config
-            .check()
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Ok((config, Some(path)))
+        let loaded = layers::load(explicit, &layers::environment())?;
+        Ok((loaded.config, loaded.path))
     }
 
-    fn parse(text: &str) -> Result<Config, String> {
-        if text.trim().is_empty() {
-            return Ok(Config::default());
-        }
-        serde_saphyr::from_str::<Config>(text).map_err(|e| {
-            let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            match e.location() {
-                Some(l) => format!("{}:{}: {first}", l.line(), l.column()),
-                None => first,
-            }
-        })
-    }
-
-    fn check(&self) -> Result<(), String> {
+    /// Every rule the types alone do not enforce; all the issues, not just the first.
+    pub(crate) fn check(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
         let mut names = std::collections::HashSet::new();
-        for m in &self.models {
+        for (i, m) in self.models.iter().enumerate() {
             if !names.insert(m.name.as_str()) {
-                return Err(format!("models: the name `{}` is used twice", m.name));
+                issues.push(issue(
+                    format!("models[{i}].name"),
+                    format!("the name `{}` is used twice", m.name),
+                ));
             }
         }
-        let mo = &self.performance.model_optimization;
-        if mo.batch_size == 0 {
-            return Err("performance.model_optimization.batch_size must be at least 1".into());
-        }
-        if mo.connection_pool_size == 0 {
-            return Err(
-                "performance.model_optimization.connection_pool_size must be at least 1".into(),
-            );
-        }
-        if mo.max_concurrent_batches == 0 {
-            return Err(
-                "performance.model_optimization.max_concurrent_batches must be at least 1".into(),
-            );
+        let perf = &self.performance;
+        let at = |rest: &str| format!("performance.{rest}");
+        let mo = &perf.model_optimization;
+        for (key, value) in [
+            ("batch_size", mo.batch_size),
+            ("connection_pool_size", mo.connection_pool_size),
+            ("max_concurrent_batches", mo.max_concurrent_batches),
+        ] {
+            if value == 0 {
+                issues.push(issue(
+                    at(&format!("model_optimization.{key}")),
+                    "must be at least 1",
+                ));
+            }
         }
         if !(mo.max_wait_time >= 0.0 && mo.max_wait_time.is_finite()) {
-            return Err(
-                "performance.model_optimization.max_wait_time must be a number of seconds ≥ 0"
-                    .into(),
-            );
+            issues.push(issue(
+                at("model_optimization.max_wait_time"),
+                "must be a number of seconds ≥ 0",
+            ));
         }
         for (name, c) in [
-            ("model_cache", &self.performance.caching.model_cache),
-            ("pipeline_cache", &self.performance.caching.pipeline_cache),
+            ("model_cache", &perf.caching.model_cache),
+            ("pipeline_cache", &perf.caching.pipeline_cache),
         ] {
-            match c.backend.as_str() {
-                "memory" | "file" => {}
-                "redis" if c.url.is_none() => {
-                    return Err(format!(
-                        "performance.caching.{name}.url is required with backend `redis` (e.g. redis://127.0.0.1:6379)"
-                    ));
-                }
-                "redis" => {}
-                other => {
-                    return Err(format!(
-                        "performance.caching.{name}.backend: unknown backend `{other}`; use memory, file or redis"
-                    ));
-                }
+            if !matches!(c.backend.as_str(), "memory" | "file" | "redis") {
+                issues.push(issue(
+                    at(&format!("caching.{name}.backend")),
+                    format!("unknown backend `{}`; use memory, file or redis", c.backend),
+                ));
+            }
+            if c.max_size == 0 {
+                issues.push(issue(
+                    at(&format!("caching.{name}.max_size")),
+                    "must be at least 1",
+                ));
             }
         }
-        let p = &self.performance.parallel_execution;
+        let p = &perf.parallel_execution;
         if p.max_concurrent_tasks == 0 {
-            return Err(
-                "performance.parallel_execution.max_concurrent_tasks must be at least 1".into(),
-            );
+            issues.push(issue(
+                at("parallel_execution.max_concurrent_tasks"),
+                "must be at least 1",
+            ));
         }
         if p.max_workers == 0 {
-            return Err("performance.parallel_execution.max_workers must be at least 1".into());
+            issues.push(issue(
+                at("parallel_execution.max_workers"),
+                "must be at least 1",
+            ));
         }
         if !(p.task_timeout > 0.0 && p.task_timeout.is_finite()) {
-            return Err(
-                "performance.parallel_execution.task_timeout must be a positive number of seconds"
-                    .into(),
-            );
+            issues.push(issue(
+                at("parallel_execution.task_timeout"),
+                "must be a positive number of seconds",
+            ));
         }
-        Ok(())
+        let r = &perf.resource_limits;
+        if let Err(e) = parse_bytes(&r.max_memory) {
+            issues.push(issue(at("resource_limits.max_memory"), e));
+        }
+        if r.max_cpu_cores == 0 {
+            issues.push(issue(
+                at("resource_limits.max_cpu_cores"),
+                "must be at least 1",
+            ));
+        }
+        if !(r.memory_cleanup_threshold > 0.0 && r.memory_cleanup_threshold <= 1.0) {
+            issues.push(issue(
+                at("resource_limits.memory_cleanup_threshold"),
+                "must be a fraction in (0, 1]",
+            ));
+        }
+        let db = &perf.database;
+        if db.connection_pool_size == 0 {
+            issues.push(issue(
+                at("database.connection_pool_size"),
+                "must be at least 1",
+            ));
+        }
+        if !(db.query_timeout > 0.0 && db.query_timeout.is_finite()) {
+            issues.push(issue(
+                at("database.query_timeout"),
+                "must be a positive number of seconds",
+            ));
+        }
+        issues
     }
+}
+
+impl ResourceLimits {
+    /// `max_memory` in bytes (checked when the config was loaded).
+    pub(crate) fn max_memory_bytes(&self) -> u64 {
+        parse_bytes(&self.max_memory).unwrap_or(u64::MAX)
+    }
+}
+
+/// Parses a size such as `8GB`, `512 MiB`, `1.5G` or `1048576`: decimal units (`KB`, `MB`,
+/// `GB`, `TB`, or just `K`, `M`, `G`, `T`) are powers of 1000, binary ones (`KiB`, `MiB`,
+/// `GiB`, `TiB`) powers of 1024; case does not matter.
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || format!("`{text}` is not a size; write it like 8GB, 512MiB or 1048576");
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = n * scale;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    // In range: checked just above.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -294,15 +355,26 @@ mod tests {
     #[test]
     fn the_performance_guide_file_loads() {
         let text = "performance:\n  caching:\n    model_cache:\n      enabled: true\n      backend: \"redis\"\n      ttl: 3600\n      max_size: 50000\n    pipeline_cache:\n      enabled: true\n      backend: \"memory\"\n      ttl: 1800\n      max_size: 1000\n  parallel_execution:\n    max_workers: 16\n    max_concurrent_tasks: 50\n    task_timeout: 600\n  resource_limits:\n    max_memory: \"8GB\"\n    max_cpu_cores: 12\n    memory_cleanup_threshold: 0.85\n  model_optimization:\n    batch_size: 20\n    max_wait_time: 0.05\n    connection_pool_size: 100\n  database:\n    connection_pool_size: 50\n    query_timeout: 30\n    enable_query_caching: true\n";
-        let c = Config::parse(text).unwrap();
+        let c = layers::parse(text).unwrap();
         assert_eq!(c.performance.parallel_execution.max_concurrent_tasks, 50);
         assert_eq!(c.performance.caching.model_cache.backend, "redis");
     }
 
     #[test]
+    fn sizes_parse_with_decimal_and_binary_units() {
+        assert_eq!(parse_bytes("8GB").unwrap(), 8_000_000_000);
+        assert_eq!(parse_bytes("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1.5g").unwrap(), 1_500_000_000);
+        assert_eq!(parse_bytes("1048576").unwrap(), 1 << 20);
+        for bad in ["", "lots", "8XB", "0", "-1GB", "1e30"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_line() {
         let err =
-            Config::parse("performance:\n  parallel_execution:\n    max_conccurent_tasks: 5\n")
+            layers::parse("performance:\n  parallel_execution:\n    max_conccurent_tasks: 5\n")
                 .unwrap_err();
         assert!(
             err.contains("max_conccurent_tasks") && err.starts_with("3:"),

@@ -8,3 +8,4 @@ mod resume;
 mod shared_pipelines;
 mod signals;
 mod support;
+mod telemetry;

@@ -4,8 +4,12 @@
 mod filesystem;
 mod process;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::resources::ToolLimits;
 
 /// What a tool call returns: the envelope templates read as `{{ step.result… }}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,23 +77,46 @@ pub fn catalog_with_models(gateway: Option<&orc_models::Gateway>) -> orc_pipelin
 
 /// Calls a tool. `tool` is `None` for tool-less actions (`echo`, `evaluate_condition`).
 pub async fn call(tool: Option<&str>, action: &str, params: Map<String, Value>) -> Envelope {
+    let limits = ToolLimits::new(&crate::Resources::default());
+    call_limited(tool, action, params, &limits).await
+}
+
+/// Calls a tool under the run's limits: data tools take a slot of the CPU pool.
+pub(crate) async fn call_limited(
+    tool: Option<&str>,
+    action: &str,
+    params: Map<String, Value>,
+    limits: &Arc<ToolLimits>,
+) -> Envelope {
     match (tool, action) {
         (Some("filesystem"), _) => filesystem::call(action, params).await,
         (Some("terminal"), "execute") => process::terminal(params).await,
         (Some("python-executor"), "execute" | "run") => process::python(params).await,
         (None | Some("echo"), "echo") => echo(&params),
-        (Some(tool @ ("data-processing" | "validation")), _) => data(tool, action, params).await,
+        (Some(tool @ ("data-processing" | "validation")), _) => {
+            data(tool, action, params, limits).await
+        }
         (Some(t), a) => Envelope::fail(format!("tool `{t}` has no action `{a}`"), Value::Null),
         (None, a) => Envelope::fail(format!("unknown action `{a}`"), Value::Null),
     }
 }
 
-/// Runs a data tool on the blocking pool; a failure is reported as a failure, never as success.
-async fn data(tool: &str, action: &str, params: Map<String, Value>) -> Envelope {
+/// Runs a data tool on the blocking pool, within a slot of the CPU pool (`max_cpu_cores`);
+/// a failure is reported as a failure, never as success.
+async fn data(
+    tool: &str,
+    action: &str,
+    params: Map<String, Value>,
+    limits: &Arc<ToolLimits>,
+) -> Envelope {
+    let Ok(_slot) = limits.cpu.acquire().await else {
+        return Envelope::fail("the CPU pool is closed", Value::Null);
+    };
     let (tool, action) = (tool.to_string(), action.to_string());
+    let chunking = limits.data;
     let outcome = tokio::task::spawn_blocking(move || match tool.as_str() {
         "validation" => orc_data::validation(&action, &params),
-        _ => orc_data::data_processing(&action, &params),
+        _ => orc_data::data_processing_with(&action, &params, &chunking),
     })
     .await;
     match outcome {

@@ -16,9 +16,9 @@ impl Observer for Recorder {
     fn event(&self, event: Event<'_>) {
         let mut log = self.0.lock().unwrap();
         match event {
-            Event::StepStarted { id } => log.push((true, id.to_string())),
+            Event::StepStarted { id, .. } => log.push((true, id.to_string())),
             Event::StepFinished { id, .. } => log.push((false, id.to_string())),
-            Event::StepsAdded { .. } => {}
+            Event::StepsAdded { .. } | Event::StepReady { .. } => {}
         }
     }
 }

@@ -1,0 +1,262 @@
+//! Watching a run, fed by the scheduler's events: Prometheus metrics (`--metrics-addr`), the
+//! profile (`--profile FILE`) and the Chrome trace (`--trace FILE`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use metrics::{counter, gauge, histogram};
+use orc_engine::{Event, Observer, RunResult, StepRecord, StepStatus};
+use orc_telemetry::names::{self, label};
+use orc_telemetry::{CacheUse, Exporter, MetricsServer, Profile, RunInfo, StepTiming};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::UserError;
+
+/// Hands every event to several observers in turn.
+#[derive(Debug)]
+pub(crate) struct Tee(pub(crate) Vec<Arc<dyn Observer>>);
+
+impl Observer for Tee {
+    fn event(&self, event: Event<'_>) {
+        for o in &self.0 {
+            o.event(event);
+        }
+    }
+}
+
+/// The combined observer of `observers`, if any.
+pub(crate) fn tee(mut observers: Vec<Arc<dyn Observer>>) -> Option<Arc<dyn Observer>> {
+    match observers.len() {
+        0 => None,
+        1 => observers.pop(),
+        _ => Some(Arc::new(Tee(observers))),
+    }
+}
+
+fn outcome(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Completed => "completed",
+        StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
+        StepStatus::Pending => "not_run",
+    }
+}
+
+/// Step and scheduler metrics: steps by tool, action and outcome, their duration and queue wait,
+/// and the ready and running gauges.
+#[derive(Debug, Default)]
+pub(crate) struct StepMetrics {
+    state: Mutex<StepClock>,
+}
+
+#[derive(Debug, Default)]
+struct StepClock {
+    ready: HashMap<String, Instant>,
+    running: usize,
+}
+
+impl Observer for StepMetrics {
+    fn event(&self, event: Event<'_>) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            Event::StepsAdded { .. } => {}
+            Event::StepReady { id } => {
+                s.ready.insert(id.to_owned(), Instant::now());
+            }
+            Event::StepStarted { id, tool } => {
+                if let Some(at) = s.ready.remove(id) {
+                    histogram!(names::STEP_QUEUE_WAIT_SECONDS, label::TOOL => tool.unwrap_or_default().to_owned())
+                        .record(at.elapsed().as_secs_f64());
+                }
+                s.running += 1;
+            }
+            Event::StepFinished { id, status, record } => {
+                if s.ready.remove(id).is_none() && record.is_some_and(|r| r.started_at.is_some()) {
+                    s.running = s.running.saturating_sub(1);
+                }
+                let tool = record.and_then(|r| r.tool.clone()).unwrap_or_default();
+                let action = record.map(|r| r.action.clone()).unwrap_or_default();
+                let labels = [
+                    (label::TOOL, tool),
+                    (label::ACTION, action),
+                    (label::OUTCOME, outcome(status).to_owned()),
+                ];
+                counter!(names::STEPS_TOTAL, &labels).increment(1);
+                if let Some(seconds) = record.and_then(|r| r.duration) {
+                    histogram!(names::STEP_DURATION_SECONDS, &labels).record(seconds);
+                }
+            }
+        }
+        // Counts fit an f64 exactly.
+        #[allow(clippy::cast_precision_loss)]
+        {
+            gauge!(names::SCHEDULER_READY_STEPS).set(s.ready.len() as f64);
+            gauge!(names::SCHEDULER_RUNNING_STEPS).set(s.running as f64);
+        }
+    }
+}
+
+/// Records the run's outcome and duration.
+pub(crate) fn record_run(result: &RunResult) {
+    let labels = [
+        (label::PIPELINE, result.pipeline_id.clone()),
+        (
+            label::OUTCOME,
+            match result.status {
+                orc_engine::RunStatus::Completed => "completed",
+                orc_engine::RunStatus::Failed => "failed",
+                orc_engine::RunStatus::Interrupted => "interrupted",
+            }
+            .to_owned(),
+        ),
+    ];
+    counter!(names::PIPELINE_RUNS_TOTAL, &labels).increment(1);
+    histogram!(names::PIPELINE_RUN_DURATION_SECONDS, &labels).record(result.duration);
+}
+
+/// When each step became ready, started and finished, for `--profile` and `--trace`; the rest
+/// of each step's story comes from the result document.
+#[derive(Debug)]
+pub(crate) struct Timeline {
+    start: Instant,
+    clock: Mutex<Clock>,
+}
+
+#[derive(Debug, Default)]
+struct Clock {
+    steps: Vec<Timing>,
+    index: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct Timing {
+    id: String,
+    ready_ms: f64,
+    started_ms: Option<f64>,
+    finished_ms: Option<f64>,
+}
+
+impl Timeline {
+    pub(crate) fn new() -> Self {
+        Timeline {
+            start: Instant::now(),
+            clock: Mutex::new(Clock::default()),
+        }
+    }
+
+    /// The timings, in the order the steps became ready (or settled without being ready).
+    pub(crate) fn timings(&self, result: &RunResult) -> Vec<StepTiming> {
+        let clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        clock
+            .steps
+            .iter()
+            .map(|t| {
+                let r = result.steps.get(&t.id);
+                StepTiming {
+                    id: t.id.clone(),
+                    tool: r.and_then(|r| r.tool.clone()).unwrap_or_default(),
+                    action: r.map(|r| r.action.clone()).unwrap_or_default(),
+                    dependencies: r.map(|r| r.dependencies.clone()).unwrap_or_default(),
+                    ready_at_ms: t.ready_ms,
+                    started_at_ms: t.started_ms,
+                    finished_at_ms: t.finished_ms,
+                    status: r.map_or("not_run", |r| outcome(r.status)).to_owned(),
+                    model_ms: r.and_then(|r| r.model_time).map(|s| s * 1e3),
+                    cache: r.and_then(cache_use),
+                }
+            })
+            .collect()
+    }
+}
+
+/// How a step used a cache: a hit when its result came from one, a miss for a model step that
+/// called its model, nothing for other steps.
+fn cache_use(r: &StepRecord) -> Option<CacheUse> {
+    match (r.cached, r.model.is_some()) {
+        (true, _) => Some(CacheUse::Hit),
+        (false, true) => Some(CacheUse::Miss),
+        (false, false) => None,
+    }
+}
+
+impl Observer for Timeline {
+    fn event(&self, event: Event<'_>) {
+        let id = match event {
+            Event::StepsAdded { .. } => return,
+            Event::StepReady { id }
+            | Event::StepStarted { id, .. }
+            | Event::StepFinished { id, .. } => id,
+        };
+        let now = self.start.elapsed().as_secs_f64() * 1e3;
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        let Clock { steps, index } = &mut *clock;
+        let i = *index.entry(id.to_owned()).or_insert_with(|| {
+            steps.push(Timing {
+                id: id.to_owned(),
+                ready_ms: now,
+                started_ms: None,
+                finished_ms: None,
+            });
+            steps.len() - 1
+        });
+        let t = &mut steps[i];
+        match event {
+            Event::StepStarted { .. } => t.started_ms = Some(now),
+            Event::StepFinished { .. } if t.started_ms.is_some() => t.finished_ms = Some(now),
+            _ => {}
+        }
+    }
+}
+
+/// Writes the `--profile` report and the `--trace` file of a finished run.
+pub(crate) fn write_reports(
+    timeline: &Timeline,
+    result: &RunResult,
+    profile: Option<&PathBuf>,
+    trace: Option<&PathBuf>,
+) -> Result<(), orc_telemetry::Error> {
+    let timings = timeline.timings(result);
+    if let Some(path) = trace {
+        orc_telemetry::write_trace(path, &result.pipeline_id, &timings)?;
+    }
+    if let Some(path) = profile {
+        let run = RunInfo {
+            pipeline: result.pipeline_id.clone(),
+            run_id: result.execution_id.clone(),
+            total_ms: result.duration * 1e3,
+            peak_memory_bytes: orc_telemetry::process::peak_resident_memory_bytes(),
+        };
+        Profile::build(run, timings, 10).write(path)?;
+    }
+    Ok(())
+}
+
+/// The `/metrics` endpoint of a run (`--metrics-addr`), served until the run ends.
+pub(crate) struct Endpoint {
+    cancel: CancellationToken,
+    task: AbortOnDropHandle<()>,
+}
+
+impl Endpoint {
+    /// Installs the exporter and listens on `addr`; an address in use is an error at once.
+    pub(crate) async fn start(addr: SocketAddr) -> Result<Endpoint, UserError> {
+        let exporter = Exporter::global().map_err(|e| UserError(format!("metrics: {e}")))?;
+        let server = MetricsServer::bind(addr, exporter)
+            .await
+            .map_err(|e| UserError(e.to_string()))?;
+        tracing::info!("metrics on http://{}/metrics", server.local_addr());
+        let cancel = CancellationToken::new();
+        let task = AbortOnDropHandle::new(tokio::spawn(server.run(cancel.clone())));
+        Ok(Endpoint { cancel, task })
+    }
+
+    /// Stops serving and waits for open scrapes to finish.
+    pub(crate) async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
