@@ -1,15 +1,20 @@
 //! [`ModelClient`]: one handle for every provider call, over the shared HTTP client.
 
+use std::future::Future;
+
+use tokio::time::Instant;
+
 use crate::error::{CallSite, Error, FailureKind, Result};
 use crate::http::{Http, HttpOptions};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
-    EmbeddingResponse, ModelInfo,
+    EmbeddingResponse, ModelInfo, Usage,
 };
-use crate::retry::{RetryPolicy, call_with_retries};
+use crate::retry::{RetryPolicy, call_with_retries, retrying};
 use crate::secret::ApiKey;
 use crate::spec::{ModelSpec, Provider};
 use crate::stream::ChatStream;
+use crate::telemetry::CallMetrics;
 use crate::{anthropic, openai};
 
 /// Calls models of any provider through one pooled HTTP client.
@@ -17,6 +22,11 @@ use crate::{anthropic, openai};
 /// Build one per process and clone it freely: clones share the connection pool and
 /// the limit on calls in flight. Each call is retried under the client's
 /// [`RetryPolicy`] when it fails in a retryable way.
+///
+/// Every upstream request of a chat, completion or embedding call (each retry
+/// included) is recorded in the `orc_model_*` metrics of [`orc_telemetry::names`]:
+/// its outcome and duration, its tokens and cost, its error kind, and for a stream
+/// its time to first token.
 #[derive(Debug, Clone)]
 pub struct ModelClient {
     http: Http,
@@ -64,16 +74,30 @@ impl ModelClient {
         key: Option<&ApiKey>,
         req: &ChatRequest,
     ) -> Result<ChatResponse> {
-        call_with_retries(&self.retry, || async {
-            if req.stream {
-                self.open_stream(spec, key, req).await?.finish().await
-            } else {
-                match spec.provider {
-                    Provider::OpenAi => openai::chat(&self.http, spec, key, req).await,
-                    Provider::Anthropic => anthropic::chat(&self.http, spec, key, req).await,
+        let metrics = CallMetrics::of(spec);
+        let metrics = &metrics;
+        retrying(
+            &self.retry,
+            || metrics.retry(),
+            || async {
+                if req.stream {
+                    self.open_stream(spec, key, req, metrics)
+                        .await?
+                        .finish()
+                        .await
+                } else {
+                    let sent = async {
+                        match spec.provider {
+                            Provider::OpenAi => openai::chat(&self.http, spec, key, req).await,
+                            Provider::Anthropic => {
+                                anthropic::chat(&self.http, spec, key, req).await
+                            }
+                        }
+                    };
+                    metered(metrics, |r: &ChatResponse| r.usage, sent).await
                 }
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -88,18 +112,36 @@ impl ModelClient {
         key: Option<&ApiKey>,
         req: &ChatRequest,
     ) -> Result<ChatStream> {
-        call_with_retries(&self.retry, || self.open_stream(spec, key, req)).await
+        let metrics = CallMetrics::of(spec);
+        let metrics = &metrics;
+        retrying(
+            &self.retry,
+            || metrics.retry(),
+            || self.open_stream(spec, key, req, metrics),
+        )
+        .await
     }
 
+    /// Sends one streamed request. A request that fails to open is recorded now; one
+    /// that opens is recorded by its stream when it ends.
     async fn open_stream(
         &self,
         spec: &ModelSpec,
         key: Option<&ApiKey>,
         req: &ChatRequest,
+        metrics: &CallMetrics,
     ) -> Result<ChatStream> {
-        match spec.provider {
+        let started = Instant::now();
+        let opened = match spec.provider {
             Provider::OpenAi => openai::chat_stream(&self.http, spec, key, req).await,
             Provider::Anthropic => anthropic::chat_stream(&self.http, spec, key, req).await,
+        };
+        match opened {
+            Ok(stream) => Ok(stream.metered(metrics.clone(), started)),
+            Err(error) => {
+                metrics.request(started, Err(&error));
+                Err(error)
+            }
         }
     }
 
@@ -121,7 +163,16 @@ impl ModelClient {
                 ..CompletionResponse::default()
             });
         }
-        call_with_retries(&self.retry, || openai::complete(&self.http, spec, key, req)).await
+        let metrics = CallMetrics::of(spec);
+        retrying(
+            &self.retry,
+            || metrics.retry(),
+            || {
+                let sent = openai::complete(&self.http, spec, key, req);
+                metered(&metrics, |r: &CompletionResponse| r.usage, sent)
+            },
+        )
+        .await
     }
 
     /// Embeds every input of `req` in one upstream call; one vector per input, in
@@ -142,10 +193,20 @@ impl ModelClient {
                 ..EmbeddingResponse::default()
             });
         }
-        call_with_retries(&self.retry, || openai::embed(&self.http, spec, key, req)).await
+        let metrics = CallMetrics::of(spec);
+        retrying(
+            &self.retry,
+            || metrics.retry(),
+            || {
+                let sent = openai::embed(&self.http, spec, key, req);
+                metered(&metrics, |r: &EmbeddingResponse| r.usage, sent)
+            },
+        )
+        .await
     }
 
-    /// The models the provider at `spec.base_url` offers.
+    /// The models the provider at `spec.base_url` offers. Not a model call: it is not
+    /// counted in the model request metrics.
     pub async fn list_models(
         &self,
         spec: &ModelSpec,
@@ -159,6 +220,19 @@ impl ModelClient {
         })
         .await
     }
+}
+
+/// Awaits one upstream request, `sent`, and records it in `metrics` with the usage of
+/// its answer.
+async fn metered<T>(
+    metrics: &CallMetrics,
+    usage: impl FnOnce(&T) -> Usage,
+    sent: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let started = Instant::now();
+    let outcome = sent.await;
+    metrics.request(started, outcome.as_ref().map(usage));
+    outcome
 }
 
 fn unsupported(spec: &ModelSpec, what: &str) -> Error {

@@ -25,8 +25,9 @@ use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, canonical_json,
 };
 use crate::router::{CallOutcome, Decision, Fallback, RouteError, RouteRequest, Router};
-use crate::spec::{ModelSpec, Provider};
+use crate::spec::{Cost, ModelSpec, Provider};
 use crate::stream::{ChatStream, StreamEnd};
+use crate::telemetry::{self, BatchKind, CallMetrics};
 
 /// The version of the response cache's key format: bump it when the key or the
 /// stored value changes shape, so old entries are never misread.
@@ -74,13 +75,26 @@ impl<T> Answer<T> {
 
 /// The USD price of `usage` on `spec`: zero for local models, `None` when unpriced.
 pub fn price(spec: &ModelSpec, usage: Usage) -> Option<f64> {
+    rate_of(spec).map(|rate| cost_at(rate, usage))
+}
+
+/// What `spec`'s tokens cost: nothing for local models, its `cost` for the others
+/// (`None` when unpriced).
+pub(crate) fn rate_of(spec: &ModelSpec) -> Option<Cost> {
     if spec.local {
-        return Some(0.0);
+        return Some(Cost {
+            input_per_1k: 0.0,
+            output_per_1k: 0.0,
+        });
     }
-    spec.cost.map(|c| {
-        (usage.input_tokens as f64 * c.input_per_1k + usage.output_tokens as f64 * c.output_per_1k)
-            / 1000.0
-    })
+    spec.cost
+}
+
+/// The USD price of `usage` at `rate`.
+pub(crate) fn cost_at(rate: Cost, usage: Usage) -> f64 {
+    (usage.input_tokens as f64 * rate.input_per_1k
+        + usage.output_tokens as f64 * rate.output_per_1k)
+        / 1000.0
 }
 
 /// The most USD a call may cost, as a budget reserves it: the input tokens bounded by
@@ -572,6 +586,7 @@ impl Gateway {
                 .counters
                 .fallbacks
                 .fetch_add(1, Ordering::Relaxed);
+            telemetry::fallback(&note.from, &note.to);
             tried.push(note);
             match call(next).await {
                 Ok(mut answer) => {
@@ -979,13 +994,19 @@ impl Gateway {
 
     fn embedder(&self, model: &Model) -> Arc<Batcher<Vector>> {
         let id = model.spec.name.clone();
-        self.batcher(&self.inner.embedders, id, model, |client, model, inputs| {
-            Box::pin(async move {
-                let req = EmbeddingRequest { inputs };
-                let r = client.embed(&model.spec, model.key.as_ref(), &req).await?;
-                Ok((r.vectors, r.usage))
-            })
-        })
+        self.batcher(
+            &self.inner.embedders,
+            id,
+            model,
+            BatchKind::Embeddings,
+            |client, model, inputs| {
+                Box::pin(async move {
+                    let req = EmbeddingRequest { inputs };
+                    let r = client.embed(&model.spec, model.key.as_ref(), &req).await?;
+                    Ok((r.vectors, r.usage))
+                })
+            },
+        )
     }
 
     fn completer(&self, model: &Model, req: &CompletionRequest) -> Arc<Batcher<String>> {
@@ -1002,6 +1023,7 @@ impl Gateway {
             &self.inner.completers,
             id,
             model,
+            BatchKind::Completions,
             move |client, model, prompts| {
                 let req = CompletionRequest {
                     prompts,
@@ -1018,12 +1040,14 @@ impl Gateway {
     }
 
     /// The batcher `id` names in `batchers`, started on first use: it sends each batch of
-    /// inputs with `send` (given the shared client and the model) and counts the call.
+    /// inputs with `send` (given the shared client and the model), counts the call and
+    /// records the batch's size (as `kind`).
     fn batcher<T, F>(
         &self,
         batchers: &Mutex<HashMap<String, Arc<Batcher<T>>>>,
         id: String,
         model: &Model,
+        kind: BatchKind,
         send: F,
     ) -> Arc<Batcher<T>>
     where
@@ -1038,8 +1062,10 @@ impl Gateway {
                 Arc::clone(&self.inner.counters),
                 self.inner.router.clone(),
             );
+            let metrics = CallMetrics::of(&model.spec);
             let call: BatchCall<T> = Arc::new(move |inputs| {
                 counters.upstream_calls.fetch_add(1, Ordering::Relaxed);
+                metrics.batch(kind, inputs.len());
                 let sent = send(client.clone(), model.clone(), inputs);
                 let (router, spec) = (router.clone(), Arc::clone(&model.spec));
                 Box::pin(async move {

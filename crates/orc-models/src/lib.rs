@@ -18,6 +18,9 @@
 //!   which model answered and which [`Fallback`]s were taken.
 //! - [`RoutingConfig`] and [`CostConfig`] are the config file's `routing:` and
 //!   `cost:` sections, checked against the models with `validate`.
+//! - Upstream requests, retries, tokens, cost, errors, fallbacks and batch sizes are
+//!   recorded with the [`metrics`] macros under the names of
+//!   [`orc_telemetry::names`], labelled by provider and configured model name.
 //!
 //! ```no_run
 //! use orc_models::{ChatRequest, HttpOptions, ModelClient, ModelSpec};
@@ -55,6 +58,7 @@ mod secret;
 mod spec;
 mod sse;
 mod stream;
+mod telemetry;
 
 pub use batch::BatchOptions;
 pub use budget::{

@@ -79,7 +79,21 @@ impl RetryPolicy {
 /// attempts it waits the back-off, or the provider's `Retry-After` when it gave one.
 ///
 /// Returns the first success or the last error.
-pub async fn call_with_retries<T, F, Fut>(policy: &RetryPolicy, mut f: F) -> Result<T>
+pub async fn call_with_retries<T, F, Fut>(policy: &RetryPolicy, f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    retrying(policy, || {}, f).await
+}
+
+/// [`call_with_retries`], calling `on_retry` each time a retry is about to be sent
+/// (after its back-off), so that the caller can count it.
+pub(crate) async fn retrying<T, F, Fut>(
+    policy: &RetryPolicy,
+    mut on_retry: impl FnMut(),
+    mut f: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -104,6 +118,7 @@ where
         );
         tokio::time::sleep(delay).await;
         attempt += 1;
+        on_retry();
     }
 }
 
@@ -232,6 +247,25 @@ mod tests {
         let (outcome, times) = run(&RetryPolicy::none(), vec![server(), Ok(1)]).await;
         assert!(outcome.is_err());
         assert_eq!(times.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_retry_is_announced_once() {
+        let policy = RetryPolicy::default();
+        let server = || Err(failure(FailureKind::Server, 500, None));
+        let mut script = vec![server(), server(), Ok(3)].into_iter();
+        let mut retries = 0;
+        let outcome = retrying(
+            &policy,
+            || retries += 1,
+            || {
+                let next = script.next().unwrap_or(Ok(0));
+                async move { next }
+            },
+        )
+        .await;
+        assert_eq!(outcome.ok(), Some(3));
+        assert_eq!(retries, 2);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::request::{ChatResponse, Usage};
 use crate::secret::ApiKey;
 use crate::spec::Provider;
 use crate::sse::{SseDecoder, SseEvent};
+use crate::telemetry::CallMetrics;
 use crate::{anthropic, openai};
 
 /// What a stream has said so far; the provider's event handler fills it in.
@@ -76,6 +77,15 @@ pub struct ChatStream {
     opened: Instant,
     /// When the first text arrived, after opening.
     ttft: Option<Duration>,
+    /// The request's metrics, recorded when the first text arrives and when the
+    /// stream ends; `None` for a replay, which is no upstream request.
+    meter: Option<Meter>,
+}
+
+/// The metrics of a streamed request, and when it was sent.
+struct Meter {
+    metrics: CallMetrics,
+    sent: Instant,
 }
 
 impl fmt::Debug for ChatStream {
@@ -107,6 +117,7 @@ impl ChatStream {
             on_end: None,
             opened: Instant::now(),
             ttft: None,
+            meter: None,
         }
     }
 
@@ -138,6 +149,7 @@ impl ChatStream {
             on_end: None,
             opened: Instant::now(),
             ttft: None,
+            meter: None,
         }
     }
 
@@ -159,6 +171,14 @@ impl ChatStream {
     /// sent) rather than from when the stream object was made.
     pub(crate) fn opened_at(mut self, opened: Instant) -> Self {
         self.opened = opened;
+        self
+    }
+
+    /// The same stream, recording the request sent at `sent` in `metrics`: its time to
+    /// first token when the first text arrives, its outcome, duration and usage when it
+    /// ends.
+    pub(crate) fn metered(mut self, metrics: CallMetrics, sent: Instant) -> Self {
+        self.meter = Some(Meter { metrics, sent });
         self
     }
 
@@ -218,6 +238,9 @@ impl ChatStream {
     }
 
     fn fail(&mut self, error: Error) -> Poll<Option<Result<String>>> {
+        if let Some(meter) = self.meter.take() {
+            meter.metrics.request(meter.sent, Err(&error));
+        }
         if let Some(f) = self.on_end.take() {
             f(StreamEnd::Failed(&error));
         }
@@ -228,8 +251,25 @@ impl ChatStream {
 
     /// Notes the time of the first text.
     fn first_text(&mut self) {
-        if self.ttft.is_none() {
-            self.ttft = Some(self.opened.elapsed());
+        if self.ttft.is_some() {
+            return;
+        }
+        self.ttft = Some(self.opened.elapsed());
+        if let Some(meter) = &self.meter {
+            meter.metrics.first_token(meter.sent.elapsed());
+        }
+    }
+
+    /// Records the request's end in its metrics, once: answered when the provider's
+    /// terminator was seen, else cancelled (dropped early).
+    fn meter_end(&mut self) {
+        let Some(meter) = self.meter.take() else {
+            return;
+        };
+        if self.state.done && self.failure.is_none() {
+            meter.metrics.request(meter.sent, Ok(self.state.usage));
+        } else {
+            meter.metrics.request_cancelled();
         }
     }
 
@@ -243,6 +283,7 @@ impl ChatStream {
 
 impl Drop for ChatStream {
     fn drop(&mut self) {
+        self.meter_end();
         if let Some(f) = self.on_end.take() {
             f(StreamEnd::Dropped);
         }
@@ -292,6 +333,9 @@ impl Stream for ChatStream {
                         ),
                     );
                     return this.fail(error);
+                }
+                if this.state.done && this.failure.is_none() {
+                    this.meter_end();
                 }
                 if this.state.done
                     && this.failure.is_none()

@@ -630,3 +630,4 @@ async fn concurrent_calls_stay_within_the_pool() -> Result<()> {
 
 mod gateway;
 mod routing;
+mod telemetry;
