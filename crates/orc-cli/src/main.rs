@@ -6,6 +6,7 @@ mod config_cmd;
 mod metrics_cmd;
 mod models;
 mod models_cmd;
+mod plan_cmd;
 mod plans;
 mod progress;
 mod resume;
@@ -83,6 +84,9 @@ enum Command {
     Resume(resume::ResumeArgs),
     /// Check a pipeline without running it.
     Validate(validate::ValidateArgs),
+    /// Dry run: the model each model step would use, its estimated tokens and cost, and
+    /// whether its answer is cached. Makes no call.
+    Plan(plan_cmd::PlanArgs),
     /// Past runs: list, show, prune.
     Runs(runs_cmd::RunsArgs),
     /// The models the config file offers.
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::main(&cli.global, args),
         Command::Validate(args) => validate::main(&cli.global, &args),
+        Command::Plan(args) => plan_cmd::main(&cli.global, &args),
         Command::Resume(args) => resume::main(&cli.global, &args),
         Command::Runs(args) => runs_cmd::main(&cli.global, &args),
         Command::Models(args) => models_cmd::main(&cli.global, &args),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use orc_cache::{Backend, Cache, CacheOptions};
 use orc_models::{
-    BatchOptions, ChatRequest, Gateway, GatewayOptions, HttpOptions, Message, ModelClient,
-    Registry, Requirements,
+    BatchOptions, Budget, ChatRequest, Gateway, GatewayOptions, HttpOptions, Message, ModelClient,
+    ModelStats, Registry, Requirements, Router,
 };
 use orc_pipeline::{AutoRequest, AutoResolver, Expected};
 
@@ -72,10 +72,21 @@ fn open_cache(
     Cache::open(options).map_err(|e| ConfigError(format!("{field}: {e}")))
 }
 
+/// What a run adds to the config's gateway: the router's history and the budget.
+#[derive(Debug, Default)]
+pub(crate) struct Setup {
+    /// Past calls per model, from the state store, for the router to start from.
+    pub(crate) history: Vec<ModelStats>,
+    /// The run's budget (`--budget`, `cost.budget_per_hour`); `None` for none.
+    pub(crate) budget: Option<Budget>,
+    /// Answer `<AUTO>` tags from the response cache only, never with a call (`orc plan`).
+    pub(crate) offline: bool,
+}
+
 /// The gateway for the config's models; `None` when the config lists no model.
 ///
 /// Reads no API key: keys are read when a step's model is chosen.
-pub(crate) fn gateway(config: &Config) -> Result<Option<Gateway>, ConfigError> {
+pub(crate) fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>, ConfigError> {
     if config.models.is_empty() {
         return Ok(None);
     }
@@ -93,7 +104,16 @@ pub(crate) fn gateway(config: &Config) -> Result<Option<Gateway>, ConfigError> {
             max_wait: Duration::from_secs_f64(mo.max_wait_time),
             max_concurrent_batches: mo.max_concurrent_batches,
         },
-        ..GatewayOptions::default()
+        router: Some(
+            Router::new(
+                &registry,
+                config.routing.clone(),
+                config.cost.clone(),
+                setup.history.clone(),
+            )
+            .map_err(|i| ConfigError(format!("{}: {}", i.key, i.message)))?,
+        ),
+        budget: setup.budget.clone(),
     };
     Ok(Some(Gateway::new(registry, client, options)))
 }
@@ -105,12 +125,15 @@ pub(crate) fn load(
     path: &Path,
     config: &Config,
     runtime: &tokio::runtime::Runtime,
+    setup: &Setup,
 ) -> Result<(Result<plans::Loaded, plans::LoadError>, Option<Gateway>), ConfigError> {
-    let gateway = gateway(config)?;
+    let gateway = gateway(config, setup)?;
     let loaded = {
-        let resolver = gateway
-            .as_ref()
-            .map(|gateway| ModelResolver { gateway, runtime });
+        let resolver = gateway.as_ref().map(|gateway| ModelResolver {
+            gateway,
+            runtime,
+            offline: setup.offline,
+        });
         let compiler = plans::Compiler::new(
             gateway.as_ref(),
             resolver.as_ref().map(|r| r as &dyn AutoResolver),
@@ -125,6 +148,7 @@ pub(crate) fn load(
 struct ModelResolver<'a> {
     gateway: &'a Gateway,
     runtime: &'a tokio::runtime::Runtime,
+    offline: bool,
 }
 
 impl AutoResolver for ModelResolver<'_> {
@@ -166,6 +190,17 @@ impl AutoResolver for ModelResolver<'_> {
             temperature: Some(0.0),
             ..ChatRequest::default()
         };
+        if self.offline
+            && !self
+                .runtime
+                .block_on(self.gateway.is_cached(&model.spec, "chat", &req))
+                .map_err(|e| e.to_string())?
+        {
+            return Err(
+                "not answered yet, and `orc plan` makes no model call; run `orc validate` first"
+                    .to_owned(),
+            );
+        }
         let answer = self
             .runtime
             .block_on(self.gateway.chat(&model, &req, true))

@@ -66,7 +66,8 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
         .into());
     }
     let file = path.display().to_string();
-    let (loaded, gateway) = crate::models::load(&path, &config, &runtime)?;
+    let setup = runtime.block_on(crate::state::model_setup(&store, &config, None))?;
+    let (loaded, gateway) = crate::models::load(&path, &config, &runtime, &setup)?;
     let loaded = match loaded {
         Ok(l) => l,
         Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),

@@ -29,6 +29,9 @@ pub(crate) struct RunArgs {
     /// The run's id (default: `<pipeline>_<unix time>_<8 hex>`).
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+    /// Most USD this run may spend on models; model steps that would pass it fail.
+    #[arg(long, value_name = "USD")]
+    budget: Option<f64>,
     #[command(flatten)]
     watch: WatchArgs,
 }
@@ -106,7 +109,14 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         &crate::state::url(global.state.as_deref(), &config),
         &config,
     ))?;
-    let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime)?;
+    if let Some(usd) = args.budget {
+        let registry = orc_models::Registry::new(config.models.clone()).map_err(UserError)?;
+        orc_models::check_budget("--budget", usd)
+            .and_then(|()| orc_models::require_prices(&registry, "--budget"))
+            .map_err(|i| UserError(format!("{}: {}", i.key, i.message)))?;
+    }
+    let setup = runtime.block_on(crate::state::model_setup(&store, &config, args.budget))?;
+    let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime, &setup)?;
     let loaded = match loaded {
         Ok(l) => l,
         Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),

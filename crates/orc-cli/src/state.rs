@@ -307,3 +307,48 @@ fn summarize(model: &str, provider: &str, calls: &[ModelMetric]) -> ModelSummary
         cost_usd: calls.iter().map(|m| m.cost).sum(),
     }
 }
+
+/// How far back the router's history reaches, and how many calls per model it reads.
+const HISTORY_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const HISTORY_CALLS: u32 = 1_000;
+
+/// What a run's gateway starts from: each model's recent calls (so routing learns across
+/// runs), and the budget with the last hour's spend already counted against
+/// `cost.budget_per_hour`.
+pub(crate) async fn model_setup(
+    store: &Store,
+    config: &Config,
+    run_budget: Option<f64>,
+) -> Result<crate::models::Setup, ConfigError> {
+    let mut setup = crate::models::Setup::default();
+    if config.models.is_empty() {
+        return Ok(setup);
+    }
+    let now = SystemTime::now();
+    let since = now
+        .checked_sub(HISTORY_AGE)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let per_hour = config.cost.budget_per_hour;
+    let budget = (run_budget.is_some() || per_hour.is_some()).then(|| {
+        orc_models::Budget::new(orc_models::BudgetLimits {
+            per_run: run_budget,
+            per_hour,
+        })
+    });
+    for spec in &config.models {
+        let calls = store
+            .model_metrics(&spec.name, since, HISTORY_CALLS)
+            .await
+            .map_err(|e| ConfigError(format!("state store: {e}")))?;
+        let mut stats = orc_models::ModelStats::new(spec.name.clone());
+        for m in &calls {
+            stats.add_call(m.latency_ms, m.success, m.cost);
+            if let (Some(budget), Ok(ago)) = (&budget, now.duration_since(m.at)) {
+                budget.record_past_spend(ago, m.cost);
+            }
+        }
+        setup.history.push(stats);
+    }
+    setup.budget = budget;
+    Ok(setup)
+}

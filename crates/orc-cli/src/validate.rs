@@ -25,7 +25,12 @@ pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (loaded, _gateway) = crate::models::load(&args.pipeline, &config, &runtime)?;
+    let (loaded, _gateway) = crate::models::load(
+        &args.pipeline,
+        &config,
+        &runtime,
+        &crate::models::Setup::default(),
+    )?;
     let loaded = match loaded {
         Ok(l) => l,
         Err(LoadError::Read(msg)) => return Err(crate::UserError(msg).into()),

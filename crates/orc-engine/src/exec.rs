@@ -490,6 +490,7 @@ fn blank_record(id: &str, step: &Step, deps: &[String]) -> StepRecord {
         usage: None,
         cost: None,
         model_time: None,
+        model_choice: None,
     }
 }
 
@@ -1093,6 +1094,7 @@ impl Run<'_> {
                 r.usage = Some(m.usage);
                 r.cost = m.cost;
                 r.model_time = Some(m.elapsed.as_secs_f64());
+                r.model_choice = Some(m.choice.clone());
             }
         }
         r.completed_at = Some(now_rfc3339(finished));

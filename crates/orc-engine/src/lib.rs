@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+mod dry_run;
 mod exec;
 mod models;
 mod resources;
@@ -19,8 +20,9 @@ mod scope;
 mod step;
 mod tools;
 
+pub use dry_run::{PlannedCall, plan_models};
 pub use exec::{Error, Event, Journal, Observer, Options, Result, execute, new_run_id, run};
 pub use resources::{MemoryLimit, Resources};
-pub use result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
+pub use result::{ChoiceRecord, RunResult, RunStatus, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
 pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

@@ -5,7 +5,7 @@ use orc_models::{Gateway, Model, Requirements, Source, actions};
 use orc_pipeline::{ModelChoice, ModelRequirements, Param, Plan, Step, StepKind};
 use serde_json::{Map, Value};
 
-use crate::result::Usage;
+use crate::result::{ChoiceRecord, Usage};
 use crate::tools::Envelope;
 
 /// What a model step records besides its envelope.
@@ -18,6 +18,8 @@ pub(crate) struct ModelCall {
     pub(crate) cost: Option<f64>,
     /// Time spent in the model action (cache lookups included).
     pub(crate) elapsed: std::time::Duration,
+    /// How the model was chosen, and the fallbacks taken.
+    pub(crate) choice: ChoiceRecord,
 }
 
 /// How a step's model is chosen, from the plan.
@@ -64,7 +66,11 @@ pub(crate) fn check_plan(plan: &Plan, gateway: Option<&Gateway>) -> Result<(), S
             step: step.model.clone(),
             pipeline: plan.model.clone(),
         };
-        if let Some(Err(e)) = pick(gateway, &choice, literal_model.as_deref()) {
+        let checked = pick(gateway, &choice, literal_model.as_deref()).and_then(|p| match p {
+            Pick::Route(wanted) => check_route(gateway, &wanted),
+            Pick::Named(_) | Pick::NoModel => Ok(()),
+        });
+        if let Err(e) = checked {
             problems.push(format!("step `{}`: {e}", step.id));
         }
     });
@@ -96,30 +102,51 @@ fn param_model(params: &Param) -> Option<String> {
     }
 }
 
+/// How a step's model is found.
+pub(crate) enum Pick {
+    /// Named by `parameters.model`, the step's `model` or the pipeline's `model`.
+    Named(Model),
+    /// Chosen by the router among the models that meet these requirements.
+    Route(Requirements),
+    /// `requires_model: none`.
+    NoModel,
+}
+
 /// The model for a step: `parameters.model`, else the step's `model` or
-/// `requires_model`, else the pipeline's `model`, else the cheapest eligible model.
-/// `None` for `requires_model: none`.
-fn pick(gateway: &Gateway, choice: &Choice, param: Option<&str>) -> Option<Result<Model, String>> {
+/// `requires_model`, else the pipeline's `model`, else the router's choice.
+pub(crate) fn pick(
+    gateway: &Gateway,
+    choice: &Choice,
+    param: Option<&str>,
+) -> Result<Pick, String> {
     let registry = gateway.registry();
-    let named = |name: &str| Some(registry.resolve(name).map_err(|e| e.to_string()));
+    let named = |name: &str| {
+        registry
+            .resolve(name)
+            .map(Pick::Named)
+            .map_err(|e| e.to_string())
+    };
     if let Some(name) = param {
         return named(name);
     }
     match &choice.step {
         Some(ModelChoice::Named(name)) => named(name),
-        Some(ModelChoice::NoModel) => None,
-        Some(ModelChoice::Requirements(r)) => {
-            Some(registry.select(&requirements(r)).map_err(|e| e.to_string()))
-        }
+        Some(ModelChoice::NoModel) => Ok(Pick::NoModel),
+        Some(ModelChoice::Requirements(r)) => Ok(Pick::Route(requirements(r))),
         None => match &choice.pipeline {
             Some(name) => named(name),
-            None => Some(
-                registry
-                    .select(&Requirements::default())
-                    .map_err(|e| e.to_string()),
-            ),
+            None => Ok(Pick::Route(Requirements::default())),
         },
     }
+}
+
+/// Checks that some model meets `wanted` and can be used (its key is set).
+fn check_route(gateway: &Gateway, wanted: &Requirements) -> Result<(), String> {
+    gateway
+        .registry()
+        .select(wanted)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 fn requirements(r: &ModelRequirements) -> Requirements {
@@ -159,10 +186,21 @@ pub(crate) async fn call(
             );
         }
     };
-    let model = match pick(gateway, choice, param) {
-        Some(Ok(model)) => model,
-        Some(Err(e)) => return (Envelope::fail(e, Value::Null), None),
-        None => {
+    let mut params = params.clone();
+    params.remove("model");
+    let (model, chosen_by) = match pick(gateway, choice, param) {
+        Ok(Pick::Named(model)) => (model, None),
+        Ok(Pick::Route(wanted)) => {
+            let routed = actions::features(action, &params, &wanted.expertise)
+                .map_err(|e| e.to_string())
+                .and_then(|f| gateway.route_model(&wanted, &f).map_err(|e| e.to_string()));
+            match routed {
+                Ok((model, decision)) => (model, Some(format!("router: {}", decision.reason))),
+                Err(e) => return (Envelope::fail(e, Value::Null), None),
+            }
+        }
+        Err(e) => return (Envelope::fail(e, Value::Null), None),
+        Ok(Pick::NoModel) => {
             return (
                 Envelope::fail(
                     format!("`{action}` calls a model, and the step says `requires_model: none`"),
@@ -172,8 +210,6 @@ pub(crate) async fn call(
             );
         }
     };
-    let mut params = params.clone();
-    params.remove("model");
     let clock = std::time::Instant::now();
     let outcome = actions::run(gateway, &model, action, &params, use_cache).await;
     let elapsed = clock.elapsed();
@@ -186,6 +222,10 @@ pub(crate) async fn call(
                 usage: outcome.usage,
                 cost: outcome.cost,
                 elapsed,
+                choice: ChoiceRecord {
+                    chosen_by: chosen_by.unwrap_or_else(|| "named".to_owned()),
+                    fallbacks: outcome.fallback,
+                },
             };
             let mut envelope = Envelope::ok(outcome.result);
             envelope.model_used = Some(record.model.clone());
@@ -202,6 +242,13 @@ pub(crate) async fn call(
                 usage,
                 cost,
                 elapsed,
+                choice: ChoiceRecord {
+                    chosen_by: chosen_by.unwrap_or_else(|| "named".to_owned()),
+                    fallbacks: match &e {
+                        actions::ActionError::Call(call) => call.fallbacks().to_vec(),
+                        _ => Vec::new(),
+                    },
+                },
             };
             (envelope, Some(record))
         }

@@ -79,6 +79,19 @@ pub struct StepRecord {
     /// Seconds spent waiting for the model (model steps; the last attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_time: Option<f64>,
+    /// Why this model answered (model steps): how it was chosen and the fallbacks taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_choice: Option<ChoiceRecord>,
+}
+
+/// How a model step's model was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceRecord {
+    /// `named` (by the step, its parameters or the pipeline) or `router: <its reason>`.
+    pub chosen_by: String,
+    /// The fallbacks taken, in order, when the chosen model failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<orc_models::Fallback>,
 }
 
 /// The whole result of a run.

@@ -13,6 +13,10 @@ pub(crate) mod layers;
 pub(crate) struct Config {
     /// The models pipelines can use.
     pub(crate) models: Vec<orc_models::ModelSpec>,
+    /// How steps that name no model are routed, and the fallbacks.
+    pub(crate) routing: orc_models::RoutingConfig,
+    /// Budgets and the router's cost preferences.
+    pub(crate) cost: orc_models::CostConfig,
     /// Where runs and their checkpoints are kept.
     pub(crate) state: StateSettings,
     pub(crate) performance: Performance,
@@ -216,6 +220,16 @@ impl Config {
                     format!("models[{i}].name"),
                     format!("the name `{}` is used twice", m.name),
                 ));
+            }
+        }
+        if let Ok(registry) = orc_models::Registry::new(self.models.clone()) {
+            for i in self
+                .routing
+                .issues(&registry)
+                .into_iter()
+                .chain(self.cost.issues(&registry))
+            {
+                issues.push(issue(i.key, i.message));
             }
         }
         let perf = &self.performance;

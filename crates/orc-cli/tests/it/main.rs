@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod cost;
 mod models;
 mod resume;
 mod shared_pipelines;

@@ -9,17 +9,17 @@ use serde_json::{Value, json};
 
 use crate::support::{Sandbox, shared_pipeline};
 
-const KEY: &str = "sk-orc-cli-test-d41d8cd98f";
-const KEY_VAR: &str = "ORC_CLI_TEST_API_KEY";
+pub(crate) const KEY: &str = "sk-orc-cli-test-d41d8cd98f";
+pub(crate) const KEY_VAR: &str = "ORC_CLI_TEST_API_KEY";
 
 /// The fake provider, on a runtime of its own while the test runs `orc`.
-struct Fake {
+pub(crate) struct Fake {
     fake: Option<FakeProvider>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Fake {
-    fn start(behaviour: Behaviour) -> Fake {
+    pub(crate) fn start(behaviour: Behaviour) -> Fake {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -34,7 +34,7 @@ impl Fake {
         }
     }
 
-    fn provider(&self) -> &FakeProvider {
+    pub(crate) fn provider(&self) -> &FakeProvider {
         self.fake.as_ref().unwrap()
     }
 
@@ -63,7 +63,7 @@ impl Drop for Fake {
     }
 }
 
-fn orc(sb: &Sandbox, args: &[&str]) -> crate::support::Run {
+pub(crate) fn orc(sb: &Sandbox, args: &[&str]) -> crate::support::Run {
     sb.command()
         .env(KEY_VAR, KEY)
         .args(args)

@@ -1,0 +1,111 @@
+//! `orc plan PIPELINE`: a dry run of the model steps: the model each would use, its estimated
+//! tokens and cost, and whether its answer is already cached. Makes no model call.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::plans::LoadError;
+use crate::{Global, UserError, exit};
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// Print JSON: `{steps: [...], totals: {...}}`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[allow(clippy::print_stderr)]
+pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
+    let file = args.pipeline.display().to_string();
+    let (config, _) = Config::load(global.config.as_deref())?;
+    let runtime = crate::run::runtime(&config)?;
+    let store = runtime.block_on(crate::state::open(
+        &crate::state::url(global.state.as_deref(), &config),
+        &config,
+    ))?;
+    let mut setup = runtime.block_on(crate::state::model_setup(&store, &config, None))?;
+    setup.offline = true;
+    let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime, &setup)?;
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
+        Err(LoadError::Invalid { diags, text }) => {
+            eprint!("{}", diags.render(&file, &text));
+            return Ok(exit::INVALID);
+        }
+    };
+    let rows = match &gateway {
+        Some(g) => runtime.block_on(orc_engine::plan_models(&loaded.compiled, g)),
+        None => Vec::new(),
+    };
+    let uncached = |r: &&orc_engine::PlannedCall| r.cached != Some(true);
+    let expected: f64 = rows
+        .iter()
+        .filter(uncached)
+        .filter_map(|r| r.expected_usd)
+        .sum();
+    let worst: f64 = rows
+        .iter()
+        .filter(uncached)
+        .filter_map(|r| r.worst_case_usd)
+        .sum();
+    let cached = rows.iter().filter(|r| r.cached == Some(true)).count();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc = json!({
+            "pipeline": loaded.compiled.plan.id,
+            "steps": rows,
+            "totals": {
+                "model_steps": rows.len(),
+                "cached": cached,
+                "expected_usd": expected,
+                "worst_case_usd": worst,
+            },
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        writeln!(out, "{file}: no model steps; running it calls no model.")?;
+        return Ok(exit::OK);
+    }
+    let usd = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
+    for r in &rows {
+        let id = if r.in_loop {
+            format!("{} (each iteration)", r.step)
+        } else {
+            r.step.clone()
+        };
+        match &r.error {
+            Some(e) => writeln!(out, "{id}: {}: cannot plan: {e}", r.action)?,
+            None => writeln!(
+                out,
+                "{id}: {} on {} ({}); ~{} tokens in, ≤{} out; ${} expected, ${} worst case; {}",
+                r.action,
+                r.model.as_deref().unwrap_or("-"),
+                r.chosen_by.as_deref().unwrap_or("-"),
+                r.input_tokens.unwrap_or(0),
+                r.max_output_tokens.unwrap_or(0),
+                usd(r.expected_usd),
+                usd(r.worst_case_usd),
+                match r.cached {
+                    Some(true) => "cached: costs nothing",
+                    Some(false) => "not cached",
+                    None => "cache unknown until the run (templated prompt)",
+                },
+            )?,
+        }
+    }
+    writeln!(
+        out,
+        "{} model step(s), {cached} cached; expected ${expected:.6}, worst case ${worst:.6} (loop bodies counted once)",
+        rows.len()
+    )?;
+    Ok(exit::OK)
+}

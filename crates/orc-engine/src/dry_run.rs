@@ -1,0 +1,158 @@
+//! `orc plan`: for every model step, the model it would use, its estimated tokens and cost, and
+//! whether its answer is already cached, without calling anything.
+
+use orc_models::{Gateway, actions};
+use orc_pipeline::{Compiled, Param, Step, StepKind};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::models::{self, Choice, Pick};
+
+/// One model step as `orc plan` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCall {
+    /// The step's id (loop body steps once, for one iteration).
+    pub step: String,
+    /// The model action.
+    pub action: String,
+    /// Whether the step is inside a loop (it runs once per iteration).
+    pub in_loop: bool,
+    /// The model it would call; `None` when none could be chosen (see `error`).
+    pub model: Option<String>,
+    /// `named` or `router: <reason>`.
+    pub chosen_by: Option<String>,
+    /// Estimated input tokens (from the prompt; templates count as their source text).
+    pub input_tokens: Option<u64>,
+    /// The most output tokens the call may produce.
+    pub max_output_tokens: Option<u64>,
+    /// Expected USD when not cached; `None` when the model has no price.
+    pub expected_usd: Option<f64>,
+    /// The USD a budget reserves for the call.
+    pub worst_case_usd: Option<f64>,
+    /// Whether the answer is in the response cache; `None` when the prompt depends on
+    /// values only the run knows (templates), so the request is not known yet.
+    pub cached: Option<bool>,
+    /// Why the step could not be planned.
+    pub error: Option<String>,
+}
+
+/// Plans every model step of `compiled` against `gateway`. Makes no model call: the router
+/// decides from what it has measured so far, and the cache is only read.
+pub async fn plan_models(compiled: &Compiled, gateway: &Gateway) -> Vec<PlannedCall> {
+    let mut steps = Vec::new();
+    collect(&compiled.plan.steps, false, &mut steps);
+    let mut out = Vec::with_capacity(steps.len());
+    for (step, in_loop) in steps {
+        let StepKind::Action(a) = &step.kind else {
+            continue;
+        };
+        let action = match &a.action {
+            Param::Lit(Value::String(s)) => s.clone(),
+            _ => continue,
+        };
+        let mut templated = false;
+        let params = match literal(&a.params, compiled, &mut templated) {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let mut row = PlannedCall {
+            step: step.id.clone(),
+            action: action.clone(),
+            in_loop,
+            model: None,
+            chosen_by: None,
+            input_tokens: None,
+            max_output_tokens: None,
+            expected_usd: None,
+            worst_case_usd: None,
+            cached: None,
+            error: None,
+        };
+        if let Err(e) = plan_one(
+            gateway, compiled, step, &action, params, templated, &mut row,
+        )
+        .await
+        {
+            row.error = Some(e);
+        }
+        out.push(row);
+    }
+    out
+}
+
+async fn plan_one(
+    gateway: &Gateway,
+    compiled: &Compiled,
+    step: &Step,
+    action: &str,
+    mut params: Map<String, Value>,
+    templated: bool,
+    row: &mut PlannedCall,
+) -> Result<(), String> {
+    let param = params
+        .remove("model")
+        .and_then(|v| v.as_str().map(str::to_owned));
+    let choice = Choice {
+        step: step.model.clone(),
+        pipeline: compiled.plan.model.clone(),
+    };
+    let (model, chosen_by) = match models::pick(gateway, &choice, param.as_deref())? {
+        Pick::Named(model) => (model, "named".to_owned()),
+        Pick::NoModel => return Err("`requires_model: none`".to_owned()),
+        Pick::Route(wanted) => {
+            let features =
+                actions::features(action, &params, &wanted.expertise).map_err(|e| e.to_string())?;
+            let (model, decision) = gateway
+                .route_model(&wanted, &features)
+                .map_err(|e| e.to_string())?;
+            (model, format!("router: {}", decision.reason))
+        }
+    };
+    row.model = Some(model.spec.name.clone());
+    row.chosen_by = Some(chosen_by);
+    let use_cache = step.cache != Some(false) && !templated;
+    let estimate = actions::estimate(gateway, &model.spec, action, &params, use_cache)
+        .await
+        .map_err(|e| e.to_string())?;
+    row.input_tokens = Some(estimate.input_tokens);
+    row.max_output_tokens = Some(estimate.max_output_tokens);
+    row.expected_usd = estimate.expected_usd;
+    row.worst_case_usd = estimate.worst_case_usd;
+    row.cached = (!templated).then_some(estimate.cached);
+    Ok(())
+}
+
+/// Model steps, depth first, with whether each is inside a loop.
+fn collect<'p>(steps: &'p [Step], in_loop: bool, out: &mut Vec<(&'p Step, bool)>) {
+    for step in steps {
+        if models::is_model_step(step) {
+            out.push((step, in_loop));
+        }
+        if let Some(body) = step.body() {
+            collect(body, true, out);
+        }
+    }
+}
+
+/// A parameter as JSON, with each template standing as its source text.
+fn literal(param: &Param, compiled: &Compiled, templated: &mut bool) -> Value {
+    match param {
+        Param::Lit(v) => v.clone(),
+        Param::Tmpl(id) => {
+            *templated = true;
+            Value::String(compiled.templates.source(*id).to_owned())
+        }
+        Param::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|p| literal(p, compiled, templated))
+                .collect(),
+        ),
+        Param::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, p)| (k.clone(), literal(p, compiled, templated)))
+                .collect(),
+        ),
+    }
+}
