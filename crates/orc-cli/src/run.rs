@@ -125,6 +125,19 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit::INVALID);
         }
     };
+    // The pipeline's own `budget:` caps the run too: the lower of it and `--budget` applies.
+    let gateway = match loaded.compiled.plan.budget {
+        Some(usd) if gateway.is_some() => {
+            let per_run = args.budget.map_or(usd, |flag| flag.min(usd));
+            let registry = orc_models::Registry::new(config.models.clone()).map_err(UserError)?;
+            orc_models::require_prices(&registry, "budget")
+                .map_err(|i| UserError(format!("{file}: budget: {}: {}", i.key, i.message)))?;
+            let setup =
+                runtime.block_on(crate::state::model_setup(&store, &config, Some(per_run)))?;
+            crate::models::gateway(&config, &setup)?
+        }
+        _ => gateway,
+    };
     tracing::debug!(
         cache_hit = loaded.cache_hit,
         steps = loaded.compiled.plan.step_count(),

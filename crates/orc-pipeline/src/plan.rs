@@ -23,6 +23,9 @@ pub struct Plan {
     pub outputs: Vec<(String, Param)>,
     /// The pipeline's default model, if it names one.
     pub model: Option<String>,
+    /// The most USD one run of the pipeline may spend on models (`budget:`).
+    #[serde(default)]
+    pub budget: Option<f64>,
     /// `metadata.default_timeout`, seconds.
     pub default_timeout: Option<f64>,
     /// Top-level steps in document order.

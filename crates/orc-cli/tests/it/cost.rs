@@ -158,6 +158,44 @@ fn a_run_budget_is_never_overrun() {
 }
 
 #[test]
+fn a_pipeline_budget_caps_its_runs() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    config(&fake, &sb, "");
+    let mut text = String::from("name: capped\nbudget: 0.2\nsteps:\n");
+    for i in 0..6 {
+        text.push_str(&format!(
+            "  - id: s{i}\n    action: generate\n    model: large\n    on_failure: continue\n    parameters: {{ prompt: 'question number {i}', max_tokens: 10 }}\n"
+        ));
+    }
+    // `large` costs $10 per 1k tokens: a worst case of about $0.3 a call, above the budget.
+    let pipeline = sb.file("capped.yaml", &text);
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["cost"], 0.0);
+    for s in doc["steps"].as_object().unwrap().values() {
+        assert!(
+            s["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("budget exhausted"),
+            "{s}"
+        );
+    }
+    assert_eq!(fake.provider().stats().total_requests, 0);
+
+    let bad = sb.file("bad.yaml", &text.replace("budget: 0.2", "budget: -2"));
+    let r = orc(&sb, &["run", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`budget` must be a number of US dollars"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn bad_routing_and_budget_settings_are_exit_2_naming_the_key() {
     let fake = Fake::start(Behaviour::default());
     let sb = Sandbox::new();

@@ -112,6 +112,7 @@ const TOP_KEYS: &[&str] = &[
     "outputs",
     "metadata",
     "model",
+    "budget",
 ];
 
 /// Compiles raw bytes: refuses text that is not UTF-8 or is too large, then [`compile`]s it.
@@ -360,6 +361,7 @@ fn build(
             _ => r.wrong_type(n, "metadata", "a mapping"),
         }
     }
+    let budget = doc.get("budget").and_then(|n| r.usd(n, "budget"));
     let model = doc.get("model").and_then(|n| {
         let name = r.string(n, "model")?;
         model::check_name(&mut r, catalog, &name, n.pos, "model", false)
@@ -500,6 +502,7 @@ fn build(
         outputs,
         model,
         default_timeout,
+        budget,
         steps,
         templates: drafter.templates,
     };

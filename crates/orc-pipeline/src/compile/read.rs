@@ -76,6 +76,30 @@ impl Reader<'_> {
         Some(v)
     }
 
+    /// An amount of US dollars, at least 0 (a budget).
+    pub(super) fn usd(&mut self, node: &Node, field: &str) -> Option<f64> {
+        let v = match node.kind {
+            Kind::Int(i) => i as f64,
+            Kind::Float(f) => f,
+            _ => {
+                self.wrong_type(node, field, "a number of US dollars");
+                return None;
+            }
+        };
+        if !(v >= 0.0 && v.is_finite()) {
+            self.report(
+                Diagnostic::new(
+                    Code::E014,
+                    node.pos,
+                    format!("`{field}` must be a number of US dollars ≥ 0, not {v}"),
+                )
+                .field(field),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
     pub(super) fn count(&mut self, node: &Node, field: &str, min: i64, max: i64) -> Option<u32> {
         let Kind::Int(i) = node.kind else {
             self.wrong_type(node, field, "a whole number");
