@@ -240,3 +240,62 @@ fn bad_routing_and_budget_settings_are_exit_2_naming_the_key() {
     assert!(r.stderr.contains("models[0]"), "{}", r.stderr);
     assert_eq!(fake.provider().stats().total_requests, 0);
 }
+
+/// Two models alike but for their names; `strategy: performance`.
+fn twins(sb: &Sandbox, base: &str) {
+    let model = |name: &str| {
+        format!(
+            "  - name: {name}\n    provider: openai\n    model: fake-{name}\n    base_url: {base}\n    api_key_env: {KEY_VAR}\n    size: 8b\n    cost: {{ input_per_1k: 1.0, output_per_1k: 1.0 }}\n"
+        )
+    };
+    sb.file(
+        "orc.yaml",
+        &format!(
+            "models:\n{}{}routing:\n  strategy: performance\n",
+            model("a"),
+            model("b")
+        ),
+    );
+}
+
+#[test]
+fn the_router_learns_from_earlier_runs() {
+    let sb = Sandbox::new();
+    let routed = sb.file(
+        "routed.yaml",
+        "name: routed\nsteps:\n  - id: ask\n    action: generate\n    parameters: { prompt: 'Say hi', max_tokens: 10 }\n",
+    );
+    let choice = |sb: &Sandbox| {
+        let r = orc(sb, &["plan", routed.to_str().unwrap(), "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+        doc["steps"][0]["model"].as_str().unwrap().to_owned()
+    };
+    // With no history, the router picks one of the twins; make that one the slow one.
+    twins(&sb, "http://127.0.0.1:9/v1");
+    let first = choice(&sb);
+    let other = if first == "a" { "b" } else { "a" };
+    let fake = Fake::start(Behaviour::default().with_model(
+        format!("fake-{first}"),
+        ModelBehaviour {
+            latency: Some(std::time::Duration::from_millis(150)),
+            ..ModelBehaviour::default()
+        },
+    ));
+    twins(&sb, &fake.provider().openai_base_url());
+    let mut text = String::from("name: warmup\nsteps:\n");
+    for i in 0..6 {
+        let model = if i % 2 == 0 { first.as_str() } else { other };
+        text.push_str(&format!(
+            "  - id: s{i}\n    action: generate\n    model: {model}\n    parameters: {{ prompt: 'warm-up {i}' }}\n"
+        ));
+    }
+    let warmup = sb.file("warmup.yaml", &text);
+    let r = orc(&sb, &["run", warmup.to_str().unwrap(), "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A new process starts from the stored measurements: now the fast twin is chosen.
+    assert_eq!(choice(&sb), other);
+    let r = orc(&sb, &["run", routed.to_str().unwrap(), "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.doc()["steps"]["ask"]["model"], other);
+}
