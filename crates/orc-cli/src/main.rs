@@ -31,6 +31,8 @@ pub(crate) mod exit {
     pub(crate) const INVALID: u8 = 2;
     /// Interrupted.
     pub(crate) const INTERRUPTED: u8 = 130;
+    /// Standard output was closed before everything was written (128 + SIGPIPE).
+    pub(crate) const BROKEN_PIPE: u8 = 141;
 }
 
 /// A problem with what the user gave orc: printed as is, exit code 2.
@@ -153,6 +155,15 @@ fn main() -> ExitCode {
         {
             eprintln!("error: {e}");
             ExitCode::from(exit::INVALID)
+        }
+        // The reader of stdout went away (`orc config show | head`): nothing left to say, and
+        // the status a process killed by SIGPIPE would have (a run's own outcome is in the
+        // state store: `orc runs show`).
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::from(exit::BROKEN_PIPE)
         }
         Err(e) => {
             eprintln!("error: {e:#}");
