@@ -93,6 +93,16 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
         .block_on(store.checkpoints(id))
         .map_err(|e| UserError(format!("state store: {e}")))?;
     let resume = crate::state::completed_steps(checkpoints);
+    // The pipeline's `budget:` covers the whole run: what the first attempt spent counts.
+    let spent: f64 = resume.values().filter_map(|r| r.cost).sum();
+    let gateway = crate::run::with_pipeline_budget(
+        gateway,
+        loaded.compiled.plan.budget,
+        None,
+        spent,
+        (&store, &config, &runtime),
+        &file,
+    )?;
     if !global.quiet {
         eprintln!("resuming run `{id}`: {} step(s) already done", resume.len());
     }

@@ -125,19 +125,14 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit::INVALID);
         }
     };
-    // The pipeline's own `budget:` caps the run too: the lower of it and `--budget` applies.
-    let gateway = match loaded.compiled.plan.budget {
-        Some(usd) if gateway.is_some() => {
-            let per_run = args.budget.map_or(usd, |flag| flag.min(usd));
-            let registry = orc_models::Registry::new(config.models.clone()).map_err(UserError)?;
-            orc_models::require_prices(&registry, "budget")
-                .map_err(|i| UserError(format!("{file}: budget: {}: {}", i.key, i.message)))?;
-            let setup =
-                runtime.block_on(crate::state::model_setup(&store, &config, Some(per_run)))?;
-            crate::models::gateway(&config, &setup)?
-        }
-        _ => gateway,
-    };
+    let gateway = with_pipeline_budget(
+        gateway,
+        loaded.compiled.plan.budget,
+        args.budget,
+        0.0,
+        (&store, &config, &runtime),
+        &file,
+    )?;
     tracing::debug!(
         cache_hit = loaded.cache_hit,
         steps = loaded.compiled.plan.step_count(),
@@ -175,6 +170,28 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         file: &file,
         watch: &args.watch,
     })
+}
+
+/// The gateway a run uses once its pipeline is compiled: the pipeline's own `budget:` caps the
+/// run too (the lower of it and `--budget` applies), less what an earlier attempt of the run
+/// already `spent`.
+pub(crate) fn with_pipeline_budget(
+    gateway: Option<orc_models::Gateway>,
+    pipeline: Option<f64>,
+    flag: Option<f64>,
+    spent: f64,
+    (store, config, runtime): (&orc_state::Store, &Config, &tokio::runtime::Runtime),
+    file: &str,
+) -> anyhow::Result<Option<orc_models::Gateway>> {
+    let Some(usd) = pipeline.filter(|_| gateway.is_some()) else {
+        return Ok(gateway);
+    };
+    let per_run = (flag.map_or(usd, |flag| flag.min(usd)) - spent).max(0.0);
+    let registry = orc_models::Registry::new(config.models.clone()).map_err(UserError)?;
+    orc_models::require_prices(&registry, "budget")
+        .map_err(|i| UserError(format!("{file}: budget: {}: {}", i.key, i.message)))?;
+    let setup = runtime.block_on(crate::state::model_setup(store, config, Some(per_run)))?;
+    Ok(crate::models::gateway(config, &setup)?)
 }
 
 /// The runtime a run executes on, as `performance.parallel_execution` describes.
