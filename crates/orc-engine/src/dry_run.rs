@@ -50,8 +50,8 @@ pub async fn plan_models(compiled: &Compiled, gateway: &Gateway) -> Vec<PlannedC
             Param::Lit(Value::String(s)) => s.clone(),
             _ => continue,
         };
-        let mut templated = false;
-        let params = match literal(&a.params, compiled, &mut templated) {
+        let templated = orc_pipeline::has_template(&a.params);
+        let params = match literal(&a.params, compiled) {
             Value::Object(map) => map,
             _ => Map::new(),
         };
@@ -135,23 +135,15 @@ fn collect<'p>(steps: &'p [Step], in_loop: bool, out: &mut Vec<(&'p Step, bool)>
 }
 
 /// A parameter as JSON, with each template standing as its source text.
-fn literal(param: &Param, compiled: &Compiled, templated: &mut bool) -> Value {
+fn literal(param: &Param, compiled: &Compiled) -> Value {
     match param {
         Param::Lit(v) => v.clone(),
-        Param::Tmpl(id) => {
-            *templated = true;
-            Value::String(compiled.templates.source(*id).to_owned())
-        }
-        Param::List(items) => Value::Array(
-            items
-                .iter()
-                .map(|p| literal(p, compiled, templated))
-                .collect(),
-        ),
+        Param::Tmpl(id) => Value::String(compiled.templates.source(*id).to_owned()),
+        Param::List(items) => Value::Array(items.iter().map(|p| literal(p, compiled)).collect()),
         Param::Map(entries) => Value::Object(
             entries
                 .iter()
-                .map(|(k, p)| (k.clone(), literal(p, compiled, templated)))
+                .map(|(k, p)| (k.clone(), literal(p, compiled)))
                 .collect(),
         ),
     }
