@@ -2,11 +2,9 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, Subcommand};
-use tokio_util::sync::CancellationToken;
-
 use crate::config::Config;
-use crate::{Global, UserError, exit};
+use crate::{Global, exit};
+use clap::{Args, Subcommand};
 
 /// `orc metrics …`.
 #[derive(Debug, Args)]
@@ -30,23 +28,11 @@ pub(crate) fn main(global: &Global, args: &MetricsArgs) -> anyhow::Result<u8> {
     let (config, _) = Config::load(global.config.as_deref())?;
     let runtime = crate::run::runtime(&config)?;
     runtime.block_on(async {
-        let exporter =
-            orc_telemetry::Exporter::global().map_err(|e| UserError(format!("metrics: {e}")))?;
-        let server = orc_telemetry::MetricsServer::bind(bind, exporter)
-            .await
-            .map_err(|e| UserError(e.to_string()))?;
-        tracing::warn!("serving metrics on http://{}/metrics", server.local_addr());
-        let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        let serving = server.run(cancel);
-        tokio::pin!(serving);
-        tokio::select! {
-            () = &mut serving => {}
-            _ = tokio::signal::ctrl_c() => {
-                stop.cancel();
-                serving.await;
-            }
-        }
+        let endpoint = crate::telemetry::Endpoint::start(bind).await?;
+        tracing::warn!("serving metrics on http://{}/metrics", endpoint.addr());
+        let interrupted = tokio::signal::ctrl_c().await;
+        endpoint.stop().await;
+        interrupted?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(exit::OK)

@@ -237,6 +237,7 @@ pub(crate) fn write_reports(
 
 /// The `/metrics` endpoint of a run (`--metrics-addr`), served until the run ends.
 pub(crate) struct Endpoint {
+    addr: SocketAddr,
     cancel: CancellationToken,
     task: AbortOnDropHandle<()>,
 }
@@ -248,10 +249,16 @@ impl Endpoint {
         let server = MetricsServer::bind(addr, exporter)
             .await
             .map_err(|e| UserError(e.to_string()))?;
-        tracing::info!("metrics on http://{}/metrics", server.local_addr());
+        let addr = server.local_addr();
+        tracing::info!("metrics on http://{addr}/metrics");
         let cancel = CancellationToken::new();
         let task = AbortOnDropHandle::new(tokio::spawn(server.run(cancel.clone())));
-        Ok(Endpoint { cancel, task })
+        Ok(Endpoint { addr, cancel, task })
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Stops serving and waits for open scrapes to finish.
