@@ -12,8 +12,8 @@
 //! `ORC_BENCH_APPENDS` sets the number of timed calls per case (default 2000);
 //! `ORC_BENCH_COMPRESSION=0` turns compression off.
 //!
-//! Every SQLite call is a round trip to the connection's own thread (sqlx), so the figures move
-//! with how busy the machine's cores are: run it on a quiet machine.
+//! SQLite writes run in place on the calling thread (see the backend's module doc); every figure
+//! still moves with how busy the machine's cores are: run it on a quiet machine.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 

@@ -1,4 +1,5 @@
-//! What the two SQL backends share: their migration table and turning sqlx's errors into ours.
+//! What the two SQL backends share: their migration table and turning sqlx's errors into ours
+//! (and rusqlite's, which drives the SQLite writer).
 
 use sqlx::migrate::MigrateError;
 
@@ -31,6 +32,32 @@ pub(crate) fn sqlite_primary(e: &sqlx::Error) -> Option<i32> {
     db_code(e)?.parse::<i32>().ok().map(|c| c & 0xff)
 }
 
+/// SQLite's primary result code of a rusqlite error.
+pub(crate) fn rusqlite_primary(e: &rusqlite::Error) -> Option<i32> {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code & 0xff),
+        _ => None,
+    }
+}
+
+/// Whether a SQLite primary result code says another connection holds the lock (SQLITE_BUSY,
+/// SQLITE_LOCKED): the same call may succeed later.
+fn sqlite_contended(primary: Option<i32>) -> bool {
+    matches!(primary, Some(5 | 6))
+}
+
+/// Whether rusqlite reports a PRIMARY KEY or UNIQUE constraint failing.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            )
+    )
+}
+
 /// What went wrong, in the database's own words: its message without the source position
 /// sqlx's formatting adds.
 pub(crate) fn describe(e: &sqlx::Error) -> String {
@@ -39,6 +66,16 @@ pub(crate) fn describe(e: &sqlx::Error) -> String {
             Some(code) => format!("{} (code {code})", db.message()),
             None => db.message().to_owned(),
         },
+        e => e.to_string(),
+    }
+}
+
+/// [`describe`] for rusqlite: the same words and code as sqlx gives for the same failure.
+pub(crate) fn describe_rusqlite(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, Some(message)) => {
+            format!("{message} (code {})", failure.extended_code)
+        }
         e => e.to_string(),
     }
 }
@@ -62,8 +99,7 @@ pub(crate) fn is_retryable(e: &sqlx::Error, dialect: Dialect) -> bool {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(_) => match dialect {
-            // SQLITE_BUSY, SQLITE_LOCKED
-            Dialect::Sqlite => matches!(sqlite_primary(e), Some(5 | 6)),
+            Dialect::Sqlite => sqlite_contended(sqlite_primary(e)),
             Dialect::Postgres => db_code(e).is_some_and(|code| {
                 code.starts_with("08")
                     || code.starts_with("57P")
@@ -90,6 +126,16 @@ pub(crate) fn query_error(
         operation,
         retryable: is_retryable(&e, dialect),
         message: scrub(describe(&e), raw_url),
+    }
+}
+
+/// [`query_error`] for the SQLite writer, which rusqlite drives.
+pub(crate) fn sqlite_write_error(url: &str, operation: &'static str, e: rusqlite::Error) -> Error {
+    Error::Backend {
+        url: url.to_owned(),
+        operation,
+        retryable: sqlite_contended(rusqlite_primary(&e)),
+        message: scrub(describe_rusqlite(&e), url),
     }
 }
 
@@ -122,4 +168,57 @@ fn is_permission(e: &MigrateError) -> bool {
     };
     db_code(inner).is_some_and(|c| c == "42501")
         || matches!(sqlite_primary(inner), Some(3 | 8 | 23))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rusqlite_errors_map_as_sqlx_ones_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let url = format!("sqlite://{}", path.display());
+        let a = rusqlite::Connection::open(&path).unwrap();
+        a.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE CHECK (v <> ''));
+             INSERT INTO t (id, v) VALUES (1, 'x');",
+        )
+        .unwrap();
+        let insert = |id: i64, v: &str| {
+            a.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (id, v))
+                .unwrap_err()
+        };
+        assert!(is_unique_violation(&insert(1, "y")));
+        assert!(is_unique_violation(&insert(2, "x")));
+        let check = insert(3, "");
+        assert!(!is_unique_violation(&check));
+        let e = sqlite_write_error(&url, "append", check);
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "state store {url}: append failed: CHECK constraint failed: v <> '' (code 275)"
+            )
+        );
+
+        // Another connection holds the write lock: retryable, in SQLite's words.
+        let b = rusqlite::Connection::open(&path).unwrap();
+        b.execute_batch("BEGIN IMMEDIATE").unwrap();
+        a.busy_timeout(Duration::ZERO).unwrap();
+        let busy = insert(4, "z");
+        assert_eq!(rusqlite_primary(&busy), Some(5));
+        let e = sqlite_write_error(&url, "append", busy);
+        assert!(e.is_retryable());
+        assert!(
+            e.to_string()
+                .ends_with("append failed: database is locked (code 5)"),
+            "{e}"
+        );
+    }
 }

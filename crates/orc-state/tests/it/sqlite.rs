@@ -241,6 +241,39 @@ async fn memory_stores_are_private() {
     assert_eq!(a.describe(), "sqlite::memory:");
 }
 
+/// On a multi-thread runtime each write runs in place on the worker that calls it; an in-memory
+/// store's two connections (sqlx reads, rusqlite writes, one shared cache) take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_store_serves_many_tasks_writing_and_reading() {
+    let store = Store::open("sqlite::memory:", options(None)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..6u64 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let id = format!("r{t}");
+            store.create_run(&new_run(&id, "p", t)).await.unwrap();
+            let mut want = Vec::new();
+            for n in 0..20 {
+                let group = vec![checkpoint(&format!("{id}-{n}"), n); 1 + (n as usize % 3)];
+                store.append(&id, &group).await.unwrap();
+                want.extend(group);
+                assert_eq!(store.checkpoints(&id).await.unwrap(), want);
+            }
+            store
+                .finish_run(&id, RunState::Completed, None)
+                .await
+                .unwrap();
+            want.len()
+        });
+    }
+    // 20 appends of 1, 2 or 3 checkpoints each.
+    assert_eq!(tasks.join_all().await, [39; 6]);
+    for t in 0..6 {
+        let run = store.run(&format!("r{t}")).await.unwrap().unwrap();
+        assert_eq!((run.status, run.steps_done), (RunState::Completed, 39));
+    }
+}
+
 /// Any JSON value, a few levels deep.
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
