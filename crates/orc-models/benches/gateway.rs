@@ -142,7 +142,7 @@ fn main() -> Result<()> {
 /// The three ways of making the same call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Arm {
-    /// A plain `reqwest` client (built by `HttpOptions::build_client`) posting the OpenAI
+    /// A plain `reqwest` client (set up by [`direct_client`]) posting the OpenAI
     /// chat JSON and reading the body.
     Direct,
     /// `ModelClient::chat`: orc's client without the gateway (no cache).
@@ -168,6 +168,21 @@ impl Arm {
     fn index(self) -> usize {
         self as usize
     }
+}
+
+/// A plain `reqwest` client with the settings `http` gives orc's own: the same pool size
+/// (which reqwest applies to idle connections only), timeouts, keep-alive and no Nagle.
+fn direct_client(http: &HttpOptions) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(http.connect_timeout)
+        .pool_max_idle_per_host(http.connection_pool_size)
+        .pool_idle_timeout(http.pool_idle_timeout)
+        .tcp_keepalive(http.tcp_keepalive)
+        .tcp_nodelay(true);
+    if let Some(timeout) = http.request_timeout {
+        builder = builder.timeout(timeout);
+    }
+    Ok(builder.build()?)
 }
 
 /// Clients of every arm against one fake provider.
@@ -197,7 +212,7 @@ impl Rig {
         );
         Ok(Rig {
             url: format!("{}/chat/completions", spec.base_url),
-            direct: http.build_client()?,
+            direct: direct_client(http)?,
             client,
             gateway,
             model: Model {

@@ -1,11 +1,11 @@
 //! Anthropic's Messages API: plain and streamed, and the model list.
 
-use reqwest::header::HeaderValue;
+use http::header::{ACCEPT, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{self, Error, FailureKind, Result};
-use crate::http::Http;
+use crate::http::{Http, Request};
 use crate::request::{ChatRequest, ChatResponse, ModelInfo, Role, Usage};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
@@ -21,12 +21,8 @@ fn url(spec: &ModelSpec, path: &str) -> String {
     format!("{}/v1/{path}", spec.base_url.trim_end_matches('/'))
 }
 
-fn headers(
-    request: reqwest::RequestBuilder,
-    key: Option<&ApiKey>,
-    spec: &ModelSpec,
-) -> Result<reqwest::RequestBuilder> {
-    let request = request.header("anthropic-version", VERSION);
+fn headers(request: Request, key: Option<&ApiKey>, spec: &ModelSpec) -> Result<Request> {
+    let request = request.header(HeaderName::from_static("anthropic-version"), VERSION);
     let Some(key) = key else {
         return Ok(request);
     };
@@ -46,7 +42,7 @@ fn headers(
         )
     })?;
     value.set_sensitive(true);
-    Ok(request.header("x-api-key", value))
+    Ok(request.header(HeaderName::from_static("x-api-key"), value))
 }
 
 #[derive(Serialize)]
@@ -160,10 +156,7 @@ pub(crate) async fn chat(
     key: Option<&ApiKey>,
     req: &ChatRequest,
 ) -> Result<ChatResponse> {
-    let request = http
-        .client()
-        .post(url(spec, "messages"))
-        .json(&messages_body(spec, req, false));
+    let request = Request::post(&url(spec, "messages")).json(&messages_body(spec, req, false));
     let (message, _): (MessageAnswer, _) = http
         .fetch_json(spec, key, headers(request, key, spec)?)
         .await?;
@@ -190,10 +183,8 @@ pub(crate) async fn chat_stream(
     key: Option<&ApiKey>,
     req: &ChatRequest,
 ) -> Result<ChatStream> {
-    let request = http
-        .client()
-        .post(url(spec, "messages"))
-        .header(reqwest::header::ACCEPT, "text/event-stream")
+    let request = Request::post(&url(spec, "messages"))
+        .header(ACCEPT, "text/event-stream")
         .json(&messages_body(spec, req, true));
     let answer = http.send(spec, key, headers(request, key, spec)?).await?;
     Ok(ChatStream::new(answer, key, &spec.model))
@@ -317,7 +308,7 @@ pub(crate) async fn list_models(
     spec: &ModelSpec,
     key: Option<&ApiKey>,
 ) -> Result<Vec<ModelInfo>> {
-    let request = http.client().get(url(spec, "models?limit=1000"));
+    let request = Request::get(&url(spec, "models?limit=1000"));
     let (list, _): (ModelList, _) = http
         .fetch_json(spec, key, headers(request, key, spec)?)
         .await?;

@@ -36,18 +36,8 @@ pub struct ModelClient {
 impl ModelClient {
     /// A client with its own pool, as `options` describe, and the default retry policy.
     pub fn new(options: &HttpOptions) -> Result<Self> {
-        let client = options.build_client()?;
-        ModelClient::from_client(client, options.connection_pool_size)
-    }
-
-    /// A client over an existing `reqwest` client, with at most `max_in_flight` calls
-    /// at once.
-    ///
-    /// The client's exchanges run on a dedicated I/O thread (see [`HttpOptions`]),
-    /// which stops when the last clone of this client is dropped.
-    pub fn from_client(client: reqwest::Client, max_in_flight: usize) -> Result<Self> {
         Ok(ModelClient {
-            http: Http::new(client, max_in_flight)?,
+            http: Http::new(options)?,
             retry: RetryPolicy::default(),
         })
     }

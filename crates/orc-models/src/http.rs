@@ -1,16 +1,28 @@
 //! The one pooled HTTP client every provider call goes through.
 
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_util::task::AbortOnDropHandle;
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION,
+    RETRY_AFTER, USER_AGENT,
+};
+use http::{Method, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_platform_verifier::BuilderVerifierExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::connect::{Connector, ConnectorOptions};
 use crate::error::{self, CallSite, Error, FailureKind, Result};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
@@ -25,8 +37,9 @@ pub struct HttpOptions {
     pub request_timeout: Option<Duration>,
     /// The connection pool's size (`performance.model_optimization.connection_pool_size`):
     /// at most this many calls are in flight through the client at once (all hosts
-    /// together), so at most this many connections to one host are open; idle
-    /// connections are kept alive for reuse, up to this many per host.
+    /// together), and never more than this many connections to one host are open (a
+    /// call that finds them all busy waits for one); idle connections are kept alive
+    /// for reuse.
     pub connection_pool_size: usize,
     /// How long an idle connection is kept before it is closed; `None` keeps it until
     /// the server closes it.
@@ -48,76 +61,128 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// Builds the `reqwest` client these options describe.
-    ///
-    /// Build one per process (a [`crate::ModelClient`] does) and share it: its pool
-    /// is what keeps connections warm.
-    pub fn build_client(&self) -> Result<reqwest::Client> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .pool_max_idle_per_host(self.connection_pool_size.max(1))
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .tcp_keepalive(self.tcp_keepalive)
-            .tcp_nodelay(true)
-            .user_agent(concat!("orc/", env!("CARGO_PKG_VERSION")));
-        if let Some(timeout) = self.request_timeout {
-            builder = builder.timeout(timeout);
-        }
-        builder.build().map_err(|e| Error::Client {
-            message: error::chain(&e),
-        })
+    /// The TLS settings of `https` connections: the platform's certificate verifier
+    /// (the system's roots) with rustls' aws-lc-rs provider, offering HTTP/2 and 1.1.
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|builder| builder.with_platform_verifier())
+            .map_err(|e| Error::Client {
+                message: format!("cannot set up TLS: {e}"),
+            })?
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 }
 
-/// The shared client, the limit on calls in flight, and the thread its I/O runs on.
+/// The shared client, the limit on calls in flight, and the cap on connections.
 ///
-/// Every exchange runs on one dedicated I/O thread with a single-threaded runtime.
-/// hyper puts an HTTP/1 connection back into the pool from a task of its own once the
-/// answer is read; on a multi-threaded runtime the next call can look for an idle
-/// connection before that task has run, and opens a new one. On one thread the order
-/// is fixed: the connection is back before the next exchange starts, so sequential
-/// calls reuse one connection and concurrent calls never open more connections than
-/// calls are allowed in flight. Cheap to clone.
+/// Exchanges run on the caller's task: no hop to another thread. Connections come from a
+/// [`Connector`] that gives each host at most `connection_pool_size` open connections,
+/// so however many calls wait, no more connections are opened than the pool holds
+/// (proxies named by `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` are
+/// honoured). Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
-    client: reqwest::Client,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
     in_flight: Arc<Semaphore>,
-    io: Arc<IoThread>,
+    timeout: Option<Duration>,
+    /// Cancels connects still waiting for a slot when the last clone is dropped.
+    _closed: DropGuard,
 }
 
-/// The I/O thread: it runs until this handle is dropped.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("connector", &self.connector)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request to a provider, being built: a method, a URL, headers and a body.
+///
+/// Mistakes (a URL that does not parse, a header that is not valid) are kept and
+/// reported when the request is sent, as an invalid request of the call.
 #[derive(Debug)]
-struct IoThread {
-    handle: Handle,
-    _stop: oneshot::Sender<()>,
+pub(crate) struct Request {
+    request: std::result::Result<http::Request<Full<Bytes>>, String>,
 }
 
-impl IoThread {
-    fn start() -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("orc-models-io")
-            .build()
-            .map_err(|e| Error::Client {
-                message: format!("cannot start the I/O runtime: {e}"),
-            })?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("orc-models-io".to_owned())
-            .spawn(move || {
-                // Runs every exchange until the owning client is gone.
-                let _ = runtime.block_on(stopped);
-                // Blocking tasks (name resolution) are not waited for.
-                runtime.shutdown_background();
-            })
-            .map_err(|e| Error::Client {
-                message: format!("cannot start the I/O thread: {e}"),
-            })?;
-        Ok(IoThread {
-            handle,
-            _stop: stop,
-        })
+impl Request {
+    fn new(method: Method, url: &str) -> Self {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(USER_AGENT, concat!("orc/", env!("CARGO_PKG_VERSION")))
+            .body(Full::default())
+            .map_err(|e| format!("the URL {url:?} is not valid: {e}"));
+        Request { request }
+    }
+
+    /// A `GET` of `url`.
+    pub(crate) fn get(url: &str) -> Self {
+        Request::new(Method::GET, url)
+    }
+
+    /// A `POST` to `url`.
+    pub(crate) fn post(url: &str) -> Self {
+        Request::new(Method::POST, url)
+    }
+
+    /// Adds a header; `value` is marked sensitive (left out of debug output) when it is
+    /// a secret.
+    pub(crate) fn header<V>(mut self, name: HeaderName, value: V) -> Self
+    where
+        HeaderValue: TryFrom<V>,
+    {
+        if let Ok(request) = &mut self.request {
+            match HeaderValue::try_from(value) {
+                Ok(value) => {
+                    request.headers_mut().insert(name, value);
+                }
+                Err(_) => {
+                    self.request = Err(format!("the value of the {name} header is not valid"))
+                }
+            }
+        }
+        self
+    }
+
+    /// Sets `Authorization: Bearer <token>`, marked sensitive.
+    pub(crate) fn bearer_auth(self, token: &str) -> Self {
+        match HeaderValue::try_from(format!("Bearer {token}")) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                self.header(AUTHORIZATION, value)
+            }
+            Err(_) => Request {
+                request: Err("the API key is not a valid header value".to_owned()),
+            },
+        }
+    }
+
+    /// Sets the body to `body` as JSON, with its content type.
+    pub(crate) fn json<T: serde::Serialize>(mut self, body: &T) -> Self {
+        if let Ok(request) = &mut self.request {
+            match serde_json::to_vec(body) {
+                Ok(json) => {
+                    *request.body_mut() = Full::new(Bytes::from(json));
+                    request
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Err(e) => self.request = Err(format!("the request body cannot be written: {e}")),
+            }
+        }
+        self
     }
 }
 
@@ -127,12 +192,13 @@ pub(crate) struct Answer {
     pub(crate) body: BodyStream,
 }
 
-/// The body of an answer as the I/O thread reads it; dropping it stops the exchange.
+/// The body of an answer; dropping it before its end closes the connection.
 pub(crate) struct BodyStream {
-    chunks: mpsc::Receiver<reqwest::Result<Bytes>>,
-    _task: AbortOnDropHandle<()>,
-    /// Keeps the I/O thread running while the body is read, even if the client is gone.
-    _io: Arc<IoThread>,
+    body: Incoming,
+    /// When the whole call must be over, if it has a time limit.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The call's place among those in flight, given back at the end of the body.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl BodyStream {
@@ -140,40 +206,143 @@ impl BodyStream {
     pub(crate) fn poll_chunk(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<reqwest::Result<Bytes>>> {
-        self.chunks.poll_recv(cx)
+    ) -> Poll<Option<std::result::Result<Bytes, Transport>>> {
+        loop {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers carry nothing a provider call reads.
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.slot = None;
+                    return Poll::Ready(Some(Err(Transport::reading(&e))));
+                }
+                Poll::Ready(None) => {
+                    self.slot = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    if let Some(deadline) = &mut self.deadline
+                        && deadline.as_mut().poll(cx).is_ready()
+                    {
+                        self.slot = None;
+                        return Poll::Ready(Some(Err(Transport::timed_out())));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
     }
 
     /// The whole rest of the body.
-    async fn collect(mut self) -> reqwest::Result<Vec<u8>> {
+    async fn collect(mut self) -> std::result::Result<Vec<u8>, Transport> {
         let mut body = Vec::new();
-        while let Some(chunk) = self.chunks.recv().await {
+        while let Some(chunk) = std::future::poll_fn(|cx| self.poll_chunk(cx)).await {
             body.extend_from_slice(&chunk?);
         }
         Ok(body)
     }
 }
 
-/// The head of an answer, sent from the I/O thread.
+/// Why an exchange broke off before its answer was whole, classified.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    kind: FailureKind,
+    message: String,
+}
+
+impl Transport {
+    /// The whole call took longer than the request timeout.
+    fn timed_out() -> Self {
+        Transport {
+            kind: FailureKind::Timeout,
+            message: "the request timed out".to_owned(),
+        }
+    }
+
+    /// Sending failed, or no answer came: the connection could not be opened or broke.
+    fn sending(e: &hyper_util::client::legacy::Error) -> Self {
+        let kind = if caused_by_timeout(e) {
+            FailureKind::Timeout
+        } else {
+            // Connect errors, and connections closed before an answer.
+            FailureKind::Connection
+        };
+        Transport {
+            kind,
+            message: error::chain(e),
+        }
+    }
+
+    /// Reading the body failed: the answer is cut short.
+    fn reading(e: &hyper::Error) -> Self {
+        let kind = if caused_by_timeout(e) {
+            FailureKind::Timeout
+        } else {
+            FailureKind::Truncated
+        };
+        Transport {
+            kind,
+            message: format!("the answer broke off: {}", error::chain(e)),
+        }
+    }
+}
+
+/// Whether a timeout (of connecting, say) is among the causes of `e`.
+fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && hyper.is_timeout()
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The head of an answer.
 struct Head {
     status: StatusCode,
     retry_after: Option<Duration>,
 }
 
-/// Body chunks in flight between the I/O thread and the caller.
-const CHUNKS_IN_FLIGHT: usize = 32;
-
 impl Http {
-    pub(crate) fn new(client: reqwest::Client, max_in_flight: usize) -> Result<Self> {
+    pub(crate) fn new(options: &HttpOptions) -> Result<Self> {
+        let per_host = options.connection_pool_size.max(1);
+        let closed = CancellationToken::new();
+        let connector = Connector::new(
+            ConnectorOptions {
+                per_host,
+                connect_timeout: options.connect_timeout,
+                tcp_keepalive: options.tcp_keepalive,
+                tls: options.tls()?,
+                proxies: Matcher::from_env(),
+            },
+            closed.clone(),
+        );
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(per_host)
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(connector.clone());
         Ok(Http {
-            client,
-            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
-            io: Arc::new(IoThread::start()?),
+            inner: Arc::new(Inner {
+                client,
+                connector,
+                in_flight: Arc::new(Semaphore::new(per_host)),
+                timeout: options.request_timeout,
+                _closed: closed.drop_guard(),
+            }),
         })
-    }
-
-    pub(crate) fn client(&self) -> &reqwest::Client {
-        &self.client
     }
 
     /// Sends `request` for `spec` and returns the answer if its status is a success;
@@ -182,32 +351,10 @@ impl Http {
         &self,
         spec: &ModelSpec,
         key: Option<&ApiKey>,
-        request: reqwest::RequestBuilder,
+        request: Request,
     ) -> Result<Answer> {
         let mut site = site_of(spec);
-        let request = request
-            .build()
-            .map_err(|e| transport_error(site.clone(), key, &e))?;
-        let (head_tx, head_rx) = oneshot::channel();
-        let (chunk_tx, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let exchange = exchange(
-            self.client.clone(),
-            Arc::clone(&self.in_flight),
-            request,
-            head_tx,
-            chunk_tx,
-        );
-        let task = AbortOnDropHandle::new(self.io.handle.spawn(exchange));
-        let body = BodyStream {
-            chunks,
-            _task: task,
-            _io: Arc::clone(&self.io),
-        };
-        let head = match head_rx.await {
-            Ok(Ok(head)) => head,
-            Ok(Err(e)) => return Err(transport_error(site, key, &e)),
-            Err(_) => return Err(io_stopped(site)),
-        };
+        let (head, body) = self.exchange(&site, key, request).await?;
         site.status = Some(head.status.as_u16());
         if head.status.is_success() {
             return Ok(Answer { site, body });
@@ -215,41 +362,73 @@ impl Http {
         let body = body.collect().await.unwrap_or_default();
         Err(status_error(site, key, &head, &body))
     }
-}
 
-impl Http {
-    /// Sends `request` for `spec`, reads the whole answer on the I/O thread, and parses a
-    /// success body as JSON of type `T`; otherwise the error, classified, with the
-    /// provider's message. The answer crosses threads once, whole. Also returns the call
-    /// site (with the status), for errors found in the answer.
+    /// Sends `request` for `spec`, reads the whole answer, and parses a success body as
+    /// JSON of type `T`; otherwise the error, classified, with the provider's message.
+    /// Also returns the call site (with the status), for errors found in the answer.
     pub(crate) async fn fetch_json<T: serde::de::DeserializeOwned>(
         &self,
         spec: &ModelSpec,
         key: Option<&ApiKey>,
-        request: reqwest::RequestBuilder,
+        request: Request,
     ) -> Result<(T, CallSite)> {
         let mut site = site_of(spec);
-        let request = request
-            .build()
-            .map_err(|e| transport_error(site.clone(), key, &e))?;
-        let (done_tx, done_rx) = oneshot::channel();
-        let exchange = whole_exchange(
-            self.client.clone(),
-            Arc::clone(&self.in_flight),
-            request,
-            done_tx,
-        );
-        let _task = AbortOnDropHandle::new(self.io.handle.spawn(exchange));
-        let (head, body) = match done_rx.await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return Err(transport_error(site, key, &e)),
-            Err(_) => return Err(io_stopped(site)),
-        };
+        let (head, body) = self.exchange(&site, key, request).await?;
         site.status = Some(head.status.as_u16());
+        let body = body.collect().await;
         if head.status.is_success() {
             return parse_json(site.clone(), key, body).map(|value| (value, site));
         }
         Err(status_error(site, key, &head, &body.unwrap_or_default()))
+    }
+
+    /// Waits for a slot, sends `request`, and returns the head of the answer and its
+    /// body (which holds the slot until it ends).
+    async fn exchange(
+        &self,
+        site: &CallSite,
+        key: Option<&ApiKey>,
+        request: Request,
+    ) -> Result<(Head, BodyStream)> {
+        let mut request = request.request.map_err(|message| {
+            Error::call(
+                site.clone(),
+                FailureKind::InvalidRequest,
+                redact(key, &message),
+                None,
+            )
+        })?;
+        if let Some(auth) = self.inner.connector.proxy_authorization(request.uri()) {
+            request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+        }
+        let Ok(slot) = Arc::clone(&self.inner.in_flight).acquire_owned().await else {
+            return Err(Error::Client {
+                message: "the HTTP client is shut down".to_owned(),
+            });
+        };
+        let mut deadline = self.inner.timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let sending = self.inner.client.request(request);
+        let answer = match &mut deadline {
+            Some(deadline) => tokio::select! {
+                answer = sending => answer,
+                () = deadline.as_mut() => {
+                    return Err(transport_error(site.clone(), key, &Transport::timed_out()));
+                }
+            },
+            None => sending.await,
+        };
+        let response =
+            answer.map_err(|e| transport_error(site.clone(), key, &Transport::sending(&e)))?;
+        let head = Head {
+            status: response.status(),
+            retry_after: retry_after(response.headers()),
+        };
+        let body = BodyStream {
+            body: response.into_body(),
+            deadline,
+            slot: Some(slot),
+        };
+        Ok((head, body))
     }
 }
 
@@ -262,16 +441,6 @@ fn site_of(spec: &ModelSpec) -> CallSite {
     }
 }
 
-/// What a caller sees when the I/O thread's answer never comes.
-fn io_stopped(site: CallSite) -> Error {
-    Error::call(
-        site,
-        FailureKind::Connection,
-        "the HTTP client's I/O thread stopped",
-        None,
-    )
-}
-
 /// The error of an answer whose status is not a success, with the provider's own message.
 fn status_error(site: CallSite, key: Option<&ApiKey>, head: &Head, body: &[u8]) -> Error {
     let message = redact(key, &error::provider_message(body));
@@ -279,107 +448,18 @@ fn status_error(site: CallSite, key: Option<&ApiKey>, head: &Head, body: &[u8]) 
     Error::call(site, kind, message, head.retry_after)
 }
 
-/// What a whole exchange hands back: the head and the body (or why it broke off).
-type Whole = reqwest::Result<(Head, reqwest::Result<Bytes>)>;
-
-/// One exchange read to its end on the I/O thread, answered in one message.
-async fn whole_exchange(
-    client: reqwest::Client,
-    in_flight: Arc<Semaphore>,
-    request: reqwest::Request,
-    done: oneshot::Sender<Whole>,
-) {
-    let Ok(_slot) = in_flight.acquire_owned().await else {
-        return;
-    };
-    let response = match client.execute(request).await {
-        Ok(response) => response,
-        Err(e) => {
-            let _ = done.send(Err(e));
-            return;
-        }
-    };
-    let head = Head {
-        status: response.status(),
-        retry_after: retry_after(response.headers()),
-    };
-    let body = response.bytes().await;
-    let complete = body.is_ok();
-    let _ = done.send(Ok((head, body)));
-    if complete {
-        return_connection().await;
-    }
-}
-
-/// hyper puts a connection whose answer has been read back into the pool from a task of
-/// its own. Letting that task run before the call's slot is freed means the next exchange
-/// finds the connection idle instead of opening another.
-async fn return_connection() {
-    for _ in 0..4 {
-        tokio::task::yield_now().await;
-    }
-}
-
-/// One exchange, on the I/O thread: wait for a slot, send, pass the head and then the
-/// body chunks back. The slot is held until the body is read or the caller is gone.
-async fn exchange(
-    client: reqwest::Client,
-    in_flight: Arc<Semaphore>,
-    request: reqwest::Request,
-    head_tx: oneshot::Sender<reqwest::Result<Head>>,
-    chunk_tx: mpsc::Sender<reqwest::Result<Bytes>>,
-) {
-    let Ok(_slot) = in_flight.acquire_owned().await else {
-        return;
-    };
-    let mut response = match client.execute(request).await {
-        Ok(response) => response,
-        Err(e) => {
-            let _ = head_tx.send(Err(e));
-            return;
-        }
-    };
-    let head = Head {
-        status: response.status(),
-        retry_after: retry_after(response.headers()),
-    };
-    if head_tx.send(Ok(head)).is_err() {
-        return;
-    }
-    loop {
-        let item = match response.chunk().await {
-            Ok(Some(chunk)) => Ok(chunk),
-            Ok(None) => {
-                drop(response);
-                return_connection().await;
-                return;
-            }
-            Err(e) => Err(e),
-        };
-        let failed = item.is_err();
-        if chunk_tx.send(item).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
 /// Parses a whole success body as JSON of type `T`.
 ///
 /// A body cut short (the connection closed, or JSON that ends early) is
 /// [`FailureKind::Truncated`]; a body that is not the expected JSON is
 /// [`FailureKind::InvalidResponse`].
-fn parse_json<T: serde::de::DeserializeOwned, B: AsRef<[u8]>>(
+fn parse_json<T: serde::de::DeserializeOwned>(
     site: CallSite,
     key: Option<&ApiKey>,
-    body: reqwest::Result<B>,
+    body: std::result::Result<Vec<u8>, Transport>,
 ) -> Result<T> {
-    let body = body.map_err(|e| {
-        let mut error = transport_error(site.clone(), key, &e);
-        truncated_if_broken(&mut error);
-        error
-    })?;
-    let body = body.as_ref();
-    serde_json::from_slice(body).map_err(|e| {
+    let body = body.map_err(|e| transport_error(site.clone(), key, &e))?;
+    serde_json::from_slice(&body).map_err(|e| {
         let kind = if e.is_eof() {
             FailureKind::Truncated
         } else {
@@ -387,35 +467,15 @@ fn parse_json<T: serde::de::DeserializeOwned, B: AsRef<[u8]>>(
         };
         let message = format!(
             "the body is not the expected JSON ({e}); it starts: {}",
-            error::cut(&String::from_utf8_lossy(body), 200)
+            error::cut(&String::from_utf8_lossy(&body), 200)
         );
         Error::call(site, kind, redact(key, &message), None)
     })
 }
 
-/// A connection that broke while a body was being read is a truncated answer.
-pub(crate) fn truncated_if_broken(error: &mut Error) {
-    if let Error::Retryable { kind, message, .. } = error
-        && *kind == FailureKind::Connection
-    {
-        *kind = FailureKind::Truncated;
-        message.insert_str(0, "the answer broke off: ");
-    }
-}
-
-/// Classifies an error of `reqwest` (sending, or reading a body).
-pub(crate) fn transport_error(site: CallSite, key: Option<&ApiKey>, e: &reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        FailureKind::Timeout
-    } else if e.is_builder() {
-        FailureKind::InvalidRequest
-    } else if e.is_body() || e.is_decode() {
-        FailureKind::Truncated
-    } else {
-        // Connect errors, and connections closed before an answer.
-        FailureKind::Connection
-    };
-    Error::call(site, kind, redact(key, &error::chain(e)), None)
+/// The error of a call whose exchange broke off.
+pub(crate) fn transport_error(site: CallSite, key: Option<&ApiKey>, e: &Transport) -> Error {
+    Error::call(site, e.kind, redact(key, &e.message), None)
 }
 
 pub(crate) fn redact(key: Option<&ApiKey>, text: &str) -> String {
@@ -462,6 +522,6 @@ mod tests {
 
     #[test]
     fn default_options_build_a_client() {
-        assert!(HttpOptions::default().build_client().is_ok());
+        assert!(HttpOptions::default().tls().is_ok());
     }
 }

@@ -44,6 +44,7 @@ mod batch;
 mod budget;
 mod client;
 mod complexity;
+mod connect;
 mod error;
 mod gateway;
 mod http;

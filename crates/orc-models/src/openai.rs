@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use ::http::header::ACCEPT;
+
 use crate::error::{self, CallSite, Error, FailureKind, Result};
-use crate::http::{self, Http};
+use crate::http::{self, Http, Request};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, ModelInfo, Role, Usage,
@@ -19,7 +21,7 @@ fn url(spec: &ModelSpec, path: &str) -> String {
     format!("{}/{path}", spec.base_url.trim_end_matches('/'))
 }
 
-fn authorize(request: reqwest::RequestBuilder, key: Option<&ApiKey>) -> reqwest::RequestBuilder {
+fn authorize(request: Request, key: Option<&ApiKey>) -> Request {
     match key {
         // `bearer_auth` marks the header sensitive.
         Some(key) => request.bearer_auth(key.expose()),
@@ -141,10 +143,7 @@ pub(crate) async fn chat(
     key: Option<&ApiKey>,
     req: &ChatRequest,
 ) -> Result<ChatResponse> {
-    let request = http
-        .client()
-        .post(url(spec, "chat/completions"))
-        .json(&chat_body(spec, req, false));
+    let request = Request::post(&url(spec, "chat/completions")).json(&chat_body(spec, req, false));
     let (completion, site): (ChatCompletion, _) =
         http.fetch_json(spec, key, authorize(request, key)).await?;
     let Some(choice) = completion.choices.into_iter().next() else {
@@ -177,10 +176,8 @@ pub(crate) async fn chat_stream(
     key: Option<&ApiKey>,
     req: &ChatRequest,
 ) -> Result<ChatStream> {
-    let request = http
-        .client()
-        .post(url(spec, "chat/completions"))
-        .header(reqwest::header::ACCEPT, "text/event-stream")
+    let request = Request::post(&url(spec, "chat/completions"))
+        .header(ACCEPT, "text/event-stream")
         .json(&chat_body(spec, req, true));
     let answer = http.send(spec, key, authorize(request, key)).await?;
     Ok(ChatStream::new(answer, key, &spec.model))
@@ -327,7 +324,7 @@ pub(crate) async fn complete(
         max_tokens: req.max_tokens,
         temperature: req.temperature,
     };
-    let request = http.client().post(url(spec, "completions")).json(&body);
+    let request = Request::post(&url(spec, "completions")).json(&body);
     let (completion, site): (Completion, _) =
         http.fetch_json(spec, key, authorize(request, key)).await?;
     let items = completion
@@ -377,7 +374,7 @@ pub(crate) async fn embed(
         input: &req.inputs,
         encoding_format: "float",
     };
-    let request = http.client().post(url(spec, "embeddings")).json(&body);
+    let request = Request::post(&url(spec, "embeddings")).json(&body);
     let (embeddings, site): (Embeddings, _) =
         http.fetch_json(spec, key, authorize(request, key)).await?;
     let items = embeddings
@@ -408,7 +405,7 @@ pub(crate) async fn list_models(
     spec: &ModelSpec,
     key: Option<&ApiKey>,
 ) -> Result<Vec<ModelInfo>> {
-    let request = http.client().get(url(spec, "models"));
+    let request = Request::get(&url(spec, "models"));
     let (list, _): (ModelList, _) = http.fetch_json(spec, key, authorize(request, key)).await?;
     Ok(list
         .data

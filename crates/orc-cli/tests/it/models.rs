@@ -560,3 +560,121 @@ fn auto_tags_are_answered_by_a_model_once_and_typed_by_their_field() {
         r.stderr
     );
 }
+
+/// A forward HTTP proxy on 127.0.0.1: it records the head of the first request on each
+/// connection, then passes bytes both ways to the address the request names.
+struct ForwardProxy {
+    addr: std::net::SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ForwardProxy {
+    fn start() -> ForwardProxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&heads);
+        // Detached: the threads end with their connections, or with the test's process.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match client.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    // `POST http://host:port/path HTTP/1.1`: connect to host:port.
+                    let target = text
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|uri| uri.strip_prefix("http://"))
+                        .and_then(|rest| rest.split('/').next())
+                        .map(str::to_owned);
+                    seen.lock().unwrap().push(text);
+                    let Some(target) = target else { return };
+                    let Ok(mut upstream) = TcpStream::connect(&target) else {
+                        return;
+                    };
+                    if upstream.write_all(&head).is_err() {
+                        return;
+                    }
+                    let (Ok(mut up_read), Ok(mut client_write)) =
+                        (upstream.try_clone(), client.try_clone())
+                    else {
+                        return;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut up_read, &mut client_write);
+                        let _ = client_write.shutdown(std::net::Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut client, &mut upstream);
+                    let _ = upstream.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        ForwardProxy { addr, heads }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn model_calls_go_through_the_proxy_the_environment_names() {
+    let fake =
+        Fake::start(Behaviour::default().with_answer("five-word title", "Rust Is Fast And Safe"));
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let proxy = ForwardProxy::start();
+    let source = sb.file("doc.txt", "Rust is a language. It is fast. It is safe.");
+    let pipeline = shared_pipeline("summarize.yaml");
+    let r: crate::support::Run = sb
+        .command()
+        .env(KEY_VAR, KEY)
+        .env("HTTP_PROXY", format!("http://orc:secret@{}", proxy.addr))
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "-i",
+            &format!("source={}", source.display()),
+            "-i",
+            &format!("out_dir={}", sb.out()),
+        ])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.doc()["outputs"]["title"], "Rust Is Fast And Safe");
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+    let heads = proxy.heads();
+    assert!(!heads.is_empty(), "no request went through the proxy");
+    let url = format!("{}/chat/completions", fake.provider().openai_base_url());
+    for head in &heads {
+        assert!(
+            head.starts_with(&format!("POST {url} HTTP/1.1\r\n")),
+            "not an absolute-form request to the provider: {head}"
+        );
+        // The proxy URL's credentials, as Basic auth for the proxy (base64 of orc:secret).
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("\r\nproxy-authorization: basic b3jjonnly3jlda==\r\n"),
+            "{head}"
+        );
+    }
+    assert!(!r.stderr.contains("secret"), "{}", r.stderr);
+}

@@ -564,8 +564,11 @@ async fn the_key_never_appears_in_errors() -> Result<()> {
     Ok(())
 }
 
+/// Sequential calls reuse their connections: the first opens one; a call that starts before
+/// the previous call's connection is back in the pool may open a second, and from then on
+/// one of the two is always idle. So however many calls, at most two connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sequential_calls_share_one_connection() -> Result<()> {
+async fn sequential_calls_reuse_connections() -> Result<()> {
     let setup = Setup::new().await?;
     let spec = setup.spec(Provider::OpenAi);
     for i in 0..100 {
@@ -575,7 +578,11 @@ async fn sequential_calls_share_one_connection() -> Result<()> {
     }
     let stats = setup.fake.stats();
     assert_eq!(stats.requests_to(Endpoint::ChatCompletions), 100);
-    assert_eq!(stats.connections_accepted, 1, "keep-alive: {stats:?}");
+    assert!(
+        (1..=2).contains(&stats.connections_accepted),
+        "keep-alive: {} connections for 100 calls",
+        stats.connections_accepted
+    );
 
     // Streams read to their end give their connection back too, on both protocols.
     for provider in PROVIDERS {
@@ -589,9 +596,10 @@ async fn sequential_calls_share_one_connection() -> Result<()> {
         }
     }
     let stats = setup.fake.stats();
-    assert_eq!(
-        stats.connections_accepted, 1,
-        "keep-alive for streams: {stats:?}"
+    assert!(
+        stats.connections_accepted <= 2,
+        "keep-alive for streams: {} connections for 140 calls",
+        stats.connections_accepted
     );
     Ok(())
 }
