@@ -85,8 +85,17 @@ struct Warnings {
 }
 
 /// The hash a key is stored under (file name, Redis key suffix, memory key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key([u8; 32]);
+
+/// A BLAKE3 digest is uniform already: a map needs only its first eight bytes (mixed with the
+/// map's seed by its hasher); equality still compares all 32.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+    }
+}
 
 impl Key {
     fn of(key: &[u8]) -> Key {

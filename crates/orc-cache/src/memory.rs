@@ -1,4 +1,9 @@
 //! The memory backend: a moka cache of stored values (flag byte and payload), weighed in bytes.
+//!
+//! moka's synchronous cache: every operation is a few hundred nanoseconds of work on the
+//! caller's thread (moka's upkeep included), with nothing to wait for, so the asynchronous
+//! variant's per-key locks and futures would only add cost. Keys are BLAKE3 digests already,
+//! hashed again by foldhash (seeded per process), not SipHash.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +15,7 @@ use crate::{Error, Key, Result, Usage};
 
 /// Entries in this process's memory.
 pub(crate) struct MemoryStore {
-    entries: moka::future::Cache<Key, Bytes>,
+    entries: moka::sync::Cache<Key, Bytes, foldhash::fast::RandomState>,
     /// Values stored larger than this are not kept.
     max_value: u64,
     compression: bool,
@@ -27,7 +32,7 @@ impl MemoryStore {
         label: metrics::SharedString,
     ) -> Self {
         let floor = max_bytes / max_entries.max(1);
-        let mut builder = moka::future::Cache::builder()
+        let mut builder = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |_key: &Key, stored: &Bytes| {
                 u32::try_from((stored.len() as u64).max(floor)).unwrap_or(u32::MAX)
@@ -46,14 +51,14 @@ impl MemoryStore {
             builder = builder.time_to_live(ttl);
         }
         MemoryStore {
-            entries: builder.build(),
+            entries: builder.build_with_hasher(foldhash::fast::RandomState::default()),
             max_value: max_bytes / 8,
             compression,
         }
     }
 
     pub(crate) async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let Some(stored) = self.entries.get(key).await else {
+        let Some(stored) = self.entries.get(key) else {
             return Ok(None);
         };
         let decoded = if stored.len() < codec::INLINE_LIMIT {
@@ -71,15 +76,15 @@ impl MemoryStore {
     pub(crate) async fn put(&self, key: Key, value: &[u8]) -> bool {
         let stored = encode_async(value, self.compression).await;
         if stored.len() as u64 > self.max_value {
-            self.entries.invalidate(&key).await;
+            self.entries.invalidate(&key);
             return false;
         }
-        self.entries.insert(key, Bytes::from(stored)).await;
+        self.entries.insert(key, Bytes::from(stored));
         true
     }
 
     pub(crate) async fn remove(&self, key: &Key) {
-        self.entries.invalidate(key).await;
+        self.entries.invalidate(key);
     }
 
     /// Drops every entry (lazily: moka frees them on its next maintenance pass).
@@ -89,7 +94,7 @@ impl MemoryStore {
 
     /// Exact counts: pending evictions are applied first, expired entries are not counted.
     pub(crate) async fn usage(&self) -> Usage {
-        self.entries.run_pending_tasks().await;
+        self.entries.run_pending_tasks();
         let mut usage = Usage::default();
         for (_, stored) in self.entries.iter() {
             usage.entries += 1;
@@ -102,11 +107,11 @@ impl MemoryStore {
         let keys: Vec<Arc<Key>> = self.entries.iter().map(|(key, _)| key).collect();
         let mut removed = 0;
         for key in keys {
-            if self.entries.remove(&*key).await.is_some() {
+            if self.entries.remove(&*key).is_some() {
                 removed += 1;
             }
         }
-        self.entries.run_pending_tasks().await;
+        self.entries.run_pending_tasks();
         removed
     }
 }

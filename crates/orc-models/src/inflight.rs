@@ -18,13 +18,14 @@ type Cell<T> = Arc<OnceCell<T>>;
 /// later identical request calls again (the response cache answers it, if enabled).
 #[derive(Debug)]
 pub(crate) struct InFlight<T> {
-    calls: Mutex<HashMap<[u8; 32], Cell<T>>>,
+    /// Keyed by request digests: foldhash, not SipHash, hashes them.
+    calls: Mutex<HashMap<[u8; 32], Cell<T>, foldhash::fast::RandomState>>,
 }
 
 impl<T> Default for InFlight<T> {
     fn default() -> Self {
         InFlight {
-            calls: Mutex::new(HashMap::new()),
+            calls: Mutex::new(HashMap::default()),
         }
     }
 }
