@@ -73,19 +73,25 @@ pub(crate) fn orc(sb: &Sandbox, args: &[&str]) -> crate::support::Run {
 }
 
 fn summarize(sb: &Sandbox) -> crate::support::Run {
+    summarize_with(sb, sb.command().env(KEY_VAR, KEY))
+}
+
+/// `orc run` of the shared `summarize.yaml` on a small document, by `command`.
+fn summarize_with(sb: &Sandbox, command: &mut std::process::Command) -> crate::support::Run {
     let source = sb.file("doc.txt", "Rust is a language. It is fast. It is safe.");
     let pipeline = shared_pipeline("summarize.yaml");
-    orc(
-        sb,
-        &[
+    command
+        .args([
             "run",
             pipeline.to_str().unwrap(),
             "-i",
             &format!("source={}", source.display()),
             "-i",
             &format!("out_dir={}", sb.out()),
-        ],
-    )
+        ])
+        .output()
+        .unwrap()
+        .into()
 }
 
 #[test]
@@ -636,28 +642,17 @@ fn model_calls_go_through_the_proxy_the_environment_names() {
     let sb = Sandbox::new();
     fake.config(&sb, "");
     let proxy = ForwardProxy::start();
-    let source = sb.file("doc.txt", "Rust is a language. It is fast. It is safe.");
-    let pipeline = shared_pipeline("summarize.yaml");
-    let r: crate::support::Run = sb
-        .command()
-        .env(KEY_VAR, KEY)
-        .env("HTTP_PROXY", format!("http://orc:secret@{}", proxy.addr))
-        .env_remove("http_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "-i",
-            &format!("source={}", source.display()),
-            "-i",
-            &format!("out_dir={}", sb.out()),
-        ])
-        .output()
-        .unwrap()
-        .into();
+    let r = summarize_with(
+        &sb,
+        sb.command()
+            .env(KEY_VAR, KEY)
+            .env("HTTP_PROXY", format!("http://orc:secret@{}", proxy.addr))
+            .env_remove("http_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy"),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.doc()["outputs"]["title"], "Rust Is Fast And Safe");
     assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
