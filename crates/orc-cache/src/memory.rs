@@ -36,8 +36,11 @@ impl MemoryStore {
             .max_capacity(max_bytes)
             .weigher(move |_key: &Key, stored: &Bytes| {
                 u32::try_from((stored.len() as u64).max(floor)).unwrap_or(u32::MAX)
-            })
-            .eviction_listener(move |_key, _value, cause| {
+            });
+        // A listener makes moka lock each key on every write (to keep notifications in order),
+        // which costs about as much as the rest of a store: counted only when metrics are.
+        if orc_telemetry::recording() {
+            builder = builder.eviction_listener(move |_key, _value, cause| {
                 // Pushed out by the size bound or the TTL; not replaced or removed on purpose.
                 if cause.was_evicted() {
                     metrics::counter!(
@@ -47,6 +50,7 @@ impl MemoryStore {
                     .increment(1);
                 }
             });
+        }
         if let Some(ttl) = ttl {
             builder = builder.time_to_live(ttl);
         }

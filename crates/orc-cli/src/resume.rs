@@ -66,6 +66,7 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
         .into());
     }
     let file = path.display().to_string();
+    crate::telemetry::install_recorder(&args.watch)?;
     let setup = runtime.block_on(crate::state::model_setup(&store, &config, None))?;
     let (loaded, gateway) = crate::models::load(&path, &config, &runtime, &setup)?;
     let loaded = match loaded {

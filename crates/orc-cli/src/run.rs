@@ -115,6 +115,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             .and_then(|()| orc_models::require_prices(&registry, "--budget"))
             .map_err(|i| UserError(format!("{}: {}", i.key, i.message)))?;
     }
+    crate::telemetry::install_recorder(&args.watch)?;
     let setup = runtime.block_on(crate::state::model_setup(&store, &config, args.budget))?;
     let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime, &setup)?;
     let loaded = match loaded {

@@ -235,6 +235,20 @@ pub(crate) fn write_reports(
     Ok(())
 }
 
+/// The process's metrics exporter, installed on first use.
+fn exporter() -> Result<Exporter, UserError> {
+    Exporter::global().map_err(|e| UserError(format!("metrics: {e}")))
+}
+
+/// Installs the metrics recorder before anything is built when the run will serve metrics, so
+/// that what is built before the endpoint starts (the model caches) records as well.
+pub(crate) fn install_recorder(watch: &crate::run::WatchArgs) -> Result<(), UserError> {
+    if watch.metrics_addr.is_some() {
+        exporter()?;
+    }
+    Ok(())
+}
+
 /// The `/metrics` endpoint of a run (`--metrics-addr`), served until the run ends.
 pub(crate) struct Endpoint {
     addr: SocketAddr,
@@ -245,7 +259,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// Installs the exporter and listens on `addr`; an address in use is an error at once.
     pub(crate) async fn start(addr: SocketAddr) -> Result<Endpoint, UserError> {
-        let exporter = Exporter::global().map_err(|e| UserError(format!("metrics: {e}")))?;
+        let exporter = exporter()?;
         let server = MetricsServer::bind(addr, exporter)
             .await
             .map_err(|e| UserError(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! The Prometheus exporter: the process's one `metrics` recorder and the text it renders.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
@@ -95,7 +96,18 @@ impl Exporter {
 fn install() -> Result<Exporter, BuildError> {
     let handle = builder()?.install_recorder()?;
     names::describe_all();
+    RECORDING.store(true, Ordering::Release);
     Ok(Exporter { handle })
+}
+
+/// Set once [`Exporter::global`] has installed the recorder.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process records metrics (its [`Exporter::global`] is installed). Parts whose
+/// bookkeeping exists only for a metric (the memory cache's eviction count, say) can skip it
+/// when nothing records; build them after installing the exporter.
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Acquire)
 }
 
 /// The recorder's configuration: real histograms everywhere, with buckets chosen by the metric

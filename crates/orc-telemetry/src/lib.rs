@@ -41,7 +41,7 @@ mod trace;
 mod write;
 
 pub use error::{Error, Result};
-pub use exporter::Exporter;
+pub use exporter::{Exporter, recording};
 pub use profile::{
     CacheUse, CriticalPath, PROFILE_SCHEMA, Profile, RunInfo, SlowStep, StepProfile, StepTiming,
 };

@@ -163,3 +163,28 @@ async fn a_zero_ttl_or_a_huge_one_is_accepted() {
         );
     }
 }
+
+/// Evictions are counted in `orc_cache_evictions_total` for caches built while the process
+/// records metrics (counting them makes moka lock keys on every write, so it is skipped when
+/// nothing records).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_are_counted_when_metrics_are_recorded() {
+    let exporter = orc_telemetry::Exporter::global().unwrap();
+    assert!(orc_telemetry::recording());
+    let cache = memory(CacheOptions {
+        namespace: "evictions-test".into(),
+        max_bytes: 4096,
+        ..CacheOptions::default()
+    });
+    for i in 0..50u32 {
+        cache.put(&i.to_le_bytes(), &[7; 400]).await;
+    }
+    let kept = cache.usage().await.unwrap().entries;
+    let text = exporter.render();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("orc_cache_evictions_total{") && l.contains("evictions-test"))
+        .unwrap_or_else(|| panic!("no eviction counter for the cache:\n{text}"));
+    let evicted: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(evicted, 50 - kept, "{line}");
+}
