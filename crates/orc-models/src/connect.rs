@@ -37,8 +37,8 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct ConnectorOptions {
     /// Most connections open to one host (scheme, name and port) at once.
     pub(crate) per_host: usize,
-    /// How long a TCP connection may take to open, and how long a call waits for a
-    /// host's slot when all its connections are busy.
+    /// How long opening a connection (name lookup, TCP, a proxy's tunnel, TLS) may take, and
+    /// how long a call waits for a host's slot when all its connections are busy.
     pub(crate) connect_timeout: Duration,
     /// TCP keep-alive probes on open connections.
     pub(crate) tcp_keepalive: Option<Duration>,
@@ -141,7 +141,18 @@ impl Connector {
             },
             () = self.closed.cancelled() => return Err("the HTTP client is shut down".into()),
         };
-        let io = self.open(dst).await?;
+        // The whole connect (name lookup, TCP, a proxy's tunnel, TLS) within the timeout, as
+        // reqwest's connect timeout was: a handshake that stalls must not keep its slot.
+        let connect_timeout = self.slots.wait;
+        let io = match tokio::time::timeout(connect_timeout, self.open(dst)).await {
+            Ok(io) => io?,
+            Err(_elapsed) => {
+                return Err(Box::new(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connecting took longer than {connect_timeout:?}"),
+                )));
+            }
+        };
         Ok(Capped { io, _slot: slot })
     }
 
@@ -153,11 +164,9 @@ impl Connector {
             return Ok(Box::new(https.call(dst).await?));
         };
         if proxy.uri().scheme() != Some(&Scheme::HTTP) {
-            return Err(format!(
-                "the proxy {} is not an http:// proxy, the only kind orc supports",
-                redacted(proxy.uri())
-            )
-            .into());
+            return Err(Box::new(UnsupportedProxy {
+                proxy: redacted(proxy.uri()),
+            }));
         }
         if dst.scheme() == Some(&Scheme::HTTPS) {
             let mut tunnel = Tunnel::new(proxy.uri().clone(), self.tcp.clone());
@@ -170,6 +179,15 @@ impl Connector {
         let io = self.tcp.clone().call(proxy.uri().clone()).await?;
         Ok(Box::new(ToProxy(io)))
     }
+}
+
+/// The environment names a proxy orc cannot use (only `http://` proxies are supported): no
+/// retry can help, so calls fail at once.
+#[derive(Debug, thiserror::Error)]
+#[error("the proxy {proxy} is not an http:// proxy, the only kind orc supports")]
+pub(crate) struct UnsupportedProxy {
+    /// The proxy's URL without credentials.
+    proxy: String,
 }
 
 /// A proxy URL without its credentials, for messages.

@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::connect::{Connector, ConnectorOptions};
+use crate::connect::{Connector, ConnectorOptions, UnsupportedProxy};
 use crate::error::{self, CallSite, Error, FailureKind, Result};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
@@ -264,7 +264,9 @@ impl Transport {
 
     /// Sending failed, or no answer came: the connection could not be opened or broke.
     fn sending(e: &hyper_util::client::legacy::Error) -> Self {
-        let kind = if caused_by_timeout(e) {
+        let kind = if caused_by::<UnsupportedProxy>(e) {
+            FailureKind::InvalidRequest
+        } else if caused_by_timeout(e) {
             FailureKind::Timeout
         } else {
             // Connect errors, and connections closed before an answer.
@@ -288,6 +290,18 @@ impl Transport {
             message: format!("the answer broke off: {}", error::chain(e)),
         }
     }
+}
+
+/// Whether an error of type `E` is among the causes of `e`.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<E>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Whether a timeout (of connecting, say) is among the causes of `e`.

@@ -673,3 +673,35 @@ fn model_calls_go_through_the_proxy_the_environment_names() {
     }
     assert!(!r.stderr.contains("secret"), "{}", r.stderr);
 }
+
+#[test]
+fn an_unsupported_proxy_fails_the_call_at_once_without_retries() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let started = std::time::Instant::now();
+    let r = summarize_with(
+        &sb,
+        sb.command()
+            .env(KEY_VAR, KEY)
+            .env("ALL_PROXY", "socks5://user:hunter2@127.0.0.1:9")
+            .env_remove("all_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.doc();
+    let error = doc["steps"]["summary"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("socks5://127.0.0.1:9 is not an http:// proxy"),
+        "{doc}"
+    );
+    assert!(!r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"));
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 0);
+    // Not retried with back-off: the default policy would wait seconds.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

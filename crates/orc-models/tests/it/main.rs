@@ -564,6 +564,41 @@ async fn the_key_never_appears_in_errors() -> Result<()> {
     Ok(())
 }
 
+/// The connect timeout covers the whole connect, TLS included: a server that accepts the TCP
+/// connection and never answers the handshake fails the call after `connect_timeout`, not
+/// after the much longer request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_times_out_at_the_connect_timeout() -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    // Accepts and holds connections, never writing a byte.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = ModelClient::new(&HttpOptions {
+        connect_timeout: Duration::from_millis(300),
+        request_timeout: Some(Duration::from_secs(60)),
+        ..HttpOptions::default()
+    })?
+    .with_retry_policy(RetryPolicy::none());
+    let mut spec = ModelSpec::new("silent", Provider::OpenAi);
+    spec.base_url = format!("https://{addr}/v1");
+    let started = Instant::now();
+    let error = client
+        .chat(&spec, None, &ChatRequest::user("hello?"))
+        .await
+        .err()
+        .context("a silent server answered")?;
+    let elapsed = started.elapsed();
+    holder.abort();
+    assert_eq!(error.kind(), Some(FailureKind::Timeout), "{error}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}: {error}");
+    Ok(())
+}
+
 /// Sequential calls reuse their connections: the first opens one; a call that starts before
 /// the previous call's connection is back in the pool may open a second, and from then on
 /// one of the two is always idle. So however many calls, at most two connections.
