@@ -70,7 +70,8 @@ impl fmt::Debug for Connector {
 /// The slots of each host, made when the host is first connected to.
 struct Slots {
     per_host: usize,
-    wait: Duration,
+    /// How long a connect may take, waiting for a slot and then opening the connection.
+    connect_timeout: Duration,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -107,7 +108,7 @@ impl Connector {
             proxies: Arc::new(options.proxies),
             slots: Arc::new(Slots {
                 per_host: options.per_host.max(1),
-                wait: options.connect_timeout,
+                connect_timeout: options.connect_timeout,
                 hosts: Mutex::new(HashMap::new()),
             }),
             closed,
@@ -126,7 +127,7 @@ impl Connector {
 
     async fn connect(self, dst: Uri) -> Result<Capped, BoxError> {
         let slots = self.slots.of(&dst);
-        let wait = self.slots.wait;
+        let wait = self.slots.connect_timeout;
         let slot = tokio::select! {
             slot = tokio::time::timeout(wait, slots.acquire_owned()) => match slot {
                 Ok(Ok(slot)) => slot,
@@ -143,7 +144,7 @@ impl Connector {
         };
         // The whole connect (name lookup, TCP, a proxy's tunnel, TLS) within the timeout, as
         // reqwest's connect timeout was: a handshake that stalls must not keep its slot.
-        let connect_timeout = self.slots.wait;
+        let connect_timeout = self.slots.connect_timeout;
         let io = match tokio::time::timeout(connect_timeout, self.open(dst)).await {
             Ok(io) => io?,
             Err(_elapsed) => {

@@ -264,7 +264,7 @@ impl Transport {
 
     /// Sending failed, or no answer came: the connection could not be opened or broke.
     fn sending(e: &hyper_util::client::legacy::Error) -> Self {
-        let kind = if caused_by::<UnsupportedProxy>(e) {
+        let kind = if causes(e).any(|cause| cause.is::<UnsupportedProxy>()) {
             FailureKind::InvalidRequest
         } else if caused_by_timeout(e) {
             FailureKind::Timeout
@@ -292,35 +292,23 @@ impl Transport {
     }
 }
 
-/// Whether an error of type `E` is among the causes of `e`.
-fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(e) = cause {
-        if e.is::<E>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+/// `e` and its causes, outermost first.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
 }
 
 /// Whether a timeout (of connecting, say) is among the causes of `e`.
 fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
-            && hyper.is_timeout()
-        {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+    causes(e).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+    })
 }
 
 /// The head of an answer.
