@@ -35,7 +35,7 @@ pub(crate) async fn redis_cache(options: CacheOptions) -> Option<Cache> {
         Err(e) => {
             let message = format!(
                 "Redis at {url} cannot be reached ({e}). Start it with `redis-server --daemonize yes \
-                 --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no` (see shared/SERVICES.md) \
+                 --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no` (see the README's \"Tests\" section) \
                  or point ORC_TEST_REDIS_URL at one."
             );
             if std::env::var_os("CI").is_some() {

@@ -5,8 +5,8 @@
 mod cli;
 mod cost;
 mod models;
+mod pipelines;
 mod resume;
-mod shared_pipelines;
 mod signals;
 mod support;
 mod telemetry;

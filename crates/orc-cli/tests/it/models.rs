@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use serde_json::{Value, json};
 
-use crate::support::{Sandbox, shared_pipeline};
+use crate::support::{Sandbox, fixture_pipeline};
 
 pub(crate) const KEY: &str = "sk-orc-cli-test-d41d8cd98f";
 pub(crate) const KEY_VAR: &str = "ORC_CLI_TEST_API_KEY";
@@ -79,7 +79,7 @@ fn summarize(sb: &Sandbox) -> crate::support::Run {
 /// `orc run` of the shared `summarize.yaml` on a small document, by `command`.
 fn summarize_with(sb: &Sandbox, command: &mut std::process::Command) -> crate::support::Run {
     let source = sb.file("doc.txt", "Rust is a language. It is fast. It is safe.");
-    let pipeline = shared_pipeline("summarize.yaml");
+    let pipeline = fixture_pipeline("summarize.yaml");
     command
         .args([
             "run",
@@ -406,7 +406,7 @@ fn redis_url() -> Option<String> {
     match std::net::TcpStream::connect(&addr) {
         Ok(_) => Some(url.trim_end_matches('/').to_owned()),
         Err(e) if std::env::var_os("CI").is_some() => panic!(
-            "Redis at {addr} is unreachable ({e}); start it with the command in ../shared/SERVICES.md"
+            "Redis at {addr} is unreachable ({e}); start it with the command in the README's \"Tests\" section"
         ),
         Err(e) => {
             #[allow(clippy::print_stderr)]

@@ -273,7 +273,7 @@ fn a_state_store_that_goes_away_fails_the_run_clearly_and_what_it_committed_resu
     if std::net::TcpStream::connect(&addr).is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "Redis at {addr} is unreachable; start it with the command in ../shared/SERVICES.md"
+            "Redis at {addr} is unreachable; start it with the command in the README's \"Tests\" section"
         );
         #[allow(clippy::print_stderr)]
         {

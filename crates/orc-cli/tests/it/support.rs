@@ -36,16 +36,12 @@ impl From<Output> for Run {
     }
 }
 
-/// The example pipelines shared with the rest of the project (`../shared/pipelines`).
-pub(crate) fn shared_pipeline(name: &str) -> PathBuf {
+/// A pipeline from this crate's fixtures (`tests/pipelines`, pipelines as py-orc users write them).
+pub(crate) fn fixture_pipeline(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/pipelines")
+        .join("tests/pipelines")
         .join(name);
-    assert!(
-        p.is_file(),
-        "missing shared pipeline {} (the shared/ folder sits beside the checkout)",
-        p.display()
-    );
+    assert!(p.is_file(), "missing fixture pipeline {}", p.display());
     p
 }
 

@@ -59,7 +59,7 @@ pub(crate) fn redis_url() -> String {
 #[allow(clippy::print_stderr)]
 fn unreachable(server: &str, url: &str, error: &str, start: &str) {
     let message = format!(
-        "{server} at {url} cannot be reached ({error}). Start it with `{start}` (see shared/SERVICES.md) or point {} at one.",
+        "{server} at {url} cannot be reached ({error}). Start it with `{start}` (see the README's \"Tests\" section) or point {} at one.",
         if server == "PostgreSQL" {
             "ORC_TEST_DATABASE_URL"
         } else {

@@ -1,11 +1,12 @@
-//! Every pipeline in ../shared/pipelines, with the results its README gives.
+//! Every pipeline in `tests/pipelines` (py-orc users' pipelines, unchanged), with the results its
+//! README gives.
 
 use serde_json::json;
 
-use crate::support::{Sandbox, shared_pipeline};
+use crate::support::{Sandbox, fixture_pipeline};
 
 fn run(sb: &Sandbox, name: &str, extra: &[&str]) -> crate::support::Run {
-    let pipeline = shared_pipeline(name);
+    let pipeline = fixture_pipeline(name);
     let out = format!("out_dir={}", sb.out());
     let mut args = vec!["run", pipeline.to_str().unwrap(), "-i", &out];
     args.extend_from_slice(extra);
