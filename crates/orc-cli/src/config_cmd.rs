@@ -34,12 +34,20 @@ pub(crate) fn main(global: &Global, args: &ConfigArgs) -> anyhow::Result<u8> {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let mut rows = Vec::new();
-    for (key, value) in layers::leaves(&loaded.config) {
-        let source = match loaded.origin(&key) {
+    for (key, mut value) in layers::leaves(&loaded.config) {
+        let mut source = match loaded.origin(&key) {
             Origin::Default => "default".to_owned(),
             Origin::File(pos) => format!("{file}:{}", pos.line),
             Origin::Env(var) => format!("env {var}"),
         };
+        // The store a command would open, not `null`: `--state` wins, then the config, then
+        // SQLite in the data directory.
+        if key == "state.url" {
+            if global.state.as_deref().is_some_and(|u| !u.is_empty()) {
+                source = "flag --state".to_owned();
+            }
+            value = Value::String(crate::state::url(global.state.as_deref(), &loaded.config));
+        }
         rows.push((key, hide_secrets(value), source));
     }
     let mut out = std::io::stdout().lock();

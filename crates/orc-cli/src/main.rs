@@ -99,6 +99,12 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     /// Prometheus metrics.
     Metrics(metrics_cmd::MetricsArgs),
+    /// Print a shell completion script: `orc completions bash > ~/.local/share/bash-completion/completions/orc`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn init_logging(global: &Global) {
@@ -119,6 +125,15 @@ fn init_logging(global: &Global) {
                 && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         )
         .init();
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "orc", &mut out);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    Ok(exit::OK)
 }
 
 #[allow(clippy::print_stderr)]
@@ -146,6 +161,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache_cmd::main(&cli.global, &args),
         Command::Config(args) => config_cmd::main(&cli.global, &args),
         Command::Metrics(args) => metrics_cmd::main(&cli.global, &args),
+        Command::Completions { shell } => completions(shell),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

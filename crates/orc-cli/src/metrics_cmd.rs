@@ -23,13 +23,22 @@ enum MetricsCommand {
     },
 }
 
+#[allow(clippy::print_stderr)]
 pub(crate) fn main(global: &Global, args: &MetricsArgs) -> anyhow::Result<u8> {
     let MetricsCommand::Serve { bind } = args.command;
     let (config, _) = Config::load(global.config.as_deref())?;
     let runtime = crate::run::runtime(&config)?;
     runtime.block_on(async {
         let endpoint = crate::telemetry::Endpoint::start(bind).await?;
-        tracing::warn!("serving metrics on http://{}/metrics", endpoint.addr());
+        // What the command is doing, not a warning: said plainly (unless --quiet), and logged at
+        // INFO for `-v`.
+        if !global.quiet {
+            eprintln!(
+                "serving metrics on http://{}/metrics (Ctrl-C stops)",
+                endpoint.addr()
+            );
+        }
+        tracing::info!(addr = %endpoint.addr(), "metrics endpoint started");
         let interrupted = tokio::signal::ctrl_c().await;
         endpoint.stop().await;
         interrupted?;

@@ -15,6 +15,10 @@ use crate::{Global, UserError, exit};
 pub(crate) struct PlanArgs {
     /// The pipeline file.
     pipeline: PathBuf,
+    /// An input value, as with `orc run`; prompts that read only inputs are then known, and so
+    /// is whether their answers are cached. Repeatable.
+    #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
+    inputs: Vec<String>,
     /// Print JSON: `{steps: [...], totals: {...}}`.
     #[arg(long)]
     json: bool,
@@ -24,6 +28,11 @@ pub(crate) struct PlanArgs {
 pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
     let file = args.pipeline.display().to_string();
     let (config, _) = Config::load(global.config.as_deref())?;
+    let mut inputs = serde_json::Map::new();
+    for raw in &args.inputs {
+        let (k, v) = crate::run::parse_input(raw)?;
+        inputs.insert(k, v);
+    }
     let runtime = crate::run::runtime(&config)?;
     let store = runtime.block_on(crate::state::open(
         &crate::state::url(global.state.as_deref(), &config),
@@ -41,20 +50,27 @@ pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
         }
     };
     let rows = match &gateway {
-        Some(g) => runtime.block_on(orc_engine::plan_models(&loaded.compiled, g)),
+        Some(g) => runtime.block_on(orc_engine::plan_models(&loaded.compiled, g, &inputs)),
         None => Vec::new(),
     };
     let uncached = |r: &&orc_engine::PlannedCall| r.cached != Some(true);
-    let expected: f64 = rows
+    // Folded from +0.0: `Sum` for floats starts at -0.0, which prints as `-0.000000`.
+    let expected = rows
         .iter()
         .filter(uncached)
         .filter_map(|r| r.expected_usd)
-        .sum();
-    let worst: f64 = rows
+        .fold(0.0, |a, b| a + b);
+    let worst = rows
         .iter()
         .filter(uncached)
         .filter_map(|r| r.worst_case_usd)
-        .sum();
+        .fold(0.0, |a, b| a + b);
+    // A step that cannot be planned would fail the run: the plan says so with its exit code.
+    let code = if rows.iter().any(|r| r.error.is_some()) {
+        exit::FAILED
+    } else {
+        exit::OK
+    };
     let cached = rows.iter().filter(|r| r.cached == Some(true)).count();
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -69,7 +85,7 @@ pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
             },
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        return Ok(exit::OK);
+        return Ok(code);
     }
     if rows.is_empty() {
         writeln!(out, "{file}: no model steps; running it calls no model.")?;
@@ -97,7 +113,7 @@ pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
                 match r.cached {
                     Some(true) => "cached: costs nothing",
                     Some(false) => "not cached",
-                    None => "cache unknown until the run (templated prompt)",
+                    None => "cache unknown until the run (the prompt reads earlier steps)",
                 },
             )?,
         }
@@ -107,5 +123,5 @@ pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
         "{} model step(s), {cached} cached; expected ${expected:.6}, worst case ${worst:.6} (loop bodies counted once)",
         rows.len()
     )?;
-    Ok(exit::OK)
+    Ok(code)
 }

@@ -1,23 +1,51 @@
 //! Progress on stderr: a bar on a terminal, plain lines with `--verbose` otherwise, nothing with `--quiet`.
 
+use std::collections::HashSet;
 use std::io::IsTerminal as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orc_engine::{Event, Observer, StepStatus};
 
 use crate::Global;
 
-/// A progress bar over the run's steps.
+/// A progress bar over the run's steps, whose message says how many are running.
 #[derive(Debug)]
-struct Bar(ProgressBar);
+struct Bar {
+    bar: ProgressBar,
+    /// The steps started and not yet finished (ids: a skipped step finishes without starting).
+    running: Mutex<HashSet<String>>,
+}
+
+impl Bar {
+    fn show_running(&self, running: &HashSet<String>) {
+        self.bar.set_message(match running.len() {
+            0 => String::new(),
+            1 => running
+                .iter()
+                .next()
+                .map_or_else(String::new, |id| format!("running {id}")),
+            n => format!("{n} running"),
+        });
+    }
+}
 
 impl Observer for Bar {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::StepsAdded { count } => self.0.inc_length(count as u64),
-            Event::StepStarted { id, .. } => self.0.set_message(id.to_string()),
-            Event::StepFinished { .. } => self.0.inc(1),
+            Event::StepsAdded { count } => self.bar.inc_length(count as u64),
+            Event::StepStarted { id, .. } => {
+                let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+                running.insert(id.to_owned());
+                self.show_running(&running);
+            }
+            Event::StepFinished { id, .. } => {
+                self.bar.inc(1);
+                let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+                if running.remove(id) {
+                    self.show_running(&running);
+                }
+            }
             Event::StepReady { .. } => {}
         }
     }
@@ -25,7 +53,7 @@ impl Observer for Bar {
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
 
@@ -66,7 +94,10 @@ pub(crate) fn observer(global: &Global) -> Option<Arc<dyn Observer>> {
         {
             bar.set_style(style);
         }
-        return Some(Arc::new(Bar(bar)));
+        return Some(Arc::new(Bar {
+            bar,
+            running: Mutex::new(HashSet::new()),
+        }));
     }
     None
 }

@@ -26,8 +26,9 @@ pub(crate) struct RunArgs {
     /// Write the result document to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
-    /// The run's id (default: `<pipeline>_<unix time>_<8 hex>`).
-    #[arg(long, value_name = "ID")]
+    /// The run's id (default: `<pipeline>_<unix time>_<8 hex>`): 1 to 200 characters, no
+    /// control characters, no surrounding spaces.
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
     run_id: Option<String>,
     /// Most USD this run may spend on models; model steps that would pass it fail.
     #[arg(long, value_name = "USD")]
@@ -70,13 +71,34 @@ pub(crate) fn parse_input(raw: &str) -> Result<(String, Value), UserError> {
     Ok((key.to_string(), value))
 }
 
+/// Checks a run id given with `--run-id`: it names the run in the store, in `orc resume ID`
+/// and in logs, so it must be printable and of a sane length.
+fn parse_run_id(raw: &str) -> Result<String, String> {
+    const MAX: usize = 200;
+    if raw.trim().is_empty() {
+        return Err("a run id cannot be empty".to_owned());
+    }
+    if raw.chars().count() > MAX {
+        return Err(format!("a run id has at most {MAX} characters"));
+    }
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "a run id cannot hold control characters (found {})",
+            c.escape_unicode()
+        ));
+    }
+    if raw.trim() != raw {
+        return Err("a run id cannot start or end with spaces".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
+/// The largest context file (`-c`) orc reads.
+const MAX_CONTEXT_BYTES: u64 = 64 << 20;
+
 fn read_context(path: &Path) -> Result<Map<String, Value>, UserError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UserError(format!(
-            "{}: cannot read the context file: {e}",
-            path.display()
-        ))
-    })?;
+    let text = crate::config::layers::read_bounded(path, MAX_CONTEXT_BYTES, "context file")
+        .map_err(UserError)?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(UserError(format!(
@@ -307,18 +329,15 @@ pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
         orc_engine::RunStatus::Failed => exit::FAILED,
         orc_engine::RunStatus::Interrupted => exit::INTERRUPTED,
     };
-    write_result(&result, x.output)?;
-    if code == exit::FAILED && !x.global.quiet {
-        let failed: Vec<&str> = result
-            .steps
-            .values()
-            .filter(|s| s.status == orc_engine::StepStatus::Failed)
-            .map(|s| s.id.as_str())
-            .collect();
-        eprintln!(
-            "Pipeline completed with {} failed step(s): {}",
-            failed.len(),
-            failed.join(", ")
+    write_result(&result, x.output, x.global.quiet)?;
+    if !x.global.quiet {
+        let mut err = std::io::stderr().lock();
+        // Best effort: stderr closing is no reason to change the exit code.
+        let _ = tell_outcome(
+            &mut err,
+            &result,
+            x.output,
+            &resume_command(x.global, &x.run_id),
         );
     }
     drop(x.runtime);
@@ -377,10 +396,109 @@ async fn watch_signals(cancel: CancellationToken) {
     cancel.cancel();
 }
 
+/// What a person reads on stderr when a run ends: on a terminal a short summary (status, steps
+/// by outcome, duration, cost, where the result went); elsewhere only what went wrong. After an
+/// interruption, how to resume.
+fn tell_outcome(
+    err: &mut impl std::io::Write,
+    result: &orc_engine::RunResult,
+    output: Option<&Path>,
+    resume: &str,
+) -> std::io::Result<()> {
+    use orc_engine::{RunStatus, StepStatus};
+    let count = |status: StepStatus| result.steps.values().filter(|s| s.status == status).count();
+    let failed: Vec<&str> = result
+        .steps
+        .values()
+        .filter(|s| s.status == StepStatus::Failed)
+        .map(|s| s.id.as_str())
+        .collect();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let word = match result.status {
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        };
+        writeln!(
+            err,
+            "run {} {word}: {} completed, {} failed, {} skipped, {} not run; {:.2} s, ${:.4}; result: {}",
+            result.execution_id,
+            count(StepStatus::Completed),
+            failed.len(),
+            count(StepStatus::Skipped),
+            count(StepStatus::Pending),
+            result.duration,
+            result.cost,
+            output.map_or_else(|| "stdout".to_owned(), |p| p.display().to_string()),
+        )?;
+    }
+    match result.status {
+        RunStatus::Failed if failed.is_empty() => writeln!(
+            err,
+            "run failed: {}",
+            result
+                .error
+                .as_deref()
+                .unwrap_or("no step failed, but the run could not finish")
+        )?,
+        RunStatus::Failed => writeln!(
+            err,
+            "{} step(s) failed: {}{}",
+            failed.len(),
+            failed.join(", "),
+            result
+                .error
+                .as_deref()
+                .map(|e| format!("\nrun stopped by: {e}"))
+                .unwrap_or_default()
+        )?,
+        RunStatus::Interrupted => writeln!(
+            err,
+            "interrupted: run {} can be resumed with\n  {resume}",
+            result.execution_id
+        )?,
+        RunStatus::Completed => {}
+    }
+    Ok(())
+}
+
+/// The exact command that resumes `run_id` with the same config and store.
+pub(crate) fn resume_command(global: &Global, run_id: &str) -> String {
+    let mut cmd = String::from("orc");
+    if let Some(config) = &global.config {
+        cmd.push_str(&format!(
+            " --config {}",
+            shell_quote(&config.display().to_string())
+        ));
+    }
+    if let Some(state) = global.state.as_deref().filter(|s| !s.is_empty()) {
+        cmd.push_str(&format!(
+            " --state {}",
+            shell_quote(&orc_state::redact_url(state))
+        ));
+    }
+    cmd.push_str(&format!(" resume {}", shell_quote(run_id)));
+    cmd
+}
+
+/// `word` as one shell word: unchanged when it is plain, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 #[allow(clippy::print_stderr)]
 pub(crate) fn write_result(
     result: &orc_engine::RunResult,
     output: Option<&Path>,
+    quiet: bool,
 ) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(result)?;
     bytes.push(b'\n');
@@ -394,7 +512,9 @@ pub(crate) fn write_result(
             let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
             tmp.write_all(&bytes)?;
             tmp.persist(path)?;
-            eprintln!("Results written to {}", path.display());
+            if !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!("Results written to {}", path.display());
+            }
         }
         None => {
             let mut out = std::io::stdout().lock();
@@ -426,5 +546,14 @@ mod tests {
         assert!(parse_input("novalue").is_err());
         assert!(parse_input("=x").is_err());
         assert!(parse_input("1a=x").is_err());
+    }
+
+    #[test]
+    fn run_ids_are_printable_and_bounded() {
+        assert_eq!(parse_run_id("nightly-1").unwrap(), "nightly-1");
+        assert!(parse_run_id("a b").is_ok());
+        for bad in ["", "  ", "a\nb", "x\u{1b}[31m", " lead", &"x".repeat(201)] {
+            assert!(parse_run_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

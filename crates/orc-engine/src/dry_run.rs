@@ -36,9 +36,16 @@ pub struct PlannedCall {
     pub error: Option<String>,
 }
 
-/// Plans every model step of `compiled` against `gateway`. Makes no model call: the router
-/// decides from what it has measured so far, and the cache is only read.
-pub async fn plan_models(compiled: &Compiled, gateway: &Gateway) -> Vec<PlannedCall> {
+/// Plans every model step of `compiled` against `gateway`, for a run with these `inputs` (the
+/// values given by the caller; declared defaults fill in the rest). Makes no model call: the
+/// router decides from what it has measured so far, and the cache is only read. A prompt whose
+/// templates read only inputs is rendered, so its cache state is known before the run.
+pub async fn plan_models(
+    compiled: &Compiled,
+    gateway: &Gateway,
+    inputs: &Map<String, Value>,
+) -> Vec<PlannedCall> {
+    let known = known_inputs(compiled, inputs);
     let mut steps = Vec::new();
     collect(&compiled.plan.steps, false, &mut steps);
     let mut out = Vec::with_capacity(steps.len());
@@ -50,8 +57,11 @@ pub async fn plan_models(compiled: &Compiled, gateway: &Gateway) -> Vec<PlannedC
             Param::Lit(Value::String(s)) => s.clone(),
             _ => continue,
         };
-        let templated = orc_pipeline::has_template(&a.params);
-        let params = match literal(&a.params, compiled) {
+        let rendered = orc_pipeline::has_template(&a.params)
+            .then(|| render_from_inputs(&a.params, compiled, &known))
+            .flatten();
+        let templated = orc_pipeline::has_template(&a.params) && rendered.is_none();
+        let params = match rendered.unwrap_or_else(|| literal(&a.params, compiled)) {
             Value::Object(map) => map,
             _ => Map::new(),
         };
@@ -130,6 +140,71 @@ fn collect<'p>(steps: &'p [Step], in_loop: bool, out: &mut Vec<(&'p Step, bool)>
         }
         if let Some(body) = step.body() {
             collect(body, true, out);
+        }
+    }
+}
+
+/// The inputs whose values are known before the run: given ones, then declared defaults that
+/// are not themselves templates.
+fn known_inputs(compiled: &Compiled, given: &Map<String, Value>) -> Map<String, Value> {
+    let mut known = Map::new();
+    for input in &compiled.plan.inputs {
+        let value = given.get(&input.name).or(input.default.as_ref());
+        match value {
+            Some(Value::String(s)) if orc_pipeline::templates::is_template(s) => {}
+            Some(v) => {
+                known.insert(input.name.clone(), v.clone());
+            }
+            None => {}
+        }
+    }
+    known
+}
+
+/// The parameters rendered, when every template in them reads only known inputs.
+fn render_from_inputs(
+    param: &Param,
+    compiled: &Compiled,
+    known: &Map<String, Value>,
+) -> Option<Value> {
+    let mut ids = Vec::new();
+    templates_in(param, &mut ids);
+    let only_inputs = ids.iter().all(|id| {
+        compiled.templates.names(*id).iter().all(|name| {
+            let root = name.split('.').next().unwrap_or_default();
+            known.contains_key(root)
+                || (matches!(root, "inputs" | "parameters")
+                    && name
+                        .split('.')
+                        .nth(1)
+                        .is_some_and(|n| known.contains_key(n)))
+        })
+    });
+    if !only_inputs {
+        return None;
+    }
+    let scope: std::sync::Arc<dyn orc_pipeline::templates::Lookup> =
+        std::sync::Arc::new(InputScope(known.clone()));
+    crate::step::render(param, &compiled.templates, &scope).ok()
+}
+
+fn templates_in(param: &Param, out: &mut Vec<orc_pipeline::TemplateId>) {
+    match param {
+        Param::Lit(_) => {}
+        Param::Tmpl(id) => out.push(*id),
+        Param::List(items) => items.iter().for_each(|p| templates_in(p, out)),
+        Param::Map(entries) => entries.iter().for_each(|(_, p)| templates_in(p, out)),
+    }
+}
+
+/// Inputs as a template scope: each by its name, and all of them as `inputs` and `parameters`.
+struct InputScope(Map<String, Value>);
+
+impl orc_pipeline::templates::Lookup for InputScope {
+    fn lookup(&self, name: &str) -> Option<minijinja::Value> {
+        match name {
+            "inputs" | "parameters" => Some(orc_pipeline::templates::to_value(&self.0)),
+            _ => self.0.get(name).map(orc_pipeline::templates::to_value),
         }
     }
 }

@@ -85,8 +85,36 @@ pub(crate) fn environment() -> Vec<(String, String)> {
     vars
 }
 
+/// The largest config file orc reads: a config is a few kilobytes, and a path such as
+/// `/dev/zero` must not be read forever.
+pub(crate) const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// The most problems one load reports; past it, the rest of the file is not examined.
+const MAX_ISSUES: usize = 50;
+
+/// Reads a text file of at most `limit` bytes; a larger one (or an endless one) is an error.
+pub(crate) fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("{}: cannot read the {what}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: cannot read the {what}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{}: the {what} is larger than {} MiB",
+            path.display(),
+            limit >> 20
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| format!("{}: the {what} is not UTF-8 text: {e}", path.display()))
+}
+
 /// Finds the config file (`explicit`, else `ORC_CONFIG`, else `./orc.yaml` if it exists),
-/// loads it over the defaults, applies `env` and checks the result.
+/// loads it over the defaults, applies `env` and checks the result. Every problem is listed,
+/// each once: wrong types and unknown keys in the file, bad overrides, and values out of range.
 pub(crate) fn load(
     explicit: Option<&Path>,
     env: &[(String, String)],
@@ -98,32 +126,52 @@ pub(crate) fn load(
             _ => Some(PathBuf::from("orc.yaml")).filter(|p| p.is_file()),
         },
     };
-    let (config, positions) = match &path {
-        None => (Config::default(), BTreeMap::new()),
+    let mut issues = Vec::new();
+    let (tree, positions) = match &path {
+        None => (None, BTreeMap::new()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!(
-                    "{}: cannot read the config file: {e}",
-                    path.display()
-                ))
-            })?;
-            let config =
-                parse(&text).map_err(|e| ConfigError(format!("{}:{e}", path.display())))?;
-            let mut positions = BTreeMap::new();
-            if let Ok(root) = orc_pipeline::parse(&text) {
+            let text = read_bounded(path, MAX_FILE_BYTES, "config file").map_err(ConfigError)?;
+            if text.trim().is_empty() {
+                (None, BTreeMap::new())
+            } else {
+                let root = orc_pipeline::parse(&text).map_err(|e| {
+                    ConfigError(format!(
+                        "{}:{}:{}: {}",
+                        path.display(),
+                        e.pos.line,
+                        e.pos.col,
+                        e.message
+                    ))
+                })?;
+                let mut positions = BTreeMap::new();
                 collect_positions(&root, "", &mut positions);
+                (Some(root.to_json()), positions)
             }
-            (config, positions)
         }
     };
-    let (config, overrides) = apply_env(config, env)?;
+    let mut tree = match tree {
+        Some(Value::Null) | None => Value::Object(serde_json::Map::new()),
+        Some(t @ Value::Object(_)) => t,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "{}: the config file must be a mapping of sections, not {}",
+                path.as_deref()
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                json_type(&other)
+            )));
+        }
+    };
+    let config = typed(&mut tree, &mut issues);
+    let (config, overrides) = apply_env(config, env, &mut issues);
     let loaded = Loaded {
         config,
         path,
         positions,
         overrides,
     };
-    let issues = loaded.config.check();
+    issues.extend(loaded.config.check());
     if issues.is_empty() {
         Ok(loaded)
     } else {
@@ -131,26 +179,113 @@ pub(crate) fn load(
     }
 }
 
-fn render_issues(loaded: &Loaded, issues: &[Issue]) -> String {
-    issues
-        .iter()
-        .map(|i| format!("{}{}: {}", loaded.locate(&i.key), i.key, i.message))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Reads the file's tree as a [`Config`]. Each value of the wrong type (or key that does not
+/// exist) becomes an issue naming its dotted key and is taken out of the tree, and the rest is
+/// read again, so one load lists every such problem. What is taken out keeps its default.
+fn typed(tree: &mut Value, issues: &mut Vec<Issue>) -> Config {
+    let mut taken = std::collections::HashSet::new();
+    for _ in 0..MAX_ISSUES {
+        let err = match serde_path_to_error::deserialize::<_, Config>(&*tree) {
+            Ok(config) => return config,
+            Err(e) => e,
+        };
+        let key = err.path().to_string();
+        let message = err.inner().to_string();
+        // Taking a required value out makes its parent miss it: already reported, so the
+        // parent goes too, silently.
+        let follows_from_removal = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .is_some_and(|field| taken.contains(&format!("{key}.{field}")));
+        if !remove(tree, &key) {
+            issues.push(super::issue(key, message));
+            break;
+        }
+        if !follows_from_removal {
+            issues.push(super::issue(key.clone(), message));
+        }
+        taken.insert(key);
+    }
+    Config::default()
 }
 
-/// Parses the file's text; errors start with `line:col: ` (the caller puts the file in front).
-pub(crate) fn parse(text: &str) -> Result<Config, String> {
-    if text.trim().is_empty() {
-        return Ok(Config::default());
-    }
-    serde_saphyr::from_str::<Config>(text).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or_default().to_string();
-        match e.location() {
-            Some(l) => format!("{}:{}: {first}", l.line(), l.column()),
-            None => format!(" {first}"),
+/// Removes the value at a dotted path (`performance.caching.model_cache.ttl`, `models[0].name`).
+fn remove(tree: &mut Value, key: &str) -> bool {
+    let mut segments: Vec<Segment<'_>> = Vec::new();
+    for part in key.split('.') {
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if !name.is_empty() {
+            segments.push(Segment::Key(name));
         }
-    })
+        while let Some((index, tail)) = rest.split_once(']') {
+            match index.parse() {
+                Ok(i) => segments.push(Segment::Index(i)),
+                Err(_) => return false,
+            }
+            rest = tail.trim_start_matches('[');
+        }
+    }
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = tree;
+    for segment in parents {
+        node = match (segment, node) {
+            (Segment::Key(k), Value::Object(map)) => match map.get_mut(*k) {
+                Some(child) => child,
+                None => return false,
+            },
+            (Segment::Index(i), Value::Array(items)) => match items.get_mut(*i) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, node) {
+        (Segment::Key(k), Value::Object(map)) => map.remove(*k).is_some(),
+        (Segment::Index(i), Value::Array(items)) if *i < items.len() => {
+            items.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// How issues about an override's variable itself start (their key is the variable).
+const ENV_ISSUE: &str = "environment variable ";
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn render_issues(loaded: &Loaded, issues: &[Issue]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    issues
+        .iter()
+        .filter(|i| seen.insert((i.key.as_str(), i.message.as_str())))
+        .map(|i| {
+            // A bad override is named by its variable, which is where it was set.
+            if i.key.starts_with(ENV_ISSUE) {
+                format!("{}: {}", i.key, i.message)
+            } else {
+                format!("{}{}: {}", loaded.locate(&i.key), i.key, i.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn collect_positions(node: &Node, prefix: &str, out: &mut BTreeMap<String, Pos>) {
@@ -178,43 +313,57 @@ fn collect_positions(node: &Node, prefix: &str, out: &mut BTreeMap<String, Pos>)
 }
 
 /// Applies each `ORC_A__B__C=value` to the key `a.b.c`. The value is read as YAML (`8` is a
-/// number, `true` a boolean, anything else a string). A variable that names no key is an
-/// error that names it; lists (`models`) cannot be overridden.
+/// number, `true` a boolean, anything else a string). A variable that names no key, names a
+/// section or gives a value of the wrong type is an issue that names it (the key keeps its
+/// value from the file); lists (`models`) cannot be overridden.
 fn apply_env(
     config: Config,
     env: &[(String, String)],
-) -> Result<(Config, BTreeMap<String, String>), ConfigError> {
+    issues: &mut Vec<Issue>,
+) -> (Config, BTreeMap<String, String>) {
     let mut overrides = BTreeMap::new();
     if env.is_empty() {
-        return Ok((config, overrides));
+        return (config, overrides);
     }
-    let mut tree = serde_json::to_value(&config)
-        .map_err(|e| ConfigError(format!("cannot apply environment overrides: {e}")))?;
+    let Ok(mut tree) = serde_json::to_value(&config) else {
+        return (config, overrides);
+    };
     for (var, raw) in env {
         let segments: Vec<String> = var["ORC_".len()..]
             .split("__")
             .map(str::to_ascii_lowercase)
             .collect();
         let key = segments.join(".");
-        let slot = lookup_mut(&mut tree, &segments).ok_or_else(|| {
-            ConfigError(format!(
-                "environment variable {var}: there is no config key `{key}`"
-            ))
-        })?;
+        let at = format!("{ENV_ISSUE}{var}");
+        let Some(slot) = lookup_mut(&mut tree, &segments) else {
+            issues.push(super::issue(at, format!("there is no config key `{key}`")));
+            continue;
+        };
         if matches!(slot, Value::Object(_) | Value::Array(_)) {
-            return Err(ConfigError(format!(
-                "environment variable {var}: `{key}` is a section, not a value; set one of its keys"
-            )));
+            issues.push(super::issue(
+                at,
+                format!("`{key}` is a section, not a value; set one of its keys"),
+            ));
+            continue;
         }
-        *slot = scalar(raw);
+        let before = std::mem::replace(slot, scalar(raw));
         // Check each override on its own, so an error names the variable that caused it.
-        serde_json::from_value::<Config>(tree.clone())
-            .map_err(|e| ConfigError(format!("environment variable {var} (`{key}`): {e}")))?;
-        overrides.insert(key, var.clone());
+        match serde_json::from_value::<Config>(tree.clone()) {
+            Ok(_) => {
+                overrides.insert(key, var.clone());
+            }
+            Err(e) => {
+                issues.push(super::issue(at, format!("`{key}`: {e}")));
+                if let Some(slot) = lookup_mut(&mut tree, &segments) {
+                    *slot = before;
+                }
+            }
+        }
     }
-    let config = serde_json::from_value::<Config>(tree)
-        .map_err(|e| ConfigError(format!("environment overrides: {e}")))?;
-    Ok((config, overrides))
+    match serde_json::from_value::<Config>(tree) {
+        Ok(config) => (config, overrides),
+        Err(_) => (config, BTreeMap::new()),
+    }
 }
 
 fn lookup_mut<'a>(tree: &'a mut Value, segments: &[String]) -> Option<&'a mut Value> {

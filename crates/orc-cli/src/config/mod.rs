@@ -247,10 +247,10 @@ impl Config {
                 ));
             }
         }
-        if !(mo.max_wait_time >= 0.0 && mo.max_wait_time.is_finite()) {
+        if !(mo.max_wait_time == 0.0 || seconds_in_range(mo.max_wait_time)) {
             issues.push(issue(
                 at("model_optimization.max_wait_time"),
-                "must be a number of seconds ≥ 0",
+                "must be a number of seconds ≥ 0, at most 31536000 (a year)",
             ));
         }
         for (name, c) in [
@@ -283,11 +283,8 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if !(p.task_timeout > 0.0 && p.task_timeout.is_finite()) {
-            issues.push(issue(
-                at("parallel_execution.task_timeout"),
-                "must be a positive number of seconds",
-            ));
+        if !seconds_in_range(p.task_timeout) {
+            issues.push(issue(at("parallel_execution.task_timeout"), SECONDS_RANGE));
         }
         let r = &perf.resource_limits;
         if let Err(e) = parse_bytes(&r.max_memory) {
@@ -312,14 +309,20 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if !(db.query_timeout > 0.0 && db.query_timeout.is_finite()) {
-            issues.push(issue(
-                at("database.query_timeout"),
-                "must be a positive number of seconds",
-            ));
+        if !seconds_in_range(db.query_timeout) {
+            issues.push(issue(at("database.query_timeout"), SECONDS_RANGE));
         }
         issues
     }
+}
+
+/// The longest time limit orc takes: a year. Longer ones are mistakes (and would not fit a timer).
+const MAX_SECONDS: f64 = 31_536_000.0;
+
+const SECONDS_RANGE: &str = "must be a positive number of seconds, at most 31536000 (a year)";
+
+fn seconds_in_range(s: f64) -> bool {
+    s > 0.0 && s <= MAX_SECONDS
 }
 
 impl ResourceLimits {
@@ -369,7 +372,7 @@ mod tests {
     #[test]
     fn the_performance_guide_file_loads() {
         let text = "performance:\n  caching:\n    model_cache:\n      enabled: true\n      backend: \"redis\"\n      ttl: 3600\n      max_size: 50000\n    pipeline_cache:\n      enabled: true\n      backend: \"memory\"\n      ttl: 1800\n      max_size: 1000\n  parallel_execution:\n    max_workers: 16\n    max_concurrent_tasks: 50\n    task_timeout: 600\n  resource_limits:\n    max_memory: \"8GB\"\n    max_cpu_cores: 12\n    memory_cleanup_threshold: 0.85\n  model_optimization:\n    batch_size: 20\n    max_wait_time: 0.05\n    connection_pool_size: 100\n  database:\n    connection_pool_size: 50\n    query_timeout: 30\n    enable_query_caching: true\n";
-        let c = layers::parse(text).unwrap();
+        let c = load_text(text).unwrap();
         assert_eq!(c.performance.parallel_execution.max_concurrent_tasks, 50);
         assert_eq!(c.performance.caching.model_cache.backend, "redis");
     }
@@ -387,12 +390,72 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_key_and_line() {
-        let err =
-            layers::parse("performance:\n  parallel_execution:\n    max_conccurent_tasks: 5\n")
-                .unwrap_err();
+        let err = load_text("performance:\n  parallel_execution:\n    max_conccurent_tasks: 5\n")
+            .unwrap_err();
         assert!(
-            err.contains("max_conccurent_tasks") && err.starts_with("3:"),
+            err.contains(
+                ":3:5: performance.parallel_execution.max_conccurent_tasks: unknown field"
+            ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_type_error_is_listed_once_with_its_key() {
+        let err = load_text(
+            "performance:\n  parallel_execution:\n    max_workers: \"many\"\n    task_timeout: soon\n  caching:\n    model_cache: { ttl: -1, backnd: file }\nstate: { url: 5 }\n",
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 5, "{err}");
+        for (line, key) in [
+            (
+                ":3:5: ",
+                "performance.parallel_execution.max_workers: invalid type: string \"many\"",
+            ),
+            (
+                ":4:5: ",
+                "performance.parallel_execution.task_timeout: invalid type",
+            ),
+            (
+                ":6:20: ",
+                "performance.caching.model_cache.ttl: invalid value",
+            ),
+            (
+                ":6:29: ",
+                "performance.caching.model_cache.backnd: unknown field",
+            ),
+            (":7:10: ", "state.url: invalid type"),
+        ] {
+            assert!(
+                lines.iter().any(|l| l.contains(&format!("{line}{key}"))),
+                "no `{line}{key}` in:\n{err}"
+            );
+        }
+        assert!(!err.contains("error:"), "{err}");
+    }
+
+    #[test]
+    fn timeouts_beyond_a_year_are_refused() {
+        let err = load_text(
+            "performance:\n  parallel_execution: { task_timeout: 1e20 }\n  database: { query_timeout: 1e20 }\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("performance.parallel_execution.task_timeout: must be a positive number of seconds, at most"), "{err}");
+        assert!(
+            err.contains(
+                "performance.database.query_timeout: must be a positive number of seconds, at most"
+            ),
+            "{err}"
+        );
+    }
+
+    fn load_text(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orc.yaml");
+        std::fs::write(&path, text).unwrap();
+        layers::load(Some(&path), &[])
+            .map(|l| l.config)
+            .map_err(|e| e.0)
     }
 }

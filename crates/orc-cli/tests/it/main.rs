@@ -10,3 +10,4 @@ mod resume;
 mod signals;
 mod support;
 mod telemetry;
+mod usability;

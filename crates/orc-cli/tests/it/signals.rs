@@ -38,6 +38,15 @@ fn interrupt_stops_steps_prints_the_document_and_exits_130() {
     assert_eq!(doc["steps"]["slow"]["status"], "failed");
     assert_eq!(doc["steps"]["slow"]["error_type"], "Cancelled");
     assert_eq!(doc["steps"]["never"]["status"], "pending");
+    // The user is told how to go on: the run's id and the exact command.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let id = doc["execution_id"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "interrupted: run {id} can be resumed with\n  orc resume {id}"
+        )),
+        "{stderr}"
+    );
     std::thread::sleep(Duration::from_millis(2500));
     assert!(
         !marker.exists(),
