@@ -299,3 +299,42 @@ fn the_router_learns_from_earlier_runs() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.doc()["steps"]["ask"]["model"], other);
 }
+
+#[test]
+fn plan_knows_prompts_that_read_only_inputs_and_fails_on_steps_it_cannot_plan() {
+    let fake = Fake::start(behaviour());
+    let sb = Sandbox::new();
+    config(&fake, &sb, "");
+    let pipeline = sb.file(
+        "topic.yaml",
+        "name: topic\nparameters:\n  topic: { type: string, default: rivers }\nsteps:\n  - id: ask\n    action: generate\n    model: steady\n    parameters: { prompt: 'Name three {{ topic }}', max_tokens: 20 }\n",
+    );
+    let plan = |sb: &Sandbox, extra: &[&str]| {
+        let mut args = vec!["plan", pipeline.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let r = orc(sb, &args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!r.stdout.contains("-0.0"), "{}", r.stdout);
+        serde_json::from_str::<Value>(&r.stdout).unwrap()
+    };
+    // The prompt reads only an input, so the request is known: not cached yet (not "unknown").
+    assert_eq!(plan(&sb, &[])["steps"][0]["cached"], false);
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap(), "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = plan(&sb, &[]);
+    assert_eq!(after["steps"][0]["cached"], true);
+    assert_eq!(after["totals"]["expected_usd"].as_f64(), Some(0.0));
+    // Another value for the input is another request.
+    assert_eq!(plan(&sb, &["-i", "topic=lakes"])["steps"][0]["cached"], false);
+    let text = orc(&sb, &["plan", pipeline.to_str().unwrap()]);
+    assert!(text.stdout.contains("expected $0.000000"), "{}", text.stdout);
+
+    // A step the router cannot serve would fail the run: the plan exits 1 and says why.
+    let unplannable = sb.file(
+        "unplannable.yaml",
+        "name: u\nsteps:\n  - id: huge\n    action: generate\n    requires_model: { min_size: 500b }\n    parameters: { prompt: 'hi' }\n",
+    );
+    let r = orc(&sb, &["plan", unplannable.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("huge: generate: cannot plan:"), "{}", r.stdout);
+}
