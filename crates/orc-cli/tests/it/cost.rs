@@ -325,9 +325,16 @@ fn plan_knows_prompts_that_read_only_inputs_and_fails_on_steps_it_cannot_plan() 
     assert_eq!(after["steps"][0]["cached"], true);
     assert_eq!(after["totals"]["expected_usd"].as_f64(), Some(0.0));
     // Another value for the input is another request.
-    assert_eq!(plan(&sb, &["-i", "topic=lakes"])["steps"][0]["cached"], false);
+    assert_eq!(
+        plan(&sb, &["-i", "topic=lakes"])["steps"][0]["cached"],
+        false
+    );
     let text = orc(&sb, &["plan", pipeline.to_str().unwrap()]);
-    assert!(text.stdout.contains("expected $0.000000"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("expected $0.000000"),
+        "{}",
+        text.stdout
+    );
 
     // A step the router cannot serve would fail the run: the plan exits 1 and says why.
     let unplannable = sb.file(
@@ -336,5 +343,9 @@ fn plan_knows_prompts_that_read_only_inputs_and_fails_on_steps_it_cannot_plan() 
     );
     let r = orc(&sb, &["plan", unplannable.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("huge: generate: cannot plan:"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("huge: generate: cannot plan:"),
+        "{}",
+        r.stdout
+    );
 }

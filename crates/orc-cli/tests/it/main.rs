@@ -4,6 +4,7 @@
 
 mod cli;
 mod cost;
+mod examples;
 mod models;
 mod pipelines;
 mod resume;

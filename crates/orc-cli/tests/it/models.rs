@@ -20,13 +20,18 @@ pub(crate) struct Fake {
 
 impl Fake {
     pub(crate) fn start(behaviour: Behaviour) -> Fake {
+        Fake::start_open(behaviour.with_api_key(KEY))
+    }
+
+    /// A server that asks for no key, as local servers (Ollama, llama.cpp) do.
+    pub(crate) fn start_open(behaviour: Behaviour) -> Fake {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let fake = runtime
-            .block_on(FakeProvider::start(behaviour.with_api_key(KEY)))
+            .block_on(FakeProvider::start(behaviour))
             .unwrap();
         Fake {
             fake: Some(fake),
