@@ -69,6 +69,7 @@ impl Observer for Lines {
                 let word = match status {
                     StepStatus::Completed => "completed",
                     StepStatus::Failed => "failed",
+                    StepStatus::Cancelled => "cancelled",
                     StepStatus::Skipped => "skipped",
                     StepStatus::Pending => "not run",
                 };

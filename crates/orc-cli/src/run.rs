@@ -421,10 +421,11 @@ fn tell_outcome(
         };
         writeln!(
             err,
-            "run {} {word}: {} completed, {} failed, {} skipped, {} not run; {:.2} s, ${:.4}; result: {}",
+            "run {} {word}: {} completed, {} failed, {} cancelled, {} skipped, {} not run; {:.2} s, ${:.4}; result: {}",
             result.execution_id,
             count(StepStatus::Completed),
             failed.len(),
+            count(StepStatus::Cancelled),
             count(StepStatus::Skipped),
             count(StepStatus::Pending),
             result.duration,

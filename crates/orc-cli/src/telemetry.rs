@@ -41,6 +41,7 @@ fn outcome(status: StepStatus) -> &'static str {
     match status {
         StepStatus::Completed => "completed",
         StepStatus::Failed => "failed",
+        StepStatus::Cancelled => "cancelled",
         StepStatus::Skipped => "skipped",
         StepStatus::Pending => "not_run",
     }

@@ -228,6 +228,8 @@ struct Run<'a> {
     tasks: JoinSet<Done>,
     stop: Option<(String, &'static str)>,
     first_error: Option<(String, String)>,
+    /// What stopped the run: the failure of a step whose policy is `fail`, or the state store.
+    stopped_by: Option<(String, String)>,
     admission: Admission,
     limits: Arc<ToolLimits>,
 }
@@ -367,6 +369,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         tasks: JoinSet::new(),
         stop: None,
         first_error: None,
+        stopped_by: None,
         admission: Admission::default(),
         limits: ToolLimits::new(&opts.resources),
     };
@@ -411,9 +414,11 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
             None => unpriced_calls += 1,
         }
     }
+    // What stopped the run, else (a run that went to the end) its first failure.
     let (error, error_type) = run
-        .first_error
+        .stopped_by
         .clone()
+        .or_else(|| run.first_error.clone())
         .map_or((None, None), |(e, t)| (Some(e), Some(t)));
     let status = if interrupted {
         RunStatus::Interrupted
@@ -656,6 +661,10 @@ impl Run<'_> {
                 },
                 None,
             );
+            // Stopped because the run stopped, not a failure of its own.
+            if let Some(r) = self.nodes[i as usize].record.as_mut() {
+                r.status = StepStatus::Cancelled;
+            }
             self.nodes[i as usize].state = State::Done;
         }
     }
@@ -1036,8 +1045,8 @@ impl Run<'_> {
                 tracing::error!("state store: {e}");
                 self.stop
                     .get_or_insert((format!("the state store failed: {e}"), "StateError"));
-                if self.first_error.is_none() {
-                    self.first_error =
+                if self.stopped_by.is_none() {
+                    self.stopped_by =
                         Some((format!("the state store failed: {e}"), "StateError".into()));
                 }
             }
@@ -1113,7 +1122,7 @@ impl Run<'_> {
                 r.error.clone_from(&envelope.error);
                 r.error_type = Some((*error_type).to_string());
                 r.value = Some(envelope.to_json());
-                if self.first_error.is_none() {
+                if self.first_error.is_none() && *error_type != "Cancelled" {
                     self.first_error = Some((
                         format!(
                             "step `{}` failed: {}",
@@ -1174,6 +1183,17 @@ impl Run<'_> {
                                 format!("the run stopped after step `{id}` failed"),
                                 "StepFailed",
                             ));
+                            // The run's error is this step's: it is the one that stopped the
+                            // run, whatever `continue` steps failed before it.
+                            if let Some(r) = &self.nodes[i as usize].record {
+                                self.stopped_by = Some((
+                                    format!(
+                                        "step `{id}` failed: {}",
+                                        r.error.as_deref().unwrap_or("")
+                                    ),
+                                    r.error_type.clone().unwrap_or_default(),
+                                ));
+                            }
                         }
                         (true, None)
                     }

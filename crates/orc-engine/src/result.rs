@@ -24,8 +24,11 @@ pub enum StepStatus {
     Pending,
     /// Ran and succeeded.
     Completed,
-    /// Ran and failed, timed out, or was cancelled.
+    /// Ran and failed or timed out.
     Failed,
+    /// Was running when the run stopped (another step's failure, Ctrl-C, a lost store) and was
+    /// stopped; a resume runs it again.
+    Cancelled,
     /// Did not run: its condition was false, a route jumped over it, or a dependency failed.
     Skipped,
 }

@@ -30,9 +30,7 @@ impl Fake {
             .enable_all()
             .build()
             .unwrap();
-        let fake = runtime
-            .block_on(FakeProvider::start(behaviour))
-            .unwrap();
+        let fake = runtime.block_on(FakeProvider::start(behaviour)).unwrap();
         Fake {
             fake: Some(fake),
             runtime,

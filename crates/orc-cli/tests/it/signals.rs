@@ -35,7 +35,7 @@ fn interrupt_stops_steps_prints_the_document_and_exits_130() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["status"], "interrupted");
     assert_eq!(doc["steps"]["quick"]["status"], "completed");
-    assert_eq!(doc["steps"]["slow"]["status"], "failed");
+    assert_eq!(doc["steps"]["slow"]["status"], "cancelled");
     assert_eq!(doc["steps"]["slow"]["error_type"], "Cancelled");
     assert_eq!(doc["steps"]["never"]["status"], "pending");
     // The user is told how to go on: the run's id and the exact command.

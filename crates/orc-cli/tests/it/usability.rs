@@ -169,7 +169,7 @@ fn a_run_on_a_terminal_ends_with_a_summary() {
     let result = sb.path("r.json");
     let screen = on_a_terminal(&sb, &format!("run {} -o {}", p.display(), result.display()));
     assert!(
-        screen.contains("completed: 1 completed, 0 failed, 0 skipped, 0 not run;"),
+        screen.contains("completed: 1 completed, 0 failed, 0 cancelled, 0 skipped, 0 not run;"),
         "{screen}"
     );
     assert!(
@@ -203,4 +203,53 @@ fn completions_are_printed_for_each_shell() {
     }
     let r = sb.orc(&["completions", "tcsh"]);
     assert_eq!(r.code, 2);
+}
+
+#[test]
+fn the_run_error_names_the_step_that_stopped_it_and_stopped_steps_are_cancelled() {
+    let sb = Sandbox::new();
+    let p = sb.file(
+        "p.yaml",
+        "name: t\nsteps:\n  - id: optional\n    tool: filesystem\n    action: read\n    parameters: { path: /nonexistent/optional }\n    on_failure: continue\n  - id: slow\n    tool: terminal\n    action: execute\n    parameters: { command: 'sleep 20', timeout: 60 }\n  - id: fatal\n    tool: terminal\n    action: execute\n    parameters: { command: 'sleep 0.3; exit 3' }\n    dependencies: [optional]\n  - id: after\n    action: echo\n    parameters: { message: x }\n    dependencies: [fatal]\n",
+    );
+    let started = std::time::Instant::now();
+    let r = sb.orc(&["run", p.to_str().unwrap()]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["status"], "failed");
+    let error = doc["error"].as_str().unwrap();
+    assert!(error.starts_with("step `fatal` failed:"), "{error}");
+    assert_eq!(doc["steps"]["optional"]["status"], "failed");
+    assert_eq!(doc["steps"]["slow"]["status"], "cancelled");
+    assert_eq!(doc["steps"]["slow"]["error_type"], "Cancelled");
+    assert_eq!(doc["steps"]["after"]["status"], "skipped");
+    assert_eq!(doc["steps"]["after"]["reason"], "dependency_failed");
+    assert!(
+        r.stderr
+            .contains("2 step(s) failed: optional, fatal\nrun stopped by: step `fatal` failed:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_run_whose_only_failures_continue_fails_with_the_first_of_them() {
+    let sb = Sandbox::new();
+    let p = sb.file(
+        "p.yaml",
+        "name: t\nsteps:\n  - id: optional\n    tool: filesystem\n    action: read\n    parameters: { path: /nonexistent/optional }\n    on_failure: continue\n  - id: after\n    action: echo\n    parameters: { message: x }\n    dependencies: [optional]\n",
+    );
+    let r = sb.orc(&["run", p.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["success"], false);
+    assert_eq!(doc["steps"]["after"]["status"], "completed");
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("step `optional` failed:")
+    );
 }
