@@ -64,6 +64,34 @@ fn row_json(r: &RunRow) -> serde_json::Value {
     })
 }
 
+/// Writes pretty JSON and a newline. Serialized first, so that a closed stdout is the I/O
+/// error it is (exit 141, silently), not a serialization error.
+fn write_json(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    out.write_all(&bytes)?;
+    Ok(())
+}
+
+/// `2026-12-07 03:36:27`, in UTC.
+fn started(at: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// `0.42s`, `12.3s`, `4m05s`, `2h07m`.
+fn duration(from: SystemTime, to: SystemTime) -> String {
+    let d = to.duration_since(from).unwrap_or_default();
+    let secs = d.as_secs();
+    match secs {
+        0..10 => format!("{:.2}s", d.as_secs_f64()),
+        10..60 => format!("{:.1}s", d.as_secs_f64()),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
 /// Parses `30d`, `12h`, `90m`, `45s`, `2w`.
 pub(crate) fn parse_age(flag: &str, text: &str) -> Result<Duration, UserError> {
     let text = text.trim();
@@ -122,20 +150,22 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
             let rows = runtime.block_on(store.list_runs(&filter)).map_err(fail)?;
             if *json {
                 let list: Vec<_> = rows.iter().map(row_json).collect();
-                serde_json::to_writer_pretty(&mut out, &list)?;
-                writeln!(out)?;
+                write_json(&mut out, &list)?;
             } else {
                 writeln!(
                     out,
-                    "{:<44} {:<12} {:>6}  PIPELINE",
-                    "RUN", "STATUS", "STEPS"
+                    "{:<44} {:<12} {:<20} {:>9} {:>6}  PIPELINE",
+                    "RUN", "STATUS", "STARTED (UTC)", "DURATION", "STEPS"
                 )?;
+                let now = SystemTime::now();
                 for r in &rows {
                     writeln!(
                         out,
-                        "{:<44} {:<12} {:>6}  {}",
+                        "{:<44} {:<12} {:<20} {:>9} {:>6}  {}",
                         r.run_id,
                         r.status.as_str(),
+                        started(r.started_at),
+                        duration(r.started_at, r.finished_at.unwrap_or(now)),
                         r.steps_done,
                         r.pipeline_id
                     )?;
@@ -151,10 +181,14 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
                 .block_on(store.result_document(run_id))
                 .map_err(fail)?
             {
-                Some(doc) => {
-                    out.write_all(&doc)?;
-                    writeln!(out)?;
-                }
+                // Pretty, as `orc run` prints it.
+                Some(doc) => match serde_json::from_slice::<serde_json::Value>(&doc) {
+                    Ok(doc) => write_json(&mut out, &doc)?,
+                    Err(_) => {
+                        out.write_all(&doc)?;
+                        writeln!(out)?;
+                    }
+                },
                 None => {
                     let steps: Vec<_> = runtime
                         .block_on(store.checkpoints(run_id))
@@ -164,8 +198,7 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
                         .collect();
                     let mut doc = row_json(&row);
                     doc["steps"] = serde_json::Value::Array(steps);
-                    serde_json::to_writer_pretty(&mut out, &doc)?;
-                    writeln!(out)?;
+                    write_json(&mut out, &doc)?;
                 }
             }
         }
@@ -199,5 +232,17 @@ mod tests {
         assert!(parse_age("--older-than", "30").is_err());
         assert!(parse_age("--older-than", "d").is_err());
         assert!(parse_age("--older-than", "3y").is_err());
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        assert_eq!(duration(t0, at(0.421)), "0.42s");
+        assert_eq!(duration(t0, at(12.34)), "12.3s");
+        assert_eq!(duration(t0, at(245.0)), "4m05s");
+        assert_eq!(duration(t0, at(7620.0)), "2h07m");
+        assert_eq!(duration(at(5.0), t0), "0.00s");
+        assert_eq!(started(at(1_796_614_587.0)), "2026-12-07 03:36:27");
     }
 }

@@ -253,3 +253,62 @@ fn a_run_whose_only_failures_continue_fails_with_the_first_of_them() {
             .starts_with("step `optional` failed:")
     );
 }
+
+/// `orc ARGS` with its stdout closed before it writes: it must end quietly with 141.
+fn with_stdout_closed(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut child = sb
+        .command()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn run_history_shows_when_and_how_long_and_a_closed_pipe_ends_quietly() {
+    let sb = Sandbox::new();
+    let p = sb.file("p.yaml", HELLO);
+    let r = sb.orc(&["run", p.to_str().unwrap(), "--run-id", "first", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = sb.orc(&["runs", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let mut lines = list.stdout.lines();
+    let header = lines.next().unwrap();
+    for column in [
+        "RUN",
+        "STATUS",
+        "STARTED (UTC)",
+        "DURATION",
+        "STEPS",
+        "PIPELINE",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = lines.next().unwrap();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(fields[0], "first", "{row}");
+    assert_eq!(fields[1], "completed", "{row}");
+    assert!(
+        fields[2].len() == 10 && fields[2].starts_with("20"),
+        "date: {row}"
+    );
+    assert!(fields[4].ends_with('s'), "duration: {row}");
+    // `orc runs show` prints the document as `orc run` does: pretty.
+    let show = sb.orc(&["runs", "show", "first"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.starts_with("{\n  \""), "{}", show.stdout);
+    assert_eq!(show.doc()["execution_id"], "first");
+    for args in [
+        &["runs", "list", "--json"][..],
+        &["runs", "list"][..],
+        &["runs", "show", "first"][..],
+        &["config", "show"][..],
+    ] {
+        let r = with_stdout_closed(&sb, args);
+        assert_eq!(r.code, 141, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr, "", "{args:?}");
+    }
+}
