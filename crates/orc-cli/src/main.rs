@@ -123,6 +123,12 @@ fn init_logging(global: &Global) {
 
 #[allow(clippy::print_stderr)]
 fn main() -> ExitCode {
+    // `orc __orc_supervise …` is the supervisor of a step's command (see orc_engine::set_supervisor);
+    // every other run starts its steps' commands under this same binary.
+    if let Some(code) = orc_engine::supervise_if_asked() {
+        return code;
+    }
+    orc_engine::set_supervisor("/proc/self/exe");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -6,6 +6,7 @@ mod cli;
 mod cost;
 mod models;
 mod pipelines;
+mod processes;
 mod resume;
 mod signals;
 mod support;
