@@ -6,12 +6,13 @@
 //! command runs directly in its own process group, killed at the same moments.
 //!
 //! The step ends when its command exits, not when its output pipes close: what the command left
-//! running in the background is killed then, and what is still in the pipes is read within
-//! [`DRAIN_LIMIT`]. Each of stdout and stderr keeps at most `max_output_bytes` (default
+//! running in the background is killed then, and what is already in the pipes is read at once,
+//! without waiting (so stopping a command takes no time). Each of stdout and stderr keeps at most `max_output_bytes` (default
 //! [`DEFAULT_MAX_OUTPUT`]); the rest is read and counted but not kept, and the text ends with a
 //! marker saying how much there was. A command that times out keeps what it printed until then.
 
 use std::future::Future;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt as _;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
@@ -28,11 +29,9 @@ use super::{Envelope, seconds_param, str_param};
 
 /// What each of stdout and stderr keeps when the step sets no `max_output_bytes`: 1 MiB.
 pub(crate) const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
-/// How long a stopped supervisor may take to kill its command's tree and exit before orc
-/// kills it (its command then dies with it, by `PR_SET_PDEATHSIG`).
-const STOP_LIMIT: Duration = Duration::from_secs(2);
-/// How long orc keeps reading what is left in the pipes once the command has ended.
-const DRAIN_LIMIT: Duration = Duration::from_millis(500);
+/// The most orc reads from a pipe once the command has ended: what the pipe buffer holds,
+/// unless something the kill missed keeps writing.
+const DRAIN_LIMIT: usize = 4 << 20;
 /// The size of each read from a pipe.
 const CHUNK: usize = 64 * 1024;
 
@@ -65,7 +64,8 @@ pub(crate) async fn within_step_timeout<F: Future>(timeout: Duration, call: F) -
 /// How long past its step's deadline a tool may take to stop its command and report.
 pub(crate) fn stop_grace(tool: Option<&str>) -> Duration {
     match tool {
-        Some("terminal" | "python-executor") => STOP_LIMIT + DRAIN_LIMIT + Duration::from_secs(1),
+        // They stop without waiting for anything; this only covers a slow machine.
+        Some("terminal" | "python-executor") => Duration::from_secs(1),
         _ => Duration::ZERO,
     }
 }
@@ -247,6 +247,25 @@ fn take<R>(pipe: &mut Option<R>, capture: &mut Capture, buf: &[u8], read: std::i
     }
 }
 
+/// Reads what a pipe holds right now, without waiting (the pipe is non-blocking), up to
+/// [`DRAIN_LIMIT`] bytes in case a process the kill missed still writes to it.
+fn take_available<R: AsFd>(pipe: &mut Option<R>, capture: &mut Capture, buf: &mut [u8]) {
+    let Some(p) = pipe.take() else { return };
+    let mut left = DRAIN_LIMIT;
+    while left > 0 {
+        match nix::unistd::read(&p, buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                capture.push(&buf[..n]);
+                left = left.saturating_sub(n);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            // EAGAIN: nothing more is there; any other error ends the stream as well.
+            Err(_) => break,
+        }
+    }
+}
+
 async fn run_child(spec: Spec<'_>) -> std::io::Result<Output> {
     let started = Instant::now();
     let own = started.checked_add(spec.timeout);
@@ -296,36 +315,15 @@ async fn run_child(spec: Spec<'_>) -> std::io::Result<Output> {
         }
     };
     // Stop whatever is left: supervised, closing the control pipe has the supervisor kill the
-    // command's tree (it did already if the command exited); directly, kill the group.
+    // command's tree (it did already if the command exited) and exit, reaped in the background
+    // like a directly run command, whose group is killed here.
     drop(feed);
     drop(control);
     drop(group);
-    let status = match status {
-        Some(status) => Some(status),
-        None => {
-            if tokio::time::timeout(STOP_LIMIT, child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-            }
-            None
-        }
-    };
-    // What the command printed before it ended is still in the pipes.
-    let drained = tokio::time::timeout(DRAIN_LIMIT, async {
-        while stdout.is_some() || stderr.is_some() {
-            tokio::select! {
-                read = read_from(&mut stdout, &mut out_buf) => take(&mut stdout, &mut out, &out_buf, read),
-                read = read_from(&mut stderr, &mut err_buf) => take(&mut stderr, &mut err, &err_buf, read),
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::debug!("a step's output pipes were still open after its command ended");
-    }
+    // Everything the command printed before it ended (or before the deadline) is in the pipes
+    // by now: take it without waiting for anything, so a stop takes no time.
+    take_available(&mut stdout, &mut out, &mut out_buf);
+    take_available(&mut stderr, &mut err, &mut err_buf);
     Ok(Output {
         stdout: out,
         stderr: err,
