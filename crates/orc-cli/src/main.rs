@@ -138,6 +138,12 @@ fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
 
 #[allow(clippy::print_stderr)]
 fn main() -> ExitCode {
+    // `orc __orc_supervise …` is the supervisor of a step's command (see orc_engine::set_supervisor);
+    // every other run starts its steps' commands under this same binary.
+    if let Some(code) = orc_engine::supervise_if_asked() {
+        return code;
+    }
+    orc_engine::set_supervisor("/proc/self/exe");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -18,6 +18,7 @@ mod resources;
 mod result;
 mod scope;
 mod step;
+mod supervisor;
 mod tools;
 
 pub use dry_run::{PlannedCall, plan_models};
@@ -25,4 +26,5 @@ pub use exec::{Error, Event, Journal, Observer, Options, Result, execute, new_ru
 pub use resources::{MemoryLimit, Resources};
 pub use result::{ChoiceRecord, RunResult, RunStatus, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
+pub use supervisor::{SUPERVISE_ARG, set_supervisor, supervise_if_asked};
 pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

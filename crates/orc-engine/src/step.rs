@@ -179,7 +179,13 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                 ),
             }
         };
-        let (envelope, timed_out, model) = match tokio::time::timeout(job.timeout, call).await {
+        // Tools that start processes stop them at the deadline themselves, keeping what they
+        // printed; the outer limit gives them time to, and catches any tool that overruns.
+        let call = tools::within_step_timeout(job.timeout, call);
+        let limit = job
+            .timeout
+            .saturating_add(tools::stop_grace(job.tool.as_deref()));
+        let (envelope, timed_out, model) = match tokio::time::timeout(limit, call).await {
             Ok((e, model)) => {
                 let timed_out = e
                     .result

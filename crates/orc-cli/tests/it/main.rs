@@ -7,6 +7,7 @@ mod cost;
 mod examples;
 mod models;
 mod pipelines;
+mod processes;
 mod resume;
 mod signals;
 mod support;

@@ -94,8 +94,10 @@ fn run(action: &str, params: &Map<String, Value>) -> Result<Value, String> {
 }
 
 /// Writes through a temporary file in the same directory and renames it into place,
-/// so a reader never sees half a file.
+/// so a reader never sees half a file. A new file gets the mode any program's new file gets
+/// (0666 minus the umask: `-rw-r--r--` under umask 022), a replaced one keeps its mode.
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => {
             fs::create_dir_all(parent)?;
@@ -109,7 +111,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             "is a directory",
         ));
     }
-    let mut tmp = tempfile::Builder::new().prefix(".orc-").tempfile_in(dir)?;
+    let existing = fs::metadata(path).ok().map(|m| m.permissions());
+    // tempfile's default, 0600, is right for scratch files, not for the file a user asked for;
+    // the kernel applies the umask to this.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".orc-")
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    if let Some(mode) = existing {
+        tmp.as_file().set_permissions(mode)?;
+    }
     tmp.write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -167,6 +178,35 @@ mod tests {
         assert_eq!(r["content"], "hello");
         // no temporary files left behind
         assert_eq!(fs::read_dir(dir.path().join("a/b")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_new_file_gets_the_umask_s_mode_and_a_replaced_one_keeps_its_own() {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        // The test process's umask, read without changing it for other threads: a file
+        // created with 0666 shows it.
+        let probe = dir.path().join("probe");
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&probe)
+            .unwrap();
+        let expected = fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let p = dir.path().join("new.txt");
+        run("write", &params(json!({"path": p, "content": "x"}))).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            expected
+        );
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o750)).unwrap();
+        run("write", &params(json!({"path": p, "content": "y"}))).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o750
+        );
+        assert_eq!(fs::read_to_string(&p).unwrap(), "y");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 mod filesystem;
 mod process;
 
+pub(crate) use process::{stop_grace, within_step_timeout};
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
