@@ -28,6 +28,8 @@ pub(crate) struct Config {
 pub(crate) struct StateSettings {
     /// `sqlite://…`, `postgres://…` or `redis://…`; default SQLite in the data directory.
     pub(crate) url: Option<String>,
+    /// How long a run's lease lasts without renewal, in seconds (default 10).
+    pub(crate) lease_seconds: Option<f64>,
 }
 
 /// The `performance:` section, laid out as the performance guide's `config/performance.yaml`.

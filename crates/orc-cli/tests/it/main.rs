@@ -4,6 +4,7 @@
 
 mod cli;
 mod cost;
+mod leases;
 mod models;
 mod pipelines;
 mod resume;
