@@ -89,15 +89,92 @@ fn listed(sb: &Sandbox, args: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn a_killed_run_is_resumed_at_once() {
+/// Where a test keeps its runs: SQLite in the sandbox (the default), or a real server.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+    Redis,
+}
+
+impl Backend {
+    /// The `--state` URL, or `None` (with the reason printed) when the server is unreachable.
+    fn url(self) -> Option<Option<String>> {
+        let (url, addr) = match self {
+            Backend::Sqlite => return Some(None),
+            Backend::Postgres => {
+                let url = std::env::var("ORC_TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+                let addr = url
+                    .rsplit('@')
+                    .next()
+                    .and_then(|rest| rest.split('/').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                (url, addr)
+            }
+            Backend::Redis => {
+                let url = std::env::var("ORC_TEST_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                let addr = url
+                    .trim_start_matches("redis://")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                // Database 1: the other tests' Redis runs are in database 0.
+                (format!("{}/1", url.trim_end_matches('/')), addr)
+            }
+        };
+        if std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the server at {addr} is unreachable; start it with the command in the README's \"Tests\" section"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SKIPPED: the server at {addr} is unreachable");
+            }
+            return None;
+        }
+        Some(Some(url))
+    }
+}
+
+/// `orc [--state URL] ARGS…` with a lease of `lease` seconds (or the default).
+fn orc_at(sb: &Sandbox, state: Option<&str>, lease: Option<&str>, args: &[&str]) -> Command {
+    let mut c = sb.command();
+    if let Some(lease) = lease {
+        c.env("ORC_STATE__LEASE_SECONDS", lease);
+    }
+    if let Some(url) = state {
+        c.args(["--state", url]);
+    }
+    c.args(args);
+    c
+}
+
+/// A run id no other test (or earlier run of this one) on a shared server has.
+fn unique_id(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!("{name}-{}-{nanos:x}", std::process::id())
+}
+
+fn killed_run_is_resumed_at_once(backend: Backend) {
+    let Some(state) = backend.url() else { return };
+    let state = state.as_deref();
     let sb = Sandbox::new();
     sb.file("p.yaml", &steps("killed", 2, 2.0));
-    let mut child = spawn({
-        let mut c = sb.command();
-        c.args(["run", "p.yaml", "--run-id", "k1", "-q"]);
-        c
-    });
+    let id = unique_id("killed");
+    let mut child = spawn(orc_at(
+        &sb,
+        state,
+        None,
+        &["run", "p.yaml", "--run-id", &id, "-q"],
+    ));
     wait_for_lines(&sb, 1);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
@@ -105,7 +182,10 @@ fn a_killed_run_is_resumed_at_once() {
     // Its lease (10 s) has not run out, but its holder is provably dead: same host and boot,
     // and that process is gone.
     let started = Instant::now();
-    let r = sb.orc(&["resume", "k1"]);
+    let r: Run = orc_at(&sb, state, None, &["resume", &id])
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(r.code, 0, "resumed at the first try: {}", r.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -117,14 +197,32 @@ fn a_killed_run_is_resumed_at_once() {
 }
 
 #[test]
-fn a_stopped_run_that_lost_its_lease_stops_when_it_wakes_and_every_step_runs_once() {
+fn a_killed_run_is_resumed_at_once() {
+    killed_run_is_resumed_at_once(Backend::Sqlite);
+}
+
+#[test]
+fn a_killed_run_is_resumed_at_once_on_postgres() {
+    killed_run_is_resumed_at_once(Backend::Postgres);
+}
+
+#[test]
+fn a_killed_run_is_resumed_at_once_on_redis() {
+    killed_run_is_resumed_at_once(Backend::Redis);
+}
+
+fn stopped_run_stops_when_it_wakes(backend: Backend) {
+    let Some(state) = backend.url() else { return };
+    let state = state.as_deref();
     let sb = Sandbox::new();
     sb.file("p.yaml", &steps("stopped", 4, 0.6));
-    let first = spawn({
-        let mut c = orc_with_lease(&sb, "1");
-        c.args(["run", "p.yaml", "--run-id", "s1"]);
-        c
-    });
+    let id = unique_id("stopped");
+    let first = spawn(orc_at(
+        &sb,
+        state,
+        Some("1"),
+        &["run", "p.yaml", "--run-id", &id],
+    ));
     // Stop it while it pauses after the first write (checkpointed by then).
     wait_for_lines(&sb, 1);
     std::thread::sleep(Duration::from_millis(200));
@@ -134,8 +232,7 @@ fn a_stopped_run_that_lost_its_lease_stops_when_it_wakes_and_every_step_runs_onc
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut refused = 0;
     let second: Run = loop {
-        let r: Run = orc_with_lease(&sb, "1")
-            .args(["resume", "s1"])
+        let r: Run = orc_at(&sb, state, Some("1"), &["resume", &id])
             .output()
             .unwrap()
             .into();
@@ -183,13 +280,28 @@ fn a_stopped_run_that_lost_its_lease_stops_when_it_wakes_and_every_step_runs_onc
         "every side effect exactly once"
     );
     // What the second recorded stands.
-    let shown = sb.orc(&["runs", "show", "s1"]);
+    let shown: Run = orc_at(&sb, state, None, &["runs", "show", &id])
+        .output()
+        .unwrap()
+        .into();
     let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(shown["status"], "completed");
-    assert_eq!(
-        listed(&sb, &[]),
-        [("s1".to_owned(), "completed".to_owned())]
-    );
+    assert_eq!(shown["execution_id"], id.as_str());
+}
+
+#[test]
+fn a_stopped_run_that_lost_its_lease_stops_when_it_wakes_and_every_step_runs_once() {
+    stopped_run_stops_when_it_wakes(Backend::Sqlite);
+}
+
+#[test]
+fn a_stopped_run_that_lost_its_lease_stops_when_it_wakes_on_postgres() {
+    stopped_run_stops_when_it_wakes(Backend::Postgres);
+}
+
+#[test]
+fn a_stopped_run_that_lost_its_lease_stops_when_it_wakes_on_redis() {
+    stopped_run_stops_when_it_wakes(Backend::Redis);
 }
 
 #[test]
