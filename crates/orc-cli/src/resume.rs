@@ -77,7 +77,7 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
             return Ok(exit::INVALID);
         }
     };
-    let lease = crate::state::lease_length(&config)?;
+    let lease = crate::state::lease_length(&config);
     let held = runtime
         .block_on(crate::state::Held::claim(&store, id, lease))
         .map_err(|e| UserError(format!("state store: {e}")))?

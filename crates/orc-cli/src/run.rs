@@ -144,7 +144,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         None => orc_engine::new_run_id(&loaded.compiled.plan.id),
     };
     // Everything that refuses a run before its first step is checked before it is recorded.
-    let lease = crate::state::lease_length(&config)?;
+    let lease = crate::state::lease_length(&config);
     orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
         .map_err(|e| UserError(format!("{file}: {e}")))?;
     runtime

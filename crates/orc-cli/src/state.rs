@@ -20,17 +20,12 @@ use crate::config::{Config, ConfigError};
 /// (or one whose process is stopped) can be resumed once its lease runs out.
 pub(crate) const LEASE: Duration = Duration::from_secs(10);
 
-/// The lease length: `state.lease_seconds` (or `ORC_STATE__LEASE_SECONDS`), else [`LEASE`].
-pub(crate) fn lease_length(config: &Config) -> Result<Duration, ConfigError> {
-    match config.state.lease_seconds {
-        None => Ok(LEASE),
-        Some(secs) if secs.is_finite() && (0.1..=86_400.0).contains(&secs) => {
-            Ok(Duration::from_secs_f64(secs))
-        }
-        Some(secs) => Err(ConfigError(format!(
-            "state.lease_seconds: {secs} is not a lease length; give seconds from 0.1 to 86400"
-        ))),
-    }
+/// The lease length: `state.lease_seconds` (or `ORC_STATE__LEASE_SECONDS`; checked when the
+/// config was loaded), else [`LEASE`].
+pub(crate) fn lease_length(config: &Config) -> Duration {
+    config.state.lease_seconds.map_or(LEASE, |secs| {
+        Duration::from_secs_f64(secs.clamp(crate::config::MIN_LEASE, crate::config::MAX_LEASE))
+    })
 }
 
 /// The store's URL: `--state`, else the config's `state.url` (or `ORC_STATE__URL`), else

@@ -22,6 +22,10 @@ pub(crate) struct Config {
     pub(crate) performance: Performance,
 }
 
+/// The shortest and longest `state.lease_seconds`.
+pub(crate) const MIN_LEASE: f64 = 0.1;
+pub(crate) const MAX_LEASE: f64 = 86_400.0;
+
 /// The `state:` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -233,6 +237,14 @@ impl Config {
             {
                 issues.push(issue(i.key, i.message));
             }
+        }
+        if let Some(secs) = self.state.lease_seconds
+            && !(secs.is_finite() && (MIN_LEASE..=MAX_LEASE).contains(&secs))
+        {
+            issues.push(issue(
+                "state.lease_seconds".to_owned(),
+                format!("must be a number of seconds from {MIN_LEASE} to {MAX_LEASE}"),
+            ));
         }
         let perf = &self.performance;
         let at = |rest: &str| format!("performance.{rest}");

@@ -399,6 +399,14 @@ fn a_run_refused_before_it_starts_is_not_recorded() {
         r.stderr
     );
     assert!(listed(&sb, &[]).is_empty(), "nothing recorded");
+    // A bad config is refused before anything is recorded too.
+    let r: Run = orc_at(&sb, None, Some("0"), &["run", "p.yaml", "-i", "topic=x"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("state.lease_seconds"), "{}", r.stderr);
+    assert!(listed(&sb, &[]).is_empty(), "nothing recorded");
     let r = sb.orc(&["run", "p.yaml", "--run-id", "m1", "-i", "topic=tides"]);
     assert_eq!(r.code, 0, "the id was not taken: {}", r.stderr);
     assert_eq!(
