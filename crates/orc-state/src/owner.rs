@@ -36,9 +36,11 @@ impl LeaseOwner {
         let nonce = format!("{:016x}", fastrand::u64(..));
         let pid = std::process::id();
         let read = tokio::task::spawn_blocking(move || {
-            let here = Machine::read(Path::new("/proc"));
-            let start = proc_stat(Path::new("/proc"), pid)
-                .map(|s| s.start)
+            let proc = Path::new("/proc");
+            let here = Machine::read(proc);
+            let start = ours(proc)
+                .then(|| proc_stat(proc, pid).map(|s| s.start))
+                .flatten()
                 .unwrap_or_default();
             (here, start)
         })
@@ -100,8 +102,7 @@ impl LeaseOwner {
         {
             return false;
         }
-        // `/proc` must be this pid namespace's: it knows this process by its own pid.
-        if proc_stat(proc, std::process::id()).is_none() {
+        if !ours(proc) {
             return false;
         }
         match proc_stat(proc, self.pid) {
@@ -155,6 +156,14 @@ impl Machine {
     fn complete(&self) -> bool {
         !self.host.is_empty() && !self.boot.is_empty() && !self.pid_ns.is_empty()
     }
+}
+
+/// Whether `/proc` is this pid namespace's: it knows this process by the pid it has. (After
+/// `unshare --pid` without a new `/proc`, it is the parent namespace's, and its pids are
+/// other processes.)
+fn ours(proc: &Path) -> bool {
+    std::fs::read_link(proc.join("self"))
+        .is_ok_and(|link| link.as_os_str() == std::process::id().to_string().as_str())
 }
 
 /// `text` as one word of the token: whitespace and `=` become `_`.
@@ -250,6 +259,34 @@ mod tests {
         ] {
             assert!(!other.is_provably_dead(proc()), "{other}");
         }
+    }
+
+    /// A `/proc` of host `h`, boot `b`, pid namespace 42, whose `self` is `pid`.
+    fn fake_proc(self_pid: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
+        std::fs::write(p.join("sys/kernel/hostname"), "h\n").unwrap();
+        std::fs::write(p.join("sys/kernel/random/boot_id"), "b\n").unwrap();
+        std::fs::create_dir_all(p.join(format!("{self_pid}/ns"))).unwrap();
+        std::os::unix::fs::symlink("pid:[42]", p.join(format!("{self_pid}/ns/pid"))).unwrap();
+        std::os::unix::fs::symlink(self_pid.to_string(), p.join("self")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn only_a_proc_of_this_pid_namespace_can_prove_a_holder_dead() {
+        let holder = LeaseOwner {
+            pid: 5,
+            start: "1".into(),
+            host: "h".into(),
+            boot: "b".into(),
+            pid_ns: "42".into(),
+            nonce: "n".into(),
+        };
+        assert!(holder.is_provably_dead(fake_proc(std::process::id()).path()));
+        // A `/proc` that names another process `self` is another namespace's.
+        assert!(!holder.is_provably_dead(fake_proc(std::process::id() + 1).path()));
     }
 
     #[test]
