@@ -77,18 +77,19 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
             return Ok(exit::INVALID);
         }
     };
+    let lease = crate::state::lease_length(&config);
     let held = runtime
-        .block_on(crate::state::Held::claim(&store, id))
+        .block_on(crate::state::Held::claim(&store, id, lease))
         .map_err(|e| UserError(format!("state store: {e}")))?
-        .ok_or_else(|| {
+        .map_err(|holder| {
             UserError(format!(
-                "run `{id}` is held by another orc process; a killed run can be resumed once its lease expires (within {} s)",
-                crate::state::LEASE.as_secs()
+                "run `{id}` is held by another orc process ({holder}); if that process is gone (killed on another machine, or stopped), the run can be resumed once its lease expires (within {:.1} s)",
+                lease.as_secs_f64()
             ))
         })?;
     // Running again: `orc runs list` says so until it ends.
     runtime
-        .block_on(store.finish_run(id, RunState::Running, None))
+        .block_on(held.reopen())
         .map_err(|e| UserError(format!("state store: {e}")))?;
     let checkpoints = runtime
         .block_on(store.checkpoints(id))

@@ -165,6 +165,10 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         Some(id) => id.clone(),
         None => orc_engine::new_run_id(&loaded.compiled.plan.id),
     };
+    // Everything that refuses a run before its first step is checked before it is recorded.
+    let lease = crate::state::lease_length(&config);
+    orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
+        .map_err(|e| UserError(format!("{file}: {e}")))?;
     runtime
         .block_on(crate::state::create(
             &store,
@@ -176,9 +180,13 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         ))
         .map_err(|e| UserError(format!("{file}: {e}")))?;
     let held = runtime
-        .block_on(crate::state::Held::claim(&store, &run_id))
+        .block_on(crate::state::Held::claim(&store, &run_id, lease))
         .map_err(|e| UserError(format!("state store: {e}")))?
-        .ok_or_else(|| UserError(format!("run `{run_id}` is held by another orc process")))?;
+        .map_err(|holder| {
+            UserError(format!(
+                "run `{run_id}` is held by another orc process ({holder})"
+            ))
+        })?;
     execute(Execution {
         global,
         config: &config,
@@ -255,7 +263,8 @@ pub(crate) struct Execution<'a> {
 #[allow(clippy::print_stderr)]
 pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
     let par = &x.config.performance.parallel_execution;
-    let cancel = CancellationToken::new();
+    // Cancelled on Ctrl-C, and when another process takes the run's lease.
+    let cancel = x.held.stop_token();
     let endpoint = match x.watch.metrics_addr {
         Some(addr) => Some(
             x.runtime
@@ -291,11 +300,11 @@ pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
     let held = x.held;
     let outcome = x.runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(cancel.clone()));
-        let result = orc_engine::run(x.compiled, options).await;
+        let mut result = orc_engine::run(x.compiled, options).await;
         signals.abort();
-        let recorded = match &result {
+        let recorded = match &mut result {
             Ok(r) => held.finish(r).await,
-            Err(_) => Ok(()),
+            Err(e) => held.fail(&e.to_string()).await,
         };
         if let Ok(r) = &result
             && endpoint.is_some()

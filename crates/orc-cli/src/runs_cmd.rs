@@ -20,7 +20,7 @@ pub(crate) struct RunsArgs {
 enum RunsCommand {
     /// Recent runs, newest first.
     List {
-        /// Only runs in this state: running, completed, failed or interrupted.
+        /// Only runs in this state: running, abandoned, completed, failed or interrupted.
         #[arg(long)]
         status: Option<String>,
         /// Only runs of this pipeline id.
@@ -52,12 +52,25 @@ fn secs(t: SystemTime) -> u64 {
         .as_secs()
 }
 
+/// The status `orc runs` shows: a run recorded as running whose lease nobody holds any more is
+/// `abandoned`: its process died (or lost the store) without recording how the run ended, and
+/// `orc resume` continues it.
+fn shown_status(r: &RunRow) -> &'static str {
+    if r.status == RunState::Running && !r.held {
+        ABANDONED
+    } else {
+        r.status.as_str()
+    }
+}
+
+const ABANDONED: &str = "abandoned";
+
 fn row_json(r: &RunRow) -> serde_json::Value {
     json!({
         "run_id": r.run_id,
         "pipeline_id": r.pipeline_id,
         "pipeline_path": r.pipeline_path,
-        "status": r.status.as_str(),
+        "status": shown_status(r),
         "started_at": secs(r.started_at),
         "finished_at": r.finished_at.map(secs),
         "steps_done": r.steps_done,
@@ -137,17 +150,30 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
             limit,
             json,
         } => {
-            let status = status
-                .as_deref()
-                .map(str::parse::<RunState>)
-                .transpose()
-                .map_err(|e| UserError(format!("--status: {e}")))?;
+            let shown = status.as_deref();
+            let status = match shown {
+                Some(ABANDONED) => Some(RunState::Running),
+                shown => shown.map(str::parse::<RunState>).transpose().map_err(|e| {
+                    UserError(format!(
+                        "--status: {e}; or `{ABANDONED}` (running, its lease lapsed)"
+                    ))
+                })?,
+            };
+            // Running and abandoned runs are both stored as running: fetch them all, then keep
+            // the ones asked for.
+            let split = status == Some(RunState::Running);
             let filter = RunFilter {
                 status,
                 pipeline_id: pipeline.clone(),
-                limit: *limit,
+                limit: if split { 0 } else { *limit },
             };
-            let rows = runtime.block_on(store.list_runs(&filter)).map_err(fail)?;
+            let mut rows = runtime.block_on(store.list_runs(&filter)).map_err(fail)?;
+            if let (true, Some(shown)) = (split, shown) {
+                rows.retain(|r| shown_status(r) == shown);
+                if *limit != 0 {
+                    rows.truncate(*limit as usize);
+                }
+            }
             if *json {
                 let list: Vec<_> = rows.iter().map(row_json).collect();
                 write_json(&mut out, &list)?;
@@ -163,9 +189,14 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
                         out,
                         "{:<44} {:<12} {:<20} {:>9} {:>6}  {}",
                         r.run_id,
-                        r.status.as_str(),
+                        shown_status(r),
                         started(r.started_at),
-                        duration(r.started_at, r.finished_at.unwrap_or(now)),
+                        match (r.finished_at, shown_status(r)) {
+                            (Some(end), _) => duration(r.started_at, end),
+                            // Its process died without saying when: no honest duration.
+                            (None, ABANDONED) => "-".to_owned(),
+                            (None, _) => duration(r.started_at, now),
+                        },
                         r.steps_done,
                         r.pipeline_id
                     )?;

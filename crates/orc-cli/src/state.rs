@@ -3,17 +3,30 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use orc_engine::{Journal, StepRecord, StepStatus};
-use orc_state::{Checkpoint, ModelMetric, NewRun, RunState, StateOptions, Store};
+use orc_state::{
+    Checkpoint, Claim, Lease, LeaseOwner, ModelMetric, NewRun, RunState, StateOptions, Store,
+};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{Config, ConfigError};
 
-/// How long a run's lease lasts without renewal; a killed run can be resumed after it.
+/// How long a run's lease lasts without renewal, unless `state.lease_seconds` says otherwise. A
+/// run whose process was killed on this machine is taken over at once; one on another machine
+/// (or one whose process is stopped) can be resumed once its lease runs out.
 pub(crate) const LEASE: Duration = Duration::from_secs(10);
+
+/// The lease length: `state.lease_seconds` (or `ORC_STATE__LEASE_SECONDS`; checked when the
+/// config was loaded), else [`LEASE`].
+pub(crate) fn lease_length(config: &Config) -> Duration {
+    config.state.lease_seconds.map_or(LEASE, |secs| {
+        Duration::from_secs_f64(secs.clamp(crate::config::MIN_LEASE, crate::config::MAX_LEASE))
+    })
+}
 
 /// The store's URL: `--state`, else the config's `state.url` (or `ORC_STATE__URL`), else
 /// SQLite in the data directory.
@@ -55,69 +68,168 @@ pub(crate) async fn open(url: &str, config: &Config) -> Result<Store, ConfigErro
         .map_err(|e| ConfigError(format!("state store: {e}")))
 }
 
-/// This process, as the owner of a lease.
-fn owner() -> String {
-    format!("pid {}", std::process::id())
+/// How a held run's lease was lost, shared by the renewer, the journal and the run.
+#[derive(Debug, Default)]
+struct Lost {
+    /// Why, once it happened.
+    reason: OnceLock<String>,
+    /// Cancelled when the lease is lost (and on Ctrl-C): no step starts after it.
+    stop: CancellationToken,
 }
 
-/// A run this process holds: its lease is renewed until it is released or dropped.
+impl Lost {
+    fn lose(&self, reason: String) {
+        if self.reason.set(reason).is_ok() {
+            tracing::error!(
+                "{}; this process stops the run, the other one carries it on",
+                self.reason.get().map_or("", String::as_str)
+            );
+        }
+        self.stop.cancel();
+    }
+}
+
+/// A run this process holds: its lease is renewed until it is released or dropped. When a
+/// renewal finds that another process took the run over (or the store cannot be reached for
+/// as long as the lease lasts), the run's stop token is cancelled so that no further step
+/// starts, and the store refuses this process's checkpoints from then on.
 pub(crate) struct Held {
     store: Store,
-    run_id: String,
+    lease: Lease,
+    lost: Arc<Lost>,
     _renew: AbortOnDropHandle<()>,
 }
 
 impl Held {
-    /// Takes the lease of `run_id`; `Ok(None)` when another process holds it.
-    pub(crate) async fn claim(store: &Store, run_id: &str) -> Result<Option<Held>, String> {
-        let me = owner();
-        if !store
-            .claim(run_id, &me, LEASE)
+    /// Takes the lease of `run_id` for `length`, under a new owner token for this process;
+    /// `Ok(Err(holder))` when another live process holds it.
+    pub(crate) async fn claim(
+        store: &Store,
+        run_id: &str,
+        length: Duration,
+    ) -> Result<Result<Held, String>, String> {
+        let me = LeaseOwner::this_process().await.to_string();
+        let lease = match store
+            .claim(run_id, &me, length)
             .await
             .map_err(|e| e.to_string())?
         {
-            return Ok(None);
-        }
-        let (renewer, id) = (store.clone(), run_id.to_owned());
-        let renew = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 3).await;
-                if let Err(e) = renewer.claim(&id, &me, LEASE).await {
-                    tracing::warn!("state store: could not renew the run's lease: {e}");
-                }
-            }
-        });
-        Ok(Some(Held {
+            Claim::Held(lease) => lease,
+            Claim::Refused { holder } => return Ok(Err(holder)),
+        };
+        let lost = Arc::new(Lost::default());
+        let renew = tokio::spawn(renew(
+            store.clone(),
+            lease.clone(),
+            length,
+            Arc::clone(&lost),
+        ));
+        Ok(Ok(Held {
             store: store.clone(),
-            run_id: run_id.to_owned(),
+            lease,
+            lost,
             _renew: AbortOnDropHandle::new(renew),
         }))
     }
 
-    /// The journal the engine writes this run's finished steps to.
+    /// The token that stops the run: cancelled when the lease is lost; the caller cancels it
+    /// on Ctrl-C too.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.lost.stop.clone()
+    }
+
+    /// The journal the engine writes this run's finished steps to, fenced by the lease.
     pub(crate) fn journal(&self) -> Arc<dyn Journal> {
         Arc::new(StoreJournal {
             store: self.store.clone(),
-            run_id: self.run_id.clone(),
+            lease: self.lease.clone(),
+            lost: Arc::clone(&self.lost),
         })
     }
 
-    /// Records how the run ended, with its result document, and gives up the lease.
-    pub(crate) async fn finish(self, result: &orc_engine::RunResult) -> Result<(), String> {
+    /// Marks the run running again (a resume), as the lease's holder.
+    pub(crate) async fn reopen(&self) -> Result<(), String> {
+        self.store
+            .finish_leased(&self.lease, RunState::Running, None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Records how the run ended, with its result document, and gives up the lease. When the
+    /// lease was lost, records nothing (the run is another process's now): `result` says so
+    /// (failed, `error_type` `LeaseLost`) and the error is the reason.
+    pub(crate) async fn finish(self, result: &mut orc_engine::RunResult) -> Result<(), String> {
+        if let Some(reason) = self.lost.reason.get() {
+            result.status = orc_engine::RunStatus::Failed;
+            result.success = false;
+            result.error = Some(reason.clone());
+            result.error_type = Some("LeaseLost".to_owned());
+            return Err(reason.clone());
+        }
         let state = match result.status {
             orc_engine::RunStatus::Completed => RunState::Completed,
             orc_engine::RunStatus::Failed => RunState::Failed,
             orc_engine::RunStatus::Interrupted => RunState::Interrupted,
         };
-        let doc = serde_json::to_vec(result).map_err(|e| e.to_string())?;
+        let doc = serde_json::to_vec(&*result).map_err(|e| e.to_string())?;
         self.store
-            .finish_run(&self.run_id, state, Some(&doc))
+            .finish_leased(&self.lease, state, Some(&doc))
             .await
             .map_err(|e| e.to_string())?;
+        self.release().await
+    }
+
+    /// Records a run that could not start as failed, with the reason, and gives up the lease.
+    pub(crate) async fn fail(self, reason: &str) -> Result<(), String> {
+        let doc = serde_json::json!({
+            "execution_id": self.lease.run_id,
+            "status": "failed",
+            "success": false,
+            "error": reason,
+            "error_type": "StartError",
+        });
         self.store
-            .release(&self.run_id, &owner())
+            .finish_leased(
+                &self.lease,
+                RunState::Failed,
+                Some(doc.to_string().as_bytes()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        self.release().await
+    }
+
+    async fn release(&self) -> Result<(), String> {
+        self.store
+            .release(&self.lease.run_id, &self.lease.owner)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Renews `lease` every third of its `length` until it is lost: another owner has it, or no
+/// renewal succeeded for so long that the lease may have run out before the next try.
+async fn renew(store: Store, lease: Lease, length: Duration, lost: Arc<Lost>) {
+    let every = length / 3;
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match store.renew(&lease, length).await {
+            Ok(()) => renewed = tokio::time::Instant::now(),
+            Err(e @ orc_state::Error::LeaseLost { .. }) => {
+                lost.lose(e.to_string());
+                return;
+            }
+            Err(e) if renewed.elapsed() + every >= length => {
+                lost.lose(format!(
+                    "run `{}`: lost the run's lease: it could not be renewed for {:.1} s ({e})",
+                    lease.run_id,
+                    renewed.elapsed().as_secs_f64()
+                ));
+                return;
+            }
+            Err(e) => tracing::warn!("state store: could not renew the run's lease: {e}"),
+        }
     }
 }
 
@@ -166,11 +278,12 @@ pub(crate) fn completed_steps(checkpoints: Vec<Checkpoint>) -> HashMap<String, S
     steps
 }
 
-/// Writes finished steps to the store as checkpoints.
+/// Writes finished steps to the store as checkpoints, fenced by the run's lease.
 #[derive(Debug)]
 struct StoreJournal {
     store: Store,
-    run_id: String,
+    lease: Lease,
+    lost: Arc<Lost>,
 }
 
 impl Journal for StoreJournal {
@@ -199,10 +312,14 @@ impl Journal for StoreJournal {
                     cost: r.cost,
                 })
                 .collect();
-            self.store
-                .append(&self.run_id, &checkpoints)
-                .await
-                .map_err(|e| e.to_string())?;
+            match self.store.append_leased(&self.lease, &checkpoints).await {
+                Ok(()) => {}
+                Err(e @ orc_state::Error::LeaseLost { .. }) => {
+                    self.lost.lose(e.to_string());
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
             // Model calls that went upstream are measured for the router; a metric that
             // cannot be written costs the run nothing.
             for r in records.iter().filter(|r| !r.cached) {

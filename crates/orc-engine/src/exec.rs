@@ -346,6 +346,18 @@ pub async fn run(compiled: Compiled, opts: Options) -> Result<RunResult> {
         .map_err(|e| Error::Aborted(e.to_string()))?
 }
 
+/// Checks what [`execute`] checks before it starts any step: the inputs (required ones given,
+/// declared types, templated values that render) and the models of the model steps. A caller
+/// that records runs calls it first, so that a run refused here is never recorded.
+pub fn preflight(
+    plan: &Plan,
+    inputs: &Map<String, Value>,
+    gateway: Option<&orc_models::Gateway>,
+) -> Result<()> {
+    resolve_inputs(plan, inputs)?;
+    models::check_plan(plan, gateway).map_err(Error::Models)
+}
+
 /// Runs a compiled pipeline to the end (or until cancelled) and returns its result document.
 pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let plan = &compiled.plan;

@@ -98,6 +98,17 @@ pub enum Error {
         /// The run id asked for.
         run_id: String,
     },
+    /// A write made under a lease ([`Store::append_leased`](crate::Store::append_leased),
+    /// [`Store::finish_leased`](crate::Store::finish_leased), [`Store::renew`](crate::Store::renew))
+    /// was refused: another process has taken the run over (or the lease was released). Nothing
+    /// was written.
+    #[error("run `{run_id}`: lost the run's lease to {}", holder.as_deref().unwrap_or("another orc process (which has since let it go)"))]
+    LeaseLost {
+        /// The run.
+        run_id: String,
+        /// Who holds the lease now, if anyone.
+        holder: Option<String>,
+    },
     /// [`Store::create_run`](crate::Store::create_run) was given an id that is already taken.
     #[error("run `{run_id}` already exists in the state store\nhint: pick another run id")]
     RunExists {

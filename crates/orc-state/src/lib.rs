@@ -11,6 +11,11 @@
 //! resume, [`Store::claim`] the run, read [`Store::run`] and [`Store::checkpoints`], reopen it with
 //! `finish_run(id, RunState::Running, None)`, and [`Store::release`] the lease when done.
 //!
+//! A lease is held by an owner token ([`LeaseOwner`] for orc: host, boot, pid, start time and a
+//! nonce) and fenced by a generation that goes up at each change of owner: the holder keeps it
+//! with [`Store::renew`], and writes with [`Store::append_leased`] and [`Store::finish_leased`],
+//! which fail with [`Error::LeaseLost`] once another process has taken the run over.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::time::{Duration, SystemTime};
@@ -36,9 +41,10 @@
 //!     usage: None,
 //!     cost: None,
 //! }]).await?;
-//! assert!(store.claim("r1", "host-a:4242", Duration::from_secs(30)).await?);
-//! assert!(!store.claim("r1", "host-b:17", Duration::from_secs(30)).await?);
-//! store.finish_run("r1", RunState::Completed, Some(br#"{"success":true}"#)).await?;
+//! let lease = store.claim("r1", "host-a:4242", Duration::from_secs(30)).await?.lease().unwrap();
+//! assert!(store.claim("r1", "host-b:17", Duration::from_secs(30)).await?.lease().is_none());
+//! store.renew(&lease, Duration::from_secs(30)).await?;
+//! store.finish_leased(&lease, RunState::Completed, Some(br#"{"success":true}"#)).await?;
 //! let run = store.run("r1").await?.unwrap();
 //! assert_eq!((run.status, run.steps_done), (RunState::Completed, 1));
 //! # Ok::<(), orc_state::Error>(())
@@ -47,6 +53,7 @@
 
 mod codec;
 mod error;
+mod owner;
 mod postgres;
 mod records;
 mod redis_store;
@@ -57,8 +64,10 @@ mod types;
 mod url;
 
 pub use error::{Error, Result};
+pub use owner::LeaseOwner;
 pub use store::Store;
 pub use types::{
-    Checkpoint, ModelMetric, NewRun, RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
+    Checkpoint, Claim, Lease, ModelMetric, NewRun, RunFilter, RunRow, RunState, StateOptions,
+    UnknownRunState,
 };
 pub use url::redact_url;

@@ -14,6 +14,24 @@ pub(crate) struct StoredRun {
     pub(crate) started_at: i64,
     pub(crate) finished_at: Option<i64>,
     pub(crate) steps_done: i64,
+    /// Whether an unexpired lease is held on it.
+    pub(crate) held: bool,
+}
+
+/// What a backend's claim found.
+#[derive(Debug, Clone)]
+pub(crate) enum RawClaim {
+    /// Claimed; the lease's generation.
+    Held(i64),
+    /// Another owner holds an unexpired lease (empty: it was let go meanwhile).
+    Refused(String),
+}
+
+/// The owner and generation a write under a lease must still match.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fence<'a> {
+    pub(crate) owner: &'a str,
+    pub(crate) generation: i64,
 }
 
 /// A checkpoint as a backend returns it, before decoding.

@@ -4,15 +4,20 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `schema` | string | the schema version |
-//! | `run:<id>` | hash | the run's fields, times in µs since the Unix epoch |
+//! | `run:<id>` | hash | the run's fields, times in µs since the Unix epoch; `lease_owner` and `lease_generation` (schema 2) |
 //! | `run:<id>:steps` | list | its checkpoints in append order |
 //! | `run:<id>:result` | string | its result document (a flag byte, then the bytes) |
-//! | `run:<id>:lease` | string | the lease holder, expiring with the lease (`PX`) |
+//! | `run:<id>:lease` | string | the lease holder while the lease is unexpired (`PX`) |
 //! | `runs`, `runs:status:<s>`, `runs:pipeline:<id>` | sorted sets | run ids by start time |
 //! | `pipeline:<id>` | hash | path, hash, first and last run of a pipeline |
 //! | `metrics:<model>` | sorted set | one JSON member per call, by time |
 //!
 //! Every write that touches more than one key is one Lua script, so it applies whole or not at all.
+//!
+//! Schema 2 added the run hash's `lease_owner` (who holds the lease, expired or not, until it is
+//! released or taken over) and `lease_generation` (raised at each change of owner; a missing one is
+//! 0), which fence the writes made under a lease. A schema-1 store needs nothing rewritten: opening
+//! it sets the version to 2, so that older orcs (whose writes are not fenced) refuse it.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -22,12 +27,12 @@ use redis::{AsyncCommands, RedisError, RetryMethod, Script};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Packed, millis};
-use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 /// Runs fetched per round trip while listing or pruning.
 const BATCH: usize = 256;
@@ -49,23 +54,52 @@ end
 return 1
 ";
 
-/// `KEYS`: run, run:<id>:steps. `ARGV`: the encoded checkpoints. Returns -1 when there is no run.
-const APPEND: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local n = 0
-for i = 1, #ARGV, 512 do
+/// The check a write under a lease makes first, with the fence's owner ('' = no fence) and
+/// generation in `ARGV[a]` and `ARGV[a + 1]`, the run's hash in `KEYS[1]`: returns -2 when the
+/// lease has moved on.
+macro_rules! fence_check {
+    ($owner:literal, $generation:literal) => {
+        concat!(
+            "if ARGV[",
+            $owner,
+            "] ~= '' then
+    local f = redis.call('HMGET', KEYS[1], 'lease_owner', 'lease_generation')
+    if f[1] ~= ARGV[",
+            $owner,
+            "] or (f[2] or '0') ~= ARGV[",
+            $generation,
+            "] then return -2 end
+end
+"
+        )
+    };
+}
+
+/// `KEYS`: run, run:<id>:steps. `ARGV`: the fence's owner ('' = none) and generation, then the
+/// encoded checkpoints. Returns -1 when there is no run, -2 when the lease moved on.
+const APPEND: &str = concat!(
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+",
+    fence_check!("1", "2"),
+    r"local n = 0
+for i = 3, #ARGV, 512 do
     n = redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 511, #ARGV)))
 end
 redis.call('HSET', KEYS[1], 'steps_done', n)
 return n
-";
+"
+);
 
 /// `KEYS`: run, run:<id>:result, then runs:status:<s> for running, completed, failed, interrupted.
-/// `ARGV`: run id, new status, finished_at ('' = none), '1' + document or '0'. Returns 0 when
-/// there is no run.
-const FINISH: &str = r"
+/// `ARGV`: run id, new status, finished_at ('' = none), '1' + document or '0', then the fence's
+/// owner ('' = none) and generation. Returns 0 when there is no run, -2 when the lease moved on.
+const FINISH: &str = concat!(
+    r"
 local fields = redis.call('HMGET', KEYS[1], 'status', 'started_at')
 if not fields[1] then return 0 end
+",
+    fence_check!("6", "7"),
+    r"
 local index = {running = 3, completed = 4, failed = 5, interrupted = 6}
 if index[fields[1]] then redis.call('ZREM', KEYS[index[fields[1]]], ARGV[1]) end
 redis.call('ZADD', KEYS[index[ARGV[2]]], fields[2], ARGV[1])
@@ -81,21 +115,49 @@ else
     redis.call('DEL', KEYS[2])
 end
 return 1
+"
+);
+
+/// `KEYS`: run, run:<id>:lease. `ARGV`: owner, lease in ms, the holder to replace ('' = none).
+/// Returns `{1, generation}` when claimed, `{0, holder}` when another owner holds an unexpired
+/// lease, `{-1, ''}` when there is no run. The generation goes up when the owner changes.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, ''} end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] and holder ~= ARGV[3] then return {0, holder} end
+local f = redis.call('HMGET', KEYS[1], 'lease_owner', 'lease_generation')
+local generation = tonumber(f[2] or '0')
+if f[1] ~= ARGV[1] then generation = generation + 1 end
+redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_generation', generation)
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {1, tostring(generation)}
 ";
 
-/// `KEYS`: run, run:<id>:lease. `ARGV`: owner, lease in ms. Returns 1 when claimed, 0 when another
-/// owner holds the lease, -1 when there is no run.
-const CLAIM: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+/// `KEYS`: run, run:<id>:lease. `ARGV`: owner, generation, lease in ms. Returns `{1, ''}` when
+/// renewed, `{0, holder or ''}` when the lease moved on, `{-1, ''}` when there is no run.
+const RENEW: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, ''} end
+local f = redis.call('HMGET', KEYS[1], 'lease_owner', 'lease_generation')
+if f[1] ~= ARGV[1] or (f[2] or '0') ~= ARGV[2] then return {0, f[1] or ''} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return {1, ''}
+";
+
+/// `KEYS`: run, run:<id>:lease. `ARGV`: owner.
+const RELEASE: &str = r"
+if redis.call('HGET', KEYS[1], 'lease_owner') == ARGV[1] then
+    redis.call('HDEL', KEYS[1], 'lease_owner')
+    redis.call('DEL', KEYS[2])
+elseif redis.call('GET', KEYS[2]) == ARGV[1] then
+    redis.call('DEL', KEYS[2])
+end
 return 1
 ";
 
-/// `KEYS`: run:<id>:lease. `ARGV`: owner.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+/// `KEYS`: schema. `ARGV`: the version this orc writes. Raises an older version to it.
+const UPGRADE: &str = r"
+local v = tonumber(redis.call('GET', KEYS[1]))
+if v and v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 ";
 
@@ -152,6 +214,7 @@ struct Scripts {
     append: Script,
     finish: Script,
     claim: Script,
+    renew: Script,
     release: Script,
     prune: Script,
 }
@@ -223,6 +286,7 @@ impl RedisStore {
                 append: Script::new(APPEND),
                 finish: Script::new(FINISH),
                 claim: Script::new(CLAIM),
+                renew: Script::new(RENEW),
                 release: Script::new(RELEASE),
                 prune: Script::new(PRUNE),
             },
@@ -263,7 +327,16 @@ impl RedisStore {
                 supported: LATEST,
             });
         }
-        // Version 1 is the first: there is nothing older to migrate from yet.
+        if found < LATEST {
+            // Version 1 lacks only the lease fields, which read as "none" when missing.
+            let mut c = self.connection.clone();
+            let _: i64 = Script::new(UPGRADE)
+                .key(&key)
+                .arg(LATEST)
+                .invoke_async(&mut c)
+                .await
+                .map_err(self.error("open"))?;
+        }
         Ok(())
     }
 
@@ -334,10 +407,16 @@ impl RedisStore {
         Ok(())
     }
 
-    pub(crate) async fn append(&self, run_id: &str, steps: Vec<NewStep<'_>>) -> Result<()> {
+    pub(crate) async fn append(
+        &self,
+        run_id: &str,
+        steps: Vec<NewStep<'_>>,
+        fence: Option<Fence<'_>>,
+    ) -> Result<()> {
         let run = self.run_key(run_id);
         let mut invocation = self.scripts.append.key(&run);
         invocation.key(format!("{run}:steps"));
+        fence_args(&mut invocation, fence);
         for step in &steps {
             invocation.arg(encode_step(step));
         }
@@ -346,12 +425,13 @@ impl RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(self.error("append"))?;
-        if n < 0 {
-            return Err(Error::RunNotFound {
+        match n {
+            -2 => Err(self.lost(run_id, "append").await),
+            n if n < 0 => Err(Error::RunNotFound {
                 run_id: run_id.to_owned(),
-            });
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     pub(crate) async fn finish_run(
@@ -360,6 +440,7 @@ impl RedisStore {
         status: RunState,
         finished_at: Option<i64>,
         result: Option<Packed>,
+        fence: Option<Fence<'_>>,
     ) -> Result<()> {
         let run = self.run_key(run_id);
         let mut invocation = self.scripts.finish.key(&run);
@@ -382,32 +463,57 @@ impl RedisStore {
                 invocation.arg("0").arg("");
             }
         }
+        fence_args(&mut invocation, fence);
         let mut c = self.connection.clone();
         let updated: i64 = invocation
             .invoke_async(&mut c)
             .await
             .map_err(self.error("finish_run"))?;
-        if updated == 0 {
-            return Err(Error::RunNotFound {
+        match updated {
+            0 => Err(Error::RunNotFound {
                 run_id: run_id.to_owned(),
-            });
+            }),
+            -2 => Err(self.lost(run_id, "finish_run").await),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     pub(crate) async fn run(&self, run_id: &str) -> Result<Option<StoredRun>> {
         let mut c = self.connection.clone();
-        let fields: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.run_key(run_id))
+        let run = self.run_key(run_id);
+        let (fields, held): (Vec<Option<String>>, bool) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&run)
             .arg(&RUN_FIELDS)
+            .cmd("EXISTS")
+            .arg(format!("{run}:lease"))
             .query_async(&mut c)
             .await
             .map_err(self.error("run"))?;
-        self.stored_run(run_id, fields)
+        self.stored_run(run_id, fields, held)
     }
 
-    /// A run from its hash's [`RUN_FIELDS`]; `None` when the hash does not exist.
-    fn stored_run(&self, run_id: &str, fields: Vec<Option<String>>) -> Result<Option<StoredRun>> {
+    /// Who holds the run's lease now, for [`Error::LeaseLost`].
+    async fn lost(&self, run_id: &str, operation: &'static str) -> Error {
+        let mut c = self.connection.clone();
+        let holder: Result<Option<String>, _> = c.hget(self.run_key(run_id), "lease_owner").await;
+        match holder {
+            Ok(holder) => Error::LeaseLost {
+                run_id: run_id.to_owned(),
+                holder,
+            },
+            Err(e) => self.error(operation)(e),
+        }
+    }
+
+    /// A run from its hash's [`RUN_FIELDS`] and whether its lease key exists; `None` when the
+    /// hash does not exist.
+    fn stored_run(
+        &self,
+        run_id: &str,
+        fields: Vec<Option<String>>,
+        held: bool,
+    ) -> Result<Option<StoredRun>> {
         let what = || format!("run {run_id}");
         let mut fields = fields.into_iter();
         let mut next = || fields.next().flatten();
@@ -437,6 +543,7 @@ impl RedisStore {
             started_at: number("started_at", &started_at)?,
             finished_at: finished_at.map(|v| number("finished_at", &v)).transpose()?,
             steps_done: number("steps_done", &steps_done)?,
+            held,
         }))
     }
 
@@ -513,15 +620,20 @@ impl RedisStore {
             start += ids.len() as isize;
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.cmd("HMGET").arg(self.run_key(id)).arg(&RUN_FIELDS);
+                let run = self.run_key(id);
+                pipe.cmd("HMGET")
+                    .arg(&run)
+                    .arg(&RUN_FIELDS)
+                    .cmd("EXISTS")
+                    .arg(format!("{run}:lease"));
             }
-            let rows: Vec<Vec<Option<String>>> = pipe
+            let rows: Vec<(Vec<Option<String>>, bool)> = pipe
                 .query_async(&mut c)
                 .await
                 .map_err(self.error("list_runs"))?;
-            for (id, fields) in ids.iter().zip(rows) {
+            for (id, (fields, held)) in ids.iter().zip(rows) {
                 // A run pruned between the two round trips is simply gone.
-                let Some(run) = self.stored_run(id, fields)? else {
+                let Some(run) = self.stored_run(id, fields, held)? else {
                     continue;
                 };
                 if status.is_some_and(|s| run.status != s.as_str()) {
@@ -536,33 +648,79 @@ impl RedisStore {
         Ok(runs)
     }
 
-    pub(crate) async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+    pub(crate) async fn claim(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease: Duration,
+        replace: Option<&str>,
+    ) -> Result<RawClaim> {
         let run = self.run_key(run_id);
         let mut c = self.connection.clone();
-        let claimed: i64 = self
+        let (code, text): (i64, String) = self
             .scripts
             .claim
             .key(&run)
             .key(format!("{run}:lease"))
             .arg(owner)
             .arg(millis(lease))
+            .arg(replace.unwrap_or_default())
             .invoke_async(&mut c)
             .await
             .map_err(self.error("claim"))?;
-        if claimed < 0 {
-            return Err(Error::RunNotFound {
+        match code {
+            1 => text.parse().map(RawClaim::Held).map_err(|_| {
+                self.corrupt(
+                    format!("lease of run {run_id}"),
+                    format!("generation `{text}`"),
+                )
+            }),
+            0 => Ok(RawClaim::Refused(text)),
+            _ => Err(Error::RunNotFound {
                 run_id: run_id.to_owned(),
-            });
+            }),
         }
-        Ok(claimed == 1)
+    }
+
+    pub(crate) async fn renew(
+        &self,
+        run_id: &str,
+        fence: Fence<'_>,
+        lease: Duration,
+    ) -> Result<()> {
+        let run = self.run_key(run_id);
+        let mut c = self.connection.clone();
+        let (code, holder): (i64, String) = self
+            .scripts
+            .renew
+            .key(&run)
+            .key(format!("{run}:lease"))
+            .arg(fence.owner)
+            .arg(fence.generation)
+            .arg(millis(lease))
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("renew"))?;
+        match code {
+            1 => Ok(()),
+            0 => Err(Error::LeaseLost {
+                run_id: run_id.to_owned(),
+                holder: (!holder.is_empty()).then_some(holder),
+            }),
+            _ => Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            }),
+        }
     }
 
     pub(crate) async fn release(&self, run_id: &str, owner: &str) -> Result<()> {
+        let run = self.run_key(run_id);
         let mut c = self.connection.clone();
         let _: i64 = self
             .scripts
             .release
-            .key(format!("{}:lease", self.run_key(run_id)))
+            .key(&run)
+            .key(format!("{run}:lease"))
             .arg(owner)
             .invoke_async(&mut c)
             .await
@@ -651,6 +809,14 @@ impl RedisStore {
             })
             .collect()
     }
+}
+
+/// A write's fence as two script arguments: the owner ('' = none) and the generation.
+fn fence_args(invocation: &mut redis::ScriptInvocation<'_>, fence: Option<Fence<'_>>) {
+    match fence {
+        Some(f) => invocation.arg(f.owner).arg(f.generation),
+        None => invocation.arg("").arg(0),
+    };
 }
 
 /// The hash fields of a run, in the order [`RedisStore::stored_run`] reads them.

@@ -9,12 +9,13 @@ use serde_json::Value;
 
 use crate::codec::{from_micros, micros, micros_opt, pack_all, unpack_async};
 use crate::postgres::PgStore;
-use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
 use crate::redis_store::RedisStore;
 use crate::sqlite::{SqliteStore, absolute};
 use crate::url::{Target, redact_url, target};
 use crate::{
-    Checkpoint, Error, ModelMetric, NewRun, Result, RunFilter, RunRow, RunState, StateOptions,
+    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewRun, Result, RunFilter, RunRow,
+    RunState, StateOptions,
 };
 
 /// Longest namespace accepted.
@@ -154,6 +155,26 @@ impl Store {
     /// rewritten. An empty slice writes nothing. Fails with [`Error::RunNotFound`] for an unknown
     /// run.
     pub async fn append(&self, run_id: &str, steps: &[Checkpoint]) -> Result<()> {
+        self.append_fenced(run_id, steps, None).await
+    }
+
+    /// [`Store::append`] by the holder of `lease`: refused with [`Error::LeaseLost`], nothing
+    /// written, when another owner has taken the run over since (or the lease was released), in
+    /// the same transaction (script) that would write the checkpoints.
+    pub async fn append_leased(&self, lease: &Lease, steps: &[Checkpoint]) -> Result<()> {
+        let fence = Fence {
+            owner: &lease.owner,
+            generation: lease.generation,
+        };
+        self.append_fenced(&lease.run_id, steps, Some(fence)).await
+    }
+
+    async fn append_fenced(
+        &self,
+        run_id: &str,
+        steps: &[Checkpoint],
+        fence: Option<Fence<'_>>,
+    ) -> Result<()> {
         if steps.is_empty() {
             return Ok(());
         }
@@ -184,7 +205,9 @@ impl Store {
             });
         }
         let done = self
-            .timed("append", async { dispatch!(self.append(run_id, records)) })
+            .timed("append", async {
+                dispatch!(self.append(run_id, records, fence))
+            })
             .await;
         self.forget();
         done
@@ -200,6 +223,32 @@ impl Store {
         status: RunState,
         result: Option<&[u8]>,
     ) -> Result<()> {
+        self.finish_fenced(run_id, status, result, None).await
+    }
+
+    /// [`Store::finish_run`] by the holder of `lease`: refused with [`Error::LeaseLost`], nothing
+    /// changed, when another owner has taken the run over since (or the lease was released).
+    pub async fn finish_leased(
+        &self,
+        lease: &Lease,
+        status: RunState,
+        result: Option<&[u8]>,
+    ) -> Result<()> {
+        let fence = Fence {
+            owner: &lease.owner,
+            generation: lease.generation,
+        };
+        self.finish_fenced(&lease.run_id, status, result, Some(fence))
+            .await
+    }
+
+    async fn finish_fenced(
+        &self,
+        run_id: &str,
+        status: RunState,
+        result: Option<&[u8]>,
+        fence: Option<Fence<'_>>,
+    ) -> Result<()> {
         let finished_at = (status != RunState::Running)
             .then(|| micros(SystemTime::now(), || "now".to_owned()))
             .transpose()?;
@@ -211,7 +260,7 @@ impl Store {
         };
         let done = self
             .timed("finish_run", async {
-                dispatch!(self.finish_run(run_id, status, finished_at, result))
+                dispatch!(self.finish_run(run_id, status, finished_at, result, fence))
             })
             .await;
         self.forget();
@@ -304,22 +353,74 @@ impl Store {
     }
 
     /// Takes (or renews) the run's lease for `owner` until `lease` from now, so that no other
-    /// process resumes it meanwhile. `true` when `owner` now holds it: nobody held it, the lease
-    /// had expired, or `owner` already held it (call again before it runs out to keep it).
-    /// `false` when another owner holds an unexpired lease. Fails with [`Error::RunNotFound`] for
-    /// an unknown run. Expiry is judged by the server's clock (PostgreSQL, Redis) or this
-    /// machine's (SQLite).
-    pub async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
-        self.timed("claim", async {
-            dispatch!(self.claim(run_id, owner, lease))
+    /// process resumes it meanwhile. [`Claim::Held`] when `owner` now holds it: nobody held it,
+    /// the lease had expired, `owner` already held it, or its holder is provably dead (an orc
+    /// [`LeaseOwner`] on this host, boot and pid namespace whose process is gone or is another
+    /// process now: taken over at once, without waiting for the lease to lapse).
+    /// [`Claim::Refused`] when another owner holds an unexpired lease. Each change of owner
+    /// raises the lease's generation, which fences the writes of the owner before. Fails with
+    /// [`Error::RunNotFound`] for an unknown run. Expiry is judged by the server's clock
+    /// (PostgreSQL, Redis) or this machine's (SQLite).
+    ///
+    /// To keep a lease, call [`Store::renew`] before it runs out.
+    pub async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<Claim> {
+        let mut replace: Option<String> = None;
+        let mut holder = String::new();
+        // A holder that lets go, or a dead one another claimer replaces first, is looked at
+        // again; a few rounds settle any race.
+        for _ in 0..4 {
+            let raw = self
+                .timed("claim", async {
+                    dispatch!(self.claim(run_id, owner, lease, replace.as_deref()))
+                })
+                .await?;
+            match raw {
+                RawClaim::Held(generation) => {
+                    self.forget();
+                    return Ok(Claim::Held(Lease {
+                        run_id: run_id.to_owned(),
+                        owner: owner.to_owned(),
+                        generation,
+                    }));
+                }
+                RawClaim::Refused(now) if now.is_empty() => {}
+                RawClaim::Refused(now) => {
+                    if replace.as_deref() != Some(now.as_str()) && provably_dead(&now).await {
+                        tracing::info!(run = run_id, holder = %now, "taking over the run of a dead holder");
+                        replace = Some(now.clone());
+                        holder = now;
+                        continue;
+                    }
+                    return Ok(Claim::Refused { holder: now });
+                }
+            }
+        }
+        Ok(Claim::Refused { holder })
+    }
+
+    /// Extends the lease `lease` holds to `duration` from now. Fails with [`Error::LeaseLost`]
+    /// when its owner no longer holds the run (another owner took it over, or it was released),
+    /// and [`Error::RunNotFound`] when the run is gone. A lease that expired without anyone
+    /// taking the run is renewed.
+    pub async fn renew(&self, lease: &Lease, duration: Duration) -> Result<()> {
+        let fence = Fence {
+            owner: &lease.owner,
+            generation: lease.generation,
+        };
+        let run_id = lease.run_id.as_str();
+        self.timed("renew", async {
+            dispatch!(self.renew(run_id, fence, duration))
         })
         .await
     }
 
     /// Gives up `owner`'s lease on the run; does nothing when `owner` does not hold it.
     pub async fn release(&self, run_id: &str, owner: &str) -> Result<()> {
-        self.timed("release", async { dispatch!(self.release(run_id, owner)) })
-            .await
+        let done = self
+            .timed("release", async { dispatch!(self.release(run_id, owner)) })
+            .await;
+        self.forget();
+        done
     }
 
     /// Deletes the runs that started before `older_than`, with their checkpoints and result
@@ -425,6 +526,7 @@ impl Store {
             started_at: from_micros(s.started_at),
             finished_at: s.finished_at.map(from_micros),
             steps_done: s.steps_done.max(0) as u64,
+            held: s.held,
             run_id: s.run_id,
             pipeline_id: s.pipeline_id,
             pipeline_path: s.pipeline_path,
@@ -457,6 +559,16 @@ impl Store {
             cost: s.cost,
         })
     }
+}
+
+/// Whether the lease holder `holder` is provably dead (see [`LeaseOwner`]).
+async fn provably_dead(holder: &str) -> bool {
+    let Some(owner) = LeaseOwner::parse(holder) else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || owner.is_provably_dead(std::path::Path::new("/proc")))
+        .await
+        .unwrap_or(false)
 }
 
 /// Refuses options no backend can use.
@@ -506,6 +618,14 @@ mod tests {
         send(store.checkpoints("r"));
         send(store.list_runs(filter));
         send(store.claim("r", "me", Duration::from_secs(1)));
+        let lease = Lease {
+            run_id: "r".into(),
+            owner: "me".into(),
+            generation: 1,
+        };
+        send(store.renew(&lease, Duration::from_secs(1)));
+        send(store.append_leased(&lease, &[]));
+        send(store.finish_leased(&lease, RunState::Failed, None));
         send(store.release("r", "me"));
         send(store.prune(SystemTime::now()));
         send(store.record_model_metric(m));

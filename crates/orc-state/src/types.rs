@@ -139,6 +139,46 @@ pub struct RunRow {
     pub finished_at: Option<SystemTime>,
     /// How many checkpoints have been appended.
     pub steps_done: u64,
+    /// Whether a process holds an unexpired lease on the run. A `Running` run nobody holds is
+    /// abandoned: its process died (or lost the store) without recording how the run ended.
+    pub held: bool,
+}
+
+/// A run's lease as its holder has it, from [`Store::claim`](crate::Store::claim): the owner
+/// token and the lease's generation, which goes up each time another owner takes the run. Writes
+/// made with it ([`Store::append_leased`](crate::Store::append_leased),
+/// [`Store::finish_leased`](crate::Store::finish_leased)) are refused with
+/// [`Error::LeaseLost`](crate::Error::LeaseLost) once another owner has taken the run over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The run.
+    pub run_id: String,
+    /// Who holds it (a [`LeaseOwner`](crate::LeaseOwner) token, for orc).
+    pub owner: String,
+    /// The fencing generation.
+    pub generation: i64,
+}
+
+/// What [`Store::claim`](crate::Store::claim) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the lease now.
+    Held(Lease),
+    /// Another owner holds an unexpired lease and is not provably dead.
+    Refused {
+        /// The holder, as stored.
+        holder: String,
+    },
+}
+
+impl Claim {
+    /// The lease, when the claim succeeded.
+    pub fn lease(self) -> Option<Lease> {
+        match self {
+            Claim::Held(lease) => Some(lease),
+            Claim::Refused { .. } => None,
+        }
+    }
 }
 
 /// One finished step, appended to its run by [`Store::append`](crate::Store::append).

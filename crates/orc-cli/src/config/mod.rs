@@ -22,12 +22,18 @@ pub(crate) struct Config {
     pub(crate) performance: Performance,
 }
 
+/// The shortest and longest `state.lease_seconds`.
+pub(crate) const MIN_LEASE: f64 = 0.1;
+pub(crate) const MAX_LEASE: f64 = 86_400.0;
+
 /// The `state:` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StateSettings {
     /// `sqlite://…`, `postgres://…` or `redis://…`; default SQLite in the data directory.
     pub(crate) url: Option<String>,
+    /// How long a run's lease lasts without renewal, in seconds (default 10).
+    pub(crate) lease_seconds: Option<f64>,
 }
 
 /// The `performance:` section, laid out as the performance guide's `config/performance.yaml`.
@@ -231,6 +237,14 @@ impl Config {
             {
                 issues.push(issue(i.key, i.message));
             }
+        }
+        if let Some(secs) = self.state.lease_seconds
+            && !(secs.is_finite() && (MIN_LEASE..=MAX_LEASE).contains(&secs))
+        {
+            issues.push(issue(
+                "state.lease_seconds".to_owned(),
+                format!("must be a number of seconds from {MIN_LEASE} to {MAX_LEASE}"),
+            ));
         }
         let perf = &self.performance;
         let at = |rest: &str| format!("performance.{rest}");

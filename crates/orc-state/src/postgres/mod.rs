@@ -11,13 +11,13 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::codec::{Packed, millis};
-use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -36,6 +36,13 @@ fn migrator() -> Migrator {
             "model metrics".into(),
             MigrationType::Simple,
             include_str!("migrations/0002_model_metrics.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "lease generation".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0003_lease_generation.sql").into_sql_str(),
             false,
         ),
     ]);
@@ -70,7 +77,7 @@ macro_rules! run_columns {
             us!("started_at"),
             ", ",
             us!("finished_at"),
-            ", steps_done"
+            ", steps_done, COALESCE(lease_owner IS NOT NULL AND lease_expires_at > now(), false)"
         )
     };
 }
@@ -86,6 +93,7 @@ type RunTuple = (
     i64,
     Option<i64>,
     i64,
+    bool,
 );
 
 fn stored_run(t: RunTuple) -> StoredRun {
@@ -99,6 +107,7 @@ fn stored_run(t: RunTuple) -> StoredRun {
         started_at: t.6,
         finished_at: t.7,
         steps_done: t.8,
+        held: t.9,
     }
 }
 
@@ -237,13 +246,23 @@ impl PgStore {
         move |e| query_error(&self.url, &self.raw_url, operation, e, Dialect::Postgres)
     }
 
-    fn found(&self, run_id: &str, rows: u64) -> Result<()> {
-        if rows == 0 {
-            return Err(Error::RunNotFound {
+    /// Why a write under a lease changed nothing: the run is gone, or its lease moved on.
+    async fn refused(&self, run_id: &str, operation: &'static str) -> Error {
+        let holder: Result<Option<(Option<String>,)>, _> =
+            sqlx::query_as("SELECT lease_owner FROM runs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await;
+        match holder {
+            Ok(None) => Error::RunNotFound {
                 run_id: run_id.to_owned(),
-            });
+            },
+            Ok(Some((holder,))) => Error::LeaseLost {
+                run_id: run_id.to_owned(),
+                holder,
+            },
+            Err(e) => self.error(operation)(e),
         }
-        Ok(())
     }
 
     pub(crate) async fn create_run(&self, run: &NewRunRecord<'_>) -> Result<()> {
@@ -284,7 +303,12 @@ impl PgStore {
         }
     }
 
-    pub(crate) async fn append(&self, run_id: &str, steps: Vec<NewStep<'_>>) -> Result<()> {
+    pub(crate) async fn append(
+        &self,
+        run_id: &str,
+        steps: Vec<NewStep<'_>>,
+        fence: Option<Fence<'_>>,
+    ) -> Result<()> {
         let n = steps.len() as u64;
         let mut step_ids = Vec::with_capacity(steps.len());
         let mut statuses = Vec::with_capacity(steps.len());
@@ -314,6 +338,7 @@ impl PgStore {
             "WITH bumped AS (
                  UPDATE runs SET steps_done = steps_done + cardinality($2::text[])
                  WHERE run_id = $1
+                   AND ($12::text IS NULL OR (lease_owner = $12 AND lease_generation = $13))
                  RETURNING steps_done - cardinality($2::text[]) AS base
              )
              INSERT INTO steps (run_id, seq, step_id, status, started_at, completed_at, attempts, model, usage, cost, compressed, payload)
@@ -336,11 +361,13 @@ impl PgStore {
         .bind(costs)
         .bind(compressed)
         .bind(payloads)
+        .bind(fence.map(|f| f.owner))
+        .bind(fence.map(|f| f.generation))
         .execute(&self.pool)
         .await
         .map_err(self.error("append"))?;
         if inserted.rows_affected() != n {
-            return self.found(run_id, 0);
+            return Err(self.refused(run_id, "append").await);
         }
         Ok(())
     }
@@ -351,6 +378,7 @@ impl PgStore {
         status: RunState,
         finished_at: Option<i64>,
         result: Option<Packed>,
+        fence: Option<Fence<'_>>,
     ) -> Result<()> {
         let (result, compressed) = match result {
             Some(p) => (Some(p.bytes), p.compressed),
@@ -359,17 +387,23 @@ impl PgStore {
         let updated = sqlx::query(concat!(
             "UPDATE runs SET status = $2, finished_at = ",
             ts!("$3"),
-            ", result = $4, result_compressed = $5 WHERE run_id = $1"
+            ", result = $4, result_compressed = $5
+             WHERE run_id = $1 AND ($6::text IS NULL OR (lease_owner = $6 AND lease_generation = $7))"
         ))
         .bind(run_id)
         .bind(status.as_str())
         .bind(finished_at)
         .bind(result)
         .bind(compressed)
+        .bind(fence.map(|f| f.owner))
+        .bind(fence.map(|f| f.generation))
         .execute(&self.pool)
         .await
         .map_err(self.error("finish_run"))?;
-        self.found(run_id, updated.rows_affected())
+        if updated.rows_affected() == 0 {
+            return Err(self.refused(run_id, "finish_run").await);
+        }
+        Ok(())
     }
 
     pub(crate) async fn run(&self, run_id: &str) -> Result<Option<StoredRun>> {
@@ -480,31 +514,71 @@ impl PgStore {
         Ok(rows.into_iter().map(stored_run).collect())
     }
 
-    pub(crate) async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+    pub(crate) async fn claim(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease: Duration,
+        replace: Option<&str>,
+    ) -> Result<RawClaim> {
         // One UPDATE: the row lock makes concurrent claimers take turns, and each re-checks the
-        // lease after the one before it committed, so only one of them can win.
-        let claimed = sqlx::query(
-            "UPDATE runs SET lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond'
+        // lease after the one before it committed, so only one of them can win. The generation
+        // goes up when the owner changes.
+        let claimed: Option<(i64,)> = sqlx::query_as(
+            "UPDATE runs SET lease_owner = $2,
+                 lease_expires_at = now() + $3 * interval '1 millisecond',
+                 lease_generation = CASE WHEN lease_owner IS NOT DISTINCT FROM $2
+                     THEN lease_generation ELSE lease_generation + 1 END
              WHERE run_id = $1
-               AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at <= now())",
+               AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at <= now()
+                    OR lease_owner = $4)
+             RETURNING lease_generation",
         )
         .bind(run_id)
         .bind(owner)
         .bind(millis(lease) as f64)
-        .execute(&self.pool)
+        .bind(replace)
+        .fetch_optional(&self.pool)
         .await
-        .map_err(self.error("claim"))?
-        .rows_affected()
-            == 1;
-        if !claimed {
-            let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM runs WHERE run_id = $1")
+        .map_err(self.error("claim"))?;
+        if let Some((generation,)) = claimed {
+            return Ok(RawClaim::Held(generation));
+        }
+        let holder: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT lease_owner FROM runs WHERE run_id = $1")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(self.error("claim"))?;
-            self.found(run_id, u64::from(exists.is_some()))?;
+        match holder {
+            None => Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            }),
+            Some((holder,)) => Ok(RawClaim::Refused(holder.unwrap_or_default())),
         }
-        Ok(claimed)
+    }
+
+    pub(crate) async fn renew(
+        &self,
+        run_id: &str,
+        fence: Fence<'_>,
+        lease: Duration,
+    ) -> Result<()> {
+        let renewed = sqlx::query(
+            "UPDATE runs SET lease_expires_at = now() + $4 * interval '1 millisecond'
+             WHERE run_id = $1 AND lease_owner = $2 AND lease_generation = $3",
+        )
+        .bind(run_id)
+        .bind(fence.owner)
+        .bind(fence.generation)
+        .bind(millis(lease) as f64)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("renew"))?;
+        if renewed.rows_affected() == 0 {
+            return Err(self.refused(run_id, "renew").await);
+        }
+        Ok(())
     }
 
     pub(crate) async fn release(&self, run_id: &str, owner: &str) -> Result<()> {

@@ -32,7 +32,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Mutex;
 
 use crate::codec::{Packed, now_micros};
-use crate::records::{MetricRecord, NewRunRecord, NewStep, StoredRun, StoredStep};
+use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
 use crate::sql::{
     Dialect, MIGRATIONS_TABLE, describe, is_unique_violation, migrate_error, query_error,
     rusqlite_primary, sqlite_primary, sqlite_write_error,
@@ -40,7 +40,7 @@ use crate::sql::{
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -59,6 +59,13 @@ fn migrator() -> Migrator {
             "model metrics".into(),
             MigrationType::Simple,
             include_str!("migrations/0002_model_metrics.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "lease generation".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0003_lease_generation.sql").into_sql_str(),
             false,
         ),
     ]);
@@ -97,7 +104,8 @@ macro_rules! read {
 /// The columns of a run row, in [`StoredRun`]'s order.
 macro_rules! run_columns {
     () => {
-        "run_id, pipeline_id, pipeline_path, pipeline_hash, inputs, status, started_at, finished_at, steps_done"
+        "run_id, pipeline_id, pipeline_path, pipeline_hash, inputs, status, started_at, finished_at, steps_done,
+         COALESCE(lease_owner IS NOT NULL AND lease_expires_at > CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER), 0)"
     };
 }
 
@@ -112,6 +120,7 @@ type RunTuple = (
     i64,
     Option<i64>,
     i64,
+    bool,
 );
 
 fn stored_run(t: RunTuple) -> StoredRun {
@@ -125,13 +134,49 @@ fn stored_run(t: RunTuple) -> StoredRun {
         started_at: t.6,
         finished_at: t.7,
         steps_done: t.8,
+        held: t.9,
     }
 }
 
 /// The INSERT … SELECT of one checkpoint: it takes its position from the run's `steps_done` (which
 /// the `steps_count` trigger then bumps) and inserts nothing when the run does not exist.
 const INSERT_STEP: &str = "INSERT INTO steps (run_id, seq, step_id, status, started_at, completed_at, attempts, model, usage, cost, created_at, compressed, payload)
-     SELECT run_id, steps_done, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM runs WHERE run_id = ?1";
+     SELECT run_id, steps_done, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM runs
+     WHERE run_id = ?1 AND (?13 IS NULL OR (lease_owner = ?13 AND lease_generation = ?14))";
+
+/// Why a write under a lease changed nothing.
+enum Refused {
+    /// No such run.
+    NoRun,
+    /// The lease moved on; who holds it now.
+    Lost(Option<String>),
+}
+
+/// Why a write that changed nothing did not: the run is gone, or its lease moved on.
+fn refused(c: &rusqlite::Connection, run_id: &str) -> rusqlite::Result<Refused> {
+    let holder: Option<Option<String>> = c
+        .prepare_cached("SELECT lease_owner FROM runs WHERE run_id = ?1")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?;
+    Ok(match holder {
+        None => Refused::NoRun,
+        Some(holder) => Refused::Lost(holder),
+    })
+}
+
+impl Refused {
+    fn into_error(self, run_id: &str) -> Error {
+        match self {
+            Refused::NoRun => Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            },
+            Refused::Lost(holder) => Error::LeaseLost {
+                run_id: run_id.to_owned(),
+                holder,
+            },
+        }
+    }
+}
 
 /// A checkpoint as the writer takes it: [`NewStep`] with its text owned, so that it can go to the
 /// blocking pool.
@@ -356,9 +401,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn append(&self, run_id: &str, steps: Vec<NewStep<'_>>) -> Result<()> {
+    pub(crate) async fn append(
+        &self,
+        run_id: &str,
+        steps: Vec<NewStep<'_>>,
+        fence: Option<Fence<'_>>,
+    ) -> Result<()> {
         let now = now_micros();
         let id = run_id.to_owned();
+        let fence_owner = fence.map(|f| f.owner.to_owned());
+        let fence_generation = fence.map(|f| f.generation);
         let steps: Vec<StepRow> = steps.into_iter().map(StepRow::from).collect();
         let found = self
             .write("append", move |c| {
@@ -380,6 +432,8 @@ impl SqliteStore {
                             now,
                             s.compressed,
                             s.payload,
+                            fence_owner,
+                            fence_generation,
                         ])?;
                         if inserted == 0 {
                             return Ok(false);
@@ -389,26 +443,22 @@ impl SqliteStore {
                 };
                 if steps.len() == 1 {
                     // One statement commits on its own: no BEGIN and COMMIT.
-                    return insert_all(c);
+                    return match insert_all(c)? {
+                        true => Ok(None),
+                        false => refused(c, &id).map(Some),
+                    };
                 }
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if !insert_all(&tx)? {
-                    return Ok(false);
+                    return refused(&tx, &id).map(Some);
                 }
-                tx.commit().map(|()| true)
+                tx.commit().map(|()| None)
             })
             .await?;
-        self.found(run_id, u64::from(found))
-    }
-
-    /// `Ok` when a statement that touches only the run's own rows changed one.
-    fn found(&self, run_id: &str, rows: u64) -> Result<()> {
-        if rows == 0 {
-            return Err(Error::RunNotFound {
-                run_id: run_id.to_owned(),
-            });
+        match found {
+            None => Ok(()),
+            Some(refused) => Err(refused.into_error(run_id)),
         }
-        Ok(())
     }
 
     pub(crate) async fn finish_run(
@@ -417,22 +467,41 @@ impl SqliteStore {
         status: RunState,
         finished_at: Option<i64>,
         result: Option<Packed>,
+        fence: Option<Fence<'_>>,
     ) -> Result<()> {
         let (result, compressed) = match result {
             Some(p) => (Some(p.bytes), p.compressed),
             None => (None, false),
         };
         let id = run_id.to_owned();
-        let updated = self
+        let fence_owner = fence.map(|f| f.owner.to_owned());
+        let fence_generation = fence.map(|f| f.generation);
+        let refused = self
             .write("finish_run", move |c| {
-                c.prepare_cached(
-                    "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, result_compressed = ?5
-                     WHERE run_id = ?1",
-                )?
-                .execute(params![id, status.as_str(), finished_at, result, compressed])
+                let updated = c
+                    .prepare_cached(
+                        "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, result_compressed = ?5
+                         WHERE run_id = ?1 AND (?6 IS NULL OR (lease_owner = ?6 AND lease_generation = ?7))",
+                    )?
+                    .execute(params![
+                        id,
+                        status.as_str(),
+                        finished_at,
+                        result,
+                        compressed,
+                        fence_owner,
+                        fence_generation
+                    ])?;
+                if updated == 0 {
+                    return refused(c, &id).map(Some);
+                }
+                Ok(None)
             })
             .await?;
-        self.found(run_id, updated as u64)
+        match refused {
+            None => Ok(()),
+            Some(refused) => Err(refused.into_error(run_id)),
+        }
     }
 
     pub(crate) async fn run(&self, run_id: &str) -> Result<Option<StoredRun>> {
@@ -530,42 +599,90 @@ impl SqliteStore {
         Ok(rows.into_iter().map(stored_run).collect())
     }
 
-    pub(crate) async fn claim(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+    pub(crate) async fn claim(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease: Duration,
+        replace: Option<&str>,
+    ) -> Result<RawClaim> {
         let now = now_micros();
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
         let id = run_id.to_owned();
         let owner = owner.to_owned();
+        let replace = replace.map(str::to_owned);
         // BEGIN IMMEDIATE takes the write lock first, so the check and the update see the same
         // lease even with other processes on the file. `None`: no such run.
         let claimed = self
             .write("claim", move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let claimed = tx
+                let found: Option<(Option<String>, Option<i64>, i64)> = tx
                     .prepare_cached(
-                        "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3
-                         WHERE run_id = ?1
-                           AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires_at <= ?4)",
+                        "SELECT lease_owner, lease_expires_at, lease_generation FROM runs WHERE run_id = ?1",
                     )?
-                    .execute(params![id, owner, until, now])?
-                    == 1;
-                if !claimed
-                    && tx
-                        .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")?
-                        .query_row([&id], |_| Ok(()))
-                        .optional()?
-                        .is_none()
-                {
+                    .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                let Some((holder, expires, generation)) = found else {
                     return Ok(None);
+                };
+                let free = match holder.as_deref() {
+                    None => true,
+                    Some(h) => {
+                        h == owner
+                            || expires.is_none_or(|e| e <= now)
+                            || replace.as_deref() == Some(h)
+                    }
+                };
+                if !free {
+                    return Ok(Some(RawClaim::Refused(holder.unwrap_or_default())));
                 }
+                let generation = if holder.as_deref() == Some(owner.as_str()) {
+                    generation
+                } else {
+                    generation + 1
+                };
+                tx.prepare_cached(
+                    "UPDATE runs SET lease_owner = ?2, lease_expires_at = ?3, lease_generation = ?4
+                     WHERE run_id = ?1",
+                )?
+                .execute(params![id, owner, until, generation])?;
                 tx.commit()?;
-                Ok(Some(claimed))
+                Ok(Some(RawClaim::Held(generation)))
             })
             .await?;
-        match claimed {
-            Some(claimed) => Ok(claimed),
-            None => Err(Error::RunNotFound {
-                run_id: run_id.to_owned(),
-            }),
+        claimed.ok_or_else(|| Error::RunNotFound {
+            run_id: run_id.to_owned(),
+        })
+    }
+
+    pub(crate) async fn renew(
+        &self,
+        run_id: &str,
+        fence: Fence<'_>,
+        lease: Duration,
+    ) -> Result<()> {
+        let now = now_micros();
+        let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let id = run_id.to_owned();
+        let owner = fence.owner.to_owned();
+        let generation = fence.generation;
+        let refused = self
+            .write("renew", move |c| {
+                let renewed = c
+                    .prepare_cached(
+                        "UPDATE runs SET lease_expires_at = ?4
+                         WHERE run_id = ?1 AND lease_owner = ?2 AND lease_generation = ?3",
+                    )?
+                    .execute(params![id, owner, generation, until])?;
+                if renewed == 0 {
+                    return refused(c, &id).map(Some);
+                }
+                Ok(None)
+            })
+            .await?;
+        match refused {
+            None => Ok(()),
+            Some(refused) => Err(refused.into_error(run_id)),
         }
     }
 

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use orc_state::{Checkpoint, Error, ModelMetric, RunFilter, RunState, StateOptions, Store};
+use orc_state::{
+    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, RunFilter, RunState, StateOptions,
+    Store,
+};
 use serde_json::json;
 
 use crate::support::{Harness, at, checkpoint, new_run, options};
@@ -256,40 +259,232 @@ pub(crate) async fn history_lists_newest_first(h: &Harness) {
     );
 }
 
+/// Whether `owner` got the lease.
+async fn claims(s: &Store, run_id: &str, owner: &str, lease: Duration) -> bool {
+    matches!(s.claim(run_id, owner, lease).await.unwrap(), Claim::Held(_))
+}
+
 pub(crate) async fn leases_exclude_other_owners(h: &Harness) {
     let s = &h.store;
     s.create_run(&new_run("r1", "p", 1)).await.unwrap();
+    assert!(!s.run("r1").await.unwrap().unwrap().held);
     let long = Duration::from_secs(60);
-    assert!(s.claim("r1", "a", long).await.unwrap());
-    assert!(!s.claim("r1", "b", long).await.unwrap());
-    assert!(s.claim("r1", "a", long).await.unwrap(), "the holder renews");
+    assert!(claims(s, "r1", "a", long).await);
+    assert!(s.run("r1").await.unwrap().unwrap().held);
+    assert_eq!(
+        s.claim("r1", "b", long).await.unwrap(),
+        Claim::Refused { holder: "a".into() }
+    );
+    assert!(claims(s, "r1", "a", long).await, "the holder renews");
     s.release("r1", "b").await.unwrap();
     assert!(
-        !s.claim("r1", "b", long).await.unwrap(),
+        !claims(s, "r1", "b", long).await,
         "b cannot release a's lease"
     );
     s.release("r1", "a").await.unwrap();
-    assert!(s.claim("r1", "b", long).await.unwrap());
+    assert!(!s.run("r1").await.unwrap().unwrap().held);
+    assert!(claims(s, "r1", "b", long).await);
     s.release("r1", "b").await.unwrap();
 
-    // An expired lease is free.
-    assert!(
-        s.claim("r1", "a", Duration::from_millis(100))
-            .await
-            .unwrap()
-    );
-    assert!(!s.claim("r1", "b", long).await.unwrap());
+    // An expired lease is free, and the run shows as held by nobody.
+    assert!(claims(s, "r1", "a", Duration::from_millis(100)).await);
+    assert!(!claims(s, "r1", "b", long).await);
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(s.claim("r1", "b", long).await.unwrap());
+    assert!(!s.run("r1").await.unwrap().unwrap().held);
+    assert!(!s.list_runs(&RunFilter::default()).await.unwrap()[0].held);
+    assert!(claims(s, "r1", "b", long).await);
+    assert!(s.list_runs(&RunFilter::default()).await.unwrap()[0].held);
 
     let missing = s.claim("nope", "a", long).await.unwrap_err();
     assert!(matches!(missing, Error::RunNotFound { .. }), "{missing}");
     s.release("nope", "a").await.unwrap();
 }
 
+pub(crate) async fn fenced_writes_are_refused_after_a_takeover(h: &Harness) {
+    let s = &h.store;
+    s.create_run(&new_run("r1", "p", 1)).await.unwrap();
+    let short = Duration::from_millis(100);
+    let long = Duration::from_secs(60);
+    let a = s.claim("r1", "a", short).await.unwrap().lease().unwrap();
+    s.append_leased(&a, &[checkpoint("one", 1)]).await.unwrap();
+    s.renew(&a, short).await.unwrap();
+    assert_eq!(
+        s.claim("r1", "a", short).await.unwrap(),
+        Claim::Held(a.clone()),
+        "claiming again renews, same generation"
+    );
+    // `a` stalls past its lease; `b` takes the run over.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let b = s.claim("r1", "b", long).await.unwrap().lease().unwrap();
+    assert!(b.generation > a.generation, "{a:?} {b:?}");
+    for refused in [
+        s.append_leased(&a, &[checkpoint("two", 2), checkpoint("three", 3)])
+            .await
+            .unwrap_err(),
+        s.append_leased(&a, &[checkpoint("two", 2)])
+            .await
+            .unwrap_err(),
+        s.finish_leased(&a, RunState::Completed, Some(b"{}"))
+            .await
+            .unwrap_err(),
+        s.renew(&a, long).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(&refused, Error::LeaseLost { run_id, holder: Some(h) } if run_id == "r1" && h == "b"),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("lost the run's lease to b"),
+            "{refused}"
+        );
+    }
+    // Nothing `a` tried was written; `b` writes.
+    assert_eq!(s.checkpoints("r1").await.unwrap().len(), 1);
+    let row = s.run("r1").await.unwrap().unwrap();
+    assert_eq!((row.status, row.steps_done), (RunState::Running, 1));
+    s.append_leased(&b, &[checkpoint("two", 2)]).await.unwrap();
+    s.finish_leased(&b, RunState::Completed, Some(b"{}"))
+        .await
+        .unwrap();
+    s.release("r1", "b").await.unwrap();
+    // Released: `b`'s lease writes nothing more either; a released lease has no holder.
+    let e = s.renew(&b, long).await.unwrap_err();
+    assert!(matches!(&e, Error::LeaseLost { holder: None, .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("lost the run's lease to another orc process"),
+        "{e}"
+    );
+    assert!(s.append_leased(&b, &[checkpoint("x", 9)]).await.is_err());
+    assert_eq!(s.checkpoints("r1").await.unwrap().len(), 2);
+    // `a` claiming again is a new owner as far as the fence goes.
+    let a2 = s.claim("r1", "a", long).await.unwrap().lease().unwrap();
+    assert!(a2.generation > b.generation);
+    assert!(s.append_leased(&a, &[checkpoint("x", 9)]).await.is_err());
+
+    // A lease that expired with nobody taking the run still fences nothing out.
+    s.create_run(&new_run("r2", "p", 2)).await.unwrap();
+    let c = s.claim("r2", "c", short).await.unwrap().lease().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    s.append_leased(&c, &[checkpoint("late", 1)]).await.unwrap();
+    s.renew(&c, long).await.unwrap();
+    assert!(!claims(s, "r2", "d", long).await, "renewed again");
+
+    let missing = Lease {
+        run_id: "nope".into(),
+        owner: "a".into(),
+        generation: 1,
+    };
+    for e in [
+        s.renew(&missing, long).await.unwrap_err(),
+        s.append_leased(&missing, &[checkpoint("x", 1)])
+            .await
+            .unwrap_err(),
+        s.finish_leased(&missing, RunState::Failed, None)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::RunNotFound { .. }), "{e}");
+    }
+}
+
+/// The token of a process that has exited (and been reaped), on this machine.
+async fn dead_owner() -> LeaseOwner {
+    let me = LeaseOwner::this_process().await;
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    LeaseOwner { pid, ..me }
+}
+
+pub(crate) async fn a_dead_holders_lease_is_taken_over_at_once(h: &Harness) {
+    if !cfg!(target_os = "linux") {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED: telling a dead holder needs Linux's /proc");
+        }
+        return;
+    }
+    let s = &h.store;
+    s.create_run(&new_run("r1", "p", 1)).await.unwrap();
+    let long = Duration::from_secs(60);
+    let dead = dead_owner().await.to_string();
+    let old = s.claim("r1", &dead, long).await.unwrap().lease().unwrap();
+    // A process of this machine that is gone, or whose pid another process has now.
+    let me = LeaseOwner::this_process().await;
+    let reused = LeaseOwner {
+        start: "1".into(),
+        ..me.clone()
+    }
+    .to_string();
+    let new = s
+        .claim("r1", &me.to_string(), long)
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
+    assert!(new.generation > old.generation);
+    let e = s
+        .append_leased(&old, &[checkpoint("a", 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::LeaseLost { .. }), "{e}");
+
+    s.create_run(&new_run("r2", "p", 2)).await.unwrap();
+    assert!(claims(s, "r2", &reused, long).await);
+    assert!(
+        claims(s, "r2", &LeaseOwner::this_process().await.to_string(), long).await,
+        "the holder's pid is another process now"
+    );
+}
+
+pub(crate) async fn a_live_or_unknown_holders_lease_is_refused(h: &Harness) {
+    let s = &h.store;
+    let long = Duration::from_secs(60);
+    let dead = dead_owner().await;
+    let holders = [
+        // This process: alive.
+        LeaseOwner::this_process().await.to_string(),
+        // The same pid in another pid namespace (a container), or on another host or boot.
+        LeaseOwner {
+            pid_ns: "1".into(),
+            ..dead.clone()
+        }
+        .to_string(),
+        LeaseOwner {
+            host: "elsewhere".into(),
+            ..dead.clone()
+        }
+        .to_string(),
+        LeaseOwner {
+            boot: "another-boot".into(),
+            ..dead.clone()
+        }
+        .to_string(),
+        // An older orc's owner, which says only its pid.
+        format!("pid {}", dead.pid),
+    ];
+    for (n, holder) in holders.iter().enumerate() {
+        let run_id = format!("r{n}");
+        s.create_run(&new_run(&run_id, "p", n as u64))
+            .await
+            .unwrap();
+        assert!(claims(s, &run_id, holder, long).await);
+        let me = LeaseOwner::this_process().await.to_string();
+        assert_eq!(
+            s.claim(&run_id, &me, long).await.unwrap(),
+            Claim::Refused {
+                holder: holder.clone()
+            },
+            "{holder}"
+        );
+    }
+}
+
 pub(crate) async fn only_one_concurrent_claim_wins(h: &Harness) {
     let other = h.reopen(options(None)).await.unwrap();
     h.store.create_run(&new_run("r1", "p", 1)).await.unwrap();
+    let mut generations = Vec::new();
     for round in 0..5 {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..8 {
@@ -305,13 +500,14 @@ pub(crate) async fn only_one_concurrent_claim_wins(h: &Harness) {
                     .unwrap()
             });
         }
-        let winners = tasks
+        let winners: Vec<Lease> = tasks
             .join_all()
             .await
             .into_iter()
-            .filter(|&won| won)
-            .count();
-        assert_eq!(winners, 1, "round {round}");
+            .filter_map(Claim::lease)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}");
+        generations.push(winners[0].generation);
         // Free the lease for the next round by letting every owner release.
         for i in 0..8 {
             h.store
@@ -320,6 +516,10 @@ pub(crate) async fn only_one_concurrent_claim_wins(h: &Harness) {
                 .unwrap();
         }
     }
+    assert!(
+        generations.windows(2).all(|w| w[0] < w[1]),
+        "{generations:?}"
+    );
 }
 
 pub(crate) async fn concurrent_appends_keep_every_checkpoint(h: &Harness) {
@@ -384,11 +584,7 @@ pub(crate) async fn prune_deletes_old_unleased_runs(h: &Harness) {
             .await
             .unwrap();
     }
-    assert!(
-        s.claim("leased", "me", Duration::from_secs(60))
-            .await
-            .unwrap()
-    );
+    assert!(claims(s, "leased", "me", Duration::from_secs(60)).await);
     assert_eq!(s.prune(at(50)).await.unwrap(), 2);
     for gone in ["old1", "old2"] {
         assert!(s.run(gone).await.unwrap().is_none());

@@ -23,6 +23,56 @@ async fn a_foreign_schema_key_is_refused() {
 }
 
 #[tokio::test]
+async fn a_version_1_store_is_upgraded_and_its_leases_fenced() {
+    let Some(h) = Harness::redis().await else {
+        return;
+    };
+    h.store
+        .create_run(&crate::support::new_run("r1", "p", 1))
+        .await
+        .unwrap();
+    let mut c = h.redis_connection().await;
+    let key = format!("{}schema", h.redis_prefix());
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let store = h.reopen(options(None)).await.unwrap();
+    let version: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        version, "2",
+        "older orcs, whose writes are not fenced, now refuse it"
+    );
+    // A version-1 run has no lease fields: generation 0, nobody holds it.
+    let a = store
+        .claim("r1", "a", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
+    assert_eq!(a.generation, 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = store
+        .claim("r1", "b", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
+    assert_eq!(b.generation, 2);
+    let e = store
+        .append_leased(&a, &[crate::support::checkpoint("x", 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::LeaseLost { .. }), "{e}");
+}
+
+#[tokio::test]
 async fn a_refused_login_hides_the_password() {
     if !crate::support::redis_reachable().await {
         return;

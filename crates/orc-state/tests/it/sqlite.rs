@@ -176,7 +176,11 @@ async fn an_older_schema_is_migrated() {
         .execute(&mut c)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM orc_schema_migrations WHERE version = 2")
+    sqlx::query("ALTER TABLE runs DROP COLUMN lease_generation")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM orc_schema_migrations WHERE version >= 2")
         .execute(&mut c)
         .await
         .unwrap();
@@ -197,6 +201,25 @@ async fn an_older_schema_is_migrated() {
         .unwrap();
     assert_eq!(store.model_metrics("m", at(0), 0).await.unwrap().len(), 1);
     assert_eq!(store.checkpoints("r1").await.unwrap(), [checkpoint("a", 1)]);
+    // Version 3's lease generation: a takeover fences the owner before.
+    let a = store
+        .claim("r1", "a", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = store
+        .claim("r1", "b", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .lease()
+        .unwrap();
+    assert!(b.generation > a.generation);
+    assert!(matches!(
+        store.append_leased(&a, &[checkpoint("b", 2)]).await,
+        Err(Error::LeaseLost { .. })
+    ));
 }
 
 #[tokio::test]
