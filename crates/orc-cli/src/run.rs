@@ -126,6 +126,9 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit::INVALID);
         }
     };
+    // An undeclared, missing or mistyped input is exit 2 before the run is recorded.
+    orc_engine::resolve_inputs(&loaded.compiled.plan, &inputs)
+        .map_err(|e| UserError(format!("{file}: {e}")))?;
     let gateway = with_pipeline_budget(
         gateway,
         loaded.compiled.plan.budget,

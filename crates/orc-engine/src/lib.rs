@@ -21,7 +21,9 @@ mod step;
 mod tools;
 
 pub use dry_run::{PlannedCall, plan_models};
-pub use exec::{Error, Event, Journal, Observer, Options, Result, execute, new_run_id, run};
+pub use exec::{
+    Error, Event, Journal, Observer, Options, Result, execute, new_run_id, resolve_inputs, run,
+};
 pub use resources::{MemoryLimit, Resources};
 pub use result::{ChoiceRecord, RunResult, RunStatus, StepRecord, StepStatus, Usage};
 pub use step::Backoff;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod cost;
+mod inputs;
 mod models;
 mod pipelines;
 mod resume;

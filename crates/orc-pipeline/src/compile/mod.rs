@@ -15,6 +15,7 @@ use crate::templates::TemplateSet;
 use crate::yaml::{self, Kind, Node, Pos};
 
 pub(crate) use draft::literal_bool;
+pub use read::MAX_TIMEOUT_SECS;
 pub(crate) use read::valid_id;
 pub use resolve::GLOBALS as TEMPLATE_GLOBALS;
 
@@ -113,6 +114,7 @@ const TOP_KEYS: &[&str] = &[
     "metadata",
     "model",
     "budget",
+    "extra_inputs",
 ];
 
 /// Compiles raw bytes: refuses text that is not UTF-8 or is too large, then [`compile`]s it.
@@ -362,6 +364,10 @@ fn build(
         }
     }
     let budget = doc.get("budget").and_then(|n| r.usd(n, "budget"));
+    let extra_inputs = doc
+        .get("extra_inputs")
+        .and_then(|n| r.boolean(n, "extra_inputs"))
+        .unwrap_or(false);
     let model = doc.get("model").and_then(|n| {
         let name = r.string(n, "model")?;
         model::check_name(&mut r, catalog, &name, n.pos, "model", false)
@@ -454,6 +460,7 @@ fn build(
     let mut resolver = Resolver {
         diags: r.diags,
         templates: &templates,
+        source,
         unknown_functions,
     };
     for site in &output_uses {
@@ -484,7 +491,7 @@ fn build(
         }
         let mut d = Diagnostic::new(
             Code::E011,
-            pos,
+            resolve::locate(source, pos, &name, true),
             format!("`{name}` is not defined: no input or step has that name"),
         )
         .field(field);
@@ -499,6 +506,7 @@ fn build(
         name: name?,
         version,
         inputs,
+        extra_inputs,
         outputs,
         model,
         default_timeout,
