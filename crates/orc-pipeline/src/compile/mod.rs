@@ -457,10 +457,11 @@ fn build(
     let top_ids: Vec<String> = drafts.iter().map(|d| d.id.clone()).collect();
     let output_check = resolve::LevelIds::new(&drafts);
     let mut unresolved_outputs = Vec::new();
+    let lines = resolve::SourceLines::new(source);
     let mut resolver = Resolver {
         diags: r.diags,
         templates: &templates,
-        source,
+        source: &lines,
         unknown_functions,
     };
     for site in &output_uses {
@@ -491,7 +492,7 @@ fn build(
         }
         let mut d = Diagnostic::new(
             Code::E011,
-            resolve::locate(source, pos, &name, true),
+            resolve::locate(&lines, pos, &name, true),
             format!("`{name}` is not defined: no input or step has that name"),
         )
         .field(field);

@@ -63,7 +63,7 @@ pub(super) struct Resolver<'a> {
     pub(super) diags: &'a mut Diagnostics,
     pub(super) templates: &'a TemplateSet,
     /// The pipeline text, to point at a name inside the value that holds it.
-    pub(super) source: &'a str,
+    pub(super) source: &'a SourceLines<'a>,
     /// Functions templates call that do not exist, already reported (E017): not names to resolve.
     pub(super) unknown_functions: Vec<(TemplateId, String)>,
 }
@@ -488,17 +488,44 @@ impl Resolver<'_> {
     }
 }
 
+/// The lines of the pipeline text, found once: a file with many findings is not read again
+/// from its start for each.
+pub(super) struct SourceLines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> SourceLines<'a> {
+    pub(super) fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .filter(|&i| i < text.len())
+            .collect();
+        SourceLines { text, starts }
+    }
+
+    /// Line `i` (from 0), without its line break.
+    fn line(&self, i: usize) -> Option<&'a str> {
+        let start = *self.starts.get(i)?;
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |&e| e - 1);
+        let line = self.text.get(start..end)?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+/// How far [`locate`] looks into a value, in characters, before it settles for the value's start.
+const LOCATE_SCAN: usize = 64 * 1024;
+
 /// Where `name` is written in the value that starts at `pos`: the first place it stands as a
 /// whole name (inside `{{ }}` or `{% %}` when the value is a `template`), on the value's line
 /// or the lines below indented at least as far (a block scalar). `pos` when it is not found
-/// there, as when escapes make the text differ.
-pub(super) fn locate(source: &str, pos: Pos, name: &str, template: bool) -> Pos {
+/// there (as when escapes make the text differ) or not in the value's first 64 K characters.
+pub(super) fn locate(source: &SourceLines<'_>, pos: Pos, name: &str, template: bool) -> Pos {
     let Some(first) = (pos.line as usize).checked_sub(1) else {
         return pos;
     };
     let indent = |line: &str| line.len() - line.trim_start_matches(' ').len();
-    let mut lines = source.lines().skip(first);
-    let Some(head) = lines.next() else {
+    let Some(head) = source.line(first) else {
         return pos;
     };
     let skip = pos.col.saturating_sub(1) as usize;
@@ -513,17 +540,22 @@ pub(super) fn locate(source: &str, pos: Pos, name: &str, template: bool) -> Pos 
     }
     // A block scalar starts on its first line of text; its other lines are indented as far.
     let base = skip.max(1);
-    for (k, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if indent(line) < base {
+    let mut scanned = head.len();
+    let mut k = first + 1;
+    while let Some(line) = source.line(k) {
+        scanned += line.len();
+        if scanned > LOCATE_SCAN {
             break;
         }
-        if let Some(col) = finder.find(line, 0) {
-            let line_no = u32::try_from(first + 2 + k).unwrap_or(u32::MAX);
-            return at(line_no, col);
+        if !line.trim().is_empty() {
+            if indent(line) < base {
+                break;
+            }
+            if let Some(col) = finder.find(line, 0) {
+                return at(u32::try_from(k + 1).unwrap_or(u32::MAX), col);
+            }
         }
+        k += 1;
     }
     pos
 }
@@ -548,7 +580,10 @@ struct NameFinder<'n> {
 impl NameFinder<'_> {
     /// The column (0-based, in characters) of the name in `line`, from character `skip` on.
     fn find(&mut self, line: &str, skip: usize) -> Option<usize> {
-        let chars: Vec<char> = line.chars().collect();
+        let chars: Vec<char> = line
+            .chars()
+            .take(skip.saturating_add(LOCATE_SCAN))
+            .collect();
         let word = |c: char| c.is_alphanumeric() || c == '_';
         let mut i = skip;
         while i < chars.len() {
@@ -597,7 +632,7 @@ mod tests {
     use super::*;
 
     fn place(source: &str, line: u32, col: u32, name: &str, template: bool) -> (u32, u32) {
-        let p = locate(source, Pos { line, col }, name, template);
+        let p = locate(&SourceLines::new(source), Pos { line, col }, name, template);
         (p.line, p.col)
     }
 
@@ -618,6 +653,11 @@ mod tests {
             place("a: \"{{ x }}\"\nb: \"{{ y }}\"\n", 1, 4, "y", true),
             (1, 4)
         );
+        // Line breaks may be CRLF.
+        assert_eq!(place("a: 1\r\nm: \"{{ b }}\"\r\n", 2, 4, "b", true), (2, 8));
+        let lines = SourceLines::new("a\r\nb\n\nc");
+        let got: Vec<Option<&str>> = (0..5).map(|i| lines.line(i)).collect();
+        assert_eq!(got, [Some("a"), Some("b"), Some(""), Some("c"), None]);
         // Columns count characters.
         assert_eq!(place("m: \"→ {{ é }}\"\n", 1, 4, "é", true), (1, 10));
     }
