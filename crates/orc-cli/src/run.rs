@@ -165,7 +165,8 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         Some(id) => id.clone(),
         None => orc_engine::new_run_id(&loaded.compiled.plan.id),
     };
-    // Everything that refuses a run before its first step is checked before it is recorded.
+    // Everything that refuses a run before its first step (an undeclared, missing or mistyped
+    // input, a model that cannot be used) is checked before the run is recorded: exit 2.
     let lease = crate::state::lease_length(&config);
     orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
         .map_err(|e| UserError(format!("{file}: {e}")))?;

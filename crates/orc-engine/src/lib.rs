@@ -23,7 +23,8 @@ mod tools;
 
 pub use dry_run::{PlannedCall, plan_models};
 pub use exec::{
-    Error, Event, Journal, Observer, Options, Result, execute, new_run_id, preflight, run,
+    Error, Event, Journal, Observer, Options, Result, execute, new_run_id, preflight,
+    resolve_inputs, run,
 };
 pub use resources::{MemoryLimit, Resources};
 pub use result::{ChoiceRecord, RunResult, RunStatus, StepRecord, StepStatus, Usage};

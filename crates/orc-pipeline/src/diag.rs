@@ -267,16 +267,19 @@ impl Diagnostics {
     }
 }
 
-/// The closest candidate to `name`, if one is close enough to suggest.
-pub(crate) fn did_you_mean<'a>(
+/// The closest candidate to `name`, if one is close enough to suggest (a third of its
+/// characters at most, a swap of neighbours counting as one edit); the first of equals.
+pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = edit_distance(name, c);
-        let limit = (name.len().max(c.len()) / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+        let longest = name.chars().count().max(c.chars().count());
+        let limit = (longest / 3).max(1);
+        // A name with nothing in common (`c` for `a`) is no suggestion.
+        if d <= limit && d < longest && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }
     }
@@ -315,6 +318,8 @@ mod tests {
             Some("read_alpha")
         );
         assert_eq!(did_you_mean("zzz", ["read_alpha", "beta"]), None);
+        assert_eq!(did_you_mean("c", ["a", "b"]), None);
+        assert_eq!(did_you_mean("ba", ["ab"]), Some("ab"));
         assert_eq!(did_you_mean("raed", ["write", "read"]), Some("read"));
         assert_eq!(
             did_you_mean("ecoh", ["echo", "evaluate_condition"]),

@@ -24,10 +24,10 @@ mod yaml;
 
 pub use auto::{AutoRequest, AutoResolver, Expected};
 pub use compile::{
-    Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, TEMPLATE_GLOBALS, compile, compile_bytes,
-    compile_bytes_with, compile_with, has_template, type_matches,
+    Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, TEMPLATE_GLOBALS, compile,
+    compile_bytes, compile_bytes_with, compile_with, has_template, type_matches,
 };
-pub use diag::{Code, Diagnostic, Diagnostics, Severity};
+pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};
 pub use plan::{
     Action, Condition, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param, Plan,

@@ -19,6 +19,10 @@ pub struct Plan {
     pub version: String,
     /// Declared inputs, in document order.
     pub inputs: Vec<Input>,
+    /// Whether the caller may give inputs the pipeline does not declare (`extra_inputs: true`);
+    /// otherwise an undeclared input is an error before anything runs.
+    #[serde(default)]
+    pub extra_inputs: bool,
     /// Output names and the template or literal that computes each.
     pub outputs: Vec<(String, Param)>,
     /// The pipeline's default model, if it names one.

@@ -148,14 +148,25 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     Builder::default().run(text)
 }
 
-/// The most nodes that aliases may expand to, so an alias bomb cannot exhaust memory.
+/// The most values that aliases may expand to, so an alias bomb cannot exhaust memory.
 const MAX_ALIAS_NODES: usize = 1_000_000;
+
+/// The most text (bytes of keys and scalars) that aliases may expand to: a few kilobytes of
+/// anchors that repeat long strings must not grow into gigabytes.
+const MAX_ALIAS_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much an anchored value weighs when an alias repeats it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, Node>,
-    alias_nodes: usize,
+    anchors: std::collections::HashMap<usize, (Node, Size)>,
+    alias: Size,
     root: Option<Node>,
     documents: usize,
 }
@@ -255,18 +266,32 @@ impl Builder {
                     self.value(node, anchor)?;
                 }
                 Event::Alias(id) => {
-                    let node = self
+                    // Counted before the copy is made, so a bomb stops at the first alias too many.
+                    let size = self
                         .anchors
                         .get(&id)
-                        .cloned()
+                        .map(|(_, size)| *size)
                         .ok_or_else(|| error("an alias refers to an unknown anchor", pos))?;
-                    self.alias_nodes += count(&node);
-                    if self.alias_nodes > MAX_ALIAS_NODES {
+                    self.alias.nodes = self.alias.nodes.saturating_add(size.nodes);
+                    self.alias.bytes = self.alias.bytes.saturating_add(size.bytes);
+                    if self.alias.nodes > MAX_ALIAS_NODES {
                         return Err(error(
                             format!("aliases expand to more than {MAX_ALIAS_NODES} values"),
                             pos,
                         ));
                     }
+                    if self.alias.bytes > MAX_ALIAS_BYTES {
+                        return Err(error(
+                            format!(
+                                "aliases expand to more than {} MiB of text",
+                                MAX_ALIAS_BYTES / (1024 * 1024)
+                            ),
+                            pos,
+                        ));
+                    }
+                    let Some((node, _)) = self.anchors.get(&id).cloned() else {
+                        return Err(error("an alias refers to an unknown anchor", pos));
+                    };
                     self.value(
                         Node {
                             kind: node.kind,
@@ -287,7 +312,7 @@ impl Builder {
     /// Places a finished value: in the collection being built, or as the document.
     fn value(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size(&node)));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
@@ -366,12 +391,26 @@ fn merge(
     Ok(())
 }
 
-fn count(node: &Node) -> usize {
-    match &node.kind {
-        Kind::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
-        Kind::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + count(v)).sum::<usize>(),
-        _ => 1,
+/// Values and bytes of text in a node: keys and scalars, a number or a boolean as 8 bytes.
+fn size(node: &Node) -> Size {
+    let mut total = Size::default();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        total.nodes += 1;
+        match &n.kind {
+            Kind::Str(s) => total.bytes += s.len(),
+            Kind::Seq(items) => stack.extend(items),
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    total.nodes += 1;
+                    total.bytes += k.name.len();
+                    stack.push(v);
+                }
+            }
+            Kind::Null | Kind::Bool(_) | Kind::Int(_) | Kind::Float(_) => total.bytes += 8,
+        }
     }
+    total
 }
 
 /// A scalar's value under the YAML 1.2 core schema; quoted and block scalars are strings.
@@ -578,6 +617,25 @@ mod tests {
         let err = parse("a: 1\n---\nb: 2\n").unwrap_err();
         assert!(err.message.contains("one YAML document"), "{err:?}");
         assert_eq!(err.pos.line, 2);
+    }
+
+    #[test]
+    fn aliases_of_long_strings_are_counted_in_bytes() {
+        // 100 KB of anchors: ten aliases of ten aliases … of a 100 KB string is gigabytes.
+        let mut text = format!("s0: &s0 \"{}\"\n", "x".repeat(100_000));
+        for i in 1..6 {
+            let prev = i - 1;
+            let refs = vec![format!("*s{prev}"); 10].join(", ");
+            text.push_str(&format!("s{i}: &s{i} [{refs}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("16 MiB of text"), "{err:?}");
+        // At the alias that went over: `s3`'s list (10 × 10 × 10 × 100 KB > 16 MiB).
+        assert_eq!(err.pos.line, 4, "{err:?}");
+        // Well under the limit, the same shape parses.
+        let small = text.replace(&"x".repeat(100_000), "xy");
+        let doc = parse(&small).unwrap();
+        assert!(doc.get("s5").is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod cli;
 mod cost;
 mod examples;
+mod inputs;
 mod leases;
 mod models;
 mod pipelines;

@@ -158,7 +158,8 @@ pub(crate) fn text_param(params: &Map<String, Value>, key: &str) -> Result<Strin
     }
 }
 
-/// A number of seconds from a parameter, with a default.
+/// A number of seconds from a parameter, with a default: positive and at most a year
+/// ([`orc_pipeline::MAX_TIMEOUT_SECS`]), so it always makes a `Duration`.
 pub(crate) fn seconds_param(
     params: &Map<String, Value>,
     key: &str,
@@ -169,8 +170,13 @@ pub(crate) fn seconds_param(
         Some(v) => v
             .as_f64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .ok_or_else(|| format!("parameter `{key}` must be a positive number of seconds")),
+            .filter(|s| *s > 0.0 && *s <= orc_pipeline::MAX_TIMEOUT_SECS)
+            .ok_or_else(|| {
+                format!(
+                    "parameter `{key}` must be a positive number of seconds, at most {} (a year), not {v}",
+                    orc_pipeline::MAX_TIMEOUT_SECS
+                )
+            }),
     }
 }
 

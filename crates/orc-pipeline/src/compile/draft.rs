@@ -122,6 +122,29 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
     })
 }
 
+/// Tools whose `timeout` parameter is the child process's time limit, in seconds.
+const PROCESS_TOOLS: &[&str] = &["terminal", "python-executor"];
+
+/// A literal `parameters.timeout` of a process tool: a number of seconds in range (a
+/// template is checked when the step runs).
+fn check_timeout_param(r: &mut Reader<'_>, t: &Node) {
+    const FIELD: &str = "parameters.timeout";
+    match &t.kind {
+        Kind::Int(_) | Kind::Float(_) => {
+            r.seconds(t, FIELD);
+        }
+        Kind::Str(s) if is_template(s) => {}
+        Kind::Str(s) => match s.trim().parse::<f64>() {
+            Ok(v) => {
+                r.seconds_in_range(v, t, FIELD);
+            }
+            Err(_) => r.wrong_type(t, FIELD, "a number of seconds"),
+        },
+        Kind::Null => {}
+        _ => r.wrong_type(t, FIELD, "a number of seconds"),
+    }
+}
+
 /// Tool-less actions and the aliases users write for them.
 fn normalize_action(action: &str) -> &str {
     match action {
@@ -775,6 +798,11 @@ impl<'a> Drafter<'a> {
                     return stand_in();
                 }
                 Some(_) => {}
+            }
+            if PROCESS_TOOLS.contains(&tool.as_str())
+                && let Some(t) = node.get("parameters").and_then(|p| p.get("timeout"))
+            {
+                check_timeout_param(r, t);
             }
             let action = self.param(action_node, step, "action", uses);
             return DraftKind::Action {

@@ -15,6 +15,7 @@ use crate::templates::TemplateSet;
 use crate::yaml::{self, Kind, Node, Pos};
 
 pub(crate) use draft::literal_bool;
+pub use read::MAX_TIMEOUT_SECS;
 pub(crate) use read::valid_id;
 pub use resolve::GLOBALS as TEMPLATE_GLOBALS;
 
@@ -113,6 +114,7 @@ const TOP_KEYS: &[&str] = &[
     "metadata",
     "model",
     "budget",
+    "extra_inputs",
 ];
 
 /// Compiles raw bytes: refuses text that is not UTF-8 or is too large, then [`compile`]s it.
@@ -362,6 +364,10 @@ fn build(
         }
     }
     let budget = doc.get("budget").and_then(|n| r.usd(n, "budget"));
+    let extra_inputs = doc
+        .get("extra_inputs")
+        .and_then(|n| r.boolean(n, "extra_inputs"))
+        .unwrap_or(false);
     let model = doc.get("model").and_then(|n| {
         let name = r.string(n, "model")?;
         model::check_name(&mut r, catalog, &name, n.pos, "model", false)
@@ -451,9 +457,11 @@ fn build(
     let top_ids: Vec<String> = drafts.iter().map(|d| d.id.clone()).collect();
     let output_check = resolve::LevelIds::new(&drafts);
     let mut unresolved_outputs = Vec::new();
+    let lines = resolve::SourceLines::new(source);
     let mut resolver = Resolver {
         diags: r.diags,
         templates: &templates,
+        source: &lines,
         unknown_functions,
     };
     for site in &output_uses {
@@ -484,7 +492,7 @@ fn build(
         }
         let mut d = Diagnostic::new(
             Code::E011,
-            pos,
+            resolve::locate(&lines, pos, &name, true),
             format!("`{name}` is not defined: no input or step has that name"),
         )
         .field(field);
@@ -499,6 +507,7 @@ fn build(
         name: name?,
         version,
         inputs,
+        extra_inputs,
         outputs,
         model,
         default_timeout,

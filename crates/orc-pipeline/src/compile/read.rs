@@ -3,6 +3,9 @@
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::yaml::{Kind, Node};
 
+/// The longest timeout a pipeline may set, in seconds: a year.
+pub const MAX_TIMEOUT_SECS: f64 = 31_536_000.0;
+
 /// The context for reading one mapping: where findings go and whom they concern.
 pub(super) struct Reader<'a> {
     pub(super) diags: &'a mut Diagnostics,
@@ -62,12 +65,19 @@ impl Reader<'_> {
                 return None;
             }
         };
-        if !(v > 0.0 && v.is_finite() && v <= 31_536_000.0) {
+        self.seconds_in_range(v, node, field)
+    }
+
+    /// A number of seconds that is positive and at most [`MAX_TIMEOUT_SECS`].
+    pub(super) fn seconds_in_range(&mut self, v: f64, node: &Node, field: &str) -> Option<f64> {
+        if !(v > 0.0 && v.is_finite() && v <= MAX_TIMEOUT_SECS) {
             self.report(
                 Diagnostic::new(
                     Code::E014,
                     node.pos,
-                    format!("`{field}` must be a positive number of seconds, not {v}"),
+                    format!(
+                        "`{field}` must be a positive number of seconds, at most {MAX_TIMEOUT_SECS} (a year), not {v}"
+                    ),
                 )
                 .field(field),
             );

@@ -54,11 +54,16 @@ pub(super) struct Unresolved {
     pos: Pos,
     step: String,
     field: String,
+    /// The step ids (and, for template names, loop variables) in scope where it was
+    /// written: what a typo may have meant.
+    candidates: Vec<String>,
 }
 
 pub(super) struct Resolver<'a> {
     pub(super) diags: &'a mut Diagnostics,
     pub(super) templates: &'a TemplateSet,
+    /// The pipeline text, to point at a name inside the value that holds it.
+    pub(super) source: &'a SourceLines<'a>,
     /// Functions templates call that do not exist, already reported (E017): not names to resolve.
     pub(super) unknown_functions: Vec<(TemplateId, String)>,
 }
@@ -71,6 +76,8 @@ fn root(name: &str) -> &str {
 /// The ids one level provides, including the ids loop iterations will have.
 pub(super) struct LevelIds<'d> {
     ids: HashMap<&'d str, usize>,
+    /// The ids in document order.
+    order: Vec<&'d str>,
     loops: Vec<(&'d str, usize)>,
 }
 
@@ -87,7 +94,8 @@ impl<'d> LevelIds<'d> {
             .filter(|(_, d)| !matches!(d.kind, DraftKind::Action { .. }))
             .map(|(i, d)| (d.id.as_str(), i))
             .collect();
-        LevelIds { ids, loops }
+        let order = drafts.iter().map(|d| d.id.as_str()).collect();
+        LevelIds { ids, order, loops }
     }
 
     /// The step a name refers to: an id, or `<loop>_<n>_<step>` for a loop here.
@@ -103,8 +111,9 @@ impl<'d> LevelIds<'d> {
         })
     }
 
+    /// The ids, in document order (so suggestions do not depend on hashing).
     pub(super) fn names(&self) -> impl Iterator<Item = &str> {
-        self.ids.keys().copied()
+        self.order.iter().copied()
     }
 }
 
@@ -205,6 +214,11 @@ impl Resolver<'_> {
                             pos: site.pos,
                             step: d.id.clone(),
                             field: site.field.clone(),
+                            candidates: ids
+                                .names()
+                                .chain(bindings.iter().copied())
+                                .map(str::to_string)
+                                .collect(),
                         }),
                     }
                 }
@@ -228,7 +242,11 @@ impl Resolver<'_> {
                         }
                     }
                     None if !up.explicit && bindings.contains(&up.name.as_str()) => {}
-                    None => unresolved.push(up),
+                    None => {
+                        let mut up = up;
+                        up.candidates.extend(ids.names().map(str::to_string));
+                        unresolved.push(up);
+                    }
                 }
             }
             for (name, pos) in &d.deps {
@@ -253,6 +271,7 @@ impl Resolver<'_> {
                         pos: *pos,
                         step: d.id.clone(),
                         field: "dependencies".into(),
+                        candidates: ids.names().map(str::to_string).collect(),
                     }),
                 }
             }
@@ -445,10 +464,18 @@ impl Resolver<'_> {
                     ),
                 )
             };
-            let mut d = Diagnostic::new(code, u.pos, message)
+            let pos = locate(self.source, u.pos, &u.name, u.template);
+            let mut d = Diagnostic::new(code, pos, message)
                 .step(&u.step)
                 .field(&u.field);
-            d = match did_you_mean(&u.name, known.iter().copied()) {
+            // A dependency names a step; a template name may be an input, a global or a step.
+            let pool = u.candidates.iter().map(String::as_str);
+            let suggestion = if u.explicit {
+                did_you_mean(&u.name, pool)
+            } else {
+                did_you_mean(&u.name, known.iter().copied().chain(pool))
+            };
+            d = match suggestion {
                 Some(s) => d.hint(format!("did you mean `{s}`?")),
                 None if !u.explicit => d.hint(format!(
                     "declare it under `parameters:` to take it as an input (`orc run -i {}=…`)",
@@ -458,5 +485,180 @@ impl Resolver<'_> {
             };
             self.diags.push(d);
         }
+    }
+}
+
+/// The lines of the pipeline text, found once: a file with many findings is not read again
+/// from its start for each.
+pub(super) struct SourceLines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> SourceLines<'a> {
+    pub(super) fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .filter(|&i| i < text.len())
+            .collect();
+        SourceLines { text, starts }
+    }
+
+    /// Line `i` (from 0), without its line break.
+    fn line(&self, i: usize) -> Option<&'a str> {
+        let start = *self.starts.get(i)?;
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |&e| e - 1);
+        let line = self.text.get(start..end)?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+/// How far [`locate`] looks into a value, in characters, before it settles for the value's start.
+const LOCATE_SCAN: usize = 64 * 1024;
+
+/// Where `name` is written in the value that starts at `pos`: the first place it stands as a
+/// whole name (inside `{{ }}` or `{% %}` when the value is a `template`), on the value's line
+/// or the lines below indented at least as far (a block scalar). `pos` when it is not found
+/// there (as when escapes make the text differ) or not in the value's first 64 K characters.
+pub(super) fn locate(source: &SourceLines<'_>, pos: Pos, name: &str, template: bool) -> Pos {
+    let Some(first) = (pos.line as usize).checked_sub(1) else {
+        return pos;
+    };
+    let indent = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    let Some(head) = source.line(first) else {
+        return pos;
+    };
+    let skip = pos.col.saturating_sub(1) as usize;
+    let mut finder = NameFinder {
+        name: &name.chars().collect::<Vec<char>>(),
+        template,
+        in_expr: !template,
+        quote: None,
+    };
+    if let Some(col) = finder.find(head, skip) {
+        return at(pos.line, col);
+    }
+    // A block scalar starts on its first line of text; its other lines are indented as far.
+    let base = skip.max(1);
+    let mut scanned = head.len();
+    let mut k = first + 1;
+    while let Some(line) = source.line(k) {
+        scanned += line.len();
+        if scanned > LOCATE_SCAN {
+            break;
+        }
+        if !line.trim().is_empty() {
+            if indent(line) < base {
+                break;
+            }
+            if let Some(col) = finder.find(line, 0) {
+                return at(u32::try_from(k + 1).unwrap_or(u32::MAX), col);
+            }
+        }
+        k += 1;
+    }
+    pos
+}
+
+fn at(line: u32, col: usize) -> Pos {
+    Pos {
+        line,
+        col: u32::try_from(col + 1).unwrap_or(u32::MAX),
+    }
+}
+
+/// Scans text for a whole name, keeping track of template delimiters and quotes across lines.
+struct NameFinder<'n> {
+    name: &'n [char],
+    template: bool,
+    /// Inside `{{ }}` or `{% %}` (always, for an expression).
+    in_expr: bool,
+    /// The quote of a string literal inside an expression.
+    quote: Option<char>,
+}
+
+impl NameFinder<'_> {
+    /// The column (0-based, in characters) of the name in `line`, from character `skip` on.
+    fn find(&mut self, line: &str, skip: usize) -> Option<usize> {
+        let chars: Vec<char> = line
+            .chars()
+            .take(skip.saturating_add(LOCATE_SCAN))
+            .collect();
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let mut i = skip;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            if self.template && !self.in_expr {
+                if c == '{' && matches!(next, Some('{' | '%')) {
+                    self.in_expr = true;
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            if let Some(q) = self.quote {
+                if c == q {
+                    self.quote = None;
+                }
+                i += 1;
+                continue;
+            }
+            if self.template && matches!(c, '}' | '%') && next == Some('}') {
+                self.in_expr = false;
+                i += 2;
+                continue;
+            }
+            if self.template && matches!(c, '\'' | '"') {
+                self.quote = Some(c);
+                i += 1;
+                continue;
+            }
+            let starts = chars[i..].starts_with(self.name)
+                && (i == 0 || !(word(chars[i - 1]) || chars[i - 1] == '.'))
+                && chars.get(i + self.name.len()).is_none_or(|&c| !word(c));
+            if starts {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(source: &str, line: u32, col: u32, name: &str, template: bool) -> (u32, u32) {
+        let p = locate(&SourceLines::new(source), Pos { line, col }, name, template);
+        (p.line, p.col)
+    }
+
+    #[test]
+    fn a_name_is_found_where_it_is_written() {
+        // Inside the template's braces, not in its text, nor as an attribute or a string.
+        let src = "m: \"a x.a {{ 'a' ~ x.a ~ a }}\"\n";
+        assert_eq!(place(src, 1, 4, "a", true), (1, 26));
+        // An expression has no braces.
+        assert_eq!(place("if: \"b and a\"\n", 1, 5, "a", false), (1, 12));
+        // A block scalar (its position is its first line of text): on the lines of its
+        // block, not after it.
+        let src = "k:\n  m: |\n    text a\n    {{ b }} {{ a }}\n  a: 1\n  b: \"{{ z }}\"\n";
+        assert_eq!(place(src, 3, 5, "a", true), (4, 16));
+        assert_eq!(place(src, 3, 5, "z", true), (3, 5));
+        // A one-line value stops at its line: the next key is indented less than the value.
+        assert_eq!(
+            place("a: \"{{ x }}\"\nb: \"{{ y }}\"\n", 1, 4, "y", true),
+            (1, 4)
+        );
+        // Line breaks may be CRLF.
+        assert_eq!(place("a: 1\r\nm: \"{{ b }}\"\r\n", 2, 4, "b", true), (2, 8));
+        let lines = SourceLines::new("a\r\nb\n\nc");
+        let got: Vec<Option<&str>> = (0..5).map(|i| lines.line(i)).collect();
+        assert_eq!(got, [Some("a"), Some("b"), Some(""), Some("c"), None]);
+        // Columns count characters.
+        assert_eq!(place("m: \"→ {{ é }}\"\n", 1, 4, "é", true), (1, 10));
     }
 }

@@ -1057,14 +1057,31 @@ fn json_dumps(
     Ok(())
 }
 
+/// The widest `to_json` indent: every line of the output repeats it once per level.
+const MAX_JSON_INDENT: usize = 100;
+
 fn json_indent(indent: Option<Value>) -> Result<Option<String>, Error> {
     Ok(match present(indent) {
         None => None,
-        Some(v) if v.kind() == ValueKind::String => Some(py_str(&v)),
+        Some(v) if v.kind() == ValueKind::String => {
+            let indent = py_str(&v);
+            if indent.len() > MAX_JSON_INDENT {
+                return Err(op_err(format!(
+                    "to_json: an indent of more than {MAX_JSON_INDENT} characters is too long"
+                )));
+            }
+            Some(indent)
+        }
         Some(v) => {
             let n = as_i128(&v)
                 .ok_or_else(|| op_err("to_json: indent must be an integer or a string"))?;
-            Some(" ".repeat(usize::try_from(n).unwrap_or(0)))
+            let n = usize::try_from(n).unwrap_or(0);
+            if n > MAX_JSON_INDENT {
+                return Err(op_err(format!(
+                    "to_json: indent {n} is too large; orc allows at most {MAX_JSON_INDENT}"
+                )));
+            }
+            Some(" ".repeat(n))
         }
     })
 }
@@ -1480,6 +1497,35 @@ impl Default for Spec {
     }
 }
 
+/// The widest field and the longest precision `format` takes (Python takes any): a width of
+/// `%01500000000d` would otherwise allocate gigabytes.
+const MAX_FORMAT_WIDTH: usize = 10_000;
+
+/// The most text one `format` call may produce: repeating a field (`{0}{0}{0}…`) must not
+/// multiply a long argument into gigabytes.
+const MAX_FORMAT_OUTPUT: usize = 16 * 1024 * 1024;
+
+fn check_width(what: &str, n: usize) -> Result<usize, Error> {
+    if n > MAX_FORMAT_WIDTH {
+        return Err(op_err(format!(
+            "format: {what} {n} is too large; orc allows at most {MAX_FORMAT_WIDTH}"
+        )));
+    }
+    Ok(n)
+}
+
+/// Appends one formatted field, refusing output beyond [`MAX_FORMAT_OUTPUT`].
+fn push_field(out: &mut String, field: &str) -> Result<(), Error> {
+    if out.len().saturating_add(field.len()) > MAX_FORMAT_OUTPUT {
+        return Err(op_err(format!(
+            "format: the result would be longer than {} MiB",
+            MAX_FORMAT_OUTPUT / (1024 * 1024)
+        )));
+    }
+    out.push_str(field);
+    Ok(())
+}
+
 fn parse_format_spec(spec: &str) -> Result<Spec, Error> {
     let chars: Vec<char> = spec.chars().collect();
     let mut out = Spec::default();
@@ -1519,9 +1565,11 @@ fn parse_format_spec(spec: &str) -> Result<Spec, Error> {
     }
     if i > start {
         let text: String = chars[start..i].iter().collect();
-        out.width = text
-            .parse()
-            .map_err(|_| op_err("format: too many decimal digits in format string"))?;
+        out.width = check_width(
+            "width",
+            text.parse()
+                .map_err(|_| op_err("format: too many decimal digits in format string"))?,
+        )?;
     }
     if let Some(&c) = chars.get(i)
         && matches!(c, ',' | '_')
@@ -1539,10 +1587,11 @@ fn parse_format_spec(spec: &str) -> Result<Spec, Error> {
             return Err(op_err("format: format specifier missing precision"));
         }
         let text: String = chars[start..i].iter().collect();
-        out.precision = Some(
+        out.precision = Some(check_width(
+            "precision",
             text.parse()
                 .map_err(|_| op_err("format: too many decimal digits in format string"))?,
-        );
+        )?);
     }
     match chars.len() - i {
         0 => {}
@@ -2062,6 +2111,7 @@ fn percent_format(
                 i += 1;
             }
         }
+        spec.width = check_width("width", spec.width)?;
         if chars.get(i) == Some(&'.') {
             i += 1;
             if chars.get(i) == Some(&'*') {
@@ -2076,6 +2126,7 @@ fn percent_format(
                 }
                 spec.precision = Some(p);
             }
+            spec.precision = Some(check_width("precision", spec.precision.unwrap_or(0))?);
         }
         while chars.get(i).is_some_and(|c| matches!(c, 'h' | 'l' | 'L')) {
             i += 1;
@@ -2107,7 +2158,7 @@ fn percent_format(
             }
             None => take(&mut next)?,
         };
-        out.push_str(&format_percent_directive(&value, ty, &spec)?);
+        push_field(&mut out, &format_percent_directive(&value, ty, &spec)?)?;
     }
     if mapping.is_none() && next < positional.len() {
         return Err(op_err(
@@ -2246,7 +2297,8 @@ impl StrFormatter<'_> {
                     }
                     let inner: String = chars[start..i].iter().collect();
                     i += 1;
-                    out.push_str(&self.field(&inner, depth)?);
+                    let field = self.field(&inner, depth)?;
+                    push_field(&mut out, &field)?;
                 }
                 c => out.push(c),
             }
@@ -2850,6 +2902,33 @@ mod tests {
         assert_eq!(r("{{ '{:{w}}|'|format('ab', w=4) }}"), "ab  |");
         assert!(env().render_str("{{ '{} {}'|format(1) }}", ()).is_err());
         assert!(env().render_str("{{ '{x}'|format(1) }}", ()).is_err());
+    }
+
+    #[test]
+    fn format_widths_and_output_are_bounded() {
+        // Widths and precisions up to the limit work as in Python.
+        assert_eq!(r("{{ '%010000d'|format(1) }}").len(), 10_000);
+        assert_eq!(r("{{ '{:>10000}'|format('x') }}").len(), 10_000);
+        for src in [
+            "{{ '%01500000000d'|format(1) }}",
+            "{{ '%.20000f'|format(1.5) }}",
+            "{{ '%*d'|format(20000, 1) }}",
+            "{{ '{:01500000000d}'|format(1) }}",
+            "{{ '{:.20000f}'|format(1.5) }}",
+            "{{ '{:{w}}'|format('x', w=20000) }}",
+        ] {
+            let e = render_err(src, context! {});
+            assert!(e.to_string().contains("at most 10000"), "{src}: {e}");
+        }
+        // Repeating a long argument is refused once the result passes 16 MiB.
+        let long = "x".repeat(1 << 20);
+        let e = render_err("{{ ('{0}' * 20)|format(s) }}", context! { s => long });
+        assert!(e.to_string().contains("16 MiB"), "{e}");
+        let e = render_err(
+            "{{ x|to_json(indent=1000000000000) }}",
+            context! { x => [1] },
+        );
+        assert!(e.to_string().contains("indent"), "{e}");
     }
 
     #[test]

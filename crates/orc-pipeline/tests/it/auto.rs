@@ -350,7 +350,8 @@ steps:
             (
                 Code::E014,
                 6,
-                "`timeout` must be a positive number of seconds, not -1".to_string()
+                "`timeout` must be a positive number of seconds, at most 31536000 (a year), not -1"
+                    .to_string()
             ),
             (
                 Code::E021,
@@ -430,7 +431,7 @@ fn positions_after_tags_are_where_they_are_written() {
     assert_eq!(
         places(&d),
         [
-            (Code::E011, 5, col(text, 5, "\"{{ nope", 0)),
+            (Code::E011, 5, col(text, 5, "nope", 0)),
             (Code::E013, 12, 5)
         ],
         "{}",

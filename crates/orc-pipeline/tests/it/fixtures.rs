@@ -248,3 +248,12 @@ fn a_multi_problem_file_reports_every_problem_at_its_place() {
         diags.render("err_wrong_types.yaml", &source)
     );
 }
+
+#[test]
+fn extra_inputs_is_read_into_the_plan() {
+    let text = "name: t\nsteps:\n  - id: a\n    action: echo\n";
+    let plan = |t: &str| compile(t, &catalog()).expect("compiles").plan;
+    assert!(!plan(text).extra_inputs);
+    assert!(plan(&format!("extra_inputs: true\n{text}")).extra_inputs);
+    assert!(!plan(&format!("extra_inputs: false\n{text}")).extra_inputs);
+}
