@@ -63,6 +63,8 @@ pub enum Code {
     E020,
     /// An AUTO tag's answer failed or does not fit its field.
     E021,
+    /// A step gives a parameter its tool's action does not take.
+    E022,
     /// A template in a field that is never rendered.
     W101,
     /// A key orc reads but ignores, or a setting that has no effect where it is.
@@ -105,6 +107,7 @@ impl Code {
             Code::E019 => "auto-unresolved",
             Code::E020 => "auto-syntax",
             Code::E021 => "auto-answer",
+            Code::E022 => "unknown-parameter",
             Code::W101 => "inert-template",
             Code::W102 => "ignored-setting",
             Code::I201 => "implicit-dependency",

@@ -24,7 +24,7 @@ mod yaml;
 
 pub use auto::{AutoRequest, AutoResolver, Expected};
 pub use compile::{
-    Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, TEMPLATE_GLOBALS, compile,
+    ActionSpec, Catalog, Compiled, INPUT_TYPES, ParamSpec, ParamType, ToolSpec, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, TEMPLATE_GLOBALS, compile,
     compile_bytes, compile_bytes_with, compile_with, has_template, type_matches,
 };
 pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};

@@ -145,6 +145,98 @@ fn check_timeout_param(r: &mut Reader<'_>, t: &Node) {
     }
 }
 
+/// A step's `parameters` against its action's declared parameters: every unknown one (with the
+/// closest declared name), every missing required one, and every literal of the wrong type.
+/// Templates are checked when the step runs.
+fn check_params(
+    r: &mut Reader<'_>,
+    tool: &str,
+    spec: &super::ActionSpec,
+    declared: &[super::ParamSpec],
+    step: &Node,
+) {
+    let params = step.get("parameters");
+    let entries: &[(crate::yaml::Key, Node)] = match params.map(|p| &p.kind) {
+        Some(Kind::Map(entries)) => entries,
+        _ => &[],
+    };
+    for (key, value) in entries {
+        let Some(p) = declared.iter().find(|p| p.name == key.name) else {
+            let mut d = Diagnostic::new(
+                Code::E022,
+                key.pos,
+                format!(
+                    "`{tool}` action `{}` has no parameter `{}`",
+                    spec.name, key.name
+                ),
+            )
+            .field(format!("parameters.{}", key.name));
+            d = match did_you_mean(&key.name, declared.iter().map(|p| p.name.as_str())) {
+                Some(s) => d.hint(format!("did you mean `{s}`? (`orc tools {tool}` lists them)")),
+                None if declared.is_empty() => d.hint("it takes no parameters"),
+                None => d.hint(format!(
+                    "it takes: {}",
+                    declared
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            r.report(d);
+            continue;
+        };
+        let literal = match &value.kind {
+            Kind::Str(s) if is_template(s) => None,
+            _ if contains_template(value) => None,
+            _ => Some(value.to_json()),
+        };
+        if let Some(v) = literal
+            && !p.ty.accepts(&v)
+        {
+            r.wrong_type(
+                value,
+                &format!("parameters.{}", key.name),
+                &format!("{} {}", article(p.ty.name()), p.ty.name()),
+            );
+        }
+    }
+    for p in declared.iter().filter(|p| p.required) {
+        if !entries.iter().any(|(k, _)| k.name == p.name) {
+            r.report(
+                Diagnostic::new(
+                    Code::E002,
+                    params.map_or(step.pos, |n| n.pos),
+                    format!(
+                        "`{tool}` action `{}` needs the parameter `{}`",
+                        spec.name, p.name
+                    ),
+                )
+                .field(format!("parameters.{}", p.name))
+                .hint(format!("`{}`: {}", p.name, p.description)),
+            );
+        }
+    }
+}
+
+/// Whether a node holds a template anywhere inside it.
+fn contains_template(node: &Node) -> bool {
+    match &node.kind {
+        Kind::Str(s) => is_template(s),
+        Kind::Seq(items) => items.iter().any(contains_template),
+        Kind::Map(entries) => entries.iter().any(|(_, v)| contains_template(v)),
+        _ => false,
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 /// Tool-less actions and the aliases users write for them.
 fn normalize_action(action: &str) -> &str {
     match action {
@@ -782,7 +874,7 @@ impl<'a> Drafter<'a> {
                     return stand_in();
                 }
                 Some(actions)
-                    if !is_template(&action_text) && !actions.iter().any(|a| a == &action_text) =>
+                    if !is_template(&action_text) && !actions.iter().any(|a| *a == action_text) =>
                 {
                     let mut d = Diagnostic::new(
                         Code::E009,
@@ -790,7 +882,7 @@ impl<'a> Drafter<'a> {
                         format!("tool `{tool}` has no action `{action_text}`"),
                     )
                     .field("action");
-                    d = match did_you_mean(&action_text, actions.iter().map(String::as_str)) {
+                    d = match did_you_mean(&action_text, actions.iter().copied()) {
                         Some(s) => d.hint(format!("did you mean `{s}`?")),
                         None => d.hint(format!("`{tool}` actions are: {}", actions.join(", "))),
                     };
@@ -803,6 +895,11 @@ impl<'a> Drafter<'a> {
                 && let Some(t) = node.get("parameters").and_then(|p| p.get("timeout"))
             {
                 check_timeout_param(r, t);
+            }
+            if let Some(spec) = self.catalog.tool(tool).and_then(|t| t.action(&action_text))
+                && let Some(declared) = &spec.params
+            {
+                check_params(r, tool, spec, declared, node);
             }
             let action = self.param(action_node, step, "action", uses);
             return DraftKind::Action {

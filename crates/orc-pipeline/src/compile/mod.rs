@@ -1,6 +1,7 @@
 //! The compiler: pipeline text to [`Plan`], running every check and reporting every problem.
 
 mod auto;
+mod catalog;
 mod draft;
 mod model;
 mod read;
@@ -19,6 +20,7 @@ pub use read::MAX_TIMEOUT_SECS;
 pub(crate) use read::valid_id;
 pub use resolve::GLOBALS as TEMPLATE_GLOBALS;
 
+pub use catalog::{ActionSpec, ParamSpec, ParamType, ToolSpec};
 use draft::Drafter;
 use read::Reader;
 use resolve::Resolver;
@@ -26,7 +28,7 @@ use resolve::Resolver;
 /// The tools, actions and models the compiler accepts, supplied by the engine that implements them.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    tools: Vec<(String, Vec<String>)>,
+    tools: Vec<ToolSpec>,
     models: Vec<String>,
 }
 
@@ -36,26 +38,42 @@ impl Catalog {
         Catalog::default()
     }
 
-    /// Adds a tool and its actions.
-    pub fn with_tool(mut self, tool: &str, actions: &[&str]) -> Self {
-        self.tools.push((
-            tool.to_string(),
-            actions.iter().map(|a| a.to_string()).collect(),
-        ));
+    /// Adds a tool and its actions, whose parameters are not declared (not checked).
+    pub fn with_tool(self, tool: &str, actions: &[&str]) -> Self {
+        self.with_spec(ToolSpec {
+            name: tool.to_owned(),
+            description: String::new(),
+            actions: actions.iter().map(|a| ActionSpec::undeclared(a)).collect(),
+        })
+    }
+
+    /// Adds a tool with its actions and their declared parameters, which the compiler checks
+    /// every step against.
+    pub fn with_spec(mut self, spec: ToolSpec) -> Self {
+        self.tools.retain(|t| t.name != spec.name);
+        self.tools.push(spec);
         self
     }
 
+    /// The tool called `name`.
+    pub fn tool(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+
+    /// Every tool, in the order they were added.
+    pub fn tools(&self) -> &[ToolSpec] {
+        &self.tools
+    }
+
     /// The actions of a tool, if the tool exists.
-    pub fn actions(&self, tool: &str) -> Option<&[String]> {
-        self.tools
-            .iter()
-            .find(|(t, _)| t == tool)
-            .map(|(_, a)| a.as_slice())
+    pub fn actions(&self, tool: &str) -> Option<Vec<&str>> {
+        self.tool(tool)
+            .map(|t| t.actions.iter().map(|a| a.name.as_str()).collect())
     }
 
     /// Every tool's name.
     pub fn tool_names(&self) -> impl Iterator<Item = &str> {
-        self.tools.iter().map(|(t, _)| t.as_str())
+        self.tools.iter().map(|t| t.name.as_str())
     }
 
     /// Adds the model references the configuration accepts (names and `provider:name`
