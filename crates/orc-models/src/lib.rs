@@ -78,7 +78,7 @@ pub use http::HttpOptions;
 pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, RegistryError, Requirements};
 pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
-    EmbeddingResponse, Message, ModelInfo, Role, Usage, canonical_json,
+    EmbeddingResponse, Message, ModelInfo, Role, Usage, WireRequest, canonical_json,
 };
 pub use retry::{RetryPolicy, call_with_retries};
 pub use router::{
