@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 use orc_cache::{Cache, CacheOptions};
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
-    ApiKey, BatchOptions, Budget, BudgetLimits, ChatRequest, CompletionRequest, Cost,
+    ApiKey, Attempts, BatchOptions, Budget, BudgetLimits, ChatRequest, CompletionRequest, Cost,
     DEFAULT_MAX_OUTPUT_TOKENS, Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec,
     Provider, Registry, RetryPolicy, Source, actions,
 };
@@ -320,5 +320,47 @@ async fn an_answer_cut_at_a_budget_bound_never_answers_a_request_without_it() ->
     ensure!(full.source == Source::Upstream, "{:?}", full.source);
     ensure!(words(&full.value[0]) == bound + 101);
     ensure!(fake.stats().requests_to(Endpoint::Completions) == 2);
+    Ok(())
+}
+
+/// Attempts are counted per piece of work: a 429 then an answer is two, a cached
+/// answer none, a batched embedding its batch's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_are_counted_for_the_work_that_made_them() -> Result<()> {
+    let rig = rig(BatchOptions::default()).await?;
+    let quick = ModelClient::new(&HttpOptions::default())?.with_retry_policy(RetryPolicy {
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    });
+    let gateway = Gateway::new(
+        rig.gateway.registry().clone(),
+        quick,
+        GatewayOptions::default(),
+    );
+    let req = ChatRequest::user("[[fake:status=503,fail_times=2]] try me");
+    let attempts = Attempts::default();
+    let answer = attempts
+        .scope(gateway.chat(&rig.model, &req, false))
+        .await?;
+    ensure!(answer.value.text.contains("try me"));
+    ensure!(attempts.get() == 3, "{}", attempts.get());
+
+    let cached = Attempts::default();
+    let first = ChatRequest::user("cache me");
+    rig.gateway.chat(&rig.model, &first, true).await?;
+    cached
+        .scope(rig.gateway.chat(&rig.model, &first, true))
+        .await?;
+    ensure!(cached.get() == 0);
+
+    let embedded = Attempts::default();
+    embedded
+        .scope(
+            rig.gateway
+                .embed(&rig.model, vec!["a".into(), "b".into()], false),
+        )
+        .await?;
+    ensure!(embedded.get() == 1, "{}", embedded.get());
     Ok(())
 }
