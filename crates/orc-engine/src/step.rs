@@ -121,6 +121,12 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             );
         }
     };
+    if job.tool.is_none() && action == "evaluate_condition" {
+        // Its parameters are not rendered: the condition is evaluated as written, with
+        // values bound, never pasted into its text.
+        let envelope = evaluate_condition(&job.params, &templates, &job.scope);
+        return done(action, envelope, None, 0, false);
+    }
     let params = match render(&job.params, &templates, &job.scope) {
         Ok(Value::Object(map)) => map,
         Ok(Value::Null) => Map::new(),
@@ -147,10 +153,6 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             );
         }
     };
-    if job.tool.is_none() && action == "evaluate_condition" {
-        let envelope = evaluate_condition(&params, &templates, &job.scope);
-        return done(action, envelope, None, 0, false);
-    }
     let cache_key = job
         .results
         .as_ref()
@@ -320,41 +322,76 @@ impl orc_pipeline::expr::Scope for ExprScope {
     }
 }
 
-/// The tool-less `evaluate_condition` action.
+/// The tool-less `evaluate_condition` action, on its unrendered parameters: its
+/// `condition` is evaluated exactly as a step's `condition:` key is (a `{{ }}`
+/// template by the template engine, whose text must then say true or false; any other
+/// text as an expression with its variables bound as values), so no input can change
+/// the logic of the condition.
 fn evaluate_condition(
-    params: &Map<String, Value>,
+    params: &Param,
     templates: &TemplateSet,
     scope: &Arc<dyn Lookup>,
 ) -> Envelope {
-    let Some(cond) = params.get("condition") else {
-        return Envelope::fail("missing parameter `condition`", Value::Null);
-    };
-    let text = match cond {
-        Value::Bool(b) => {
-            return Envelope::ok(
-                serde_json::json!({ "result": b, "condition": cond, "evaluator_type": "literal" }),
-            );
-        }
-        Value::String(s) => s.trim().to_string(),
-        other => {
+    let cond = match params {
+        Param::Lit(Value::Object(map)) => map.get("condition").cloned().map(Param::Lit),
+        Param::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k == "condition")
+            .map(|(_, v)| v.clone()),
+        Param::Lit(Value::Null) => None,
+        _ => {
             return Envelope::fail(
-                format!("`condition` must be text, not {}", tools::json_type(other)),
+                "`parameters` of `evaluate_condition` must be a mapping",
                 Value::Null,
             );
         }
     };
-    let outcome = match orc_pipeline::literal_bool(&text) {
-        Some(b) => Ok(b),
-        None => condition(&Condition::Expr(text.clone()), templates, scope),
+    let (cond, shown, evaluator) = match cond {
+        None => return Envelope::fail("missing parameter `condition`", Value::Null),
+        Some(Param::Lit(Value::Bool(b))) => (Condition::Literal(b), Value::Bool(b), "literal"),
+        Some(Param::Lit(Value::Number(n))) if n.as_u64().is_some_and(|n| n <= 1) => {
+            let b = n.as_u64() == Some(1);
+            (Condition::Literal(b), Value::Number(n), "literal")
+        }
+        Some(Param::Lit(Value::String(s))) => {
+            let text = s.trim().to_owned();
+            match orc_pipeline::literal_bool(&text) {
+                Some(b) => (Condition::Literal(b), Value::String(text), "literal"),
+                None => (
+                    Condition::Expr(text.clone()),
+                    Value::String(text),
+                    "expression",
+                ),
+            }
+        }
+        Some(Param::Tmpl(id)) => (
+            Condition::Template(id),
+            Value::String(templates.source(id).trim().to_owned()),
+            "template",
+        ),
+        Some(Param::Lit(other)) => {
+            return Envelope::fail(
+                format!("`condition` must be text, not {}", tools::json_type(&other)),
+                Value::Null,
+            );
+        }
+        Some(Param::List(_) | Param::Map(_)) => {
+            return Envelope::fail("`condition` must be text, not a collection", Value::Null);
+        }
     };
-    match outcome {
+    match condition(&cond, templates, scope) {
         Ok(b) => Envelope::ok(
-            serde_json::json!({ "result": b, "condition": text, "evaluator_type": "expression" }),
+            serde_json::json!({ "result": b, "condition": shown, "evaluator_type": evaluator }),
         ),
-        Err(e) => Envelope::fail(
-            format!("condition `{text}`: {e}"),
-            serde_json::json!({ "result": false, "condition": text }),
-        ),
+        Err(e) => {
+            let text = shown
+                .as_str()
+                .map_or_else(|| shown.to_string(), str::to_owned);
+            Envelope::fail(
+                format!("condition `{text}`: {e}"),
+                serde_json::json!({ "result": false, "condition": shown }),
+            )
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod cost;
 mod models;
 mod pipelines;
 mod resume;
+mod retries;
 mod signals;
 mod support;
 mod telemetry;
