@@ -23,6 +23,6 @@ mod tools;
 pub use dry_run::{PlannedCall, plan_models};
 pub use exec::{Error, Event, Journal, Observer, Options, Result, execute, new_run_id, run};
 pub use resources::{MemoryLimit, Resources};
-pub use result::{ChoiceRecord, RunResult, RunStatus, StepRecord, StepStatus, Usage};
+pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
 pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

@@ -149,7 +149,7 @@ fn finish(out: std::io::Result<Output>, mut base: Value, timeout: f64) -> Envelo
         Err(e) => Envelope::fail(format!("could not start the command: {e}"), base),
         Ok(o) if o.timed_out => {
             base["timed_out"] = Value::Bool(true);
-            Envelope::fail(
+            Envelope::fail_retryable(
                 format!("command timed out after {timeout} s and was killed"),
                 base,
             )
@@ -166,7 +166,7 @@ fn finish(out: std::io::Result<Output>, mut base: Value, timeout: f64) -> Envelo
                 let code = o
                     .code
                     .map_or_else(|| "a signal".to_string(), |c| c.to_string());
-                Envelope::fail(format!("command exited with {code}"), base)
+                Envelope::fail_retryable(format!("command exited with {code}"), base)
             }
         }
     }
