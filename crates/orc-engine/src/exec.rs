@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::models;
 use crate::resources::{Admission, Resources, ToolLimits};
-use crate::result::{RunResult, RunStatus, StepRecord, StepStatus, Usage};
+use crate::result::{RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 use crate::scope::{Frame, Shared, StepScope};
 use crate::step::{self, Backoff, Done, Job, ModelJob};
 use crate::tools::Envelope;
@@ -608,6 +608,7 @@ fn blank_record(id: &str, step: &Step, deps: &[String]) -> StepRecord {
         completed_at: None,
         duration: None,
         retries: 0,
+        attempts: StepAttempts::default(),
         timed_out: false,
         dependencies: deps.to_vec(),
         model: None,
@@ -1217,6 +1218,10 @@ impl Run<'_> {
         if let Some(d) = done {
             r.action = d.action.clone();
             r.retries = d.retries;
+            r.attempts = StepAttempts {
+                step: d.attempts,
+                model: d.model_attempts,
+            };
             r.timed_out = d.timed_out;
             r.started_at = Some(now_rfc3339(d.started_at));
             r.duration = Some(d.duration.as_secs_f64());

@@ -27,7 +27,7 @@ pub use exec::{
     resolve_inputs, run,
 };
 pub use resources::{MemoryLimit, Resources};
-pub use result::{ChoiceRecord, RunResult, RunStatus, StepRecord, StepStatus, Usage};
+pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
 pub use supervisor::{SUPERVISE_ARG, set_supervisor, supervise_if_asked};
 pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

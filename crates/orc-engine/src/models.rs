@@ -6,7 +6,7 @@ use orc_pipeline::{ModelChoice, ModelRequirements, Param, Plan, Step, StepKind};
 use serde_json::{Map, Value};
 
 use crate::result::{ChoiceRecord, Usage};
-use crate::tools::Envelope;
+use crate::tools::{Envelope, Retry};
 
 /// What a model step records besides its envelope.
 #[derive(Debug, Clone)]
@@ -233,6 +233,7 @@ pub(crate) async fn call(
         }
         Err(e) => {
             let mut envelope = Envelope::fail(e.to_string(), Value::Null);
+            envelope.retry = step_retry(&e);
             envelope.model_used = Some(model.spec.name.clone());
             let (usage, cost) = e.spent();
             let record = ModelCall {
@@ -252,5 +253,22 @@ pub(crate) async fn call(
             };
             (envelope, Some(record))
         }
+    }
+}
+
+/// Whether the step's retry loop may run a failed model action again. One layer owns
+/// each retry, and for a model call that layer is orc-models: it has already retried
+/// what a retry can help (429, 5xx, connection errors and request timeouts, honouring
+/// `Retry-After`, as often as its policy allows) and taken the fallbacks, so the step
+/// does not multiply those attempts. Everything else would fail the same way again:
+/// a budget refusal, another 4xx, a missing key, no model to route to, bad
+/// parameters, an answer that did not match its schema even after the repair
+/// attempt. (A model step that hits its own `timeout` is retried by the step: that
+/// is not an error of the call.)
+fn step_retry(error: &actions::ActionError) -> Retry {
+    match error {
+        actions::ActionError::Call(_)
+        | actions::ActionError::Parameter(_)
+        | actions::ActionError::Schema { .. } => Retry::No,
     }
 }

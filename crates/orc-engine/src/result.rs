@@ -63,8 +63,12 @@ pub struct StepRecord {
     pub completed_at: Option<String>,
     /// Seconds from start to finish.
     pub duration: Option<f64>,
-    /// Attempts after the first.
+    /// Attempts after the first, by the step's own retry loop (`max_retries`).
     pub retries: u32,
+    /// How many attempts each layer made: the step's retry loop, and for model steps
+    /// orc-models' (its own retries and fallbacks).
+    #[serde(default)]
+    pub attempts: StepAttempts,
     /// Whether the last attempt hit its time limit.
     pub timed_out: bool,
     /// The ids it waited for.
@@ -85,6 +89,23 @@ pub struct StepRecord {
     /// Why this model answered (model steps): how it was chosen and the fallbacks taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_choice: Option<ChoiceRecord>,
+}
+
+/// The attempts each retry layer made for one step. Each failure is retried by one
+/// layer only: orc-models retries model calls that failed in a way a retry can help
+/// (429, 5xx, connection errors, timeouts of a request), and the step's retry loop
+/// retries what orc-models does not own (a step that hit its `timeout`, a command
+/// that ran and failed), never a failure a retry cannot help.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepAttempts {
+    /// Times the step's call was made: `retries + 1` for a step that ran; 0 for one
+    /// that never ran it (skipped, not reached, answered from the step-result cache,
+    /// or failed rendering its parameters).
+    pub step: u32,
+    /// Model steps: upstream requests orc-models made, over all of the step's
+    /// attempts (0 when the answers came from the response cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<u32>,
 }
 
 /// How a model step's model was chosen.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
 use crate::resources::ToolLimits;
-use crate::tools::{self, Envelope};
+use crate::tools::{self, Envelope, Retry};
 
 /// Retry back-off: `base · 2^(n-1)`, capped, with jitter in [50 %, 100 %].
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,16 @@ impl Backoff {
             .base
             .saturating_mul(1u32 << n.saturating_sub(1).min(20));
         exp.min(self.cap).mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+
+    /// The delay before retry number `n` of a failure that asked to be retried
+    /// `after` a while (a `Retry-After`): that wait, at most the cap; the back-off
+    /// when it asked for none.
+    pub(crate) fn delay_for(&self, n: u32, after: Option<Duration>) -> Duration {
+        match after {
+            Some(after) => after.min(self.cap),
+            None => self.delay(n),
+        }
     }
 }
 
@@ -71,7 +81,13 @@ pub(crate) struct Done {
     pub(crate) action: String,
     pub(crate) envelope: Envelope,
     pub(crate) error_type: Option<&'static str>,
+    /// Times the step's call was made (0 when it never was: a template error, an
+    /// answer from the step-result cache).
+    pub(crate) attempts: u32,
     pub(crate) retries: u32,
+    /// Model steps: upstream attempts orc-models made over all of them (its own
+    /// retries and fallbacks included; 0 when every answer came from a cache).
+    pub(crate) model_attempts: Option<u32>,
     pub(crate) timed_out: bool,
     pub(crate) started_at: SystemTime,
     pub(crate) duration: Duration,
@@ -89,7 +105,9 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         action,
         envelope,
         error_type,
+        attempts: 0,
         retries,
+        model_attempts: None,
         timed_out,
         started_at,
         duration: clock.elapsed(),
@@ -121,6 +139,14 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             );
         }
     };
+    if job.tool.is_none() && action == "evaluate_condition" {
+        // Its parameters are not rendered: the condition is evaluated as written, with
+        // values bound, never pasted into its text.
+        let envelope = evaluate_condition(&job.params, &templates, &job.scope);
+        let mut finished = done(action, envelope, None, 0, false);
+        finished.attempts = 1;
+        return finished;
+    }
     let params = match render(&job.params, &templates, &job.scope) {
         Ok(Value::Object(map)) => map,
         Ok(Value::Null) => Map::new(),
@@ -147,10 +173,6 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             );
         }
     };
-    if job.tool.is_none() && action == "evaluate_condition" {
-        let envelope = evaluate_condition(&params, &templates, &job.scope);
-        return done(action, envelope, None, 0, false);
-    }
     let cache_key = job
         .results
         .as_ref()
@@ -165,12 +187,17 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         finished.cached = true;
         return finished;
     }
+    // Model steps: every upstream attempt orc-models makes, over every step attempt
+    // (one that timed out included).
+    let model_attempts = orc_models::Attempts::default();
     let mut retries = 0;
     loop {
         let call = async {
             match &job.model {
                 Some(m) => {
-                    models::call(m.gateway.as_ref(), &m.choice, &action, &params, m.use_cache).await
+                    let call =
+                        models::call(m.gateway.as_ref(), &m.choice, &action, &params, m.use_cache);
+                    model_attempts.scope(call).await
                 }
                 None => (
                     tools::call_limited(job.tool.as_deref(), &action, params.clone(), &job.limits)
@@ -195,7 +222,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                 (e, timed_out, model)
             }
             Err(_) => (
-                Envelope::fail(
+                Envelope::fail_retryable(
                     format!("timed out after {} s", job.timeout.as_secs_f64()),
                     Value::Null,
                 ),
@@ -203,7 +230,22 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                 None,
             ),
         };
-        if envelope.success || retries >= job.max_retries {
+        let again = match envelope.retry {
+            _ if envelope.success || retries >= job.max_retries => None,
+            // Timeouts (the step's, or a command's own) and commands that ran and failed.
+            Retry::Yes { after } => Some(after),
+            Retry::No => {
+                if job.max_retries > 0 {
+                    tracing::info!(
+                        node = job.node,
+                        error = envelope.error.as_deref().unwrap_or(""),
+                        "step failed in a way a retry cannot help; not retried"
+                    );
+                }
+                None
+            }
+        };
+        let Some(after) = again else {
             let error_type = match (envelope.success, timed_out) {
                 (true, _) => None,
                 (false, true) => Some("Timeout"),
@@ -221,8 +263,10 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             }
             let mut finished = done(action, envelope, error_type, retries, timed_out);
             finished.model = model;
+            finished.attempts = retries + 1;
+            finished.model_attempts = job.model.as_ref().map(|_| model_attempts.get());
             return finished;
-        }
+        };
         retries += 1;
         tracing::info!(
             node = job.node,
@@ -230,7 +274,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             error = envelope.error.as_deref().unwrap_or(""),
             "step failed; retrying"
         );
-        tokio::time::sleep(backoff.delay(retries)).await;
+        tokio::time::sleep(backoff.delay_for(retries, after)).await;
     }
 }
 
@@ -326,47 +370,97 @@ impl orc_pipeline::expr::Scope for ExprScope {
     }
 }
 
-/// The tool-less `evaluate_condition` action.
+/// The tool-less `evaluate_condition` action, on its unrendered parameters: its
+/// `condition` is evaluated exactly as a step's `condition:` key is (a `{{ }}`
+/// template by the template engine, whose text must then say true or false; any other
+/// text as an expression with its variables bound as values), so no input can change
+/// the logic of the condition.
 fn evaluate_condition(
-    params: &Map<String, Value>,
+    params: &Param,
     templates: &TemplateSet,
     scope: &Arc<dyn Lookup>,
 ) -> Envelope {
-    let Some(cond) = params.get("condition") else {
-        return Envelope::fail("missing parameter `condition`", Value::Null);
-    };
-    let text = match cond {
-        Value::Bool(b) => {
-            return Envelope::ok(
-                serde_json::json!({ "result": b, "condition": cond, "evaluator_type": "literal" }),
-            );
-        }
-        Value::String(s) => s.trim().to_string(),
-        other => {
+    let cond = match params {
+        Param::Lit(Value::Object(map)) => map.get("condition").cloned().map(Param::Lit),
+        Param::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k == "condition")
+            .map(|(_, v)| v.clone()),
+        Param::Lit(Value::Null) => None,
+        _ => {
             return Envelope::fail(
-                format!("`condition` must be text, not {}", tools::json_type(other)),
+                "`parameters` of `evaluate_condition` must be a mapping",
                 Value::Null,
             );
         }
     };
-    let outcome = match orc_pipeline::literal_bool(&text) {
-        Some(b) => Ok(b),
-        None => condition(&Condition::Expr(text.clone()), templates, scope),
+    let (cond, shown, evaluator) = match cond {
+        None => return Envelope::fail("missing parameter `condition`", Value::Null),
+        Some(Param::Lit(Value::Bool(b))) => (Condition::Literal(b), Value::Bool(b), "literal"),
+        Some(Param::Lit(Value::Number(n))) if n.as_u64().is_some_and(|n| n <= 1) => {
+            let b = n.as_u64() == Some(1);
+            (Condition::Literal(b), Value::Number(n), "literal")
+        }
+        Some(Param::Lit(Value::String(s))) => {
+            let text = s.trim().to_owned();
+            match orc_pipeline::literal_bool(&text) {
+                Some(b) => (Condition::Literal(b), Value::String(text), "literal"),
+                None => (
+                    Condition::Expr(text.clone()),
+                    Value::String(text),
+                    "expression",
+                ),
+            }
+        }
+        Some(Param::Tmpl(id)) => (
+            Condition::Template(id),
+            Value::String(templates.source(id).trim().to_owned()),
+            "template",
+        ),
+        Some(Param::Lit(other)) => {
+            return Envelope::fail(
+                format!("`condition` must be text, not {}", tools::json_type(&other)),
+                Value::Null,
+            );
+        }
+        Some(Param::List(_) | Param::Map(_)) => {
+            return Envelope::fail("`condition` must be text, not a collection", Value::Null);
+        }
     };
-    match outcome {
+    match condition(&cond, templates, scope) {
         Ok(b) => Envelope::ok(
-            serde_json::json!({ "result": b, "condition": text, "evaluator_type": "expression" }),
+            serde_json::json!({ "result": b, "condition": shown, "evaluator_type": evaluator }),
         ),
-        Err(e) => Envelope::fail(
-            format!("condition `{text}`: {e}"),
-            serde_json::json!({ "result": false, "condition": text }),
-        ),
+        Err(e) => {
+            let text = shown
+                .as_str()
+                .map_or_else(|| shown.to_string(), str::to_owned);
+            Envelope::fail(
+                format!("condition `{text}`: {e}"),
+                serde_json::json!({ "result": false, "condition": shown }),
+            )
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_the_failure_asks_for_is_honoured_up_to_the_cap() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+        };
+        let asked = Some(Duration::from_secs(3));
+        assert_eq!(b.delay_for(1, asked), Duration::from_secs(3));
+        assert_eq!(b.delay_for(5, asked), Duration::from_secs(3));
+        let too_long = Some(Duration::from_secs(3600));
+        assert_eq!(b.delay_for(1, too_long), Duration::from_secs(10));
+        let d = b.delay_for(2, None);
+        assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

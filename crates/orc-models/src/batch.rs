@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::attempts::Attempts;
 use crate::error::{Error, Result};
 use crate::request::Usage;
 
@@ -53,6 +54,9 @@ pub(crate) type ItemOutcome<T> = Result<(T, Usage)>;
 struct Item<T> {
     input: String,
     reply: oneshot::Sender<ItemOutcome<T>>,
+    /// Where the submitter counts its upstream attempts, if it does: the batch's
+    /// attempts are made on its behalf.
+    attempts: Option<Attempts>,
 }
 
 /// A queue of items for one model and endpoint, drained by a task that owns the
@@ -77,7 +81,12 @@ impl<T: Clone + Send + 'static> Batcher<T> {
     /// Queues `input` and waits for its answer.
     pub(crate) async fn submit(&self, input: String) -> ItemOutcome<T> {
         let (reply, answer) = oneshot::channel();
-        if self.items.send(Item { input, reply }).await.is_err() {
+        let item = Item {
+            input,
+            reply,
+            attempts: Attempts::current(),
+        };
+        if self.items.send(item).await.is_err() {
             return Err(Error::Client {
                 message: "the batcher stopped".to_owned(),
             });
@@ -148,7 +157,18 @@ async fn send<T: Clone>(batch: Vec<Item<T>>, call: BatchCall<T>) {
     }
     let count = inputs.len();
     let weights: Vec<u64> = inputs.iter().map(|i| i.len().max(1) as u64).collect();
-    match call(inputs).await {
+    let attempts = Attempts::default();
+    let outcome = attempts.scope(call(inputs)).await;
+    // Each piece of work counts the batch's attempts once, however many of its items
+    // the batch carried.
+    let mut counted: Vec<&Attempts> = Vec::new();
+    for counter in batch.iter().filter_map(|item| item.attempts.as_ref()) {
+        if !counted.iter().any(|c| c.is(counter)) {
+            counter.add(attempts.get());
+            counted.push(counter);
+        }
+    }
+    match outcome {
         Ok((answers, usage)) if answers.len() == count => {
             let shares = split_usage(usage, &weights);
             let mut given = vec![false; count];

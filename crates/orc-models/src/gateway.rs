@@ -4,6 +4,7 @@
 //! client; after the call the reservation is settled and the router learns the
 //! outcome, and a failure that another model may fix goes down the fallback chain.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,8 @@ use crate::error::{Error, Result, cut};
 use crate::inflight::InFlight;
 use crate::registry::{ESTIMATED_CALL_TOKENS, Model, Registry, Requirements};
 use crate::request::{
-    ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, canonical_json,
+    ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
+    canonical_json,
 };
 use crate::router::{CallOutcome, Decision, Fallback, RouteError, RouteRequest, Router};
 use crate::spec::{Cost, ModelSpec, Provider};
@@ -30,8 +32,10 @@ use crate::stream::{ChatStream, StreamEnd};
 use crate::telemetry::{self, BatchKind, CallMetrics};
 
 /// The version of the response cache's key format: bump it when the key or the
-/// stored value changes shape, so old entries are never misread.
-pub const CACHE_KEY_VERSION: u32 = 1;
+/// stored value changes shape, so old entries are never misread. Version 2 keys the
+/// request as sent ([`WireRequest`]): version 1 keyed a request sent under a budget
+/// without the `max_tokens` it was sent with, so its entries may hold cut answers.
+pub const CACHE_KEY_VERSION: u32 = 2;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -466,9 +470,9 @@ impl Gateway {
     }
 
     /// Whether the response cache holds the answer to `req` (of endpoint `kind`:
-    /// `chat`, `embed`, `complete`) on `spec`; a lookup like any other for the cache's
-    /// own statistics.
-    pub async fn is_cached<R: Serialize + ?Sized>(
+    /// `chat`, `embed`, `complete`) on `spec`, as this gateway would send it
+    /// ([`Gateway::wire`]); a lookup like any other for the cache's own statistics.
+    pub async fn is_cached<R: WireRequest>(
         &self,
         spec: &ModelSpec,
         kind: &str,
@@ -477,7 +481,7 @@ impl Gateway {
         let Some(cache) = self.inner.options.cache.as_ref() else {
             return Ok(false);
         };
-        let key = digest(&cache_key(spec, kind, req)?);
+        let key = digest(&cache_key(spec, kind, &*self.wire(req))?);
         Ok(cache.get(&key).await.is_some())
     }
 
@@ -521,13 +525,18 @@ impl Gateway {
         budget.check(worst)
     }
 
-    /// The request as sent under a budget: with no `max_tokens`, the default bound,
-    /// so the reservation's worst case is one the provider enforces.
-    fn bounded(&self, req: &ChatRequest) -> Option<ChatRequest> {
-        (self.inner.options.budget.is_some() && req.max_tokens.is_none()).then(|| ChatRequest {
-            max_tokens: Some(DEFAULT_MAX_OUTPUT_TOKENS),
-            ..req.clone()
-        })
+    /// The request as this gateway sends it: under a budget, one with no
+    /// `max_tokens` gets [`DEFAULT_MAX_OUTPUT_TOKENS`], so the reservation's worst
+    /// case is one the provider enforces. The response cache and the in-flight
+    /// table key this request, never the one asked for: an answer cut at the bound
+    /// must not answer a request sent without it.
+    pub fn wire<'r, R: WireRequest>(&self, req: &'r R) -> Cow<'r, R> {
+        match &self.inner.options.budget {
+            Some(_) => req
+                .with_output_bound(DEFAULT_MAX_OUTPUT_TOKENS)
+                .map_or(Cow::Borrowed(req), Cow::Owned),
+            None => Cow::Borrowed(req),
+        }
     }
 
     /// Runs `call` on `model`, and on an error another model may fix, on the models of
@@ -668,6 +677,7 @@ impl Gateway {
         use_cache: bool,
         need: Need,
     ) -> Result<Answer<ChatResponse>> {
+        let req = &*self.wire(req);
         let key = digest(&cache_key(&model.spec, "chat", req)?);
         if use_cache && let Some(hit) = self.cache_get::<ChatResponse>(&key).await {
             return Ok(self.answer(&model.spec, hit, Source::Cache));
@@ -682,16 +692,11 @@ impl Gateway {
                     .counters
                     .upstream_calls
                     .fetch_add(1, Ordering::Relaxed);
-                let bounded = self.bounded(req);
                 let started = Instant::now();
                 let response = self
                     .inner
                     .client
-                    .chat(
-                        &model.spec,
-                        model.key.as_ref(),
-                        bounded.as_ref().unwrap_or(req),
-                    )
+                    .chat(&model.spec, model.key.as_ref(), req)
                     .await;
                 let usage = response.as_ref().map(|r| r.usage);
                 settle(reservation, &model.spec, usage.as_ref().ok().copied());
@@ -755,6 +760,7 @@ impl Gateway {
         use_cache: bool,
         need: Need,
     ) -> Result<StreamAnswer> {
+        let req = &*self.wire(req);
         let key = digest(&cache_key(&model.spec, "chat", req)?);
         if use_cache && let Some(hit) = self.cache_get::<ChatResponse>(&key).await {
             return Ok(StreamAnswer {
@@ -769,16 +775,11 @@ impl Gateway {
             .counters
             .upstream_calls
             .fetch_add(1, Ordering::Relaxed);
-        let bounded = self.bounded(req);
         let started = Instant::now();
         let opened = self
             .inner
             .client
-            .chat_stream(
-                &model.spec,
-                model.key.as_ref(),
-                bounded.as_ref().unwrap_or(req),
-            )
+            .chat_stream(&model.spec, model.key.as_ref(), req)
             .await;
         let stream = match opened {
             Ok(stream) => stream.opened_at(started),
@@ -890,14 +891,8 @@ impl Gateway {
         req: &CompletionRequest,
         use_cache: bool,
     ) -> Result<Answer<Vec<String>>> {
-        // Under a budget, a prompt without `max_tokens` is sent with the default bound.
-        let wire = match (&self.inner.options.budget, req.max_tokens) {
-            (Some(_), None) => CompletionRequest {
-                max_tokens: Some(DEFAULT_MAX_OUTPUT_TOKENS),
-                ..req.clone()
-            },
-            _ => req.clone(),
-        };
+        // Each prompt is keyed, shared and batched as it is sent.
+        let wire = self.wire(req);
         let batcher = self.completer(model, &wire);
         let answers = futures::future::join_all(req.prompts.iter().map(|prompt| {
             let need = self.need(Endpoint::Complete, || RequestFeatures {
@@ -906,7 +901,7 @@ impl Gateway {
             });
             let one = CompletionRequest {
                 prompts: vec![prompt.clone()],
-                ..req.clone()
+                ..(*wire).clone()
             };
             self.item(model, "complete", one, use_cache, &batcher, need)
         }))
@@ -929,9 +924,10 @@ impl Gateway {
     ) -> Result<(ItemAnswer, Source, Usage)>
     where
         T: Clone + Send + 'static + Into<ItemAnswer>,
-        R: Serialize + ItemInput,
+        R: WireRequest + ItemInput,
     {
-        let hash = digest(&cache_key(&model.spec, kind, &req)?);
+        let req = self.wire(&req);
+        let hash = digest(&cache_key(&model.spec, kind, &*req)?);
         let key = hash;
         if use_cache && let Some(hit) = self.cache_get::<ItemAnswer>(&key).await {
             return Ok((hit, Source::Cache, Usage::default()));
@@ -1158,7 +1154,9 @@ fn record(
 /// reached, the provider's model id, the endpoint, and the whole request serialized
 /// canonically (fields in a fixed order, JSON Schema keys sorted). Two requests that
 /// differ in any parameter differ here; two that differ only in key order do not.
-/// The API key is never part of it.
+/// The API key is never part of it. The gateway keys the request as it sends it
+/// ([`Gateway::wire`]), so a parameter it adds (a budget's `max_tokens`) is part of
+/// the key.
 pub fn cache_key<R: Serialize + ?Sized>(spec: &ModelSpec, kind: &str, req: &R) -> Result<Vec<u8>> {
     let mut key = format!(
         "orc-model-cache/v{CACHE_KEY_VERSION}\n{}\n{}\n{}\n{kind}\n",

@@ -10,7 +10,8 @@
 //! - Requests and responses serialize, so they can be cache keys
 //!   ([`canonical_json`]) and values.
 //! - Every [`Error`] says whether a retry can help; calls are retried under a
-//!   [`RetryPolicy`] that honours `Retry-After`.
+//!   [`RetryPolicy`] that honours `Retry-After`; [`Attempts`] counts the attempts a
+//!   piece of work made (for the result document).
 //! - [`Gateway`] is the one way a run calls models: response cache, in-flight
 //!   sharing, batching, the [`Budget`] (reserve the worst case before a call, settle
 //!   the real cost after), the [`Router`] (which model for a step that names none;
@@ -40,6 +41,7 @@
 
 pub mod actions;
 mod anthropic;
+mod attempts;
 mod batch;
 mod budget;
 mod client;
@@ -61,6 +63,7 @@ mod sse;
 mod stream;
 mod telemetry;
 
+pub use attempts::Attempts;
 pub use batch::BatchOptions;
 pub use budget::{
     Budget, BudgetError, BudgetLimits, BudgetScope, BudgetSnapshot, HOUR, Reservation,
@@ -78,7 +81,7 @@ pub use http::HttpOptions;
 pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, RegistryError, Requirements};
 pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
-    EmbeddingResponse, Message, ModelInfo, Role, Usage, canonical_json,
+    EmbeddingResponse, Message, ModelInfo, Role, Usage, WireRequest, canonical_json,
 };
 pub use retry::{RetryPolicy, call_with_retries};
 pub use router::{

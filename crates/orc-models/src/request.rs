@@ -134,6 +134,41 @@ impl EmbeddingRequest {
     }
 }
 
+/// A request as the gateway sends it: under a budget, a request with no bound on its
+/// output is sent with one, so the reservation's worst case is one the provider
+/// enforces. The response cache and the in-flight table key the request as sent,
+/// never as asked for, so an answer cut at that bound is only ever reused by a
+/// request that is sent with the same bound.
+pub trait WireRequest: Serialize + Clone {
+    /// The request with `max_tokens` set to `bound` when it sets none; `None` when
+    /// it is sent as it is (it has a bound, or its endpoint generates no text).
+    fn with_output_bound(&self, bound: u32) -> Option<Self>;
+}
+
+impl WireRequest for ChatRequest {
+    fn with_output_bound(&self, bound: u32) -> Option<Self> {
+        self.max_tokens.is_none().then(|| ChatRequest {
+            max_tokens: Some(bound),
+            ..self.clone()
+        })
+    }
+}
+
+impl WireRequest for CompletionRequest {
+    fn with_output_bound(&self, bound: u32) -> Option<Self> {
+        self.max_tokens.is_none().then(|| CompletionRequest {
+            max_tokens: Some(bound),
+            ..self.clone()
+        })
+    }
+}
+
+impl WireRequest for EmbeddingRequest {
+    fn with_output_bound(&self, _bound: u32) -> Option<Self> {
+        None
+    }
+}
+
 /// Tokens a call used.
 ///
 /// `input_tokens` counts every input token, including the `cached_input_tokens` the

@@ -88,7 +88,8 @@ where
 }
 
 /// [`call_with_retries`], calling `on_retry` each time a retry is about to be sent
-/// (after its back-off), so that the caller can count it.
+/// (after its back-off), so that the caller can count it. Every attempt, the first
+/// included, is counted in the [`Attempts`](crate::Attempts) of the work it runs for.
 pub(crate) async fn retrying<T, F, Fut>(
     policy: &RetryPolicy,
     mut on_retry: impl FnMut(),
@@ -100,6 +101,7 @@ where
 {
     let mut attempt = 1;
     loop {
+        crate::attempts::record_attempt();
         let error = match f().await {
             Ok(value) => return Ok(value),
             Err(error) => error,

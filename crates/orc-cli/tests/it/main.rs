@@ -11,6 +11,7 @@ mod models;
 mod pipelines;
 mod processes;
 mod resume;
+mod retries;
 mod signals;
 mod support;
 mod telemetry;

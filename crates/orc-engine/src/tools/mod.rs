@@ -7,6 +7,7 @@ mod process;
 pub(crate) use process::{stop_grace, within_step_timeout};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -25,6 +26,30 @@ pub struct Envelope {
     /// The model that answered, for model steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_used: Option<String>,
+    /// Whether another attempt of a failed call may succeed: what the step's retry
+    /// loop reads. Not part of the envelope templates see.
+    #[serde(skip)]
+    pub(crate) retry: Retry,
+}
+
+/// Whether a failed call is worth another attempt of the same step.
+///
+/// A failure is not retried unless the code that failed says a retry can help:
+/// [`Envelope::fail`] is `No`, [`Envelope::fail_retryable`] is `Yes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// The same call would fail the same way: bad parameters, a template error, a
+    /// missing file or a refused permission, a data or schema error, and every model
+    /// error (orc-models has already retried those that a retry can help).
+    #[default]
+    No,
+    /// Another attempt may succeed: a timeout, a command that ran and failed (it may
+    /// be flaky, and the step asked for retries). `after` is how long the failure
+    /// asked to wait, when it said.
+    Yes {
+        /// The wait the failure asked for (a `Retry-After`), if any.
+        after: Option<Duration>,
+    },
 }
 
 impl Envelope {
@@ -35,16 +60,28 @@ impl Envelope {
             success: true,
             error: None,
             model_used: None,
+            retry: Retry::No,
         }
     }
 
-    /// A failed call, with a message and whatever result the tool has.
+    /// A failed call, with a message and whatever result the tool has, that another
+    /// attempt would fail the same way: it is not retried.
     pub fn fail(message: impl Into<String>, result: Value) -> Self {
         Envelope {
             result,
             success: false,
             error: Some(message.into()),
             model_used: None,
+            retry: Retry::No,
+        }
+    }
+
+    /// A failed call that another attempt may get through (a timeout, a command that
+    /// ran and failed): retried when the step has `max_retries`.
+    pub fn fail_retryable(message: impl Into<String>, result: Value) -> Self {
+        Envelope {
+            retry: Retry::Yes { after: None },
+            ..Envelope::fail(message, result)
         }
     }
 
@@ -188,5 +225,59 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn retry_of(tool: Option<&str>, action: &str, params: Value) -> Retry {
+        let params = params.as_object().cloned().unwrap();
+        let envelope = call(tool, action, params).await;
+        assert!(!envelope.success, "{envelope:?}");
+        envelope.retry
+    }
+
+    #[tokio::test]
+    async fn only_failures_a_retry_can_help_are_retryable() {
+        let again = Retry::Yes { after: None };
+        let terminal = Some("terminal");
+        let ran_and_failed = serde_json::json!({"command": "exit 3"});
+        assert_eq!(retry_of(terminal, "execute", ran_and_failed).await, again);
+        let timed_out = serde_json::json!({"command": "sleep 5", "timeout": 0.05});
+        assert_eq!(retry_of(terminal, "execute", timed_out).await, again);
+        let python = serde_json::json!({"code": "raise SystemExit(2)"});
+        assert_eq!(
+            retry_of(Some("python-executor"), "execute", python).await,
+            again
+        );
+        for (tool, action, params) in [
+            (terminal, "execute", serde_json::json!({})),
+            (
+                terminal,
+                "execute",
+                serde_json::json!({"command": "true", "working_dir": "/no/such/dir"}),
+            ),
+            (
+                Some("filesystem"),
+                "read",
+                serde_json::json!({"path": "/no/such/file"}),
+            ),
+            (None, "echo", serde_json::json!({})),
+            (Some("terminal"), "explode", serde_json::json!({})),
+            (
+                Some("validation"),
+                "validate",
+                serde_json::json!({"data": 1, "schema": {"type": "string"}}),
+            ),
+        ] {
+            assert_eq!(
+                retry_of(tool, action, params.clone()).await,
+                Retry::No,
+                "{tool:?} {action} {params}"
+            );
+        }
     }
 }

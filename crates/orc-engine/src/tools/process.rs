@@ -410,7 +410,7 @@ fn finish(out: std::io::Result<Output>, mut base: Value) -> Envelope {
     base["success"] = Value::Bool(ok);
     base["timed_out"] = Value::Bool(o.timed_out.is_some());
     if let Some(limit) = o.timed_out {
-        return Envelope::fail(
+        return Envelope::fail_retryable(
             format!("command timed out after {limit} s and was killed"),
             base,
         );
@@ -419,7 +419,7 @@ fn finish(out: std::io::Result<Output>, mut base: Value) -> Envelope {
         Envelope::ok(base)
     } else {
         let code = code.map_or_else(|| "a signal".to_string(), |c| c.to_string());
-        Envelope::fail(format!("command exited with {code}"), base)
+        Envelope::fail_retryable(format!("command exited with {code}"), base)
     }
 }
 

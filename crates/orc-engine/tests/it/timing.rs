@@ -19,14 +19,17 @@ fn options(backoff_base_ms: u64) -> Options {
 
 #[tokio::test(start_paused = true)]
 async fn retries_back_off_exponentially_with_jitter() {
+    // A step timeout is retryable; each attempt takes 10 ms of the paused clock.
     let c = compile(
-        "name: t\nsteps:\n  - id: r\n    tool: filesystem\n    action: read\n    parameters: { path: /nonexistent/orc-test }\n    max_retries: 3\n",
+        "name: t\nsteps:\n  - id: r\n    tool: terminal\n    action: execute\n    parameters: { command: \"sleep 600\", timeout: 900 }\n    timeout: 0.01\n    max_retries: 3\n",
     );
     let start = Instant::now();
     let result = orc_engine::execute(&c, options(1000)).await.unwrap();
     let waited = start.elapsed();
     let step = &result.steps["r"];
     assert_eq!(step.retries, 3);
+    assert_eq!(step.attempts.step, 4);
+    assert_eq!(step.attempts.model, None);
     assert_eq!(result.status, RunStatus::Failed);
     // 1 s, 2 s, 4 s, each with jitter in [50 %, 100 %].
     assert!(
@@ -38,10 +41,23 @@ async fn retries_back_off_exponentially_with_jitter() {
 #[tokio::test(start_paused = true)]
 async fn retry_policy_means_three_retries() {
     let c = compile(
-        "name: t\nsteps:\n  - id: r\n    tool: filesystem\n    action: read\n    parameters: { path: /nonexistent/orc-test }\n    on_failure: retry\n",
+        "name: t\nsteps:\n  - id: r\n    tool: terminal\n    action: execute\n    parameters: { command: \"sleep 600\", timeout: 900 }\n    timeout: 0.01\n    on_failure: retry\n",
     );
     let result = orc_engine::execute(&c, options(10)).await.unwrap();
     assert_eq!(result.steps["r"].retries, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_no_retry_can_help_is_not_retried() {
+    let c = compile(
+        "name: t\nsteps:\n  - id: r\n    tool: filesystem\n    action: read\n    parameters: { path: /nonexistent/orc-test }\n    max_retries: 3\n",
+    );
+    let start = Instant::now();
+    let result = orc_engine::execute(&c, options(1000)).await.unwrap();
+    let step = &result.steps["r"];
+    assert_eq!(step.retries, 0);
+    assert_eq!(step.attempts.step, 1);
+    assert!(start.elapsed() < Duration::from_millis(100));
 }
 
 #[tokio::test(start_paused = true)]

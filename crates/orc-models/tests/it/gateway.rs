@@ -9,8 +9,9 @@ use futures::StreamExt as _;
 use orc_cache::{Cache, CacheOptions};
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
-    ApiKey, BatchOptions, ChatRequest, Cost, Gateway, GatewayOptions, HttpOptions, Model,
-    ModelClient, ModelSpec, Provider, Registry, Source, actions,
+    ApiKey, Attempts, BatchOptions, Budget, BudgetLimits, ChatRequest, CompletionRequest, Cost,
+    DEFAULT_MAX_OUTPUT_TOKENS, Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec,
+    Provider, Registry, RetryPolicy, Source, actions,
 };
 
 use super::KEY;
@@ -222,5 +223,144 @@ async fn structured_answers_get_one_repair_attempt() -> Result<()> {
         err.contains("after one repair attempt") && err.contains("letters"),
         "{err}"
     );
+    Ok(())
+}
+
+/// Two gateways on one response cache, one under a budget: the budget sends a request
+/// without `max_tokens` with the default bound, so its answer may be cut there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_at_a_budget_bound_never_answers_a_request_without_it() -> Result<()> {
+    let fake = FakeProvider::start(Behaviour::default().with_api_key(KEY)).await?;
+    let mut spec = ModelSpec::new("fake-gpt", Provider::OpenAi);
+    spec.base_url = fake.openai_base_url();
+    spec.cost = Some(Cost {
+        input_per_1k: 0.001,
+        output_per_1k: 0.001,
+    });
+    let registry = Registry::new(vec![spec.clone()]).map_err(anyhow::Error::msg)?;
+    let cache = Cache::open(CacheOptions {
+        namespace: "bound-test".into(),
+        ..CacheOptions::default()
+    })?;
+    let client = ModelClient::new(&HttpOptions::default())?;
+    let gateway = |budget: Option<Budget>| {
+        Gateway::new(
+            registry.clone(),
+            client.clone(),
+            GatewayOptions {
+                cache: Some(cache.clone()),
+                budget,
+                ..GatewayOptions::default()
+            },
+        )
+    };
+    let budgeted = gateway(Some(Budget::new(BudgetLimits {
+        per_run: Some(100.0),
+        per_hour: None,
+    })));
+    let free = gateway(None);
+    let model = Model {
+        spec: Arc::new(spec),
+        key: Some(ApiKey::new(KEY)),
+    };
+    // The fake echoes the prompt, cut to `max_tokens` words: longer than the bound.
+    let bound = DEFAULT_MAX_OUTPUT_TOKENS as usize;
+    let req = ChatRequest::user("word ".repeat(bound + 100));
+    let words = |text: &str| text.split_whitespace().count();
+
+    let cut = budgeted.chat(&model, &req, true).await?;
+    ensure!(cut.source == Source::Upstream);
+    ensure!(
+        words(&cut.value.text) == bound,
+        "{}",
+        words(&cut.value.text)
+    );
+    ensure!(cut.value.finish_reason.as_deref() == Some("length"));
+    let full = free.chat(&model, &req, true).await?;
+    ensure!(
+        full.source == Source::Upstream,
+        "the unbudgeted request was answered from the budgeted one's entry"
+    );
+    ensure!(
+        words(&full.value.text) == bound + 101,
+        "{}",
+        words(&full.value.text)
+    );
+    // Each is cached under the request it was sent as.
+    let again = budgeted.chat(&model, &req, true).await?;
+    ensure!(again.source == Source::Cache && again.value.text == cut.value.text);
+    let again = free.chat(&model, &req, true).await?;
+    ensure!(again.source == Source::Cache && again.value.text == full.value.text);
+    ensure!(budgeted.is_cached(&model.spec, "chat", &req).await?);
+    ensure!(fake.stats().requests_to(Endpoint::ChatCompletions) == 2);
+
+    // Streamed: the same two entries (a stream is keyed as a streamed request).
+    let streamed = |g: &Gateway| {
+        let (g, model, req) = (g.clone(), model.clone(), req.clone());
+        async move {
+            let (stream, source) = g.chat_stream(&model, &req, true).await?;
+            let text = stream.finish().await?.text;
+            anyhow::Ok((text, source))
+        }
+    };
+    let (text, source) = streamed(&budgeted).await?;
+    ensure!(source == Source::Upstream && words(&text) == bound);
+    let (text, source) = streamed(&free).await?;
+    ensure!(source == Source::Upstream && words(&text) == bound + 101);
+    ensure!(fake.stats().requests_to(Endpoint::ChatCompletions) == 4);
+
+    // Completions: each prompt is keyed as sent, too.
+    let completion = CompletionRequest {
+        prompts: vec!["word ".repeat(bound + 100)],
+        ..CompletionRequest::default()
+    };
+    let cut = budgeted.complete(&model, completion.clone(), true).await?;
+    ensure!(cut.source == Source::Upstream && words(&cut.value[0]) == bound);
+    let full = free.complete(&model, completion, true).await?;
+    ensure!(full.source == Source::Upstream, "{:?}", full.source);
+    ensure!(words(&full.value[0]) == bound + 101);
+    ensure!(fake.stats().requests_to(Endpoint::Completions) == 2);
+    Ok(())
+}
+
+/// Attempts are counted per piece of work: a 429 then an answer is two, a cached
+/// answer none, a batched embedding its batch's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_are_counted_for_the_work_that_made_them() -> Result<()> {
+    let rig = rig(BatchOptions::default()).await?;
+    let quick = ModelClient::new(&HttpOptions::default())?.with_retry_policy(RetryPolicy {
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    });
+    let gateway = Gateway::new(
+        rig.gateway.registry().clone(),
+        quick,
+        GatewayOptions::default(),
+    );
+    let req = ChatRequest::user("[[fake:status=503,fail_times=2]] try me");
+    let attempts = Attempts::default();
+    let answer = attempts
+        .scope(gateway.chat(&rig.model, &req, false))
+        .await?;
+    ensure!(answer.value.text.contains("try me"));
+    ensure!(attempts.get() == 3, "{}", attempts.get());
+
+    let cached = Attempts::default();
+    let first = ChatRequest::user("cache me");
+    rig.gateway.chat(&rig.model, &first, true).await?;
+    cached
+        .scope(rig.gateway.chat(&rig.model, &first, true))
+        .await?;
+    ensure!(cached.get() == 0);
+
+    let embedded = Attempts::default();
+    embedded
+        .scope(
+            rig.gateway
+                .embed(&rig.model, vec!["a".into(), "b".into()], false),
+        )
+        .await?;
+    ensure!(embedded.get() == 1, "{}", embedded.get());
     Ok(())
 }
