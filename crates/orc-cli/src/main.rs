@@ -14,6 +14,7 @@ mod run;
 mod runs_cmd;
 mod state;
 mod telemetry;
+mod tools_cmd;
 mod validate;
 
 use std::path::PathBuf;
@@ -99,6 +100,8 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     /// Prometheus metrics.
     Metrics(metrics_cmd::MetricsArgs),
+    /// The tools: each action and its parameters (type, required, default, what it does).
+    Tools(tools_cmd::ToolsArgs),
     /// Print a shell completion script: `orc completions bash > ~/.local/share/bash-completion/completions/orc`.
     Completions {
         /// The shell.
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache_cmd::main(&cli.global, &args),
         Command::Config(args) => config_cmd::main(&cli.global, &args),
         Command::Metrics(args) => metrics_cmd::main(&cli.global, &args),
+        Command::Tools(args) => tools_cmd::main(&cli.global, &args),
         Command::Completions { shell } => completions(shell),
     };
     match outcome {

@@ -101,6 +101,7 @@
 //!   to four decimals. An empty table scores 0.
 
 mod aggregate;
+mod catalog;
 mod clean;
 mod convert;
 mod criteria;
@@ -120,6 +121,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+pub use catalog::{ACTIONS, ActionDecl, ParamDecl};
 use serde_json::{Map, Value};
 
 /// The actions the `data-processing` tool accepts.

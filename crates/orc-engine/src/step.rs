@@ -208,7 +208,8 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         };
         // Tools that start processes stop them at the deadline themselves, keeping what they
         // printed; the outer limit gives them time to, and catches any tool that overruns.
-        let call = tools::within_step_timeout(job.timeout, call);
+        // Boxed: a model call's future is large, and this one is awaited once per attempt.
+        let call = Box::pin(tools::within_step_timeout(job.timeout, call));
         let limit = job
             .timeout
             .saturating_add(tools::stop_grace(job.tool.as_deref()));

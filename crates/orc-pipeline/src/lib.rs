@@ -24,8 +24,9 @@ mod yaml;
 
 pub use auto::{AutoRequest, AutoResolver, Expected};
 pub use compile::{
-    ActionSpec, Catalog, Compiled, INPUT_TYPES, ParamSpec, ParamType, ToolSpec, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, TEMPLATE_GLOBALS, compile,
-    compile_bytes, compile_bytes_with, compile_with, has_template, type_matches,
+    ActionSpec, Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, ParamSpec,
+    ParamType, TEMPLATE_GLOBALS, ToolSpec, compile, compile_bytes, compile_bytes_with,
+    compile_with, has_template, type_matches,
 };
 pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};

@@ -15,4 +15,5 @@ mod retries;
 mod signals;
 mod support;
 mod telemetry;
+mod tools;
 mod usability;

@@ -1,6 +1,7 @@
 //! The built-in tools. Each takes an action and rendered parameters and returns the
 //! envelope `{result, success, error}` that later steps see in their templates.
 
+mod catalog;
 mod filesystem;
 mod process;
 
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::resources::ToolLimits;
+
+pub use catalog::catalog;
 
 /// What a tool call returns: the envelope templates read as `{{ step.result… }}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,17 +96,6 @@ impl Envelope {
         }
         json
     }
-}
-
-/// The tools and actions orc implements, for the compiler's checks.
-pub fn catalog() -> orc_pipeline::Catalog {
-    orc_pipeline::Catalog::new()
-        .with_tool("filesystem", filesystem::ACTIONS)
-        .with_tool("terminal", &["execute"])
-        .with_tool("python-executor", &["execute", "run"])
-        .with_tool("echo", &["echo"])
-        .with_tool("data-processing", orc_data::DATA_PROCESSING_ACTIONS)
-        .with_tool("validation", orc_data::VALIDATION_ACTIONS)
 }
 
 /// The catalog with the model references a gateway accepts, so model steps compile.

@@ -52,25 +52,19 @@ impl ParamType {
         })
     }
 
-    /// Whether a literal JSON value fits. Text fits `number`, `integer` and `boolean` too when
-    /// it reads as one, since tools take `"30"` for 30.
+    /// Whether a literal JSON value fits. Tools read text as any type (`"30"` as 30, `"yes"`
+    /// as true, JSON text as a list or mapping), so text is never refused; a value of another
+    /// shape than the type is.
     pub fn accepts(self, v: &serde_json::Value) -> bool {
         use serde_json::Value;
         match (self, v) {
-            (ParamType::Any, _) | (_, Value::Null) => true,
-            (ParamType::String, Value::String(_)) => true,
-            // Numbers and booleans are written out as text where text is wanted.
+            (ParamType::Any, _) | (_, Value::Null | Value::String(_)) => true,
             (ParamType::String, Value::Number(_) | Value::Bool(_)) => true,
             (ParamType::Number, Value::Number(_)) => true,
-            (ParamType::Number, Value::String(s)) => s.trim().parse::<f64>().is_ok(),
             (ParamType::Integer, Value::Number(n)) => {
                 n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
             }
-            (ParamType::Integer, Value::String(s)) => s.trim().parse::<i64>().is_ok(),
-            (ParamType::Boolean, Value::Bool(_)) => true,
-            (ParamType::Boolean, Value::String(s)) => {
-                matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "false")
-            }
+            (ParamType::Boolean, Value::Bool(_) | Value::Number(_)) => true,
             (ParamType::List, Value::Array(_)) => true,
             (ParamType::Mapping, Value::Object(_)) => true,
             _ => false,

@@ -172,7 +172,9 @@ fn check_params(
             )
             .field(format!("parameters.{}", key.name));
             d = match did_you_mean(&key.name, declared.iter().map(|p| p.name.as_str())) {
-                Some(s) => d.hint(format!("did you mean `{s}`? (`orc tools {tool}` lists them)")),
+                Some(s) => d.hint(format!(
+                    "did you mean `{s}`? (`orc tools {tool}` lists them)"
+                )),
                 None if declared.is_empty() => d.hint("it takes no parameters"),
                 None => d.hint(format!(
                     "it takes: {}",
@@ -191,7 +193,10 @@ fn check_params(
             _ if contains_template(value) => None,
             _ => Some(value.to_json()),
         };
+        // A process tool's `timeout` has its own check, with its range (above).
+        let checked = PROCESS_TOOLS.contains(&tool) && p.name == "timeout";
         if let Some(v) = literal
+            && !checked
             && !p.ty.accepts(&v)
         {
             r.wrong_type(
