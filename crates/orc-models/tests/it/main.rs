@@ -599,17 +599,21 @@ async fn a_stalled_tls_handshake_times_out_at_the_connect_timeout() -> Result<()
     Ok(())
 }
 
-/// Sequential calls reuse their connections: the first opens one; a call that starts before
-/// the previous call's connection is back in the pool may open a second, and from then on
-/// one of the two is always idle. So however many calls, at most two connections.
+/// Sequential calls reuse their connections. hyper hands a connection back to the pool on
+/// the connection's own task once the answer is read, so a call that starts at once may find
+/// it not back yet and open another (on a busy machine, now and then a third). Each call here
+/// starts a moment after the one before, as a sequential caller doing anything with the
+/// answer does: then every call finds the connection idle, and at most two are ever opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_calls_reuse_connections() -> Result<()> {
+    const PAUSE: Duration = Duration::from_millis(5);
     let setup = Setup::new().await?;
     let spec = setup.spec(Provider::OpenAi);
     for i in 0..100 {
         let req = ChatRequest::user(format!("call number {i}"));
         let answer = setup.client.chat(&spec, setup.key(), &req).await?;
         assert_eq!(answer.text, format!("echo: call number {i}"));
+        tokio::time::sleep(PAUSE).await;
     }
     let stats = setup.fake.stats();
     assert_eq!(stats.requests_to(Endpoint::ChatCompletions), 100);
@@ -628,6 +632,7 @@ async fn sequential_calls_reuse_connections() -> Result<()> {
                 ..ChatRequest::user(format!("streamed call {i}"))
             };
             setup.client.chat(&spec, setup.key(), &req).await?;
+            tokio::time::sleep(PAUSE).await;
         }
     }
     let stats = setup.fake.stats();
