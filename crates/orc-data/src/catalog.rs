@@ -39,7 +39,13 @@ pub struct ActionDecl {
     pub description: &'static str,
     /// Every parameter the action reads.
     pub params: &'static [ParamDecl],
+    /// Groups of alternatives: the action fails unless at least one parameter of each group is
+    /// given (`data` or its alias `input_data`; `criteria` or `operation`).
+    pub one_of: &'static [&'static [&'static str]],
 }
+
+/// The data every action reads: `data` or its alias `input_data`.
+const DATA_GROUP: &[&str] = &["data", "input_data"];
 
 const fn param(
     name: &'static str,
@@ -294,60 +300,70 @@ pub const ACTIONS: &[ActionDecl] = &[
         action: "convert",
         description: "Converts tabular data to JSON or CSV text.",
         params: CONVERT,
+        one_of: &[DATA_GROUP],
     },
     ActionDecl {
         tool: "data-processing",
         action: "filter",
         description: "Keeps the rows that match all criteria.",
         params: FILTER,
+        one_of: &[DATA_GROUP, &["criteria", "operation"]],
     },
     ActionDecl {
         tool: "data-processing",
         action: "aggregate",
         description: "Groups rows and computes aggregations per group.",
         params: AGGREGATE,
+        one_of: &[DATA_GROUP, &["group_by", "aggregations"]],
     },
     ActionDecl {
         tool: "data-processing",
         action: "transform",
         description: "Applies a list of steps (filter, aggregate, select, drop, rename, sort, limit, compute) in order.",
         params: TRANSFORM,
+        one_of: &[DATA_GROUP],
     },
     ActionDecl {
         tool: "data-processing",
         action: "profile",
         description: "Describes each column: type, nulls, distinct values, min, max, mean.",
         params: PROFILE,
+        one_of: &[DATA_GROUP],
     },
     ActionDecl {
         tool: "data-processing",
         action: "clean",
         description: "Removes duplicates, handles missing values and removes outliers.",
         params: CLEAN,
+        one_of: &[DATA_GROUP],
     },
     ActionDecl {
         tool: "data-processing",
         action: "merge",
         description: "Concatenates or joins two or more datasets.",
         params: MERGE,
+        one_of: &[&["datasets", "data", "input_data"]],
     },
     ActionDecl {
         tool: "validation",
         action: "validate",
         description: "Validates data (row by row for a table) against a JSON Schema.",
         params: VALIDATE,
+        one_of: &[DATA_GROUP],
     },
     ActionDecl {
         tool: "validation",
         action: "infer_schema",
         description: "Infers a JSON Schema (2020-12) from the data.",
         params: INFER_SCHEMA,
+        one_of: &[DATA_GROUP],
     },
     ActionDecl {
         tool: "validation",
         action: "quality_check",
         description: "Scores completeness, uniqueness and consistency of a table.",
         params: QUALITY_CHECK,
+        one_of: &[DATA_GROUP],
     },
 ];
 
@@ -561,6 +577,30 @@ mod tests {
                 // Alternatives are never required on their own.
                 assert!(!p.required, "{action}: `{name}` must not be required");
             }
+        }
+    }
+
+    #[test]
+    fn every_alternative_is_declared_and_optional() {
+        for a in ACTIONS {
+            for group in a.one_of {
+                for name in *group {
+                    let p = a.params.iter().find(|p| p.name == *name);
+                    assert!(p.is_some_and(|p| !p.required), "{}: `{name}`", a.action);
+                }
+            }
+        }
+        // Without its data, each action fails.
+        for a in ACTIONS
+            .iter()
+            .filter(|a| a.one_of.contains(&super::DATA_GROUP))
+        {
+            let call = if a.tool == "validation" {
+                validation(a.action, &Map::new())
+            } else {
+                data_processing(a.action, &Map::new())
+            };
+            assert!(call.is_err(), "{} without data", a.action);
         }
     }
 

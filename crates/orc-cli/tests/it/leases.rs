@@ -100,44 +100,13 @@ enum Backend {
 impl Backend {
     /// The `--state` URL, or `None` (with the reason printed) when the server is unreachable.
     fn url(self) -> Option<Option<String>> {
-        let (url, addr) = match self {
+        let (server, url) = match self {
             Backend::Sqlite => return Some(None),
-            Backend::Postgres => {
-                let url = std::env::var("ORC_TEST_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-                let addr = url
-                    .rsplit('@')
-                    .next()
-                    .and_then(|rest| rest.split('/').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                (url, addr)
-            }
-            Backend::Redis => {
-                let url = std::env::var("ORC_TEST_REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-                let addr = url
-                    .trim_start_matches("redis://")
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                // Database 1: the other tests' Redis runs are in database 0.
-                (format!("{}/1", url.trim_end_matches('/')), addr)
-            }
+            Backend::Postgres => ("PostgreSQL", crate::support::postgres_url()),
+            // Database 1: the other tests' Redis runs are in database 0.
+            Backend::Redis => ("Redis", format!("{}/1", crate::support::redis_url())),
         };
-        if std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "the server at {addr} is unreachable; start it with the command in the README's \"Tests\" section"
-            );
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("SKIPPED: the server at {addr} is unreachable");
-            }
-            return None;
-        }
-        Some(Some(url))
+        crate::support::reachable(server, &url).then_some(Some(url))
     }
 }
 

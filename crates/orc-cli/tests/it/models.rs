@@ -398,27 +398,8 @@ fn an_unreachable_redis_cache_is_a_warning_not_a_failure() {
 }
 
 fn redis_url() -> Option<String> {
-    let url =
-        std::env::var("ORC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let addr = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    match std::net::TcpStream::connect(&addr) {
-        Ok(_) => Some(url.trim_end_matches('/').to_owned()),
-        Err(e) if std::env::var_os("CI").is_some() => panic!(
-            "Redis at {addr} is unreachable ({e}); start it with the command in the README's \"Tests\" section"
-        ),
-        Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("SKIPPED: Redis at {addr} is unreachable ({e})");
-            }
-            None
-        }
-    }
+    let url = crate::support::redis_url();
+    crate::support::reachable("Redis", &url).then_some(url)
 }
 
 #[test]

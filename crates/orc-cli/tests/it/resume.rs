@@ -263,25 +263,11 @@ impl Cuttable {
 
 #[test]
 fn a_state_store_that_goes_away_fails_the_run_clearly_and_what_it_committed_resumes() {
-    let redis =
-        std::env::var("ORC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let addr = redis
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    if std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Redis at {addr} is unreachable; start it with the command in the README's \"Tests\" section"
-        );
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("SKIPPED: Redis at {addr} is unreachable");
-        }
+    let redis = crate::support::redis_url();
+    if !crate::support::reachable("Redis", &redis) {
         return;
     }
+    let addr = crate::support::address(&redis);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -45,6 +45,47 @@ pub(crate) fn fixture_pipeline(name: &str) -> PathBuf {
     p
 }
 
+/// The Redis the tests use: `ORC_TEST_REDIS_URL`, else `redis://127.0.0.1:6379`.
+pub(crate) fn redis_url() -> String {
+    std::env::var("ORC_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The PostgreSQL the tests use: `ORC_TEST_DATABASE_URL`, else the local `test` database.
+pub(crate) fn postgres_url() -> String {
+    std::env::var("ORC_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The `host:port` of a server URL (`redis://127.0.0.1:6379/0`, `postgres://u@host:5432/db`).
+pub(crate) fn address(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('/').next().unwrap_or_default().to_owned()
+}
+
+/// Whether the `server` at `url` takes connections. In CI one that does not fails the test,
+/// saying how to start it; elsewhere the test is skipped with a line that says why.
+pub(crate) fn reachable(server: &str, url: &str) -> bool {
+    let addr = address(url);
+    match std::net::TcpStream::connect(&addr) {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{server} at {addr} is unreachable ({e}); start it with the command in the README's \"Tests\" section"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SKIPPED: {server} at {addr} is unreachable ({e})");
+            }
+            false
+        }
+    }
+}
+
 impl Sandbox {
     pub(crate) fn new() -> Self {
         Sandbox {

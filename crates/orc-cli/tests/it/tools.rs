@@ -8,7 +8,7 @@ fn every_parameter_mistake_is_reported_with_its_place_before_anything_runs() {
     let sb = Sandbox::new();
     let p = sb.file(
         "p.yaml",
-        "name: t\nsteps:\n  - id: slow\n    tool: terminal\n    action: execute\n    parameters: { command: 'sleep 5; touch ran', timout: 1 }\n  - id: totals\n    tool: data-processing\n    action: aggregate\n    parameters:\n      data: '[]'\n      group_by: region\n      aggregatoins: { n: count }\n  - id: write\n    tool: filesystem\n    action: write\n    parameters: { path: out.txt }\n  - id: py\n    tool: python-executor\n    action: execute\n    parameters: { code: 'print(1)', timeout: [1] }\n",
+        "name: t\nsteps:\n  - id: slow\n    tool: terminal\n    action: execute\n    parameters: { command: 'sleep 5; touch ran', timout: 1 }\n  - id: totals\n    tool: data-processing\n    action: aggregate\n    parameters:\n      data: '[]'\n      group_by: region\n      aggregatoins: { n: count }\n  - id: write\n    tool: filesystem\n    action: write\n    parameters: { path: out.txt }\n  - id: nodata\n    tool: validation\n    action: infer_schema\n    parameters: {}\n  - id: py\n    tool: python-executor\n    action: execute\n    parameters: { code: 'print(1)', timeout: [1] }\n",
     );
     for command in ["validate", "run"] {
         let r = sb.orc(&[command, p.to_str().unwrap()]);
@@ -22,9 +22,10 @@ fn every_parameter_mistake_is_reported_with_its_place_before_anything_runs() {
             "did you mean `aggregations`?",
             "error[E002/missing-key]",
             "`filesystem` action `write` needs the parameter `content`",
-            "p.yaml:21:46\n",
+            "p.yaml:25:46\n",
+            "`validation` action `infer_schema` needs one of the parameters `data`, `input_data`",
             "`parameters.timeout` must be a number of seconds, not a list",
-            "4 errors found; nothing was run",
+            "5 errors found; nothing was run",
         ] {
             assert!(
                 r.stderr.contains(expected),

@@ -28,6 +28,7 @@ fn action(name: &str, description: &str, params: &[Param]) -> ActionSpec {
                 })
                 .collect(),
         ),
+        one_of: Vec::new(),
     }
 }
 
@@ -198,6 +199,11 @@ fn data_tools() -> Vec<ToolSpec> {
                     })
                     .collect(),
             ),
+            one_of: decl
+                .one_of
+                .iter()
+                .map(|g| g.iter().map(|n| (*n).to_owned()).collect())
+                .collect(),
         };
         match tools.iter_mut().find(|t| t.name == decl.tool) {
             Some(t) => t.actions.push(spec),

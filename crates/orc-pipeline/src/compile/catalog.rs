@@ -97,6 +97,10 @@ pub struct ActionSpec {
     pub description: String,
     /// Its parameters; `None` when the tool does not declare them (nothing is checked).
     pub params: Option<Vec<ParamSpec>>,
+    /// Groups of alternatives: at least one parameter of each group must be given (a
+    /// parameter and its aliases, or two ways of saying what to do).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub one_of: Vec<Vec<String>>,
 }
 
 impl ActionSpec {
@@ -106,6 +110,7 @@ impl ActionSpec {
             name: name.to_owned(),
             description: String::new(),
             params: None,
+            one_of: Vec::new(),
         }
     }
 

@@ -206,6 +206,26 @@ fn check_params(
             );
         }
     }
+    for group in &spec.one_of {
+        if !entries.iter().any(|(k, _)| group.contains(&k.name)) {
+            let names: Vec<String> = group.iter().map(|n| format!("`{n}`")).collect();
+            r.report(
+                Diagnostic::new(
+                    Code::E002,
+                    params.map_or(step.pos, |n| n.pos),
+                    format!(
+                        "`{tool}` action `{}` needs one of the parameters {}",
+                        spec.name,
+                        names.join(", ")
+                    ),
+                )
+                .field(format!(
+                    "parameters.{}",
+                    group.first().map_or("", String::as_str)
+                )),
+            );
+        }
+    }
     for p in declared.iter().filter(|p| p.required) {
         if !entries.iter().any(|(k, _)| k.name == p.name) {
             r.report(
