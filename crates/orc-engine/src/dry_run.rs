@@ -57,10 +57,11 @@ pub async fn plan_models(
             Param::Lit(Value::String(s)) => s.clone(),
             _ => continue,
         };
-        let rendered = orc_pipeline::has_template(&a.params)
+        let has_template = orc_pipeline::has_template(&a.params);
+        let rendered = has_template
             .then(|| render_from_inputs(&a.params, compiled, &known))
             .flatten();
-        let templated = orc_pipeline::has_template(&a.params) && rendered.is_none();
+        let templated = has_template && rendered.is_none();
         let params = match rendered.unwrap_or_else(|| literal(&a.params, compiled)) {
             Value::Object(map) => map,
             _ => Map::new(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Run, Sandbox};
+use crate::support::{Run, Sandbox, signal};
 
 /// `n` steps that each append their number to `log.txt`, each followed by a pause of `pause`
 /// seconds before the next.
@@ -28,11 +28,7 @@ fn steps(name: &str, n: usize, pause: f64) -> String {
 }
 
 fn log(sb: &Sandbox) -> Vec<String> {
-    std::fs::read_to_string(sb.path("log.txt"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    sb.lines("log.txt")
 }
 
 /// Waits until `log.txt` has `lines` lines.
@@ -60,14 +56,6 @@ fn spawn(mut c: Command) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name}");
 }
 
 fn listed(sb: &Sandbox, args: &[&str]) -> Vec<(String, String)> {
@@ -195,7 +183,7 @@ fn stopped_run_stops_when_it_wakes(backend: Backend) {
     // Stop it while it pauses after the first write (checkpointed by then).
     wait_for_lines(&sb, 1);
     std::thread::sleep(Duration::from_millis(200));
-    signal(&first, "STOP");
+    signal(first.id(), "STOP");
 
     // Alive but stopped: not provably dead, so the run is refused until its 1 s lease lapses.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -225,7 +213,7 @@ fn stopped_run_stops_when_it_wakes(backend: Backend) {
     }
 
     // The first wakes: it finds its lease gone, starts nothing and says why.
-    signal(&first, "CONT");
+    signal(first.id(), "CONT");
     let out: Run = first.wait_with_output().unwrap().into();
     assert_eq!(out.code, 1, "{}", out.stderr);
     let doc = out.doc();

@@ -59,11 +59,7 @@ fn sandbox(fake: &FakeProvider) -> Sandbox {
 }
 
 fn log(sb: &Sandbox) -> Vec<String> {
-    std::fs::read_to_string(sb.path("log.txt"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    sb.lines("log.txt")
 }
 
 #[test]

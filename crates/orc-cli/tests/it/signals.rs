@@ -24,7 +24,7 @@ fn interrupt_stops_steps_prints_the_document_and_exits_130() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let started = Instant::now();
-    nix_kill(child.id(), "INT");
+    crate::support::signal(child.id(), "INT");
     let out = child.wait_with_output().unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -52,13 +52,4 @@ fn interrupt_stops_steps_prints_the_document_and_exits_130() {
         !marker.exists(),
         "the step's background child outlived the interrupt"
     );
-}
-
-fn nix_kill(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

@@ -105,6 +105,15 @@ impl Sandbox {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
+    /// A file's lines; none when it does not exist (yet).
+    pub(crate) fn lines(&self, rel: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(rel))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Writes a file into the sandbox and returns its path.
     pub(crate) fn file(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.path(rel);
@@ -125,4 +134,13 @@ impl Sandbox {
     pub(crate) fn orc(&self, args: &[&str]) -> Run {
         self.command().args(args).output().unwrap().into()
     }
+}
+
+/// Sends `kill -NAME` to a process (`INT`, `STOP`, `CONT`, …).
+pub(crate) fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
 }
