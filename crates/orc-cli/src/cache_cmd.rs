@@ -28,7 +28,7 @@ enum CacheCommand {
 
 pub(crate) fn main(global: &Global, args: &CacheArgs) -> anyhow::Result<u8> {
     let (config, _) = Config::load(global.config.as_deref())?;
-    let model_cache = crate::models::model_cache(&config)?;
+    let model_cache = orc_runtime::models::model_cache(&config)?;
     let plans = crate::plans::plan_cache();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -46,7 +46,10 @@ pub(crate) fn main(global: &Global, args: &ConfigArgs) -> anyhow::Result<u8> {
             if global.state.as_deref().is_some_and(|u| !u.is_empty()) {
                 source = "flag --state".to_owned();
             }
-            value = Value::String(crate::state::url(global.state.as_deref(), &loaded.config));
+            value = Value::String(orc_runtime::state::url(
+                global.state.as_deref(),
+                &loaded.config,
+            ));
         }
         rows.push((key, hide_secrets(value), source));
     }

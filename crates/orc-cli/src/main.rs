@@ -1,23 +1,22 @@
 //! `orc`: compile and run AI pipelines written in YAML.
 
 mod cache_cmd;
-mod config;
 mod config_cmd;
 mod metrics_cmd;
-mod models;
 mod models_cmd;
 mod plan_cmd;
-mod plans;
 mod progress;
 mod resume;
 mod run;
 mod runs_cmd;
-mod state;
+mod serve_cmd;
 mod telemetry;
 mod tools_cmd;
 mod validate;
 
 use std::path::PathBuf;
+
+use orc_runtime::{config, plans};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -90,6 +89,8 @@ enum Command {
     /// Dry run: the model each model step would use, its estimated tokens and cost, and
     /// whether its answer is cached. Makes no call.
     Plan(plan_cmd::PlanArgs),
+    /// Serve the runs API, run event streams and an OpenAI-compatible gateway over HTTP.
+    Serve(serve_cmd::ServeArgs),
     /// Past runs: list, show, prune.
     Runs(runs_cmd::RunsArgs),
     /// The models the config file offers.
@@ -165,6 +166,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::main(&cli.global, &args),
         Command::Plan(args) => plan_cmd::main(&cli.global, &args),
         Command::Resume(args) => resume::main(&cli.global, &args),
+        Command::Serve(args) => serve_cmd::main(&cli.global, &args),
         Command::Runs(args) => runs_cmd::main(&cli.global, &args),
         Command::Models(args) => models_cmd::main(&cli.global, &args),
         Command::Cache(args) => cache_cmd::main(&cli.global, &args),
@@ -177,7 +179,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e)
             if e.downcast_ref::<UserError>().is_some()
-                || e.downcast_ref::<config::ConfigError>().is_some() =>
+                || e.downcast_ref::<config::ConfigError>().is_some()
+                || e.downcast_ref::<orc_runtime::Error>().is_some() =>
         {
             eprintln!("error: {e}");
             ExitCode::from(exit::INVALID)

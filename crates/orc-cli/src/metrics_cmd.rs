@@ -27,7 +27,7 @@ enum MetricsCommand {
 pub(crate) fn main(global: &Global, args: &MetricsArgs) -> anyhow::Result<u8> {
     let MetricsCommand::Serve { bind } = args.command;
     let (config, _) = Config::load(global.config.as_deref())?;
-    let runtime = crate::run::runtime(&config)?;
+    let runtime = orc_runtime::tokio_runtime(&config)?;
     runtime.block_on(async {
         let endpoint = crate::telemetry::Endpoint::start(bind).await?;
         // What the command is doing, not a warning: said plainly (unless --quiet), and logged at

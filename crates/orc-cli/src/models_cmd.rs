@@ -45,11 +45,14 @@ pub(crate) fn main(global: &Global, args: &ModelsArgs) -> anyhow::Result<u8> {
 
 fn stats(global: &Global, config: &Config, since: &str, json: bool) -> anyhow::Result<u8> {
     let age = crate::runs_cmd::parse_age("--since", since)?;
-    let runtime = crate::run::runtime(config)?;
+    let runtime = orc_runtime::tokio_runtime(config)?;
     let summaries = runtime.block_on(async {
-        let store =
-            crate::state::open(&crate::state::url(global.state.as_deref(), config), config).await?;
-        crate::state::model_summaries(&store, config, age).await
+        let store = orc_runtime::state::open(
+            &orc_runtime::state::url(global.state.as_deref(), config),
+            config,
+        )
+        .await?;
+        orc_runtime::state::model_summaries(&store, config, age).await
     })?;
     let mut out = std::io::stdout().lock();
     if json {

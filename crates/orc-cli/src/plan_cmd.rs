@@ -8,8 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::plans::LoadError;
-use crate::{Global, UserError, exit};
+use crate::{Global, exit};
 
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
@@ -33,24 +32,16 @@ pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
         let (k, v) = crate::run::parse_input(raw)?;
         inputs.insert(k, v);
     }
-    let runtime = crate::run::runtime(&config)?;
-    let store = runtime.block_on(crate::state::open(
-        &crate::state::url(global.state.as_deref(), &config),
-        &config,
-    ))?;
-    let mut setup = runtime.block_on(crate::state::model_setup(&store, &config, None))?;
-    setup.offline = true;
-    let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime, &setup)?;
-    let loaded = match loaded {
+    let tokio = orc_runtime::tokio_runtime(&config)?;
+    let runtime = tokio
+        .block_on(orc_runtime::RuntimeOptions::new(config, global.state.as_deref()).build())?;
+    let source = orc_runtime::Source::File(args.pipeline.clone());
+    let loaded = match tokio.block_on(runtime.compile(&source, true)) {
         Ok(l) => l,
-        Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
-        Err(LoadError::Invalid { diags, text }) => {
-            eprint!("{}", diags.render(&file, &text));
-            return Ok(exit::INVALID);
-        }
+        Err(e) => return crate::run::refused(e),
     };
-    let rows = match &gateway {
-        Some(g) => runtime.block_on(orc_engine::plan_models(&loaded.compiled, g, &inputs)),
+    let rows = match runtime.gateway() {
+        Some(g) => tokio.block_on(orc_engine::plan_models(&loaded.compiled, g, &inputs)),
         None => Vec::new(),
     };
     let uncached = |r: &&orc_engine::PlannedCall| r.cached != Some(true);

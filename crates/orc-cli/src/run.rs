@@ -3,14 +3,12 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
+use orc_runtime::{RunHandle, RuntimeOptions, Source, StartOptions};
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::plans::LoadError;
 use crate::{Global, UserError, exit};
 
 #[derive(Debug, Args)]
@@ -125,271 +123,134 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         let (k, v) = parse_input(raw)?;
         inputs.insert(k, v);
     }
-    let file = args.pipeline.display().to_string();
-    let runtime = runtime(&config)?;
-    let store = runtime.block_on(crate::state::open(
-        &crate::state::url(global.state.as_deref(), &config),
-        &config,
-    ))?;
-    if let Some(usd) = args.budget {
-        let registry = orc_models::Registry::new(config.models.clone()).map_err(UserError)?;
-        orc_models::check_budget("--budget", usd)
-            .and_then(|()| orc_models::require_prices(&registry, "--budget"))
-            .map_err(|i| UserError(format!("{}: {}", i.key, i.message)))?;
-    }
+    let tokio = orc_runtime::tokio_runtime(&config)?;
     crate::telemetry::install_recorder(&args.watch)?;
-    let setup = runtime.block_on(crate::state::model_setup(&store, &config, args.budget))?;
-    let (loaded, gateway) = crate::models::load(&args.pipeline, &config, &runtime, &setup)?;
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(LoadError::Read(msg)) => return Err(UserError(msg).into()),
-        Err(LoadError::Invalid { diags, text }) => {
-            eprint!("{}", diags.render(&file, &text));
-            return Ok(exit::INVALID);
-        }
+    let runtime = tokio.block_on(RuntimeOptions::new(config, global.state.as_deref()).build())?;
+    let watch = Watch::start(&tokio, global, &args.watch)?;
+    let options = StartOptions {
+        run_id: args.run_id.clone(),
+        budget: args.budget,
+        observers: watch.observers.clone(),
     };
-    let gateway = with_pipeline_budget(
-        gateway,
-        loaded.compiled.plan.budget,
-        args.budget,
-        0.0,
-        (&store, &config, &runtime),
-        &file,
-    )?;
-    tracing::debug!(
-        cache_hit = loaded.cache_hit,
-        steps = loaded.compiled.plan.step_count(),
-        "compiled"
-    );
-    let run_id = match &args.run_id {
-        Some(id) => id.clone(),
-        None => orc_engine::new_run_id(&loaded.compiled.plan.id),
+    let source = Source::File(args.pipeline.clone());
+    let started = tokio.block_on(runtime.start(source, inputs, options));
+    let handle = match started {
+        Ok(handle) => handle,
+        Err(e) => return refused(e),
     };
-    // Everything that refuses a run before its first step (an undeclared, missing or mistyped
-    // input, a model that cannot be used) is checked before the run is recorded: exit 2.
-    let lease = crate::state::lease_length(&config);
-    orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
-        .map_err(|e| UserError(format!("{file}: {e}")))?;
-    runtime
-        .block_on(crate::state::create(
-            &store,
-            &run_id,
-            &loaded.compiled.plan,
-            &args.pipeline,
-            &loaded.text,
-            &inputs,
-        ))
-        .map_err(|e| UserError(format!("{file}: {e}")))?;
-    let held = runtime
-        .block_on(crate::state::Held::claim(&store, &run_id, lease))
-        .map_err(|e| UserError(format!("state store: {e}")))?
-        .map_err(|holder| {
-            UserError(format!(
-                "run `{run_id}` is held by another orc process ({holder})"
-            ))
-        })?;
-    execute(Execution {
-        global,
-        config: &config,
-        runtime,
-        compiled: loaded.compiled,
-        gateway,
-        inputs,
-        run_id,
-        resume: Default::default(),
-        held,
-        output: args.output.as_deref(),
-        file: &file,
-        watch: &args.watch,
-    })
+    finish(global, &tokio, &handle, watch, args.output.as_deref())
 }
 
-/// The gateway a run uses once its pipeline is compiled: the pipeline's own `budget:` caps the
-/// run too (the lower of it and `--budget` applies), less what an earlier attempt of the run
-/// already `spent`.
-pub(crate) fn with_pipeline_budget(
-    gateway: Option<orc_models::Gateway>,
-    pipeline: Option<f64>,
-    flag: Option<f64>,
-    spent: f64,
-    (store, config, runtime): (&orc_state::Store, &Config, &tokio::runtime::Runtime),
-    file: &str,
-) -> anyhow::Result<Option<orc_models::Gateway>> {
-    let Some(usd) = pipeline.filter(|_| gateway.is_some()) else {
-        return Ok(gateway);
-    };
-    let per_run = (flag.map_or(usd, |flag| flag.min(usd)) - spent).max(0.0);
-    let registry = orc_models::Registry::new(config.models.clone()).map_err(UserError)?;
-    orc_models::require_prices(&registry, "budget")
-        .map_err(|i| UserError(format!("{file}: budget: {}: {}", i.key, i.message)))?;
-    let setup = runtime.block_on(crate::state::model_setup(store, config, Some(per_run)))?;
-    Ok(crate::models::gateway(config, &setup)?)
-}
-
-/// The runtime a run executes on, as `performance.parallel_execution` describes.
-pub(crate) fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
-    let par = &config.performance.parallel_execution;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            par.max_workers.clamp(1, 512).min(
-                std::thread::available_parallelism()
-                    .map_or(4, |n| n.get())
-                    .max(1),
-            ),
-        )
-        // Filesystem and data tools run on the blocking pool; a few threads keep the cores busy
-        // without paying for a thread (and a context switch) per concurrent step.
-        .max_blocking_threads(blocking_threads())
-        .enable_all()
-        .build()
-}
-
-/// Everything a run (new or resumed) needs.
-pub(crate) struct Execution<'a> {
-    pub(crate) global: &'a Global,
-    pub(crate) config: &'a Config,
-    pub(crate) runtime: tokio::runtime::Runtime,
-    pub(crate) compiled: orc_pipeline::Compiled,
-    pub(crate) gateway: Option<orc_models::Gateway>,
-    pub(crate) inputs: Map<String, Value>,
-    pub(crate) run_id: String,
-    pub(crate) resume: std::collections::HashMap<String, orc_engine::StepRecord>,
-    pub(crate) held: crate::state::Held,
-    pub(crate) output: Option<&'a Path>,
-    pub(crate) file: &'a str,
-    pub(crate) watch: &'a WatchArgs,
-}
-
-/// Runs a compiled pipeline with checkpoints, prints its result document, and says the exit code.
+/// What a refused run prints, and its exit code: the compiler's diagnostics, or the reason.
 #[allow(clippy::print_stderr)]
-pub(crate) fn execute(x: Execution<'_>) -> anyhow::Result<u8> {
-    let par = &x.config.performance.parallel_execution;
-    // Cancelled on Ctrl-C, and when another process takes the run's lease.
-    let cancel = x.held.stop_token();
-    let endpoint = match x.watch.metrics_addr {
-        Some(addr) => Some(
-            x.runtime
-                .block_on(crate::telemetry::Endpoint::start(addr))?,
-        ),
-        None => None,
-    };
-    let timeline = (x.watch.profile.is_some() || x.watch.trace.is_some())
-        .then(|| Arc::new(crate::telemetry::Timeline::new()));
-    let mut observers: Vec<Arc<dyn orc_engine::Observer>> = Vec::new();
-    observers.extend(crate::progress::observer(x.global));
-    if endpoint.is_some() {
-        observers.push(Arc::new(crate::telemetry::StepMetrics::default()));
-    }
-    if let Some(t) = &timeline {
-        observers.push(Arc::clone(t) as Arc<dyn orc_engine::Observer>);
-    }
-    let step_cache = crate::models::step_cache(x.config)?;
-    let options = orc_engine::Options {
-        inputs: x.inputs,
-        execution_id: Some(x.run_id.clone()),
-        max_concurrent: par.max_concurrent_tasks,
-        task_timeout: Duration::from_secs_f64(par.task_timeout),
-        cancel: cancel.clone(),
-        observer: crate::telemetry::tee(observers),
-        resources: resources(x.config, x.gateway.as_ref(), step_cache.as_ref()),
-        models: x.gateway,
-        journal: Some(x.held.journal()),
-        step_cache,
-        resume: Arc::new(x.resume),
-        ..orc_engine::Options::default()
-    };
-    let held = x.held;
-    let outcome = x.runtime.block_on(async {
-        let signals = tokio::spawn(watch_signals(cancel.clone()));
-        let mut result = orc_engine::run(x.compiled, options).await;
-        signals.abort();
-        let recorded = match &mut result {
-            Ok(r) => held.finish(r).await,
-            Err(e) => held.fail(&e.to_string()).await,
-        };
-        if let Ok(r) = &result
-            && endpoint.is_some()
-        {
-            crate::telemetry::record_run(r);
+pub(crate) fn refused(e: orc_runtime::Error) -> anyhow::Result<u8> {
+    match e {
+        orc_runtime::Error::Invalid { file, text, diags } => {
+            eprint!("{}", diags.render(&file, &text));
+            Ok(exit::INVALID)
         }
+        e => Err(e.into()),
+    }
+}
+
+/// How a run is watched from the command line: progress, metrics, profile, trace.
+pub(crate) struct Watch<'a> {
+    args: &'a WatchArgs,
+    endpoint: Option<crate::telemetry::Endpoint>,
+    timeline: Option<Arc<crate::telemetry::Timeline>>,
+    pub(crate) observers: Vec<Arc<dyn orc_engine::Observer>>,
+}
+
+impl<'a> Watch<'a> {
+    /// Starts the metrics endpoint, if asked, and the observers of the run.
+    pub(crate) fn start(
+        tokio: &tokio::runtime::Runtime,
+        global: &Global,
+        args: &'a WatchArgs,
+    ) -> anyhow::Result<Self> {
+        let endpoint = match args.metrics_addr {
+            Some(addr) => Some(tokio.block_on(crate::telemetry::Endpoint::start(addr))?),
+            None => None,
+        };
+        let timeline = (args.profile.is_some() || args.trace.is_some())
+            .then(|| Arc::new(crate::telemetry::Timeline::new()));
+        let mut observers: Vec<Arc<dyn orc_engine::Observer>> = Vec::new();
+        observers.extend(crate::progress::observer(global));
+        if let Some(t) = &timeline {
+            observers.push(Arc::clone(t) as Arc<dyn orc_engine::Observer>);
+        }
+        Ok(Watch {
+            args,
+            endpoint,
+            timeline,
+            observers,
+        })
+    }
+}
+
+/// Waits for a started run (stopping it on Ctrl-C or SIGTERM), prints its result document and
+/// says the exit code.
+#[allow(clippy::print_stderr)]
+pub(crate) fn finish(
+    global: &Global,
+    tokio: &tokio::runtime::Runtime,
+    handle: &RunHandle,
+    watch: Watch<'_>,
+    output: Option<&Path>,
+) -> anyhow::Result<u8> {
+    let Watch {
+        args,
+        endpoint,
+        timeline,
+        observers,
+    } = watch;
+    drop(observers);
+    let outcome = tokio.block_on(async {
+        let signals = tokio::spawn(watch_signals(handle.clone()));
+        let outcome = handle.wait().await;
+        signals.abort();
         if let Some(endpoint) = endpoint {
             endpoint.stop().await;
         }
-        (result, recorded)
+        outcome
     });
-    let result = match outcome.0 {
+    let result = match outcome {
         Ok(r) => r,
-        Err(e) => return Err(UserError(format!("{}: {e}", x.file)).into()),
+        Err(e) => return Err(UserError(format!("{}: {e}", handle.file)).into()),
     };
     if let Some(t) = &timeline
-        && let Err(e) = crate::telemetry::write_reports(
-            t,
-            &result,
-            x.watch.profile.as_ref(),
-            x.watch.trace.as_ref(),
-        )
+        && let Err(e) =
+            crate::telemetry::write_reports(t, &result, args.profile.as_ref(), args.trace.as_ref())
     {
         tracing::error!("{e}");
-    }
-    if let Err(e) = outcome.1 {
-        tracing::error!("state store: the run's end was not recorded: {e}");
     }
     let code = match result.status {
         orc_engine::RunStatus::Completed => exit::OK,
         orc_engine::RunStatus::Failed => exit::FAILED,
         orc_engine::RunStatus::Interrupted => exit::INTERRUPTED,
     };
-    write_result(&result, x.output, x.global.quiet)?;
-    if !x.global.quiet {
+    write_result(&result, output, global.quiet)?;
+    if !global.quiet {
         let mut err = std::io::stderr().lock();
         // Best effort: stderr closing is no reason to change the exit code.
         let _ = tell_outcome(
             &mut err,
             &result,
-            x.output,
-            &resume_command(x.global, &x.run_id),
+            output,
+            &resume_command(global, handle.run_id()),
         );
     }
-    drop(x.runtime);
     Ok(code)
 }
 
-/// The engine's resource limits from `performance.resource_limits`: memory admission (which
-/// empties the in-memory caches when memory runs high) and the CPU pool's size.
-fn resources(
-    config: &Config,
-    gateway: Option<&orc_models::Gateway>,
-    step_cache: Option<&orc_cache::Cache>,
-) -> orc_engine::Resources {
-    let limits = &config.performance.resource_limits;
-    let caches: Vec<orc_cache::Cache> = gateway
-        .and_then(orc_models::Gateway::cache)
-        .into_iter()
-        .chain(step_cache)
-        .cloned()
-        .collect();
-    orc_engine::Resources {
-        cpu_slots: limits.max_cpu_cores,
-        memory: Some(orc_engine::MemoryLimit {
-            max_bytes: limits.max_memory_bytes(),
-            threshold: limits.memory_cleanup_threshold,
-            on_pressure: Some(Arc::new(move || {
-                for cache in &caches {
-                    cache.shrink();
-                }
-            })),
-        }),
-    }
+async fn watch_signals(run: RunHandle) {
+    interrupted().await;
+    tracing::warn!("interrupted: stopping running steps");
+    run.cancel();
 }
 
-/// Threads for blocking tool work: twice the cores, at least 4.
-fn blocking_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * 2)
-        .max(4)
-}
-
-async fn watch_signals(cancel: CancellationToken) {
+/// Returns on SIGTERM or Ctrl-C.
+pub(crate) async fn interrupted() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -402,8 +263,6 @@ async fn watch_signals(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
-    tracing::warn!("interrupted: stopping running steps");
-    cancel.cancel();
 }
 
 /// What a person reads on stderr when a run ends: on a terminal a short summary (status, steps

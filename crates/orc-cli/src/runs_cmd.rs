@@ -4,8 +4,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use orc_state::{RunFilter, RunRow, RunState};
-use serde_json::json;
+use orc_state::{RunFilter, RunState};
 
 use crate::config::Config;
 use crate::{Global, UserError, exit};
@@ -46,36 +45,7 @@ enum RunsCommand {
     },
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
-/// The status `orc runs` shows: a run recorded as running whose lease nobody holds any more is
-/// `abandoned`: its process died (or lost the store) without recording how the run ended, and
-/// `orc resume` continues it.
-fn shown_status(r: &RunRow) -> &'static str {
-    if r.status == RunState::Running && !r.held {
-        ABANDONED
-    } else {
-        r.status.as_str()
-    }
-}
-
-const ABANDONED: &str = "abandoned";
-
-fn row_json(r: &RunRow) -> serde_json::Value {
-    json!({
-        "run_id": r.run_id,
-        "pipeline_id": r.pipeline_id,
-        "pipeline_path": r.pipeline_path,
-        "status": shown_status(r),
-        "started_at": secs(r.started_at),
-        "finished_at": r.finished_at.map(secs),
-        "steps_done": r.steps_done,
-    })
-}
+use orc_runtime::state::{ABANDONED, row_json, shown_status};
 
 /// Writes pretty JSON and a newline. Serialized first, so that a closed stdout is the I/O
 /// error it is (exit 141, silently), not a serialization error.
@@ -137,8 +107,8 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let store = runtime.block_on(crate::state::open(
-        &crate::state::url(global.state.as_deref(), &config),
+    let store = runtime.block_on(orc_runtime::state::open(
+        &orc_runtime::state::url(global.state.as_deref(), &config),
         &config,
     ))?;
     let fail = |e: orc_state::Error| UserError(format!("state store: {e}"));

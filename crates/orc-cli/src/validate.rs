@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use crate::plans::LoadError;
 use crate::{Global, exit};
 
 #[derive(Debug, Args)]
@@ -22,27 +21,22 @@ pub(crate) struct ValidateArgs {
 pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
     let file = args.pipeline.display().to_string();
     let (config, _) = crate::config::Config::load(global.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (loaded, _gateway) = crate::models::load(
-        &args.pipeline,
-        &config,
-        &runtime,
-        &crate::models::Setup::default(),
-    )?;
-    let loaded = match loaded {
+    let source = orc_runtime::Source::File(args.pipeline.clone());
+    let loaded = match tokio.block_on(orc_runtime::validate(&config, &source)) {
         Ok(l) => l,
-        Err(LoadError::Read(msg)) => return Err(crate::UserError(msg).into()),
-        Err(LoadError::Invalid { diags, text }) => {
+        Err(orc_runtime::Error::Invalid { diags, text, .. }) => {
             if args.json {
-                let doc = json!({ "pipeline_file": file, "valid": false, "error": format!("{} error(s)", diags.error_count()), "findings": findings(&diags, &file) });
+                let doc = json!({ "pipeline_file": file, "valid": false, "error": format!("{} error(s)", diags.error_count()), "findings": orc_runtime::plans::findings(&diags, &file) });
                 print_json(&doc)?;
             } else {
                 eprint!("{}", diags.render(&file, &text));
             }
             return Ok(exit::INVALID);
         }
+        Err(e) => return Err(e.into()),
     };
     let plan = &loaded.compiled.plan;
     let findings_list = &loaded.compiled.findings;
@@ -67,7 +61,7 @@ pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
             "valid": true,
             "pipeline": { "id": plan.id, "name": plan.name, "version": plan.version, "steps": plan.step_count() },
             "tasks": tasks,
-            "findings": findings(findings_list, &file),
+            "findings": orc_runtime::plans::findings(findings_list, &file),
             "plan": &**plan,
         });
         print_json(&doc)?;
@@ -110,29 +104,6 @@ pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(exit::OK)
-}
-
-fn findings(diags: &orc_pipeline::Diagnostics, file: &str) -> serde_json::Value {
-    serde_json::Value::Array(
-        diags
-            .0
-            .iter()
-            .map(|d| {
-                json!({
-                    "code": d.code.to_string(),
-                    "name": d.code.name(),
-                    "severity": d.severity,
-                    "message": d.message,
-                    "file": file,
-                    "line": d.pos.line,
-                    "column": d.pos.col,
-                    "step": d.step,
-                    "field": d.field,
-                    "hint": d.hint,
-                })
-            })
-            .collect(),
-    )
 }
 
 fn print_json(doc: &serde_json::Value) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ use orc_pipeline::{Compiled, OnFailure, Param, Plan, Step, StepKind};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::models;
 use crate::resources::{Admission, Resources, ToolLimits};
@@ -449,7 +450,10 @@ fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, SystemTime) {
 /// scheduler shares a worker with the step tasks it spawns, and a step that finishes at once
 /// hands back without waking another thread.
 pub async fn run(compiled: Compiled, opts: Options) -> Result<RunResult> {
-    let task = tokio::spawn(async move { execute(&compiled, opts).await });
+    // The scheduler and its steps stay in the caller's span (the runtime's `run` span).
+    let task = tokio::spawn(
+        async move { execute(&compiled, opts).await }.instrument(tracing::Span::current()),
+    );
     tokio_util::task::AbortOnDropHandle::new(task)
         .await
         .map_err(|e| Error::Aborted(e.to_string()))?
@@ -894,11 +898,15 @@ impl Run<'_> {
                         id: &self.nodes[i as usize].id,
                         tool: a.tool.as_deref(),
                     });
-                    self.tasks.spawn(step::run(
-                        job,
-                        Arc::clone(self.templates),
-                        self.opts.backoff,
-                    ));
+                    let span = tracing::info_span!(
+                        "step",
+                        step = %self.nodes[i as usize].id,
+                        tool = a.tool.as_deref().unwrap_or("")
+                    );
+                    self.tasks.spawn(
+                        step::run(job, Arc::clone(self.templates), self.opts.backoff)
+                            .instrument(span),
+                    );
                 }
                 StepKind::ForEach(f) => self.expand_for_each(i, step, f),
                 StepKind::While(_) => {

@@ -16,6 +16,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::batch::{BatchCall, BatchFuture, BatchOptions, Batcher};
+use tracing::Instrument as _;
+
 use crate::budget::{Budget, BudgetError, Reservation};
 use crate::client::ModelClient;
 use crate::complexity::{DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures};
@@ -291,10 +293,18 @@ impl Answered for StreamAnswer {
 
 type Vector = Vec<f32>;
 
+/// The span of one model call (with its fallbacks): the model asked for and the endpoint.
+fn call_span(model: &Model, kind: &'static str) -> tracing::Span {
+    tracing::info_span!("model_call", model = %model.spec.name, kind)
+}
+
 /// The one way model calls are made. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
+    /// Spend limits of this handle's calls: clones made by [`Gateway::with_budget`] share
+    /// everything else (pool, cache, router, in-flight calls) with their own budget.
+    budget: Option<Budget>,
 }
 
 struct Inner {
@@ -343,6 +353,7 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| Router::with_defaults(&registry));
         Gateway {
+            budget: options.budget.clone(),
             inner: Arc::new(Inner {
                 registry,
                 client,
@@ -373,9 +384,20 @@ impl Gateway {
         &self.inner.router
     }
 
+    /// A handle on the same gateway (pool, response cache, router, in-flight calls, batchers,
+    /// counters) whose calls are reserved against `budget` instead: each of several runs in one
+    /// process spends against its own limits.
+    #[must_use]
+    pub fn with_budget(&self, budget: Option<Budget>) -> Gateway {
+        Gateway {
+            inner: Arc::clone(&self.inner),
+            budget,
+        }
+    }
+
     /// The budget, when there is one.
     pub fn budget(&self) -> Option<&Budget> {
-        self.inner.options.budget.as_ref()
+        self.budget.as_ref()
     }
 
     /// The gateway's counters so far.
@@ -402,7 +424,7 @@ impl Gateway {
     ) -> Result<Decision> {
         let need = Need::of(Endpoint::Chat, features);
         let affordable: Vec<Arc<ModelSpec>>;
-        let candidates = match &self.inner.options.budget {
+        let candidates = match &self.budget {
             None => candidates,
             Some(_) => {
                 let mut refused = None;
@@ -488,7 +510,7 @@ impl Gateway {
     /// What a call needs: its token bounds are only measured when a budget will check
     /// them (measuring reads the whole prompt).
     fn need(&self, endpoint: Endpoint, features: impl FnOnce() -> RequestFeatures) -> Need {
-        match self.inner.options.budget {
+        match self.budget {
             Some(_) => Need::of(endpoint, &features()),
             None => Need::unbounded(endpoint),
         }
@@ -496,7 +518,7 @@ impl Gateway {
 
     /// Reserves a call's worst case on the budget, when there is one.
     fn reserve(&self, spec: &ModelSpec, need: Need) -> Result<Option<Reservation>> {
-        let Some(budget) = &self.inner.options.budget else {
+        let Some(budget) = &self.budget else {
             return Ok(None);
         };
         let reserved = need
@@ -516,7 +538,7 @@ impl Gateway {
 
     /// Whether the budget could pay for a call to `spec` now.
     fn check_budget(&self, spec: &ModelSpec, need: Need) -> Result<(), BudgetError> {
-        let Some(budget) = &self.inner.options.budget else {
+        let Some(budget) = &self.budget else {
             return Ok(());
         };
         let worst = need.worst_case(spec).ok_or_else(|| BudgetError::Unpriced {
@@ -531,7 +553,7 @@ impl Gateway {
     /// table key this request, never the one asked for: an answer cut at the bound
     /// must not answer a request sent without it.
     pub fn wire<'r, R: WireRequest>(&self, req: &'r R) -> Cow<'r, R> {
-        match &self.inner.options.budget {
+        match &self.budget {
             Some(_) => req
                 .with_output_bound(DEFAULT_MAX_OUTPUT_TOKENS)
                 .map_or(Cow::Borrowed(req), Cow::Owned),
@@ -667,6 +689,7 @@ impl Gateway {
         self.with_fallbacks(model, need, |m| async move {
             self.chat_on(&m, req, use_cache, need).await
         })
+        .instrument(call_span(model, "chat"))
         .await
     }
 
@@ -750,6 +773,7 @@ impl Gateway {
         self.with_fallbacks(model, need, |m| async move {
             self.stream_on(&m, req, use_cache, need).await
         })
+        .instrument(call_span(model, "chat_stream"))
         .await
     }
 
@@ -839,6 +863,7 @@ impl Gateway {
         self.with_fallbacks(model, need, |m| async move {
             self.embed_on(&m, inputs, use_cache).await
         })
+        .instrument(call_span(model, "embed"))
         .await
     }
 
@@ -882,6 +907,7 @@ impl Gateway {
         self.with_fallbacks(model, need, |m| async move {
             self.complete_on(&m, req, use_cache).await
         })
+        .instrument(call_span(model, "complete"))
         .await
     }
 

@@ -1,1 +1,29 @@
-//! The run lifecycle as a library.
+//! The run lifecycle as a library: every front end (`orc run`, `orc serve`, later `orc worker`)
+//! starts, resumes, follows and queries runs through one [`Runtime`], so nothing a run does
+//! differs between them.
+//!
+//! Built as options → [`RuntimeOptions::build`] → a cheap-to-clone [`Runtime`] that owns the
+//! state store, the model gateway (with its response cache), the step-result cache, the compile
+//! cache and the `<AUTO>` resolver, and the leases of the runs it runs.
+//!
+//! - [`config`]: the config file, its defaults and `ORC_…` overrides.
+//! - [`state`]: the state store as a run uses it: its record, lease and journal.
+//! - [`models`]: the gateway and the `<AUTO>` resolver the config describes.
+//! - [`plans`]: loading and compiling a pipeline through the compile cache.
+//! - [`observe`]: step metrics and the observer that fans events out.
+
+pub mod config;
+mod error;
+mod live;
+pub mod models;
+pub mod observe;
+pub mod plans;
+mod runtime;
+pub mod state;
+
+pub use error::Error;
+pub use live::{Outcome, RunEvent};
+pub use runtime::{
+    ResumeOptions, Resumed, RunHandle, Runtime, RuntimeOptions, Source, StartOptions,
+    tokio_runtime, validate,
+};

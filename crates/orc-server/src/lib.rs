@@ -1,7 +1,175 @@
-//! `orc serve`: an HTTP service over orc's runtime.
+//! `orc serve`: an HTTP service over orc's [`Runtime`](orc_runtime::Runtime).
 //!
+//! - the runs API (`/v1/runs…`): start a run from a pipeline's text, wait for it or follow its
+//!   events as Server-Sent Events, list, cancel and resume runs;
 //! - [`openai`]: an OpenAI-compatible gateway (`/v1/chat/completions`, `/v1/embeddings`,
 //!   `/v1/models`) served through orc's model gateway: response cache, in-flight
-//!   de-duplication, batching, routing, fallbacks, budgets and metrics.
+//!   de-duplication, batching, routing, fallbacks, budgets and metrics;
+//! - operations: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Every request is bounded: at most `max_concurrent_requests` in progress (503 with
+//! `Retry-After` beyond, never a queue), bodies up to `max_body_bytes` (413 beyond), and
+//! `request_timeout` each. Bearer tokens are required whenever the service listens beyond
+//! loopback.
 
+mod auth;
+mod events;
+mod limits;
+mod observe;
 pub mod openai;
+mod ops;
+mod problem;
+mod runs;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use orc_runtime::Runtime;
+use orc_runtime::config::ServerSettings;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Tokens;
+
+/// Why the service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The tokens cannot be read, or none is configured for a non-loopback address.
+    #[error("{0}")]
+    Auth(String),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Requests in progress at once, at most.
+    pub max_concurrent_requests: usize,
+    /// How long a request may take.
+    pub request_timeout: Duration,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests and runs get to finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// The bearer tokens; empty for none (loopback only).
+    pub tokens: Tokens,
+}
+
+impl ServerOptions {
+    /// The options the config's `server:` section describes, with its tokens read.
+    pub fn from_settings(settings: &ServerSettings) -> Result<Self, Error> {
+        Ok(ServerOptions {
+            max_concurrent_requests: settings.max_concurrent_requests.max(1),
+            request_timeout: Duration::from_secs_f64(settings.request_timeout),
+            max_body_bytes: usize::try_from(settings.max_body()).unwrap_or(usize::MAX),
+            shutdown_grace: Duration::from_secs_f64(settings.shutdown_grace),
+            tokens: Tokens::load(&settings.auth)?,
+        })
+    }
+
+    /// Refuses an address beyond loopback without tokens.
+    pub fn check_bind(&self, addr: SocketAddr) -> Result<(), Error> {
+        if !addr.ip().is_loopback() && self.tokens.is_empty() {
+            return Err(Error::Auth(format!(
+                "{addr} is not a loopback address: configure bearer tokens (server.auth.token_env or server.auth.token_file) to listen on it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    runtime: Runtime,
+    /// How long `wait` waits for a run.
+    wait_limit: Duration,
+    /// Cancelled on shutdown: event streams end.
+    shutdown: CancellationToken,
+}
+
+/// The service's routes and layers over `runtime`. `shutdown` ends the event streams when it is
+/// cancelled (so that a graceful shutdown is not held open by followers).
+pub fn app(runtime: Runtime, options: &ServerOptions, shutdown: CancellationToken) -> Router {
+    let state = AppState {
+        runtime: runtime.clone(),
+        wait_limit: runs::wait_limit(options.request_timeout),
+        shutdown,
+    };
+    let api = Router::new()
+        .route("/v1/runs", post(runs::start).get(runs::list))
+        .route("/v1/runs/{id}", get(runs::show))
+        .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/v1/runs/{id}/resume", post(runs::resume))
+        .route("/v1/runs/{id}/events", get(events::follow))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state.clone())
+        .merge(openai::routes(runtime.gateway().cloned()))
+        .layer(axum::middleware::from_fn_with_state(
+            options.tokens.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .with_state(state)
+        .merge(api)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::extract::DefaultBodyLimit::max(options.max_body_bytes))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    options.request_timeout,
+                )),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Semaphore::new(options.max_concurrent_requests)),
+            limits::admit,
+        ))
+        .layer(axum::middleware::from_fn(observe::record))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves `runtime` on `listener` until `shutdown` is cancelled; then stops accepting, lets
+/// in-flight requests finish (up to the grace period), stops the runs in progress (each ends
+/// interrupted, checkpointed and resumable) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    runtime: Runtime,
+    options: ServerOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let streams = CancellationToken::new();
+    let router = app(runtime.clone(), &options, streams.clone());
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        stop.cancelled().await;
+        // Followers of a run would keep their connections open for as long as it lasts.
+        streams.cancel();
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::pin!(server);
+    let result = tokio::select! {
+        r = &mut server => r,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(options.shutdown_grace).await;
+        } => {
+            tracing::warn!("requests still in progress after the grace period; closing them");
+            Ok(())
+        }
+    };
+    runtime.shutdown(options.shutdown_grace).await;
+    result
+}

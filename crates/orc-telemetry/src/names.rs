@@ -48,6 +48,11 @@ pub mod label {
     pub const TO: &str = "to";
     /// A cache's name: `model`, `step`, `compile`, `query`, …
     pub const CACHE: &str = "cache";
+    /// The route an HTTP request matched (`/v1/runs/{id}`, never the path it asked for), or
+    /// `unmatched`.
+    pub const ROUTE: &str = "route";
+    /// An HTTP response's status code.
+    pub const STATUS: &str = "status";
 }
 
 // --- pipeline runs ---------------------------------------------------------------------------
@@ -117,6 +122,13 @@ pub const CACHE_EVICTIONS_TOTAL: &str = "orc_cache_evictions_total";
 /// Histogram {provider, model, kind}: requests sent together in one batch.
 pub const BATCH_SIZE: &str = "orc_batch_size";
 
+// --- service (`orc serve`) ----------------------------------------------------------------
+
+/// Counter {route, status}: HTTP requests answered.
+pub const HTTP_REQUESTS_TOTAL: &str = "orc_http_requests_total";
+/// Histogram {route}: time from a request's arrival to its response's headers.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "orc_http_request_duration_seconds";
+
 // --- process ---------------------------------------------------------------------------------
 
 /// Gauge: resident memory of the orc process, in bytes.
@@ -167,7 +179,9 @@ const fn metric(
 }
 
 use Kind::{Counter, Gauge, Histogram};
-use label::{ACTION, CACHE, FROM, KIND, MODEL, OUTCOME, PIPELINE, PROVIDER, TO, TOOL};
+use label::{
+    ACTION, CACHE, FROM, KIND, MODEL, OUTCOME, PIPELINE, PROVIDER, ROUTE, STATUS, TO, TOOL,
+};
 
 /// Every metric orc records, in the order of this module.
 #[rustfmt::skip]
@@ -220,6 +234,10 @@ pub const ALL: &[Metric] = &[
         "Cache entries removed to respect a size bound."),
     metric(BATCH_SIZE, Histogram, Unit::Count, &[PROVIDER, MODEL, KIND],
         "Requests sent together in one batch."),
+    metric(HTTP_REQUESTS_TOTAL, Counter, Unit::Count, &[ROUTE, STATUS],
+        "HTTP requests orc serve answered, by route and status."),
+    metric(HTTP_REQUEST_DURATION_SECONDS, Histogram, Unit::Seconds, &[ROUTE],
+        "Time from an HTTP request's arrival to its response."),
     metric(PROCESS_RESIDENT_MEMORY_BYTES, Gauge, Unit::Bytes, &[],
         "Resident memory of the orc process."),
     metric(PROCESS_CPU_SECONDS_TOTAL, Gauge, Unit::Seconds, &[],

@@ -12,6 +12,7 @@ mod pipelines;
 mod processes;
 mod resume;
 mod retries;
+mod serve;
 mod signals;
 mod support;
 mod telemetry;

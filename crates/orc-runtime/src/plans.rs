@@ -6,7 +6,7 @@ use orc_pipeline::{Compiled, Diagnostics, Plan};
 use serde::{Deserialize, Serialize};
 
 /// Where orc keeps its data: `ORC_HOME`, else the platform's cache and data directories.
-pub(crate) fn cache_dir() -> Option<PathBuf> {
+pub fn cache_dir() -> Option<PathBuf> {
     if let Some(home) = std::env::var_os("ORC_HOME").filter(|h| !h.is_empty()) {
         return Some(PathBuf::from(home).join("cache"));
     }
@@ -17,12 +17,12 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
 }
 
 /// The compile cache, when orc has a cache directory.
-pub(crate) fn plan_cache() -> Option<orc_cache::FileCache> {
+pub fn plan_cache() -> Option<orc_cache::FileCache> {
     cache_dir().map(|d| orc_cache::FileCache::new(d.join("plans")))
 }
 
 /// Entries and bytes in the compile cache.
-pub(crate) fn usage(cache: &orc_cache::FileCache) -> std::io::Result<(u64, u64)> {
+pub fn usage(cache: &orc_cache::FileCache) -> std::io::Result<(u64, u64)> {
     let mut totals = (0, 0);
     let entries = match std::fs::read_dir(cache.dir()) {
         Ok(entries) => entries,
@@ -40,7 +40,7 @@ pub(crate) fn usage(cache: &orc_cache::FileCache) -> std::io::Result<(u64, u64)>
 }
 
 /// Removes every compiled plan; returns how many.
-pub(crate) fn clear(cache: &orc_cache::FileCache) -> std::io::Result<u64> {
+pub fn clear(cache: &orc_cache::FileCache) -> std::io::Result<u64> {
     let (entries, _) = usage(cache)?;
     match std::fs::remove_dir_all(cache.dir()) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -63,33 +63,41 @@ struct EntryRef<'a> {
 }
 
 /// A pipeline file that failed to load or compile.
-pub(crate) enum LoadError {
+pub enum LoadError {
     /// The file could not be read.
     Read(String),
     /// The compiler found errors.
-    Invalid { diags: Diagnostics, text: String },
+    Invalid {
+        /// What the compiler found.
+        diags: Diagnostics,
+        /// The pipeline's text, for rendering them.
+        text: String,
+    },
 }
 
 /// The file's text (for rendering diagnostics) and its compiled form.
-pub(crate) struct Loaded {
-    pub(crate) text: String,
-    pub(crate) compiled: Compiled,
-    pub(crate) cache_hit: bool,
+pub struct Loaded {
+    /// The pipeline's text.
+    pub text: String,
+    /// The compiled plan and the compiler's findings.
+    pub compiled: Compiled,
+    /// Whether the plan came from the compile cache.
+    pub cache_hit: bool,
 }
 
 /// What a compile depends on besides the pipeline text.
-pub(crate) struct Compiler<'a> {
+pub struct Compiler<'a> {
     /// The tools, actions and model names the pipeline may use.
-    pub(crate) catalog: orc_pipeline::Catalog,
+    pub catalog: orc_pipeline::Catalog,
     /// Resolves `<AUTO>` tags; `None` when no model is configured.
-    pub(crate) resolver: Option<&'a dyn orc_pipeline::AutoResolver>,
+    pub resolver: Option<&'a dyn orc_pipeline::AutoResolver>,
     /// What else decides the plan (the configured models), for the cache key.
-    pub(crate) fingerprint: Vec<u8>,
+    pub fingerprint: Vec<u8>,
 }
 
 impl<'a> Compiler<'a> {
     /// The compiler for the config's models.
-    pub(crate) fn new(
+    pub fn new(
         gateway: Option<&orc_models::Gateway>,
         resolver: Option<&'a dyn orc_pipeline::AutoResolver>,
     ) -> Self {
@@ -105,13 +113,22 @@ impl<'a> Compiler<'a> {
 }
 
 /// Reads and compiles a pipeline, using the compile cache when it has an entry for this text and this orc.
-pub(crate) fn load(path: &Path, compiler: &Compiler<'_>) -> Result<Loaded, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        LoadError::Read(format!("{}: cannot read the pipeline: {e}", path.display()))
-    })?;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+pub fn load(path: &Path, compiler: &Compiler<'_>) -> Result<Loaded, LoadError> {
+    load_bytes(&read(path)?, compiler)
+}
+
+/// Reads a pipeline file.
+pub fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path)
+        .map_err(|e| LoadError::Read(format!("{}: cannot read the pipeline: {e}", path.display())))
+}
+
+/// Compiles a pipeline's text, using the compile cache when it has an entry for this text and
+/// this orc.
+pub fn load_bytes(bytes: &[u8], compiler: &Compiler<'_>) -> Result<Loaded, LoadError> {
+    let text = String::from_utf8_lossy(bytes).into_owned();
     let cache = plan_cache();
-    let key = cache_key(&bytes, &compiler.fingerprint);
+    let key = cache_key(bytes, &compiler.fingerprint);
     if let Some(cache) = &cache
         && let Ok(Some(entry)) = cache.get(&key)
     {
@@ -130,11 +147,11 @@ pub(crate) fn load(path: &Path, compiler: &Compiler<'_>) -> Result<Loaded, LoadE
         }
     }
     let started = std::time::Instant::now();
-    let compiled = orc_pipeline::compile_bytes_with(&bytes, &compiler.catalog, compiler.resolver)
+    let compiled = orc_pipeline::compile_bytes_with(bytes, &compiler.catalog, compiler.resolver)
         .map_err(|diags| LoadError::Invalid {
-        diags,
-        text: text.clone(),
-    })?;
+            diags,
+            text: text.clone(),
+        })?;
     tracing::debug!(elapsed = ?started.elapsed(), "compiled");
     if let Some(cache) = &cache {
         let entry = EntryRef {
@@ -185,4 +202,29 @@ fn cache_key(bytes: &[u8], fingerprint: &[u8]) -> Vec<u8> {
     key.extend_from_slice(blake3::hash(fingerprint).as_bytes());
     key.extend_from_slice(bytes);
     key
+}
+
+/// The compiler's findings as `orc validate --json` prints them (and the service answers an
+/// invalid pipeline with): code, name, severity, message, file, line, column, step, field, hint.
+pub fn findings(diags: &Diagnostics, file: &str) -> serde_json::Value {
+    serde_json::Value::Array(
+        diags
+            .0
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "code": d.code.to_string(),
+                    "name": d.code.name(),
+                    "severity": d.severity,
+                    "message": d.message,
+                    "file": file,
+                    "line": d.pos.line,
+                    "column": d.pos.col,
+                    "step": d.step,
+                    "field": d.field,
+                    "hint": d.hint,
+                })
+            })
+            .collect(),
+    )
 }

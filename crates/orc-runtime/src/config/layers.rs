@@ -13,7 +13,7 @@ use super::{Config, ConfigError, Issue};
 
 /// Where a value of the effective configuration was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub enum Origin {
     /// Built into orc.
     Default,
     /// The config file, at this line and column.
@@ -24,10 +24,11 @@ pub(crate) enum Origin {
 
 /// The effective configuration and where it came from.
 #[derive(Debug)]
-pub(crate) struct Loaded {
-    pub(crate) config: Config,
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
     /// The config file, when there is one.
-    pub(crate) path: Option<PathBuf>,
+    pub path: Option<PathBuf>,
     /// Positions of every key written in the file, by dotted path (`models[0].name`).
     positions: BTreeMap<String, Pos>,
     /// The overrides applied, by dotted path, with the variable that set each.
@@ -36,7 +37,7 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     /// Where the value at `key` (a dotted path) was set.
-    pub(crate) fn origin(&self, key: &str) -> Origin {
+    pub fn origin(&self, key: &str) -> Origin {
         if let Some(var) = self.overrides.get(key) {
             return Origin::Env(var.clone());
         }
@@ -76,7 +77,7 @@ impl Loaded {
 }
 
 /// The environment's `ORC_<SECTION>__<KEY>` variables (those with a `__`), in a stable order.
-pub(crate) fn environment() -> Vec<(String, String)> {
+pub fn environment() -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k.starts_with("ORC_") && k.contains("__"))
@@ -87,13 +88,13 @@ pub(crate) fn environment() -> Vec<(String, String)> {
 
 /// The largest config file orc reads: a config is a few kilobytes, and a path such as
 /// `/dev/zero` must not be read forever.
-pub(crate) const MAX_FILE_BYTES: u64 = 4 << 20;
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// The most problems one load reports; past it, the rest of the file is not examined.
 const MAX_ISSUES: usize = 50;
 
 /// Reads a text file of at most `limit` bytes; a larger one (or an endless one) is an error.
-pub(crate) fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<String, String> {
+pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<String, String> {
     use std::io::Read as _;
     let file = std::fs::File::open(path)
         .map_err(|e| format!("{}: cannot read the {what}: {e}", path.display()))?;
@@ -115,10 +116,7 @@ pub(crate) fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<String
 /// Finds the config file (`explicit`, else `ORC_CONFIG`, else `./orc.yaml` if it exists),
 /// loads it over the defaults, applies `env` and checks the result. Every problem is listed,
 /// each once: wrong types and unknown keys in the file, bad overrides, and values out of range.
-pub(crate) fn load(
-    explicit: Option<&Path>,
-    env: &[(String, String)],
-) -> Result<Loaded, ConfigError> {
+pub fn load(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => match std::env::var_os("ORC_CONFIG") {
@@ -380,7 +378,7 @@ fn scalar(raw: &str) -> Value {
 }
 
 /// Every leaf of the effective configuration as `(dotted key, value)`, in document order.
-pub(crate) fn leaves(config: &Config) -> Vec<(String, Value)> {
+pub fn leaves(config: &Config) -> Vec<(String, Value)> {
     fn walk(v: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
         match v {
             Value::Object(map) if !map.is_empty() => {

@@ -1,7 +1,7 @@
 //! The model layer as the config file describes it: the gateway (registry, pooled
 //! client, response cache, batching) and the resolver of `<AUTO>` tags.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use orc_cache::{Backend, Cache, CacheOptions};
@@ -19,7 +19,7 @@ use crate::plans;
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// The model response cache the config describes; `None` when it is disabled.
-pub(crate) fn model_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
+pub fn model_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
     let settings = &config.performance.caching.model_cache;
     if !settings.enabled {
         return Ok(None);
@@ -28,7 +28,7 @@ pub(crate) fn model_cache(config: &Config) -> Result<Option<Cache>, ConfigError>
 }
 
 /// The step-result cache the config describes; `None` when it is disabled.
-pub(crate) fn step_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
+pub fn step_cache(config: &Config) -> Result<Option<Cache>, ConfigError> {
     let settings = &config.performance.caching.pipeline_cache;
     if !settings.enabled {
         return Ok(None);
@@ -72,21 +72,19 @@ fn open_cache(
     Cache::open(options).map_err(|e| ConfigError(format!("{field}: {e}")))
 }
 
-/// What a run adds to the config's gateway: the router's history and the budget.
+/// What the config's gateway starts from besides the config.
 #[derive(Debug, Default)]
-pub(crate) struct Setup {
+pub struct Setup {
     /// Past calls per model, from the state store, for the router to start from.
-    pub(crate) history: Vec<ModelStats>,
-    /// The run's budget (`--budget`, `cost.budget_per_hour`); `None` for none.
-    pub(crate) budget: Option<Budget>,
-    /// Answer `<AUTO>` tags from the response cache only, never with a call (`orc plan`).
-    pub(crate) offline: bool,
+    pub history: Vec<ModelStats>,
+    /// Spend limits of its calls; `None` for none (see [`Gateway::with_budget`]).
+    pub budget: Option<Budget>,
 }
 
 /// The gateway for the config's models; `None` when the config lists no model.
 ///
 /// Reads no API key: keys are read when a step's model is chosen.
-pub(crate) fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>, ConfigError> {
+pub fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>, ConfigError> {
     if config.models.is_empty() {
         return Ok(None);
     }
@@ -118,36 +116,32 @@ pub(crate) fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>,
     Ok(Some(Gateway::new(registry, client, options)))
 }
 
-/// Reads and compiles a pipeline with the config's models: model steps compile when models are
-/// configured, and `<AUTO>` tags are answered through the gateway on `runtime`. Also returns the
-/// gateway, for the run.
-pub(crate) fn load(
-    path: &Path,
-    config: &Config,
-    runtime: &tokio::runtime::Runtime,
-    setup: &Setup,
-) -> Result<(Result<plans::Loaded, plans::LoadError>, Option<Gateway>), ConfigError> {
-    let gateway = gateway(config, setup)?;
-    let loaded = {
-        let resolver = gateway.as_ref().map(|gateway| ModelResolver {
-            gateway,
-            runtime,
-            offline: setup.offline,
-        });
-        let compiler = plans::Compiler::new(
-            gateway.as_ref(),
-            resolver.as_ref().map(|r| r as &dyn AutoResolver),
-        );
-        plans::load(path, &compiler)
-    };
-    Ok((loaded, gateway))
+/// Compiles a pipeline's `bytes` (read from `path`, when it is a file) with the models of
+/// `gateway`: model steps compile when models are configured, and `<AUTO>` tags are answered
+/// through the gateway (`offline`: from its response cache only, for `orc plan`).
+///
+/// Blocks the calling thread while an `<AUTO>` tag is answered: call it where blocking is
+/// allowed (the blocking pool, or outside the runtime) with a `handle` on the runtime.
+pub fn compile(
+    bytes: &[u8],
+    gateway: Option<&Gateway>,
+    handle: &tokio::runtime::Handle,
+    offline: bool,
+) -> Result<plans::Loaded, plans::LoadError> {
+    let resolver = gateway.map(|gateway| ModelResolver {
+        gateway,
+        handle,
+        offline,
+    });
+    let compiler = plans::Compiler::new(gateway, resolver.as_ref().map(|r| r as &dyn AutoResolver));
+    plans::load_bytes(bytes, &compiler)
 }
 
 /// Resolves `<AUTO>` tags at compile time with a model call through the gateway (and
 /// so through its response cache: compiling the same pipeline again costs nothing).
 struct ModelResolver<'a> {
     gateway: &'a Gateway,
-    runtime: &'a tokio::runtime::Runtime,
+    handle: &'a tokio::runtime::Handle,
     offline: bool,
 }
 
@@ -192,7 +186,7 @@ impl AutoResolver for ModelResolver<'_> {
         };
         if self.offline
             && !self
-                .runtime
+                .handle
                 .block_on(self.gateway.is_cached(&model.spec, "chat", &req))
                 .map_err(|e| e.to_string())?
         {
@@ -202,7 +196,7 @@ impl AutoResolver for ModelResolver<'_> {
             );
         }
         let answer = self
-            .runtime
+            .handle
             .block_on(self.gateway.chat(&model, &req, true))
             .map_err(|e| e.to_string())?;
         Ok(answer.value.text.trim().to_owned())

@@ -18,11 +18,11 @@ use crate::config::{Config, ConfigError};
 /// How long a run's lease lasts without renewal, unless `state.lease_seconds` says otherwise. A
 /// run whose process was killed on this machine is taken over at once; one on another machine
 /// (or one whose process is stopped) can be resumed once its lease runs out.
-pub(crate) const LEASE: Duration = Duration::from_secs(10);
+pub const LEASE: Duration = Duration::from_secs(10);
 
 /// The lease length: `state.lease_seconds` (or `ORC_STATE__LEASE_SECONDS`; checked when the
 /// config was loaded), else [`LEASE`].
-pub(crate) fn lease_length(config: &Config) -> Duration {
+pub fn lease_length(config: &Config) -> Duration {
     config.state.lease_seconds.map_or(LEASE, |secs| {
         Duration::from_secs_f64(secs.clamp(crate::config::MIN_LEASE, crate::config::MAX_LEASE))
     })
@@ -30,7 +30,7 @@ pub(crate) fn lease_length(config: &Config) -> Duration {
 
 /// The store's URL: `--state`, else the config's `state.url` (or `ORC_STATE__URL`), else
 /// SQLite in the data directory.
-pub(crate) fn url(flag: Option<&str>, config: &Config) -> String {
+pub fn url(flag: Option<&str>, config: &Config) -> String {
     if let Some(url) = flag.filter(|u| !u.is_empty()) {
         return url.to_owned();
     }
@@ -41,7 +41,7 @@ pub(crate) fn url(flag: Option<&str>, config: &Config) -> String {
 }
 
 /// `ORC_HOME`, else `$XDG_DATA_HOME/orc`, else `~/.local/share/orc`.
-fn data_dir() -> PathBuf {
+pub fn data_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("ORC_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(home);
     }
@@ -55,7 +55,7 @@ fn data_dir() -> PathBuf {
 }
 
 /// Opens (and migrates) the store; a bad URL or an unusable database is a config error.
-pub(crate) async fn open(url: &str, config: &Config) -> Result<Store, ConfigError> {
+pub async fn open(url: &str, config: &Config) -> Result<Store, ConfigError> {
     let db = &config.performance.database;
     let options = StateOptions {
         pool_size: db.connection_pool_size.max(1),
@@ -93,7 +93,7 @@ impl Lost {
 /// renewal finds that another process took the run over (or the store cannot be reached for
 /// as long as the lease lasts), the run's stop token is cancelled so that no further step
 /// starts, and the store refuses this process's checkpoints from then on.
-pub(crate) struct Held {
+pub struct Held {
     store: Store,
     lease: Lease,
     lost: Arc<Lost>,
@@ -103,7 +103,7 @@ pub(crate) struct Held {
 impl Held {
     /// Takes the lease of `run_id` for `length`, under a new owner token for this process;
     /// `Ok(Err(holder))` when another live process holds it.
-    pub(crate) async fn claim(
+    pub async fn claim(
         store: &Store,
         run_id: &str,
         length: Duration,
@@ -134,12 +134,12 @@ impl Held {
 
     /// The token that stops the run: cancelled when the lease is lost; the caller cancels it
     /// on Ctrl-C too.
-    pub(crate) fn stop_token(&self) -> CancellationToken {
+    pub fn stop_token(&self) -> CancellationToken {
         self.lost.stop.clone()
     }
 
     /// The journal the engine writes this run's finished steps to, fenced by the lease.
-    pub(crate) fn journal(&self) -> Arc<dyn Journal> {
+    pub fn journal(&self) -> Arc<dyn Journal> {
         Arc::new(StoreJournal {
             store: self.store.clone(),
             lease: self.lease.clone(),
@@ -148,7 +148,7 @@ impl Held {
     }
 
     /// Marks the run running again (a resume), as the lease's holder.
-    pub(crate) async fn reopen(&self) -> Result<(), String> {
+    pub async fn reopen(&self) -> Result<(), String> {
         self.store
             .finish_leased(&self.lease, RunState::Running, None)
             .await
@@ -158,7 +158,7 @@ impl Held {
     /// Records how the run ended, with its result document, and gives up the lease. When the
     /// lease was lost, records nothing (the run is another process's now): `result` says so
     /// (failed, `error_type` `LeaseLost`) and the error is the reason.
-    pub(crate) async fn finish(self, result: &mut orc_engine::RunResult) -> Result<(), String> {
+    pub async fn finish(self, result: &mut orc_engine::RunResult) -> Result<(), String> {
         if let Some(reason) = self.lost.reason.get() {
             result.status = orc_engine::RunStatus::Failed;
             result.success = false;
@@ -180,7 +180,7 @@ impl Held {
     }
 
     /// Records a run that could not start as failed, with the reason, and gives up the lease.
-    pub(crate) async fn fail(self, reason: &str) -> Result<(), String> {
+    pub async fn fail(self, reason: &str) -> Result<(), String> {
         let doc = serde_json::json!({
             "execution_id": self.lease.run_id,
             "status": "failed",
@@ -234,7 +234,7 @@ async fn renew(store: Store, lease: Lease, length: Duration, lost: Arc<Lost>) {
 }
 
 /// Creates the run's record.
-pub(crate) async fn create(
+pub async fn create(
     store: &Store,
     run_id: &str,
     plan: &orc_pipeline::Plan,
@@ -257,12 +257,12 @@ pub(crate) async fn create(
 }
 
 /// The hash a resumed run's pipeline text must still have.
-pub(crate) fn hash(text: &str) -> String {
+pub fn hash(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex().to_string()
 }
 
 /// The records of the steps an earlier attempt completed, by id (later records win).
-pub(crate) fn completed_steps(checkpoints: Vec<Checkpoint>) -> HashMap<String, StepRecord> {
+pub fn completed_steps(checkpoints: Vec<Checkpoint>) -> HashMap<String, StepRecord> {
     let mut steps = HashMap::with_capacity(checkpoints.len());
     for c in checkpoints {
         match serde_json::from_value::<StepRecord>(c.envelope) {
@@ -348,18 +348,29 @@ impl Journal for StoreJournal {
 
 /// What the store measured of one model's calls over a period.
 #[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct ModelSummary {
-    pub(crate) model: String,
-    pub(crate) provider: String,
-    pub(crate) calls: u64,
-    pub(crate) successes: u64,
-    pub(crate) success_rate: f64,
-    pub(crate) latency_mean_ms: f64,
-    pub(crate) latency_p50_ms: f64,
-    pub(crate) latency_p95_ms: f64,
-    pub(crate) input_tokens: u64,
-    pub(crate) output_tokens: u64,
-    pub(crate) cost_usd: f64,
+pub struct ModelSummary {
+    /// The model's configured name.
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// Calls measured.
+    pub calls: u64,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// `successes / calls` (0 without calls).
+    pub success_rate: f64,
+    /// Mean latency, milliseconds.
+    pub latency_mean_ms: f64,
+    /// Median latency, milliseconds.
+    pub latency_p50_ms: f64,
+    /// 95th percentile latency, milliseconds.
+    pub latency_p95_ms: f64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Spend, USD.
+    pub cost_usd: f64,
 }
 
 /// At most this many recent calls per model are read for a summary.
@@ -367,7 +378,7 @@ const SUMMARY_CALLS: u32 = 10_000;
 
 /// A summary per configured model of its calls newer than `age` (models without calls are
 /// listed with zero calls).
-pub(crate) async fn model_summaries(
+pub async fn model_summaries(
     store: &Store,
     config: &Config,
     age: Duration,
@@ -429,29 +440,16 @@ fn summarize(model: &str, provider: &str, calls: &[ModelMetric]) -> ModelSummary
 const HISTORY_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const HISTORY_CALLS: u32 = 1_000;
 
-/// What a run's gateway starts from: each model's recent calls (so routing learns across
-/// runs), and the budget with the last hour's spend already counted against
-/// `cost.budget_per_hour`.
-pub(crate) async fn model_setup(
+/// Each configured model's recent calls, for the router to start from (so routing learns across
+/// runs).
+pub async fn model_history(
     store: &Store,
     config: &Config,
-    run_budget: Option<f64>,
-) -> Result<crate::models::Setup, ConfigError> {
-    let mut setup = crate::models::Setup::default();
-    if config.models.is_empty() {
-        return Ok(setup);
-    }
-    let now = SystemTime::now();
-    let since = now
+) -> Result<Vec<orc_models::ModelStats>, ConfigError> {
+    let since = SystemTime::now()
         .checked_sub(HISTORY_AGE)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let per_hour = config.cost.budget_per_hour;
-    let budget = (run_budget.is_some() || per_hour.is_some()).then(|| {
-        orc_models::Budget::new(orc_models::BudgetLimits {
-            per_run: run_budget,
-            per_hour,
-        })
-    });
+    let mut history = Vec::with_capacity(config.models.len());
     for spec in &config.models {
         let calls = store
             .model_metrics(&spec.name, since, HISTORY_CALLS)
@@ -460,12 +458,74 @@ pub(crate) async fn model_setup(
         let mut stats = orc_models::ModelStats::new(spec.name.clone());
         for m in &calls {
             stats.add_call(m.latency_ms, m.success, m.cost);
-            if let (Some(budget), Ok(ago)) = (&budget, now.duration_since(m.at)) {
-                budget.record_past_spend(ago, m.cost);
+        }
+        history.push(stats);
+    }
+    Ok(history)
+}
+
+/// A run's budget: `per_run` USD (`--budget`, the pipeline's `budget:`) and
+/// `cost.budget_per_hour`, with the last hour's recorded spend already counted against the
+/// latter; `None` when neither limits the run.
+pub async fn budget(
+    store: &Store,
+    config: &Config,
+    per_run: Option<f64>,
+) -> Result<Option<orc_models::Budget>, ConfigError> {
+    let per_hour = config.cost.budget_per_hour;
+    if config.models.is_empty() || (per_run.is_none() && per_hour.is_none()) {
+        return Ok(None);
+    }
+    let budget = orc_models::Budget::new(orc_models::BudgetLimits { per_run, per_hour });
+    if per_hour.is_some() {
+        let now = SystemTime::now();
+        let since = now
+            .checked_sub(Duration::from_secs(3600))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        for spec in &config.models {
+            let calls = store
+                .model_metrics(&spec.name, since, HISTORY_CALLS)
+                .await
+                .map_err(|e| ConfigError(format!("state store: {e}")))?;
+            for m in &calls {
+                if let Ok(ago) = now.duration_since(m.at) {
+                    budget.record_past_spend(ago, m.cost);
+                }
             }
         }
-        setup.history.push(stats);
     }
-    setup.budget = budget;
-    Ok(setup)
+    Ok(Some(budget))
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// The status a run is shown with: a run recorded as running whose lease nobody holds any more
+/// is `abandoned`: its process died (or lost the store) without recording how the run ended,
+/// and resuming continues it.
+pub fn shown_status(r: &orc_state::RunRow) -> &'static str {
+    if r.status == RunState::Running && !r.held {
+        ABANDONED
+    } else {
+        r.status.as_str()
+    }
+}
+
+/// The status of a run whose process is gone without recording its end.
+pub const ABANDONED: &str = "abandoned";
+
+/// A run's record as `orc runs list --json` prints it (and the service answers with).
+pub fn row_json(r: &orc_state::RunRow) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": r.run_id,
+        "pipeline_id": r.pipeline_id,
+        "pipeline_path": r.pipeline_path,
+        "status": shown_status(r),
+        "started_at": secs(r.started_at),
+        "finished_at": r.finished_at.map(secs),
+        "steps_done": r.steps_done,
+    })
 }

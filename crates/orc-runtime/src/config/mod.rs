@@ -5,54 +5,114 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) mod layers;
+pub mod layers;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// The models pipelines can use.
-    pub(crate) models: Vec<orc_models::ModelSpec>,
+    pub models: Vec<orc_models::ModelSpec>,
     /// How steps that name no model are routed, and the fallbacks.
-    pub(crate) routing: orc_models::RoutingConfig,
+    pub routing: orc_models::RoutingConfig,
     /// Budgets and the router's cost preferences.
-    pub(crate) cost: orc_models::CostConfig,
+    pub cost: orc_models::CostConfig,
     /// Where runs and their checkpoints are kept.
-    pub(crate) state: StateSettings,
-    pub(crate) performance: Performance,
+    pub state: StateSettings,
+    /// Limits and settings of the engine, as the performance guide lays them out.
+    pub performance: Performance,
+    /// `orc serve`: where it listens, its limits and its tokens.
+    pub server: ServerSettings,
 }
 
-/// The shortest and longest `state.lease_seconds`.
-pub(crate) const MIN_LEASE: f64 = 0.1;
-pub(crate) const MAX_LEASE: f64 = 86_400.0;
+/// The `server:` section (`orc serve`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// The address to listen on (`--bind` overrides it).
+    pub bind: String,
+    /// Requests in progress at once, at most; beyond it requests get 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Seconds a request may take (a run waited for with `wait` answers 202 at this point).
+    pub request_timeout: f64,
+    /// The largest request body, in bytes (`10MB`, `512KB` or a number); larger ones get 413.
+    pub max_body_bytes: String,
+    /// Seconds in-flight requests and runs get to finish on SIGTERM or Ctrl-C.
+    pub shutdown_grace: f64,
+    /// Bearer tokens; required whenever `bind` is not a loopback address.
+    pub auth: AuthSettings,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: "127.0.0.1:8080".to_owned(),
+            max_concurrent_requests: 1000,
+            request_timeout: 30.0,
+            max_body_bytes: "10MB".to_owned(),
+            shutdown_grace: 10.0,
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl ServerSettings {
+    /// `max_body_bytes` in bytes (checked when the config was loaded).
+    pub fn max_body(&self) -> u64 {
+        parse_bytes(&self.max_body_bytes).unwrap_or(10 << 20)
+    }
+}
+
+/// The `server.auth:` section: where the bearer tokens come from. Tokens are never written in
+/// the config file itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// An environment variable holding the tokens, separated by commas or whitespace.
+    pub token_env: Option<String>,
+    /// A file holding the tokens, one per line (`#` starts a comment).
+    pub token_file: Option<PathBuf>,
+}
+
+/// The shortest `state.lease_seconds`.
+pub const MIN_LEASE: f64 = 0.1;
+/// The longest `state.lease_seconds`.
+pub const MAX_LEASE: f64 = 86_400.0;
 
 /// The `state:` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct StateSettings {
+pub struct StateSettings {
     /// `sqlite://…`, `postgres://…` or `redis://…`; default SQLite in the data directory.
-    pub(crate) url: Option<String>,
+    pub url: Option<String>,
     /// How long a run's lease lasts without renewal, in seconds (default 10).
-    pub(crate) lease_seconds: Option<f64>,
+    pub lease_seconds: Option<f64>,
 }
 
 /// The `performance:` section, laid out as the performance guide's `config/performance.yaml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Performance {
-    pub(crate) caching: Caching,
-    pub(crate) parallel_execution: ParallelExecution,
-    pub(crate) resource_limits: ResourceLimits,
-    pub(crate) model_optimization: ModelOptimization,
-    pub(crate) database: Database,
+pub struct Performance {
+    /// The model response cache and the step-result cache.
+    pub caching: Caching,
+    /// Threads, steps at once, the default step time limit.
+    pub parallel_execution: ParallelExecution,
+    /// Memory admission and the CPU pool.
+    pub resource_limits: ResourceLimits,
+    /// Batching and the connection pool of model calls.
+    pub model_optimization: ModelOptimization,
+    /// The state store's pool and timeouts.
+    pub database: Database,
 }
 
 /// `performance.caching`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Caching {
-    pub(crate) model_cache: CacheSettings,
-    pub(crate) pipeline_cache: CacheSettings,
+pub struct Caching {
+    /// The model response cache.
+    pub model_cache: CacheSettings,
+    /// The step-result cache of `cache: true` steps.
+    pub pipeline_cache: CacheSettings,
 }
 
 impl Default for Caching {
@@ -76,14 +136,21 @@ impl Default for Caching {
 /// One cache's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct CacheSettings {
-    pub(crate) enabled: bool,
-    pub(crate) backend: String,
-    pub(crate) ttl: u64,
-    pub(crate) max_size: u64,
-    pub(crate) compression: bool,
-    pub(crate) url: Option<String>,
-    pub(crate) path: Option<PathBuf>,
+pub struct CacheSettings {
+    /// Whether the cache is used.
+    pub enabled: bool,
+    /// `memory`, `file` or `redis`.
+    pub backend: String,
+    /// Seconds an entry lives; 0 for ever.
+    pub ttl: u64,
+    /// The most entries kept (memory backend).
+    pub max_size: u64,
+    /// Whether values are zstd-compressed.
+    pub compression: bool,
+    /// The Redis URL (`backend: redis`).
+    pub url: Option<String>,
+    /// The directory (`backend: file`).
+    pub path: Option<PathBuf>,
 }
 
 impl Default for CacheSettings {
@@ -103,13 +170,13 @@ impl Default for CacheSettings {
 /// `performance.parallel_execution`: read by the scheduler.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ParallelExecution {
+pub struct ParallelExecution {
     /// Threads of the async runtime.
-    pub(crate) max_workers: usize,
+    pub max_workers: usize,
     /// Steps running at once.
-    pub(crate) max_concurrent_tasks: usize,
+    pub max_concurrent_tasks: usize,
     /// Default per-step time limit, seconds.
-    pub(crate) task_timeout: f64,
+    pub task_timeout: f64,
 }
 
 impl Default for ParallelExecution {
@@ -125,10 +192,13 @@ impl Default for ParallelExecution {
 /// `performance.resource_limits`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ResourceLimits {
-    pub(crate) max_memory: String,
-    pub(crate) max_cpu_cores: usize,
-    pub(crate) memory_cleanup_threshold: f64,
+pub struct ResourceLimits {
+    /// The memory the process may use (`8GB`).
+    pub max_memory: String,
+    /// Slots of the CPU pool data tools run on.
+    pub max_cpu_cores: usize,
+    /// The share of `max_memory` above which no step starts and caches are emptied.
+    pub memory_cleanup_threshold: f64,
 }
 
 impl Default for ResourceLimits {
@@ -144,11 +214,15 @@ impl Default for ResourceLimits {
 /// `performance.model_optimization`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ModelOptimization {
-    pub(crate) batch_size: usize,
-    pub(crate) max_wait_time: f64,
-    pub(crate) connection_pool_size: usize,
-    pub(crate) max_concurrent_batches: usize,
+pub struct ModelOptimization {
+    /// The most requests sent in one batch.
+    pub batch_size: usize,
+    /// Seconds a request waits for others to batch with.
+    pub max_wait_time: f64,
+    /// The most connections open to one provider host.
+    pub connection_pool_size: usize,
+    /// Batches in flight at once per model.
+    pub max_concurrent_batches: usize,
 }
 
 impl Default for ModelOptimization {
@@ -165,10 +239,13 @@ impl Default for ModelOptimization {
 /// `performance.database`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Database {
-    pub(crate) connection_pool_size: u32,
-    pub(crate) query_timeout: f64,
-    pub(crate) enable_query_caching: bool,
+pub struct Database {
+    /// Connections of the state store's pool.
+    pub connection_pool_size: u32,
+    /// Seconds a state store query may take.
+    pub query_timeout: f64,
+    /// Whether status queries are answered from a 1 s cache.
+    pub enable_query_caching: bool,
 }
 
 impl Default for Database {
@@ -184,7 +261,7 @@ impl Default for Database {
 /// A config file (or override) that could not be used; the message names the file, line and
 /// key.
 #[derive(Debug)]
-pub(crate) struct ConfigError(pub(crate) String);
+pub struct ConfigError(pub String);
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,9 +273,11 @@ impl std::error::Error for ConfigError {}
 
 /// A value that breaks a rule: its dotted key and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Issue {
-    pub(crate) key: String,
-    pub(crate) message: String,
+pub struct Issue {
+    /// The dotted key of the value.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
 }
 
 fn issue(key: impl Into<String>, message: impl Into<String>) -> Issue {
@@ -211,13 +290,13 @@ fn issue(key: impl Into<String>, message: impl Into<String>) -> Issue {
 impl Config {
     /// Finds and loads the config file (or the defaults when there is none), then applies the
     /// `ORC_<SECTION>__<KEY>` environment overrides.
-    pub(crate) fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
         let loaded = layers::load(explicit, &layers::environment())?;
         Ok((loaded.config, loaded.path))
     }
 
     /// Every rule the types alone do not enforce; all the issues, not just the first.
-    pub(crate) fn check(&self) -> Vec<Issue> {
+    pub fn check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, m) in self.models.iter().enumerate() {
@@ -245,6 +324,36 @@ impl Config {
                 "state.lease_seconds".to_owned(),
                 format!("must be a number of seconds from {MIN_LEASE} to {MAX_LEASE}"),
             ));
+        }
+        let server = &self.server;
+        if server.bind.parse::<std::net::SocketAddr>().is_err() {
+            issues.push(issue(
+                "server.bind",
+                format!(
+                    "`{}` is not an address with a port, e.g. 127.0.0.1:8080",
+                    server.bind
+                ),
+            ));
+        }
+        if server.max_concurrent_requests == 0 {
+            issues.push(issue(
+                "server.max_concurrent_requests",
+                "must be at least 1",
+            ));
+        }
+        for (key, secs) in [
+            ("server.request_timeout", server.request_timeout),
+            ("server.shutdown_grace", server.shutdown_grace),
+        ] {
+            if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                issues.push(issue(
+                    key,
+                    "must be a number of seconds above 0, at most 86400",
+                ));
+            }
+        }
+        if let Err(e) = parse_bytes(&server.max_body_bytes) {
+            issues.push(issue("server.max_body_bytes", e));
         }
         let perf = &self.performance;
         let at = |rest: &str| format!("performance.{rest}");
@@ -341,7 +450,7 @@ fn seconds_in_range(s: f64) -> bool {
 
 impl ResourceLimits {
     /// `max_memory` in bytes (checked when the config was loaded).
-    pub(crate) fn max_memory_bytes(&self) -> u64 {
+    pub fn max_memory_bytes(&self) -> u64 {
         parse_bytes(&self.max_memory).unwrap_or(u64::MAX)
     }
 }
@@ -349,7 +458,7 @@ impl ResourceLimits {
 /// Parses a size such as `8GB`, `512 MiB`, `1.5G` or `1048576`: decimal units (`KB`, `MB`,
 /// `GB`, `TB`, or just `K`, `M`, `G`, `T`) are powers of 1000, binary ones (`KiB`, `MiB`,
 /// `GiB`, `TiB`) powers of 1024; case does not matter.
-pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

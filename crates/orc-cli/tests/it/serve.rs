@@ -1,0 +1,197 @@
+//! `orc serve` as a process: it listens, runs posted pipelines, refuses to listen beyond loopback
+//! without tokens, and on SIGTERM stops gracefully, leaving running runs resumable.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Sandbox, signal};
+
+/// A running `orc serve` and its address.
+struct Server {
+    child: Child,
+    base: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(sb: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = sb.command();
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let base = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("orc serve says where it listens");
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                break addr.trim().to_owned();
+            }
+        };
+        Server {
+            child,
+            base,
+            log: rx,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the exit code (at most `within`).
+    fn stop(mut self, within: Duration) -> (i32, String) {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log: Vec<String> = self.log.try_iter().collect();
+                return (status.code().unwrap_or(-1), log.join("\n"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "orc serve did not stop in {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+const ECHO: &str = "id: echo\nname: Echo\nparameters:\n  who: world\nsteps:\n  - id: hi\n    action: echo\n    parameters: { message: \"hi {{ who }}\" }\noutputs:\n  said: \"{{ hi.result }}\"\n";
+
+#[test]
+fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[], &[]);
+    let http = client();
+
+    let doc: Value = http
+        .post(server.url("/v1/runs?wait=true"))
+        .json(&json!({ "pipeline": ECHO, "inputs": { "who": "service" } }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert_eq!(doc["outputs"]["said"], "hi service");
+
+    let flag = sb.path("flag");
+    let slow = format!(
+        "id: slow\nname: Slow\nsteps:\n  - id: first\n    action: echo\n    parameters: {{ message: one }}\n  - id: wait\n    tool: terminal\n    action: execute\n    parameters:\n      command: \"for i in $(seq 300); do test -f {} && exit 0; sleep 0.1; done; exit 1\"\n    dependencies: [first]\n",
+        flag.display()
+    );
+    let response = http
+        .post(server.url("/v1/runs"))
+        .json(&json!({ "pipeline": slow, "run_id": "slow" }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(server.url("/v1/runs/slow"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["steps_done"]
+        != 1
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (code, log) = server.stop(Duration::from_secs(15));
+    assert_eq!(code, 0, "{log}");
+    let listed = sb.orc(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let slow_run = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == "slow")
+        .unwrap();
+    assert_eq!(slow_run["status"], "interrupted", "{runs}");
+
+    // The command line resumes what the service started: the posted text was kept.
+    std::fs::write(&flag, "").unwrap();
+    let resumed = sb.orc(&["resume", "slow"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("1 step(s) already done"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(resumed.doc()["status"], "completed");
+}
+
+#[test]
+fn orc_serve_needs_tokens_beyond_loopback_and_checks_them() {
+    let sb = Sandbox::new();
+    let refused = sb.orc(&["serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("loopback"), "{}", refused.stderr);
+
+    let config = sb.file(
+        "orc.yaml",
+        "server:\n  auth:\n    token_env: ORC_TEST_TOKENS\n",
+    );
+    let config = config.display().to_string();
+    let server = Server::start(
+        &sb,
+        &["--config", &config],
+        &[("ORC_TEST_TOKENS", "tok-one, tok-two")],
+    );
+    let http = client();
+    let status = |token: Option<&str>| {
+        let mut request = http.get(server.url("/v1/runs"));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(status(None), 401);
+    assert_eq!(status(Some("tok-three")), 401);
+    assert_eq!(status(Some("tok-two")), 200);
+    let (code, log) = server.stop(Duration::from_secs(15));
+    assert_eq!(code, 0);
+    assert!(!log.contains("tok-"), "{log}");
+
+    let missing = sb.orc(&["--config", &config, "serve", "--bind", "127.0.0.1:0"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("ORC_TEST_TOKENS"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -1,0 +1,678 @@
+//! The runtime: what every front end (`orc run`, `orc serve`) starts, resumes and follows runs
+//! through. Built once from the effective configuration; cheap to clone; several runs at once
+//! share its state store, gateway, caches and compile cache, each with its own budget.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::Stream;
+use orc_engine::Observer;
+use orc_models::Gateway;
+use orc_state::{RunState, Store};
+use serde_json::{Map, Value};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::live::{Live, Outcome, RunEvent};
+use crate::plans::{LoadError, Loaded};
+use crate::{models, observe, state};
+
+/// What a runtime is built from.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The effective configuration.
+    pub config: Config,
+    /// The state store's URL (`sqlite://…`, `postgres://…`, `redis://…`).
+    pub state_url: String,
+    /// Where posted pipelines' texts are kept (`<data_dir>/pipelines/<hash>.yaml`).
+    pub data_dir: PathBuf,
+}
+
+impl RuntimeOptions {
+    /// The options of `config`, with the store `flag` names (`--state`), else the config's.
+    pub fn new(config: Config, flag: Option<&str>) -> Self {
+        let state_url = state::url(flag, &config);
+        RuntimeOptions {
+            config,
+            state_url,
+            data_dir: state::data_dir(),
+        }
+    }
+
+    /// Opens (and migrates) the state store and builds the gateway and caches. Call it after
+    /// the metrics recorder is installed, if any, so that what it builds records too.
+    pub async fn build(self) -> Result<Runtime, Error> {
+        let RuntimeOptions {
+            config,
+            state_url,
+            data_dir,
+        } = self;
+        let store = state::open(&state_url, &config).await?;
+        let history = if config.models.is_empty() {
+            Vec::new()
+        } else {
+            state::model_history(&store, &config).await?
+        };
+        let gateway = models::gateway(
+            &config,
+            &models::Setup {
+                history,
+                budget: None,
+            },
+        )?;
+        let step_cache = models::step_cache(&config)?;
+        let lease = state::lease_length(&config);
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                gateway,
+                step_cache,
+                lease,
+                data_dir,
+                runs: Mutex::default(),
+                tasks: TaskTracker::new(),
+            }),
+        })
+    }
+}
+
+/// The run lifecycle. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Store,
+    /// Shared by every run (pool, response cache, router, in-flight calls); no budget of its
+    /// own: each run's calls go through [`Gateway::with_budget`].
+    gateway: Option<Gateway>,
+    step_cache: Option<orc_cache::Cache>,
+    lease: Duration,
+    data_dir: PathBuf,
+    runs: Mutex<Runs>,
+    /// Every run's task: [`Runtime::shutdown`] waits for them.
+    tasks: TaskTracker,
+}
+
+/// The runs this process is running, and the last [`KEPT_ENDED`] that ended, by id.
+#[derive(Debug, Default)]
+struct Runs {
+    by_id: HashMap<String, Arc<Live>>,
+    ended: VecDeque<String>,
+}
+
+/// How many ended runs stay followable from memory (older ones replay from the store).
+const KEPT_ENDED: usize = 1024;
+
+/// A pipeline to run: a file, or a text with a name for messages.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A pipeline file.
+    File(PathBuf),
+    /// A pipeline's text (posted to the service); kept in the data directory by its hash so
+    /// that the run can be resumed.
+    Text {
+        /// What diagnostics call it.
+        name: String,
+        /// The YAML.
+        text: String,
+    },
+}
+
+impl Source {
+    /// What diagnostics call it.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Text { name, .. } => name.clone(),
+        }
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, Error> {
+        match self {
+            Source::File(path) => crate::plans::read(path).map_err(load_error),
+            Source::Text { text, .. } => Ok(text.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// How to start a run.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// The run's id; generated (`<pipeline>_<unix time>_<8 hex>`) when `None`.
+    pub run_id: Option<String>,
+    /// Most USD the run may spend on models (the lower of it and the pipeline's `budget:`).
+    pub budget: Option<f64>,
+    /// Told of every step event besides the run's own event log.
+    pub observers: Vec<Arc<dyn Observer>>,
+}
+
+/// How to resume a run.
+#[derive(Debug, Default, Clone)]
+pub struct ResumeOptions {
+    /// Resume even if the pipeline file changed since the run started.
+    pub force: bool,
+    /// Told of every step event besides the run's own event log.
+    pub observers: Vec<Arc<dyn Observer>>,
+}
+
+/// What resuming a run did.
+#[derive(Debug)]
+pub enum Resumed {
+    /// The run had completed: nothing to do; its result document, if the store has it.
+    Completed(Option<Vec<u8>>),
+    /// The run goes on.
+    Started(RunHandle),
+}
+
+/// A run in progress (or just ended) in this process.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    live: Arc<Live>,
+    /// The steps an earlier attempt completed (0 for a new run).
+    pub resumed_steps: usize,
+    /// The pipeline's name as diagnostics show it.
+    pub file: String,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.live.run_id
+    }
+
+    /// Stops the run: no step starts any more, running steps are stopped, the run ends
+    /// interrupted and can be resumed.
+    pub fn cancel(&self) {
+        self.live.cancel.cancel();
+    }
+
+    /// The run's events after event `after` (0 for all), as they come, ending with `result`.
+    pub fn events(&self, after: u64) -> impl Stream<Item = Arc<RunEvent>> + Send + use<> {
+        Arc::clone(&self.live).follow(after)
+    }
+
+    /// Waits for the run's end: its result document, or why it could not run.
+    pub async fn wait(&self) -> Outcome {
+        self.live.ended().await
+    }
+
+    /// How the run ended, if it has.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.live.outcome().cloned()
+    }
+}
+
+impl Runtime {
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The gateway every model call goes through; `None` when the config lists no model.
+    pub fn gateway(&self) -> Option<&Gateway> {
+        self.inner.gateway.as_ref()
+    }
+
+    /// A run this process is running, or ran lately.
+    pub fn running(&self, run_id: &str) -> Option<RunHandle> {
+        let runs = self
+            .inner
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        runs.by_id.get(run_id).map(|live| RunHandle {
+            live: Arc::clone(live),
+            resumed_steps: 0,
+            file: String::new(),
+        })
+    }
+
+    /// Compiles a pipeline with the configured models, answering `<AUTO>` tags through the
+    /// gateway (`offline`: from its response cache only).
+    pub async fn compile(&self, source: &Source, offline: bool) -> Result<Loaded, Error> {
+        compile(source, self.inner.gateway.clone(), offline).await
+    }
+
+    /// The gateway of one run: the shared one under the run's own budget.
+    async fn run_gateway(&self, per_run: Option<f64>) -> Result<Option<Gateway>, Error> {
+        let Some(gateway) = &self.inner.gateway else {
+            return Ok(None);
+        };
+        let budget = state::budget(&self.inner.store, &self.inner.config, per_run).await?;
+        Ok(Some(gateway.with_budget(budget)))
+    }
+
+    /// The gateway a run uses once its pipeline is compiled: the pipeline's own `budget:` caps
+    /// the run too (the lower of it and `flag` applies), less what an earlier attempt of the
+    /// run already `spent`.
+    async fn with_pipeline_budget(
+        &self,
+        gateway: Option<Gateway>,
+        pipeline: Option<f64>,
+        flag: Option<f64>,
+        spent: f64,
+        file: &str,
+    ) -> Result<Option<Gateway>, Error> {
+        let Some(usd) = pipeline.filter(|_| gateway.is_some()) else {
+            return Ok(gateway);
+        };
+        let per_run = (flag.map_or(usd, |flag| flag.min(usd)) - spent).max(0.0);
+        let registry =
+            orc_models::Registry::new(self.inner.config.models.clone()).map_err(Error::Refused)?;
+        orc_models::require_prices(&registry, "budget")
+            .map_err(|i| Error::Refused(format!("{file}: budget: {}: {}", i.key, i.message)))?;
+        self.run_gateway(Some(per_run)).await
+    }
+
+    /// Compiles and starts a run: everything that would refuse it before its first step (an
+    /// invalid pipeline, an undeclared, missing or mistyped input, a model that cannot be used,
+    /// a run id in use) is checked before the run is recorded.
+    pub async fn start(
+        &self,
+        source: Source,
+        inputs: Map<String, Value>,
+        options: StartOptions,
+    ) -> Result<RunHandle, Error> {
+        let file = source.name();
+        if let Some(usd) = options.budget {
+            let registry = orc_models::Registry::new(self.inner.config.models.clone())
+                .map_err(Error::Refused)?;
+            orc_models::check_budget("--budget", usd)
+                .and_then(|()| orc_models::require_prices(&registry, "--budget"))
+                .map_err(|i| Error::Refused(format!("{}: {}", i.key, i.message)))?;
+        }
+        let gateway = self.run_gateway(options.budget).await?;
+        let loaded = compile(&source, gateway.clone(), false).await?;
+        let gateway = self
+            .with_pipeline_budget(
+                gateway,
+                loaded.compiled.plan.budget,
+                options.budget,
+                0.0,
+                &file,
+            )
+            .await?;
+        tracing::debug!(
+            cache_hit = loaded.cache_hit,
+            steps = loaded.compiled.plan.step_count(),
+            "compiled"
+        );
+        let run_id = match options.run_id {
+            Some(id) => id,
+            None => orc_engine::new_run_id(&loaded.compiled.plan.id),
+        };
+        orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
+            .map_err(|e| Error::Refused(format!("{file}: {e}")))?;
+        let path = match &source {
+            Source::File(path) => path.clone(),
+            Source::Text { text, .. } => keep_text(&self.inner.data_dir, text).await?,
+        };
+        state::create(
+            &self.inner.store,
+            &run_id,
+            &loaded.compiled.plan,
+            &path,
+            &loaded.text,
+            &inputs,
+        )
+        .await
+        .map_err(|e| Error::Refused(format!("{file}: {e}")))?;
+        let held = self
+            .claim(&run_id, |holder| {
+                format!("run `{run_id}` is held by another orc process ({holder})")
+            })
+            .await?;
+        Ok(self.execute(Execution {
+            compiled: loaded.compiled,
+            gateway,
+            inputs,
+            run_id,
+            resume: HashMap::new(),
+            held,
+            observers: options.observers,
+            file,
+        }))
+    }
+
+    /// Resumes a run that was killed, crashed, interrupted or failed: its completed steps are
+    /// not run again.
+    pub async fn resume(&self, run_id: &str, options: ResumeOptions) -> Result<Resumed, Error> {
+        let store = &self.inner.store;
+        let id = run_id;
+        let row = store
+            .run(id)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .ok_or_else(|| Error::NotFound(format!("no run `{id}` in {}", store.describe())))?;
+        if row.status == RunState::Completed {
+            let doc = store
+                .result_document(id)
+                .await
+                .map_err(|e| Error::Store(e.to_string()))?;
+            return Ok(Resumed::Completed(doc));
+        }
+        let path = PathBuf::from(&row.pipeline_path);
+        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+            Error::Read(format!(
+                "run `{id}`: cannot read its pipeline {}: {e}",
+                path.display()
+            ))
+        })?;
+        if state::hash(&text) != row.pipeline_hash && !options.force {
+            return Err(Error::Changed(format!(
+                "run `{id}`: {} has changed since the run started; resume with --force to run the new text",
+                path.display()
+            )));
+        }
+        let file = path.display().to_string();
+        let gateway = self.run_gateway(None).await?;
+        let loaded = compile(&Source::File(path), gateway.clone(), false).await?;
+        let lease = self.inner.lease;
+        let held = self
+            .claim(id, |holder| {
+                format!(
+                    "run `{id}` is held by another orc process ({holder}); if that process is gone (killed on another machine, or stopped), the run can be resumed once its lease expires (within {:.1} s)",
+                    lease.as_secs_f64()
+                )
+            })
+            .await?;
+        // Running again: `orc runs list` says so until it ends.
+        held.reopen().await.map_err(Error::Store)?;
+        let checkpoints = store
+            .checkpoints(id)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let resume = state::completed_steps(checkpoints);
+        // The pipeline's `budget:` covers the whole run: what the first attempt spent counts.
+        let spent: f64 = resume.values().filter_map(|r| r.cost).sum();
+        let gateway = self
+            .with_pipeline_budget(gateway, loaded.compiled.plan.budget, None, spent, &file)
+            .await?;
+        let inputs = match row.inputs {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        Ok(Resumed::Started(self.execute(Execution {
+            compiled: loaded.compiled,
+            gateway,
+            inputs,
+            run_id: id.to_owned(),
+            resume,
+            held,
+            observers: options.observers,
+            file,
+        })))
+    }
+
+    async fn claim(
+        &self,
+        run_id: &str,
+        refused: impl FnOnce(String) -> String,
+    ) -> Result<state::Held, Error> {
+        state::Held::claim(&self.inner.store, run_id, self.inner.lease)
+            .await
+            .map_err(Error::Store)?
+            .map_err(|holder| Error::Held(refused(holder)))
+    }
+
+    /// Runs a compiled pipeline on its own task, with checkpoints.
+    fn execute(&self, x: Execution) -> RunHandle {
+        let par = &self.inner.config.performance.parallel_execution;
+        // Cancelled by `RunHandle::cancel`, and when another process takes the run's lease.
+        let live = Live::new(x.run_id.clone(), x.held.stop_token());
+        let mut observers = x.observers;
+        observers.push(Arc::clone(&live) as Arc<dyn Observer>);
+        let recording = orc_telemetry::recording();
+        if recording {
+            observers.push(Arc::new(observe::StepMetrics::default()));
+        }
+        let resumed_steps = x.resume.len();
+        let options = orc_engine::Options {
+            inputs: x.inputs,
+            execution_id: Some(x.run_id.clone()),
+            max_concurrent: par.max_concurrent_tasks,
+            task_timeout: Duration::from_secs_f64(par.task_timeout),
+            cancel: live.cancel.clone(),
+            observer: observe::tee(observers),
+            resources: resources(
+                &self.inner.config,
+                x.gateway.as_ref(),
+                self.inner.step_cache.as_ref(),
+            ),
+            models: x.gateway,
+            journal: Some(x.held.journal()),
+            step_cache: self.inner.step_cache.clone(),
+            resume: Arc::new(x.resume),
+            ..orc_engine::Options::default()
+        };
+        {
+            let mut runs = self
+                .inner
+                .runs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            runs.by_id.insert(x.run_id.clone(), Arc::clone(&live));
+        }
+        let span = tracing::info_span!("run", run_id = %x.run_id, pipeline = %x.compiled.plan.id);
+        let held = x.held;
+        let compiled = x.compiled;
+        let (runtime, task_live) = (self.clone(), Arc::clone(&live));
+        self.inner.tasks.spawn(
+            async move {
+                let mut result = orc_engine::run(compiled, options).await;
+                let recorded = match &mut result {
+                    Ok(r) => held.finish(r).await,
+                    Err(e) => held.fail(&e.to_string()).await,
+                };
+                if let Err(e) = recorded {
+                    tracing::error!("state store: the run's end was not recorded: {e}");
+                }
+                let outcome = match result {
+                    Ok(r) => {
+                        if recording {
+                            observe::record_run(&r);
+                        }
+                        Ok(Arc::new(r))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                task_live.end(outcome);
+                runtime.ended(&task_live.run_id);
+            }
+            .instrument(span),
+        );
+        RunHandle {
+            live,
+            resumed_steps,
+            file: x.file,
+        }
+    }
+
+    /// Keeps an ended run followable from memory, forgetting the oldest beyond [`KEPT_ENDED`].
+    fn ended(&self, run_id: &str) {
+        let mut runs = self
+            .inner
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        runs.ended.push_back(run_id.to_owned());
+        while runs.ended.len() > KEPT_ENDED {
+            if let Some(old) = runs.ended.pop_front()
+                && runs.by_id.get(&old).is_some_and(|l| l.outcome().is_some())
+            {
+                runs.by_id.remove(&old);
+            }
+        }
+    }
+
+    /// Stops every run this process is running (each ends interrupted, checkpointed and
+    /// resumable) and waits up to `grace` for them to record their end.
+    pub async fn shutdown(&self, grace: Duration) {
+        let live: Vec<Arc<Live>> = {
+            let runs = self
+                .inner
+                .runs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            runs.by_id.values().cloned().collect()
+        };
+        for run in live.iter().filter(|r| r.outcome().is_none()) {
+            run.cancel.cancel();
+        }
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "runs still recording their end after {:.1} s; their leases expire and they can be resumed",
+                grace.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Everything a run (new or resumed) needs.
+struct Execution {
+    compiled: orc_pipeline::Compiled,
+    gateway: Option<Gateway>,
+    inputs: Map<String, Value>,
+    run_id: String,
+    resume: HashMap<String, orc_engine::StepRecord>,
+    held: state::Held,
+    observers: Vec<Arc<dyn Observer>>,
+    file: String,
+}
+
+/// Compiles on the blocking pool: answering an `<AUTO>` tag waits for a model call.
+async fn compile(
+    source: &Source,
+    gateway: Option<Gateway>,
+    offline: bool,
+) -> Result<Loaded, Error> {
+    let bytes = source.bytes()?;
+    let file = source.name();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || models::compile(&bytes, gateway.as_ref(), &handle, offline))
+        .await
+        .map_err(|e| Error::Read(format!("{file}: the compiler stopped: {e}")))?
+        .map_err(|e| match e {
+            LoadError::Invalid { diags, text } => Error::Invalid { file, text, diags },
+            other => load_error(other),
+        })
+}
+
+fn load_error(e: LoadError) -> Error {
+    match e {
+        LoadError::Read(msg) => Error::Read(msg),
+        LoadError::Invalid { diags, text } => Error::Invalid {
+            file: String::new(),
+            text,
+            diags,
+        },
+    }
+}
+
+/// Compiles a pipeline with `config`'s models without a state store (`orc validate`).
+pub async fn validate(config: &Config, source: &Source) -> Result<Loaded, Error> {
+    let gateway = models::gateway(config, &models::Setup::default())?;
+    compile(source, gateway, false).await
+}
+
+/// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its
+/// path: the run's record points at it, so `resume` reads the same text.
+async fn keep_text(data_dir: &Path, text: &str) -> Result<PathBuf, Error> {
+    let dir = data_dir.join("pipelines");
+    let path = dir.join(format!("{}.yaml", state::hash(text)));
+    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Ok(path);
+    }
+    let text = text.to_owned();
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || write_atomically(&dir, &target, text.as_bytes()))
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?
+        .map_err(|e| {
+            Error::Store(format!(
+                "cannot keep the pipeline in {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(path)
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The engine's resource limits from `performance.resource_limits`: memory admission (which
+/// empties the in-memory caches when memory runs high) and the CPU pool's size.
+fn resources(
+    config: &Config,
+    gateway: Option<&Gateway>,
+    step_cache: Option<&orc_cache::Cache>,
+) -> orc_engine::Resources {
+    let limits = &config.performance.resource_limits;
+    let caches: Vec<orc_cache::Cache> = gateway
+        .and_then(Gateway::cache)
+        .into_iter()
+        .chain(step_cache)
+        .cloned()
+        .collect();
+    orc_engine::Resources {
+        cpu_slots: limits.max_cpu_cores,
+        memory: Some(orc_engine::MemoryLimit {
+            max_bytes: limits.max_memory_bytes(),
+            threshold: limits.memory_cleanup_threshold,
+            on_pressure: Some(Arc::new(move || {
+                for cache in &caches {
+                    cache.shrink();
+                }
+            })),
+        }),
+    }
+}
+
+/// The tokio runtime runs execute on, as `performance.parallel_execution` describes.
+pub fn tokio_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let par = &config.performance.parallel_execution;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            par.max_workers.clamp(1, 512).min(
+                std::thread::available_parallelism()
+                    .map_or(4, |n| n.get())
+                    .max(1),
+            ),
+        )
+        // Filesystem and data tools run on the blocking pool; a few threads keep the cores busy
+        // without paying for a thread (and a context switch) per concurrent step.
+        .max_blocking_threads(blocking_threads())
+        .enable_all()
+        .build()
+}
+
+/// Threads for blocking tool work: twice the cores, at least 4.
+fn blocking_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 2)
+        .max(4)
+}

@@ -1,0 +1,307 @@
+//! The runs API: start (`POST /v1/runs`), read, list, cancel and resume runs.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use orc_runtime::{Resumed, RunHandle, Source, StartOptions};
+use orc_state::{RunFilter, RunState};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// The body of `POST /v1/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewRun {
+    /// The pipeline's YAML text.
+    pipeline: String,
+    /// What diagnostics call it (default `pipeline.yaml`).
+    #[serde(default)]
+    name: Option<String>,
+    /// Input values.
+    #[serde(default)]
+    inputs: Map<String, Value>,
+    /// The run's id (default: generated, or the `Idempotency-Key`).
+    #[serde(default)]
+    run_id: Option<String>,
+    /// Most USD the run may spend on models.
+    #[serde(default)]
+    budget: Option<f64>,
+    /// Answer when the run ends (within the request timeout) with its result document.
+    #[serde(default)]
+    wait: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(crate) struct WaitQuery {
+    #[serde(default)]
+    wait: Option<bool>,
+}
+
+/// `POST /v1/runs`: 202 with the run's id and links; with `wait`, its result document when it
+/// ends within the request timeout (200), else 202. An `Idempotency-Key` names the run: posting
+/// again with the same key answers with that run instead of starting another.
+pub(crate) async fn start(
+    State(app): State<AppState>,
+    Query(query): Query<WaitQuery>,
+    headers: HeaderMap,
+    body: Result<Json<NewRun>, JsonRejection>,
+) -> Result<Response, Problem> {
+    // A body over the limit is 413, a wrong content type 415, the rest 400.
+    let Json(body) =
+        body.map_err(|e| Problem::new(e.status(), "invalid_request", e.body_text()))?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| Problem::bad_request("Idempotency-Key: not printable text"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let run_id = body.run_id.clone().or_else(|| key.clone());
+    if let Some(id) = &run_id {
+        check_run_id(id).map_err(Problem::bad_request)?;
+    }
+    let wait = query.wait.or(body.wait).unwrap_or(false);
+    if let (Some(id), Some(_)) = (&run_id, &key)
+        && let Some(existing) = app
+            .runtime
+            .store()
+            .run(id)
+            .await
+            .map_err(|e| Problem::from(orc_runtime::Error::Store(e.to_string())))?
+    {
+        return match app.runtime.running(id) {
+            Some(handle) if wait => Ok(waited(&app, &handle).await),
+            _ if existing.status != RunState::Running => show(State(app), Path(id.clone())).await,
+            _ => Ok(accepted(id, StatusCode::OK)),
+        };
+    }
+    let source = Source::Text {
+        name: body.name.unwrap_or_else(|| "pipeline.yaml".to_owned()),
+        text: body.pipeline,
+    };
+    let options = StartOptions {
+        run_id,
+        budget: body.budget,
+        observers: Vec::new(),
+    };
+    let handle = app.runtime.start(source, body.inputs, options).await?;
+    if wait {
+        return Ok(waited(&app, &handle).await);
+    }
+    Ok(accepted(handle.run_id(), StatusCode::ACCEPTED))
+}
+
+/// The run's result document once it ends, if it ends in time; else 202 with its links.
+async fn waited(app: &AppState, handle: &RunHandle) -> Response {
+    match tokio::time::timeout(app.wait_limit, handle.wait()).await {
+        Ok(Ok(result)) => Json(&*result).into_response(),
+        Ok(Err(e)) => {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "run_failed", e).into_response()
+        }
+        Err(_) => accepted(handle.run_id(), StatusCode::ACCEPTED),
+    }
+}
+
+/// A run's id and the links to follow it.
+fn accepted(run_id: &str, status: StatusCode) -> Response {
+    (
+        status,
+        Json(json!({ "run_id": run_id, "status": "running", "links": links(run_id) })),
+    )
+        .into_response()
+}
+
+/// What a run id keeps unescaped in a URL path: letters, digits and `-._~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn links(run_id: &str) -> Value {
+    let at = format!(
+        "/v1/runs/{}",
+        percent_encoding::utf8_percent_encode(run_id, SEGMENT)
+    );
+    json!({
+        "self": at,
+        "events": format!("{at}/events"),
+        "cancel": format!("{at}/cancel"),
+        "resume": format!("{at}/resume"),
+    })
+}
+
+/// A run id names the run in the store and in URLs: printable, 1 to 200 characters.
+fn check_run_id(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() || id.chars().count() > 200 {
+        return Err("run_id: 1 to 200 characters".to_owned());
+    }
+    if id.chars().any(char::is_control) || id.trim() != id {
+        return Err("run_id: no control characters, no surrounding spaces".to_owned());
+    }
+    Ok(())
+}
+
+/// `GET /v1/runs/{id}`: the result document of an ended run; the record of a running one.
+pub(crate) async fn show(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let store = app.runtime.store();
+    let fail = |e: orc_state::Error| Problem::from(orc_runtime::Error::Store(e.to_string()));
+    let row = store
+        .run(&id)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| Problem::not_found(format!("no run `{id}`")))?;
+    if row.status != RunState::Running
+        && let Some(doc) = store.result_document(&id).await.map_err(fail)?
+    {
+        let doc: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
+        return Ok(Json(doc).into_response());
+    }
+    let mut doc = orc_runtime::state::row_json(&row);
+    if let Some(object) = doc.as_object_mut() {
+        object.insert("links".to_owned(), links(&id));
+    }
+    Ok(Json(doc).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    pipeline: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// The most runs one page lists, and the deepest page.
+const MAX_LIMIT: u32 = 1000;
+const MAX_OFFSET: u32 = 100_000;
+
+/// `GET /v1/runs?status=&pipeline=&limit=&cursor=`: newest first, a page at a time.
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let offset: u32 = match &q.cursor {
+        Some(c) => c
+            .parse()
+            .ok()
+            .filter(|&n| n <= MAX_OFFSET)
+            .ok_or_else(|| Problem::bad_request("cursor: use the next_cursor of a page"))?,
+        None => 0,
+    };
+    let shown = q.status.as_deref();
+    let status = match shown {
+        None => None,
+        Some(orc_runtime::state::ABANDONED) => Some(RunState::Running),
+        Some(s) => Some(s.parse::<RunState>().map_err(|e| {
+            Problem::bad_request(format!(
+                "status: {e}; or `{}`",
+                orc_runtime::state::ABANDONED
+            ))
+        })?),
+    };
+    let filter = RunFilter {
+        status,
+        pipeline_id: q.pipeline.clone(),
+        // One more than the page, to know whether another follows.
+        limit: offset + limit + 1,
+    };
+    let mut rows = app
+        .runtime
+        .store()
+        .list_runs(&filter)
+        .await
+        .map_err(|e| Problem::from(orc_runtime::Error::Store(e.to_string())))?;
+    if let Some(shown) = shown {
+        rows.retain(|r| orc_runtime::state::shown_status(r) == shown);
+    }
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(orc_runtime::state::row_json)
+        .collect();
+    let next = (rows.len() > (offset + limit) as usize).then(|| (offset + limit).to_string());
+    Ok(Json(json!({ "runs": page, "next_cursor": next })).into_response())
+}
+
+/// `POST /v1/runs/{id}/cancel`: stops a run this server is running; it ends interrupted,
+/// checkpointed and resumable.
+pub(crate) async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if let Some(handle) = app.runtime.running(&id)
+        && handle.outcome().is_none()
+    {
+        handle.cancel();
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "run_id": id, "status": "cancelling", "links": links(&id) })),
+        )
+            .into_response());
+    }
+    match app.runtime.store().run(&id).await {
+        Ok(Some(row)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!(
+                "run `{id}` is not running in this server (it is {})",
+                orc_runtime::state::shown_status(&row)
+            ),
+        )),
+        Ok(None) => Err(Problem::not_found(format!("no run `{id}`"))),
+        Err(e) => Err(Problem::from(orc_runtime::Error::Store(e.to_string()))),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResumeBody {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /v1/runs/{id}/resume`: continues an interrupted, failed or abandoned run (202); a
+/// completed one answers with its result document (200).
+pub(crate) async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<ResumeBody>>,
+) -> Result<Response, Problem> {
+    let force = body.is_some_and(|Json(b)| b.force);
+    let options = orc_runtime::ResumeOptions {
+        force,
+        observers: Vec::new(),
+    };
+    match app.runtime.resume(&id, options).await? {
+        Resumed::Started(handle) => Ok(accepted(handle.run_id(), StatusCode::ACCEPTED)),
+        Resumed::Completed(Some(doc)) => {
+            let doc: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
+            Ok(Json(doc).into_response())
+        }
+        Resumed::Completed(None) => {
+            Ok(Json(json!({ "run_id": id, "status": "completed" })).into_response())
+        }
+    }
+}
+
+/// How long `wait` waits: a little less than the request timeout, so the answer is a 202 with
+/// links rather than the timeout's 503.
+pub(crate) fn wait_limit(request_timeout: Duration) -> Duration {
+    request_timeout.mul_f64(0.9)
+}
