@@ -256,7 +256,7 @@ impl ApiError {
     pub(crate) fn to_body(&self) -> serde_json::Value {
         let parts = self.parts();
         body(
-            &self.to_string(),
+            &bounded(self.to_string()),
             parts.kind,
             parts.param.as_deref(),
             parts.code,
@@ -267,7 +267,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let parts = self.parts();
-        let message = self.to_string();
+        let message = bounded(self.to_string());
         if parts.status.is_server_error() {
             tracing::warn!(status = parts.status.as_u16(), "request failed: {message}");
         } else {
@@ -286,6 +286,22 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The most bytes of an error message: a serde message may quote the client's value.
+const MAX_MESSAGE: usize = 2000;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes on a character boundary, with `…` when cut.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 impl From<JsonRejection> for ApiError {
@@ -330,6 +346,15 @@ mod tests {
         assert_eq!(parts.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(parts.kind, "insufficient_quota");
         assert!(parts.no_retry);
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let long = "é".repeat(MAX_MESSAGE);
+        let cut = bounded(long);
+        assert!(cut.len() <= MAX_MESSAGE + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded("short".to_owned()), "short");
     }
 
     #[test]
