@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use common::{Rig, RigOptions, rig};
-use orc_fake_provider::Endpoint;
+use orc_fake_provider::{Behaviour, Endpoint, ModelBehaviour};
 use orc_models::{Budget, BudgetLimits, Gateway, HttpOptions, ModelClient, Registry};
 use orc_server::openai::routes;
 use serde_json::{Value, json};
@@ -735,5 +735,91 @@ async fn a_budget_refusal_is_insufficient_quota() -> Result<()> {
     );
     ensure!(reply.header("x-should-retry") == Some("false"));
     ensure!(chat_requests(&rig) == 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_model_falls_back_and_the_answer_says_which_model() -> Result<()> {
+    let rig = rig(RigOptions {
+        behaviour: Some(Behaviour::default().with_model(
+            "fake-gpt",
+            ModelBehaviour {
+                failure_rate: 1.0,
+                failure_status: Some(503),
+                ..ModelBehaviour::default()
+            },
+        )),
+        fallbacks: vec![("fake-gpt", vec!["small"])],
+        ..RigOptions::default()
+    })
+    .await?;
+    let app = routes(Some(rig.gateway.clone()));
+    let reply = chat(&app, "fake-gpt", "anyone there").await?;
+    ensure!(reply.status == StatusCode::OK, "{}", reply.json()?);
+    ensure!(reply.json()?["model"] == "small");
+    ensure!(reply.header("x-orc-fallbacks") == Some("1"));
+    let mut body = chat_body("fake-gpt", "anyone streaming");
+    body["stream"] = json!(true);
+    let reply = post(&app, "/v1/chat/completions", &body, &[]).await?;
+    ensure!(reply.status == StatusCode::OK);
+    ensure!(reply.header("x-orc-fallbacks") == Some("1"));
+    let data = sse_data(&reply.body)?;
+    let first: Value = serde_json::from_str(data.first().context("no events")?)?;
+    ensure!(first["model"] == "small", "{first}");
+    let stats = rig.fake.stats();
+    ensure!(stats.requests_for("fake-gpt") == 2 && stats.requests_for("fake-mini") == 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_requests_in_flight_share_one_call() -> Result<()> {
+    let (rig, app) = app().await?;
+    let replies = futures::future::join_all(
+        (0..6).map(|_| chat(&app, "fake-gpt", "[[fake:delay_ms=300]] slow and popular")),
+    )
+    .await;
+    let mut labels = Vec::new();
+    for reply in replies {
+        let reply = reply?;
+        ensure!(reply.status == StatusCode::OK);
+        labels.push(reply.header("x-orc-cache").unwrap_or("none").to_owned());
+    }
+    ensure!(
+        chat_requests(&rig) == 1,
+        "{} calls: {labels:?}",
+        chat_requests(&rig)
+    );
+    ensure!(
+        labels.iter().filter(|l| *l == "miss").count() == 1,
+        "{labels:?}"
+    );
+    ensure!(
+        labels.iter().filter(|l| *l == "shared").count() == 5,
+        "{labels:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_embedding_requests_are_batched() -> Result<()> {
+    let (rig, app) = app().await?;
+    let replies = futures::future::join_all((0..40).map(|i| {
+        let body = json!({"model": "embedder", "input": format!("text number {i}"), "encoding_format": "float"});
+        let app = app.clone();
+        async move { post(&app, "/v1/embeddings", &body, &[]).await }
+    }))
+    .await;
+    for reply in replies {
+        let reply = reply?;
+        ensure!(reply.status == StatusCode::OK, "{}", reply.json()?);
+        ensure!(
+            reply.json()?["data"]
+                .as_array()
+                .is_some_and(|d| d.len() == 1)
+        );
+    }
+    // 40 one-input requests, batched 20 at a time (the gateway's default).
+    let upstream = rig.fake.stats().requests_to(Endpoint::Embeddings);
+    ensure!(upstream <= 4, "{upstream} upstream calls for 40 requests");
     Ok(())
 }

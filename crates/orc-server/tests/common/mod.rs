@@ -9,8 +9,8 @@ use anyhow::Result;
 use orc_cache::{Cache, CacheOptions};
 use orc_fake_provider::{Behaviour, FakeProvider};
 use orc_models::{
-    Budget, Cost, Gateway, GatewayOptions, HttpOptions, ModelClient, ModelSpec, Provider, Registry,
-    RetryPolicy,
+    Budget, Cost, CostConfig, Gateway, GatewayOptions, HttpOptions, ModelClient, ModelSpec,
+    Provider, Registry, RetryPolicy, Router, RoutingConfig,
 };
 
 /// The fake provider and a gateway in front of it.
@@ -26,12 +26,16 @@ pub(crate) struct RigOptions {
     pub(crate) request_timeout: Option<Duration>,
     /// A budget every call is reserved against.
     pub(crate) budget: Option<Budget>,
+    /// The fake's behaviour (default: [`Behaviour::default`]).
+    pub(crate) behaviour: Option<Behaviour>,
+    /// Explicit fallback chains, by model name.
+    pub(crate) fallbacks: Vec<(&'static str, Vec<&'static str>)>,
 }
 
 /// Three models on the fake: `fake-gpt` (priced), `small` (provider id `fake-mini`,
 /// so `fake-mini` and `openai:small` are aliases of it) and `embedder`.
 pub(crate) async fn rig(options: RigOptions) -> Result<Rig> {
-    let fake = FakeProvider::start(Behaviour::default()).await?;
+    let fake = FakeProvider::start(options.behaviour.unwrap_or_default()).await?;
     let spec = |name: &str, model: &str| {
         let mut spec = ModelSpec::new(name, Provider::OpenAi);
         spec.model = model.to_owned();
@@ -58,12 +62,26 @@ pub(crate) async fn rig(options: RigOptions) -> Result<Rig> {
         ..HttpOptions::default()
     })?
     .with_retry_policy(RetryPolicy::none());
+    let routing = RoutingConfig {
+        fallbacks: options
+            .fallbacks
+            .iter()
+            .map(|(from, to)| {
+                let chain = to.iter().map(|m| (*m).to_owned()).collect();
+                ((*from).to_owned(), chain)
+            })
+            .collect(),
+        ..RoutingConfig::default()
+    };
+    let router = Router::new(&registry, routing, CostConfig::default(), Vec::new())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let gateway = Gateway::new(
         registry,
         client,
         GatewayOptions {
             cache: Some(cache),
             budget: options.budget,
+            router: Some(router),
             ..GatewayOptions::default()
         },
     );
