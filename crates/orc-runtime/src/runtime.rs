@@ -247,8 +247,10 @@ impl Runtime {
         compile(source, self.inner.gateway.clone(), offline).await
     }
 
-    /// The gateway of one run: the shared one under the run's own budget.
-    async fn run_gateway(&self, per_run: Option<f64>) -> Result<Option<Gateway>, Error> {
+    /// The shared gateway under a budget of its own: `per_run` USD (none for `None`) and
+    /// `cost.budget_per_hour`, with the last hour's recorded spend counted. A run's calls go
+    /// through one; so do the service's OpenAI-compatible requests (with `per_run` `None`).
+    pub async fn budgeted_gateway(&self, per_run: Option<f64>) -> Result<Option<Gateway>, Error> {
         let Some(gateway) = &self.inner.gateway else {
             return Ok(None);
         };
@@ -275,7 +277,7 @@ impl Runtime {
             orc_models::Registry::new(self.inner.config.models.clone()).map_err(Error::Refused)?;
         orc_models::require_prices(&registry, "budget")
             .map_err(|i| Error::Refused(format!("{file}: budget: {}: {}", i.key, i.message)))?;
-        self.run_gateway(Some(per_run)).await
+        self.budgeted_gateway(Some(per_run)).await
     }
 
     /// Compiles and starts a run: everything that would refuse it before its first step (an
@@ -295,7 +297,7 @@ impl Runtime {
                 .and_then(|()| orc_models::require_prices(&registry, "--budget"))
                 .map_err(|i| Error::Refused(format!("{}: {}", i.key, i.message)))?;
         }
-        let gateway = self.run_gateway(options.budget).await?;
+        let gateway = self.budgeted_gateway(options.budget).await?;
         let loaded = compile(&source, gateway.clone(), false).await?;
         let gateway = self
             .with_pipeline_budget(
@@ -379,7 +381,7 @@ impl Runtime {
             )));
         }
         let file = path.display().to_string();
-        let gateway = self.run_gateway(None).await?;
+        let gateway = self.budgeted_gateway(None).await?;
         let loaded = compile(&Source::File(path), gateway.clone(), false).await?;
         let lease = self.inner.lease;
         let held = self

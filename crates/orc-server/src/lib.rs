@@ -100,8 +100,14 @@ pub(crate) struct AppState {
 }
 
 /// The service's routes and layers over `runtime`. `shutdown` ends the event streams when it is
-/// cancelled (so that a graceful shutdown is not held open by followers).
-pub fn app(runtime: Runtime, options: &ServerOptions, shutdown: CancellationToken) -> Router {
+/// cancelled (so that a graceful shutdown is not held open by followers). The OpenAI-compatible
+/// requests spend against `cost.budget_per_hour`, counted from the store's recent spend.
+pub async fn app(
+    runtime: Runtime,
+    options: &ServerOptions,
+    shutdown: CancellationToken,
+) -> Result<Router, orc_runtime::Error> {
+    let gateway = runtime.budgeted_gateway(None).await?;
     let state = AppState {
         runtime: runtime.clone(),
         wait_limit: runs::wait_limit(options.request_timeout),
@@ -115,12 +121,12 @@ pub fn app(runtime: Runtime, options: &ServerOptions, shutdown: CancellationToke
         .route("/v1/runs/{id}/events", get(events::follow))
         .route("/metrics", get(ops::metrics))
         .with_state(state.clone())
-        .merge(openai::routes(runtime.gateway().cloned()))
+        .merge(openai::routes(gateway))
         .layer(axum::middleware::from_fn_with_state(
             options.tokens.clone(),
             auth::require,
         ));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .with_state(state)
@@ -138,7 +144,8 @@ pub fn app(runtime: Runtime, options: &ServerOptions, shutdown: CancellationToke
             limits::admit,
         ))
         .layer(axum::middleware::from_fn(observe::record))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    Ok(router)
 }
 
 /// Serves `runtime` on `listener` until `shutdown` is cancelled; then stops accepting, lets
@@ -151,7 +158,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let streams = CancellationToken::new();
-    let router = app(runtime.clone(), &options, streams.clone());
+    let router = app(runtime.clone(), &options, streams.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     let stop = shutdown.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         stop.cancelled().await;

@@ -62,7 +62,9 @@ impl Api {
     async fn with(options: ServerOptions) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let app = orc_server::app(runtime(&path).await, &options, CancellationToken::new());
+        let app = orc_server::app(runtime(&path).await, &options, CancellationToken::new())
+            .await
+            .unwrap();
         Api {
             app,
             _dir: dir,
@@ -382,7 +384,9 @@ async fn a_reconnecting_follower_gets_only_what_it_missed_from_memory_or_from_th
         runtime(&api.dir).await,
         &options(),
         CancellationToken::new(),
-    );
+    )
+    .await
+    .unwrap();
     let other = Api {
         app: other,
         _dir: tempfile::tempdir().unwrap(),

@@ -195,3 +195,62 @@ fn orc_serve_needs_tokens_beyond_loopback_and_checks_them() {
         missing.stderr
     );
 }
+
+#[test]
+fn the_official_openai_client_talks_to_orc_serve_in_front_of_a_provider() {
+    let fake = crate::models::Fake::start_open(orc_fake_provider::Behaviour::default());
+    let base = fake.provider().openai_base_url();
+    let sb = Sandbox::new();
+    let model = |name: &str, id: &str| {
+        format!(
+            "  - name: {name}\n    provider: openai\n    model: {id}\n    base_url: {base}\n    local: true\n    cost: {{ input_per_1k: 1.0, output_per_1k: 2.0 }}\n"
+        )
+    };
+    let config = sb.file(
+        "orc.yaml",
+        &format!(
+            "models:\n{}{}{}",
+            model("fake-gpt", "fake-gpt"),
+            model("small", "fake-mini"),
+            model("embedder", "fake-embedding")
+        ),
+    );
+    let config = config.display().to_string();
+    let server = Server::start(&sb, &["--config", &config], &[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../orc-server/tests/openai_client.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(server.url("/v1"))
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "openai_client.py failed (needs `pip install -r crates/orc-server/tests/requirements.txt`):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l == "all ok"), "{stdout}");
+    // Answers came through orc's gateway: the chat once, then from orc's cache.
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("orc_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("orc_cache_hits_total{cache=\"model\"}"),
+        "{metrics}"
+    );
+    let (code, _) = server.stop(Duration::from_secs(15));
+    assert_eq!(code, 0);
+}
