@@ -522,8 +522,8 @@ impl Runtime {
     }
 
     /// Stops every run this process is running (each ends interrupted, checkpointed and
-    /// resumable) and waits up to `grace` for them to record their end.
-    pub async fn shutdown(&self, grace: Duration) {
+    /// resumable), waits up to `grace` for them to record their end, and returns their ids.
+    pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
         let live: Vec<Arc<Live>> = {
             let runs = self
                 .inner
@@ -532,9 +532,14 @@ impl Runtime {
                 .unwrap_or_else(PoisonError::into_inner);
             runs.by_id.values().cloned().collect()
         };
-        for run in live.iter().filter(|r| r.outcome().is_none()) {
-            run.cancel.cancel();
-        }
+        let stopped: Vec<String> = live
+            .iter()
+            .filter(|r| r.outcome().is_none())
+            .map(|r| {
+                r.cancel.cancel();
+                r.run_id.clone()
+            })
+            .collect();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait())
             .await
@@ -545,6 +550,12 @@ impl Runtime {
                 grace.as_secs_f64()
             );
         }
+        stopped
+    }
+
+    /// Where posted pipelines and the service's own records are kept.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
     }
 }
 

@@ -19,6 +19,7 @@ mod observe;
 pub mod openai;
 mod ops;
 mod problem;
+mod restart;
 mod runs;
 
 use std::net::SocketAddr;
@@ -157,6 +158,7 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    restart::resume_stopped(&runtime).await;
     let streams = CancellationToken::new();
     let router = app(runtime.clone(), &options, streams.clone())
         .await
@@ -179,6 +181,7 @@ pub async fn serve(
             Ok(())
         }
     };
-    runtime.shutdown(options.shutdown_grace).await;
+    let stopped = runtime.shutdown(options.shutdown_grace).await;
+    restart::remember(&runtime, &stopped).await;
     result
 }

@@ -143,16 +143,28 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
         .unwrap();
     assert_eq!(slow_run["status"], "interrupted", "{runs}");
 
-    // The command line resumes what the service started: the posted text was kept.
+    // A service started again on the same store resumes the run; `first` is not run again.
     std::fs::write(&flag, "").unwrap();
-    let resumed = sb.orc(&["resume", "slow"]);
-    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert!(
-        resumed.stderr.contains("1 step(s) already done"),
-        "{}",
-        resumed.stderr
-    );
-    assert_eq!(resumed.doc()["status"], "completed");
+    let server = Server::start(&sb, &[], &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let doc = loop {
+        let doc: Value = http.get(server.url("/v1/runs/slow")).send().unwrap().json().unwrap();
+        if doc["status"] == "completed" {
+            break doc;
+        }
+        assert!(Instant::now() < deadline, "{doc}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(doc["steps"]["wait"]["status"], "completed", "{doc}");
+    let events: String = http
+        .get(server.url("/v1/runs/slow/events"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!events.contains("\"step\":\"first\",\"tool\""), "{events}");
+    let (code, _) = server.stop(Duration::from_secs(15));
+    assert_eq!(code, 0);
 }
 
 #[test]
