@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::json;
 
 use crate::config::Config;
 use crate::{Global, exit};
@@ -44,37 +43,17 @@ pub(crate) fn main(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
         Some(g) => tokio.block_on(orc_engine::plan_models(&loaded.compiled, g, &inputs)),
         None => Vec::new(),
     };
-    let uncached = |r: &&orc_engine::PlannedCall| r.cached != Some(true);
-    // Folded from +0.0: `Sum` for floats starts at -0.0, which prints as `-0.000000`.
-    let expected = rows
-        .iter()
-        .filter(uncached)
-        .filter_map(|r| r.expected_usd)
-        .fold(0.0, |a, b| a + b);
-    let worst = rows
-        .iter()
-        .filter(uncached)
-        .filter_map(|r| r.worst_case_usd)
-        .fold(0.0, |a, b| a + b);
+    let totals = orc_runtime::plans::PlanTotals::of(&rows);
+    let (cached, expected, worst) = (totals.cached, totals.expected_usd, totals.worst_case_usd);
     // A step that cannot be planned would fail the run: the plan says so with its exit code.
     let code = if rows.iter().any(|r| r.error.is_some()) {
         exit::FAILED
     } else {
         exit::OK
     };
-    let cached = rows.iter().filter(|r| r.cached == Some(true)).count();
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = json!({
-            "pipeline": loaded.compiled.plan.id,
-            "steps": rows,
-            "totals": {
-                "model_steps": rows.len(),
-                "cached": cached,
-                "expected_usd": expected,
-                "worst_case_usd": worst,
-            },
-        });
+        let doc = orc_runtime::plans::plan_document(&loaded.compiled.plan.id, &rows);
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(code);
     }

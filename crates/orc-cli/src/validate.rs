@@ -24,8 +24,7 @@ pub(crate) fn main(global: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let source = orc_runtime::Source::File(args.pipeline.clone());
-    let loaded = match tokio.block_on(orc_runtime::validate(&config, &source)) {
+    let loaded = match tokio.block_on(orc_runtime::validate(&config, &args.pipeline)) {
         Ok(l) => l,
         Err(orc_runtime::Error::Invalid { diags, text, .. }) => {
             if args.json {

@@ -76,6 +76,7 @@ pub enum LoadError {
 }
 
 /// The file's text (for rendering diagnostics) and its compiled form.
+#[derive(Debug)]
 pub struct Loaded {
     /// The pipeline's text.
     pub text: String,
@@ -227,4 +228,47 @@ pub fn findings(diags: &Diagnostics, file: &str) -> serde_json::Value {
             })
             .collect(),
     )
+}
+
+/// What `orc plan` adds up over a pipeline's model steps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PlanTotals {
+    /// Model steps planned.
+    pub model_steps: usize,
+    /// Those whose answer is cached (they cost nothing).
+    pub cached: usize,
+    /// USD expected, over the steps not cached.
+    pub expected_usd: f64,
+    /// USD at worst, over the steps not cached.
+    pub worst_case_usd: f64,
+}
+
+impl PlanTotals {
+    /// The totals of `rows`.
+    pub fn of(rows: &[orc_engine::PlannedCall]) -> Self {
+        let uncached = |r: &&orc_engine::PlannedCall| r.cached != Some(true);
+        // Folded from +0.0: `Sum` for floats starts at -0.0, which prints as `-0.000000`.
+        let sum = |f: fn(&orc_engine::PlannedCall) -> Option<f64>| {
+            rows.iter()
+                .filter(uncached)
+                .filter_map(f)
+                .fold(0.0, |a, b| a + b)
+        };
+        PlanTotals {
+            model_steps: rows.len(),
+            cached: rows.iter().filter(|r| r.cached == Some(true)).count(),
+            expected_usd: sum(|r| r.expected_usd),
+            worst_case_usd: sum(|r| r.worst_case_usd),
+        }
+    }
+}
+
+/// The plan of a pipeline's model steps as `orc plan --json` prints it (and the service
+/// answers with).
+pub fn plan_document(pipeline: &str, rows: &[orc_engine::PlannedCall]) -> serde_json::Value {
+    serde_json::json!({
+        "pipeline": pipeline,
+        "steps": rows,
+        "totals": PlanTotals::of(rows),
+    })
 }

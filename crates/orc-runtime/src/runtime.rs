@@ -74,6 +74,7 @@ impl RuntimeOptions {
                 step_cache,
                 lease,
                 data_dir,
+                compiled: moka::sync::Cache::new(COMPILED_KEPT),
                 runs: Mutex::default(),
                 tasks: TaskTracker::new(),
             }),
@@ -97,6 +98,8 @@ struct Inner {
     step_cache: Option<orc_cache::Cache>,
     lease: Duration,
     data_dir: PathBuf,
+    /// Pipelines compiled by this process, by the hash of their text.
+    compiled: moka::sync::Cache<[u8; 32], Arc<Loaded>>,
     runs: Mutex<Runs>,
     /// Every run's task: [`Runtime::shutdown`] waits for them.
     tasks: TaskTracker,
@@ -108,6 +111,9 @@ struct Runs {
     by_id: HashMap<String, Arc<Live>>,
     ended: VecDeque<String>,
 }
+
+/// How many compiled pipelines a runtime keeps in memory.
+const COMPILED_KEPT: u64 = 256;
 
 /// How many ended runs stay followable from memory (older ones replay from the store).
 const KEPT_ENDED: usize = 1024;
@@ -125,6 +131,8 @@ pub enum Source {
         /// The YAML.
         text: String,
     },
+    /// A pipeline registered in the state store under this id ([`Runtime::register`]).
+    Registered(String),
 }
 
 impl Source {
@@ -132,16 +140,10 @@ impl Source {
     pub fn name(&self) -> String {
         match self {
             Source::File(path) => path.display().to_string(),
-            Source::Text { name, .. } => name.clone(),
+            Source::Text { name, .. } | Source::Registered(name) => name.clone(),
         }
     }
 
-    fn bytes(&self) -> Result<Vec<u8>, Error> {
-        match self {
-            Source::File(path) => crate::plans::read(path).map_err(load_error),
-            Source::Text { text, .. } => Ok(text.as_bytes().to_vec()),
-        }
-    }
 }
 
 /// How to start a run.
@@ -244,7 +246,84 @@ impl Runtime {
     /// Compiles a pipeline with the configured models, answering `<AUTO>` tags through the
     /// gateway (`offline`: from its response cache only).
     pub async fn compile(&self, source: &Source, offline: bool) -> Result<Loaded, Error> {
-        compile(source, self.inner.gateway.clone(), offline).await
+        let text = self.text(source).await?;
+        compile(&source.name(), text, self.inner.gateway.clone(), offline).await
+    }
+
+    /// A source's text.
+    async fn text(&self, source: &Source) -> Result<Vec<u8>, Error> {
+        match source {
+            Source::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || crate::plans::read(&path))
+                    .await
+                    .map_err(|e| Error::Read(e.to_string()))?
+                    .map_err(load_error)
+            }
+            Source::Text { text, .. } => Ok(text.as_bytes().to_vec()),
+            Source::Registered(id) => match self.inner.store.pipeline(id).await {
+                Ok(Some(p)) => Ok(p.text.into_bytes()),
+                Ok(None) => Err(Error::NotFound(format!("no pipeline `{id}` is registered"))),
+                Err(e) => Err(store_error(e)),
+            },
+        }
+    }
+
+    /// A source compiled for a run, and the file its run's record points at: a file as it is,
+    /// a text kept by its hash in the data directory. Texts compiled before (by this process)
+    /// are not compiled again.
+    async fn load(
+        &self,
+        source: &Source,
+        gateway: Option<Gateway>,
+    ) -> Result<(Arc<Loaded>, PathBuf), Error> {
+        let text = self.text(source).await?;
+        let key = *blake3::hash(&text).as_bytes();
+        let loaded = match self.inner.compiled.get(&key) {
+            Some(loaded) => loaded,
+            None => {
+                let loaded = Arc::new(compile(&source.name(), text, gateway, false).await?);
+                self.inner.compiled.insert(key, Arc::clone(&loaded));
+                loaded
+            }
+        };
+        let path = match source {
+            Source::File(path) => path.clone(),
+            Source::Text { .. } | Source::Registered(_) => {
+                keep_text(&self.inner.data_dir, &loaded.text).await?
+            }
+        };
+        Ok((loaded, path))
+    }
+
+    /// Compiles `text` and registers it in the state store as pipeline `id` (replacing the
+    /// one registered under that id); an invalid pipeline is refused with its findings.
+    pub async fn register(
+        &self,
+        id: &str,
+        text: String,
+    ) -> Result<(orc_state::PipelineRow, Arc<Loaded>), Error> {
+        let loaded = Arc::new(
+            compile(id, text.clone().into_bytes(), self.inner.gateway.clone(), false).await?,
+        );
+        let plan = &loaded.compiled.plan;
+        let row = self
+            .inner
+            .store
+            .put_pipeline(&orc_state::NewPipeline {
+                id: id.to_owned(),
+                hash: state::hash(&text),
+                text,
+                pipeline_id: plan.id.clone(),
+                name: Some(plan.name.clone()).filter(|n| !n.is_empty()),
+                description: None,
+                steps: u32::try_from(plan.step_count()).unwrap_or(u32::MAX),
+            })
+            .await
+            .map_err(store_error)?;
+        let key = *blake3::hash(loaded.text.as_bytes()).as_bytes();
+        self.inner.compiled.insert(key, Arc::clone(&loaded));
+        Ok((row, loaded))
     }
 
     /// The shared gateway under a budget of its own: `per_run` USD (none for `None`) and
@@ -298,7 +377,7 @@ impl Runtime {
                 .map_err(|i| Error::Refused(format!("{}: {}", i.key, i.message)))?;
         }
         let gateway = self.budgeted_gateway(options.budget).await?;
-        let loaded = compile(&source, gateway.clone(), false).await?;
+        let (loaded, path) = self.load(&source, gateway.clone()).await?;
         let gateway = self
             .with_pipeline_budget(
                 gateway,
@@ -319,10 +398,6 @@ impl Runtime {
         };
         orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
             .map_err(|e| Error::Refused(format!("{file}: {e}")))?;
-        let path = match &source {
-            Source::File(path) => path.clone(),
-            Source::Text { text, .. } => keep_text(&self.inner.data_dir, text).await?,
-        };
         state::create(
             &self.inner.store,
             &run_id,
@@ -339,7 +414,7 @@ impl Runtime {
             })
             .await?;
         Ok(self.execute(Execution {
-            compiled: loaded.compiled,
+            compiled: loaded.compiled.clone(),
             gateway,
             inputs,
             run_id,
@@ -382,7 +457,7 @@ impl Runtime {
         }
         let file = path.display().to_string();
         let gateway = self.budgeted_gateway(None).await?;
-        let loaded = compile(&Source::File(path), gateway.clone(), false).await?;
+        let (loaded, _) = self.load(&Source::File(path), gateway.clone()).await?;
         let lease = self.inner.lease;
         let held = self
             .claim(id, |holder| {
@@ -409,7 +484,7 @@ impl Runtime {
             _ => Map::new(),
         };
         Ok(Resumed::Started(self.execute(Execution {
-            compiled: loaded.compiled,
+            compiled: loaded.compiled.clone(),
             gateway,
             inputs,
             run_id: id.to_owned(),
@@ -601,9 +676,18 @@ fn load_error(e: LoadError) -> Error {
 }
 
 /// Compiles a pipeline with `config`'s models without a state store (`orc validate`).
-pub async fn validate(config: &Config, source: &Source) -> Result<Loaded, Error> {
+pub async fn validate(config: &Config, path: &Path) -> Result<Loaded, Error> {
     let gateway = models::gateway(config, &models::Setup::default())?;
-    compile(source, gateway, false).await
+    let bytes = crate::plans::read(path).map_err(load_error)?;
+    compile(&path.display().to_string(), bytes, gateway, false).await
+}
+
+/// A store error as the caller sees it: a value the store refuses is the caller's to fix.
+fn store_error(e: orc_state::Error) -> Error {
+    match e {
+        orc_state::Error::InvalidValue { .. } => Error::Refused(e.to_string()),
+        e => Error::Store(e.to_string()),
+    }
 }
 
 /// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its

@@ -18,6 +18,7 @@ mod limits;
 mod observe;
 pub mod openai;
 mod ops;
+mod pipelines;
 mod problem;
 mod restart;
 mod runs;
@@ -120,6 +121,15 @@ pub async fn app(
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/events", get(events::follow))
+        .route("/v1/pipelines", get(pipelines::list))
+        .route(
+            "/v1/pipelines/{id}",
+            get(pipelines::get)
+                .put(pipelines::put)
+                .delete(pipelines::delete),
+        )
+        .route("/v1/pipelines/{id}/validate", post(pipelines::validate))
+        .route("/v1/pipelines/{id}/plan", post(pipelines::plan))
         .route("/metrics", get(ops::metrics))
         .with_state(state.clone())
         .merge(openai::routes(gateway))

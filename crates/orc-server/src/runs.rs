@@ -19,8 +19,12 @@ use crate::problem::Problem;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRun {
-    /// The pipeline's YAML text.
-    pipeline: String,
+    /// The pipeline's YAML text...
+    #[serde(default)]
+    pipeline: Option<String>,
+    /// ...or the id of a registered pipeline.
+    #[serde(default)]
+    pipeline_id: Option<String>,
     /// What diagnostics call it (default `pipeline.yaml`).
     #[serde(default)]
     name: Option<String>,
@@ -83,9 +87,19 @@ pub(crate) async fn start(
             _ => Ok(accepted(id, StatusCode::OK)),
         };
     }
-    let source = Source::Text {
-        name: body.name.unwrap_or_else(|| "pipeline.yaml".to_owned()),
-        text: body.pipeline,
+    let source = match (body.pipeline, body.pipeline_id) {
+        (Some(text), None) => Source::Text {
+            name: body.name.unwrap_or_else(|| "pipeline.yaml".to_owned()),
+            text,
+        },
+        (None, Some(id)) => Source::Registered(id),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "give `pipeline` (the YAML text) or `pipeline_id` (a registered pipeline), one of them",
+            ));
+        }
     };
     let options = StartOptions {
         run_id,

@@ -524,3 +524,77 @@ fn listening_beyond_loopback_needs_tokens() {
     };
     assert!(guarded.check_bind("0.0.0.0:8080".parse().unwrap()).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_pipelines_are_compiled_once_versioned_run_by_id_and_deleted() {
+    let api = Api::new().await;
+    let put = |text: &str, content_type: &str| {
+        Request::put("/v1/pipelines/greeter")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(text.to_owned()))
+            .unwrap()
+    };
+    let (status, _, row) = api.send(put(ECHO, "application/yaml")).await;
+    assert_eq!(status, StatusCode::CREATED, "{row}");
+    assert_eq!(row["id"], "greeter");
+    assert_eq!(row["pipeline_id"], "echo");
+    assert_eq!(row["version"], 1);
+    assert_eq!(row["steps"], 1);
+    let (status, _, again) = api.send(put(ECHO, "text/plain")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["version"], 1, "an identical text is no new version");
+    let changed = ECHO.replace("who: world", "who: there");
+    let as_json = json!({ "pipeline": changed }).to_string();
+    let (status, _, row) = api.send(put(&as_json, "application/json")).await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["version"], 2);
+
+    let (status, shown) = api.get("/v1/pipelines/greeter").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["pipeline"], changed);
+    let (_, list) = api.get("/v1/pipelines").await;
+    assert_eq!(list["pipelines"][0]["id"], "greeter");
+    assert_eq!(list["pipelines"].as_array().unwrap().len(), 1);
+
+    let (status, doc) = api
+        .post("/v1/runs?wait=true", &json!({ "pipeline_id": "greeter" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["outputs"]["said"], "hi there");
+    let (status, checked) = api.post("/v1/pipelines/greeter/validate", &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(checked["valid"], true);
+    assert_eq!(checked["pipeline"]["steps"], 1);
+    let (status, planned) = api
+        .post("/v1/pipelines/greeter/plan", &json!({ "inputs": { "who": "x" } }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{planned}");
+    assert_eq!(planned["totals"]["model_steps"], 0);
+
+    let (status, body) = api
+        .post("/v1/runs", &json!({ "pipeline_id": "greeter", "pipeline": ECHO }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().contains("pipeline_id"));
+
+    let delete = || {
+        Request::delete("/v1/pipelines/greeter")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(api.send(delete()).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(api.send(delete()).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = api
+        .post("/v1/runs", &json!({ "pipeline_id": "greeter" }))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let (status, _, body) = api
+        .send(put("id: x\nsteps: []\n", "application/yaml"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["type"], "invalid_pipeline");
+    assert!(body["error"]["findings"].as_array().is_some_and(|f| !f.is_empty()));
+    let (status, _) = api.get("/v1/pipelines/greeter").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
