@@ -19,9 +19,8 @@ pub struct StateOptions {
     /// SQLite's busy timeout.
     pub query_timeout: Duration,
     /// Compress checkpoint payloads, result documents and registered pipelines' texts with zstd
-    /// when that saves space
-    /// (default on). Each record says whether it is compressed, so a store written with either
-    /// setting reads back with the other.
+    /// when that saves space (default on). Each record says whether it is compressed, so a store
+    /// written with either setting reads back with the other.
     pub compression: bool,
     /// Keeps this store apart from others on the same server: the PostgreSQL schema that holds
     /// the tables (created when missing; `None` = the connection's default, normally `public`),
