@@ -1,5 +1,6 @@
 //! orc's durable state store: runs, the checkpoint of each finished step, leases that keep two
-//! processes from resuming the same run, run history and model-call metrics.
+//! processes from resuming the same run, run history, model-call metrics and the registry of
+//! pipelines `orc serve` keeps ([`Store::put_pipeline`]).
 //!
 //! One [`Store`] type, three backends chosen by URL: SQLite (`sqlite:///path/state.db`, the
 //! embedded default; WAL mode), PostgreSQL (`postgres://…`, for many machines) and Redis
@@ -67,7 +68,7 @@ pub use error::{Error, Result};
 pub use owner::LeaseOwner;
 pub use store::Store;
 pub use types::{
-    Checkpoint, Claim, Lease, ModelMetric, NewRun, RunFilter, RunRow, RunState, StateOptions,
-    UnknownRunState,
+    Checkpoint, Claim, Lease, ModelMetric, NewPipeline, NewRun, Pipeline, PipelineRow, RunFilter,
+    RunRow, RunState, StateOptions, UnknownRunState,
 };
 pub use url::redact_url;

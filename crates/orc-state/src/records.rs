@@ -1,6 +1,8 @@
 //! Records as the backends write and read them: times in microseconds since the Unix epoch,
 //! JSON as text, payloads packed. [`Store`](crate::Store) converts between these and the public types.
 
+use crate::codec::Packed;
+
 /// A run as a backend returns it, before decoding.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredRun {
@@ -91,4 +93,33 @@ pub(crate) struct MetricRecord {
     pub(crate) input_tokens: i64,
     pub(crate) output_tokens: i64,
     pub(crate) cost: f64,
+}
+
+/// A registered pipeline's row as a backend returns it, before decoding.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredPipeline {
+    pub(crate) id: String,
+    pub(crate) pipeline_id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) hash: String,
+    pub(crate) steps: i64,
+    pub(crate) version: i64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+/// A pipeline ready to be registered.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPipelineRecord<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) pipeline_id: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) hash: &'a str,
+    pub(crate) steps: i64,
+    /// `created_at` of a new id, `updated_at` of a changed one.
+    pub(crate) now: i64,
+    /// The text, packed.
+    pub(crate) text: Packed,
 }

@@ -11,6 +11,8 @@
 //! | `runs`, `runs:status:<s>`, `runs:pipeline:<id>` | sorted sets | run ids by start time |
 //! | `pipeline:<id>` | hash | path, hash, first and last run of a pipeline |
 //! | `metrics:<model>` | sorted set | one JSON member per call, by time |
+//! | `registry:<id>` | hash | a registered pipeline (schema 3): `pipeline_id`, `name` and `description` (absent when `None`), `hash`, `steps`, `version`, `created_at`, `updated_at` (µs), `text_compressed` (`0`/`1`) and `text` (UTF-8, or its zstd frame) |
+//! | `registry` | sorted set | the registered ids, all at score 0, so that they list in byte order (`ZRANGE … BYLEX`) |
 //!
 //! Every write that touches more than one key is one Lua script, so it applies whole or not at all.
 //!
@@ -18,6 +20,10 @@
 //! released or taken over) and `lease_generation` (raised at each change of owner; a missing one is
 //! 0), which fence the writes made under a lease. A schema-1 store needs nothing rewritten: opening
 //! it sets the version to 2, so that older orcs (whose writes are not fenced) refuse it.
+//!
+//! Schema 3 added the pipeline registry (`registry`, `registry:<id>`). A schema-2 store has none
+//! of its keys and needs nothing rewritten: opening it sets the version to 3, so that older orcs,
+//! which do not know the registry, refuse it as the SQL backends' older orcs refuse migration 4.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -27,12 +33,15 @@ use redis::{AsyncCommands, RedisError, RetryMethod, Script};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Packed, millis};
-use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
+use crate::records::{
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
+    StoredRun, StoredStep,
+};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 /// Runs fetched per round trip while listing or pruning.
 const BATCH: usize = 256;
@@ -182,6 +191,37 @@ end
 return deleted
 ";
 
+/// `KEYS`: registry:<id>, registry. `ARGV`: id, pipeline id, whether there is a name ('0'/'1'),
+/// the name, whether there is a description, the description, hash, steps, now, text_compressed,
+/// text, then the row's field names ([`PIPELINE_FIELDS`]). A new id gets version 1; a known one
+/// with another hash is replaced, its version raised and `created_at` kept; a known one with the
+/// same hash is left as it is. Returns the row's fields as they are afterwards.
+const PUT_PIPELINE: &str = r"
+local old = redis.call('HMGET', KEYS[1], 'hash', 'version', 'created_at')
+if old[1] ~= ARGV[7] then
+    local version, created = 1, ARGV[9]
+    if old[1] then
+        version = tonumber(old[2] or '0') + 1
+        created = old[3] or ARGV[9]
+    end
+    redis.call('HSET', KEYS[1], 'pipeline_id', ARGV[2], 'hash', ARGV[7], 'steps', ARGV[8],
+        'version', version, 'created_at', created, 'updated_at', ARGV[9],
+        'text_compressed', ARGV[10], 'text', ARGV[11])
+    if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'name', ARGV[4])
+    else redis.call('HDEL', KEYS[1], 'name') end
+    if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'description', ARGV[6])
+    else redis.call('HDEL', KEYS[1], 'description') end
+    redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 12))
+";
+
+/// `KEYS`: registry:<id>, registry. `ARGV`: id. Returns 1 when the pipeline existed.
+const DELETE_PIPELINE: &str = r"
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+";
+
 /// A checkpoint's fields; stored as a little-endian `u32` length, this JSON, then the payload.
 #[derive(Debug, Serialize, Deserialize)]
 struct StepHeader<'a> {
@@ -217,6 +257,8 @@ struct Scripts {
     renew: Script,
     release: Script,
     prune: Script,
+    put_pipeline: Script,
+    delete_pipeline: Script,
 }
 
 /// A Redis server (one key prefix of one logical database).
@@ -289,6 +331,8 @@ impl RedisStore {
                 renew: Script::new(RENEW),
                 release: Script::new(RELEASE),
                 prune: Script::new(PRUNE),
+                put_pipeline: Script::new(PUT_PIPELINE),
+                delete_pipeline: Script::new(DELETE_PIPELINE),
             },
             url: url.clone(),
             raw_url: raw_url.to_owned(),
@@ -328,7 +372,8 @@ impl RedisStore {
             });
         }
         if found < LATEST {
-            // Version 1 lacks only the lease fields, which read as "none" when missing.
+            // Version 1 lacks only the lease fields, which read as "none" when missing; version 2
+            // only the registry's keys.
             let mut c = self.connection.clone();
             let _: i64 = Script::new(UPGRADE)
                 .key(&key)
@@ -809,7 +854,182 @@ impl RedisStore {
             })
             .collect()
     }
+
+    fn registry_key(&self, id: &str) -> String {
+        format!("{}registry:{id}", self.prefix)
+    }
+
+    pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {
+        let mut invocation = self.scripts.put_pipeline.key(self.registry_key(p.id));
+        invocation
+            .key(self.key("registry"))
+            .arg(p.id)
+            .arg(p.pipeline_id)
+            .arg(if p.name.is_some() { "1" } else { "0" })
+            .arg(p.name.unwrap_or_default())
+            .arg(if p.description.is_some() { "1" } else { "0" })
+            .arg(p.description.unwrap_or_default())
+            .arg(p.hash)
+            .arg(p.steps)
+            .arg(p.now)
+            .arg(if p.text.compressed { "1" } else { "0" })
+            .arg(p.text.bytes)
+            .arg(&PIPELINE_FIELDS);
+        let mut c = self.connection.clone();
+        let fields: Vec<Option<String>> = invocation
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("put_pipeline"))?;
+        self.stored_pipeline(p.id, fields)?.ok_or_else(|| {
+            self.corrupt(
+                format!("pipeline {}", p.id),
+                "missing right after it was written",
+            )
+        })
+    }
+
+    pub(crate) async fn pipeline(&self, id: &str) -> Result<Option<(StoredPipeline, Packed)>> {
+        let mut c = self.connection.clone();
+        // One transaction: the row and the text of the same put.
+        type Stored = (Vec<Option<String>>, (Option<String>, Option<Vec<u8>>));
+        let (fields, (compressed, text)): Stored = redis::pipe()
+            .atomic()
+            .cmd("HMGET")
+            .arg(self.registry_key(id))
+            .arg(&PIPELINE_FIELDS)
+            .cmd("HMGET")
+            .arg(self.registry_key(id))
+            .arg("text_compressed")
+            .arg("text")
+            .query_async(&mut c)
+            .await
+            .map_err(self.error("pipeline"))?;
+        let Some(row) = self.stored_pipeline(id, fields)? else {
+            return Ok(None);
+        };
+        let what = || format!("pipeline {id}");
+        let compressed = match compressed.as_deref() {
+            Some("0") => false,
+            Some("1") => true,
+            _ => return Err(self.corrupt(what(), "no text_compressed flag")),
+        };
+        let bytes = text.ok_or_else(|| self.corrupt(what(), "no text"))?;
+        Ok(Some((row, Packed { bytes, compressed })))
+    }
+
+    pub(crate) async fn list_pipelines(&self, limit: u32) -> Result<Vec<StoredPipeline>> {
+        let want = if limit == 0 {
+            usize::MAX
+        } else {
+            limit as usize
+        };
+        let index = self.key("registry");
+        let mut rows = Vec::new();
+        let mut offset = 0usize;
+        let mut c = self.connection.clone();
+        while rows.len() < want {
+            let batch = BATCH.min(want - rows.len());
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg("-")
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(batch)
+                .query_async(&mut c)
+                .await
+                .map_err(self.error("list_pipelines"))?;
+            if ids.is_empty() {
+                break;
+            }
+            offset += ids.len();
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(self.registry_key(id))
+                    .arg(&PIPELINE_FIELDS);
+            }
+            let found: Vec<Vec<Option<String>>> = pipe
+                .query_async(&mut c)
+                .await
+                .map_err(self.error("list_pipelines"))?;
+            for (id, fields) in ids.iter().zip(found) {
+                // A pipeline deleted between the two round trips is simply gone.
+                if let Some(row) = self.stored_pipeline(id, fields)? {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    pub(crate) async fn delete_pipeline(&self, id: &str) -> Result<bool> {
+        let mut c = self.connection.clone();
+        let deleted: i64 = self
+            .scripts
+            .delete_pipeline
+            .key(self.registry_key(id))
+            .key(self.key("registry"))
+            .arg(id)
+            .invoke_async(&mut c)
+            .await
+            .map_err(self.error("delete_pipeline"))?;
+        Ok(deleted > 0)
+    }
+
+    /// A registered pipeline from its hash's [`PIPELINE_FIELDS`]; `None` when the hash does not
+    /// exist.
+    fn stored_pipeline(
+        &self,
+        id: &str,
+        fields: Vec<Option<String>>,
+    ) -> Result<Option<StoredPipeline>> {
+        let what = || format!("pipeline {id}");
+        let mut fields = fields.into_iter();
+        let mut next = || fields.next().flatten();
+        let Some(pipeline_id) = next() else {
+            return Ok(None);
+        };
+        let name = next();
+        let description = next();
+        let mut text =
+            |field: &str| next().ok_or_else(|| self.corrupt(what(), format!("no {field}")));
+        let hash = text("hash")?;
+        let steps = text("steps")?;
+        let version = text("version")?;
+        let created_at = text("created_at")?;
+        let updated_at = text("updated_at")?;
+        let number = |field: &str, v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| self.corrupt(what(), format!("{field} is `{v}`, not a number")))
+        };
+        Ok(Some(StoredPipeline {
+            id: id.to_owned(),
+            pipeline_id,
+            name,
+            description,
+            hash,
+            steps: number("steps", &steps)?,
+            version: number("version", &version)?,
+            created_at: number("created_at", &created_at)?,
+            updated_at: number("updated_at", &updated_at)?,
+        }))
+    }
 }
+
+/// The hash fields of a registered pipeline's row, in the order
+/// [`RedisStore::stored_pipeline`] reads them.
+const PIPELINE_FIELDS: [&str; 8] = [
+    "pipeline_id",
+    "name",
+    "description",
+    "hash",
+    "steps",
+    "version",
+    "created_at",
+    "updated_at",
+];
 
 /// A write's fence as two script arguments: the owner ('' = none) and the generation.
 fn fence_args(invocation: &mut redis::ScriptInvocation<'_>, fence: Option<Fence<'_>>) {

@@ -7,19 +7,25 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::codec::{from_micros, micros, micros_opt, pack_all, unpack_async};
+use crate::codec::{from_micros, micros, micros_opt, now_micros, pack_all, unpack_async};
 use crate::postgres::PgStore;
-use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
+use crate::records::{
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
+    StoredRun, StoredStep,
+};
 use crate::redis_store::RedisStore;
 use crate::sqlite::{SqliteStore, absolute};
 use crate::url::{Target, redact_url, target};
 use crate::{
-    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewRun, Result, RunFilter, RunRow,
-    RunState, StateOptions,
+    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewPipeline, NewRun, Pipeline,
+    PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
 };
 
 /// Longest namespace accepted.
 const MAX_NAMESPACE: usize = 48;
+
+/// Longest registry id accepted, in characters.
+const MAX_PIPELINE_ID: usize = 200;
 
 /// The durable state store: runs, their step checkpoints, resume leases and model metrics, in
 /// SQLite, PostgreSQL or Redis, chosen by the URL given to [`Store::open`]. Cheap to clone; all
@@ -488,6 +494,89 @@ impl Store {
             .collect())
     }
 
+    /// Registers `p` under `p.id`, or replaces the pipeline registered there, and returns its row
+    /// as stored. A new id gets version 1 and `created_at` = `updated_at` = now. A known id whose
+    /// stored hash differs from `p.hash` gets the new text and fields, its version raised by one
+    /// and `updated_at` set to now; `created_at` stays. A known id with the same hash is left as it
+    /// is (the put is idempotent) and its stored row returned. One statement (script): concurrent
+    /// puts of one id take turns. Fails with [`Error::InvalidValue`] for an invalid id (see
+    /// [`NewPipeline::id`]).
+    ///
+    /// Registered pipelines are not cached (the query cache holds run answers only), so a put
+    /// leaves it alone.
+    pub async fn put_pipeline(&self, p: &NewPipeline) -> Result<PipelineRow> {
+        check_pipeline_id(&p.id)?;
+        let text = pack_all(vec![p.text.as_bytes().to_vec()], self.inner.compression)
+            .await
+            .pop()
+            .ok_or_else(|| Error::InvalidValue {
+                what: format!("the text of pipeline {}", p.id),
+                reason: "compressing it did not finish".to_owned(),
+            })?;
+        let record = NewPipelineRecord {
+            id: &p.id,
+            pipeline_id: &p.pipeline_id,
+            name: p.name.as_deref(),
+            description: p.description.as_deref(),
+            hash: &p.hash,
+            steps: i64::from(p.steps),
+            now: now_micros(),
+            text,
+        };
+        let stored = self
+            .timed("put_pipeline", async {
+                dispatch!(self.put_pipeline(record))
+            })
+            .await?;
+        self.decode_pipeline(stored)
+    }
+
+    /// The pipeline registered under `id`, with its text, or `None` when there is none. Fails
+    /// with [`Error::InvalidValue`] for an invalid id.
+    pub async fn pipeline(&self, id: &str) -> Result<Option<Pipeline>> {
+        check_pipeline_id(id)?;
+        let stored = self
+            .timed("pipeline", async { dispatch!(self.pipeline(id)) })
+            .await?;
+        let Some((stored, packed)) = stored else {
+            return Ok(None);
+        };
+        let what = || format!("pipeline {id}");
+        let bytes = unpack_async(packed.bytes, packed.compressed)
+            .await
+            .map_err(|reason| self.corrupt(what(), reason))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| self.corrupt(what(), format!("its text is not UTF-8: {e}")))?;
+        Ok(Some(Pipeline {
+            row: self.decode_pipeline(stored)?,
+            text,
+        }))
+    }
+
+    /// The registered pipelines, without their texts, ordered by id (byte order of its UTF-8);
+    /// at most `limit` of them (0 = all).
+    pub async fn list_pipelines(&self, limit: u32) -> Result<Vec<PipelineRow>> {
+        let stored = self
+            .timed("list_pipelines", async {
+                dispatch!(self.list_pipelines(limit))
+            })
+            .await?;
+        stored
+            .into_iter()
+            .map(|s| self.decode_pipeline(s))
+            .collect()
+    }
+
+    /// Removes the pipeline registered under `id`; returns whether there was one. Runs started
+    /// from it keep their records. Fails with [`Error::InvalidValue`] for an invalid id.
+    pub async fn delete_pipeline(&self, id: &str) -> Result<bool> {
+        check_pipeline_id(id)?;
+        self.timed("delete_pipeline", async {
+            dispatch!(self.delete_pipeline(id))
+        })
+        .await
+    }
+
     /// `operation` bounded by the query timeout.
     async fn timed<T>(
         &self,
@@ -534,6 +623,27 @@ impl Store {
         })
     }
 
+    fn decode_pipeline(&self, s: StoredPipeline) -> Result<PipelineRow> {
+        let what = || format!("pipeline {}", s.id);
+        let steps = u32::try_from(s.steps)
+            .map_err(|_| self.corrupt(what(), format!("steps is {}", s.steps)))?;
+        let version = u64::try_from(s.version)
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| self.corrupt(what(), format!("version is {}", s.version)))?;
+        Ok(PipelineRow {
+            steps,
+            version,
+            created_at: from_micros(s.created_at),
+            updated_at: from_micros(s.updated_at),
+            id: s.id,
+            pipeline_id: s.pipeline_id,
+            name: s.name,
+            description: s.description,
+            hash: s.hash,
+        })
+    }
+
     async fn decode_step(&self, run_id: &str, s: StoredStep) -> Result<Checkpoint> {
         let what = || format!("checkpoint {} ({}) of run {run_id}", s.seq, s.step_id);
         let payload = unpack_async(s.payload, s.compressed)
@@ -569,6 +679,26 @@ async fn provably_dead(holder: &str) -> bool {
     tokio::task::spawn_blocking(move || owner.is_provably_dead(std::path::Path::new("/proc")))
         .await
         .unwrap_or(false)
+}
+
+/// Refuses a registry id that is empty, longer than [`MAX_PIPELINE_ID`] characters, holds a
+/// control character or starts or ends with white space.
+fn check_pipeline_id(id: &str) -> Result<()> {
+    let reason = if id.is_empty() {
+        "it is empty".to_owned()
+    } else if id.chars().count() > MAX_PIPELINE_ID {
+        format!("it is longer than {MAX_PIPELINE_ID} characters")
+    } else if let Some(c) = id.chars().find(|c| c.is_control()) {
+        format!("it holds the control character {c:?}")
+    } else if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
+        "it starts or ends with white space".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidValue {
+        what: format!("pipeline id {id:?}"),
+        reason,
+    })
 }
 
 /// Refuses options no backend can use.
@@ -607,7 +737,13 @@ mod tests {
     /// Every future the API returns can go to `tokio::spawn` (sqlx's migrator, given a bare
     /// connection, once made `open`'s future not `Send`).
     #[allow(dead_code, clippy::let_underscore_future)]
-    fn futures_are_send(store: &Store, run: &NewRun, m: &ModelMetric, filter: &RunFilter) {
+    fn futures_are_send(
+        store: &Store,
+        run: &NewRun,
+        m: &ModelMetric,
+        filter: &RunFilter,
+        pipeline: &NewPipeline,
+    ) {
         fn send<T: Send>(_: T) {}
         send(Store::open("sqlite::memory:", StateOptions::default()));
         send(store.create_run(run));
@@ -630,5 +766,9 @@ mod tests {
         send(store.prune(SystemTime::now()));
         send(store.record_model_metric(m));
         send(store.model_metrics("m", SystemTime::now(), 0));
+        send(store.put_pipeline(pipeline));
+        send(store.pipeline("p"));
+        send(store.list_pipelines(0));
+        send(store.delete_pipeline("p"));
     }
 }

@@ -18,9 +18,9 @@ pub struct StateOptions {
     /// [`Error::Timeout`](crate::Error::Timeout). Also PostgreSQL's `statement_timeout` and
     /// SQLite's busy timeout.
     pub query_timeout: Duration,
-    /// Compress checkpoint payloads and result documents with zstd when that saves space
-    /// (default on). Each record says whether it is compressed, so a store written with either
-    /// setting reads back with the other.
+    /// Compress checkpoint payloads, result documents and registered pipelines' texts with zstd
+    /// when that saves space (default on). Each record says whether it is compressed, so a store
+    /// written with either setting reads back with the other.
     pub compression: bool,
     /// Keeps this store apart from others on the same server: the PostgreSQL schema that holds
     /// the tables (created when missing; `None` = the connection's default, normally `public`),
@@ -247,4 +247,59 @@ pub struct ModelMetric {
     pub output_tokens: u64,
     /// Cost in USD.
     pub cost: f64,
+}
+
+/// A pipeline to register, for [`Store::put_pipeline`](crate::Store::put_pipeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPipeline {
+    /// The registry id it is stored under (the `{id}` of `/v1/pipelines/{id}`): 1 to 200
+    /// characters, no control characters, no leading or trailing white space.
+    pub id: String,
+    /// The pipeline's text (YAML), stored compressed when
+    /// [`StateOptions::compression`] is on and that saves space.
+    pub text: String,
+    /// The caller's content hash of `text`: a put with the hash already stored changes nothing.
+    pub hash: String,
+    /// The `id:` the pipeline declares.
+    pub pipeline_id: String,
+    /// The `name:` the pipeline declares, if any.
+    pub name: Option<String>,
+    /// The `description:` the pipeline declares, if any.
+    pub description: Option<String>,
+    /// How many steps it has.
+    pub steps: u32,
+}
+
+/// A registered pipeline without its text, as
+/// [`Store::list_pipelines`](crate::Store::list_pipelines) returns it. Times are kept to the
+/// microsecond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRow {
+    /// The registry id.
+    pub id: String,
+    /// The `id:` the pipeline declares.
+    pub pipeline_id: String,
+    /// The `name:` the pipeline declares, if any.
+    pub name: Option<String>,
+    /// The `description:` the pipeline declares, if any.
+    pub description: Option<String>,
+    /// The caller's content hash of the text.
+    pub hash: String,
+    /// How many steps it has.
+    pub steps: u32,
+    /// 1 when first registered, one more at each replacement with another hash.
+    pub version: u64,
+    /// When the id was first registered (kept across replacements).
+    pub created_at: SystemTime,
+    /// When the text last changed (`created_at` until the first replacement).
+    pub updated_at: SystemTime,
+}
+
+/// A registered pipeline with its text, as [`Store::pipeline`](crate::Store::pipeline) returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    /// Its registry row.
+    pub row: PipelineRow,
+    /// The text, exactly as put.
+    pub text: String,
 }

@@ -11,13 +11,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::codec::{Packed, millis};
-use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
+use crate::records::{
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
+    StoredRun, StoredStep,
+};
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -43,6 +46,13 @@ fn migrator() -> Migrator {
             "lease generation".into(),
             MigrationType::Simple,
             include_str!("migrations/0003_lease_generation.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            "pipeline registry".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0004_pipelines.sql").into_sql_str(),
             false,
         ),
     ]);
@@ -108,6 +118,45 @@ fn stored_run(t: RunTuple) -> StoredRun {
         finished_at: t.7,
         steps_done: t.8,
         held: t.9,
+    }
+}
+
+/// The columns of a registered pipeline's row, in [`StoredPipeline`]'s order.
+macro_rules! pipeline_columns {
+    () => {
+        concat!(
+            "id, pipeline_id, name, description, hash, steps, version, ",
+            us!("created_at"),
+            ", ",
+            us!("updated_at")
+        )
+    };
+}
+
+/// A registered pipeline's row as sqlx decodes it.
+type PipelineTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+fn stored_pipeline(t: PipelineTuple) -> StoredPipeline {
+    StoredPipeline {
+        id: t.0,
+        pipeline_id: t.1,
+        name: t.2,
+        description: t.3,
+        hash: t.4,
+        steps: t.5,
+        version: t.6,
+        created_at: t.7,
+        updated_at: t.8,
     }
 }
 
@@ -664,6 +713,103 @@ impl PgStore {
                 cost: t.7,
             })
             .collect())
+    }
+
+    pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {
+        // One statement: a new id at version 1; a known one replaced, its version raised and
+        // `created_at` kept, when the hash differs; left as it is when the hash is the same (the
+        // row lock makes concurrent puts of one id take turns).
+        let row: PipelineTuple = sqlx::query_as(concat!(
+            "INSERT INTO pipeline_registry AS p
+                 (id, pipeline_id, name, description, hash, steps, version, created_at, updated_at, text_compressed, text)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, ",
+            ts!("$7"),
+            ", ",
+            ts!("$7"),
+            ", $8, $9)
+             ON CONFLICT (id) DO UPDATE SET
+                 pipeline_id = CASE WHEN p.hash = excluded.hash THEN p.pipeline_id ELSE excluded.pipeline_id END,
+                 name = CASE WHEN p.hash = excluded.hash THEN p.name ELSE excluded.name END,
+                 description = CASE WHEN p.hash = excluded.hash THEN p.description ELSE excluded.description END,
+                 hash = excluded.hash,
+                 steps = CASE WHEN p.hash = excluded.hash THEN p.steps ELSE excluded.steps END,
+                 version = CASE WHEN p.hash = excluded.hash THEN p.version ELSE p.version + 1 END,
+                 updated_at = CASE WHEN p.hash = excluded.hash THEN p.updated_at ELSE excluded.updated_at END,
+                 text_compressed = CASE WHEN p.hash = excluded.hash THEN p.text_compressed ELSE excluded.text_compressed END,
+                 text = CASE WHEN p.hash = excluded.hash THEN p.text ELSE excluded.text END
+             RETURNING ",
+            pipeline_columns!()
+        ))
+        .bind(p.id)
+        .bind(p.pipeline_id)
+        .bind(p.name)
+        .bind(p.description)
+        .bind(p.hash)
+        .bind(p.steps)
+        .bind(p.now)
+        .bind(p.text.compressed)
+        .bind(p.text.bytes)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.error("put_pipeline"))?;
+        Ok(stored_pipeline(row))
+    }
+
+    pub(crate) async fn pipeline(&self, id: &str) -> Result<Option<(StoredPipeline, Packed)>> {
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            bool,
+            Vec<u8>,
+        );
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            pipeline_columns!(),
+            ", text_compressed, text FROM pipeline_registry WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("pipeline"))?;
+        Ok(row.map(|t| {
+            let text = Packed {
+                bytes: t.10,
+                compressed: t.9,
+            };
+            let row = stored_pipeline((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8));
+            (row, text)
+        }))
+    }
+
+    pub(crate) async fn list_pipelines(&self, limit: u32) -> Result<Vec<StoredPipeline>> {
+        // LIMIT NULL means none. `id` is in the "C" collation: byte order.
+        let limit = (limit != 0).then_some(i64::from(limit));
+        let rows: Vec<PipelineTuple> = sqlx::query_as(concat!(
+            "SELECT ",
+            pipeline_columns!(),
+            " FROM pipeline_registry ORDER BY id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("list_pipelines"))?;
+        Ok(rows.into_iter().map(stored_pipeline).collect())
+    }
+
+    pub(crate) async fn delete_pipeline(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM pipeline_registry WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("delete_pipeline"))?;
+        Ok(deleted.rows_affected() > 0)
     }
 }
 

@@ -32,7 +32,10 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Mutex;
 
 use crate::codec::{Packed, now_micros};
-use crate::records::{Fence, MetricRecord, NewRunRecord, NewStep, RawClaim, StoredRun, StoredStep};
+use crate::records::{
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
+    StoredRun, StoredStep,
+};
 use crate::sql::{
     Dialect, MIGRATIONS_TABLE, describe, is_unique_violation, migrate_error, query_error,
     rusqlite_primary, sqlite_primary, sqlite_write_error,
@@ -40,7 +43,7 @@ use crate::sql::{
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -68,18 +71,26 @@ fn migrator() -> Migrator {
             include_str!("migrations/0003_lease_generation.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            "pipeline registry".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0004_pipelines.sql").into_sql_str(),
+            false,
+        ),
     ]);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
 }
 
 /// The tables of an orc store; a file holding any other table is some other program's.
-const OUR_TABLES: [&str; 5] = [
+const OUR_TABLES: [&str; 6] = [
     MIGRATIONS_TABLE,
     "pipelines",
     "runs",
     "steps",
     "model_metrics",
+    "pipeline_registry",
 ];
 
 /// Tries at migrating, when another process migrates the same file at the same time.
@@ -137,6 +148,61 @@ fn stored_run(t: RunTuple) -> StoredRun {
         held: t.9,
     }
 }
+
+/// The columns of a registered pipeline's row, in [`StoredPipeline`]'s order.
+macro_rules! pipeline_columns {
+    () => {
+        "id, pipeline_id, name, description, hash, steps, version, created_at, updated_at"
+    };
+}
+
+/// A registered pipeline's row as sqlx decodes it.
+type PipelineTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+fn stored_pipeline(t: PipelineTuple) -> StoredPipeline {
+    StoredPipeline {
+        id: t.0,
+        pipeline_id: t.1,
+        name: t.2,
+        description: t.3,
+        hash: t.4,
+        steps: t.5,
+        version: t.6,
+        created_at: t.7,
+        updated_at: t.8,
+    }
+}
+
+/// Registers a pipeline in one statement: a new id at version 1; a known one replaced, its
+/// version raised, `created_at` kept, when the hash differs; left as it is when the hash is the
+/// same. Returns the row as it is afterwards.
+const PUT_PIPELINE: &str = concat!(
+    "INSERT INTO pipeline_registry AS p
+         (id, pipeline_id, name, description, hash, steps, version, created_at, updated_at, text_compressed, text)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?8, ?9)
+     ON CONFLICT (id) DO UPDATE SET
+         pipeline_id = CASE WHEN p.hash = excluded.hash THEN p.pipeline_id ELSE excluded.pipeline_id END,
+         name = CASE WHEN p.hash = excluded.hash THEN p.name ELSE excluded.name END,
+         description = CASE WHEN p.hash = excluded.hash THEN p.description ELSE excluded.description END,
+         hash = excluded.hash,
+         steps = CASE WHEN p.hash = excluded.hash THEN p.steps ELSE excluded.steps END,
+         version = CASE WHEN p.hash = excluded.hash THEN p.version ELSE p.version + 1 END,
+         updated_at = CASE WHEN p.hash = excluded.hash THEN p.updated_at ELSE excluded.updated_at END,
+         text_compressed = CASE WHEN p.hash = excluded.hash THEN p.text_compressed ELSE excluded.text_compressed END,
+         text = CASE WHEN p.hash = excluded.hash THEN p.text ELSE excluded.text END
+     RETURNING ",
+    pipeline_columns!()
+);
 
 /// The INSERT … SELECT of one checkpoint: it takes its position from the run's `steps_done` (which
 /// the `steps_count` trigger then bumps) and inserts nothing when the run does not exist.
@@ -767,6 +833,101 @@ impl SqliteStore {
                 cost: t.7,
             })
             .collect())
+    }
+
+    pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {
+        let id = p.id.to_owned();
+        let pipeline_id = p.pipeline_id.to_owned();
+        let name = p.name.map(str::to_owned);
+        let description = p.description.map(str::to_owned);
+        let hash = p.hash.to_owned();
+        let (steps, now, text) = (p.steps, p.now, p.text);
+        self.write("put_pipeline", move |c| {
+            c.prepare_cached(PUT_PIPELINE)?.query_row(
+                params![
+                    id,
+                    pipeline_id,
+                    name,
+                    description,
+                    hash,
+                    steps,
+                    now,
+                    text.compressed,
+                    text.bytes
+                ],
+                |r| {
+                    Ok(StoredPipeline {
+                        id: r.get(0)?,
+                        pipeline_id: r.get(1)?,
+                        name: r.get(2)?,
+                        description: r.get(3)?,
+                        hash: r.get(4)?,
+                        steps: r.get(5)?,
+                        version: r.get(6)?,
+                        created_at: r.get(7)?,
+                        updated_at: r.get(8)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn pipeline(&self, id: &str) -> Result<Option<(StoredPipeline, Packed)>> {
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            bool,
+            Vec<u8>,
+        );
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            pipeline_columns!(),
+            ", text_compressed, text FROM pipeline_registry WHERE id = ?1"
+        ))
+        .bind(id);
+        let row: Option<Row> =
+            read!(self, query, fetch_optional).map_err(self.error("pipeline"))?;
+        Ok(row.map(|t| {
+            let text = Packed {
+                bytes: t.10,
+                compressed: t.9,
+            };
+            let row = stored_pipeline((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8));
+            (row, text)
+        }))
+    }
+
+    pub(crate) async fn list_pipelines(&self, limit: u32) -> Result<Vec<StoredPipeline>> {
+        // SQLite: a negative LIMIT means none.
+        let limit = if limit == 0 { -1 } else { i64::from(limit) };
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            pipeline_columns!(),
+            " FROM pipeline_registry ORDER BY id LIMIT ?1"
+        ))
+        .bind(limit);
+        let rows: Vec<PipelineTuple> =
+            read!(self, query, fetch_all).map_err(self.error("list_pipelines"))?;
+        Ok(rows.into_iter().map(stored_pipeline).collect())
+    }
+
+    pub(crate) async fn delete_pipeline(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        let deleted = self
+            .write("delete_pipeline", move |c| {
+                c.prepare_cached("DELETE FROM pipeline_registry WHERE id = ?1")?
+                    .execute([id])
+            })
+            .await?;
+        Ok(deleted > 0)
     }
 }
 

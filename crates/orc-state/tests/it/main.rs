@@ -8,39 +8,40 @@
 
 mod conformance;
 mod errors;
+mod pipelines;
 mod postgres;
 mod redis;
 mod sqlite;
 mod support;
 
-/// One test per conformance case and backend: `sqlite::runs_round_trip`,
-/// `postgres::runs_round_trip`, `redis::runs_round_trip`, …
+/// One test per case of `$module` and backend: `conformance_sqlite::runs_round_trip`,
+/// `conformance_postgres::runs_round_trip`, `conformance_redis::runs_round_trip`, …
 macro_rules! backends {
-    ($($case:ident),* $(,)?) => {
-        mod conformance_sqlite {
+    ($module:ident => $sqlite:ident, $postgres:ident, $redis:ident: $($case:ident),* $(,)?) => {
+        mod $sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let h = crate::support::Harness::sqlite().await;
-                    crate::conformance::$case(&h).await;
+                    crate::$module::$case(&h).await;
                 }
             )*
         }
-        mod conformance_postgres {
+        mod $postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let Some(h) = crate::support::Harness::postgres().await else { return };
-                    crate::conformance::$case(&h).await;
+                    crate::$module::$case(&h).await;
                 }
             )*
         }
-        mod conformance_redis {
+        mod $redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let Some(h) = crate::support::Harness::redis().await else { return };
-                    crate::conformance::$case(&h).await;
+                    crate::$module::$case(&h).await;
                 }
             )*
         }
@@ -48,6 +49,7 @@ macro_rules! backends {
 }
 
 backends!(
+    conformance => conformance_sqlite, conformance_postgres, conformance_redis:
     runs_round_trip,
     checkpoints_append_in_order,
     compression_is_per_record,
@@ -62,4 +64,17 @@ backends!(
     prune_deletes_old_unleased_runs,
     model_metrics_round_trip,
     newer_schema_is_refused,
+);
+
+backends!(
+    pipelines => pipelines_sqlite, pipelines_postgres, pipelines_redis:
+    pipelines_round_trip,
+    large_and_non_ascii_texts_round_trip,
+    a_replacement_raises_the_version,
+    an_identical_put_changes_nothing,
+    pipelines_list_by_id,
+    delete_says_whether_it_existed,
+    invalid_ids_are_refused,
+    a_store_of_the_previous_schema_gains_the_registry,
+    the_newest_schema_plus_one_is_refused,
 );

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orc_state::{Error, ModelMetric, StateOptions, Store};
+use orc_state::{Error, ModelMetric, NewPipeline, StateOptions, Store};
 use sqlx::Connection;
 use sqlx::postgres::PgConnectOptions;
 
@@ -40,7 +40,7 @@ async fn the_schema_is_indexed_and_the_url_redacted() {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    assert_eq!(ours, 5);
+    assert_eq!(ours, 6);
 
     // A password in the URL never shows (trust auth ignores it).
     let with_password = postgres_url().replacen("postgres@", "postgres:s3cret@", 1);
@@ -63,6 +63,10 @@ async fn an_older_schema_is_migrated() {
     h.store.create_run(&new_run("r1", "p", 1)).await.unwrap();
     h.store.append("r1", &[checkpoint("a", 1)]).await.unwrap();
     let mut c = h.pg_connection().await;
+    sqlx::query("DROP TABLE pipeline_registry")
+        .execute(&mut c)
+        .await
+        .unwrap();
     sqlx::query("DROP TABLE model_metrics")
         .execute(&mut c)
         .await
@@ -110,6 +114,18 @@ async fn an_older_schema_is_migrated() {
         store.append_leased(&a, &[checkpoint("b", 2)]).await,
         Err(Error::LeaseLost { .. })
     ));
+    // Version 4's pipeline registry.
+    let registered = NewPipeline {
+        id: "p".into(),
+        text: "id: p\nsteps: []\n".into(),
+        hash: "h".into(),
+        pipeline_id: "p".into(),
+        name: None,
+        description: None,
+        steps: 0,
+    };
+    let row = store.put_pipeline(&registered).await.unwrap();
+    assert_eq!(store.list_pipelines(0).await.unwrap(), [row]);
 }
 
 #[tokio::test]

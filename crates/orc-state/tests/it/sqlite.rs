@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orc_state::{Checkpoint, Error, ModelMetric, RunState, StateOptions, Store};
+use orc_state::{Checkpoint, Error, ModelMetric, NewPipeline, RunState, StateOptions, Store};
 use proptest::prelude::*;
 use sqlx::Connection;
 
@@ -172,6 +172,10 @@ async fn an_older_schema_is_migrated() {
     h.store.append("r1", &[checkpoint("a", 1)]).await.unwrap();
     // Make it a version 1 store, as the first orc with a state store left it.
     let mut c = h.sqlite_connection().await;
+    sqlx::query("DROP TABLE pipeline_registry")
+        .execute(&mut c)
+        .await
+        .unwrap();
     sqlx::query("DROP TABLE model_metrics")
         .execute(&mut c)
         .await
@@ -220,6 +224,18 @@ async fn an_older_schema_is_migrated() {
         store.append_leased(&a, &[checkpoint("b", 2)]).await,
         Err(Error::LeaseLost { .. })
     ));
+    // Version 4's pipeline registry.
+    let registered = NewPipeline {
+        id: "p".into(),
+        text: "id: p\nsteps: []\n".into(),
+        hash: "h".into(),
+        pipeline_id: "p".into(),
+        name: None,
+        description: None,
+        steps: 0,
+    };
+    let row = store.put_pipeline(&registered).await.unwrap();
+    assert_eq!(store.list_pipelines(0).await.unwrap(), [row]);
 }
 
 #[tokio::test]
