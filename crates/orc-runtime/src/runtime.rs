@@ -143,7 +143,6 @@ impl Source {
             Source::Text { name, .. } | Source::Registered(name) => name.clone(),
         }
     }
-
 }
 
 /// How to start a run.
@@ -304,7 +303,13 @@ impl Runtime {
         text: String,
     ) -> Result<(orc_state::PipelineRow, Arc<Loaded>), Error> {
         let loaded = Arc::new(
-            compile(id, text.clone().into_bytes(), self.inner.gateway.clone(), false).await?,
+            compile(
+                id,
+                text.clone().into_bytes(),
+                self.inner.gateway.clone(),
+                false,
+            )
+            .await?,
         );
         let plan = &loaded.compiled.plan;
         let row = self
@@ -648,12 +653,12 @@ struct Execution {
 
 /// Compiles on the blocking pool: answering an `<AUTO>` tag waits for a model call.
 async fn compile(
-    source: &Source,
+    file: &str,
+    bytes: Vec<u8>,
     gateway: Option<Gateway>,
     offline: bool,
 ) -> Result<Loaded, Error> {
-    let bytes = source.bytes()?;
-    let file = source.name();
+    let file = file.to_owned();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || models::compile(&bytes, gateway.as_ref(), &handle, offline))
         .await

@@ -111,7 +111,9 @@ pub(crate) async fn delete(
 ) -> Result<Response, Problem> {
     match app.runtime.store().delete_pipeline(&id).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Ok(false) => Err(Problem::not_found(format!("no pipeline `{id}` is registered"))),
+        Ok(false) => Err(Problem::not_found(format!(
+            "no pipeline `{id}` is registered"
+        ))),
         Err(e) => Err(store_problem(&e)),
     }
 }
@@ -181,5 +183,9 @@ pub(crate) async fn plan(
         Some(g) => orc_engine::plan_models(&loaded.compiled, g, &inputs).await,
         None => Vec::new(),
     };
-    Ok(Json(orc_runtime::plans::plan_document(&loaded.compiled.plan.id, &rows)).into_response())
+    Ok(Json(orc_runtime::plans::plan_document(
+        &loaded.compiled.plan.id,
+        &rows,
+    ))
+    .into_response())
 }

@@ -566,16 +566,27 @@ async fn registered_pipelines_are_compiled_once_versioned_run_by_id_and_deleted(
     assert_eq!(checked["valid"], true);
     assert_eq!(checked["pipeline"]["steps"], 1);
     let (status, planned) = api
-        .post("/v1/pipelines/greeter/plan", &json!({ "inputs": { "who": "x" } }))
+        .post(
+            "/v1/pipelines/greeter/plan",
+            &json!({ "inputs": { "who": "x" } }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{planned}");
     assert_eq!(planned["totals"]["model_steps"], 0);
 
     let (status, body) = api
-        .post("/v1/runs", &json!({ "pipeline_id": "greeter", "pipeline": ECHO }))
+        .post(
+            "/v1/runs",
+            &json!({ "pipeline_id": "greeter", "pipeline": ECHO }),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"]["message"].as_str().unwrap().contains("pipeline_id"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pipeline_id")
+    );
 
     let delete = || {
         Request::delete("/v1/pipelines/greeter")
@@ -594,7 +605,11 @@ async fn registered_pipelines_are_compiled_once_versioned_run_by_id_and_deleted(
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["type"], "invalid_pipeline");
-    assert!(body["error"]["findings"].as_array().is_some_and(|f| !f.is_empty()));
+    assert!(
+        body["error"]["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+    );
     let (status, _) = api.get("/v1/pipelines/greeter").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

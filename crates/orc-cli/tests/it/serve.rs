@@ -148,7 +148,12 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
     let server = Server::start(&sb, &[], &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let doc = loop {
-        let doc: Value = http.get(server.url("/v1/runs/slow")).send().unwrap().json().unwrap();
+        let doc: Value = http
+            .get(server.url("/v1/runs/slow"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         if doc["status"] == "completed" {
             break doc;
         }
