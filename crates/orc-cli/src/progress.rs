@@ -46,7 +46,7 @@ impl Observer for Bar {
                     self.show_running(&running);
                 }
             }
-            Event::StepReady { .. } => {}
+            Event::StepReady { .. } | Event::ModelOutput { .. } => {}
         }
     }
 }
@@ -75,7 +75,7 @@ impl Observer for Lines {
                 };
                 tracing::info!("{id}: {word}");
             }
-            Event::StepsAdded { .. } | Event::StepReady { .. } => {}
+            Event::StepsAdded { .. } | Event::StepReady { .. } | Event::ModelOutput { .. } => {}
         }
     }
 }

@@ -83,7 +83,7 @@ fn cache_use(r: &StepRecord) -> Option<CacheUse> {
 impl Observer for Timeline {
     fn event(&self, event: Event<'_>) {
         let id = match event {
-            Event::StepsAdded { .. } => return,
+            Event::StepsAdded { .. } | Event::ModelOutput { .. } => return,
             Event::StepReady { id }
             | Event::StepStarted { id, .. }
             | Event::StepFinished { id, .. } => id,

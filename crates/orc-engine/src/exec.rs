@@ -87,6 +87,13 @@ pub enum Event<'a> {
         /// Its tool, if it names one.
         tool: Option<&'a str>,
     },
+    /// A model step with `stream: true` received more of its answer.
+    ModelOutput {
+        /// The step's id.
+        id: &'a str,
+        /// The text that arrived (a cached answer arrives whole).
+        text: &'a str,
+    },
     /// A step settled: completed, failed or skipped.
     StepFinished {
         /// Its id.
@@ -877,6 +884,8 @@ impl Run<'_> {
                             max_retries: step.max_retries,
                             model: models::is_model_step(step).then(|| ModelJob {
                                 gateway: self.opts.models.clone(),
+                                observer: self.opts.observer.clone(),
+                                step_id: self.nodes[i as usize].id.clone(),
                                 choice: Arc::new(models::Choice {
                                     step: step.model.clone(),
                                     pipeline: self.plan.model.clone(),

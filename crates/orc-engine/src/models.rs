@@ -166,6 +166,7 @@ pub(crate) async fn call(
     action: &str,
     params: &Map<String, Value>,
     use_cache: bool,
+    on_delta: Option<orc_models::OnDelta<'_>>,
 ) -> (Envelope, Option<ModelCall>) {
     let Some(gateway) = gateway else {
         return (
@@ -211,7 +212,7 @@ pub(crate) async fn call(
         }
     };
     let clock = std::time::Instant::now();
-    let outcome = actions::run(gateway, &model, action, &params, use_cache).await;
+    let outcome = actions::run(gateway, &model, action, &params, use_cache, on_delta).await;
     let elapsed = clock.elapsed();
     match outcome {
         Ok(outcome) => {

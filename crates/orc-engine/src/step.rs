@@ -70,6 +70,10 @@ pub(crate) struct Job {
 /// What a model step needs besides its parameters.
 pub(crate) struct ModelJob {
     pub(crate) gateway: Option<orc_models::Gateway>,
+    /// Told of a streamed answer's text as it arrives ([`crate::Event::ModelOutput`]).
+    pub(crate) observer: Option<Arc<dyn crate::Observer>>,
+    /// The step's id, as events name it.
+    pub(crate) step_id: Arc<str>,
     pub(crate) choice: Arc<models::Choice>,
     pub(crate) use_cache: bool,
 }
@@ -195,8 +199,24 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         let call = async {
             match &job.model {
                 Some(m) => {
-                    let call =
-                        models::call(m.gateway.as_ref(), &m.choice, &action, &params, m.use_cache);
+                    let emit = |text: &str| {
+                        if let Some(observer) = &m.observer {
+                            observer.event(crate::Event::ModelOutput {
+                                id: &m.step_id,
+                                text,
+                            });
+                        }
+                    };
+                    let on_delta: Option<orc_models::OnDelta<'_>> =
+                        m.observer.is_some().then_some(&emit);
+                    let call = models::call(
+                        m.gateway.as_ref(),
+                        &m.choice,
+                        &action,
+                        &params,
+                        m.use_cache,
+                        on_delta,
+                    );
                     model_attempts.scope(call).await
                 }
                 None => (

@@ -109,13 +109,15 @@ fn accepted(action: &str) -> &'static [&'static str] {
     }
 }
 
-/// Runs a model action on `model` with the step's rendered `params`.
+/// Runs a model action on `model` with the step's rendered `params`. A chat action with
+/// `stream: true` hands its answer's text to `on_delta` as it arrives, when one is given.
 pub async fn run(
     gateway: &Gateway,
     model: &Model,
     action: &str,
     params: &Map<String, Value>,
     use_cache: bool,
+    on_delta: Option<crate::OnDelta<'_>>,
 ) -> ActionResult<Outcome> {
     check_params(action, params)?;
     match action {
@@ -123,7 +125,14 @@ pub async fn run(
         "generate_structured" => structured(gateway, model, params, use_cache).await,
         _ => {
             let req = chat_request(action, params)?;
-            let answer = gateway.chat(model, &req, use_cache).await?;
+            let answer = match on_delta.filter(|_| req.stream) {
+                Some(on_delta) => {
+                    gateway
+                        .chat_streamed(model, &req, use_cache, on_delta)
+                        .await?
+                }
+                None => gateway.chat(model, &req, use_cache).await?,
+            };
             Ok(outcome(
                 model,
                 Value::String(answer.value.text.clone()),

@@ -51,6 +51,9 @@ pub enum Source {
     Shared,
 }
 
+/// Receives a streamed answer's text as it arrives ([`Gateway::chat_streamed`]).
+pub type OnDelta<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
 /// An answer with what it cost and which model gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer<T> {
@@ -739,6 +742,30 @@ impl Gateway {
             Source::Upstream
         };
         Ok(self.answer(&model.spec, response, source))
+    }
+
+    /// A chat answer like [`Gateway::chat`], read as a stream: `on_delta` receives each
+    /// piece of text as it arrives (a cached answer arrives as one piece). Budget, router and
+    /// fallbacks as [`Gateway::open_stream`].
+    pub async fn chat_streamed(
+        &self,
+        model: &Model,
+        req: &ChatRequest,
+        use_cache: bool,
+        on_delta: OnDelta<'_>,
+    ) -> Result<Answer<ChatResponse>> {
+        let StreamAnswer {
+            mut stream,
+            source,
+            model: spec,
+            fallback,
+        } = self.open_stream(model, req, use_cache).await?;
+        while let Some(delta) = futures::StreamExt::next(&mut stream).await {
+            on_delta(&delta?);
+        }
+        let mut answer = self.answer(&spec, stream.finish().await?, source);
+        answer.fallback = fallback;
+        Ok(answer)
     }
 
     /// A chat answer as a stream of text deltas. A cached answer is replayed as a

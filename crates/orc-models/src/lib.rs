@@ -74,7 +74,7 @@ pub use complexity::{
 };
 pub use error::{CallSite, Error, FailureKind, Result};
 pub use gateway::{
-    Answer, CACHE_KEY_VERSION, Estimate, Gateway, GatewayOptions, GatewayStats, Source,
+    Answer, CACHE_KEY_VERSION, Estimate, Gateway, GatewayOptions, GatewayStats, OnDelta, Source,
     StreamAnswer, cache_key, estimate, price, worst_case_cost,
 };
 pub use http::HttpOptions;

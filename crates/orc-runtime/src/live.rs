@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub struct RunEvent {
     /// Its number in the run's log, from 1.
     pub id: u64,
-    /// `step_ready`, `step_started`, `step_finished` or `result` (always the last).
+    /// `step_ready`, `step_started`, `model_output` (a streamed answer's text as it arrives),
+    /// `step_finished` or `result` (always the last).
     pub kind: &'static str,
     /// Its data as JSON.
     pub data: String,
@@ -120,6 +121,11 @@ impl Observer for Live {
             Event::StepStarted { id, tool } => self.push(
                 "step_started",
                 json!({ "step": id, "tool": tool }).to_string(),
+                false,
+            ),
+            Event::ModelOutput { id, text } => self.push(
+                "model_output",
+                json!({ "step": id, "text": text }).to_string(),
                 false,
             ),
             Event::StepFinished { id, status, record } => self.push(

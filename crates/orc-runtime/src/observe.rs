@@ -56,9 +56,12 @@ struct StepClock {
 
 impl Observer for StepMetrics {
     fn event(&self, event: Event<'_>) {
+        if let Event::ModelOutput { .. } = event {
+            return;
+        }
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
-            Event::StepsAdded { .. } => {}
+            Event::StepsAdded { .. } | Event::ModelOutput { .. } => {}
             Event::StepReady { id } => {
                 s.ready.insert(id.to_owned(), Instant::now());
             }

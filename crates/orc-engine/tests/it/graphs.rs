@@ -18,7 +18,7 @@ impl Observer for Recorder {
         match event {
             Event::StepStarted { id, .. } => log.push((true, id.to_string())),
             Event::StepFinished { id, .. } => log.push((false, id.to_string())),
-            Event::StepsAdded { .. } | Event::StepReady { .. } => {}
+            Event::StepsAdded { .. } | Event::StepReady { .. } | Event::ModelOutput { .. } => {}
         }
     }
 }

@@ -195,6 +195,7 @@ async fn structured_answers_get_one_repair_attempt() -> Result<()> {
         "generate_structured",
         &params,
         false,
+        None,
     )
     .await?;
     ensure!(outcome.result == serde_json::json!({"digits": [1, 2, 3]}));
@@ -214,6 +215,7 @@ async fn structured_answers_get_one_repair_attempt() -> Result<()> {
         "generate_structured",
         &params,
         false,
+        None,
     )
     .await
     .err()

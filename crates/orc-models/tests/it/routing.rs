@@ -297,7 +297,7 @@ async fn failures_go_down_the_fallback_chain_and_say_so() -> Result<()> {
     // The action's outcome carries the model that answered and the path to it.
     let params = serde_json::json!({"prompt": "through an action"});
     let params = params.as_object().cloned().unwrap_or_default();
-    let outcome = actions::run(&gateway, &small, "generate", &params, false).await?;
+    let outcome = actions::run(&gateway, &small, "generate", &params, false, None).await?;
     ensure!(outcome.model.name == "large" && outcome.fallback.len() == 2);
 
     // A request the provider rejects is not fallen back on.
