@@ -15,10 +15,17 @@ pub struct Resources {
     pub memory: Option<MemoryLimit>,
 }
 
+/// The cores this process may use, read once: `available_parallelism` reads the cgroup's CPU
+/// quota from /proc and /sys on every call, and every run starts from [`Resources::default`].
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(4, usize::from))
+}
+
 impl Default for Resources {
     fn default() -> Self {
         Resources {
-            cpu_slots: std::thread::available_parallelism().map_or(4, usize::from),
+            cpu_slots: cores(),
             memory: None,
         }
     }

@@ -75,6 +75,7 @@ impl RuntimeOptions {
                 lease,
                 data_dir,
                 compiled: moka::sync::Cache::new(COMPILED_KEPT),
+                kept: moka::sync::Cache::new(COMPILED_KEPT),
                 runs: Mutex::default(),
                 tasks: TaskTracker::new(),
             }),
@@ -100,6 +101,8 @@ struct Inner {
     data_dir: PathBuf,
     /// Pipelines compiled by this process, by the hash of their text.
     compiled: moka::sync::Cache<[u8; 32], Arc<Loaded>>,
+    /// Where posted texts were kept, by the hash of their text.
+    kept: moka::sync::Cache<[u8; 32], PathBuf>,
     runs: Mutex<Runs>,
     /// Every run's task: [`Runtime::shutdown`] waits for them.
     tasks: TaskTracker,
@@ -288,9 +291,14 @@ impl Runtime {
         };
         let path = match source {
             Source::File(path) => path.clone(),
-            Source::Text { .. } | Source::Registered(_) => {
-                keep_text(&self.inner.data_dir, &loaded.text).await?
-            }
+            Source::Text { .. } | Source::Registered(_) => match self.inner.kept.get(&key) {
+                Some(path) => path,
+                None => {
+                    let path = keep_text(&self.inner.data_dir, &loaded.text).await?;
+                    self.inner.kept.insert(key, path.clone());
+                    path
+                }
+            },
         };
         Ok((loaded, path))
     }

@@ -242,7 +242,12 @@ pub async fn create(
     text: &str,
     inputs: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), String> {
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = match path.is_absolute() {
+        true => path.to_path_buf(),
+        false => tokio::fs::canonicalize(path)
+            .await
+            .unwrap_or_else(|_| path.to_path_buf()),
+    };
     store
         .create_run(&NewRun {
             run_id: run_id.to_owned(),

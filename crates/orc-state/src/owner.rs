@@ -33,19 +33,27 @@ impl LeaseOwner {
     /// A new, unique token for this process (reads a few files under `/proc`, on the blocking
     /// pool).
     pub async fn this_process() -> LeaseOwner {
+        // What /proc says of this process does not change while it lives: read it once (a
+        // service claims a lease for every run it starts).
+        static HERE: tokio::sync::OnceCell<(Machine, String)> = tokio::sync::OnceCell::const_new();
         let nonce = format!("{:016x}", fastrand::u64(..));
         let pid = std::process::id();
-        let read = tokio::task::spawn_blocking(move || {
-            let proc = Path::new("/proc");
-            let here = Machine::read(proc);
-            let start = ours(proc)
-                .then(|| proc_stat(proc, pid).map(|s| s.start))
-                .flatten()
-                .unwrap_or_default();
-            (here, start)
-        })
-        .await;
-        let (here, start) = read.unwrap_or_default();
+        let (here, start) = HERE
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let proc = Path::new("/proc");
+                    let here = Machine::read(proc);
+                    let start = ours(proc)
+                        .then(|| proc_stat(proc, pid).map(|s| s.start))
+                        .flatten()
+                        .unwrap_or_default();
+                    (here, start)
+                })
+                .await
+                .unwrap_or_default()
+            })
+            .await
+            .clone();
         LeaseOwner {
             pid,
             start,
@@ -123,7 +131,7 @@ impl fmt::Display for LeaseOwner {
 }
 
 /// What identifies this machine, this boot and this pid namespace.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Machine {
     host: String,
     boot: String,

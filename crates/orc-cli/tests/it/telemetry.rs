@@ -390,3 +390,29 @@ fn a_large_csv_is_aggregated_in_bounded_memory() {
         std::fs::metadata(&csv).unwrap().len()
     );
 }
+
+#[test]
+fn log_lines_say_which_run_and_step_they_belong_to() {
+    let sb = crate::support::Sandbox::new();
+    let p = sb.file(
+        "p.yaml",
+        "id: spans\nname: Spans\nsteps:\n  - id: flaky\n    tool: terminal\n    action: execute\n    parameters: { command: \"exit 3\" }\n    max_retries: 1\n",
+    );
+    let r: crate::support::Run = sb
+        .command()
+        .env("ORC_LOG", "info")
+        .args(["run", p.to_str().unwrap(), "--run-id", "span-run-1"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let retry = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("retrying"))
+        .unwrap_or_else(|| panic!("no retry logged:\n{}", r.stderr));
+    assert!(
+        retry.contains("run{run_id=span-run-1 pipeline=spans}:step{step=flaky tool=\"terminal\"}"),
+        "{retry}"
+    );
+}
