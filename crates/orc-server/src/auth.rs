@@ -79,21 +79,29 @@ impl Tokens {
         self.0.is_empty()
     }
 
-    /// Whether `presented` is one of the tokens. `blake3::Hash` compares in constant time, and
-    /// every configured token is compared, so the time taken says nothing about which matched.
-    fn accepts(&self, presented: &str) -> bool {
+    /// The digest of `presented` when it is one of the tokens. `blake3::Hash` compares in
+    /// constant time, and every configured token is compared, so the time taken says nothing
+    /// about which matched.
+    fn accepts(&self, presented: &str) -> Option<blake3::Hash> {
         let digest = blake3::hash(presented.as_bytes());
-        self.0.iter().fold(false, |ok, t| ok | (*t == digest))
+        let ok = self.0.iter().fold(false, |ok, t| ok | (*t == digest));
+        ok.then_some(digest)
     }
 }
 
+/// Who made a request, for per-client limits: the digest of its token (`None` without auth).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client(pub(crate) Option<blake3::Hash>);
+
 /// Lets a request through when no token is configured or it carries a valid one; else 401.
+/// Names the request's [`Client`].
 pub(crate) async fn require(
     State(tokens): State<Tokens>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if tokens.is_empty() {
+        request.extensions_mut().insert(Client(None));
         return next.run(request).await;
     }
     let presented = request
@@ -103,8 +111,13 @@ pub(crate) async fn require(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if tokens.accepts(token) => next.run(request).await,
-        Some(_) => unauthorized("the bearer token is not valid"),
+        Some(token) => match tokens.accepts(token) {
+            Some(digest) => {
+                request.extensions_mut().insert(Client(Some(digest)));
+                next.run(request).await
+            }
+            None => unauthorized("the bearer token is not valid"),
+        },
         None => unauthorized("this server needs `Authorization: Bearer <token>`"),
     }
 }
@@ -125,8 +138,10 @@ mod tests {
     #[test]
     fn only_configured_tokens_are_accepted_and_none_is_kept_in_clear() {
         let tokens = Tokens::new(["alpha", "beta"]);
-        assert!(tokens.accepts("alpha") && tokens.accepts("beta"));
-        assert!(!tokens.accepts("alph") && !tokens.accepts("") && !tokens.accepts("gamma"));
+        assert!(tokens.accepts("alpha").is_some() && tokens.accepts("beta").is_some());
+        for wrong in ["alph", "", "gamma"] {
+            assert!(tokens.accepts(wrong).is_none());
+        }
         assert!(!format!("{tokens:?}").contains("alpha"));
     }
 }

@@ -66,6 +66,8 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// The bearer tokens; empty for none (loopback only).
     pub tokens: Tokens,
+    /// Requests per second and burst per client (per token); `None` for no limit.
+    pub rate_limit: Option<(f64, u32)>,
 }
 
 impl ServerOptions {
@@ -77,6 +79,15 @@ impl ServerOptions {
             max_body_bytes: usize::try_from(settings.max_body()).unwrap_or(usize::MAX),
             shutdown_grace: Duration::from_secs_f64(settings.shutdown_grace),
             tokens: Tokens::load(&settings.auth)?,
+            rate_limit: settings.rate_limit.map(|r| {
+                let burst = r.burst.unwrap_or_else(|| {
+                    // One second's worth of requests, at least one; the config caps the rate.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let second = r.per_second.ceil().clamp(1.0, 1e6) as u32;
+                    second
+                });
+                (r.per_second, burst)
+            }),
         })
     }
 
@@ -115,7 +126,7 @@ pub async fn app(
         wait_limit: runs::wait_limit(options.request_timeout),
         shutdown,
     };
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/v1/runs", post(runs::start).get(runs::list))
         .route("/v1/runs/{id}", get(runs::show))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
@@ -132,11 +143,18 @@ pub async fn app(
         .route("/v1/pipelines/{id}/plan", post(pipelines::plan))
         .route("/metrics", get(ops::metrics))
         .with_state(state.clone())
-        .merge(openai::routes(gateway))
-        .layer(axum::middleware::from_fn_with_state(
-            options.tokens.clone(),
-            auth::require,
+        .merge(openai::routes(gateway));
+    if let Some((per_second, burst)) = options.rate_limit {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits::Rate::new(per_second, burst)),
+            limits::rate,
         ));
+    }
+    // Auth runs first: it names the client the rate limit counts.
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        options.tokens.clone(),
+        auth::require,
+    ));
     let router = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

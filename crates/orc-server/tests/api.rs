@@ -45,6 +45,7 @@ fn options() -> ServerOptions {
         max_body_bytes: 64 << 10,
         shutdown_grace: Duration::from_secs(2),
         tokens: Tokens::default(),
+        rate_limit: None,
     }
 }
 
@@ -429,22 +430,24 @@ async fn requests_beyond_the_limits_are_refused_at_once() {
     })
     .await;
     let flag = api.dir.join("flag");
-    let held = {
-        let app = api.app.clone();
-        let body = json!({ "pipeline": slow(&flag) });
-        tokio::spawn(async move { app.oneshot(post("/v1/runs?wait=true", &body)).await })
-    };
-    // While the first request waits for its run, the only slot is taken.
+    // One request takes the only slot and waits for its run. (It may itself be refused when it
+    // arrives while the probe below holds the slot: then it is sent again.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (status, headers, body) = loop {
-        let (status, headers, body) = api
+    let (held, (status, headers, body)) = loop {
+        let held = {
+            let app = api.app.clone();
+            let body = json!({ "pipeline": slow(&flag) });
+            tokio::spawn(async move { app.oneshot(post("/v1/runs?wait=true", &body)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let probe = api
             .send(Request::get("/healthz").body(Body::empty()).unwrap())
             .await;
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            break (status, headers, body);
+        if probe.0 == StatusCode::SERVICE_UNAVAILABLE && !held.is_finished() {
+            break (held, probe);
         }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(tokio::time::Instant::now() < deadline, "{probe:?}");
+        let _ = held.await;
     };
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::RETRY_AFTER], "1");
@@ -612,4 +615,37 @@ async fn registered_pipelines_are_compiled_once_versioned_run_by_id_and_deleted(
     );
     let (status, _) = api.get("/v1/pipelines/greeter").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_token_has_its_own_rate_and_is_told_when_to_come_back() {
+    let api = Api::with(ServerOptions {
+        tokens: Tokens::new(["token-a", "token-b"]),
+        rate_limit: Some((0.5, 2)),
+        ..options()
+    })
+    .await;
+    let as_client = |token: &str| {
+        Request::get("/v1/runs")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(api.send(as_client("token-a")).await.0, StatusCode::OK);
+    assert_eq!(api.send(as_client("token-a")).await.0, StatusCode::OK);
+    let (status, headers, body) = api.send(as_client("token-a")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["type"], "rate_limited");
+    // One request every two seconds: the next is about two seconds away.
+    let wait: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Another client is not held back by the first.
+    assert_eq!(api.send(as_client("token-b")).await.0, StatusCode::OK);
+    // Health is not rate-limited.
+    let (status, _) = api.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -41,6 +41,20 @@ pub struct ServerSettings {
     pub shutdown_grace: f64,
     /// Bearer tokens; required whenever `bind` is not a loopback address.
     pub auth: AuthSettings,
+    /// Requests per second each client (each bearer token) may make; beyond it 429 with
+    /// `Retry-After`. `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `server.rate_limit`: a token bucket per client.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per second, on average.
+    pub per_second: f64,
+    /// Requests a client may make at once after being idle (default: one second's worth).
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 impl Default for ServerSettings {
@@ -52,6 +66,7 @@ impl Default for ServerSettings {
             max_body_bytes: "10MB".to_owned(),
             shutdown_grace: 10.0,
             auth: AuthSettings::default(),
+            rate_limit: None,
         }
     }
 }
@@ -351,6 +366,14 @@ impl Config {
                     "must be a number of seconds above 0, at most 86400",
                 ));
             }
+        }
+        if let Some(rate) = &server.rate_limit
+            && !(rate.per_second.is_finite() && rate.per_second > 0.0 && rate.per_second <= 1e6)
+        {
+            issues.push(issue(
+                "server.rate_limit.per_second",
+                "must be a number of requests per second above 0, at most 1000000",
+            ));
         }
         if let Err(e) = parse_bytes(&server.max_body_bytes) {
             issues.push(issue("server.max_body_bytes", e));
