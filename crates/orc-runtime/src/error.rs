@@ -48,3 +48,14 @@ impl Error {
         !matches!(self, Error::Store(_))
     }
 }
+
+/// A store error as the caller sees it: a value the store refuses (an id too long, a control
+/// character) is the caller's to fix; anything else is the store failing.
+impl From<orc_state::Error> for Error {
+    fn from(e: orc_state::Error) -> Self {
+        match e {
+            orc_state::Error::InvalidValue { .. } => Error::Refused(e.to_string()),
+            e => Error::Store(e.to_string()),
+        }
+    }
+}

@@ -266,7 +266,7 @@ impl Runtime {
             Source::Registered(id) => match self.inner.store.pipeline(id).await {
                 Ok(Some(p)) => Ok(p.text.into_bytes()),
                 Ok(None) => Err(Error::NotFound(format!("no pipeline `{id}` is registered"))),
-                Err(e) => Err(store_error(e)),
+                Err(e) => Err(Error::from(e)),
             },
         }
     }
@@ -333,7 +333,7 @@ impl Runtime {
                 steps: u32::try_from(plan.step_count()).unwrap_or(u32::MAX),
             })
             .await
-            .map_err(store_error)?;
+            .map_err(Error::from)?;
         let key = *blake3::hash(loaded.text.as_bytes()).as_bytes();
         self.inner.compiled.insert(key, Arc::clone(&loaded));
         Ok((row, loaded))
@@ -348,6 +348,15 @@ impl Runtime {
         };
         let budget = state::budget(&self.inner.store, &self.inner.config, per_run).await?;
         Ok(Some(gateway.with_budget(budget)))
+    }
+
+    /// Whether every configured model has a price (or is local), as a budget needs: checked on
+    /// the gateway's registry (no model configured: nothing to price).
+    fn require_prices(&self, budget_key: &str) -> Result<(), orc_models::ConfigIssue> {
+        match &self.inner.gateway {
+            Some(gateway) => orc_models::require_prices(gateway.registry(), budget_key),
+            None => Ok(()),
+        }
     }
 
     /// The gateway a run uses once its pipeline is compiled: the pipeline's own `budget:` caps
@@ -365,9 +374,7 @@ impl Runtime {
             return Ok(gateway);
         };
         let per_run = (flag.map_or(usd, |flag| flag.min(usd)) - spent).max(0.0);
-        let registry =
-            orc_models::Registry::new(self.inner.config.models.clone()).map_err(Error::Refused)?;
-        orc_models::require_prices(&registry, "budget")
+        self.require_prices("budget")
             .map_err(|i| Error::Refused(format!("{file}: budget: {}: {}", i.key, i.message)))?;
         self.budgeted_gateway(Some(per_run)).await
     }
@@ -383,10 +390,8 @@ impl Runtime {
     ) -> Result<RunHandle, Error> {
         let file = source.name();
         if let Some(usd) = options.budget {
-            let registry = orc_models::Registry::new(self.inner.config.models.clone())
-                .map_err(Error::Refused)?;
             orc_models::check_budget("--budget", usd)
-                .and_then(|()| orc_models::require_prices(&registry, "--budget"))
+                .and_then(|()| self.require_prices("--budget"))
                 .map_err(|i| Error::Refused(format!("{}: {}", i.key, i.message)))?;
         }
         let gateway = self.budgeted_gateway(options.budget).await?;
@@ -446,13 +451,10 @@ impl Runtime {
         let row = store
             .run(id)
             .await
-            .map_err(|e| Error::Store(e.to_string()))?
+            .map_err(Error::from)?
             .ok_or_else(|| Error::NotFound(format!("no run `{id}` in {}", store.describe())))?;
         if row.status == RunState::Completed {
-            let doc = store
-                .result_document(id)
-                .await
-                .map_err(|e| Error::Store(e.to_string()))?;
+            let doc = store.result_document(id).await.map_err(Error::from)?;
             return Ok(Resumed::Completed(doc));
         }
         let path = PathBuf::from(&row.pipeline_path);
@@ -482,10 +484,7 @@ impl Runtime {
             .await?;
         // Running again: `orc runs list` says so until it ends.
         held.reopen().await.map_err(Error::Store)?;
-        let checkpoints = store
-            .checkpoints(id)
-            .await
-            .map_err(|e| Error::Store(e.to_string()))?;
+        let checkpoints = store.checkpoints(id).await.map_err(Error::from)?;
         let resume = state::completed_steps(checkpoints);
         // The pipeline's `budget:` covers the whole run: what the first attempt spent counts.
         let spent: f64 = resume.values().filter_map(|r| r.cost).sum();
@@ -693,14 +692,6 @@ pub async fn validate(config: &Config, path: &Path) -> Result<Loaded, Error> {
     let gateway = models::gateway(config, &models::Setup::default())?;
     let bytes = crate::plans::read(path).map_err(load_error)?;
     compile(&path.display().to_string(), bytes, gateway, false).await
-}
-
-/// A store error as the caller sees it: a value the store refuses is the caller's to fix.
-fn store_error(e: orc_state::Error) -> Error {
-    match e {
-        orc_state::Error::InvalidValue { .. } => Error::Refused(e.to_string()),
-        e => Error::Store(e.to_string()),
-    }
 }
 
 /// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its

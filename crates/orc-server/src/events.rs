@@ -65,11 +65,10 @@ fn sse(e: &RunEvent) -> Event {
 /// A run's events rebuilt from the state store.
 async fn replay(app: &AppState, id: &str) -> Result<Vec<Arc<RunEvent>>, Problem> {
     let store = app.runtime.store();
-    let fail = |e: orc_state::Error| Problem::from(orc_runtime::Error::Store(e.to_string()));
     let row = store
         .run(id)
         .await
-        .map_err(fail)?
+        .map_err(Problem::from)?
         .ok_or_else(|| Problem::not_found(format!("no run `{id}`")))?;
     let mut events = Vec::new();
     let mut push = |kind: &'static str, data: String| {
@@ -79,14 +78,14 @@ async fn replay(app: &AppState, id: &str) -> Result<Vec<Arc<RunEvent>>, Problem>
             data,
         }));
     };
-    for c in store.checkpoints(id).await.map_err(fail)? {
+    for c in store.checkpoints(id).await.map_err(Problem::from)? {
         push(
             "step_finished",
             json!({ "step": c.step_id, "status": c.status, "record": c.envelope }).to_string(),
         );
     }
     if row.status != orc_state::RunState::Running {
-        let doc = match store.result_document(id).await.map_err(fail)? {
+        let doc = match store.result_document(id).await.map_err(Problem::from)? {
             Some(doc) => String::from_utf8_lossy(&doc).into_owned(),
             None => json!({ "execution_id": id, "status": row.status.as_str() }).to_string(),
         };

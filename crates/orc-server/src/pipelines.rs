@@ -33,10 +33,6 @@ fn row_json(row: &orc_state::PipelineRow) -> Value {
     })
 }
 
-fn store_problem(e: &orc_state::Error) -> Problem {
-    Problem::from(orc_runtime::Error::Store(e.to_string()))
-}
-
 /// `PUT /v1/pipelines/{id}`: the body is the pipeline's YAML (any content type but JSON), or
 /// `{"pipeline": YAML}` as JSON. 201 when new, 200 when replaced (or unchanged).
 pub(crate) async fn put(
@@ -67,7 +63,7 @@ pub(crate) async fn put(
         .store()
         .pipeline(&id)
         .await
-        .map_err(|e| store_problem(&e))?
+        .map_err(Problem::from)?
         .is_some();
     let (row, loaded) = app.runtime.register(&id, text).await?;
     let mut doc = row_json(&row);
@@ -95,7 +91,7 @@ pub(crate) async fn get(
         .store()
         .pipeline(&id)
         .await
-        .map_err(|e| store_problem(&e))?
+        .map_err(Problem::from)?
         .ok_or_else(|| Problem::not_found(format!("no pipeline `{id}` is registered")))?;
     let mut doc = row_json(&p.row);
     if let Some(object) = doc.as_object_mut() {
@@ -114,7 +110,7 @@ pub(crate) async fn delete(
         Ok(false) => Err(Problem::not_found(format!(
             "no pipeline `{id}` is registered"
         ))),
-        Err(e) => Err(store_problem(&e)),
+        Err(e) => Err(Problem::from(e)),
     }
 }
 
@@ -135,7 +131,7 @@ pub(crate) async fn list(
         .store()
         .list_pipelines(q.limit.unwrap_or(100).clamp(1, 1000))
         .await
-        .map_err(|e| store_problem(&e))?;
+        .map_err(Problem::from)?;
     let list: Vec<Value> = rows.iter().map(row_json).collect();
     Ok(Json(json!({ "pipelines": list })).into_response())
 }

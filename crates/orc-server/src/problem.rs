@@ -66,6 +66,13 @@ impl IntoResponse for Problem {
     }
 }
 
+/// The store's errors as the runtime classes them: a refused value is 422, a failure 503.
+impl From<orc_state::Error> for Problem {
+    fn from(e: orc_state::Error) -> Self {
+        Problem::from(orc_runtime::Error::from(e))
+    }
+}
+
 /// The runtime's refusals as answers: the caller's mistakes are 4xx, the store's failures 503.
 impl From<orc_runtime::Error> for Problem {
     fn from(e: orc_runtime::Error) -> Self {

@@ -74,12 +74,7 @@ pub(crate) async fn start(
     }
     let wait = query.wait.or(body.wait).unwrap_or(false);
     if let (Some(id), Some(_)) = (&run_id, &key)
-        && let Some(existing) = app
-            .runtime
-            .store()
-            .run(id)
-            .await
-            .map_err(|e| Problem::from(orc_runtime::Error::Store(e.to_string())))?
+        && let Some(existing) = app.runtime.store().run(id).await.map_err(Problem::from)?
     {
         return match app.runtime.running(id) {
             Some(handle) if wait => Ok(waited(&app, &handle).await),
@@ -170,14 +165,13 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let store = app.runtime.store();
-    let fail = |e: orc_state::Error| Problem::from(orc_runtime::Error::Store(e.to_string()));
     let row = store
         .run(&id)
         .await
-        .map_err(fail)?
+        .map_err(Problem::from)?
         .ok_or_else(|| Problem::not_found(format!("no run `{id}`")))?;
     if row.status != RunState::Running
-        && let Some(doc) = store.result_document(&id).await.map_err(fail)?
+        && let Some(doc) = store.result_document(&id).await.map_err(Problem::from)?
     {
         let doc: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
         return Ok(Json(doc).into_response());
@@ -239,7 +233,7 @@ pub(crate) async fn list(
         .store()
         .list_runs(&filter)
         .await
-        .map_err(|e| Problem::from(orc_runtime::Error::Store(e.to_string())))?;
+        .map_err(Problem::from)?;
     if let Some(shown) = shown {
         rows.retain(|r| orc_runtime::state::shown_status(r) == shown);
     }
@@ -279,7 +273,7 @@ pub(crate) async fn cancel(
             ),
         )),
         Ok(None) => Err(Problem::not_found(format!("no run `{id}`"))),
-        Err(e) => Err(Problem::from(orc_runtime::Error::Store(e.to_string()))),
+        Err(e) => Err(Problem::from(e)),
     }
 }
 

@@ -4,6 +4,7 @@
 use sqlx::migrate::MigrateError;
 
 use crate::Error;
+use crate::records::StoredPipeline;
 use crate::url::scrub;
 
 /// The table that records applied migrations. Not sqlx's default, so that a database some other
@@ -168,6 +169,33 @@ fn is_permission(e: &MigrateError) -> bool {
     };
     db_code(inner).is_some_and(|c| c == "42501")
         || matches!(sqlite_primary(inner), Some(3 | 8 | 23))
+}
+
+/// A registered pipeline's row as sqlx decodes it.
+pub(crate) type PipelineTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+pub(crate) fn stored_pipeline(t: PipelineTuple) -> StoredPipeline {
+    StoredPipeline {
+        id: t.0,
+        pipeline_id: t.1,
+        name: t.2,
+        description: t.3,
+        hash: t.4,
+        steps: t.5,
+        version: t.6,
+        created_at: t.7,
+        updated_at: t.8,
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::records::{
     StoredRun, StoredStep,
 };
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
+use crate::sql::{PipelineTuple, stored_pipeline};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
@@ -131,33 +132,6 @@ macro_rules! pipeline_columns {
             us!("updated_at")
         )
     };
-}
-
-/// A registered pipeline's row as sqlx decodes it.
-type PipelineTuple = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-);
-
-fn stored_pipeline(t: PipelineTuple) -> StoredPipeline {
-    StoredPipeline {
-        id: t.0,
-        pipeline_id: t.1,
-        name: t.2,
-        description: t.3,
-        hash: t.4,
-        steps: t.5,
-        version: t.6,
-        created_at: t.7,
-        updated_at: t.8,
-    }
 }
 
 /// A PostgreSQL database (one schema of it).

@@ -40,6 +40,7 @@ use crate::sql::{
     Dialect, MIGRATIONS_TABLE, describe, is_unique_violation, migrate_error, query_error,
     rusqlite_primary, sqlite_primary, sqlite_write_error,
 };
+use crate::sql::{PipelineTuple, stored_pipeline};
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
@@ -154,33 +155,6 @@ macro_rules! pipeline_columns {
     () => {
         "id, pipeline_id, name, description, hash, steps, version, created_at, updated_at"
     };
-}
-
-/// A registered pipeline's row as sqlx decodes it.
-type PipelineTuple = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-);
-
-fn stored_pipeline(t: PipelineTuple) -> StoredPipeline {
-    StoredPipeline {
-        id: t.0,
-        pipeline_id: t.1,
-        name: t.2,
-        description: t.3,
-        hash: t.4,
-        steps: t.5,
-        version: t.6,
-        created_at: t.7,
-        updated_at: t.8,
-    }
 }
 
 /// Registers a pipeline in one statement: a new id at version 1; a known one replaced, its
