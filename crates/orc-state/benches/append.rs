@@ -8,18 +8,23 @@
 //!   tests), each in a namespace of its own that is removed afterwards; skipped with a message
 //!   when the server cannot be reached.
 //!
+//! - `sqlite lives ×64`: 64 tasks at once, each living whole runs as a service does (record the
+//!   run, take its lease, append one checkpoint, record its end, give the lease up): runs per
+//!   second, the figure that bounds `orc serve`'s runs throughput.
+//!
 //! The envelope is a typical tool result (~300 bytes of JSON); compression is on, as by default.
 //! `ORC_BENCH_APPENDS` sets the number of timed calls per case (default 2000);
 //! `ORC_BENCH_COMPRESSION=0` turns compression off.
 //!
-//! SQLite writes run in place on the calling thread (see the backend's module doc); every figure
-//! still moves with how busy the machine's cores are: run it on a quiet machine.
+//! SQLite writes go to the store's writer thread, which commits the writes waiting at the time
+//! in one transaction (see the backend's module doc); every figure still moves with how busy the
+//! machine's cores are: run it on a quiet machine.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant, SystemTime};
 
-use orc_state::{Checkpoint, NewRun, StateOptions, Store};
+use orc_state::{Checkpoint, Claim, NewRun, RunState, StateOptions, Store};
 use serde_json::json;
 
 fn checkpoint(n: usize) -> Checkpoint {
@@ -44,6 +49,17 @@ fn checkpoint(n: usize) -> Checkpoint {
     }
 }
 
+fn new_run(run_id: &str) -> NewRun {
+    NewRun {
+        run_id: run_id.to_owned(),
+        pipeline_id: "bench".to_owned(),
+        pipeline_path: "bench.yaml".to_owned(),
+        pipeline_hash: "h".to_owned(),
+        inputs: json!({}),
+        started_at: SystemTime::now(),
+    }
+}
+
 /// Median, p90 and p99 of `samples`, sorted in place.
 fn summary(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     samples.sort();
@@ -53,17 +69,7 @@ fn summary(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
 
 async fn case(name: &str, store: &Store, per_call: usize, calls: usize) {
     let run_id = format!("bench-{name}-{per_call}-{}", fastrand::u64(..));
-    store
-        .create_run(&NewRun {
-            run_id: run_id.clone(),
-            pipeline_id: "bench".to_owned(),
-            pipeline_path: "bench.yaml".to_owned(),
-            pipeline_hash: "h".to_owned(),
-            inputs: json!({}),
-            started_at: SystemTime::now(),
-        })
-        .await
-        .unwrap();
+    store.create_run(&new_run(&run_id)).await.unwrap();
     let groups: Vec<Vec<Checkpoint>> = (0..calls.min(64))
         .map(|g| {
             (0..per_call)
@@ -95,6 +101,45 @@ async fn case(name: &str, store: &Store, per_call: usize, calls: usize) {
     );
     let stored = store.run(&run_id).await.unwrap().unwrap().steps_done;
     assert_eq!(stored as usize, (calls + 20) * per_call);
+}
+
+/// `tasks` tasks at once, each living `runs / tasks` runs one after another.
+async fn lives(name: &str, store: &Store, tasks: usize, runs: usize) {
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let store = store.clone();
+        let prefix = format!("life-{name}-{}-{t}", fastrand::u64(..));
+        set.spawn(async move {
+            for r in 0..runs / tasks {
+                let run_id = format!("{prefix}-{r}");
+                store.create_run(&new_run(&run_id)).await.unwrap();
+                let Claim::Held(lease) = store
+                    .claim(&run_id, "bench", Duration::from_secs(10))
+                    .await
+                    .unwrap()
+                else {
+                    panic!("a new run's lease was refused");
+                };
+                store.append_leased(&lease, &[checkpoint(r)]).await.unwrap();
+                store
+                    .finish_leased(&lease, RunState::Completed, Some(b"{}"))
+                    .await
+                    .unwrap();
+                store.release(&run_id, "bench").await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+    let total = started.elapsed();
+    let lived = runs / tasks * tasks;
+    println!(
+        "{name:<10} lives ×{tasks}  {:.0} runs/s  ({lived} runs in {:.2} s)",
+        lived as f64 / total.as_secs_f64(),
+        total.as_secs_f64(),
+    );
 }
 
 /// Opens a server store in a fresh namespace, or says why not.
@@ -138,6 +183,7 @@ fn main() {
         .unwrap();
         case("sqlite", &sqlite, 1, calls).await;
         case("sqlite", &sqlite, 16, calls / 4).await;
+        lives("sqlite", &sqlite, 64, calls * 2).await;
 
         let namespace = format!("bench_{:08x}", fastrand::u32(..));
         let pg_url = std::env::var("ORC_TEST_DATABASE_URL")

@@ -280,7 +280,7 @@ async fn memory_stores_are_private() {
     assert_eq!(a.describe(), "sqlite::memory:");
 }
 
-/// On a multi-thread runtime each write runs in place on the worker that calls it; an in-memory
+/// Writes from many tasks share the writer thread's batches; an in-memory
 /// store's two connections (sqlx reads, rusqlite writes, one shared cache) take turns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_memory_store_serves_many_tasks_writing_and_reading() {
