@@ -12,22 +12,22 @@
 //! ```
 
 mod dry_run;
-mod exec;
 mod models;
 mod resources;
 mod result;
+mod scheduler;
 mod scope;
 mod step;
 mod supervisor;
 mod tools;
 
 pub use dry_run::{PlannedCall, plan_models};
-pub use exec::{
+pub use resources::{MemoryLimit, Resources};
+pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
+pub use scheduler::{
     Error, Event, Journal, Observer, Options, Result, execute, new_run_id, preflight,
     resolve_inputs, run,
 };
-pub use resources::{MemoryLimit, Resources};
-pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 pub use step::Backoff;
 pub use supervisor::{SUPERVISE_ARG, set_supervisor, supervise_if_asked};
 pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};

@@ -1,0 +1,267 @@
+//! The event loop: launch what is ready, wait for a step to finish, settle it; and cancel.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use orc_pipeline::StepKind;
+use serde_json::Value;
+use tracing::Instrument as _;
+
+use super::Event;
+use super::execute::Run;
+use super::ids::now_rfc3339;
+use super::node::{Outcome, State, step_at};
+use super::report::blank_record;
+use crate::models;
+use crate::result::{StepRecord, StepStatus};
+use crate::step::{self, Done, Job, ModelJob};
+use crate::tools::Envelope;
+
+impl Run<'_> {
+    /// The event loop: launch what is ready, wait for a step to finish, settle it, repeat.
+    /// Returns whether the run was interrupted.
+    pub(super) async fn drive(&mut self) -> bool {
+        loop {
+            self.drain_settles();
+            if self.stop.is_none() {
+                self.launch();
+                self.drain_settles();
+            }
+            if self.running == 0
+                && (self.ready.is_empty() || self.stop.is_some())
+                && self.settle_queue.is_empty()
+            {
+                return false;
+            }
+            if self.running == 0 {
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = self.opts.cancel.cancelled() => {
+                    self.stop.get_or_insert(("the run was interrupted".into(), "Cancelled"));
+                    self.cancel_running().await;
+                    return true;
+                }
+                joined = self.tasks.join_next() => {
+                    let Some(joined) = joined else { continue };
+                    // Steps that finished together settle together, with one journal write.
+                    let mut finished = Vec::new();
+                    let mut next = Some(joined);
+                    while let Some(joined) = next {
+                        self.running -= 1;
+                        match joined {
+                            Ok(done) => finished.push(done),
+                            Err(e) => tracing::error!("a step task ended abnormally: {e}"),
+                        }
+                        next = self.tasks.try_join_next();
+                    }
+                    self.finish_tasks(finished).await;
+                }
+            }
+            if self.stop.is_some() && self.running > 0 {
+                self.cancel_running().await;
+            }
+        }
+    }
+
+    pub(super) async fn cancel_running(&mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        let why = self
+            .stop
+            .as_ref()
+            .map_or_else(|| "cancelled".to_string(), |(w, _)| w.clone());
+        let running: Vec<u32> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].state == State::Running)
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        self.running = 0;
+        for i in running {
+            let envelope = Envelope::fail(format!("cancelled: {why}"), Value::Null);
+            self.record(
+                i,
+                &Outcome::Failed {
+                    envelope,
+                    error_type: "Cancelled",
+                },
+                None,
+            );
+            // Stopped because the run stopped, not a failure of its own.
+            if let Some(r) = self.nodes[i as usize].record.as_mut() {
+                r.status = StepStatus::Cancelled;
+            }
+            self.nodes[i as usize].state = State::Done;
+        }
+    }
+
+    pub(super) fn launch(&mut self) {
+        while self.running < self.opts.max_concurrent.max(1) && self.stop.is_none() {
+            if self.ready.is_empty()
+                || !self
+                    .admission
+                    .admit(self.opts.resources.memory.as_ref(), self.running)
+            {
+                break;
+            }
+            let Some(i) = self.ready.pop_front() else {
+                break;
+            };
+            if self.nodes[i as usize].state != State::Ready {
+                continue;
+            }
+            if let Some((l, k)) = self.nodes[i as usize].parent
+                && !self.admit(l, k)
+            {
+                if let Some(ls) = self.loops.get_mut(&l) {
+                    ls.waiting.push_back(i);
+                }
+                continue;
+            }
+            let step = step_at(self.plan, &self.nodes[i as usize].path);
+            if matches!(step.kind, StepKind::Action(_))
+                && let Some(saved) = self.resumed(i)
+            {
+                let envelope = saved
+                    .value
+                    .as_ref()
+                    .and_then(|v| serde_json::from_value::<Envelope>(v.clone()).ok())
+                    .unwrap_or_else(|| Envelope::ok(Value::Null));
+                self.nodes[i as usize].record = Some(saved);
+                self.settle_inner(i, Outcome::Completed(envelope));
+                continue;
+            }
+            if let Some(cond) = &step.condition {
+                match step::condition(cond, self.templates, &self.scope(i)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.settle(
+                            i,
+                            Outcome::Skipped {
+                                reason: "condition_false",
+                                message: None,
+                            },
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        self.settle(
+                            i,
+                            Outcome::Skipped {
+                                reason: "condition_error",
+                                message: Some(format!("condition: {e}")),
+                            },
+                        );
+                        continue;
+                    }
+                }
+            }
+            match &step.kind {
+                StepKind::Action(a) => {
+                    // The compiler keeps it in range; whatever a plan holds, it never panics.
+                    let timeout = step.timeout.or(self.plan.default_timeout).map_or(
+                        self.opts.task_timeout,
+                        |t| {
+                            Duration::try_from_secs_f64(t.min(orc_pipeline::MAX_TIMEOUT_SECS))
+                                .unwrap_or(self.opts.task_timeout)
+                        },
+                    );
+                    let job =
+                        Job {
+                            node: i,
+                            tool: a.tool.clone(),
+                            action: a.action.clone(),
+                            params: a.params.clone(),
+                            scope: self.scope(i),
+                            timeout,
+                            max_retries: step.max_retries,
+                            model: models::is_model_step(step).then(|| ModelJob {
+                                gateway: self.opts.models.clone(),
+                                observer: self.opts.observer.clone(),
+                                step_id: self.nodes[i as usize].id.clone(),
+                                choice: Arc::new(models::Choice {
+                                    step: step.model.clone(),
+                                    pipeline: self.plan.model.clone(),
+                                }),
+                                use_cache: step.cache != Some(false),
+                            }),
+                            results: self.opts.step_cache.clone().filter(|_| {
+                                step.cache == Some(true) && !models::is_model_step(step)
+                            }),
+                            limits: Arc::clone(&self.limits),
+                        };
+                    self.nodes[i as usize].state = State::Running;
+                    self.nodes[i as usize].record = Some(StepRecord {
+                        started_at: Some(now_rfc3339(SystemTime::now())),
+                        ..blank_record(&self.nodes[i as usize].id, step, &[])
+                    });
+                    self.running += 1;
+                    self.emit(Event::StepStarted {
+                        id: &self.nodes[i as usize].id,
+                        tool: a.tool.as_deref(),
+                    });
+                    let span = tracing::info_span!(
+                        "step",
+                        step = %self.nodes[i as usize].id,
+                        tool = a.tool.as_deref().unwrap_or("")
+                    );
+                    self.tasks.spawn(
+                        step::run(job, Arc::clone(self.templates), self.opts.backoff)
+                            .instrument(span),
+                    );
+                }
+                StepKind::ForEach(f) => self.expand_for_each(i, step, f),
+                StepKind::While(_) => {
+                    self.nodes[i as usize].state = State::Expanded;
+                    self.loops.insert(i, self.new_loop(step, 1));
+                    self.next_while_iteration(i, 0);
+                }
+            }
+        }
+    }
+
+    /// Records finished steps, writes them to the journal, then lets their dependents go.
+    pub(super) async fn finish_tasks(&mut self, finished: Vec<Done>) {
+        let mut settled = Vec::with_capacity(finished.len());
+        for done in finished {
+            let i = done.node;
+            let outcome = if done.envelope.success {
+                Outcome::Completed(done.envelope.clone())
+            } else {
+                Outcome::Failed {
+                    envelope: done.envelope.clone(),
+                    error_type: done.error_type.unwrap_or("ToolError"),
+                }
+            };
+            self.record(i, &outcome, Some(&done));
+            settled.push((i, outcome));
+        }
+        if let Some(journal) = &self.opts.journal {
+            let records: Vec<StepRecord> = settled
+                .iter()
+                .filter_map(|(i, _)| self.nodes[*i as usize].record.clone())
+                .collect();
+            if let Err(e) = journal.append(&records).await {
+                tracing::error!("state store: {e}");
+                self.stop
+                    .get_or_insert((format!("the state store failed: {e}"), "StateError"));
+                if self.stopped_by.is_none() {
+                    self.stopped_by =
+                        Some((format!("the state store failed: {e}"), "StateError".into()));
+                }
+            }
+        }
+        for (i, outcome) in settled {
+            self.settle_inner(i, outcome);
+        }
+    }
+
+    /// The record of a step an earlier attempt of this run completed, if any.
+    pub(super) fn resumed(&self, i: u32) -> Option<StepRecord> {
+        if self.opts.resume.is_empty() {
+            return None;
+        }
+        let record = self.opts.resume.get(&*self.nodes[i as usize].id)?;
+        (record.status == StepStatus::Completed).then(|| record.clone())
+    }
+}

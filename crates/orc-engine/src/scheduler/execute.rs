@@ -1,0 +1,103 @@
+//! The entry points, and the state of one run while the scheduler drives it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use orc_pipeline::templates::TemplateSet;
+use orc_pipeline::{Compiled, Plan};
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::ids::execution_namespace;
+use super::inputs::resolve_inputs;
+use super::loops::LoopState;
+use super::node::{Node, Outcome};
+use super::{Error, Options, Result};
+use crate::models;
+use crate::resources::{Admission, ToolLimits};
+use crate::result::RunResult;
+use crate::scope::Shared;
+use crate::step::Done;
+
+/// Runs a compiled pipeline like [`execute`], with the scheduler as a task of the current
+/// runtime rather than of the caller.
+///
+/// A caller that drives the run with `Runtime::block_on` polls it on its own thread, so every
+/// step costs two cross-thread wake-ups (scheduler → worker → scheduler). As a task, the
+/// scheduler shares a worker with the step tasks it spawns, and a step that finishes at once
+/// hands back without waking another thread.
+pub async fn run(compiled: Compiled, opts: Options) -> Result<RunResult> {
+    // The scheduler and its steps stay in the caller's span (the runtime's `run` span).
+    let task = tokio::spawn(
+        async move { execute(&compiled, opts).await }.instrument(tracing::Span::current()),
+    );
+    tokio_util::task::AbortOnDropHandle::new(task)
+        .await
+        .map_err(|e| Error::Aborted(e.to_string()))?
+}
+
+/// Checks what [`execute`] checks before it starts any step: the inputs (required ones given,
+/// declared types, templated values that render) and the models of the model steps. A caller
+/// that records runs calls it first, so that a run refused here is never recorded.
+pub fn preflight(
+    plan: &Plan,
+    inputs: &Map<String, Value>,
+    gateway: Option<&orc_models::Gateway>,
+) -> Result<()> {
+    resolve_inputs(plan, inputs)?;
+    models::check_plan(plan, gateway).map_err(Error::Models)
+}
+
+/// Runs a compiled pipeline to the end (or until cancelled) and returns its result document.
+pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
+    let plan = &compiled.plan;
+    let inputs = resolve_inputs(plan, &opts.inputs)?;
+    models::check_plan(plan, opts.models.as_ref()).map_err(Error::Models)?;
+    let (execution, started) = execution_namespace(plan, opts.execution_id.as_deref());
+    let execution_id = execution["id"].as_str().unwrap_or_default().to_string();
+    let shared = Arc::new(Shared::new(&inputs, execution, &plan.id));
+
+    let mut run = Run {
+        plan,
+        templates: &compiled.templates,
+        shared,
+        opts: &opts,
+        nodes: Vec::with_capacity(plan.steps.len()),
+        loops: HashMap::new(),
+        ready: VecDeque::new(),
+        settle_queue: VecDeque::new(),
+        order: Vec::with_capacity(plan.steps.len()),
+        running: 0,
+        tasks: JoinSet::new(),
+        stop: None,
+        first_error: None,
+        stopped_by: None,
+        admission: Admission::default(),
+        limits: ToolLimits::new(&opts.resources),
+    };
+    run.add_level(&plan.steps, &[], None, None);
+    let interrupted = run.drive().await;
+
+    Ok(run.into_result(interrupted, execution_id, started))
+}
+
+pub(super) struct Run<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) templates: &'a Arc<TemplateSet>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) opts: &'a Options,
+    pub(super) nodes: Vec<Node>,
+    pub(super) loops: HashMap<u32, LoopState>,
+    pub(super) ready: VecDeque<u32>,
+    pub(super) settle_queue: VecDeque<(u32, Outcome)>,
+    pub(super) order: Vec<u32>,
+    pub(super) running: usize,
+    pub(super) tasks: JoinSet<Done>,
+    pub(super) stop: Option<(String, &'static str)>,
+    pub(super) first_error: Option<(String, String)>,
+    /// What stopped the run: the failure of a step whose policy is `fail`, or the state store.
+    pub(super) stopped_by: Option<(String, String)>,
+    pub(super) admission: Admission,
+    pub(super) limits: Arc<ToolLimits>,
+}

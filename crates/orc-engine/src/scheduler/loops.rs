@@ -1,0 +1,334 @@
+//! Loops: `for_each` expands into all its iterations at once (run under `max_parallel`),
+//! `while` adds one iteration at a time while its condition holds.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use minijinja::Value as JValue;
+use orc_pipeline::templates::Lookup;
+use orc_pipeline::{Param, Step, StepKind};
+use serde_json::Value;
+
+use super::execute::Run;
+use super::node::{Outcome, State, step_at};
+use crate::scope::{Frame, StepScope};
+use crate::step;
+use crate::tools::Envelope;
+
+/// The most iterations one `for_each` loop may have.
+const MAX_ITERATIONS: usize = 1_000_000;
+
+pub(super) struct LoopState {
+    pub(super) max_parallel: u32,
+    pub(super) active: u32,
+    pub(super) started: Vec<bool>,
+    pub(super) left: Vec<u32>,
+    pub(super) total_left: u32,
+    pub(super) iterations: u32,
+    pub(super) waiting: VecDeque<u32>,
+    /// Node index of each `while` iteration's first step.
+    pub(super) bases: Vec<u32>,
+    pub(super) siblings: Arc<HashMap<String, u32>>,
+    pub(super) failed: Option<String>,
+}
+
+impl Run<'_> {
+    /// Whether a step of iteration `k` of loop `l` may start now.
+    pub(super) fn admit(&mut self, l: u32, k: u32) -> bool {
+        let Some(ls) = self.loops.get_mut(&l) else {
+            return true;
+        };
+        let k = k as usize;
+        if ls.started.get(k).copied().unwrap_or(true) {
+            return true;
+        }
+        if ls.active < ls.max_parallel {
+            ls.active += 1;
+            ls.started[k] = true;
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn new_loop(&self, step: &Step, max_parallel: u32) -> LoopState {
+        let body = step.body().unwrap_or(&[]);
+        LoopState {
+            max_parallel,
+            active: 0,
+            started: Vec::new(),
+            left: Vec::new(),
+            total_left: 0,
+            iterations: 0,
+            waiting: VecDeque::new(),
+            bases: Vec::new(),
+            siblings: Arc::new(
+                body.iter()
+                    .enumerate()
+                    .map(|(j, s)| (s.id.clone(), u32::try_from(j).unwrap_or(u32::MAX)))
+                    .collect(),
+            ),
+            failed: None,
+        }
+    }
+
+    pub(super) fn expand_for_each(&mut self, i: u32, step: &Step, f: &orc_pipeline::ForEach) {
+        let scope = self.scope(i);
+        let items: std::result::Result<Vec<JValue>, String> = match &f.items {
+            Param::Lit(Value::Array(items)) => Ok(items
+                .iter()
+                .map(orc_pipeline::templates::to_value)
+                .collect()),
+            Param::Tmpl(id) => self
+                .templates
+                .evaluate(*id, &scope)
+                .map_err(|e| e.message)
+                .and_then(|v| items_of(&v)),
+            other => step::render(other, self.templates, &scope)
+                .and_then(|v| items_of(&orc_pipeline::templates::to_value(&v))),
+        };
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                let envelope = Envelope::fail(format!("for_each: {e}"), Value::Null);
+                self.settle(
+                    i,
+                    Outcome::Failed {
+                        envelope,
+                        error_type: "TemplateError",
+                    },
+                );
+                return;
+            }
+        };
+        if items.len() > MAX_ITERATIONS {
+            let envelope = Envelope::fail(
+                format!(
+                    "for_each: {} items; a loop runs at most {MAX_ITERATIONS} iterations",
+                    items.len()
+                ),
+                Value::Null,
+            );
+            self.settle(
+                i,
+                Outcome::Failed {
+                    envelope,
+                    error_type: "TemplateError",
+                },
+            );
+            return;
+        }
+        let body = step.body().unwrap_or(&[]);
+        let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let mut ls = self.new_loop(step, f.max_parallel);
+        ls.iterations = n;
+        ls.started = vec![false; items.len()];
+        ls.left = vec![u32::try_from(body.len()).unwrap_or(u32::MAX); items.len()];
+        ls.total_left = n.saturating_mul(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        let siblings = Arc::clone(&ls.siblings);
+        self.nodes[i as usize].state = State::Expanded;
+        self.loops.insert(i, ls);
+        if n == 0 || body.is_empty() {
+            self.complete_loop(i);
+            return;
+        }
+        let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
+        let parent_frame = self.nodes[i as usize].frame.clone();
+        let path = self.nodes[i as usize].path.clone();
+        let len = items.len();
+        for (k, item) in items.into_iter().enumerate() {
+            let bindings = vec![
+                ("item", item.clone()),
+                ("index", JValue::from(k)),
+                ("is_first", JValue::from(k == 0)),
+                ("is_last", JValue::from(k + 1 == len)),
+                ("position", JValue::from(k + 1)),
+                ("length", JValue::from(len)),
+                ("remaining", JValue::from(len - k - 1)),
+                ("has_next", JValue::from(k + 1 < len)),
+                ("has_prev", JValue::from(k > 0)),
+                ("loop_id", loop_id.clone()),
+            ];
+            let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+            let frame = Arc::new(Frame {
+                bindings,
+                loop_var: f.loop_var.clone().map(|v| (v, item)),
+                siblings: Arc::clone(&siblings),
+                base,
+                parent: parent_frame.clone(),
+            });
+            self.add_level(
+                body,
+                &path,
+                Some(frame),
+                Some((i, u32::try_from(k).unwrap_or(u32::MAX))),
+            );
+        }
+    }
+
+    /// Starts iteration `k` of a `while` loop if its condition holds, else completes the loop.
+    pub(super) fn next_while_iteration(&mut self, i: u32, k: u32) {
+        let step = step_at(self.plan, &self.nodes[i as usize].path);
+        let StepKind::While(w) = &step.kind else {
+            return;
+        };
+        let siblings = self
+            .loops
+            .get(&i)
+            .map(|l| Arc::clone(&l.siblings))
+            .unwrap_or_default();
+        let prev_base = k
+            .checked_sub(1)
+            .and_then(|prev| self.loops.get(&i)?.bases.get(prev as usize).copied());
+        let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
+        let bindings = vec![
+            ("iteration", JValue::from(k)),
+            ("index", JValue::from(k)),
+            ("is_first", JValue::from(k == 0)),
+            ("position", JValue::from(k + 1)),
+            ("loop_id", loop_id.clone()),
+            ("loop_name", loop_id),
+        ];
+        let parent = self.nodes[i as usize].frame.clone();
+        // The condition sees the new iteration's bindings and the previous iteration's steps.
+        let probe = Arc::new(Frame {
+            bindings: bindings.clone(),
+            loop_var: None,
+            siblings: if prev_base.is_some() {
+                Arc::clone(&siblings)
+            } else {
+                Arc::default()
+            },
+            base: prev_base.unwrap_or(0),
+            parent: parent.clone(),
+        });
+        let scope: Arc<dyn Lookup> = Arc::new(StepScope {
+            shared: Arc::clone(&self.shared),
+            frame: Some(probe),
+        });
+        if k > 0 {
+            if let Some(until) = &w.until {
+                match step::condition(until, self.templates, &scope) {
+                    Ok(true) => return self.complete_loop(i),
+                    Ok(false) => {}
+                    Err(e) => return self.fail_loop(i, format!("until: {e}")),
+                }
+            }
+            if k >= w.max_iterations {
+                return self.complete_loop(i);
+            }
+        }
+        match step::condition(&w.condition, self.templates, &scope) {
+            Ok(true) => {}
+            Ok(false) => return self.complete_loop(i),
+            Err(e) => return self.fail_loop(i, format!("while: {e}")),
+        }
+        let body = step.body().unwrap_or(&[]);
+        if body.is_empty() {
+            return self.complete_loop(i);
+        }
+        let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        if let Some(ls) = self.loops.get_mut(&i) {
+            ls.iterations = k + 1;
+            ls.started.push(false);
+            ls.bases.push(base);
+            ls.left.push(u32::try_from(body.len()).unwrap_or(u32::MAX));
+            ls.total_left = ls
+                .total_left
+                .saturating_add(u32::try_from(body.len()).unwrap_or(0));
+        }
+        let frame = Arc::new(Frame {
+            bindings,
+            loop_var: None,
+            siblings,
+            base,
+            parent,
+        });
+        let path = self.nodes[i as usize].path.clone();
+        self.add_level(body, &path, Some(frame), Some((i, k)));
+    }
+
+    pub(super) fn complete_loop(&mut self, i: u32) {
+        let ls = self.loops.get(&i);
+        let n = ls.map_or(0, |l| l.iterations);
+        let outcome = match ls.and_then(|l| l.failed.clone()) {
+            Some(e) => Outcome::Failed {
+                envelope: Envelope::fail(e, Value::Null),
+                error_type: "ConditionError",
+            },
+            None => Outcome::Completed(Envelope::ok(Value::String(format!(
+                "Completed {n} iterations"
+            )))),
+        };
+        self.settle_queue.push_back((i, outcome));
+    }
+
+    pub(super) fn fail_loop(&mut self, i: u32, message: String) {
+        if let Some(ls) = self.loops.get_mut(&i) {
+            ls.failed = Some(message);
+        }
+        self.complete_loop(i);
+    }
+
+    pub(super) fn iteration_step_done(&mut self, l: u32, k: u32) {
+        let Some(ls) = self.loops.get_mut(&l) else {
+            return;
+        };
+        let k = k as usize;
+        if let Some(left) = ls.left.get_mut(k) {
+            *left = left.saturating_sub(1);
+            ls.total_left = ls.total_left.saturating_sub(1);
+            if *left > 0 {
+                return;
+            }
+        }
+        if ls.started.get(k).copied().unwrap_or(false) {
+            ls.active = ls.active.saturating_sub(1);
+        }
+        // Readmit steps that were waiting for a free iteration slot.
+        let waiting: Vec<u32> = ls.waiting.drain(..).collect();
+        for w in waiting.into_iter().rev() {
+            self.ready.push_front(w);
+        }
+        let step = step_at(self.plan, &self.nodes[l as usize].path);
+        match &step.kind {
+            StepKind::While(_) => {
+                let next = u32::try_from(k + 1).unwrap_or(u32::MAX);
+                self.next_while_iteration(l, next);
+            }
+            _ => {
+                if self.loops.get(&l).is_some_and(|ls| ls.total_left == 0) {
+                    self.complete_loop(l);
+                }
+            }
+        }
+    }
+}
+
+/// The items of a `for_each`: a list as it is; text that holds a JSON or Python list; else comma-separated text.
+fn items_of(v: &JValue) -> std::result::Result<Vec<JValue>, String> {
+    if let Some(s) = v.as_str() {
+        let t = s.trim();
+        if t.starts_with('[') {
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t) {
+                return Ok(items
+                    .iter()
+                    .map(orc_pipeline::templates::to_value)
+                    .collect());
+            }
+            if let Ok(Value::Array(items)) = orc_data::parse_python_literal(t) {
+                return Ok(items
+                    .iter()
+                    .map(orc_pipeline::templates::to_value)
+                    .collect());
+            }
+        }
+        if t.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Ok(t.split(',').map(|p| JValue::from(p.trim())).collect());
+    }
+    match v.try_iter() {
+        Ok(iter) if v.as_object().is_none() || v.len().is_some() => Ok(iter.collect()),
+        _ => Err(format!("cannot iterate over `{v}`")),
+    }
+}
