@@ -7,6 +7,8 @@ use std::sync::{Arc, RwLock};
 use minijinja::Value;
 use orc_pipeline::templates::Lookup;
 
+use crate::scheduler::NodeId;
+
 /// Run-wide names, plus the table of finished steps (written by the scheduler, read by steps).
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -21,7 +23,7 @@ pub(crate) struct Shared {
 
 #[derive(Debug, Default)]
 struct Table {
-    ids: HashMap<Arc<str>, u32>,
+    ids: HashMap<Arc<str>, NodeId>,
     values: Vec<Option<Value>>,
 }
 
@@ -51,35 +53,35 @@ impl Shared {
     }
 
     /// Registers a step id; returns nothing, the index is the caller's.
-    pub(crate) fn register(&self, id: Arc<str>, index: u32) {
+    pub(crate) fn register(&self, id: Arc<str>, index: NodeId) {
         let mut t = self
             .table
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         t.ids.insert(id, index);
-        let need = index as usize + 1;
+        let need = index.index() + 1;
         if t.values.len() < need {
             t.values.resize(need, None);
         }
     }
 
     /// Publishes a finished step's envelope.
-    pub(crate) fn publish(&self, index: u32, value: Value) {
+    pub(crate) fn publish(&self, index: NodeId, value: Value) {
         let mut t = self
             .table
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(slot) = t.values.get_mut(index as usize) {
+        if let Some(slot) = t.values.get_mut(index.index()) {
             *slot = Some(value);
         }
     }
 
-    fn by_index(&self, index: u32) -> Option<Value> {
+    fn by_index(&self, index: NodeId) -> Option<Value> {
         let t = self
             .table
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.values.get(index as usize).cloned().flatten()
+        t.values.get(index.index()).cloned().flatten()
     }
 
     fn by_id(&self, id: &str) -> Option<Value> {
@@ -88,7 +90,7 @@ impl Shared {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let i = *t.ids.get(id)?;
-        t.values.get(i as usize).cloned().flatten()
+        t.values.get(i.index()).cloned().flatten()
     }
 
     fn global(&self, name: &str) -> Option<Value> {
@@ -111,8 +113,8 @@ pub(crate) struct Frame {
     pub(crate) loop_var: Option<(String, Value)>,
     /// Body step short ids to their position in the body.
     pub(crate) siblings: Arc<HashMap<String, u32>>,
-    /// Node index of the iteration's first body step.
-    pub(crate) base: u32,
+    /// The iteration's first body step.
+    pub(crate) base: NodeId,
     pub(crate) parent: Option<Arc<Frame>>,
 }
 
@@ -134,7 +136,7 @@ impl Lookup for StepScope {
                 return Some(v.clone());
             }
             if let Some(&j) = f.siblings.get(name) {
-                return self.shared.by_index(f.base + j);
+                return self.shared.by_index(f.base.offset(j));
             }
             frame = f.parent.as_deref();
         }

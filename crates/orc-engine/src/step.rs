@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
 use crate::resources::ToolLimits;
+use crate::scheduler::NodeId;
 use crate::tools::{self, Envelope, Retry};
 
 /// Retry back-off: `base · 2^(n-1)`, capped, with jitter in [50 %, 100 %].
@@ -52,7 +53,7 @@ impl Backoff {
 
 /// What the scheduler hands a step task.
 pub(crate) struct Job {
-    pub(crate) node: u32,
+    pub(crate) node: NodeId,
     pub(crate) tool: Option<String>,
     pub(crate) action: Param,
     pub(crate) params: Param,
@@ -81,7 +82,7 @@ pub(crate) struct ModelJob {
 /// What a step task hands back.
 #[derive(Debug)]
 pub(crate) struct Done {
-    pub(crate) node: u32,
+    pub(crate) node: NodeId,
     pub(crate) action: String,
     pub(crate) envelope: Envelope,
     pub(crate) error_type: Option<&'static str>,
@@ -258,7 +259,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             Retry::No => {
                 if job.max_retries > 0 {
                     tracing::info!(
-                        node = job.node,
+                        node = job.node.index(),
                         error = envelope.error.as_deref().unwrap_or(""),
                         "step failed in a way a retry cannot help; not retried"
                     );
@@ -290,7 +291,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         };
         retries += 1;
         tracing::info!(
-            node = job.node,
+            node = job.node.index(),
             retries,
             error = envelope.error.as_deref().unwrap_or(""),
             "step failed; retrying"

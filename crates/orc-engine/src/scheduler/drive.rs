@@ -10,7 +10,7 @@ use tracing::Instrument as _;
 use super::Event;
 use super::execute::Run;
 use super::ids::now_rfc3339;
-use super::node::{Outcome, State, step_at};
+use super::node::{NodeId, Outcome, State, step_at};
 use super::report::blank_record;
 use crate::models;
 use crate::result::{StepRecord, StepStatus};
@@ -72,9 +72,10 @@ impl Run<'_> {
             .stop
             .as_ref()
             .map_or_else(|| "cancelled".to_string(), |(w, _)| w.clone());
-        let running: Vec<u32> = (0..self.nodes.len())
+        let running: Vec<NodeId> = self
+            .nodes
+            .ids()
             .filter(|&i| self.nodes[i].state == State::Running)
-            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
         self.running = 0;
         for i in running {
@@ -88,10 +89,10 @@ impl Run<'_> {
                 None,
             );
             // Stopped because the run stopped, not a failure of its own.
-            if let Some(r) = self.nodes[i as usize].record.as_mut() {
+            if let Some(r) = self.nodes[i].record.as_mut() {
                 r.status = StepStatus::Cancelled;
             }
-            self.nodes[i as usize].state = State::Done;
+            self.nodes[i].state = State::Done;
         }
     }
 
@@ -107,10 +108,10 @@ impl Run<'_> {
             let Some(i) = self.ready.pop_front() else {
                 break;
             };
-            if self.nodes[i as usize].state != State::Ready {
+            if self.nodes[i].state != State::Ready {
                 continue;
             }
-            if let Some((l, k)) = self.nodes[i as usize].parent
+            if let Some((l, k)) = self.nodes[i].parent
                 && !self.admit(l, k)
             {
                 if let Some(ls) = self.loops.get_mut(&l) {
@@ -118,7 +119,7 @@ impl Run<'_> {
                 }
                 continue;
             }
-            let step = step_at(self.plan, &self.nodes[i as usize].path);
+            let step = step_at(self.plan, &self.nodes[i].path);
             if matches!(step.kind, StepKind::Action(_))
                 && let Some(saved) = self.resumed(i)
             {
@@ -127,7 +128,7 @@ impl Run<'_> {
                     .as_ref()
                     .and_then(|v| serde_json::from_value::<Envelope>(v.clone()).ok())
                     .unwrap_or_else(|| Envelope::ok(Value::Null));
-                self.nodes[i as usize].record = Some(saved);
+                self.nodes[i].record = Some(saved);
                 self.settle_inner(i, Outcome::Completed(envelope));
                 continue;
             }
@@ -178,7 +179,7 @@ impl Run<'_> {
                             model: models::is_model_step(step).then(|| ModelJob {
                                 gateway: self.opts.models.clone(),
                                 observer: self.opts.observer.clone(),
-                                step_id: self.nodes[i as usize].id.clone(),
+                                step_id: self.nodes[i].id.clone(),
                                 choice: Arc::new(models::Choice {
                                     step: step.model.clone(),
                                     pipeline: self.plan.model.clone(),
@@ -190,19 +191,19 @@ impl Run<'_> {
                             }),
                             limits: Arc::clone(&self.limits),
                         };
-                    self.nodes[i as usize].state = State::Running;
-                    self.nodes[i as usize].record = Some(StepRecord {
+                    self.nodes[i].state = State::Running;
+                    self.nodes[i].record = Some(StepRecord {
                         started_at: Some(now_rfc3339(SystemTime::now())),
-                        ..blank_record(&self.nodes[i as usize].id, step, &[])
+                        ..blank_record(&self.nodes[i].id, step, &[])
                     });
                     self.running += 1;
                     self.emit(Event::StepStarted {
-                        id: &self.nodes[i as usize].id,
+                        id: &self.nodes[i].id,
                         tool: a.tool.as_deref(),
                     });
                     let span = tracing::info_span!(
                         "step",
-                        step = %self.nodes[i as usize].id,
+                        step = %self.nodes[i].id,
                         tool = a.tool.as_deref().unwrap_or("")
                     );
                     self.tasks.spawn(
@@ -212,7 +213,7 @@ impl Run<'_> {
                 }
                 StepKind::ForEach(f) => self.expand_for_each(i, step, f),
                 StepKind::While(_) => {
-                    self.nodes[i as usize].state = State::Expanded;
+                    self.nodes[i].state = State::Expanded;
                     self.loops.insert(i, self.new_loop(step, 1));
                     self.next_while_iteration(i, 0);
                 }
@@ -239,7 +240,7 @@ impl Run<'_> {
         if let Some(journal) = &self.opts.journal {
             let records: Vec<StepRecord> = settled
                 .iter()
-                .filter_map(|(i, _)| self.nodes[*i as usize].record.clone())
+                .filter_map(|(i, _)| self.nodes[*i].record.clone())
                 .collect();
             if let Err(e) = journal.append(&records).await {
                 tracing::error!("state store: {e}");
@@ -257,11 +258,11 @@ impl Run<'_> {
     }
 
     /// The record of a step an earlier attempt of this run completed, if any.
-    pub(super) fn resumed(&self, i: u32) -> Option<StepRecord> {
+    pub(super) fn resumed(&self, i: NodeId) -> Option<StepRecord> {
         if self.opts.resume.is_empty() {
             return None;
         }
-        let record = self.opts.resume.get(&*self.nodes[i as usize].id)?;
+        let record = self.opts.resume.get(&*self.nodes[i].id)?;
         (record.status == StepStatus::Completed).then(|| record.clone())
     }
 }

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 use super::ids::execution_namespace;
 use super::inputs::resolve_inputs;
 use super::loops::LoopState;
-use super::node::{Node, Outcome};
+use super::node::{NodeId, Nodes, Outcome};
 use super::{Error, Options, Result};
 use crate::models;
 use crate::resources::{Admission, ToolLimits};
@@ -63,7 +63,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         templates: &compiled.templates,
         shared,
         opts: &opts,
-        nodes: Vec::with_capacity(plan.steps.len()),
+        nodes: Nodes::with_capacity(plan.steps.len()),
         loops: HashMap::new(),
         ready: VecDeque::new(),
         settle_queue: VecDeque::new(),
@@ -87,11 +87,11 @@ pub(super) struct Run<'a> {
     pub(super) templates: &'a Arc<TemplateSet>,
     pub(super) shared: Arc<Shared>,
     pub(super) opts: &'a Options,
-    pub(super) nodes: Vec<Node>,
-    pub(super) loops: HashMap<u32, LoopState>,
-    pub(super) ready: VecDeque<u32>,
-    pub(super) settle_queue: VecDeque<(u32, Outcome)>,
-    pub(super) order: Vec<u32>,
+    pub(super) nodes: Nodes,
+    pub(super) loops: HashMap<NodeId, LoopState>,
+    pub(super) ready: VecDeque<NodeId>,
+    pub(super) settle_queue: VecDeque<(NodeId, Outcome)>,
+    pub(super) order: Vec<NodeId>,
     pub(super) running: usize,
     pub(super) tasks: JoinSet<Done>,
     pub(super) stop: Option<(String, &'static str)>,

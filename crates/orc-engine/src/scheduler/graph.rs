@@ -7,40 +7,40 @@ use orc_pipeline::templates::Lookup;
 
 use super::Event;
 use super::execute::Run;
-use super::node::{Node, Outcome, State};
+use super::node::{Node, NodeId, Outcome, State};
 use crate::scope::{Frame, StepScope};
 
 impl Run<'_> {
-    /// Adds the nodes of one level (top level, or one loop iteration); returns its base index.
+    /// Adds the nodes of one level (top level, or one loop iteration); returns its base. The
+    /// caller has made sure they fit ([`Nodes::has_room`](super::node::Nodes::has_room)).
     pub(super) fn add_level(
         &mut self,
         steps: &[Step],
         prefix_path: &[u32],
         frame: Option<Arc<Frame>>,
-        parent: Option<(u32, u32)>,
-    ) -> u32 {
-        let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        parent: Option<(NodeId, usize)>,
+    ) -> NodeId {
+        let base = self.nodes.next_id();
         let id_prefix = match (&frame, parent) {
-            (Some(_), Some((l, k))) => format!("{}_{k}_", self.nodes[l as usize].id),
+            (Some(_), Some((l, k))) => format!("{}_{k}_", self.nodes[l].id),
             _ => String::new(),
         };
-        for (j, step) in steps.iter().enumerate() {
-            let idx = base + u32::try_from(j).unwrap_or(u32::MAX);
+        for (j, step) in (0u32..).zip(steps) {
             let id: Arc<str> = if id_prefix.is_empty() {
                 Arc::from(step.id.as_str())
             } else {
                 Arc::from(format!("{id_prefix}{}", step.id))
             };
-            self.shared.register(Arc::clone(&id), idx);
+            self.shared.register(Arc::clone(&id), base.offset(j));
             let mut path = prefix_path.to_vec();
-            path.push(u32::try_from(j).unwrap_or(u32::MAX));
-            let deps: Vec<u32> = step.deps.iter().map(|&d| base + d).collect();
+            path.push(j);
+            let deps: Vec<NodeId> = step.deps.iter().map(|&d| base.offset(d)).collect();
             self.nodes.push(Node {
                 id,
                 path: path.into_boxed_slice(),
                 frame: frame.clone(),
                 base,
-                deps_left: u32::try_from(deps.len()).unwrap_or(u32::MAX),
+                deps_left: deps.len(),
                 deps,
                 dependents: Vec::new(),
                 state: State::Waiting,
@@ -51,18 +51,15 @@ impl Run<'_> {
             });
         }
         self.emit(Event::StepsAdded { count: steps.len() });
-        for j in 0..steps.len() {
-            let idx = base as usize + j;
-            for d in self.nodes[idx].deps.clone() {
-                self.nodes[d as usize]
-                    .dependents
-                    .push(u32::try_from(idx).unwrap_or(u32::MAX));
+        let added: Vec<NodeId> = (0u32..).zip(steps).map(|(j, _)| base.offset(j)).collect();
+        for &n in &added {
+            for d in self.nodes[n].deps.clone() {
+                self.nodes[d].dependents.push(n);
             }
         }
-        for j in 0..steps.len() {
-            let idx = base + u32::try_from(j).unwrap_or(u32::MAX);
-            if self.nodes[idx as usize].deps_left == 0 {
-                self.make_ready(idx);
+        for n in added {
+            if self.nodes[n].deps_left == 0 {
+                self.make_ready(n);
             }
         }
         base
@@ -74,8 +71,8 @@ impl Run<'_> {
         }
     }
 
-    pub(super) fn make_ready(&mut self, i: u32) {
-        let node = &mut self.nodes[i as usize];
+    pub(super) fn make_ready(&mut self, i: NodeId) {
+        let node = &mut self.nodes[i];
         if node.state != State::Waiting {
             return;
         }
@@ -92,14 +89,14 @@ impl Run<'_> {
         node.state = State::Ready;
         self.ready.push_back(i);
         self.emit(Event::StepReady {
-            id: &self.nodes[i as usize].id,
+            id: &self.nodes[i].id,
         });
     }
 
-    pub(super) fn scope(&self, i: u32) -> Arc<dyn Lookup> {
+    pub(super) fn scope(&self, i: NodeId) -> Arc<dyn Lookup> {
         Arc::new(StepScope {
             shared: Arc::clone(&self.shared),
-            frame: self.nodes[i as usize].frame.clone(),
+            frame: self.nodes[i].frame.clone(),
         })
     }
 }

@@ -10,7 +10,7 @@ use orc_pipeline::{Param, Step, StepKind};
 use serde_json::Value;
 
 use super::execute::Run;
-use super::node::{Outcome, State, step_at};
+use super::node::{MAX_NODES, NodeId, Outcome, State, step_at};
 use crate::scope::{Frame, StepScope};
 use crate::step;
 use crate::tools::Envelope;
@@ -22,23 +22,25 @@ pub(super) struct LoopState {
     pub(super) max_parallel: u32,
     pub(super) active: u32,
     pub(super) started: Vec<bool>,
-    pub(super) left: Vec<u32>,
-    pub(super) total_left: u32,
-    pub(super) iterations: u32,
-    pub(super) waiting: VecDeque<u32>,
-    /// Node index of each `while` iteration's first step.
-    pub(super) bases: Vec<u32>,
+    /// Steps of each iteration not settled yet.
+    pub(super) left: Vec<usize>,
+    pub(super) total_left: usize,
+    pub(super) iterations: usize,
+    /// Steps ready but held back by `max_parallel`.
+    pub(super) waiting: VecDeque<NodeId>,
+    /// Each `while` iteration's first step.
+    pub(super) bases: Vec<NodeId>,
+    /// Body step ids to their position in the body.
     pub(super) siblings: Arc<HashMap<String, u32>>,
     pub(super) failed: Option<String>,
 }
 
 impl Run<'_> {
     /// Whether a step of iteration `k` of loop `l` may start now.
-    pub(super) fn admit(&mut self, l: u32, k: u32) -> bool {
+    pub(super) fn admit(&mut self, l: NodeId, k: usize) -> bool {
         let Some(ls) = self.loops.get_mut(&l) else {
             return true;
         };
-        let k = k as usize;
         if ls.started.get(k).copied().unwrap_or(true) {
             return true;
         }
@@ -61,17 +63,12 @@ impl Run<'_> {
             iterations: 0,
             waiting: VecDeque::new(),
             bases: Vec::new(),
-            siblings: Arc::new(
-                body.iter()
-                    .enumerate()
-                    .map(|(j, s)| (s.id.clone(), u32::try_from(j).unwrap_or(u32::MAX)))
-                    .collect(),
-            ),
+            siblings: Arc::new((0u32..).zip(body).map(|(j, s)| (s.id.clone(), j)).collect()),
             failed: None,
         }
     }
 
-    pub(super) fn expand_for_each(&mut self, i: u32, step: &Step, f: &orc_pipeline::ForEach) {
+    pub(super) fn expand_for_each(&mut self, i: NodeId, step: &Step, f: &orc_pipeline::ForEach) {
         let scope = self.scope(i);
         let items: std::result::Result<Vec<JValue>, String> = match &f.items {
             Param::Lit(Value::Array(items)) => Ok(items
@@ -118,22 +115,33 @@ impl Run<'_> {
             return;
         }
         let body = step.body().unwrap_or(&[]);
-        let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let n = items.len();
+        if !self.nodes.has_room(n.saturating_mul(body.len())) {
+            let envelope = Envelope::fail(too_many_steps(n * body.len()), Value::Null);
+            self.settle(
+                i,
+                Outcome::Failed {
+                    envelope,
+                    error_type: "TemplateError",
+                },
+            );
+            return;
+        }
         let mut ls = self.new_loop(step, f.max_parallel);
         ls.iterations = n;
-        ls.started = vec![false; items.len()];
-        ls.left = vec![u32::try_from(body.len()).unwrap_or(u32::MAX); items.len()];
-        ls.total_left = n.saturating_mul(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        ls.started = vec![false; n];
+        ls.left = vec![body.len(); n];
+        ls.total_left = n * body.len();
         let siblings = Arc::clone(&ls.siblings);
-        self.nodes[i as usize].state = State::Expanded;
+        self.nodes[i].state = State::Expanded;
         self.loops.insert(i, ls);
         if n == 0 || body.is_empty() {
             self.complete_loop(i);
             return;
         }
-        let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
-        let parent_frame = self.nodes[i as usize].frame.clone();
-        let path = self.nodes[i as usize].path.clone();
+        let loop_id = JValue::from(self.nodes[i].id.as_ref());
+        let parent_frame = self.nodes[i].frame.clone();
+        let path = self.nodes[i].path.clone();
         let len = items.len();
         for (k, item) in items.into_iter().enumerate() {
             let bindings = vec![
@@ -148,26 +156,20 @@ impl Run<'_> {
                 ("has_prev", JValue::from(k > 0)),
                 ("loop_id", loop_id.clone()),
             ];
-            let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
             let frame = Arc::new(Frame {
                 bindings,
                 loop_var: f.loop_var.clone().map(|v| (v, item)),
                 siblings: Arc::clone(&siblings),
-                base,
+                base: self.nodes.next_id(),
                 parent: parent_frame.clone(),
             });
-            self.add_level(
-                body,
-                &path,
-                Some(frame),
-                Some((i, u32::try_from(k).unwrap_or(u32::MAX))),
-            );
+            self.add_level(body, &path, Some(frame), Some((i, k)));
         }
     }
 
     /// Starts iteration `k` of a `while` loop if its condition holds, else completes the loop.
-    pub(super) fn next_while_iteration(&mut self, i: u32, k: u32) {
-        let step = step_at(self.plan, &self.nodes[i as usize].path);
+    pub(super) fn next_while_iteration(&mut self, i: NodeId, k: usize) {
+        let step = step_at(self.plan, &self.nodes[i].path);
         let StepKind::While(w) = &step.kind else {
             return;
         };
@@ -178,8 +180,8 @@ impl Run<'_> {
             .unwrap_or_default();
         let prev_base = k
             .checked_sub(1)
-            .and_then(|prev| self.loops.get(&i)?.bases.get(prev as usize).copied());
-        let loop_id = JValue::from(self.nodes[i as usize].id.as_ref());
+            .and_then(|prev| self.loops.get(&i)?.bases.get(prev).copied());
+        let loop_id = JValue::from(self.nodes[i].id.as_ref());
         let bindings = vec![
             ("iteration", JValue::from(k)),
             ("index", JValue::from(k)),
@@ -188,7 +190,7 @@ impl Run<'_> {
             ("loop_id", loop_id.clone()),
             ("loop_name", loop_id),
         ];
-        let parent = self.nodes[i as usize].frame.clone();
+        let parent = self.nodes[i].frame.clone();
         // The condition sees the new iteration's bindings and the previous iteration's steps.
         let probe = Arc::new(Frame {
             bindings: bindings.clone(),
@@ -198,7 +200,8 @@ impl Run<'_> {
             } else {
                 Arc::default()
             },
-            base: prev_base.unwrap_or(0),
+            // Without a previous iteration there are no siblings to find from it.
+            base: prev_base.unwrap_or(i),
             parent: parent.clone(),
         });
         let scope: Arc<dyn Lookup> = Arc::new(StepScope {
@@ -213,7 +216,7 @@ impl Run<'_> {
                     Err(e) => return self.fail_loop(i, format!("until: {e}")),
                 }
             }
-            if k >= w.max_iterations {
+            if k >= w.max_iterations as usize {
                 return self.complete_loop(i);
             }
         }
@@ -226,15 +229,16 @@ impl Run<'_> {
         if body.is_empty() {
             return self.complete_loop(i);
         }
-        let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        if !self.nodes.has_room(body.len()) {
+            return self.fail_loop(i, too_many_steps(body.len()));
+        }
+        let base = self.nodes.next_id();
         if let Some(ls) = self.loops.get_mut(&i) {
             ls.iterations = k + 1;
             ls.started.push(false);
             ls.bases.push(base);
-            ls.left.push(u32::try_from(body.len()).unwrap_or(u32::MAX));
-            ls.total_left = ls
-                .total_left
-                .saturating_add(u32::try_from(body.len()).unwrap_or(0));
+            ls.left.push(body.len());
+            ls.total_left += body.len();
         }
         let frame = Arc::new(Frame {
             bindings,
@@ -243,11 +247,11 @@ impl Run<'_> {
             base,
             parent,
         });
-        let path = self.nodes[i as usize].path.clone();
+        let path = self.nodes[i].path.clone();
         self.add_level(body, &path, Some(frame), Some((i, k)));
     }
 
-    pub(super) fn complete_loop(&mut self, i: u32) {
+    pub(super) fn complete_loop(&mut self, i: NodeId) {
         let ls = self.loops.get(&i);
         let n = ls.map_or(0, |l| l.iterations);
         let outcome = match ls.and_then(|l| l.failed.clone()) {
@@ -262,18 +266,17 @@ impl Run<'_> {
         self.settle_queue.push_back((i, outcome));
     }
 
-    pub(super) fn fail_loop(&mut self, i: u32, message: String) {
+    pub(super) fn fail_loop(&mut self, i: NodeId, message: String) {
         if let Some(ls) = self.loops.get_mut(&i) {
             ls.failed = Some(message);
         }
         self.complete_loop(i);
     }
 
-    pub(super) fn iteration_step_done(&mut self, l: u32, k: u32) {
+    pub(super) fn iteration_step_done(&mut self, l: NodeId, k: usize) {
         let Some(ls) = self.loops.get_mut(&l) else {
             return;
         };
-        let k = k as usize;
         if let Some(left) = ls.left.get_mut(k) {
             *left = left.saturating_sub(1);
             ls.total_left = ls.total_left.saturating_sub(1);
@@ -285,15 +288,14 @@ impl Run<'_> {
             ls.active = ls.active.saturating_sub(1);
         }
         // Readmit steps that were waiting for a free iteration slot.
-        let waiting: Vec<u32> = ls.waiting.drain(..).collect();
+        let waiting: Vec<NodeId> = ls.waiting.drain(..).collect();
         for w in waiting.into_iter().rev() {
             self.ready.push_front(w);
         }
-        let step = step_at(self.plan, &self.nodes[l as usize].path);
+        let step = step_at(self.plan, &self.nodes[l].path);
         match &step.kind {
             StepKind::While(_) => {
-                let next = u32::try_from(k + 1).unwrap_or(u32::MAX);
-                self.next_while_iteration(l, next);
+                self.next_while_iteration(l, k + 1);
             }
             _ => {
                 if self.loops.get(&l).is_some_and(|ls| ls.total_left == 0) {
@@ -302,6 +304,11 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// A loop that would take the run's graph past [`MAX_NODES`] fails.
+fn too_many_steps(more: usize) -> String {
+    format!("the loop would add {more} steps; a run holds at most {MAX_NODES} steps")
 }
 
 /// The items of a `for_each`: a list as it is; text that holds a JSON or Python list; else comma-separated text.

@@ -39,3 +39,5 @@ pub use ids::new_run_id;
 pub use inputs::resolve_inputs;
 pub use journal::Journal;
 pub use options::Options;
+
+pub(crate) use node::NodeId;

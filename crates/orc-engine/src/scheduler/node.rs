@@ -1,5 +1,6 @@
 //! A node of the run's graph: a step of the plan, or of one loop iteration, and its state.
 
+use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
 use orc_pipeline::{Plan, Step};
@@ -7,6 +8,91 @@ use orc_pipeline::{Plan, Step};
 use crate::result::StepRecord;
 use crate::scope::Frame;
 use crate::tools::Envelope;
+
+/// A node's place in the run's graph. Nodes are only ever added, so an id stays valid for the
+/// whole run; a level's nodes (the plan's top level, or one loop iteration) are consecutive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct NodeId(u32);
+
+impl NodeId {
+    /// The node `j` places after this one: step `j` of the level this is the base of.
+    pub(crate) fn offset(self, j: u32) -> NodeId {
+        // In range: a graph holds at most `MAX_NODES` nodes.
+        NodeId(self.0.saturating_add(j))
+    }
+
+    /// How far after `base` this node is: its position in the level `base` starts.
+    pub(super) fn since(self, base: NodeId) -> u32 {
+        self.0.saturating_sub(base.0)
+    }
+
+    /// Its position in a list of every node.
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Most nodes one run's graph may hold: the plan's steps and every loop iteration's. A loop
+/// that would go past it fails.
+pub(super) const MAX_NODES: usize = 1 << 24;
+
+/// The run's graph: every node, by id.
+pub(super) struct Nodes(Vec<Node>);
+
+impl Nodes {
+    pub(super) fn with_capacity(n: usize) -> Nodes {
+        Nodes(Vec::with_capacity(n))
+    }
+
+    /// The id the next node added gets.
+    pub(super) fn next_id(&self) -> NodeId {
+        // In range: `has_room` is asked before a level is added.
+        NodeId(u32::try_from(self.0.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Whether `more` nodes still fit under [`MAX_NODES`].
+    pub(super) fn has_room(&self, more: usize) -> bool {
+        self.0.len().saturating_add(more) <= MAX_NODES
+    }
+
+    /// Adds a node; returns its id.
+    pub(super) fn push(&mut self, node: Node) -> NodeId {
+        let id = self.next_id();
+        self.0.push(node);
+        id
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every node's id, in the order they were added.
+    pub(super) fn ids(&self) -> impl Iterator<Item = NodeId> + use<> {
+        (0..self.next_id().0).map(NodeId)
+    }
+
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Node> {
+        self.0.iter()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Node> {
+        self.0.iter_mut()
+    }
+}
+
+impl Index<NodeId> for Nodes {
+    type Output = Node;
+
+    fn index(&self, id: NodeId) -> &Node {
+        &self.0[id.index()]
+    }
+}
+
+impl IndexMut<NodeId> for Nodes {
+    fn index_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.0[id.index()]
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -35,16 +121,16 @@ pub(super) struct Node {
     /// Indices from `plan.steps` down through loop bodies to this step.
     pub(super) path: Box<[u32]>,
     pub(super) frame: Option<Arc<Frame>>,
-    /// Node index of the first step of this node's level (0 at top level).
-    pub(super) base: u32,
-    pub(super) deps: Vec<u32>,
-    pub(super) deps_left: u32,
-    pub(super) dependents: Vec<u32>,
+    /// The first node of this node's level (the first node at top level).
+    pub(super) base: NodeId,
+    pub(super) deps: Vec<NodeId>,
+    pub(super) deps_left: usize,
+    pub(super) dependents: Vec<NodeId>,
     pub(super) state: State,
     pub(super) blocked: bool,
     pub(super) released: bool,
     /// The loop node this is an iteration step of, and which iteration.
-    pub(super) parent: Option<(u32, u32)>,
+    pub(super) parent: Option<(NodeId, usize)>,
     pub(super) record: Option<StepRecord>,
 }
 

@@ -71,7 +71,7 @@ impl Run<'_> {
         let completed = SystemTime::now();
         let mut steps = IndexMap::with_capacity(self.nodes.len());
         let mut success = true;
-        for node in &mut self.nodes {
+        for node in self.nodes.iter_mut() {
             let record = node.record.take().unwrap_or_else(|| {
                 let step = step_at(plan, &node.path);
                 let mut r = blank_record(&node.id, step, &[]);
@@ -92,7 +92,7 @@ impl Run<'_> {
             record.dependencies = node
                 .deps
                 .iter()
-                .map(|&d| ids[d as usize].to_string())
+                .map(|&d| ids[d.index()].to_string())
                 .collect();
         }
         let outputs = self.outputs();
@@ -129,7 +129,7 @@ impl Run<'_> {
             execution_order: self
                 .order
                 .iter()
-                .map(|&i| ids[i as usize].to_string())
+                .map(|&i| ids[i.index()].to_string())
                 .collect(),
             execution_levels: plan
                 .levels()

@@ -7,20 +7,20 @@ use orc_pipeline::OnFailure;
 use super::Event;
 use super::execute::Run;
 use super::ids::now_rfc3339;
-use super::node::{Outcome, State, level_of, step_at};
+use super::node::{NodeId, Outcome, State, level_of, step_at};
 use super::report::blank_record;
 use crate::result::{StepAttempts, StepStatus};
 use crate::step::Done;
 
 impl Run<'_> {
-    pub(super) fn settle(&mut self, i: u32, outcome: Outcome) {
+    pub(super) fn settle(&mut self, i: NodeId, outcome: Outcome) {
         self.settle_queue.push_back((i, outcome));
         self.drain_settles();
     }
 
     pub(super) fn drain_settles(&mut self) {
         while let Some((i, outcome)) = self.settle_queue.pop_front() {
-            if self.nodes[i as usize].state == State::Done {
+            if self.nodes[i].state == State::Done {
                 continue;
             }
             self.record(i, &outcome, None);
@@ -29,8 +29,8 @@ impl Run<'_> {
     }
 
     /// Fills in the node's record from its outcome.
-    pub(super) fn record(&mut self, i: u32, outcome: &Outcome, done: Option<&Done>) {
-        let node = &self.nodes[i as usize];
+    pub(super) fn record(&mut self, i: NodeId, outcome: &Outcome, done: Option<&Done>) {
+        let node = &self.nodes[i];
         let step = step_at(self.plan, &node.path);
         let mut r = node
             .record
@@ -95,18 +95,18 @@ impl Run<'_> {
                 }
             }
         }
-        self.nodes[i as usize].record = Some(r);
+        self.nodes[i].record = Some(r);
     }
 
     /// Marks a node done and lets its dependents, its loop and routing react.
-    pub(super) fn settle_inner(&mut self, i: u32, outcome: Outcome) {
-        let step = step_at(self.plan, &self.nodes[i as usize].path);
-        self.nodes[i as usize].state = State::Done;
+    pub(super) fn settle_inner(&mut self, i: NodeId, outcome: Outcome) {
+        let step = step_at(self.plan, &self.nodes[i].path);
+        self.nodes[i].state = State::Done;
         self.order.push(i);
         if let Some(obs) = &self.opts.observer {
-            let record = self.nodes[i as usize].record.as_ref();
+            let record = self.nodes[i].record.as_ref();
             obs.event(Event::StepFinished {
-                id: &self.nodes[i as usize].id,
+                id: &self.nodes[i].id,
                 status: record.map_or(StepStatus::Pending, |r| r.status),
                 record,
             });
@@ -130,14 +130,14 @@ impl Run<'_> {
                     OnFailure::Goto(t) => (true, Some(t)),
                     OnFailure::Fail => {
                         if self.stop.is_none() {
-                            let id = self.nodes[i as usize].id.clone();
+                            let id = self.nodes[i].id.clone();
                             self.stop = Some((
                                 format!("the run stopped after step `{id}` failed"),
                                 "StepFailed",
                             ));
                             // The run's error is this step's: it is the one that stopped the
                             // run, whatever `continue` steps failed before it.
-                            if let Some(r) = &self.nodes[i as usize].record {
+                            if let Some(r) = &self.nodes[i].record {
                                 self.stopped_by = Some((
                                     format!(
                                         "step `{id}` failed: {}",
@@ -155,8 +155,8 @@ impl Run<'_> {
         if let Some(t) = route {
             self.jump(i, t);
         }
-        for d in self.nodes[i as usize].dependents.clone() {
-            let dep = &mut self.nodes[d as usize];
+        for d in self.nodes[i].dependents.clone() {
+            let dep = &mut self.nodes[d];
             if blocking {
                 dep.blocked = true;
             }
@@ -165,32 +165,29 @@ impl Run<'_> {
                 self.make_ready(d);
             }
         }
-        if let Some((l, k)) = self.nodes[i as usize].parent {
+        if let Some((l, k)) = self.nodes[i].parent {
             self.iteration_step_done(l, k);
         }
     }
 
     /// Makes a settled step's envelope, as its record holds it, visible to templates.
-    pub(super) fn publish_value(&self, i: u32) {
-        if let Some(value) = self.nodes[i as usize]
-            .record
-            .as_ref()
-            .and_then(|r| r.value.as_ref())
-        {
+    pub(super) fn publish_value(&self, i: NodeId) {
+        if let Some(value) = self.nodes[i].record.as_ref().and_then(|r| r.value.as_ref()) {
             self.shared
                 .publish(i, orc_pipeline::templates::to_value(value));
         }
     }
 
     /// Skips the steps between `from` and the level step `to`, and lets `to` run.
-    pub(super) fn jump(&mut self, from: u32, to: u32) {
-        let node = &self.nodes[from as usize];
+    pub(super) fn jump(&mut self, from: NodeId, to: u32) {
+        let node = &self.nodes[from];
         let base = node.base;
         let level = level_of(self.plan, &node.path);
-        let from_j = from - base;
-        for j in orc_pipeline::jumped_over(level, from_j as usize, to as usize) {
-            let n = base + u32::try_from(j).unwrap_or(u32::MAX);
-            if matches!(self.nodes[n as usize].state, State::Waiting | State::Ready) {
+        let from_j = from.since(base) as usize;
+        for j in orc_pipeline::jumped_over(level, from_j, to as usize) {
+            // A position in a level of the plan, whose length is a `u32`.
+            let n = base.offset(u32::try_from(j).unwrap_or(u32::MAX));
+            if matches!(self.nodes[n].state, State::Waiting | State::Ready) {
                 self.settle_queue.push_back((
                     n,
                     Outcome::Skipped {
@@ -200,6 +197,6 @@ impl Run<'_> {
                 ));
             }
         }
-        self.nodes[(base + to) as usize].released = true;
+        self.nodes[base.offset(to)].released = true;
     }
 }
