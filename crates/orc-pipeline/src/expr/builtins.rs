@@ -6,13 +6,13 @@ use std::num::IntErrorKind;
 use serde_json::{Map, Value};
 
 use super::error::{ExprError, invalid, overflow, type_err};
-use super::lexer::strip_underscores;
 use super::parser::{BinOp, Builtin};
 use super::truthy;
 use super::value::{
     Budget, Num, Res, as_int, as_num, binary, check_len, float_to_int, float_val, int_val, len_val,
     py_cmp, py_eq, py_repr, py_str, scalar_repr, type_name,
 };
+use orc_pycompat::literal::lex::strip_underscores;
 
 fn arity_err(name: &str, expected: &str, given: usize) -> ExprError {
     type_err(format!("{name}() takes {expected} ({given} given)"))

@@ -12,9 +12,9 @@
 //! * [`py_str`] and [`py_repr`] expose the Python `str()`/`repr()` rendering
 //!   of a value for callers that build strings outside templates.
 //!
-//! Python's `str.isprintable` (used by `repr` to decide which characters get
-//! escaped) is approximated: control, format, separator, private-use and
-//! non-character code points are escaped; unassigned code points are not.
+//! Python's quoting of strings and bytes, `repr(float)` and `str.isprintable`
+//! are orc-pycompat's; this module walks minijinja values (tuples, bytes,
+//! maps with non-string keys) with them.
 //!
 //! [`configure`] changes the syntax configuration, which minijinja applies to
 //! templates added afterwards, so call it before adding templates.
@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use minijinja::value::{Rest, ValueKind, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+use orc_pycompat::{float_repr, push_exponent, write_bytes_repr, write_str_repr};
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization as _;
 
@@ -108,11 +109,11 @@ fn write_repr(v: &Value, out: &mut String) {
             if v.is_integer() {
                 let _ = write!(out, "{v}");
             } else {
-                out.push_str(&py_float_repr(as_f64(v)));
+                out.push_str(&float_repr(as_f64(v)));
             }
         }
-        ValueKind::String => quote_py_str(v.as_str().unwrap_or_default(), out),
-        ValueKind::Bytes => quote_py_bytes(v.as_bytes().unwrap_or_default(), out),
+        ValueKind::String => write_str_repr(v.as_str().unwrap_or_default(), out),
+        ValueKind::Bytes => write_bytes_repr(v.as_bytes().unwrap_or_default(), out),
         ValueKind::Map => {
             out.push('{');
             if let Some(pairs) = v.as_object().and_then(|o| o.try_iter_pairs()) {
@@ -167,155 +168,6 @@ fn as_i128(v: &Value) -> Option<i128> {
     } else {
         None
     }
-}
-
-/// Python `float.__repr__`: shortest round-trip digits, scientific notation
-/// outside `1e-4 <= |x| < 1e16`.
-fn py_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".to_owned();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if (-4..16).contains(&exp) {
-        let mut out = String::from(sign);
-        if exp >= 0 {
-            let int_len = usize::try_from(exp).unwrap_or(0) + 1;
-            if digits.len() <= int_len {
-                out.push_str(&digits);
-                out.extend(std::iter::repeat_n('0', int_len - digits.len()));
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..int_len]);
-                out.push('.');
-                out.push_str(&digits[int_len..]);
-            }
-        } else {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n(
-                '0',
-                usize::try_from(-exp - 1).unwrap_or(0),
-            ));
-            out.push_str(&digits);
-        }
-        out
-    } else {
-        let mut out = String::from(sign);
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        push_py_exponent(&mut out, exp);
-        out
-    }
-}
-
-fn push_py_exponent(out: &mut String, exp: i32) {
-    let _ = write!(
-        out,
-        "e{}{:02}",
-        if exp < 0 { '-' } else { '+' },
-        exp.unsigned_abs()
-    );
-}
-
-fn is_py_printable(c: char) -> bool {
-    let cp = u32::from(c);
-    let non_printable = matches!(
-        cp,
-        0x00..=0x1f
-            | 0x7f..=0xa0
-            | 0xad
-            | 0x600..=0x605
-            | 0x61c
-            | 0x6dd
-            | 0x70f
-            | 0x890..=0x891
-            | 0x8e2
-            | 0x1680
-            | 0x180e
-            | 0x2000..=0x200f
-            | 0x2028..=0x202f
-            | 0x205f..=0x2064
-            | 0x2066..=0x206f
-            | 0x3000
-            | 0xd800..=0xf8ff
-            | 0xfdd0..=0xfdef
-            | 0xfeff
-            | 0xfff9..=0xfffb
-            | 0x110bd
-            | 0x110cd
-            | 0x13430..=0x1343f
-            | 0x1bca0..=0x1bca3
-            | 0x1d173..=0x1d17a
-            | 0xe0001
-            | 0xe0020..=0xe007f
-            | 0xf0000..=0x10ffff
-    ) || (cp & 0xfffe) == 0xfffe;
-    !non_printable
-}
-
-fn choose_quote(has_single: bool, has_double: bool) -> char {
-    if has_single && !has_double { '"' } else { '\'' }
-}
-
-fn quote_py_str(s: &str, out: &mut String) {
-    let quote = choose_quote(s.contains('\''), s.contains('"'));
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if !is_py_printable(c) => {
-                let cp = u32::from(c);
-                let _ = if cp < 0x100 {
-                    write!(out, "\\x{cp:02x}")
-                } else if cp < 0x10000 {
-                    write!(out, "\\u{cp:04x}")
-                } else {
-                    write!(out, "\\U{cp:08x}")
-                };
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-}
-
-fn quote_py_bytes(b: &[u8], out: &mut String) {
-    let quote = choose_quote(b.contains(&b'\''), b.contains(&b'"'));
-    out.push('b');
-    out.push(quote);
-    for &byte in b {
-        match byte {
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            byte if char::from(byte) == quote => {
-                out.push('\\');
-                out.push(char::from(byte));
-            }
-            0x20..=0x7e => out.push(char::from(byte)),
-            byte => {
-                let _ = write!(out, "\\x{byte:02x}");
-            }
-        }
-    }
-    out.push(quote);
 }
 
 fn py_type_name(v: &Value) -> &'static str {
@@ -953,7 +805,7 @@ fn json_float(x: f64) -> String {
     } else if x.is_infinite() {
         if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
     } else {
-        py_float_repr(x)
+        float_repr(x)
     }
 }
 
@@ -1663,7 +1515,7 @@ fn fmt_exp(x: f64, precision: usize, upper: bool) -> String {
     let s = format!("{x:.precision$e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
     let mut out = mantissa.to_owned();
-    push_py_exponent(&mut out, exp.parse().unwrap_or(0));
+    push_exponent(&mut out, exp.parse().unwrap_or(0));
     if upper { out.to_uppercase() } else { out }
 }
 
@@ -1738,7 +1590,7 @@ fn format_float(x: f64, spec: &Spec, percent: bool) -> Result<String, Error> {
     }
     let mut body = match ty {
         None => match spec.precision {
-            None => py_float_repr(a),
+            None => float_repr(a),
             Some(p) => {
                 let mut s = fmt_general(a, p, spec.alt, false);
                 if !s.contains(['.', 'e']) {
