@@ -8,6 +8,8 @@
 //!   of strings ([`write_str_repr`]) and bytes ([`write_bytes_repr`]);
 //!   [`write_repr_metered`] walks a value under a caller's work budget.
 //! * [`float_repr`]: `repr(float)`, shortest round-trip digits.
+//! * [`parse_int`] and [`parse_float`]: `int(text, base)` and `float(text)`;
+//!   [`is_space`]: `str.isspace`.
 //! * [`literal`]: the lexer of Python string and number literals and the
 //!   parser of the literals `ast.literal_eval` accepts that orc supports.
 //!
@@ -20,10 +22,12 @@
 
 mod float;
 pub mod literal;
+mod number;
 mod printable;
 mod repr;
 
 pub use float::{float_repr, push_exponent};
+pub use number::{IntTextError, is_space, parse_float, parse_int};
 pub use printable::is_printable;
 pub use repr::{
     Meter, Unmetered, py_repr, py_str, write_bytes_repr, write_number_repr, write_repr_metered,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use orc_pycompat::literal::parse;
-use orc_pycompat::{float_repr, is_printable, py_repr, py_str};
+use orc_pycompat::{float_repr, is_printable, is_space, parse_float, parse_int, py_repr, py_str};
 use serde_json::Value;
 
 const CASES: &str = include_str!("fixtures/cpython.jsonl");
@@ -35,6 +35,17 @@ fn mismatch(case: &Value) -> Option<String> {
         "literal_error" => parse(text(case, "text"))
             .ok()
             .map(|v| format!("literal {case} was refused by CPython; orc read {v}")),
+        "int_text" => {
+            let base = u32::try_from(case["base"].as_u64().expect("base")).expect("a base");
+            let got = parse_int(text(case, "text"), base).ok();
+            let want = case["value"].as_i64().map(i128::from);
+            (got != want).then(|| format!("int_text: {got:?}; CPython {case}"))
+        }
+        "float_text" => {
+            let got = parse_float(text(case, "text")).map(float_repr);
+            let want = case["repr"].as_str();
+            (got.as_deref() != want).then(|| format!("float_text: {got:?}; CPython {case}"))
+        }
         other => Some(format!("unknown kind {other}")),
     }
 }
@@ -77,4 +88,22 @@ fn printable_matches_cpython_for_every_assigned_code_point() {
         "isprintable differs for {}",
         wrong.join(" ")
     );
+}
+
+/// `str.isspace` for every code point.
+#[test]
+fn isspace_matches_cpython() {
+    let fixture: Value = serde_json::from_str(PRINTABLE).unwrap();
+    let spaces: Vec<u32> = fixture["isspace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| u32::try_from(v.as_u64().unwrap()).unwrap())
+        .collect();
+    let ours: Vec<u32> = (0..=0x10_ffff)
+        .filter_map(char::from_u32)
+        .filter(|&c| is_space(c))
+        .map(u32::from)
+        .collect();
+    assert_eq!(ours, spaces);
 }

@@ -24,7 +24,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use minijinja::value::{Rest, ValueKind, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
-use orc_pycompat::{float_repr, push_exponent, write_bytes_repr, write_str_repr};
+use orc_pycompat::{
+    float_repr, is_space, parse_float, parse_int, push_exponent, write_bytes_repr, write_str_repr,
+};
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization as _;
 
@@ -284,10 +286,6 @@ fn str_arg(arg: Option<Value>) -> Option<String> {
     present(arg).map(|v| py_str(&v))
 }
 
-fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 // ---------------------------------------------------------------------------
 // String filters
 // ---------------------------------------------------------------------------
@@ -304,7 +302,7 @@ fn slugify(state: &State<'_, '_>, value: Value) -> Result<Value, Error> {
                 pending_dash = false;
             }
             out.push(c);
-        } else if c == '-' || is_py_space(c) {
+        } else if c == '-' || is_space(c) {
             pending_dash = true;
         }
     }
@@ -325,7 +323,7 @@ fn truncate_words(
         .ok_or_else(|| Error::new(ErrorKind::MissingArgument, "truncate_words: missing 'n'"))?;
     let end = str_arg(end).unwrap_or_else(|| "...".to_owned());
     let text = py_str(&value);
-    let words: Vec<&str> = text.split(is_py_space).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = text.split(is_space).filter(|w| !w.is_empty()).collect();
     let len = i128::try_from(words.len()).unwrap_or(i128::MAX);
     let keep = if n < 0 { (len + n).max(0) } else { n.min(len) };
     let keep = usize::try_from(keep).unwrap_or(0);
@@ -437,16 +435,16 @@ fn split(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resu
 /// Python `str.split(None, maxsplit)`.
 fn split_whitespace_py(text: &str, limit: Option<usize>) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut rest = text.trim_start_matches(is_py_space);
+    let mut rest = text.trim_start_matches(is_space);
     while !rest.is_empty() {
         if limit.is_some_and(|l| out.len() >= l) {
             out.push(rest);
             break;
         }
-        match rest.find(is_py_space) {
+        match rest.find(is_space) {
             Some(idx) => {
                 out.push(&rest[..idx]);
-                rest = rest[idx..].trim_start_matches(is_py_space);
+                rest = rest[idx..].trim_start_matches(is_space);
             }
             None => {
                 out.push(rest);
@@ -1140,64 +1138,6 @@ fn date(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resul
 // Numbers
 // ---------------------------------------------------------------------------
 
-/// Python `int(text, base)`: surrounding whitespace, sign, `_` separators.
-fn py_parse_int(text: &str, base: u32) -> Option<i128> {
-    let t = text.trim_matches(is_py_space);
-    let (negative, body) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let lower = body.to_ascii_lowercase();
-    let prefixed = |p: &str| lower.strip_prefix(p).map(|_| &body[2..]);
-    let (base, digits) = match base {
-        16 => (16, prefixed("0x").unwrap_or(body)),
-        8 => (8, prefixed("0o").unwrap_or(body)),
-        2 => (2, prefixed("0b").unwrap_or(body)),
-        0 => {
-            if let Some(d) = prefixed("0x") {
-                (16, d)
-            } else if let Some(d) = prefixed("0o") {
-                (8, d)
-            } else if let Some(d) = prefixed("0b") {
-                (2, d)
-            } else {
-                (10, body)
-            }
-        }
-        b => (b, body),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !(2..=36).contains(&base)
-    {
-        return None;
-    }
-    let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    let magnitude = i128::from_str_radix(&clean, base).ok()?;
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-/// Python `float(text)`.
-fn py_parse_float(text: &str) -> Option<f64> {
-    let t = text.trim_matches(is_py_space);
-    if t.is_empty() || t.starts_with('_') || t.ends_with('_') || t.contains("__") {
-        return None;
-    }
-    let clean: String = t.chars().filter(|c| *c != '_').collect();
-    let lower = clean.to_ascii_lowercase();
-    let unsigned = lower.trim_start_matches(['+', '-']);
-    if !matches!(unsigned, "inf" | "infinity" | "nan")
-        && !unsigned
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
-    {
-        return None;
-    }
-    clean.parse::<f64>().ok()
-}
-
 fn f64_to_i128(x: f64) -> Option<i128> {
     let t = x.trunc();
     if !t.is_finite() || t.abs() >= 1.7e38 {
@@ -1220,7 +1160,9 @@ fn int(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Result
         ValueKind::Number => f64_to_i128(as_f64(&value)),
         ValueKind::String => {
             let text = py_str(&value);
-            py_parse_int(&text, base).or_else(|| py_parse_float(&text).and_then(f64_to_i128))
+            parse_int(&text, base)
+                .ok()
+                .or_else(|| parse_float(&text).and_then(f64_to_i128))
         }
         _ => None,
     };
@@ -1233,7 +1175,7 @@ fn float(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resu
     let default = default.unwrap_or_else(|| Value::from(0.0));
     let parsed = match value.kind() {
         ValueKind::Bool | ValueKind::Number => Some(as_f64(&value)),
-        ValueKind::String => py_parse_float(&py_str(&value)),
+        ValueKind::String => parse_float(&py_str(&value)),
         _ => None,
     };
     Ok(parsed.map_or(default, Value::from))
@@ -2664,6 +2606,13 @@ mod tests {
             r("{{ '1_000'|int }}|{{ 'ff'|int(base=16) }}|{{ 'nan'|int }}"),
             "1000|255|0"
         );
+        // As Python's int() and float(): `_` may follow a radix prefix, not
+        // stand before a `.`; two signs make no number; \x1c is not stripped.
+        assert_eq!(
+            r("{{ '0x_ff'|int(base=16) }}|{{ '--5'|int }}|{{ '1_.5'|float }}"),
+            "255|0|0.0"
+        );
+        assert_eq!(render("{{ t|int(7) }}", context! { t => "\u{1c}5" }), "7");
         assert_eq!(
             r(
                 "{{ '2.5'|float }}|{{ 3|float }}|{{ 'x'|float }}|{{ 'x'|float(1.5) }}|{{ '1e3'|float }}"
