@@ -152,13 +152,15 @@ pub(crate) fn parse_text(text: &str, name: &str, format: Format) -> Result<Loade
     match format {
         Format::Json => match serde_json::from_str::<Value>(text) {
             Ok(v) => Ok(loaded(v)),
-            Err(json_err) => crate::pyliteral::parse(text).map(loaded).map_err(|py| {
-                unparseable(
-                    name,
-                    "JSON",
-                    format!("{json_err}; as a Python literal: {py}"),
-                )
-            }),
+            Err(json_err) => orc_pycompat::literal::parse(text)
+                .map(loaded)
+                .map_err(|py| {
+                    unparseable(
+                        name,
+                        "JSON",
+                        format!("{json_err}; as a Python literal: {py}"),
+                    )
+                }),
         },
         Format::Jsonl => parse_jsonl(text)
             .map(loaded)
@@ -182,7 +184,7 @@ pub(crate) fn parse_text(text: &str, name: &str, format: Format) -> Result<Loade
             {
                 return Ok(loaded(v));
             }
-            let py_err = match crate::pyliteral::parse(trimmed) {
+            let py_err = match orc_pycompat::literal::parse(trimmed) {
                 Ok(v) => return Ok(loaded(v)),
                 Err(e) => e,
             };

@@ -111,7 +111,6 @@ mod input;
 mod merge;
 mod params;
 mod profile;
-mod pyliteral;
 mod quality;
 mod stream;
 mod transform;
@@ -282,5 +281,5 @@ pub fn validation(action: &str, params: &Map<String, Value>) -> Result<Value, To
 
 /// Parses a Python literal (`[{'a': 1}]`, `True`, `None`, tuples) into JSON; the error says where it stopped.
 pub fn parse_python_literal(text: &str) -> Result<Value, String> {
-    pyliteral::parse(text)
+    orc_pycompat::literal::parse(text).map_err(|e| e.to_string())
 }

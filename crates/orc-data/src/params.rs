@@ -138,7 +138,7 @@ pub(crate) fn usize_value(v: &Value, name: &str) -> Result<usize, ToolFailure> {
 fn parse_embedded(s: &str) -> Option<Value> {
     serde_json::from_str(s)
         .ok()
-        .or_else(|| crate::pyliteral::parse(s).ok())
+        .or_else(|| orc_pycompat::literal::parse(s).ok())
 }
 
 /// A map parameter; a string holding a JSON or Python-literal map is accepted.

@@ -1,12 +1,10 @@
 //! The allowlisted builtin functions and methods.
 
 use std::cmp::Ordering;
-use std::num::IntErrorKind;
 
 use serde_json::{Map, Value};
 
 use super::error::{ExprError, invalid, overflow, type_err};
-use super::lexer::strip_underscores;
 use super::parser::{BinOp, Builtin};
 use super::truthy;
 use super::value::{
@@ -150,45 +148,17 @@ fn to_int(args: Vec<Value>) -> Res<Value> {
     }
 }
 
-/// Python `int(str, base)`: optional sign, radix prefix, `_` separators.
+/// Python `int(str, base)`.
 fn parse_int(s: &str, base: u32) -> Res<i64> {
-    let bad = || {
-        invalid(format!(
+    let too_large = || overflow("integer is too large");
+    match orc_pycompat::parse_int(s, base) {
+        Ok(v) => i64::try_from(v).map_err(|_| too_large()),
+        Err(orc_pycompat::IntTextError::TooLarge) => Err(too_large()),
+        Err(orc_pycompat::IntTextError::Invalid) => Err(invalid(format!(
             "invalid literal for int() with base {base}: {}",
             scalar_repr(&Value::String(s.to_owned()))
-        ))
-    };
-    let t = s.trim();
-    let (negative, body) = match t.as_bytes().first() {
-        Some(b'-') => (true, t.get(1..).unwrap_or("")),
-        Some(b'+') => (false, t.get(1..).unwrap_or("")),
-        _ => (false, t),
-    };
-    let lower = body.to_ascii_lowercase();
-    let rest = lower.get(2..).unwrap_or("");
-    let (radix, digits, prefixed) = match (base, lower.get(..2)) {
-        (16 | 0, Some("0x")) => (16, rest, true),
-        (8 | 0, Some("0o")) => (8, rest, true),
-        (2 | 0, Some("0b")) => (2, rest, true),
-        (0, _) => (10, lower.as_str(), false),
-        (b, _) => (b, lower.as_str(), false),
-    };
-    if !(2..=36).contains(&radix) || !digits.is_ascii() {
-        return Err(bad());
+        ))),
     }
-    let clean = strip_underscores(digits, prefixed).ok_or_else(bad)?;
-    if clean.is_empty() || !clean.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(bad());
-    }
-    let v = i128::from_str_radix(&clean, radix).map_err(|e| {
-        if matches!(e.kind(), IntErrorKind::PosOverflow) {
-            overflow("integer is too large")
-        } else {
-            bad()
-        }
-    })?;
-    let v = if negative { -v } else { v };
-    i64::try_from(v).map_err(|_| overflow("integer is too large"))
 }
 
 fn to_float(arg: Option<Value>) -> Res<Value> {
@@ -201,15 +171,10 @@ fn to_float(arg: Option<Value>) -> Res<Value> {
                     scalar_repr(&Value::String(s.clone()))
                 ))
             };
-            let t = s.trim();
-            if !t.is_ascii() {
-                return Err(bad());
-            }
-            let clean = strip_underscores(t, false).ok_or_else(bad)?;
-            match clean.parse::<f64>() {
-                Ok(f) if f.is_finite() => float_val(f),
-                Ok(_) => Err(invalid("non-finite floats (inf, nan) are not supported")),
-                Err(_) => Err(bad()),
+            match orc_pycompat::parse_float(&s) {
+                Some(f) if f.is_finite() => float_val(f),
+                Some(_) => Err(invalid("non-finite floats (inf, nan) are not supported")),
+                None => Err(bad()),
             }
         }
         Some(v) => match as_num(&v) {

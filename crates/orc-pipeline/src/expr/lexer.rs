@@ -1,8 +1,8 @@
 //! Tokenizer. Never fails outright: a lexical error becomes a [`Tok::Error`]
 //! token so that the parser reports errors in source order.
 
-use std::num::IntErrorKind;
-
+use orc_pycompat::literal::lex::{NumberLit, Prefix, lex_number, lex_quoted, string_prefix};
+use orc_pycompat::literal::{NumberError, StringError};
 use serde_json::Value;
 
 use super::error::{ExprError, syntax, unsupported};
@@ -93,28 +93,6 @@ pub(crate) fn is_ident(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Remove `_` digit separators; each must sit between two alphanumerics
-/// (or directly after a radix prefix when `allow_leading`). ASCII input only.
-pub(crate) fn strip_underscores(raw: &str, allow_leading: bool) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = String::with_capacity(raw.len());
-    for (i, &c) in bytes.iter().enumerate() {
-        if c == b'_' {
-            let prev_ok = match i.checked_sub(1) {
-                None => allow_leading,
-                Some(p) => bytes.get(p).is_some_and(u8::is_ascii_alphanumeric),
-            };
-            let next_ok = bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric);
-            if !(prev_ok && next_ok) {
-                return None;
-            }
-        } else {
-            out.push(char::from(c));
-        }
-    }
-    Some(out)
-}
-
 fn keyword(word: &str) -> Option<Tok> {
     Some(match word {
         "and" => Tok::And,
@@ -177,7 +155,7 @@ impl Lexer<'_> {
         match b {
             b'0'..=b'9' => self.number(),
             b'.' if self.byte(1).is_some_and(|d| d.is_ascii_digit()) => self.number(),
-            b'\'' | b'"' => self.string(start, false),
+            b'\'' | b'"' => self.string(start),
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => self.word(),
             _ => self.punct(),
         }
@@ -193,183 +171,52 @@ impl Lexer<'_> {
         }
         let word = self.src.get(start..self.pos).unwrap_or("");
         if matches!(self.byte(0), Some(b'\'' | b'"')) {
-            match word.to_ascii_lowercase().as_str() {
-                "r" => return self.string(start, true),
-                "u" => return self.string(start, false),
-                "f" | "rf" | "fr" => return Err(unsupported(start, "f-strings")),
-                "b" | "rb" | "br" => return Err(unsupported(start, "bytes literals")),
-                _ => {}
+            match string_prefix(word) {
+                Some(Prefix::Str | Prefix::Raw) => return self.string(start),
+                Some(Prefix::Format) => return Err(unsupported(start, "f-strings")),
+                Some(Prefix::Bytes | Prefix::RawBytes) => {
+                    return Err(unsupported(start, "bytes literals"));
+                }
+                None => {}
             }
         }
         Ok(keyword(word).unwrap_or_else(|| Tok::Name(word.to_owned())))
     }
 
-    fn digits(&mut self) {
-        while self
-            .byte(0)
-            .is_some_and(|b| b.is_ascii_digit() || b == b'_')
-        {
-            self.pos += 1;
-        }
-    }
-
     fn number(&mut self) -> Result<Tok, ExprError> {
         let start = self.pos;
-        if self.byte(0) == Some(b'0') {
-            let radix = match self.byte(1) {
-                Some(b'x' | b'X') => Some((16, "hexadecimal")),
-                Some(b'o' | b'O') => Some((8, "octal")),
-                Some(b'b' | b'B') => Some((2, "binary")),
-                _ => None,
-            };
-            if let Some((radix, what)) = radix {
-                self.pos += 2;
-                let digits_start = self.pos;
-                while self
-                    .byte(0)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    self.pos += 1;
-                }
-                let raw = self.src.get(digits_start..self.pos).unwrap_or("");
-                let invalid = || syntax(start, format!("invalid {what} literal"));
-                let digits = strip_underscores(raw, true).ok_or_else(invalid)?;
-                return match i64::from_str_radix(&digits, radix) {
-                    Ok(v) => Ok(Tok::Int(v)),
-                    Err(e) if matches!(e.kind(), IntErrorKind::PosOverflow) => {
-                        Err(syntax(start, "integer literal is too large"))
-                    }
-                    Err(_) => Err(invalid()),
-                };
-            }
-        }
-        self.digits();
-        let mut is_float = false;
-        if self.byte(0) == Some(b'.') {
-            is_float = true;
-            self.pos += 1;
-            self.digits();
-        }
-        if matches!(self.byte(0), Some(b'e' | b'E')) {
-            let sign = usize::from(matches!(self.byte(1), Some(b'+' | b'-')));
-            if self.byte(1 + sign).is_some_and(|b| b.is_ascii_digit()) {
-                is_float = true;
-                self.pos += 1 + sign;
-                self.digits();
-            }
-        }
-        if matches!(self.byte(0), Some(b'j' | b'J')) {
-            return Err(unsupported(start, "complex numbers"));
-        }
-        let raw = self.src.get(start..self.pos).unwrap_or("");
-        let text =
-            strip_underscores(raw, false).ok_or_else(|| syntax(start, "invalid number literal"))?;
-        if is_float {
-            return match text.parse::<f64>() {
-                Ok(f) if f.is_finite() => Ok(Tok::Float(f)),
-                Ok(_) => Err(syntax(start, "float literal is out of range")),
-                Err(_) => Err(syntax(start, "invalid float literal")),
-            };
-        }
-        if text.len() > 1 && text.starts_with('0') && text.bytes().any(|b| b != b'0') {
-            return Err(syntax(
-                start,
-                "leading zeros in decimal integer literals are not permitted",
-            ));
-        }
-        text.parse::<i64>()
-            .map(Tok::Int)
-            .map_err(|_| syntax(start, "integer literal is too large"))
-    }
-
-    /// Lex a string literal; `self.pos` is at the opening quote, `start` at
-    /// the prefix (if any).
-    fn string(&mut self, start: usize, raw: bool) -> Result<Tok, ExprError> {
-        let unterminated = || syntax(start, "unterminated string literal");
-        let Some(quote) = self.byte(0) else {
-            return Err(unterminated());
-        };
-        let triple = self.byte(1) == Some(quote) && self.byte(2) == Some(quote);
-        self.pos += if triple { 3 } else { 1 };
-        let quote = char::from(quote);
-        let mut out = String::new();
-        loop {
-            let c = self.peek_char().ok_or_else(unterminated)?;
-            if c == quote {
-                if !triple {
-                    self.pos += 1;
-                    return Ok(Tok::Str(out));
-                }
-                if self.byte(1) == self.byte(0) && self.byte(2) == self.byte(0) {
-                    self.pos += 3;
-                    return Ok(Tok::Str(out));
-                }
-                out.push(c);
-                self.pos += 1;
-                continue;
-            }
-            if c == '\n' && !triple {
-                return Err(unterminated());
-            }
-            let at = self.pos;
-            self.pos += c.len_utf8();
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            let e = self.peek_char().ok_or_else(unterminated)?;
-            self.pos += e.len_utf8();
-            if raw {
-                out.push('\\');
-                out.push(e);
-                continue;
-            }
-            match e {
-                '\n' => {}
-                '\\' | '\'' | '"' => out.push(e),
-                'a' => out.push('\u{7}'),
-                'b' => out.push('\u{8}'),
-                'f' => out.push('\u{c}'),
-                'n' => out.push('\n'),
-                'r' => out.push('\r'),
-                't' => out.push('\t'),
-                'v' => out.push('\u{b}'),
-                '0'..='7' => {
-                    let mut v = e.to_digit(8).unwrap_or(0);
-                    for _ in 0..2 {
-                        match self.byte(0) {
-                            Some(d @ b'0'..=b'7') => {
-                                v = v * 8 + u32::from(d - b'0');
-                                self.pos += 1;
-                            }
-                            _ => break,
-                        }
-                    }
-                    out.push(char::from_u32(v).ok_or_else(|| syntax(at, "invalid octal escape"))?);
-                }
-                'x' => out.push(self.hex_escape(2, at)?),
-                'u' => out.push(self.hex_escape(4, at)?),
-                'U' => out.push(self.hex_escape(8, at)?),
-                'N' => return Err(unsupported(at, "\\N{...} escapes")),
-                other => {
-                    out.push('\\');
-                    out.push(other);
-                }
-            }
+        let (lit, end) = lex_number(self.src, start).map_err(|e| match e {
+            NumberError::Complex => unsupported(start, "complex numbers"),
+            e => syntax(start, e.to_string()),
+        })?;
+        self.pos = end;
+        match lit {
+            NumberLit::Float(f) => Ok(Tok::Float(f)),
+            NumberLit::Int(i) => i
+                .to_u64()
+                .and_then(|u| i64::try_from(u).ok())
+                .map(Tok::Int)
+                .ok_or_else(|| syntax(start, "integer literal is too large")),
         }
     }
 
-    fn hex_escape(&mut self, n: usize, at: usize) -> Result<char, ExprError> {
-        let mut v: u32 = 0;
-        for _ in 0..n {
-            let d = self
-                .byte(0)
-                .and_then(|b| char::from(b).to_digit(16))
-                .ok_or_else(|| syntax(at, "truncated \\x, \\u or \\U escape"))?;
-            v = v.saturating_mul(16).saturating_add(d);
-            self.pos += 1;
-        }
-        char::from_u32(v).ok_or_else(|| syntax(at, "escape is not a valid Unicode character"))
+    /// Lex a string literal; `start` is at its prefix (if any), the opening
+    /// quote just after the prefix at `self.pos`.
+    fn string(&mut self, start: usize) -> Result<Tok, ExprError> {
+        let raw = self
+            .src
+            .get(start..self.pos)
+            .and_then(string_prefix)
+            .is_some_and(Prefix::is_raw);
+        let (value, end) = lex_quoted(self.src, self.pos, raw).map_err(|e| match e {
+            StringError::Unterminated | StringError::LineBreak => {
+                syntax(start, "unterminated string literal")
+            }
+            StringError::NamedEscape { at } => unsupported(at, "\\N{...} escapes"),
+            e => syntax(e.offset().unwrap_or(start), e.to_string()),
+        })?;
+        self.pos = end;
+        Ok(Tok::Str(value))
     }
 
     fn punct(&mut self) -> Result<Tok, ExprError> {

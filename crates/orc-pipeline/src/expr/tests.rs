@@ -419,6 +419,12 @@ fn builtins() {
         json!("{'k': 1, 'l': [\"it's\"]}"),
     );
     check("str(['a\\nb'])", json!("['a\\nb']"));
+    // Strings inside containers are escaped as CPython escapes them, like
+    // the templates' `{{ list }}`: not only control characters.
+    check(
+        "str(['\\xa0\\u200b\\xad\\x7f', '\\u2028'])",
+        json!("['\\xa0\\u200b\\xad\\x7f', '\\u2028']"),
+    );
     // int
     check("int('12')", json!(12));
     check("int(' -12 ')", json!(-12));

@@ -1,10 +1,8 @@
 //! Python-like semantics over `serde_json::Value`: typing, equality,
 //! ordering, arithmetic, indexing, formatting, and the work budget.
 
-use std::cmp::Ordering;
-use std::fmt::Write as _;
-
 use serde_json::{Number, Value};
+use std::cmp::Ordering;
 
 use super::error::{ExprError, invalid, overflow, type_err};
 use super::parser::{BinOp, CmpOp, UnaryOp};
@@ -728,161 +726,39 @@ pub(crate) fn slice(
     }
 }
 
+/// Charges the budget for a repr's walk and stops it beyond the depth limit.
+struct Metered<'a>(&'a mut Budget);
+
+impl orc_pycompat::Meter for Metered<'_> {
+    type Error = ExprError;
+    fn value(&mut self, depth: usize) -> Res<()> {
+        check_depth(depth)?;
+        self.0.elems(1)
+    }
+    fn bytes(&mut self, n: usize) -> Res<()> {
+        self.0.bytes(n)
+    }
+}
+
 /// Python `str()` of a value.
 pub(crate) fn py_str(v: &Value, bud: &mut Budget) -> Res<String> {
-    match v {
-        Value::String(s) => {
-            bud.bytes(s.len())?;
-            Ok(s.clone())
-        }
-        _ => py_repr(v, bud),
-    }
+    let mut out = String::new();
+    orc_pycompat::write_str_metered(v, &mut out, &mut Metered(bud))?;
+    Ok(out)
 }
 
 /// Python `repr()` of a value.
 pub(crate) fn py_repr(v: &Value, bud: &mut Budget) -> Res<String> {
     let mut out = String::new();
-    repr_into(v, &mut out, bud, 0)?;
+    orc_pycompat::write_repr_metered(v, &mut out, &mut Metered(bud))?;
     Ok(out)
 }
 
-fn repr_into(v: &Value, out: &mut String, bud: &mut Budget, depth: usize) -> Res<()> {
-    check_depth(depth)?;
-    bud.elems(1)?;
-    match v {
-        Value::Null => out.push_str("None"),
-        Value::Bool(true) => out.push_str("True"),
-        Value::Bool(false) => out.push_str("False"),
-        Value::Number(n) => number_repr(n, out),
-        Value::String(s) => {
-            bud.bytes(s.len())?;
-            str_repr(s, out);
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, x) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                repr_into(x, out, bud, depth + 1)?;
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                bud.bytes(k.len())?;
-                str_repr(k, out);
-                out.push_str(": ");
-                repr_into(x, out, bud, depth + 1)?;
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
-}
-
-/// repr of a scalar, for messages (no budget needed).
+/// repr of a scalar, for messages (no budget needed); containers as `[...]`/`{...}`.
 pub(crate) fn scalar_repr(v: &Value) -> String {
-    let mut out = String::new();
     match v {
-        Value::Null => out.push_str("None"),
-        Value::Bool(true) => out.push_str("True"),
-        Value::Bool(false) => out.push_str("False"),
-        Value::Number(n) => number_repr(n, &mut out),
-        Value::String(s) => str_repr(s, &mut out),
-        Value::Array(_) => out.push_str("[...]"),
-        Value::Object(_) => out.push_str("{...}"),
+        Value::Array(_) => "[...]".to_owned(),
+        Value::Object(_) => "{...}".to_owned(),
+        scalar => orc_pycompat::py_repr(scalar),
     }
-    out
-}
-
-fn number_repr(n: &Number, out: &mut String) {
-    if let Some(i) = n.as_i64() {
-        let _ = write!(out, "{i}");
-    } else if let Some(u) = n.as_u64() {
-        let _ = write!(out, "{u}");
-    } else if let Some(f) = n.as_f64() {
-        out.push_str(&float_repr(f));
-    }
-}
-
-/// Python `repr(float)`: shortest round-trip digits, scientific notation
-/// outside `1e-4 <= |x| < 1e16`.
-pub(crate) fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
-    }
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let n = i64::try_from(digits.len()).unwrap_or(1);
-    let sign = if f < 0.0 { "-" } else { "" };
-    let zeros = |k: i64| "0".repeat(usize::try_from(k).unwrap_or(0));
-    if (-4..16).contains(&exp) {
-        if exp >= n - 1 {
-            format!("{sign}{digits}{}.0", zeros(exp - (n - 1)))
-        } else if exp >= 0 {
-            let cut = usize::try_from(exp + 1).unwrap_or(0);
-            let head = digits.get(..cut).unwrap_or("");
-            let tail = digits.get(cut..).unwrap_or("");
-            format!("{sign}{head}.{tail}")
-        } else {
-            format!("{sign}0.{}{digits}", zeros(-exp - 1))
-        }
-    } else {
-        let head = digits.get(..1).unwrap_or("0");
-        let tail = digits.get(1..).unwrap_or("");
-        let mantissa = if tail.is_empty() {
-            head.to_owned()
-        } else {
-            format!("{head}.{tail}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{esign}{:02}", exp.unsigned_abs())
-    }
-}
-
-/// Python `repr(str)`.
-fn str_repr(s: &str, out: &mut String) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => {
-                let v = u32::from(c);
-                let _ = if v <= 0xff {
-                    write!(out, "\\x{v:02x}")
-                } else if v <= 0xffff {
-                    write!(out, "\\u{v:04x}")
-                } else {
-                    write!(out, "\\U{v:08x}")
-                };
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
 }

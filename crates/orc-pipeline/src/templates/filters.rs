@@ -12,9 +12,9 @@
 //! * [`py_str`] and [`py_repr`] expose the Python `str()`/`repr()` rendering
 //!   of a value for callers that build strings outside templates.
 //!
-//! Python's `str.isprintable` (used by `repr` to decide which characters get
-//! escaped) is approximated: control, format, separator, private-use and
-//! non-character code points are escaped; unassigned code points are not.
+//! Python's quoting of strings and bytes, `repr(float)` and `str.isprintable`
+//! are orc-pycompat's; this module walks minijinja values (tuples, bytes,
+//! maps with non-string keys) with them.
 //!
 //! [`configure`] changes the syntax configuration, which minijinja applies to
 //! templates added afterwards, so call it before adding templates.
@@ -24,6 +24,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use minijinja::value::{Rest, ValueKind, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+use orc_pycompat::{
+    float_repr, is_space, parse_float, parse_int, push_exponent, write_bytes_repr, write_str_repr,
+};
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization as _;
 
@@ -108,11 +111,11 @@ fn write_repr(v: &Value, out: &mut String) {
             if v.is_integer() {
                 let _ = write!(out, "{v}");
             } else {
-                out.push_str(&py_float_repr(as_f64(v)));
+                out.push_str(&float_repr(as_f64(v)));
             }
         }
-        ValueKind::String => quote_py_str(v.as_str().unwrap_or_default(), out),
-        ValueKind::Bytes => quote_py_bytes(v.as_bytes().unwrap_or_default(), out),
+        ValueKind::String => write_str_repr(v.as_str().unwrap_or_default(), out),
+        ValueKind::Bytes => write_bytes_repr(v.as_bytes().unwrap_or_default(), out),
         ValueKind::Map => {
             out.push('{');
             if let Some(pairs) = v.as_object().and_then(|o| o.try_iter_pairs()) {
@@ -167,155 +170,6 @@ fn as_i128(v: &Value) -> Option<i128> {
     } else {
         None
     }
-}
-
-/// Python `float.__repr__`: shortest round-trip digits, scientific notation
-/// outside `1e-4 <= |x| < 1e16`.
-fn py_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".to_owned();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if (-4..16).contains(&exp) {
-        let mut out = String::from(sign);
-        if exp >= 0 {
-            let int_len = usize::try_from(exp).unwrap_or(0) + 1;
-            if digits.len() <= int_len {
-                out.push_str(&digits);
-                out.extend(std::iter::repeat_n('0', int_len - digits.len()));
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..int_len]);
-                out.push('.');
-                out.push_str(&digits[int_len..]);
-            }
-        } else {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n(
-                '0',
-                usize::try_from(-exp - 1).unwrap_or(0),
-            ));
-            out.push_str(&digits);
-        }
-        out
-    } else {
-        let mut out = String::from(sign);
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        push_py_exponent(&mut out, exp);
-        out
-    }
-}
-
-fn push_py_exponent(out: &mut String, exp: i32) {
-    let _ = write!(
-        out,
-        "e{}{:02}",
-        if exp < 0 { '-' } else { '+' },
-        exp.unsigned_abs()
-    );
-}
-
-fn is_py_printable(c: char) -> bool {
-    let cp = u32::from(c);
-    let non_printable = matches!(
-        cp,
-        0x00..=0x1f
-            | 0x7f..=0xa0
-            | 0xad
-            | 0x600..=0x605
-            | 0x61c
-            | 0x6dd
-            | 0x70f
-            | 0x890..=0x891
-            | 0x8e2
-            | 0x1680
-            | 0x180e
-            | 0x2000..=0x200f
-            | 0x2028..=0x202f
-            | 0x205f..=0x2064
-            | 0x2066..=0x206f
-            | 0x3000
-            | 0xd800..=0xf8ff
-            | 0xfdd0..=0xfdef
-            | 0xfeff
-            | 0xfff9..=0xfffb
-            | 0x110bd
-            | 0x110cd
-            | 0x13430..=0x1343f
-            | 0x1bca0..=0x1bca3
-            | 0x1d173..=0x1d17a
-            | 0xe0001
-            | 0xe0020..=0xe007f
-            | 0xf0000..=0x10ffff
-    ) || (cp & 0xfffe) == 0xfffe;
-    !non_printable
-}
-
-fn choose_quote(has_single: bool, has_double: bool) -> char {
-    if has_single && !has_double { '"' } else { '\'' }
-}
-
-fn quote_py_str(s: &str, out: &mut String) {
-    let quote = choose_quote(s.contains('\''), s.contains('"'));
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if !is_py_printable(c) => {
-                let cp = u32::from(c);
-                let _ = if cp < 0x100 {
-                    write!(out, "\\x{cp:02x}")
-                } else if cp < 0x10000 {
-                    write!(out, "\\u{cp:04x}")
-                } else {
-                    write!(out, "\\U{cp:08x}")
-                };
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-}
-
-fn quote_py_bytes(b: &[u8], out: &mut String) {
-    let quote = choose_quote(b.contains(&b'\''), b.contains(&b'"'));
-    out.push('b');
-    out.push(quote);
-    for &byte in b {
-        match byte {
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            byte if char::from(byte) == quote => {
-                out.push('\\');
-                out.push(char::from(byte));
-            }
-            0x20..=0x7e => out.push(char::from(byte)),
-            byte => {
-                let _ = write!(out, "\\x{byte:02x}");
-            }
-        }
-    }
-    out.push(quote);
 }
 
 fn py_type_name(v: &Value) -> &'static str {
@@ -432,10 +286,6 @@ fn str_arg(arg: Option<Value>) -> Option<String> {
     present(arg).map(|v| py_str(&v))
 }
 
-fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 // ---------------------------------------------------------------------------
 // String filters
 // ---------------------------------------------------------------------------
@@ -452,7 +302,7 @@ fn slugify(state: &State<'_, '_>, value: Value) -> Result<Value, Error> {
                 pending_dash = false;
             }
             out.push(c);
-        } else if c == '-' || is_py_space(c) {
+        } else if c == '-' || is_space(c) {
             pending_dash = true;
         }
     }
@@ -473,7 +323,7 @@ fn truncate_words(
         .ok_or_else(|| Error::new(ErrorKind::MissingArgument, "truncate_words: missing 'n'"))?;
     let end = str_arg(end).unwrap_or_else(|| "...".to_owned());
     let text = py_str(&value);
-    let words: Vec<&str> = text.split(is_py_space).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = text.split(is_space).filter(|w| !w.is_empty()).collect();
     let len = i128::try_from(words.len()).unwrap_or(i128::MAX);
     let keep = if n < 0 { (len + n).max(0) } else { n.min(len) };
     let keep = usize::try_from(keep).unwrap_or(0);
@@ -585,16 +435,16 @@ fn split(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resu
 /// Python `str.split(None, maxsplit)`.
 fn split_whitespace_py(text: &str, limit: Option<usize>) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut rest = text.trim_start_matches(is_py_space);
+    let mut rest = text.trim_start_matches(is_space);
     while !rest.is_empty() {
         if limit.is_some_and(|l| out.len() >= l) {
             out.push(rest);
             break;
         }
-        match rest.find(is_py_space) {
+        match rest.find(is_space) {
             Some(idx) => {
                 out.push(&rest[..idx]);
-                rest = rest[idx..].trim_start_matches(is_py_space);
+                rest = rest[idx..].trim_start_matches(is_space);
             }
             None => {
                 out.push(rest);
@@ -953,7 +803,7 @@ fn json_float(x: f64) -> String {
     } else if x.is_infinite() {
         if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
     } else {
-        py_float_repr(x)
+        float_repr(x)
     }
 }
 
@@ -1288,64 +1138,6 @@ fn date(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resul
 // Numbers
 // ---------------------------------------------------------------------------
 
-/// Python `int(text, base)`: surrounding whitespace, sign, `_` separators.
-fn py_parse_int(text: &str, base: u32) -> Option<i128> {
-    let t = text.trim_matches(is_py_space);
-    let (negative, body) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let lower = body.to_ascii_lowercase();
-    let prefixed = |p: &str| lower.strip_prefix(p).map(|_| &body[2..]);
-    let (base, digits) = match base {
-        16 => (16, prefixed("0x").unwrap_or(body)),
-        8 => (8, prefixed("0o").unwrap_or(body)),
-        2 => (2, prefixed("0b").unwrap_or(body)),
-        0 => {
-            if let Some(d) = prefixed("0x") {
-                (16, d)
-            } else if let Some(d) = prefixed("0o") {
-                (8, d)
-            } else if let Some(d) = prefixed("0b") {
-                (2, d)
-            } else {
-                (10, body)
-            }
-        }
-        b => (b, body),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !(2..=36).contains(&base)
-    {
-        return None;
-    }
-    let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    let magnitude = i128::from_str_radix(&clean, base).ok()?;
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-/// Python `float(text)`.
-fn py_parse_float(text: &str) -> Option<f64> {
-    let t = text.trim_matches(is_py_space);
-    if t.is_empty() || t.starts_with('_') || t.ends_with('_') || t.contains("__") {
-        return None;
-    }
-    let clean: String = t.chars().filter(|c| *c != '_').collect();
-    let lower = clean.to_ascii_lowercase();
-    let unsigned = lower.trim_start_matches(['+', '-']);
-    if !matches!(unsigned, "inf" | "infinity" | "nan")
-        && !unsigned
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
-    {
-        return None;
-    }
-    clean.parse::<f64>().ok()
-}
-
 fn f64_to_i128(x: f64) -> Option<i128> {
     let t = x.trunc();
     if !t.is_finite() || t.abs() >= 1.7e38 {
@@ -1368,7 +1160,9 @@ fn int(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Result
         ValueKind::Number => f64_to_i128(as_f64(&value)),
         ValueKind::String => {
             let text = py_str(&value);
-            py_parse_int(&text, base).or_else(|| py_parse_float(&text).and_then(f64_to_i128))
+            parse_int(&text, base)
+                .ok()
+                .or_else(|| parse_float(&text).and_then(f64_to_i128))
         }
         _ => None,
     };
@@ -1381,7 +1175,7 @@ fn float(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resu
     let default = default.unwrap_or_else(|| Value::from(0.0));
     let parsed = match value.kind() {
         ValueKind::Bool | ValueKind::Number => Some(as_f64(&value)),
-        ValueKind::String => py_parse_float(&py_str(&value)),
+        ValueKind::String => parse_float(&py_str(&value)),
         _ => None,
     };
     Ok(parsed.map_or(default, Value::from))
@@ -1663,7 +1457,7 @@ fn fmt_exp(x: f64, precision: usize, upper: bool) -> String {
     let s = format!("{x:.precision$e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
     let mut out = mantissa.to_owned();
-    push_py_exponent(&mut out, exp.parse().unwrap_or(0));
+    push_exponent(&mut out, exp.parse().unwrap_or(0));
     if upper { out.to_uppercase() } else { out }
 }
 
@@ -1738,7 +1532,7 @@ fn format_float(x: f64, spec: &Spec, percent: bool) -> Result<String, Error> {
     }
     let mut body = match ty {
         None => match spec.precision {
-            None => py_float_repr(a),
+            None => float_repr(a),
             Some(p) => {
                 let mut s = fmt_general(a, p, spec.alt, false);
                 if !s.contains(['.', 'e']) {
@@ -2812,6 +2606,13 @@ mod tests {
             r("{{ '1_000'|int }}|{{ 'ff'|int(base=16) }}|{{ 'nan'|int }}"),
             "1000|255|0"
         );
+        // As Python's int() and float(): `_` may follow a radix prefix, not
+        // stand before a `.`; two signs make no number; \x1c is not stripped.
+        assert_eq!(
+            r("{{ '0x_ff'|int(base=16) }}|{{ '--5'|int }}|{{ '1_.5'|float }}"),
+            "255|0|0.0"
+        );
+        assert_eq!(render("{{ t|int(7) }}", context! { t => "\u{1c}5" }), "7");
         assert_eq!(
             r(
                 "{{ '2.5'|float }}|{{ 3|float }}|{{ 'x'|float }}|{{ 'x'|float(1.5) }}|{{ '1e3'|float }}"
