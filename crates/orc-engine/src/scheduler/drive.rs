@@ -10,6 +10,7 @@ use tracing::Instrument as _;
 use super::Event;
 use super::execute::Run;
 use super::ids::now_rfc3339;
+use super::journal::{Settles, Writer, Written};
 use super::node::{NodeId, Outcome, State, step_at};
 use super::report::blank_record;
 use crate::models;
@@ -27,13 +28,15 @@ impl Run<'_> {
                 self.launch();
                 self.drain_settles();
             }
+            let saving = self.journal.as_ref().is_some_and(Writer::busy);
             if self.running == 0
+                && !saving
                 && (self.ready.is_empty() || self.stop.is_some())
                 && self.settle_queue.is_empty()
             {
                 return false;
             }
-            if self.running == 0 {
+            if self.running == 0 && !saving {
                 continue;
             }
             tokio::select! {
@@ -41,9 +44,17 @@ impl Run<'_> {
                 () = self.opts.cancel.cancelled() => {
                     self.stop.get_or_insert(("the run was interrupted".into(), "Cancelled"));
                     self.cancel_running().await;
+                    // Steps that finished are made durable, so a resume does not redo them.
+                    while self.journal.as_ref().is_some_and(Writer::busy) {
+                        let (settled, written) = durable(&mut self.journal).await;
+                        self.settle_durable(settled, written);
+                    }
                     return true;
                 }
-                joined = self.tasks.join_next() => {
+                (settled, written) = durable(&mut self.journal), if saving => {
+                    self.settle_durable(settled, written);
+                }
+                joined = self.tasks.join_next(), if self.running > 0 => {
                     let Some(joined) = joined else { continue };
                     // Steps that finished together settle together, with one journal write.
                     let mut finished = Vec::new();
@@ -221,7 +232,8 @@ impl Run<'_> {
         }
     }
 
-    /// Records finished steps, writes them to the journal, then lets their dependents go.
+    /// Records finished steps and hands them to the journal's writer; without a journal, lets
+    /// their dependents go at once.
     pub(super) async fn finish_tasks(&mut self, finished: Vec<Done>) {
         let mut settled = Vec::with_capacity(finished.len());
         for done in finished {
@@ -237,19 +249,29 @@ impl Run<'_> {
             self.record(i, &outcome, Some(&done));
             settled.push((i, outcome));
         }
-        if let Some(journal) = &self.opts.journal {
-            let records: Vec<StepRecord> = settled
-                .iter()
-                .filter_map(|(i, _)| self.nodes[*i].record.clone())
-                .collect();
-            if let Err(e) = journal.append(&records).await {
-                tracing::error!("state store: {e}");
-                self.stop
-                    .get_or_insert((format!("the state store failed: {e}"), "StateError"));
-                if self.stopped_by.is_none() {
-                    self.stopped_by =
-                        Some((format!("the state store failed: {e}"), "StateError".into()));
-                }
+        let Some(journal) = self.journal.as_mut() else {
+            for (i, outcome) in settled {
+                self.settle_inner(i, outcome);
+            }
+            return;
+        };
+        let records: Vec<StepRecord> = settled
+            .iter()
+            .filter_map(|(i, _)| self.nodes[*i].record.clone())
+            .collect();
+        journal.hand_over(records, settled).await;
+    }
+
+    /// Settles a group of finished steps the journal has written: their dependents may start.
+    /// A journal that failed stops the run.
+    fn settle_durable(&mut self, settled: Settles, written: Written) {
+        if let Err(e) = written {
+            tracing::error!("state store: {e}");
+            self.stop
+                .get_or_insert((format!("the state store failed: {e}"), "StateError"));
+            if self.stopped_by.is_none() {
+                self.stopped_by =
+                    Some((format!("the state store failed: {e}"), "StateError".into()));
             }
         }
         for (i, outcome) in settled {
@@ -264,5 +286,13 @@ impl Run<'_> {
         }
         let record = self.opts.resume.get(&*self.nodes[i].id)?;
         (record.status == StepStatus::Completed).then(|| record.clone())
+    }
+}
+
+/// Waits for the journal's oldest group to be durable (never, without a journal).
+async fn durable(journal: &mut Option<Writer>) -> (Settles, Written) {
+    match journal {
+        Some(journal) => journal.durable().await,
+        None => std::future::pending().await,
     }
 }

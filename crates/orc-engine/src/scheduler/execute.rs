@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 
 use super::ids::execution_namespace;
 use super::inputs::resolve_inputs;
+use super::journal::Writer;
 use super::loops::LoopState;
 use super::node::{NodeId, Nodes, Outcome};
 use super::{Error, Options, Result};
@@ -73,6 +74,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         stop: None,
         first_error: None,
         stopped_by: None,
+        journal: opts.journal.clone().map(Writer::start),
         admission: Admission::default(),
         limits: ToolLimits::new(&opts.resources),
     };
@@ -98,6 +100,8 @@ pub(super) struct Run<'a> {
     pub(super) first_error: Option<(String, String)>,
     /// What stopped the run: the failure of a step whose policy is `fail`, or the state store.
     pub(super) stopped_by: Option<(String, String)>,
+    /// The journal's writer task, when the run has a journal.
+    pub(super) journal: Option<Writer>,
     pub(super) admission: Admission,
     pub(super) limits: Arc<ToolLimits>,
 }
