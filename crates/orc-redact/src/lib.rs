@@ -12,8 +12,21 @@
 //! assert_eq!(redact_url("redis://h/0?password=secret"), "redis://h/0?password=***");
 //! ```
 
-/// Query parameters that carry a password (`postgres://h/db?password=…`, `redis+unix:///s?pass=…`).
-const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
+/// Query parameters that carry a secret: a password (`postgres://h/db?password=…`,
+/// `redis+unix:///s?pass=…`, libpq's `sslpassword`) or a token or key (`https://h/v1?api_key=…`
+/// in a model's base URL that `orc config show` prints).
+const SECRET_PARAMS: [&str; 10] = [
+    "pass",
+    "password",
+    "sslpassword",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "client_secret",
+];
 
 /// Schemes whose lone userinfo (`redis://secret@host`, no `:`) is hidden: Redis before 6 had
 /// passwords and no user names, so there a lone userinfo is most often a password written
@@ -21,7 +34,8 @@ const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 const PASSWORD_ONLY_SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
 
 /// `url` with its password (the userinfo after the first `:`; in a Redis URL, a userinfo without
-/// `:` too) and any `pass=`/`password=` query value replaced by `***`. Works on text that does
+/// `:` too) and the value of any query parameter that carries a password, token or key
+/// (`password=`, `token=`, `api_key=`, …) replaced by `***`. Works on text that does
 /// not parse as a URL too, erring towards hiding more.
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
@@ -105,7 +119,7 @@ mod tests {
     use super::*;
 
     /// Every secret below is `secret`, `hunter2` or `p@ss/w?rd`; none may survive redaction.
-    const CASES: [(&str, &str); 16] = [
+    const CASES: [(&str, &str); 20] = [
         (
             "postgres://u:secret@h:5432/db",
             "postgres://u:***@h:5432/db",
@@ -140,6 +154,19 @@ mod tests {
         ),
         ("not a url user:secret@x", "not a url user:***@x"),
         ("secret@x", "***@x"),
+        (
+            "postgres://u@h/db?sslmode=verify-full&sslpassword=secret",
+            "postgres://u@h/db?sslmode=verify-full&sslpassword=***",
+        ),
+        (
+            "https://api.example.com/v1?api_key=secret&model=m",
+            "https://api.example.com/v1?api_key=***&model=m",
+        ),
+        (
+            "http://h:8000/v1?Token=hunter2&access_token=secret",
+            "http://h:8000/v1?Token=***&access_token=***",
+        ),
+        ("http://h/x?key=secret", "http://h/x?key=***"),
     ];
 
     #[test]
