@@ -2,7 +2,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::redact::redact_url;
+use orc_redact::redact_url;
 
 /// Which store entries live in.
 #[derive(Clone, PartialEq, Eq)]

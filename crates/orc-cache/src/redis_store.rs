@@ -12,8 +12,8 @@ use redis::{RedisError, RedisResult};
 use tokio::sync::OnceCell;
 
 use crate::codec::{decode_async, encode_async, ttl_ms};
-use crate::redact::redact_url;
 use crate::{Error, Key, Result, Usage};
+use orc_redact::redact_url;
 
 /// After a connection failure (or a timeout), operations fail at once for this long instead of
 /// trying Redis again.

@@ -7,12 +7,14 @@
 //! cache and the `<AUTO>` resolver, and the leases of the runs it runs.
 //!
 //! - [`config`]: the config file, its defaults and `ORC_…` overrides.
+//! - [`dirs`]: where orc keeps its files (`ORC_HOME`, else the XDG directories).
 //! - [`state`]: the state store as a run uses it: its record, lease and journal.
 //! - [`models`]: the gateway and the `<AUTO>` resolver the config describes.
 //! - [`plans`]: loading and compiling a pipeline through the compile cache.
 //! - [`observe`]: step metrics and the observer that fans events out.
 
 pub mod config;
+pub mod dirs;
 mod error;
 mod live;
 pub mod models;

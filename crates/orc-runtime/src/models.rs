@@ -46,7 +46,7 @@ fn open_cache(
         "file" => Backend::File {
             dir: match &settings.path {
                 Some(p) => p.clone(),
-                None => plans::cache_dir().unwrap_or_else(|| PathBuf::from(".orc-cache")),
+                None => crate::dirs::cache_dir().unwrap_or_else(|| PathBuf::from(".orc-cache")),
             },
         },
         "redis" => Backend::Redis {

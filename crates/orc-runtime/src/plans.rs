@@ -1,24 +1,13 @@
 //! Loading a pipeline file and compiling it, through the compile cache.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use orc_pipeline::{Compiled, Diagnostics, Plan};
 use serde::{Deserialize, Serialize};
 
-/// Where orc keeps its data: `ORC_HOME`, else the platform's cache and data directories.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("ORC_HOME").filter(|h| !h.is_empty()) {
-        return Some(PathBuf::from(home).join("cache"));
-    }
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()) {
-        return Some(PathBuf::from(xdg).join("orc"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("orc"))
-}
-
 /// The compile cache, when orc has a cache directory.
 pub fn plan_cache() -> Option<orc_cache::FileCache> {
-    cache_dir().map(|d| orc_cache::FileCache::new(d.join("plans")))
+    crate::dirs::cache_dir().map(|d| orc_cache::FileCache::new(d.join("plans")))
 }
 
 /// Entries and bytes in the compile cache.

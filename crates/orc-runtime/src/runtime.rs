@@ -39,7 +39,7 @@ impl RuntimeOptions {
         RuntimeOptions {
             config,
             state_url,
-            data_dir: state::data_dir(),
+            data_dir: crate::dirs::data_dir(),
         }
     }
 

@@ -2,7 +2,6 @@
 //! the engine writes each finished step (and each model call's measurements) to.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -29,7 +28,7 @@ pub fn lease_length(config: &Config) -> Duration {
 }
 
 /// The store's URL: `--state`, else the config's `state.url` (or `ORC_STATE__URL`), else
-/// SQLite in the data directory.
+/// SQLite in the data directory ([`crate::dirs::data_dir`]).
 pub fn url(flag: Option<&str>, config: &Config) -> String {
     if let Some(url) = flag.filter(|u| !u.is_empty()) {
         return url.to_owned();
@@ -37,20 +36,9 @@ pub fn url(flag: Option<&str>, config: &Config) -> String {
     if let Some(url) = config.state.url.as_deref().filter(|u| !u.is_empty()) {
         return url.to_owned();
     }
-    format!("sqlite://{}", data_dir().join("state.db").display())
-}
-
-/// `ORC_HOME`, else `$XDG_DATA_HOME/orc`, else `~/.local/share/orc`.
-pub fn data_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("ORC_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(home);
-    }
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(xdg).join("orc");
-    }
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".orc"),
-        |h| PathBuf::from(h).join(".local/share/orc"),
+    format!(
+        "sqlite://{}",
+        crate::dirs::data_dir().join("state.db").display()
     )
 }
 

@@ -1,11 +1,12 @@
-//! Which backend a state URL names, and how to print a URL without its password.
+//! Which backend a state URL names. Printing a URL without its password is [`orc_redact`]'s
+//! (the one implementation orc-cache uses too), re-exported here for the store's messages.
 
 use std::path::PathBuf;
 
-use crate::{Error, Result};
+pub use orc_redact::redact_url;
+pub(crate) use orc_redact::scrub;
 
-/// Query parameters that carry a password (`postgres://h/db?password=…`, `redis+unix:///s?pass=…`).
-const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
+use crate::{Error, Result};
 
 /// The backend a URL names, with what it needs to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,70 +61,6 @@ fn sqlite_target(url: &str) -> Result<Target, String> {
     Ok(Target::SqliteFile(PathBuf::from(path)))
 }
 
-/// `url` with its password (the userinfo after the first `:`, or all of it when there is no `:`)
-/// and any `pass=`/`password=` query value replaced by `***`. Works on text that does not parse
-/// as a URL too, erring towards hiding more.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    // The last `@` ends the userinfo: a password may hold an unescaped `@`, `/` or `?`.
-    let rest = match rest.rfind('@') {
-        Some(at) => {
-            match rest[..at].split_once(':') {
-                Some((user, _password)) => {
-                    out.push_str(user);
-                    out.push_str(":***@");
-                }
-                None => out.push_str(&rest[..at + 1]),
-            }
-            &rest[at + 1..]
-        }
-        None => rest,
-    };
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    out.push_str(path);
-    if let Some(query) = query {
-        out.push('?');
-        for (i, pair) in query.split('&').enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
-            match pair.split_once('=') {
-                Some((key, _)) if SECRET_PARAMS.iter().any(|s| key.eq_ignore_ascii_case(s)) => {
-                    out.push_str(key);
-                    out.push_str("=***");
-                }
-                _ => out.push_str(pair),
-            }
-        }
-    }
-    out
-}
-
-/// The password in `url`, when it has one, so that messages from a client library can be
-/// scrubbed of it.
-pub(crate) fn password(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let at = rest.rfind('@')?;
-    let (_, password) = rest[..at].split_once(':')?;
-    (!password.is_empty()).then(|| password.to_owned())
-}
-
-/// `message` with every occurrence of the URL's password replaced by `***`.
-pub(crate) fn scrub(message: String, url: &str) -> String {
-    match password(url) {
-        Some(password) => message.replace(&password, "***"),
-        None => message,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -152,7 +89,7 @@ mod tests {
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");
-            if let Some(password) = password(url) {
+            if let Some(password) = orc_redact::password(url) {
                 assert!(!redact_url(url).contains(&password), "{url}");
             }
         }

@@ -1,22 +1,23 @@
-//! The `/metrics` HTTP endpoint: an accept loop, one hyper HTTP/1.1 connection task per socket,
-//! all owned by the loop's `JoinSet`.
+//! The `/metrics` HTTP endpoint: axum routes ([`router`]) served by an accept loop of our own
+//! (a bound on open connections, the header read timeout, histogram upkeep between accepts),
+//! one hyper HTTP/1.1 connection task per socket, all owned by the loop's `JoinSet`.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::exporter::UPKEEP_INTERVAL;
 use crate::{Error, Exporter, Result};
@@ -75,6 +76,7 @@ impl MetricsServer {
             exporter,
         } = self;
         tracing::debug!(%local_addr, "serving metrics");
+        let router = router(exporter.clone());
         let mut connections = JoinSet::new();
         let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
         upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,7 +90,7 @@ impl MetricsServer {
                         Ok((stream, _peer)) => {
                             connections.spawn(serve_connection(
                                 stream,
-                                exporter.clone(),
+                                router.clone(),
                                 cancel.clone(),
                             ));
                         }
@@ -118,11 +120,8 @@ impl MetricsServer {
     }
 }
 
-async fn serve_connection(stream: TcpStream, exporter: Exporter, cancel: CancellationToken) {
-    let service = service_fn(move |request| {
-        let response = respond(&exporter, &request);
-        async move { Ok::<_, Infallible>(response) }
-    });
+async fn serve_connection(stream: TcpStream, router: Router, cancel: CancellationToken) {
+    let service = service_fn(move |request| router.clone().oneshot(request));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -142,37 +141,44 @@ async fn serve_connection(stream: TcpStream, exporter: Exporter, cancel: Cancell
     }
 }
 
-/// The response to one request. Rendering is a little CPU work on the async worker; the text
-/// is small (a few hundred series), so it stays inline.
-fn respond(exporter: &Exporter, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => {
-            let mut response = Response::new(Full::new(Bytes::from(exporter.render())));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-            response
-        }
-        (_, "/metrics") => {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics\n");
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
-            response
-        }
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found: orc serves GET /metrics\n",
-        ),
-    }
+/// The endpoint's routes: `GET /metrics`; any other method there is a 405 (`HEAD` too, as
+/// ever), any other path a 404.
+pub(crate) fn router(exporter: Exporter) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(scrape).head(wrong_method).fallback(wrong_method),
+        )
+        .fallback(not_found)
+        .with_state(exporter)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+/// `GET /metrics`. Rendering is a little CPU work on the async worker; the text is small (a few
+/// hundred series), so it stays inline.
+async fn scrape(State(exporter): State<Exporter>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], exporter.render()).into_response()
+}
+
+async fn wrong_method() -> Response {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics\n");
     response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+    response
+}
+
+async fn not_found() -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        "not found: orc serves GET /metrics\n",
+    )
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

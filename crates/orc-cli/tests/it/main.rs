@@ -14,6 +14,7 @@ mod resume;
 mod retries;
 mod serve;
 mod signals;
+mod snapshots;
 mod support;
 mod telemetry;
 mod tools;

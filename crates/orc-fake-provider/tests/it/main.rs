@@ -800,6 +800,31 @@ async fn stats_and_reset_over_http() -> Result<()> {
 }
 
 #[tokio::test]
+async fn control_paths_with_another_method_are_provider_requests() -> Result<()> {
+    let fake = fake().await?;
+    let client = client();
+    for (method, path) in [
+        (reqwest::Method::POST, "/_fake/stats"),
+        (reqwest::Method::HEAD, "/_fake/stats"),
+        (reqwest::Method::GET, "/_fake/reset"),
+    ] {
+        let response = client
+            .request(
+                method.clone(),
+                format!("{}{path}", fake.anthropic_base_url()),
+            )
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        response.bytes().await?;
+    }
+    let stats = fake.stats();
+    assert_eq!(stats.requests_to(Endpoint::Other), 3);
+    assert_eq!(stats.total_requests, 3);
+    Ok(())
+}
+
+#[tokio::test]
 async fn shutdown_stops_the_server() -> Result<()> {
     let fake = fake().await?;
     let addr = fake.addr();

@@ -26,8 +26,15 @@ impl Reply {
 
 /// `GET path` over a fresh TCP connection, HTTP/1.1 with `Connection: close`.
 async fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path).await
+}
+
+/// `METHOD path` over a fresh TCP connection, HTTP/1.1 with `Connection: close`.
+async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
@@ -168,6 +175,28 @@ async fn other_paths_are_not_found() {
     assert_eq!(get(addr, "/metrics/extra").await.status, 404);
     // A query string does not change the path.
     assert_eq!(get(addr, "/metrics?x=1").await.status, 200);
+
+    stop(cancel, task).await;
+}
+
+#[tokio::test]
+async fn other_methods_are_not_allowed_and_say_which_is() {
+    let (addr, cancel, task) = start().await;
+
+    for method in ["POST", "PUT", "DELETE", "HEAD"] {
+        let reply = request(addr, method, "/metrics").await;
+        assert_eq!(reply.status, 405, "{method}");
+        assert_eq!(reply.header("allow"), Some("GET"), "{method}");
+        if method != "HEAD" {
+            assert_eq!(reply.body, "use GET /metrics\n", "{method}");
+        }
+    }
+    let reply = get(addr, "/nowhere").await;
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.body, "not found: orc serves GET /metrics\n");
 
     stop(cancel, task).await;
 }
