@@ -325,12 +325,12 @@ pub(crate) async fn list_models(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_kind::ProviderKind;
     use crate::request::Message;
-    use crate::spec::Provider;
 
     #[test]
     fn body_moves_system_messages_into_system() -> std::result::Result<(), serde_json::Error> {
-        let spec = ModelSpec::new("claude-x", Provider::Anthropic);
+        let spec = ModelSpec::new("claude-x", ProviderKind::Anthropic);
         let req = ChatRequest {
             messages: vec![
                 Message::system("two"),

@@ -6,13 +6,14 @@ use tokio::time::Instant;
 
 use crate::error::{CallSite, Error, FailureKind, Result};
 use crate::http::{Http, HttpOptions};
+use crate::provider_kind::ProviderKind;
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, ModelInfo, Usage,
 };
 use crate::retry::{RetryPolicy, call_with_retries, retrying};
 use crate::secret::ApiKey;
-use crate::spec::{ModelSpec, Provider};
+use crate::spec::ModelSpec;
 use crate::stream::ChatStream;
 use crate::telemetry::CallMetrics;
 use crate::{anthropic, openai};
@@ -78,8 +79,8 @@ impl ModelClient {
                 } else {
                     let sent = async {
                         match spec.provider {
-                            Provider::OpenAi => openai::chat(&self.http, spec, key, req).await,
-                            Provider::Anthropic => {
+                            ProviderKind::OpenAi => openai::chat(&self.http, spec, key, req).await,
+                            ProviderKind::Anthropic => {
                                 anthropic::chat(&self.http, spec, key, req).await
                             }
                         }
@@ -123,8 +124,8 @@ impl ModelClient {
     ) -> Result<ChatStream> {
         let started = Instant::now();
         let opened = match spec.provider {
-            Provider::OpenAi => openai::chat_stream(&self.http, spec, key, req).await,
-            Provider::Anthropic => anthropic::chat_stream(&self.http, spec, key, req).await,
+            ProviderKind::OpenAi => openai::chat_stream(&self.http, spec, key, req).await,
+            ProviderKind::Anthropic => anthropic::chat_stream(&self.http, spec, key, req).await,
         };
         match opened {
             Ok(stream) => Ok(stream.metered(metrics.clone(), started)),
@@ -144,8 +145,8 @@ impl ModelClient {
         req: &CompletionRequest,
     ) -> Result<CompletionResponse> {
         match spec.provider {
-            Provider::OpenAi => {}
-            Provider::Anthropic => return Err(unsupported(spec, "text completions")),
+            ProviderKind::OpenAi => {}
+            ProviderKind::Anthropic => return Err(unsupported(spec, "text completions")),
         }
         if req.prompts.is_empty() {
             return Ok(CompletionResponse {
@@ -174,8 +175,8 @@ impl ModelClient {
         req: &EmbeddingRequest,
     ) -> Result<EmbeddingResponse> {
         match spec.provider {
-            Provider::OpenAi => {}
-            Provider::Anthropic => return Err(unsupported(spec, "embeddings")),
+            ProviderKind::OpenAi => {}
+            ProviderKind::Anthropic => return Err(unsupported(spec, "embeddings")),
         }
         if req.inputs.is_empty() {
             return Ok(EmbeddingResponse {
@@ -204,8 +205,8 @@ impl ModelClient {
     ) -> Result<Vec<ModelInfo>> {
         call_with_retries(&self.retry, || async {
             match spec.provider {
-                Provider::OpenAi => openai::list_models(&self.http, spec, key).await,
-                Provider::Anthropic => anthropic::list_models(&self.http, spec, key).await,
+                ProviderKind::OpenAi => openai::list_models(&self.http, spec, key).await,
+                ProviderKind::Anthropic => anthropic::list_models(&self.http, spec, key).await,
             }
         })
         .await

@@ -4,8 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::budget::BudgetError;
-use crate::router::{Fallback, RouteError};
-use crate::spec::Provider;
+use crate::fallback::Fallback;
+use crate::provider_kind::ProviderKind;
+use crate::router::RouteError;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -104,7 +105,7 @@ impl fmt::Display for FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSite {
     /// The provider.
-    pub provider: Provider,
+    pub provider: ProviderKind,
     /// The provider's id of the model.
     pub model: String,
     /// The HTTP status of the answer; `None` when no answer came.
@@ -132,7 +133,7 @@ pub enum Error {
     Retryable {
         /// How long the provider asked us to wait (`Retry-After`), if it did.
         after: Option<Duration>,
-        /// Provider, model and status.
+        /// ProviderKind, model and status.
         site: CallSite,
         /// What went wrong.
         kind: FailureKind,
@@ -143,7 +144,7 @@ pub enum Error {
     /// an answer that is not the provider's protocol, an unsupported request.
     #[error("{site}: {}: {message}", kind.describe())]
     Fatal {
-        /// Provider, model and status.
+        /// ProviderKind, model and status.
         site: CallSite,
         /// What went wrong.
         kind: FailureKind,
@@ -304,7 +305,7 @@ impl Error {
         self.site().and_then(|site| site.status)
     }
 
-    /// Provider, model and status of the failed call.
+    /// ProviderKind, model and status of the failed call.
     pub fn site(&self) -> Option<&CallSite> {
         match self {
             Error::Retryable { site, .. } | Error::Fatal { site, .. } => Some(site),
@@ -426,7 +427,7 @@ mod tests {
 
     fn site(status: Option<u16>) -> CallSite {
         CallSite {
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             model: "gpt-4o-mini".to_owned(),
             status,
         }

@@ -48,10 +48,13 @@ mod client;
 mod complexity;
 mod connect;
 mod error;
+mod fallback;
 mod gateway;
 mod http;
 mod inflight;
 mod openai;
+mod pricing;
+mod provider_kind;
 mod registry;
 mod request;
 mod retry;
@@ -73,11 +76,14 @@ pub use complexity::{
     DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures, capability, complexity, estimate_tokens,
 };
 pub use error::{CallSite, Error, FailureKind, Result};
+pub use fallback::Fallback;
 pub use gateway::{
-    Answer, CACHE_KEY_VERSION, Estimate, Gateway, GatewayOptions, GatewayStats, OnDelta, Source,
-    StreamAnswer, cache_key, estimate, price, worst_case_cost,
+    Answer, CACHE_KEY_VERSION, Gateway, GatewayOptions, GatewayStats, OnDelta, Source,
+    StreamAnswer, cache_key,
 };
 pub use http::HttpOptions;
+pub use pricing::{Estimate, estimate, price, worst_case_cost};
+pub use provider_kind::{ProviderKind, UnknownProvider};
 pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, RegistryError, Requirements};
 pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
@@ -85,13 +91,13 @@ pub use request::{
 };
 pub use retry::{RetryPolicy, call_with_retries};
 pub use router::{
-    CallOutcome, Decision, Fallback, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RouteError,
-    RouteRequest, Router,
+    CallOutcome, Decision, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RouteError, RouteRequest,
+    Router,
 };
 pub use routing::{
     ConfigIssue, Cooldown, CostConfig, FallbackStrategy, RoutingConfig, Strategy, check_budget,
     require_prices,
 };
 pub use secret::ApiKey;
-pub use spec::{Cost, ModelSpec, Provider, UnknownProvider};
+pub use spec::{Cost, ModelSpec};
 pub use stream::ChatStream;

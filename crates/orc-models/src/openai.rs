@@ -420,12 +420,12 @@ pub(crate) async fn list_models(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_kind::ProviderKind;
     use crate::request::Message;
-    use crate::spec::Provider;
 
     #[test]
     fn chat_body_shape() -> std::result::Result<(), serde_json::Error> {
-        let spec = ModelSpec::new("llama3.2:1b", Provider::OpenAi);
+        let spec = ModelSpec::new("llama3.2:1b", ProviderKind::OpenAi);
         let req = ChatRequest {
             messages: vec![Message::user("hi")],
             system: Some("be brief".into()),
@@ -493,7 +493,7 @@ mod tests {
     #[test]
     fn answers_are_put_in_index_order() {
         let site = CallSite {
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             model: "m".into(),
             status: Some(200),
         };

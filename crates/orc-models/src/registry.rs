@@ -5,8 +5,9 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::provider_kind::ProviderKind;
 use crate::secret::ApiKey;
-use crate::spec::{ModelSpec, Provider};
+use crate::spec::ModelSpec;
 
 /// What a step asks of a model when it names none (`requires_model: {…}`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -154,7 +155,7 @@ impl Registry {
             return Ok(Arc::clone(m));
         }
         if let Some((provider, rest)) = reference.split_once(':')
-            && let Ok(provider) = provider.parse::<Provider>()
+            && let Ok(provider) = provider.parse::<ProviderKind>()
         {
             let found: Vec<_> = self
                 .models
@@ -583,8 +584,8 @@ mod tests {
     #[test]
     fn duplicate_names_are_refused() {
         let specs = vec![
-            ModelSpec::new("a", Provider::OpenAi),
-            ModelSpec::new("a", Provider::Anthropic),
+            ModelSpec::new("a", ProviderKind::OpenAi),
+            ModelSpec::new("a", ProviderKind::Anthropic),
         ];
         assert!(Registry::new(specs).is_err());
     }

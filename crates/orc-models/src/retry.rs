@@ -132,11 +132,11 @@ mod tests {
 
     use super::*;
     use crate::error::{CallSite, FailureKind};
-    use crate::spec::Provider;
+    use crate::provider_kind::ProviderKind;
 
     fn failure(kind: FailureKind, status: u16, after: Option<Duration>) -> Error {
         let site = CallSite {
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             model: "m".into(),
             status: Some(status),
         };

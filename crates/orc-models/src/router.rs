@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::complexity::capability;
 use crate::error::FailureKind;
-use crate::gateway::price;
+use crate::pricing::price;
 use crate::registry::{ESTIMATED_CALL_TOKENS, Registry, RegistryError};
 use crate::request::Usage;
 use crate::routing::{ConfigIssue, CostConfig, FallbackStrategy, RoutingConfig, Strategy};
@@ -201,17 +201,6 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// One fallback taken: the call to `from` failed for `reason`, so `to` was tried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fallback {
-    /// The model that failed.
-    pub from: String,
-    /// The model tried next.
-    pub to: String,
-    /// Why `from` failed.
-    pub reason: String,
-}
-
 /// Why no model could be chosen.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RouteError {
@@ -326,12 +315,12 @@ impl Arm {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use orc_models::{CallOutcome, CostConfig, ModelSpec, Provider, Registry, RouteRequest,
+/// use orc_models::{CallOutcome, CostConfig, ModelSpec, ProviderKind, Registry, RouteRequest,
 ///                  Router, RoutingConfig, Strategy, Usage};
 ///
 /// let registry = Registry::new(vec![
-///     ModelSpec::new("a", Provider::OpenAi),
-///     ModelSpec::new("b", Provider::OpenAi),
+///     ModelSpec::new("a", ProviderKind::OpenAi),
+///     ModelSpec::new("b", ProviderKind::OpenAi),
 /// ]).unwrap();
 /// let routing = RoutingConfig { strategy: Strategy::Performance, ..RoutingConfig::default() };
 /// let router = Router::new(&registry, routing, CostConfig::default(), Vec::new()).unwrap();
@@ -901,10 +890,11 @@ fn same(a: f64, b: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cost, Provider};
+    use crate::provider_kind::ProviderKind;
+    use crate::spec::Cost;
 
     fn spec(name: &str, price: f64, size: &str) -> ModelSpec {
-        let mut s = ModelSpec::new(name, Provider::OpenAi);
+        let mut s = ModelSpec::new(name, ProviderKind::OpenAi);
         s.cost = Some(Cost {
             input_per_1k: price,
             output_per_1k: price * 2.0,

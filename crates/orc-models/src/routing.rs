@@ -357,19 +357,20 @@ fn cycles(edges: &BTreeMap<String, Vec<(String, String)>>) -> Vec<ConfigIssue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cost, ModelSpec, Provider};
+    use crate::provider_kind::ProviderKind;
+    use crate::spec::{Cost, ModelSpec};
 
     fn registry() -> Registry {
-        let mut small = ModelSpec::new("small", Provider::OpenAi);
+        let mut small = ModelSpec::new("small", ProviderKind::OpenAi);
         small.cost = Some(Cost {
             input_per_1k: 0.1,
             output_per_1k: 0.2,
         });
-        let mut medium = ModelSpec::new("medium", Provider::OpenAi);
+        let mut medium = ModelSpec::new("medium", ProviderKind::OpenAi);
         medium.cost = small.cost;
-        let mut large = ModelSpec::new("large", Provider::Anthropic);
+        let mut large = ModelSpec::new("large", ProviderKind::Anthropic);
         large.cost = small.cost;
-        let mut local = ModelSpec::new("llama3.2:1b", Provider::OpenAi);
+        let mut local = ModelSpec::new("llama3.2:1b", ProviderKind::OpenAi);
         local.local = true;
         Registry::new(vec![small, medium, large, local]).unwrap_or_default()
     }
@@ -495,7 +496,7 @@ mod tests {
         };
         assert!(c.issues(&registry()).is_empty(), "priced and local models");
         let mut specs: Vec<ModelSpec> = registry().models().iter().map(|m| (**m).clone()).collect();
-        specs.push(ModelSpec::new("mystery", Provider::OpenAi));
+        specs.push(ModelSpec::new("mystery", ProviderKind::OpenAi));
         let with_unpriced = Registry::new(specs).unwrap_or_default();
         let issues = c.issues(&with_unpriced);
         assert_eq!(keys(&issues), ["models[4].cost"]);

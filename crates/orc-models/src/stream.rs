@@ -11,9 +11,9 @@ use futures::stream::{Stream, StreamExt};
 
 use crate::error::{CallSite, Error, FailureKind, Result};
 use crate::http::{self, Answer, BodyStream};
+use crate::provider_kind::ProviderKind;
 use crate::request::{ChatResponse, Usage};
 use crate::secret::ApiKey;
-use crate::spec::Provider;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::telemetry::CallMetrics;
 use crate::{anthropic, openai};
@@ -59,7 +59,7 @@ pub(crate) type EventError = (FailureKind, String);
 pub struct ChatStream {
     body: Option<BodyStream>,
     decoder: SseDecoder,
-    provider: Provider,
+    provider: ProviderKind,
     site: CallSite,
     key: Option<ApiKey>,
     fallback_model: String,
@@ -127,9 +127,9 @@ impl ChatStream {
         ChatStream {
             body: None,
             decoder: SseDecoder::default(),
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             site: CallSite {
-                provider: Provider::OpenAi,
+                provider: ProviderKind::OpenAi,
                 model: response.model.clone(),
                 status: None,
             },
@@ -275,8 +275,8 @@ impl ChatStream {
 
     fn handle(&mut self, event: &SseEvent) -> std::result::Result<Option<String>, EventError> {
         match self.provider {
-            Provider::OpenAi => openai::stream_event(event, &mut self.state),
-            Provider::Anthropic => anthropic::stream_event(event, &mut self.state),
+            ProviderKind::OpenAi => openai::stream_event(event, &mut self.state),
+            ProviderKind::Anthropic => anthropic::stream_event(event, &mut self.state),
         }
     }
 }
@@ -322,8 +322,8 @@ impl Stream for ChatStream {
             let Some(body) = this.body.as_mut() else {
                 if this.ended && !this.state.done && this.failure.is_none() {
                     let terminator = match this.provider {
-                        Provider::OpenAi => "`data: [DONE]`",
-                        Provider::Anthropic => "`message_stop`",
+                        ProviderKind::OpenAi => "`data: [DONE]`",
+                        ProviderKind::Anthropic => "`message_stop`",
                     };
                     let error = this.error(
                         FailureKind::Truncated,

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use orc_fake_provider::{Behaviour, FakeProvider, ModelBehaviour};
 use orc_models::{
     Budget, BudgetLimits, ChatRequest, Cooldown, Cost, CostConfig, Error, FallbackStrategy,
-    Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec, ModelStats, Provider,
+    Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec, ModelStats, ProviderKind,
     Registry, RequestFeatures, Requirements, RetryPolicy, Router, RoutingConfig, Source, Strategy,
     actions, worst_case_cost,
 };
@@ -60,7 +60,7 @@ async fn fleet(members: Vec<Member>) -> Result<Fleet> {
     let mut specs = Vec::new();
     for m in members {
         behaviour = behaviour.with_model(m.name, m.behaviour);
-        let mut spec = ModelSpec::new(m.name, Provider::OpenAi);
+        let mut spec = ModelSpec::new(m.name, ProviderKind::OpenAi);
         spec.cost = m.cost;
         spec.size = Some("8b".to_owned());
         spec.context_window = m.context_window;
