@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::batch::{BatchCall, BatchFuture, BatchOptions, Batcher};
 use tracing::Instrument as _;
 
-use crate::budget::{Budget, BudgetError, Reservation};
+use crate::budget::{Budget, Reservation};
 use crate::client::ModelClient;
 use crate::complexity::{DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures};
 use crate::error::{Error, Result, cut};
@@ -31,7 +31,7 @@ use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
     canonical_json,
 };
-use crate::router::{CallOutcome, Decision, RouteError, RouteRequest, Router};
+use crate::router::{CallOutcome, Decision, RouteRequest, Router};
 use crate::spec::ModelSpec;
 use crate::stream::{ChatStream, StreamEnd};
 use crate::telemetry::{self, BatchKind, CallMetrics};
@@ -368,7 +368,7 @@ impl Gateway {
                 if affordable.is_empty()
                     && let Some(refused) = refused
                 {
-                    return Err(Error::Budget(refused));
+                    return Err(refused);
                 }
                 &affordable
             }
@@ -380,7 +380,7 @@ impl Gateway {
             complexity: features.complexity(),
             stream: features.stream,
         };
-        Ok(self.inner.router.route(&request)?)
+        self.inner.router.route(&request)
     }
 
     /// The model for a step that names none: the models that meet `wanted` and whose
@@ -390,17 +390,13 @@ impl Gateway {
         wanted: &Requirements,
         features: &RequestFeatures,
     ) -> Result<(Model, Decision)> {
-        let models = self
-            .inner
-            .registry
-            .candidates(wanted)
-            .map_err(RouteError::from)?;
+        let models = self.inner.registry.candidates(wanted)?;
         let specs: Vec<Arc<ModelSpec>> = models.iter().map(|m| Arc::clone(&m.spec)).collect();
         let decision = self.route(&specs, features)?;
         let model = models
             .into_iter()
             .find(|m| m.spec.name == decision.model.name)
-            .ok_or(Error::Route(RouteError::NoCandidates))?;
+            .ok_or(Error::NoCandidates)?;
         Ok((model, decision))
     }
 
@@ -449,25 +445,24 @@ impl Gateway {
         };
         let reserved = need
             .worst_case(spec)
-            .ok_or_else(|| BudgetError::Unpriced {
+            .ok_or_else(|| Error::Unpriced {
                 model: spec.name.clone(),
             })
             .and_then(|worst| budget.reserve(worst));
-        reserved.map(Some).map_err(|e| {
+        reserved.map(Some).inspect_err(|_| {
             self.inner
                 .counters
                 .budget_refusals
                 .fetch_add(1, Ordering::Relaxed);
-            Error::Budget(e)
         })
     }
 
     /// Whether the budget could pay for a call to `spec` now.
-    fn check_budget(&self, spec: &ModelSpec, need: Need) -> Result<(), BudgetError> {
+    fn check_budget(&self, spec: &ModelSpec, need: Need) -> Result<(), Error> {
         let Some(budget) = &self.budget else {
             return Ok(());
         };
-        let worst = need.worst_case(spec).ok_or_else(|| BudgetError::Unpriced {
+        let worst = need.worst_case(spec).ok_or_else(|| Error::Unpriced {
             model: spec.name.clone(),
         })?;
         budget.check(worst)
@@ -600,7 +595,7 @@ impl Gateway {
     /// identical call in flight, else from the provider (then cached, unless it failed).
     ///
     /// An upstream call is reserved on the budget first (a refusal is
-    /// [`Error::Budget`], never retried or fallen back on), settled with its cost after,
+    /// a budget refusal ([`Error::is_budget_refusal`], never retried or fallen back on), settled with its cost after,
     /// and recorded in the router. When it fails in a way another model may fix
     /// ([`Error::is_fallback_eligible`]), the model's fallbacks are tried in turn; the
     /// answer says which model answered ([`Answer::model`]) and the fallbacks taken

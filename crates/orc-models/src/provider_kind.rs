@@ -2,7 +2,6 @@
 //! names it. A leaf, so errors can say which provider failed.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,22 +36,5 @@ impl ProviderKind {
 impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The error of parsing a provider name that is neither `openai` nor `anthropic`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}`; hint: use `openai` (any OpenAI-compatible server) or `anthropic`")]
-pub struct UnknownProvider(pub String);
-
-impl FromStr for ProviderKind {
-    type Err = UnknownProvider;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "openai" => Ok(ProviderKind::OpenAi),
-            "anthropic" => Ok(ProviderKind::Anthropic),
-            other => Err(UnknownProvider(other.to_owned())),
-        }
     }
 }

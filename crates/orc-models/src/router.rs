@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::complexity::capability;
-use crate::error::FailureKind;
+use crate::error::{Error, FailureKind};
 use crate::pricing::price;
-use crate::registry::{ESTIMATED_CALL_TOKENS, Registry, RegistryError};
+use crate::registry::{ESTIMATED_CALL_TOKENS, Registry};
 use crate::request::Usage;
-use crate::routing::{ConfigIssue, CostConfig, FallbackStrategy, RoutingConfig, Strategy};
+use crate::routing::{CostConfig, FallbackStrategy, RoutingConfig, Strategy};
 use crate::spec::ModelSpec;
 
 /// Calls a model must have made before its success rate can make it ineligible
@@ -201,34 +201,6 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Why no model could be chosen.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RouteError {
-    /// The step's requirements left no model.
-    #[error(transparent)]
-    NoMatch(#[from] RegistryError),
-    /// No candidate was given.
-    #[error("no model to choose from; hint: configure a model under `models:`")]
-    NoCandidates,
-    /// Every candidate is cooling down after consecutive failures.
-    #[error(
-        "every candidate model is cooling down after repeated failures: {}; hint: see the earlier errors of these models, or wait",
-        cooling_text(.models)
-    )]
-    CoolingDown {
-        /// Each model and the seconds left of its cool-down.
-        models: Vec<(String, f64)>,
-    },
-}
-
-fn cooling_text(models: &[(String, f64)]) -> String {
-    models
-        .iter()
-        .map(|(name, left)| format!("{name} ({left:.1} s left)"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// What the router knows of one model.
 #[derive(Debug, Clone, Copy)]
 struct Arm {
@@ -369,7 +341,7 @@ impl Router {
         routing: RoutingConfig,
         cost: CostConfig,
         history: Vec<ModelStats>,
-    ) -> Result<Self, ConfigIssue> {
+    ) -> Result<Self, Error> {
         routing.validate(registry)?;
         cost.validate(registry)?;
         Ok(Router::build(registry, routing, cost, history))
@@ -471,9 +443,9 @@ impl Router {
     }
 
     /// Chooses a model among `req.candidates`, or says why none can be.
-    pub fn route(&self, req: &RouteRequest<'_>) -> Result<Decision, RouteError> {
+    pub fn route(&self, req: &RouteRequest<'_>) -> Result<Decision, Error> {
         if req.candidates.is_empty() {
-            return Err(RouteError::NoCandidates);
+            return Err(Error::NoCandidates);
         }
         let now = Instant::now();
         let all: Vec<Seen<'_>> = req
@@ -487,7 +459,7 @@ impl Router {
             .filter(|c| c.arm.cooling(now).is_none())
             .collect();
         if open.is_empty() {
-            return Err(RouteError::CoolingDown {
+            return Err(Error::CoolingDown {
                 models: all
                     .iter()
                     .map(|c| {

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ConfigIssue, Error};
 use crate::registry::Registry;
 
 /// How the router picks among the models that may serve a step that names none.
@@ -149,25 +150,6 @@ impl Default for CostConfig {
     }
 }
 
-/// A problem in the `routing:` or `cost:` section: the key it is at and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigIssue {
-    /// Where, as a path into the config file: `routing.fallbacks.small[1]`.
-    pub key: String,
-    /// What is wrong, with a hint when there is an obvious fix.
-    pub message: String,
-}
-
-impl ConfigIssue {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigIssue {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
 impl RoutingConfig {
     /// Every problem of the section against `registry`, in key order: fallback
     /// chains naming unknown models or their own model, cycles through chains, a
@@ -227,7 +209,7 @@ impl RoutingConfig {
     }
 
     /// The first of [`RoutingConfig::issues`], if any.
-    pub fn validate(&self, registry: &Registry) -> Result<(), ConfigIssue> {
+    pub fn validate(&self, registry: &Registry) -> Result<(), Error> {
         first(self.issues(registry))
     }
 }
@@ -248,7 +230,7 @@ impl CostConfig {
             ));
         }
         if let Some(budget) = self.budget_per_hour {
-            match check_budget("cost.budget_per_hour", budget) {
+            match budget_issue("cost.budget_per_hour", budget) {
                 Ok(()) => issues.extend(unpriced(registry, "cost.budget_per_hour")),
                 Err(issue) => issues.push(issue),
             }
@@ -257,14 +239,18 @@ impl CostConfig {
     }
 
     /// The first of [`CostConfig::issues`], if any.
-    pub fn validate(&self, registry: &Registry) -> Result<(), ConfigIssue> {
+    pub fn validate(&self, registry: &Registry) -> Result<(), Error> {
         first(self.issues(registry))
     }
 }
 
 /// Checks a budget given as `key` (`--budget`, `cost.budget_per_hour`): a finite
 /// number of USD ≥ 0.
-pub fn check_budget(key: &str, usd: f64) -> Result<(), ConfigIssue> {
+pub fn check_budget(key: &str, usd: f64) -> Result<(), Error> {
+    budget_issue(key, usd).map_err(Error::Config)
+}
+
+fn budget_issue(key: &str, usd: f64) -> Result<(), ConfigIssue> {
     if usd.is_finite() && usd >= 0.0 {
         Ok(())
     } else {
@@ -278,7 +264,7 @@ pub fn check_budget(key: &str, usd: f64) -> Result<(), ConfigIssue> {
 /// Under a budget (named by `budget_key`, e.g. `--budget`), every model must have a
 /// price: a model with no `cost` that is not `local: true` is refused, since its
 /// calls could not be counted against the budget.
-pub fn require_prices(registry: &Registry, budget_key: &str) -> Result<(), ConfigIssue> {
+pub fn require_prices(registry: &Registry, budget_key: &str) -> Result<(), Error> {
     first(unpriced(registry, budget_key))
 }
 
@@ -300,9 +286,9 @@ fn unpriced(registry: &Registry, budget_key: &str) -> Vec<ConfigIssue> {
         .collect()
 }
 
-fn first(issues: Vec<ConfigIssue>) -> Result<(), ConfigIssue> {
+fn first(issues: Vec<ConfigIssue>) -> Result<(), Error> {
     match issues.into_iter().next() {
-        Some(issue) => Err(issue),
+        Some(issue) => Err(Error::Config(issue)),
         None => Ok(()),
     }
 }
@@ -430,7 +416,10 @@ mod tests {
             issues[0]
         );
         assert_eq!(
-            r.validate(&registry()).map_err(|i| i.key),
+            r.validate(&registry()).map_err(|e| match e {
+                Error::Config(issue) => issue.key,
+                other => other.to_string(),
+            }),
             Err("routing.fallbacks.small[1]".to_owned())
         );
         // Other spellings of a configured model are fine.

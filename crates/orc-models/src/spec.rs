@@ -4,9 +4,26 @@ use std::num::NonZeroUsize;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
 use crate::provider_kind::ProviderKind;
 use crate::secret::ApiKey;
+
+/// Parses a provider name as the config file writes it: `openai` or `anthropic`.
+impl FromStr for ProviderKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "openai" => Ok(ProviderKind::OpenAi),
+            "anthropic" => Ok(ProviderKind::Anthropic),
+            other => Err(Error::UnknownProvider {
+                name: other.to_owned(),
+            }),
+        }
+    }
+}
 
 /// Prices in USD per 1,000 tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
