@@ -4,9 +4,9 @@ use std::future::Future;
 
 use tokio::time::Instant;
 
-use crate::error::{CallSite, Error, FailureKind, Result};
+use crate::error::Result;
 use crate::http::{Http, HttpOptions};
-use crate::provider_kind::ProviderKind;
+use crate::provider::{self, Endpoint, Target};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, ModelInfo, Usage,
@@ -16,7 +16,6 @@ use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 use crate::stream::ChatStream;
 use crate::telemetry::CallMetrics;
-use crate::{anthropic, openai};
 
 /// Calls models of any provider through one pooled HTTP client.
 ///
@@ -50,6 +49,15 @@ impl ModelClient {
         self
     }
 
+    /// Where a request for `spec` goes.
+    fn target<'a>(&'a self, spec: &'a ModelSpec, key: Option<&'a ApiKey>) -> Target<'a> {
+        Target {
+            http: &self.http,
+            spec,
+            key,
+        }
+    }
+
     /// The retry policy calls run under.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
@@ -67,6 +75,7 @@ impl ModelClient {
     ) -> Result<ChatResponse> {
         let metrics = CallMetrics::of(spec);
         let metrics = &metrics;
+        let provider = provider::of(spec.provider);
         retrying(
             &self.retry,
             || metrics.retry(),
@@ -77,14 +86,7 @@ impl ModelClient {
                         .finish()
                         .await
                 } else {
-                    let sent = async {
-                        match spec.provider {
-                            ProviderKind::OpenAi => openai::chat(&self.http, spec, key, req).await,
-                            ProviderKind::Anthropic => {
-                                anthropic::chat(&self.http, spec, key, req).await
-                            }
-                        }
-                    };
+                    let sent = provider.chat(self.target(spec, key), req);
                     metered(metrics, |r: &ChatResponse| r.usage, sent).await
                 }
             },
@@ -123,10 +125,9 @@ impl ModelClient {
         metrics: &CallMetrics,
     ) -> Result<ChatStream> {
         let started = Instant::now();
-        let opened = match spec.provider {
-            ProviderKind::OpenAi => openai::chat_stream(&self.http, spec, key, req).await,
-            ProviderKind::Anthropic => anthropic::chat_stream(&self.http, spec, key, req).await,
-        };
+        let opened = provider::of(spec.provider)
+            .chat_stream(self.target(spec, key), req)
+            .await;
         match opened {
             Ok(stream) => Ok(stream.metered(metrics.clone(), started)),
             Err(error) => {
@@ -144,9 +145,9 @@ impl ModelClient {
         key: Option<&ApiKey>,
         req: &CompletionRequest,
     ) -> Result<CompletionResponse> {
-        match spec.provider {
-            ProviderKind::OpenAi => {}
-            ProviderKind::Anthropic => return Err(unsupported(spec, "text completions")),
+        let provider = provider::of(spec.provider);
+        if !provider.serves(Endpoint::Complete) {
+            return Err(provider::unsupported(spec, Endpoint::Complete));
         }
         if req.prompts.is_empty() {
             return Ok(CompletionResponse {
@@ -159,7 +160,7 @@ impl ModelClient {
             &self.retry,
             || metrics.retry(),
             || {
-                let sent = openai::complete(&self.http, spec, key, req);
+                let sent = provider.complete(self.target(spec, key), req);
                 metered(&metrics, |r: &CompletionResponse| r.usage, sent)
             },
         )
@@ -174,9 +175,9 @@ impl ModelClient {
         key: Option<&ApiKey>,
         req: &EmbeddingRequest,
     ) -> Result<EmbeddingResponse> {
-        match spec.provider {
-            ProviderKind::OpenAi => {}
-            ProviderKind::Anthropic => return Err(unsupported(spec, "embeddings")),
+        let provider = provider::of(spec.provider);
+        if !provider.serves(Endpoint::Embed) {
+            return Err(provider::unsupported(spec, Endpoint::Embed));
         }
         if req.inputs.is_empty() {
             return Ok(EmbeddingResponse {
@@ -189,7 +190,7 @@ impl ModelClient {
             &self.retry,
             || metrics.retry(),
             || {
-                let sent = openai::embed(&self.http, spec, key, req);
+                let sent = provider.embed(self.target(spec, key), req);
                 metered(&metrics, |r: &EmbeddingResponse| r.usage, sent)
             },
         )
@@ -203,13 +204,8 @@ impl ModelClient {
         spec: &ModelSpec,
         key: Option<&ApiKey>,
     ) -> Result<Vec<ModelInfo>> {
-        call_with_retries(&self.retry, || async {
-            match spec.provider {
-                ProviderKind::OpenAi => openai::list_models(&self.http, spec, key).await,
-                ProviderKind::Anthropic => anthropic::list_models(&self.http, spec, key).await,
-            }
-        })
-        .await
+        let provider = provider::of(spec.provider);
+        call_with_retries(&self.retry, || provider.list_models(self.target(spec, key))).await
     }
 }
 
@@ -224,20 +220,4 @@ async fn metered<T>(
     let outcome = sent.await;
     metrics.request(started, outcome.as_ref().map(usage));
     outcome
-}
-
-fn unsupported(spec: &ModelSpec, what: &str) -> Error {
-    Error::call(
-        CallSite {
-            provider: spec.provider,
-            model: spec.model.clone(),
-            status: None,
-        },
-        FailureKind::InvalidRequest,
-        format!(
-            "the {} API has no {what}; hint: use a chat request, or an OpenAI-compatible model",
-            spec.provider
-        ),
-        None,
-    )
 }

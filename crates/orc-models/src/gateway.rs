@@ -25,7 +25,7 @@ use crate::error::{Error, Result, cut};
 use crate::fallback::Fallback;
 use crate::inflight::InFlight;
 use crate::pricing::{Estimate, estimate, price};
-use crate::provider_kind::ProviderKind;
+use crate::provider::{self, Endpoint};
 use crate::registry::{Model, Registry, Requirements};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
@@ -160,13 +160,6 @@ struct Need {
     endpoint: Endpoint,
     input: u64,
     output: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Chat,
-    Complete,
-    Embed,
 }
 
 impl Need {
@@ -573,7 +566,7 @@ impl Gateway {
         error: &Error,
         need: Need,
     ) -> Option<String> {
-        if need.endpoint != Endpoint::Chat && spec.provider != ProviderKind::OpenAi {
+        if !provider::of(spec.provider).serves(need.endpoint) {
             return Some(format!("the {} API has no such endpoint", spec.provider));
         }
         if let Some(left) = self.inner.router.cooldown_left(&spec.name) {

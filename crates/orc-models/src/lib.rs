@@ -40,7 +40,6 @@
 //! ```
 
 pub mod actions;
-mod anthropic;
 mod attempts;
 mod batch;
 mod budget;
@@ -52,8 +51,8 @@ mod fallback;
 mod gateway;
 mod http;
 mod inflight;
-mod openai;
 mod pricing;
+mod provider;
 mod provider_kind;
 mod registry;
 mod request;
