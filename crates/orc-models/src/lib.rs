@@ -41,6 +41,7 @@
 
 pub mod actions;
 mod attempts;
+mod backoff;
 mod batch;
 mod budget;
 mod client;
@@ -66,6 +67,7 @@ mod stream;
 mod telemetry;
 
 pub use attempts::Attempts;
+pub use backoff::Backoff;
 pub use batch::BatchOptions;
 pub use budget::{Budget, BudgetLimits, BudgetSnapshot, HOUR, Reservation};
 pub use client::ModelClient;

@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use futures::StreamExt as _;
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
-    ApiKey, ChatRequest, CompletionRequest, EmbeddingRequest, Error, FailureKind, HttpOptions,
-    ModelClient, ModelSpec, ProviderKind, RetryPolicy,
+    ApiKey, Backoff, ChatRequest, CompletionRequest, EmbeddingRequest, Error, FailureKind,
+    HttpOptions, ModelClient, ModelSpec, ProviderKind, RetryPolicy,
 };
 
 const KEY: &str = "sk-orc-test-7f3a9c1e5b";
@@ -17,8 +17,11 @@ const KEY: &str = "sk-orc-test-7f3a9c1e5b";
 /// Retries as the default policy does, but with short back-offs.
 fn quick_retries() -> RetryPolicy {
     RetryPolicy {
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
+        backoff: Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            ..Backoff::default()
+        },
         ..RetryPolicy::default()
     }
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail, ensure};
 use orc_fake_provider::{Behaviour, FakeProvider, ModelBehaviour};
 use orc_models::{
-    Budget, BudgetLimits, ChatRequest, Cooldown, Cost, CostConfig, Error, FallbackStrategy,
-    Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec, ModelStats, ProviderKind,
-    Registry, RequestFeatures, Requirements, RetryPolicy, Router, RoutingConfig, Source, Strategy,
-    actions, worst_case_cost,
+    Backoff, Budget, BudgetLimits, ChatRequest, Cooldown, Cost, CostConfig, Error,
+    FallbackStrategy, Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec,
+    ModelStats, ProviderKind, Registry, RequestFeatures, Requirements, RetryPolicy, Router,
+    RoutingConfig, Source, Strategy, actions, worst_case_cost,
 };
 use tokio::task::JoinSet;
 
@@ -79,10 +79,12 @@ async fn fleet(members: Vec<Member>) -> Result<Fleet> {
 fn quick_retries(attempts: u32) -> RetryPolicy {
     RetryPolicy {
         max_attempts: attempts,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
+        backoff: Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            jitter: false,
+        },
         max_retry_after: Duration::from_millis(100),
-        jitter: false,
     }
 }
 
