@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use orc_cache::{Backend, Cache, CacheOptions};
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
-    ChatRequest, Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec, Provider,
+    ChatRequest, Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec, ProviderKind,
     Registry, Source, cache_key,
 };
 use tokio::task::JoinSet;
@@ -198,7 +198,7 @@ struct Rig {
 
 impl Rig {
     fn new(fake: &FakeProvider, http: &HttpOptions, cache: Cache) -> Result<Rig> {
-        let mut spec = ModelSpec::new("fake-gpt", Provider::OpenAi);
+        let mut spec = ModelSpec::new("fake-gpt", ProviderKind::OpenAi);
         spec.base_url = fake.openai_base_url();
         let registry = Registry::new(vec![spec.clone()]).map_err(anyhow::Error::msg)?;
         let client = ModelClient::new(http)?;

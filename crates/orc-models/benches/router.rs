@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use orc_models::{
-    CallOutcome, Cost, CostConfig, ModelSpec, ModelStats, Provider, Registry, RouteRequest, Router,
-    RoutingConfig, Strategy, Usage,
+    CallOutcome, Cost, CostConfig, ModelSpec, ModelStats, ProviderKind, Registry, RouteRequest,
+    Router, RoutingConfig, Strategy, Usage,
 };
 
 /// Eight models of different sizes and prices, each with some history.
@@ -22,7 +22,7 @@ fn setup(strategy: Strategy) -> (Router, Vec<Arc<ModelSpec>>) {
     let mut specs = Vec::new();
     let mut history = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
-        let mut spec = ModelSpec::new(format!("model-{i}"), Provider::OpenAi);
+        let mut spec = ModelSpec::new(format!("model-{i}"), ProviderKind::OpenAi);
         spec.size = Some((*size).to_owned());
         spec.context_window = Some(8192 << i);
         spec.expertise = vec!["general".to_owned()];

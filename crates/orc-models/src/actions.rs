@@ -7,10 +7,11 @@ use serde_json::{Map, Value};
 
 use crate::complexity::RequestFeatures;
 use crate::error::Error;
-use crate::gateway::{Answer, Estimate, Gateway, Source, estimate as estimate_on};
+use crate::fallback::Fallback;
+use crate::gateway::{Answer, Gateway, Source};
+use crate::pricing::{Estimate, estimate as estimate_on};
 use crate::registry::Model;
 use crate::request::{ChatRequest, ChatResponse, EmbeddingRequest, Message, Usage};
-use crate::router::Fallback;
 use crate::spec::ModelSpec;
 
 /// The model actions, by their canonical names.

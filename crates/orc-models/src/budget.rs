@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::{BudgetScope, Error};
+
 /// The sliding window of the hourly budget.
 pub const HOUR: Duration = Duration::from_secs(3600);
 
@@ -23,82 +25,6 @@ pub struct BudgetLimits {
     pub per_run: Option<f64>,
     /// Most USD any sliding hour may spend (`cost.budget_per_hour`).
     pub per_hour: Option<f64>,
-}
-
-/// Which of a budget's limits refused a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BudgetScope {
-    /// The run's budget.
-    Run,
-    /// The hourly budget.
-    Hour,
-}
-
-impl fmt::Display for BudgetScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BudgetScope::Run => "run budget",
-            BudgetScope::Hour => "hourly budget",
-        })
-    }
-}
-
-/// Why a budget refused a call. Amounts are USD.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum BudgetError {
-    /// The call's worst case does not fit what is left.
-    #[error(
-        "budget exhausted: {scope} ${}, spent ${}, reserved ${}, this call needs up to ${}; hint: raise the budget (--budget, cost.budget_per_hour), lower max_tokens, or use a cheaper model",
-        Usd(*limit), Usd(*spent), Usd(*reserved), Usd(*requested)
-    )]
-    Exhausted {
-        /// Which limit.
-        scope: BudgetScope,
-        /// The limit.
-        limit: f64,
-        /// Settled spend counted against it (in the last hour, for the hourly budget).
-        spent: f64,
-        /// Reserved by calls in flight.
-        reserved: f64,
-        /// The call's worst case.
-        requested: f64,
-    },
-    /// The model has no price and is not local, so its calls cannot be counted.
-    #[error(
-        "model `{model}` has no price and is not local, so the budget cannot cover its calls; hint: add `cost: {{input_per_1k: …, output_per_1k: …}}` to it, or `local: true`"
-    )]
-    Unpriced {
-        /// The model's name.
-        model: String,
-    },
-    /// A provider billed more than a call had reserved; the budget grants nothing
-    /// more, since it can no longer promise to stay within its limit.
-    #[error(
-        "budget stopped: a call reserved ${} but cost ${} (overruns so far ${}); no further paid calls are granted",
-        Usd(*reserved), Usd(*actual), Usd(*overrun)
-    )]
-    Overrun {
-        /// What the call that overran had reserved.
-        reserved: f64,
-        /// What it cost.
-        actual: f64,
-        /// Every overrun so far, summed.
-        overrun: f64,
-    },
-}
-
-/// USD for messages: two decimals from a cent up, else up to six significant places.
-struct Usd(f64);
-
-impl fmt::Display for Usd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let x = self.0;
-        if x == 0.0 || x.abs() >= 0.01 {
-            return write!(f, "{x:.2}");
-        }
-        let text = format!("{x:.8}");
-        f.write_str(text.trim_end_matches('0'))
-    }
 }
 
 /// A spend limit per run and per sliding hour, shared by every call of a run. Cheap
@@ -214,7 +140,7 @@ impl Budget {
 
     /// Reserves `worst_case_usd` for a call about to be made, or says which limit
     /// it would break. A worst case of 0 (a local model) is always granted.
-    pub fn reserve(&self, worst_case_usd: f64) -> Result<Reservation, BudgetError> {
+    pub fn reserve(&self, worst_case_usd: f64) -> Result<Reservation, Error> {
         let amount = ceil_nanos(worst_case_usd);
         let mut ledger = self.ledger();
         self.admit(&mut ledger, amount)?;
@@ -228,25 +154,25 @@ impl Budget {
 
     /// Whether [`Budget::reserve`] of `worst_case_usd` would be granted now, without
     /// reserving anything (for choosing models and `orc plan`).
-    pub fn check(&self, worst_case_usd: f64) -> Result<(), BudgetError> {
+    pub fn check(&self, worst_case_usd: f64) -> Result<(), Error> {
         let amount = ceil_nanos(worst_case_usd);
         let mut ledger = self.ledger();
         self.admit(&mut ledger, amount)
     }
 
-    fn admit(&self, ledger: &mut Ledger, amount: u64) -> Result<(), BudgetError> {
+    fn admit(&self, ledger: &mut Ledger, amount: u64) -> Result<(), Error> {
         if amount == 0 {
             return Ok(());
         }
         if let Some((reserved, actual)) = ledger.stopped {
-            return Err(BudgetError::Overrun {
+            return Err(Error::BudgetOverrun {
                 reserved: usd(reserved),
                 actual: usd(actual),
                 overrun: usd(ledger.overrun),
             });
         }
         let reserved = ledger.reserved;
-        let refuse = |scope, limit, spent| BudgetError::Exhausted {
+        let refuse = |scope, limit, spent| Error::BudgetExhausted {
             scope,
             limit: usd(limit),
             spent: usd(spent),
@@ -455,7 +381,7 @@ mod tests {
         assert!((snap.overrun - 0.05).abs() < 1e-12);
         assert!((snap.run_spent - 0.15).abs() < 1e-12);
         let err = budget.reserve(0.01).err();
-        assert!(matches!(err, Some(BudgetError::Overrun { .. })), "{err:?}");
+        assert!(matches!(err, Some(Error::BudgetOverrun { .. })), "{err:?}");
         assert!(budget.reserve(0.0).is_ok());
     }
 
@@ -474,7 +400,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Some(BudgetError::Exhausted {
+                Some(Error::BudgetExhausted {
                     scope: BudgetScope::Hour,
                     ..
                 })

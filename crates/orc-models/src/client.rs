@@ -4,18 +4,18 @@ use std::future::Future;
 
 use tokio::time::Instant;
 
-use crate::error::{CallSite, Error, FailureKind, Result};
+use crate::error::Result;
 use crate::http::{Http, HttpOptions};
+use crate::provider::{self, Endpoint, Target};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, ModelInfo, Usage,
 };
 use crate::retry::{RetryPolicy, call_with_retries, retrying};
 use crate::secret::ApiKey;
-use crate::spec::{ModelSpec, Provider};
+use crate::spec::ModelSpec;
 use crate::stream::ChatStream;
 use crate::telemetry::CallMetrics;
-use crate::{anthropic, openai};
 
 /// Calls models of any provider through one pooled HTTP client.
 ///
@@ -49,6 +49,15 @@ impl ModelClient {
         self
     }
 
+    /// Where a request for `spec` goes.
+    fn target<'a>(&'a self, spec: &'a ModelSpec, key: Option<&'a ApiKey>) -> Target<'a> {
+        Target {
+            http: &self.http,
+            spec,
+            key,
+        }
+    }
+
     /// The retry policy calls run under.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
@@ -66,6 +75,7 @@ impl ModelClient {
     ) -> Result<ChatResponse> {
         let metrics = CallMetrics::of(spec);
         let metrics = &metrics;
+        let provider = provider::of(spec.provider);
         retrying(
             &self.retry,
             || metrics.retry(),
@@ -76,14 +86,7 @@ impl ModelClient {
                         .finish()
                         .await
                 } else {
-                    let sent = async {
-                        match spec.provider {
-                            Provider::OpenAi => openai::chat(&self.http, spec, key, req).await,
-                            Provider::Anthropic => {
-                                anthropic::chat(&self.http, spec, key, req).await
-                            }
-                        }
-                    };
+                    let sent = provider.chat(self.target(spec, key), req);
                     metered(metrics, |r: &ChatResponse| r.usage, sent).await
                 }
             },
@@ -122,10 +125,9 @@ impl ModelClient {
         metrics: &CallMetrics,
     ) -> Result<ChatStream> {
         let started = Instant::now();
-        let opened = match spec.provider {
-            Provider::OpenAi => openai::chat_stream(&self.http, spec, key, req).await,
-            Provider::Anthropic => anthropic::chat_stream(&self.http, spec, key, req).await,
-        };
+        let opened = provider::of(spec.provider)
+            .chat_stream(self.target(spec, key), req)
+            .await;
         match opened {
             Ok(stream) => Ok(stream.metered(metrics.clone(), started)),
             Err(error) => {
@@ -143,9 +145,9 @@ impl ModelClient {
         key: Option<&ApiKey>,
         req: &CompletionRequest,
     ) -> Result<CompletionResponse> {
-        match spec.provider {
-            Provider::OpenAi => {}
-            Provider::Anthropic => return Err(unsupported(spec, "text completions")),
+        let provider = provider::of(spec.provider);
+        if !provider.serves(Endpoint::Complete) {
+            return Err(provider::unsupported(spec, Endpoint::Complete));
         }
         if req.prompts.is_empty() {
             return Ok(CompletionResponse {
@@ -158,7 +160,7 @@ impl ModelClient {
             &self.retry,
             || metrics.retry(),
             || {
-                let sent = openai::complete(&self.http, spec, key, req);
+                let sent = provider.complete(self.target(spec, key), req);
                 metered(&metrics, |r: &CompletionResponse| r.usage, sent)
             },
         )
@@ -173,9 +175,9 @@ impl ModelClient {
         key: Option<&ApiKey>,
         req: &EmbeddingRequest,
     ) -> Result<EmbeddingResponse> {
-        match spec.provider {
-            Provider::OpenAi => {}
-            Provider::Anthropic => return Err(unsupported(spec, "embeddings")),
+        let provider = provider::of(spec.provider);
+        if !provider.serves(Endpoint::Embed) {
+            return Err(provider::unsupported(spec, Endpoint::Embed));
         }
         if req.inputs.is_empty() {
             return Ok(EmbeddingResponse {
@@ -188,7 +190,7 @@ impl ModelClient {
             &self.retry,
             || metrics.retry(),
             || {
-                let sent = openai::embed(&self.http, spec, key, req);
+                let sent = provider.embed(self.target(spec, key), req);
                 metered(&metrics, |r: &EmbeddingResponse| r.usage, sent)
             },
         )
@@ -202,13 +204,8 @@ impl ModelClient {
         spec: &ModelSpec,
         key: Option<&ApiKey>,
     ) -> Result<Vec<ModelInfo>> {
-        call_with_retries(&self.retry, || async {
-            match spec.provider {
-                Provider::OpenAi => openai::list_models(&self.http, spec, key).await,
-                Provider::Anthropic => anthropic::list_models(&self.http, spec, key).await,
-            }
-        })
-        .await
+        let provider = provider::of(spec.provider);
+        call_with_retries(&self.retry, || provider.list_models(self.target(spec, key))).await
     }
 }
 
@@ -223,20 +220,4 @@ async fn metered<T>(
     let outcome = sent.await;
     metrics.request(started, outcome.as_ref().map(usage));
     outcome
-}
-
-fn unsupported(spec: &ModelSpec, what: &str) -> Error {
-    Error::call(
-        CallSite {
-            provider: spec.provider,
-            model: spec.model.clone(),
-            status: None,
-        },
-        FailureKind::InvalidRequest,
-        format!(
-            "the {} API has no {what}; hint: use a chat request, or an OpenAI-compatible model",
-            spec.provider
-        ),
-        None,
-    )
 }

@@ -198,7 +198,8 @@ pub fn capability(spec: &ModelSpec) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cost, Provider};
+    use crate::provider_kind::ProviderKind;
+    use crate::spec::Cost;
 
     #[test]
     fn tokens_are_estimated_and_bounded() {
@@ -239,7 +240,7 @@ mod tests {
     #[test]
     fn capability_ranks_size_expertise_window_then_price() {
         let spec = |f: &dyn Fn(&mut ModelSpec)| {
-            let mut s = ModelSpec::new("m", Provider::OpenAi);
+            let mut s = ModelSpec::new("m", ProviderKind::OpenAi);
             f(&mut s);
             s
         };
@@ -268,6 +269,6 @@ mod tests {
             })
         });
         assert!(capability(&cheap) < capability(&dear));
-        assert_eq!(capability(&ModelSpec::new("m", Provider::OpenAi)), 0.5);
+        assert_eq!(capability(&ModelSpec::new("m", ProviderKind::OpenAi)), 0.5);
     }
 }

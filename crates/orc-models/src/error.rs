@@ -1,11 +1,12 @@
-//! The crate's error type: every failure says whether a retry can help.
+//! The crate's one error type: every failure says whether a retry can help, and what
+//! went wrong in the terms of the layer that found it (a provider call, the config, the
+//! choice of a model, a budget).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::budget::BudgetError;
-use crate::router::{Fallback, RouteError};
-use crate::spec::Provider;
+use crate::fallback::Fallback;
+use crate::provider_kind::ProviderKind;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -104,7 +105,7 @@ impl fmt::Display for FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSite {
     /// The provider.
-    pub provider: Provider,
+    pub provider: ProviderKind,
     /// The provider's id of the model.
     pub model: String,
     /// The HTTP status of the answer; `None` when no answer came.
@@ -121,10 +122,14 @@ impl fmt::Display for CallSite {
     }
 }
 
-/// The errors of model calls and of reading model configuration.
+/// The errors of model calls, of reading model configuration, of choosing a model and
+/// of budgets.
 ///
-/// No variant ever holds an API key: provider messages are stripped of it.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Only [`Error::Retryable`] (and [`Error::FallbacksFailed`] whose last error is) may
+/// succeed when tried again ([`Error::is_retryable`]); [`Error::is_fallback_eligible`]
+/// says whether another model may. No variant ever holds an API key: provider messages
+/// are stripped of it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     /// A call failed in a way another attempt may not: 429, 5xx, 408, a connection
     /// error, a timeout or a truncated answer.
@@ -172,14 +177,98 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// A budget refused the call before it was made. Never retried, never fallen
-    /// back on: the message says which budget, its limit, what is spent and reserved,
-    /// and what the call needed.
-    #[error(transparent)]
-    Budget(#[from] BudgetError),
-    /// No model could be chosen for a step that names none.
-    #[error(transparent)]
-    Route(#[from] RouteError),
+    /// A provider name that is neither `openai` nor `anthropic`.
+    #[error(
+        "unknown provider `{name}`; hint: use `openai` (any OpenAI-compatible server) or `anthropic`"
+    )]
+    UnknownProvider {
+        /// The name as written.
+        name: String,
+    },
+    /// A problem in the `routing:` or `cost:` section, or a budget given on the command
+    /// line ([`ConfigIssue`]: the key it is at and what is wrong).
+    #[error("{0}")]
+    Config(ConfigIssue),
+    /// A model name matches no configured model.
+    #[error("unknown model `{reference}`{}", hint_for(.suggestion.as_deref(), .known))]
+    UnknownModel {
+        /// The name as written.
+        reference: String,
+        /// The closest configured name, if one is close.
+        suggestion: Option<String>,
+        /// Every configured name.
+        known: Vec<String>,
+    },
+    /// A model name matches several configured models.
+    #[error("model `{reference}` is ambiguous: it matches {}; hint: write `provider:name`", .matches.join(", "))]
+    AmbiguousModel {
+        /// The name as written.
+        reference: String,
+        /// The names it matches.
+        matches: Vec<String>,
+    },
+    /// No configured model meets a step's requirements (or has its key set).
+    #[error("no configured model meets {wanted}:{}", reasons_text(.rejected))]
+    NoModelMatch {
+        /// The requirements, as text.
+        wanted: String,
+        /// Each model and why it was not eligible.
+        rejected: Vec<(String, String)>,
+    },
+    /// The router was given no model to choose from.
+    #[error("no model to choose from; hint: configure a model under `models:`")]
+    NoCandidates,
+    /// Every model the router could choose is cooling down after consecutive failures.
+    #[error(
+        "every candidate model is cooling down after repeated failures: {}; hint: see the earlier errors of these models, or wait",
+        cooling_text(.models)
+    )]
+    CoolingDown {
+        /// Each model and the seconds left of its cool-down.
+        models: Vec<(String, f64)>,
+    },
+    /// A budget refused the call before it was made: its worst case does not fit what
+    /// is left. Never retried, never fallen back on. Amounts are USD.
+    #[error(
+        "budget exhausted: {scope} ${}, spent ${}, reserved ${}, this call needs up to ${}; hint: raise the budget (--budget, cost.budget_per_hour), lower max_tokens, or use a cheaper model",
+        Usd(*limit), Usd(*spent), Usd(*reserved), Usd(*requested)
+    )]
+    BudgetExhausted {
+        /// Which limit.
+        scope: BudgetScope,
+        /// The limit.
+        limit: f64,
+        /// Settled spend counted against it (in the last hour, for the hourly budget).
+        spent: f64,
+        /// Reserved by calls in flight.
+        reserved: f64,
+        /// The call's worst case.
+        requested: f64,
+    },
+    /// A budget refused the call: the model has no price and is not local, so its
+    /// calls cannot be counted.
+    #[error(
+        "model `{model}` has no price and is not local, so the budget cannot cover its calls; hint: add `cost: {{input_per_1k: …, output_per_1k: …}}` to it, or `local: true`"
+    )]
+    Unpriced {
+        /// The model's name.
+        model: String,
+    },
+    /// A budget refused the call: a provider billed more than a call had reserved, so
+    /// the budget grants nothing more, since it can no longer promise to stay within
+    /// its limit. Amounts are USD.
+    #[error(
+        "budget stopped: a call reserved ${} but cost ${} (overruns so far ${}); no further paid calls are granted",
+        Usd(*reserved), Usd(*actual), Usd(*overrun)
+    )]
+    BudgetOverrun {
+        /// What the call that overran had reserved.
+        reserved: f64,
+        /// What it cost.
+        actual: f64,
+        /// Every overrun so far, summed.
+        overrun: f64,
+    },
     /// The call failed, and so did every fallback tried after it; `last` is the
     /// last model's error, `tried` the fallbacks taken, in order.
     #[error("{last}; fallbacks tried: {}", FallbackList(tried))]
@@ -203,6 +292,97 @@ impl fmt::Display for FallbackList<'_> {
         }
         Ok(())
     }
+}
+
+/// Which of a budget's limits refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetScope {
+    /// The run's budget.
+    Run,
+    /// The hourly budget.
+    Hour,
+}
+
+impl fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BudgetScope::Run => "run budget",
+            BudgetScope::Hour => "hourly budget",
+        })
+    }
+}
+
+/// A problem in the `routing:` or `cost:` section: the key it is at and what is wrong.
+/// A finding of a config check ([`RoutingConfig::issues`](crate::RoutingConfig::issues));
+/// as a failure it is [`Error::Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Where, as a path into the config file: `routing.fallbacks.small[1]`.
+    pub key: String,
+    /// What is wrong, with a hint when there is an obvious fix.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl From<ConfigIssue> for Error {
+    fn from(issue: ConfigIssue) -> Self {
+        Error::Config(issue)
+    }
+}
+
+/// USD for messages: two decimals from a cent up, else up to six significant places.
+struct Usd(f64);
+
+impl fmt::Display for Usd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = self.0;
+        if x == 0.0 || x.abs() >= 0.01 {
+            return write!(f, "{x:.2}");
+        }
+        let text = format!("{x:.8}");
+        f.write_str(text.trim_end_matches('0'))
+    }
+}
+
+fn hint_for(suggestion: Option<&str>, known: &[String]) -> String {
+    match (suggestion, known.is_empty()) {
+        (Some(s), _) => format!("; hint: did you mean `{s}`?"),
+        (None, true) => "; hint: the config file's `models:` list is empty".to_owned(),
+        (None, false) => format!("; hint: configured models are {}", known.join(", ")),
+    }
+}
+
+fn reasons_text(rejected: &[(String, String)]) -> String {
+    if rejected.is_empty() {
+        return " the config file's `models:` list is empty".to_owned();
+    }
+    let mut out = String::new();
+    for (name, why) in rejected {
+        let _ = write!(out, "\n  - {name}: {why}");
+    }
+    out
+}
+
+fn cooling_text(models: &[(String, f64)]) -> String {
+    models
+        .iter()
+        .map(|(name, left)| format!("{name} ({left:.1} s left)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct RetryNote(Option<Duration>);
@@ -264,12 +444,15 @@ impl Error {
         }
     }
 
-    /// The budget refusal, when the call (or the last fallback) was refused by a budget.
-    pub fn budget(&self) -> Option<&BudgetError> {
+    /// Whether a budget refused the call (or the last fallback): [`Error::BudgetExhausted`],
+    /// [`Error::Unpriced`] or [`Error::BudgetOverrun`].
+    pub fn is_budget_refusal(&self) -> bool {
         match self {
-            Error::Budget(e) => Some(e),
-            Error::FallbacksFailed { last, .. } => last.budget(),
-            _ => None,
+            Error::BudgetExhausted { .. }
+            | Error::Unpriced { .. }
+            | Error::BudgetOverrun { .. } => true,
+            Error::FallbacksFailed { last, .. } => last.is_budget_refusal(),
+            _ => false,
         }
     }
 
@@ -426,7 +609,7 @@ mod tests {
 
     fn site(status: Option<u16>) -> CallSite {
         CallSite {
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             model: "gpt-4o-mini".to_owned(),
             status,
         }

@@ -18,18 +18,21 @@ use tokio::time::Instant;
 use crate::batch::{BatchCall, BatchFuture, BatchOptions, Batcher};
 use tracing::Instrument as _;
 
-use crate::budget::{Budget, BudgetError, Reservation};
+use crate::budget::{Budget, Reservation};
 use crate::client::ModelClient;
 use crate::complexity::{DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures};
 use crate::error::{Error, Result, cut};
+use crate::fallback::Fallback;
 use crate::inflight::InFlight;
-use crate::registry::{ESTIMATED_CALL_TOKENS, Model, Registry, Requirements};
+use crate::pricing::{Estimate, estimate, price};
+use crate::provider::{self, Endpoint};
+use crate::registry::{Model, Registry, Requirements};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
     canonical_json,
 };
-use crate::router::{CallOutcome, Decision, Fallback, RouteError, RouteRequest, Router};
-use crate::spec::{Cost, ModelSpec, Provider};
+use crate::router::{CallOutcome, Decision, RouteRequest, Router};
+use crate::spec::ModelSpec;
 use crate::stream::{ChatStream, StreamEnd};
 use crate::telemetry::{self, BatchKind, CallMetrics};
 
@@ -79,86 +82,6 @@ impl<T> Answer<T> {
     /// Whether the answer cost no upstream call of its own.
     pub fn cached(&self) -> bool {
         self.source != Source::Upstream
-    }
-}
-
-/// The USD price of `usage` on `spec`: zero for local models, `None` when unpriced.
-pub fn price(spec: &ModelSpec, usage: Usage) -> Option<f64> {
-    rate_of(spec).map(|rate| cost_at(rate, usage))
-}
-
-/// What `spec`'s tokens cost: nothing for local models, its `cost` for the others
-/// (`None` when unpriced).
-pub(crate) fn rate_of(spec: &ModelSpec) -> Option<Cost> {
-    if spec.local {
-        return Some(Cost {
-            input_per_1k: 0.0,
-            output_per_1k: 0.0,
-        });
-    }
-    spec.cost
-}
-
-/// The USD price of `usage` at `rate`.
-pub(crate) fn cost_at(rate: Cost, usage: Usage) -> f64 {
-    (usage.input_tokens as f64 * rate.input_per_1k
-        + usage.output_tokens as f64 * rate.output_per_1k)
-        / 1000.0
-}
-
-/// The most USD a call may cost, as a budget reserves it: the input tokens bounded by
-/// the prompt's bytes ([`RequestFeatures::input_token_bound`]) and the output by
-/// `max_tokens` (else [`DEFAULT_MAX_OUTPUT_TOKENS`]), priced with the model's `cost`.
-/// Zero for local models; `None` when the model has no price.
-pub fn worst_case_cost(spec: &ModelSpec, features: &RequestFeatures) -> Option<f64> {
-    let usage = Usage {
-        input_tokens: features.input_token_bound(),
-        output_tokens: features.output_token_bound(),
-        ..Usage::default()
-    };
-    price(spec, usage)
-}
-
-/// What a request is expected to cost on a model, before it is made (`orc plan`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Estimate {
-    /// The model's name.
-    pub model: String,
-    /// Input tokens, estimated (characters / 4, plus a few per message).
-    pub input_tokens: u64,
-    /// The most output tokens: `max_tokens`, else [`DEFAULT_MAX_OUTPUT_TOKENS`].
-    pub max_output_tokens: u64,
-    /// USD for the estimated input and up to 500 output tokens (fewer when
-    /// `max_tokens` says so); `None` when the model has no price.
-    pub expected_usd: Option<f64>,
-    /// USD a budget reserves for the call ([`worst_case_cost`]).
-    pub worst_case_usd: Option<f64>,
-    /// Whether the response cache holds the answer (it then costs nothing).
-    pub cached: bool,
-}
-
-/// [`Estimate`] of a request with `features` on `spec`, without looking in the cache.
-pub fn estimate(spec: &ModelSpec, features: &RequestFeatures) -> Estimate {
-    let input_tokens = features.estimated_input_tokens();
-    let max_output_tokens = features.output_token_bound();
-    let output = match features.max_tokens {
-        Some(_) if max_output_tokens == 0 => 0,
-        _ => max_output_tokens.min(ESTIMATED_CALL_TOKENS.1),
-    };
-    Estimate {
-        model: spec.name.clone(),
-        input_tokens,
-        max_output_tokens,
-        expected_usd: price(
-            spec,
-            Usage {
-                input_tokens,
-                output_tokens: output,
-                ..Usage::default()
-            },
-        ),
-        worst_case_usd: worst_case_cost(spec, features),
-        cached: false,
     }
 }
 
@@ -237,13 +160,6 @@ struct Need {
     endpoint: Endpoint,
     input: u64,
     output: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Chat,
-    Complete,
-    Embed,
 }
 
 impl Need {
@@ -445,7 +361,7 @@ impl Gateway {
                 if affordable.is_empty()
                     && let Some(refused) = refused
                 {
-                    return Err(Error::Budget(refused));
+                    return Err(refused);
                 }
                 &affordable
             }
@@ -457,7 +373,7 @@ impl Gateway {
             complexity: features.complexity(),
             stream: features.stream,
         };
-        Ok(self.inner.router.route(&request)?)
+        self.inner.router.route(&request)
     }
 
     /// The model for a step that names none: the models that meet `wanted` and whose
@@ -467,17 +383,13 @@ impl Gateway {
         wanted: &Requirements,
         features: &RequestFeatures,
     ) -> Result<(Model, Decision)> {
-        let models = self
-            .inner
-            .registry
-            .candidates(wanted)
-            .map_err(RouteError::from)?;
+        let models = self.inner.registry.candidates(wanted)?;
         let specs: Vec<Arc<ModelSpec>> = models.iter().map(|m| Arc::clone(&m.spec)).collect();
         let decision = self.route(&specs, features)?;
         let model = models
             .into_iter()
             .find(|m| m.spec.name == decision.model.name)
-            .ok_or(Error::Route(RouteError::NoCandidates))?;
+            .ok_or(Error::NoCandidates)?;
         Ok((model, decision))
     }
 
@@ -526,25 +438,24 @@ impl Gateway {
         };
         let reserved = need
             .worst_case(spec)
-            .ok_or_else(|| BudgetError::Unpriced {
+            .ok_or_else(|| Error::Unpriced {
                 model: spec.name.clone(),
             })
             .and_then(|worst| budget.reserve(worst));
-        reserved.map(Some).map_err(|e| {
+        reserved.map(Some).inspect_err(|_| {
             self.inner
                 .counters
                 .budget_refusals
                 .fetch_add(1, Ordering::Relaxed);
-            Error::Budget(e)
         })
     }
 
     /// Whether the budget could pay for a call to `spec` now.
-    fn check_budget(&self, spec: &ModelSpec, need: Need) -> Result<(), BudgetError> {
+    fn check_budget(&self, spec: &ModelSpec, need: Need) -> Result<(), Error> {
         let Some(budget) = &self.budget else {
             return Ok(());
         };
-        let worst = need.worst_case(spec).ok_or_else(|| BudgetError::Unpriced {
+        let worst = need.worst_case(spec).ok_or_else(|| Error::Unpriced {
             model: spec.name.clone(),
         })?;
         budget.check(worst)
@@ -655,7 +566,7 @@ impl Gateway {
         error: &Error,
         need: Need,
     ) -> Option<String> {
-        if need.endpoint != Endpoint::Chat && spec.provider != Provider::OpenAi {
+        if !provider::of(spec.provider).serves(need.endpoint) {
             return Some(format!("the {} API has no such endpoint", spec.provider));
         }
         if let Some(left) = self.inner.router.cooldown_left(&spec.name) {
@@ -677,7 +588,7 @@ impl Gateway {
     /// identical call in flight, else from the provider (then cached, unless it failed).
     ///
     /// An upstream call is reserved on the budget first (a refusal is
-    /// [`Error::Budget`], never retried or fallen back on), settled with its cost after,
+    /// a budget refusal ([`Error::is_budget_refusal`], never retried or fallen back on), settled with its cost after,
     /// and recorded in the router. When it fails in a way another model may fix
     /// ([`Error::is_fallback_eligible`]), the model's fallbacks are tried in turn; the
     /// answer says which model answered ([`Answer::model`]) and the fallbacks taken
@@ -1269,11 +1180,11 @@ impl From<String> for ItemAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Provider;
+    use crate::provider_kind::ProviderKind;
 
     #[test]
     fn keys_differ_in_every_parameter_and_not_in_key_order() -> Result<()> {
-        let spec = ModelSpec::new("m", Provider::OpenAi);
+        let spec = ModelSpec::new("m", ProviderKind::OpenAi);
         let key = |r: &ChatRequest| cache_key(&spec, "chat", r);
         let base = ChatRequest::user("hi");
         let mut a = base.clone();

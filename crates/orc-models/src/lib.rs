@@ -40,18 +40,21 @@
 //! ```
 
 pub mod actions;
-mod anthropic;
 mod attempts;
+mod backoff;
 mod batch;
 mod budget;
 mod client;
 mod complexity;
 mod connect;
 mod error;
+mod fallback;
 mod gateway;
 mod http;
 mod inflight;
-mod openai;
+mod pricing;
+mod provider;
+mod provider_kind;
 mod registry;
 mod request;
 mod retry;
@@ -64,34 +67,34 @@ mod stream;
 mod telemetry;
 
 pub use attempts::Attempts;
+pub use backoff::Backoff;
 pub use batch::BatchOptions;
-pub use budget::{
-    Budget, BudgetError, BudgetLimits, BudgetScope, BudgetSnapshot, HOUR, Reservation,
-};
+pub use budget::{Budget, BudgetLimits, BudgetSnapshot, HOUR, Reservation};
 pub use client::ModelClient;
 pub use complexity::{
     DEFAULT_MAX_OUTPUT_TOKENS, RequestFeatures, capability, complexity, estimate_tokens,
 };
-pub use error::{CallSite, Error, FailureKind, Result};
+pub use error::{BudgetScope, CallSite, ConfigIssue, Error, FailureKind, Result};
+pub use fallback::Fallback;
 pub use gateway::{
-    Answer, CACHE_KEY_VERSION, Estimate, Gateway, GatewayOptions, GatewayStats, OnDelta, Source,
-    StreamAnswer, cache_key, estimate, price, worst_case_cost,
+    Answer, CACHE_KEY_VERSION, Gateway, GatewayOptions, GatewayStats, OnDelta, Source,
+    StreamAnswer, cache_key,
 };
 pub use http::HttpOptions;
-pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, RegistryError, Requirements};
+pub use pricing::{Estimate, estimate, price, worst_case_cost};
+pub use provider_kind::ProviderKind;
+pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, Requirements};
 pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, Message, ModelInfo, Role, Usage, WireRequest, canonical_json,
 };
 pub use retry::{RetryPolicy, call_with_retries};
 pub use router::{
-    CallOutcome, Decision, Fallback, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RouteError,
-    RouteRequest, Router,
+    CallOutcome, Decision, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RouteRequest, Router,
 };
 pub use routing::{
-    ConfigIssue, Cooldown, CostConfig, FallbackStrategy, RoutingConfig, Strategy, check_budget,
-    require_prices,
+    Cooldown, CostConfig, FallbackStrategy, RoutingConfig, Strategy, check_budget, require_prices,
 };
 pub use secret::ApiKey;
-pub use spec::{Cost, ModelSpec, Provider, UnknownProvider};
+pub use spec::{Cost, ModelSpec};
 pub use stream::ChatStream;

@@ -1,12 +1,13 @@
 //! The models a run can use, from the config file's `models:` list: lookup by name,
 //! selection by requirements, and the API key of the model chosen.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::provider_kind::ProviderKind;
 use crate::secret::ApiKey;
-use crate::spec::{ModelSpec, Provider};
+use crate::spec::ModelSpec;
 
 /// What a step asks of a model when it names none (`requires_model: {…}`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,64 +37,6 @@ pub struct Model {
     pub spec: Arc<ModelSpec>,
     /// The key read from `api_key_env`, when the model names a variable.
     pub key: Option<ApiKey>,
-}
-
-/// Why no model could be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RegistryError {
-    /// The name matches no configured model.
-    #[error("unknown model `{reference}`{}", hint_for(.suggestion.as_deref(), .known))]
-    Unknown {
-        /// The name as written.
-        reference: String,
-        /// The closest configured name, if one is close.
-        suggestion: Option<String>,
-        /// Every configured name.
-        known: Vec<String>,
-    },
-    /// The name matches several models.
-    #[error("model `{reference}` is ambiguous: it matches {}; hint: write `provider:name`", .matches.join(", "))]
-    Ambiguous {
-        /// The name as written.
-        reference: String,
-        /// The names it matches.
-        matches: Vec<String>,
-    },
-    /// The model's key variable is unset.
-    #[error("model `{model}` needs an API key: the environment variable {var} is unset")]
-    MissingKey {
-        /// The model's name.
-        model: String,
-        /// The variable its config names.
-        var: String,
-    },
-    /// No configured model meets the requirements.
-    #[error("no configured model meets {wanted}:{}", reasons_text(.rejected))]
-    NoMatch {
-        /// The requirements, as text.
-        wanted: String,
-        /// Each model and why it was not eligible.
-        rejected: Vec<(String, String)>,
-    },
-}
-
-fn hint_for(suggestion: Option<&str>, known: &[String]) -> String {
-    match (suggestion, known.is_empty()) {
-        (Some(s), _) => format!("; hint: did you mean `{s}`?"),
-        (None, true) => "; hint: the config file's `models:` list is empty".to_owned(),
-        (None, false) => format!("; hint: configured models are {}", known.join(", ")),
-    }
-}
-
-fn reasons_text(rejected: &[(String, String)]) -> String {
-    if rejected.is_empty() {
-        return " the config file's `models:` list is empty".to_owned();
-    }
-    let mut out = String::new();
-    for (name, why) in rejected {
-        let _ = write!(out, "\n  - {name}: {why}");
-    }
-    out
 }
 
 /// The configured models.
@@ -148,13 +91,13 @@ impl Registry {
     /// The model a pipeline names: its `name` exactly (names may contain `:`, like
     /// `llama3.2:1b`), else `provider:name` or `provider:model`, else a unique
     /// provider model id. Reads no key.
-    pub fn find(&self, reference: &str) -> Result<Arc<ModelSpec>, RegistryError> {
+    pub fn find(&self, reference: &str) -> Result<Arc<ModelSpec>, Error> {
         let reference = reference.trim();
         if let Some(m) = self.models.iter().find(|m| m.name == reference) {
             return Ok(Arc::clone(m));
         }
         if let Some((provider, rest)) = reference.split_once(':')
-            && let Ok(provider) = provider.parse::<Provider>()
+            && let Ok(provider) = provider.parse::<ProviderKind>()
         {
             let found: Vec<_> = self
                 .models
@@ -171,22 +114,18 @@ impl Registry {
         self.one(reference, found)
     }
 
-    fn one(
-        &self,
-        reference: &str,
-        found: Vec<&Arc<ModelSpec>>,
-    ) -> Result<Arc<ModelSpec>, RegistryError> {
+    fn one(&self, reference: &str, found: Vec<&Arc<ModelSpec>>) -> Result<Arc<ModelSpec>, Error> {
         match found.as_slice() {
             [one] => Ok(Arc::clone(one)),
             [] => {
                 let known: Vec<String> = self.models.iter().map(|m| m.name.clone()).collect();
-                Err(RegistryError::Unknown {
+                Err(Error::UnknownModel {
                     reference: reference.to_owned(),
                     suggestion: closest(reference, &known),
                     known,
                 })
             }
-            many => Err(RegistryError::Ambiguous {
+            many => Err(Error::AmbiguousModel {
                 reference: reference.to_owned(),
                 matches: many
                     .iter()
@@ -197,7 +136,7 @@ impl Registry {
     }
 
     /// The named model with its key; an unset key variable is an error naming it.
-    pub fn resolve(&self, reference: &str) -> Result<Model, RegistryError> {
+    pub fn resolve(&self, reference: &str) -> Result<Model, Error> {
         let spec = self.find(reference)?;
         let key = read_key(&spec)?;
         Ok(Model { spec, key })
@@ -206,7 +145,7 @@ impl Registry {
     /// Every model that meets `wanted` and whose key is set, in config order: the
     /// candidates the router chooses among for a step that names no model. An error
     /// names each model and why it was not eligible when none is.
-    pub fn candidates(&self, wanted: &Requirements) -> Result<Vec<Model>, RegistryError> {
+    pub fn candidates(&self, wanted: &Requirements) -> Result<Vec<Model>, Error> {
         let mut rejected = Vec::new();
         let mut found = Vec::new();
         for spec in &self.models {
@@ -223,7 +162,7 @@ impl Registry {
             }
         }
         if found.is_empty() {
-            return Err(RegistryError::NoMatch {
+            return Err(Error::NoModelMatch {
                 wanted: describe(wanted),
                 rejected,
             });
@@ -234,7 +173,7 @@ impl Registry {
     /// The model for a step that names none: among the models that meet `wanted` and
     /// whose key is set, local models first, then the cheapest, then config order.
     /// Never falls back to a model that does not meet `wanted`.
-    pub fn select(&self, wanted: &Requirements) -> Result<Model, RegistryError> {
+    pub fn select(&self, wanted: &Requirements) -> Result<Model, Error> {
         let mut rejected = Vec::new();
         let mut best: Option<(Model, (bool, f64, usize))> = None;
         for (index, spec) in self.models.iter().enumerate() {
@@ -260,7 +199,7 @@ impl Registry {
                 ));
             }
         }
-        best.map(|(m, _)| m).ok_or_else(|| RegistryError::NoMatch {
+        best.map(|(m, _)| m).ok_or_else(|| Error::NoModelMatch {
             wanted: describe(wanted),
             rejected,
         })
@@ -274,10 +213,10 @@ fn rank_lt(a: (bool, f64, usize), b: (bool, f64, usize)) -> bool {
         .is_lt()
 }
 
-fn read_key(spec: &ModelSpec) -> Result<Option<ApiKey>, RegistryError> {
+fn read_key(spec: &ModelSpec) -> Result<Option<ApiKey>, Error> {
     spec.api_key().map_err(|e| match e {
-        Error::MissingKey { model, var } => RegistryError::MissingKey { model, var },
-        other => RegistryError::MissingKey {
+        Error::MissingKey { .. } => e,
+        other => Error::MissingKey {
             model: spec.name.clone(),
             var: other.to_string(),
         },
@@ -497,7 +436,7 @@ mod tests {
         assert!(err.contains("did you mean `small`"), "{err}");
         assert!(matches!(
             r.find("anthropic:small"),
-            Err(RegistryError::Unknown { .. })
+            Err(Error::UnknownModel { .. })
         ));
         assert!(r.references().contains(&"openai:llama3.2:1b".to_owned()));
     }
@@ -583,8 +522,8 @@ mod tests {
     #[test]
     fn duplicate_names_are_refused() {
         let specs = vec![
-            ModelSpec::new("a", Provider::OpenAi),
-            ModelSpec::new("a", Provider::Anthropic),
+            ModelSpec::new("a", ProviderKind::OpenAi),
+            ModelSpec::new("a", ProviderKind::Anthropic),
         ];
         assert!(Registry::new(specs).is_err());
     }

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 
 /// How often and how patiently a call is retried.
@@ -10,26 +11,21 @@ use crate::error::{Error, Result};
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 means no retry).
     pub max_attempts: u32,
-    /// The back-off before the first retry; it doubles with each retry after.
-    pub initial_backoff: Duration,
-    /// The longest back-off.
-    pub max_backoff: Duration,
+    /// The wait before each retry when the provider gave no `Retry-After`. Its
+    /// `jitter` also adds up to a tenth (at most 1 s) to a `Retry-After`, so that
+    /// many callers do not retry in step.
+    pub backoff: Backoff,
     /// The longest `Retry-After` that is waited for; a provider that asks for more is
     /// not retried (the error is returned, so a caller can fall back to another model).
     pub max_retry_after: Duration,
-    /// Whether back-off is randomized (half to all of the computed wait; up to a tenth
-    /// more than a `Retry-After`), so that many callers do not retry in step.
-    pub jitter: bool,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 4,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
+            backoff: Backoff::default(),
             max_retry_after: Duration::from_secs(60),
-            jitter: true,
         }
     }
 }
@@ -43,15 +39,6 @@ impl RetryPolicy {
         }
     }
 
-    /// The back-off before retry number `retry` (1 for the first), without jitter:
-    /// `initial_backoff · 2^(retry-1)`, at most `max_backoff`.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
-    }
-
     /// How long to wait after `error` before retry number `retry`; `None` when the
     /// error must not be retried.
     fn delay(&self, retry: u32, error: &Error) -> Option<Duration> {
@@ -60,16 +47,12 @@ impl RetryPolicy {
         }
         match error.retry_after() {
             Some(after) if after > self.max_retry_after => None,
-            Some(after) if self.jitter => {
+            Some(after) if self.backoff.jitter => {
                 let extra = (after / 10).min(Duration::from_secs(1));
                 Some(after + extra.mul_f64(fastrand::f64()))
             }
             Some(after) => Some(after),
-            None if self.jitter => {
-                let backoff = self.backoff(retry);
-                Some(backoff / 2 + (backoff / 2).mul_f64(fastrand::f64()))
-            }
-            None => Some(self.backoff(retry)),
+            None => Some(self.backoff.delay(retry)),
         }
     }
 }
@@ -132,11 +115,11 @@ mod tests {
 
     use super::*;
     use crate::error::{CallSite, FailureKind};
-    use crate::spec::Provider;
+    use crate::provider_kind::ProviderKind;
 
     fn failure(kind: FailureKind, status: u16, after: Option<Duration>) -> Error {
         let site = CallSite {
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             model: "m".into(),
             status: Some(status),
         };
@@ -169,7 +152,7 @@ mod tests {
         assert_eq!(times.len(), 4);
         let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
         for (i, gap) in gaps.iter().enumerate() {
-            let full = policy.backoff(i as u32 + 1);
+            let full = policy.backoff.full(i as u32 + 1);
             assert!(
                 *gap >= full / 2 && *gap <= full,
                 "retry {}: {gap:?} vs {full:?}",
@@ -194,7 +177,10 @@ mod tests {
             "{gap:?}"
         );
         let exact = RetryPolicy {
-            jitter: false,
+            backoff: Backoff {
+                jitter: false,
+                ..Backoff::default()
+            },
             ..RetryPolicy::default()
         };
         let limited = Err(failure(
@@ -232,7 +218,10 @@ mod tests {
     async fn attempts_are_bounded() {
         let policy = RetryPolicy {
             max_attempts: 3,
-            jitter: false,
+            backoff: Backoff {
+                jitter: false,
+                ..Backoff::default()
+            },
             ..RetryPolicy::default()
         };
         let server = || Err(failure(FailureKind::Server, 503, None));
@@ -268,14 +257,5 @@ mod tests {
         .await;
         assert_eq!(outcome.ok(), Some(3));
         assert_eq!(retries, 2);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let policy = RetryPolicy::default();
-        assert_eq!(policy.backoff(1), Duration::from_millis(500));
-        assert_eq!(policy.backoff(2), Duration::from_secs(1));
-        assert_eq!(policy.backoff(7), Duration::from_secs(30));
-        assert_eq!(policy.backoff(100), Duration::from_secs(30));
     }
 }

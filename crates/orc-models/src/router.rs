@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::complexity::capability;
-use crate::error::FailureKind;
-use crate::gateway::price;
-use crate::registry::{ESTIMATED_CALL_TOKENS, Registry, RegistryError};
+use crate::error::{Error, FailureKind};
+use crate::pricing::price;
+use crate::registry::{ESTIMATED_CALL_TOKENS, Registry};
 use crate::request::Usage;
-use crate::routing::{ConfigIssue, CostConfig, FallbackStrategy, RoutingConfig, Strategy};
+use crate::routing::{CostConfig, FallbackStrategy, RoutingConfig, Strategy};
 use crate::spec::ModelSpec;
 
 /// Calls a model must have made before its success rate can make it ineligible
@@ -201,45 +201,6 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// One fallback taken: the call to `from` failed for `reason`, so `to` was tried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fallback {
-    /// The model that failed.
-    pub from: String,
-    /// The model tried next.
-    pub to: String,
-    /// Why `from` failed.
-    pub reason: String,
-}
-
-/// Why no model could be chosen.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RouteError {
-    /// The step's requirements left no model.
-    #[error(transparent)]
-    NoMatch(#[from] RegistryError),
-    /// No candidate was given.
-    #[error("no model to choose from; hint: configure a model under `models:`")]
-    NoCandidates,
-    /// Every candidate is cooling down after consecutive failures.
-    #[error(
-        "every candidate model is cooling down after repeated failures: {}; hint: see the earlier errors of these models, or wait",
-        cooling_text(.models)
-    )]
-    CoolingDown {
-        /// Each model and the seconds left of its cool-down.
-        models: Vec<(String, f64)>,
-    },
-}
-
-fn cooling_text(models: &[(String, f64)]) -> String {
-    models
-        .iter()
-        .map(|(name, left)| format!("{name} ({left:.1} s left)"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// What the router knows of one model.
 #[derive(Debug, Clone, Copy)]
 struct Arm {
@@ -326,12 +287,12 @@ impl Arm {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use orc_models::{CallOutcome, CostConfig, ModelSpec, Provider, Registry, RouteRequest,
+/// use orc_models::{CallOutcome, CostConfig, ModelSpec, ProviderKind, Registry, RouteRequest,
 ///                  Router, RoutingConfig, Strategy, Usage};
 ///
 /// let registry = Registry::new(vec![
-///     ModelSpec::new("a", Provider::OpenAi),
-///     ModelSpec::new("b", Provider::OpenAi),
+///     ModelSpec::new("a", ProviderKind::OpenAi),
+///     ModelSpec::new("b", ProviderKind::OpenAi),
 /// ]).unwrap();
 /// let routing = RoutingConfig { strategy: Strategy::Performance, ..RoutingConfig::default() };
 /// let router = Router::new(&registry, routing, CostConfig::default(), Vec::new()).unwrap();
@@ -380,7 +341,7 @@ impl Router {
         routing: RoutingConfig,
         cost: CostConfig,
         history: Vec<ModelStats>,
-    ) -> Result<Self, ConfigIssue> {
+    ) -> Result<Self, Error> {
         routing.validate(registry)?;
         cost.validate(registry)?;
         Ok(Router::build(registry, routing, cost, history))
@@ -482,9 +443,9 @@ impl Router {
     }
 
     /// Chooses a model among `req.candidates`, or says why none can be.
-    pub fn route(&self, req: &RouteRequest<'_>) -> Result<Decision, RouteError> {
+    pub fn route(&self, req: &RouteRequest<'_>) -> Result<Decision, Error> {
         if req.candidates.is_empty() {
-            return Err(RouteError::NoCandidates);
+            return Err(Error::NoCandidates);
         }
         let now = Instant::now();
         let all: Vec<Seen<'_>> = req
@@ -498,7 +459,7 @@ impl Router {
             .filter(|c| c.arm.cooling(now).is_none())
             .collect();
         if open.is_empty() {
-            return Err(RouteError::CoolingDown {
+            return Err(Error::CoolingDown {
                 models: all
                     .iter()
                     .map(|c| {
@@ -901,10 +862,11 @@ fn same(a: f64, b: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cost, Provider};
+    use crate::provider_kind::ProviderKind;
+    use crate::spec::Cost;
 
     fn spec(name: &str, price: f64, size: &str) -> ModelSpec {
-        let mut s = ModelSpec::new(name, Provider::OpenAi);
+        let mut s = ModelSpec::new(name, ProviderKind::OpenAi);
         s.cost = Some(Cost {
             input_per_1k: price,
             output_per_1k: price * 2.0,

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ConfigIssue, Error};
 use crate::registry::Registry;
 
 /// How the router picks among the models that may serve a step that names none.
@@ -149,25 +150,6 @@ impl Default for CostConfig {
     }
 }
 
-/// A problem in the `routing:` or `cost:` section: the key it is at and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigIssue {
-    /// Where, as a path into the config file: `routing.fallbacks.small[1]`.
-    pub key: String,
-    /// What is wrong, with a hint when there is an obvious fix.
-    pub message: String,
-}
-
-impl ConfigIssue {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigIssue {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
 impl RoutingConfig {
     /// Every problem of the section against `registry`, in key order: fallback
     /// chains naming unknown models or their own model, cycles through chains, a
@@ -227,7 +209,7 @@ impl RoutingConfig {
     }
 
     /// The first of [`RoutingConfig::issues`], if any.
-    pub fn validate(&self, registry: &Registry) -> Result<(), ConfigIssue> {
+    pub fn validate(&self, registry: &Registry) -> Result<(), Error> {
         first(self.issues(registry))
     }
 }
@@ -248,7 +230,7 @@ impl CostConfig {
             ));
         }
         if let Some(budget) = self.budget_per_hour {
-            match check_budget("cost.budget_per_hour", budget) {
+            match budget_issue("cost.budget_per_hour", budget) {
                 Ok(()) => issues.extend(unpriced(registry, "cost.budget_per_hour")),
                 Err(issue) => issues.push(issue),
             }
@@ -257,14 +239,18 @@ impl CostConfig {
     }
 
     /// The first of [`CostConfig::issues`], if any.
-    pub fn validate(&self, registry: &Registry) -> Result<(), ConfigIssue> {
+    pub fn validate(&self, registry: &Registry) -> Result<(), Error> {
         first(self.issues(registry))
     }
 }
 
 /// Checks a budget given as `key` (`--budget`, `cost.budget_per_hour`): a finite
 /// number of USD ≥ 0.
-pub fn check_budget(key: &str, usd: f64) -> Result<(), ConfigIssue> {
+pub fn check_budget(key: &str, usd: f64) -> Result<(), Error> {
+    budget_issue(key, usd).map_err(Error::Config)
+}
+
+fn budget_issue(key: &str, usd: f64) -> Result<(), ConfigIssue> {
     if usd.is_finite() && usd >= 0.0 {
         Ok(())
     } else {
@@ -278,7 +264,7 @@ pub fn check_budget(key: &str, usd: f64) -> Result<(), ConfigIssue> {
 /// Under a budget (named by `budget_key`, e.g. `--budget`), every model must have a
 /// price: a model with no `cost` that is not `local: true` is refused, since its
 /// calls could not be counted against the budget.
-pub fn require_prices(registry: &Registry, budget_key: &str) -> Result<(), ConfigIssue> {
+pub fn require_prices(registry: &Registry, budget_key: &str) -> Result<(), Error> {
     first(unpriced(registry, budget_key))
 }
 
@@ -300,9 +286,9 @@ fn unpriced(registry: &Registry, budget_key: &str) -> Vec<ConfigIssue> {
         .collect()
 }
 
-fn first(issues: Vec<ConfigIssue>) -> Result<(), ConfigIssue> {
+fn first(issues: Vec<ConfigIssue>) -> Result<(), Error> {
     match issues.into_iter().next() {
-        Some(issue) => Err(issue),
+        Some(issue) => Err(Error::Config(issue)),
         None => Ok(()),
     }
 }
@@ -357,19 +343,20 @@ fn cycles(edges: &BTreeMap<String, Vec<(String, String)>>) -> Vec<ConfigIssue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cost, ModelSpec, Provider};
+    use crate::provider_kind::ProviderKind;
+    use crate::spec::{Cost, ModelSpec};
 
     fn registry() -> Registry {
-        let mut small = ModelSpec::new("small", Provider::OpenAi);
+        let mut small = ModelSpec::new("small", ProviderKind::OpenAi);
         small.cost = Some(Cost {
             input_per_1k: 0.1,
             output_per_1k: 0.2,
         });
-        let mut medium = ModelSpec::new("medium", Provider::OpenAi);
+        let mut medium = ModelSpec::new("medium", ProviderKind::OpenAi);
         medium.cost = small.cost;
-        let mut large = ModelSpec::new("large", Provider::Anthropic);
+        let mut large = ModelSpec::new("large", ProviderKind::Anthropic);
         large.cost = small.cost;
-        let mut local = ModelSpec::new("llama3.2:1b", Provider::OpenAi);
+        let mut local = ModelSpec::new("llama3.2:1b", ProviderKind::OpenAi);
         local.local = true;
         Registry::new(vec![small, medium, large, local]).unwrap_or_default()
     }
@@ -429,7 +416,10 @@ mod tests {
             issues[0]
         );
         assert_eq!(
-            r.validate(&registry()).map_err(|i| i.key),
+            r.validate(&registry()).map_err(|e| match e {
+                Error::Config(issue) => issue.key,
+                other => other.to_string(),
+            }),
             Err("routing.fallbacks.small[1]".to_owned())
         );
         // Other spellings of a configured model are fine.
@@ -495,7 +485,7 @@ mod tests {
         };
         assert!(c.issues(&registry()).is_empty(), "priced and local models");
         let mut specs: Vec<ModelSpec> = registry().models().iter().map(|m| (**m).clone()).collect();
-        specs.push(ModelSpec::new("mystery", Provider::OpenAi));
+        specs.push(ModelSpec::new("mystery", ProviderKind::OpenAi));
         let with_unpriced = Registry::new(specs).unwrap_or_default();
         let issues = c.issues(&with_unpriced);
         assert_eq!(keys(&issues), ["models[4].cost"]);

@@ -1,61 +1,26 @@
 //! One entry of the config file's `models:` list.
 
-use std::fmt;
 use std::num::NonZeroUsize;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::provider_kind::ProviderKind;
 use crate::secret::ApiKey;
 
-/// The wire protocol a model is reached with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// Any OpenAI-compatible server: OpenAI itself, Ollama, vLLM, llama.cpp's server.
-    OpenAi,
-    /// Anthropic's Messages API.
-    Anthropic,
-}
-
-impl Provider {
-    /// The name used in config files and messages: `openai` or `anthropic`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::Anthropic => "anthropic",
-        }
-    }
-
-    /// The base URL used when a model's config gives none.
-    pub fn default_base_url(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "https://api.openai.com/v1",
-            Provider::Anthropic => "https://api.anthropic.com",
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The error of parsing a provider name that is neither `openai` nor `anthropic`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}`; hint: use `openai` (any OpenAI-compatible server) or `anthropic`")]
-pub struct UnknownProvider(pub String);
-
-impl FromStr for Provider {
-    type Err = UnknownProvider;
+/// Parses a provider name as the config file writes it: `openai` or `anthropic`.
+impl FromStr for ProviderKind {
+    type Err = Error;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
-            "openai" => Ok(Provider::OpenAi),
-            "anthropic" => Ok(Provider::Anthropic),
-            other => Err(UnknownProvider(other.to_owned())),
+            "openai" => Ok(ProviderKind::OpenAi),
+            "anthropic" => Ok(ProviderKind::Anthropic),
+            other => Err(Error::UnknownProvider {
+                name: other.to_owned(),
+            }),
         }
     }
 }
@@ -86,7 +51,7 @@ pub struct ModelSpec {
     /// The name pipelines use (`model:`, `requires_model`).
     pub name: String,
     /// The wire protocol.
-    pub provider: Provider,
+    pub provider: ProviderKind,
     /// The provider's own id for the model (may contain `:`, like `llama3.2:1b`).
     pub model: String,
     /// Where the provider's API lives, without a trailing slash.
@@ -109,7 +74,7 @@ pub struct ModelSpec {
 
 impl ModelSpec {
     /// A spec with every optional field at its default.
-    pub fn new(name: impl Into<String>, provider: Provider) -> Self {
+    pub fn new(name: impl Into<String>, provider: ProviderKind) -> Self {
         let name = name.into();
         ModelSpec {
             model: name.clone(),
@@ -163,7 +128,7 @@ enum SizeField {
 #[serde(deny_unknown_fields)]
 struct RawModelSpec {
     name: String,
-    provider: Provider,
+    provider: ProviderKind,
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
@@ -252,7 +217,7 @@ mod tests {
                 "context_window": 128000, "size": "8b", "expertise": ["general", "fast"],
                 "local": false, "max_concurrency": 16}"#,
         )?;
-        assert_eq!(spec.provider, Provider::OpenAi);
+        assert_eq!(spec.provider, ProviderKind::OpenAi);
         assert_eq!(spec.model, "gpt-4o-mini");
         assert_eq!(spec.base_url, "https://api.openai.com/v1");
         assert_eq!(spec.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
@@ -271,7 +236,7 @@ mod tests {
         assert_eq!(spec.base_url, "https://api.anthropic.com");
         assert_eq!(
             spec,
-            ModelSpec::new("claude-3-5-haiku-latest", Provider::Anthropic)
+            ModelSpec::new("claude-3-5-haiku-latest", ProviderKind::Anthropic)
         );
         let spec = parse(r#"{"name": "llama3.2:1b", "provider": "openai", "size": 1.5}"#)?;
         assert_eq!(spec.model, "llama3.2:1b");
@@ -303,9 +268,9 @@ mod tests {
 
     #[test]
     fn provider_names_round_trip() {
-        for provider in [Provider::OpenAi, Provider::Anthropic] {
-            assert_eq!(provider.as_str().parse::<Provider>(), Ok(provider));
+        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+            assert_eq!(provider.as_str().parse::<ProviderKind>(), Ok(provider));
         }
-        assert!("OpenAI".parse::<Provider>().is_err());
+        assert!("OpenAI".parse::<ProviderKind>().is_err());
     }
 }

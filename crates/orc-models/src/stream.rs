@@ -11,12 +11,11 @@ use futures::stream::{Stream, StreamExt};
 
 use crate::error::{CallSite, Error, FailureKind, Result};
 use crate::http::{self, Answer, BodyStream};
+use crate::provider_kind::ProviderKind;
 use crate::request::{ChatResponse, Usage};
 use crate::secret::ApiKey;
-use crate::spec::Provider;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::telemetry::CallMetrics;
-use crate::{anthropic, openai};
 
 /// What a stream has said so far; the provider's event handler fills it in.
 #[derive(Debug, Default)]
@@ -47,6 +46,22 @@ type OnEnd = Box<dyn FnOnce(StreamEnd<'_>) + Send>;
 /// A protocol-level problem in one event: its kind and message.
 pub(crate) type EventError = (FailureKind, String);
 
+/// How a provider's stream is read: the text delta of each event (filling in the
+/// [`StreamState`]), and the terminator a complete stream ends with (for the message of
+/// one cut short).
+#[derive(Debug)]
+pub(crate) struct Events {
+    pub(crate) read:
+        fn(&SseEvent, &mut StreamState) -> std::result::Result<Option<String>, EventError>,
+    pub(crate) terminator: &'static str,
+}
+
+/// The events of a replayed answer: there are none to read.
+static REPLAYED: Events = Events {
+    read: |_, _| Ok(None),
+    terminator: "its end",
+};
+
 /// A streamed chat answer.
 ///
 /// As a [`Stream`] it yields the text deltas in order. [`ChatStream::finish`] reads
@@ -59,7 +74,7 @@ pub(crate) type EventError = (FailureKind, String);
 pub struct ChatStream {
     body: Option<BodyStream>,
     decoder: SseDecoder,
-    provider: Provider,
+    events: &'static Events,
     site: CallSite,
     key: Option<ApiKey>,
     fallback_model: String,
@@ -99,12 +114,18 @@ impl fmt::Debug for ChatStream {
 }
 
 impl ChatStream {
-    pub(crate) fn new(answer: Answer, key: Option<&ApiKey>, model: &str) -> Self {
+    /// The stream of `answer`, whose events are read as `events` says.
+    pub(crate) fn new(
+        answer: Answer,
+        key: Option<&ApiKey>,
+        model: &str,
+        events: &'static Events,
+    ) -> Self {
         let Answer { site, body } = answer;
         ChatStream {
             body: Some(body),
             decoder: SseDecoder::default(),
-            provider: site.provider,
+            events,
             site,
             key: key.cloned(),
             fallback_model: model.to_owned(),
@@ -127,9 +148,9 @@ impl ChatStream {
         ChatStream {
             body: None,
             decoder: SseDecoder::default(),
-            provider: Provider::OpenAi,
+            events: &REPLAYED,
             site: CallSite {
-                provider: Provider::OpenAi,
+                provider: ProviderKind::OpenAi,
                 model: response.model.clone(),
                 status: None,
             },
@@ -274,10 +295,7 @@ impl ChatStream {
     }
 
     fn handle(&mut self, event: &SseEvent) -> std::result::Result<Option<String>, EventError> {
-        match self.provider {
-            Provider::OpenAi => openai::stream_event(event, &mut self.state),
-            Provider::Anthropic => anthropic::stream_event(event, &mut self.state),
-        }
+        (self.events.read)(event, &mut self.state)
     }
 }
 
@@ -321,10 +339,7 @@ impl Stream for ChatStream {
             }
             let Some(body) = this.body.as_mut() else {
                 if this.ended && !this.state.done && this.failure.is_none() {
-                    let terminator = match this.provider {
-                        Provider::OpenAi => "`data: [DONE]`",
-                        Provider::Anthropic => "`message_stop`",
-                    };
+                    let terminator = this.events.terminator;
                     let error = this.error(
                         FailureKind::Truncated,
                         format!(

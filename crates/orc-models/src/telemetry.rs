@@ -15,7 +15,7 @@ use orc_telemetry::names::{self, label};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::gateway::{cost_at, rate_of};
+use crate::pricing::{cost_at, rate_of};
 use crate::request::Usage;
 use crate::spec::{Cost, ModelSpec};
 

@@ -109,7 +109,7 @@ pub fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>, Config
                 config.cost.clone(),
                 setup.history.clone(),
             )
-            .map_err(|i| ConfigError(format!("{}: {}", i.key, i.message)))?,
+            .map_err(|e| ConfigError(e.to_string()))?,
         ),
         budget: setup.budget.clone(),
     };

@@ -352,7 +352,7 @@ impl Runtime {
 
     /// Whether every configured model has a price (or is local), as a budget needs: checked on
     /// the gateway's registry (no model configured: nothing to price).
-    fn require_prices(&self, budget_key: &str) -> Result<(), orc_models::ConfigIssue> {
+    fn require_prices(&self, budget_key: &str) -> Result<(), orc_models::Error> {
         match &self.inner.gateway {
             Some(gateway) => orc_models::require_prices(gateway.registry(), budget_key),
             None => Ok(()),
@@ -375,7 +375,7 @@ impl Runtime {
         };
         let per_run = (flag.map_or(usd, |flag| flag.min(usd)) - spent).max(0.0);
         self.require_prices("budget")
-            .map_err(|i| Error::Refused(format!("{file}: budget: {}: {}", i.key, i.message)))?;
+            .map_err(|e| Error::Refused(format!("{file}: budget: {e}")))?;
         self.budgeted_gateway(Some(per_run)).await
     }
 
@@ -392,7 +392,7 @@ impl Runtime {
         if let Some(usd) = options.budget {
             orc_models::check_budget("--budget", usd)
                 .and_then(|()| self.require_prices("--budget"))
-                .map_err(|i| Error::Refused(format!("{}: {}", i.key, i.message)))?;
+                .map_err(|e| Error::Refused(e.to_string()))?;
         }
         let gateway = self.budgeted_gateway(options.budget).await?;
         let (loaded, path) = self.load(&source, gateway.clone()).await?;

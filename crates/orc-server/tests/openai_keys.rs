@@ -13,7 +13,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use orc_fake_provider::{Behaviour, FakeProvider};
 use orc_models::{
-    Gateway, GatewayOptions, HttpOptions, ModelClient, ModelSpec, Provider, Registry, RetryPolicy,
+    Gateway, GatewayOptions, HttpOptions, ModelClient, ModelSpec, ProviderKind, Registry,
+    RetryPolicy,
 };
 use orc_server::openai::routes;
 use serde_json::{Value, json};
@@ -80,7 +81,7 @@ fn keys_never_reach_error_bodies_or_logs() -> Result<()> {
 async fn run(logs: &Logs) -> Result<()> {
     let fake = FakeProvider::start(Behaviour::default().with_api_key(KEY)).await?;
     let spec = |name: &str, var: &str| {
-        let mut spec = ModelSpec::new(name, Provider::OpenAi);
+        let mut spec = ModelSpec::new(name, ProviderKind::OpenAi);
         spec.model = "fake-gpt".to_owned();
         spec.base_url = fake.openai_base_url();
         spec.api_key_env = Some(var.to_owned());

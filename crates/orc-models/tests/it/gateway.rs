@@ -9,9 +9,9 @@ use futures::StreamExt as _;
 use orc_cache::{Cache, CacheOptions};
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
-    ApiKey, Attempts, BatchOptions, Budget, BudgetLimits, ChatRequest, CompletionRequest, Cost,
-    DEFAULT_MAX_OUTPUT_TOKENS, Gateway, GatewayOptions, HttpOptions, Model, ModelClient, ModelSpec,
-    Provider, Registry, RetryPolicy, Source, actions,
+    ApiKey, Attempts, Backoff, BatchOptions, Budget, BudgetLimits, ChatRequest, CompletionRequest,
+    Cost, DEFAULT_MAX_OUTPUT_TOKENS, Gateway, GatewayOptions, HttpOptions, Model, ModelClient,
+    ModelSpec, ProviderKind, Registry, RetryPolicy, Source, actions,
 };
 
 use super::KEY;
@@ -24,7 +24,7 @@ struct Rig {
 
 async fn rig(batch: BatchOptions) -> Result<Rig> {
     let fake = FakeProvider::start(Behaviour::default().with_api_key(KEY)).await?;
-    let mut spec = ModelSpec::new("fake-gpt", Provider::OpenAi);
+    let mut spec = ModelSpec::new("fake-gpt", ProviderKind::OpenAi);
     spec.base_url = fake.openai_base_url();
     spec.cost = Some(Cost {
         input_per_1k: 1.0,
@@ -233,7 +233,7 @@ async fn structured_answers_get_one_repair_attempt() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_cut_at_a_budget_bound_never_answers_a_request_without_it() -> Result<()> {
     let fake = FakeProvider::start(Behaviour::default().with_api_key(KEY)).await?;
-    let mut spec = ModelSpec::new("fake-gpt", Provider::OpenAi);
+    let mut spec = ModelSpec::new("fake-gpt", ProviderKind::OpenAi);
     spec.base_url = fake.openai_base_url();
     spec.cost = Some(Cost {
         input_per_1k: 0.001,
@@ -331,8 +331,11 @@ async fn an_answer_cut_at_a_budget_bound_never_answers_a_request_without_it() ->
 async fn attempts_are_counted_for_the_work_that_made_them() -> Result<()> {
     let rig = rig(BatchOptions::default()).await?;
     let quick = ModelClient::new(&HttpOptions::default())?.with_retry_policy(RetryPolicy {
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
+        backoff: Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            ..Backoff::default()
+        },
         ..RetryPolicy::default()
     });
     let gateway = Gateway::new(

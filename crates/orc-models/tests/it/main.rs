@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use futures::StreamExt as _;
 use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
-    ApiKey, ChatRequest, CompletionRequest, EmbeddingRequest, Error, FailureKind, HttpOptions,
-    ModelClient, ModelSpec, Provider, RetryPolicy,
+    ApiKey, Backoff, ChatRequest, CompletionRequest, EmbeddingRequest, Error, FailureKind,
+    HttpOptions, ModelClient, ModelSpec, ProviderKind, RetryPolicy,
 };
 
 const KEY: &str = "sk-orc-test-7f3a9c1e5b";
@@ -17,8 +17,11 @@ const KEY: &str = "sk-orc-test-7f3a9c1e5b";
 /// Retries as the default policy does, but with short back-offs.
 fn quick_retries() -> RetryPolicy {
     RetryPolicy {
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
+        backoff: Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            ..Backoff::default()
+        },
         ..RetryPolicy::default()
     }
 }
@@ -44,10 +47,10 @@ impl Setup {
         })
     }
 
-    fn spec(&self, provider: Provider) -> ModelSpec {
+    fn spec(&self, provider: ProviderKind) -> ModelSpec {
         let (model, base_url) = match provider {
-            Provider::OpenAi => ("fake-gpt", self.fake.openai_base_url()),
-            Provider::Anthropic => ("fake-claude", self.fake.anthropic_base_url()),
+            ProviderKind::OpenAi => ("fake-gpt", self.fake.openai_base_url()),
+            ProviderKind::Anthropic => ("fake-claude", self.fake.anthropic_base_url()),
         };
         let mut spec = ModelSpec::new(model, provider);
         spec.base_url = base_url;
@@ -64,17 +67,17 @@ impl Setup {
     }
 }
 
-fn chat_endpoint(provider: Provider) -> Endpoint {
+fn chat_endpoint(provider: ProviderKind) -> Endpoint {
     match provider {
-        Provider::OpenAi => Endpoint::ChatCompletions,
-        Provider::Anthropic => Endpoint::Messages,
+        ProviderKind::OpenAi => Endpoint::ChatCompletions,
+        ProviderKind::Anthropic => Endpoint::Messages,
     }
 }
 
-const PROVIDERS: [Provider; 2] = [Provider::OpenAi, Provider::Anthropic];
+const PROVIDERS: [ProviderKind; 2] = [ProviderKind::OpenAi, ProviderKind::Anthropic];
 
 /// Asserts that `error` names the provider, the model and the status, and never the key.
-fn assert_names_call(error: &Error, provider: Provider, model: &str, status: Option<u16>) {
+fn assert_names_call(error: &Error, provider: ProviderKind, model: &str, status: Option<u16>) {
     let text = error.to_string();
     assert!(text.contains(provider.as_str()), "{text}");
     assert!(text.contains(&format!("`{model}`")), "{text}");
@@ -188,7 +191,7 @@ async fn streamed_chat_on_both_providers() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_answer_every_prompt_in_one_request() -> Result<()> {
     let setup = Setup::new().await?;
-    let spec = setup.spec(Provider::OpenAi);
+    let spec = setup.spec(ProviderKind::OpenAi);
     let req = CompletionRequest {
         prompts: vec![
             "first prompt".into(),
@@ -208,7 +211,7 @@ async fn completions_answer_every_prompt_in_one_request() -> Result<()> {
 
     let anthropic = setup
         .client
-        .complete(&setup.spec(Provider::Anthropic), setup.key(), &req)
+        .complete(&setup.spec(ProviderKind::Anthropic), setup.key(), &req)
         .await;
     assert!(matches!(
         anthropic,
@@ -223,7 +226,7 @@ async fn completions_answer_every_prompt_in_one_request() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_come_back_in_input_order() -> Result<()> {
     let setup = Setup::new().await?;
-    let mut spec = setup.spec(Provider::OpenAi);
+    let mut spec = setup.spec(ProviderKind::OpenAi);
     spec.model = "fake-embedding".into();
     let inputs: Vec<String> = vec!["alpha".into(), "beta".into(), "gamma".into()];
     let forward = setup
@@ -293,7 +296,7 @@ async fn rate_limits_are_retried_after_the_given_delay() -> Result<()> {
     }
     // Without retries, the 429 says what it asked for.
     let once = setup.client.clone().with_retry_policy(RetryPolicy::none());
-    let spec = setup.spec(Provider::OpenAi);
+    let spec = setup.spec(ProviderKind::OpenAi);
     let error = once
         .chat(
             &spec,
@@ -306,7 +309,7 @@ async fn rate_limits_are_retried_after_the_given_delay() -> Result<()> {
     assert!(error.is_retryable());
     assert_eq!(error.kind(), Some(FailureKind::RateLimited));
     assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
-    assert_names_call(&error, Provider::OpenAi, "fake-gpt", Some(429));
+    assert_names_call(&error, ProviderKind::OpenAi, "fake-gpt", Some(429));
     Ok(())
 }
 
@@ -364,7 +367,7 @@ async fn client_errors_are_not_retried() -> Result<()> {
     let error = setup
         .client
         .chat(
-            &setup.spec(Provider::OpenAi),
+            &setup.spec(ProviderKind::OpenAi),
             Some(&wrong),
             &ChatRequest::user("hi"),
         )
@@ -465,7 +468,7 @@ async fn connection_failures_and_timeouts_are_retryable() -> Result<()> {
     };
     let setup = Setup::with_options(&options).await?;
     let once = setup.client.clone().with_retry_policy(RetryPolicy::none());
-    let spec = setup.spec(Provider::OpenAi);
+    let spec = setup.spec(ProviderKind::OpenAi);
 
     let error = once
         .chat(
@@ -478,7 +481,7 @@ async fn connection_failures_and_timeouts_are_retryable() -> Result<()> {
         .context("a slow answer beat the timeout")?;
     assert_eq!(error.kind(), Some(FailureKind::Timeout), "{error}");
     assert!(error.is_retryable());
-    assert_names_call(&error, Provider::OpenAi, "fake-gpt", None);
+    assert_names_call(&error, ProviderKind::OpenAi, "fake-gpt", None);
 
     let error = once
         .chat(&spec, setup.key(), &ChatRequest::user("[[fake:close]]"))
@@ -486,7 +489,7 @@ async fn connection_failures_and_timeouts_are_retryable() -> Result<()> {
         .err()
         .context("a closed connection gave an answer")?;
     assert!(error.is_retryable(), "{error}");
-    assert_names_call(&error, Provider::OpenAi, "fake-gpt", None);
+    assert_names_call(&error, ProviderKind::OpenAi, "fake-gpt", None);
 
     // Nobody listens on the port of a server that was shut down.
     let gone = FakeProvider::start(Behaviour::default()).await?;
@@ -499,7 +502,7 @@ async fn connection_failures_and_timeouts_are_retryable() -> Result<()> {
         .err()
         .context("a closed port answered")?;
     assert_eq!(error.kind(), Some(FailureKind::Connection), "{error}");
-    assert_names_call(&error, Provider::OpenAi, "fake-gpt", None);
+    assert_names_call(&error, ProviderKind::OpenAi, "fake-gpt", None);
     Ok(())
 }
 
@@ -547,7 +550,7 @@ async fn the_key_never_appears_in_errors() -> Result<()> {
     let error = setup
         .client
         .chat(
-            &setup.spec(Provider::OpenAi),
+            &setup.spec(ProviderKind::OpenAi),
             setup.key(),
             &ChatRequest::user(format!("[[fake:leak={KEY}]]")),
         )
@@ -584,7 +587,7 @@ async fn a_stalled_tls_handshake_times_out_at_the_connect_timeout() -> Result<()
         ..HttpOptions::default()
     })?
     .with_retry_policy(RetryPolicy::none());
-    let mut spec = ModelSpec::new("silent", Provider::OpenAi);
+    let mut spec = ModelSpec::new("silent", ProviderKind::OpenAi);
     spec.base_url = format!("https://{addr}/v1");
     let started = Instant::now();
     let error = client
@@ -608,7 +611,7 @@ async fn a_stalled_tls_handshake_times_out_at_the_connect_timeout() -> Result<()
 async fn sequential_calls_reuse_connections() -> Result<()> {
     const PAUSE: Duration = Duration::from_millis(5);
     let setup = Setup::new().await?;
-    let spec = setup.spec(Provider::OpenAi);
+    let spec = setup.spec(ProviderKind::OpenAi);
     for i in 0..100 {
         let req = ChatRequest::user(format!("call number {i}"));
         let answer = setup.client.chat(&spec, setup.key(), &req).await?;
@@ -651,7 +654,7 @@ async fn concurrent_calls_stay_within_the_pool() -> Result<()> {
         ..HttpOptions::default()
     };
     let setup = Setup::with_options(&options).await?;
-    let spec = setup.spec(Provider::OpenAi);
+    let spec = setup.spec(ProviderKind::OpenAi);
     let started = Instant::now();
     let calls = (0..32).map(|i| {
         let client = setup.client.clone();
@@ -677,5 +680,6 @@ async fn concurrent_calls_stay_within_the_pool() -> Result<()> {
 }
 
 mod gateway;
+mod modules;
 mod routing;
 mod telemetry;

@@ -16,7 +16,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use orc_fake_provider::{Behaviour, FakeProvider, ModelBehaviour};
 use orc_models::{
     ApiKey, BatchOptions, ChatRequest, Cost, CostConfig, Gateway, GatewayOptions, HttpOptions,
-    Model, ModelClient, ModelSpec, Provider, Registry, Router, RoutingConfig, Source,
+    Model, ModelClient, ModelSpec, ProviderKind, Registry, Router, RoutingConfig, Source,
 };
 use orc_telemetry::names::{self, label};
 
@@ -123,7 +123,7 @@ impl Recorded {
 }
 
 fn spec(fake: &FakeProvider, name: &str) -> ModelSpec {
-    let mut spec = ModelSpec::new(name, Provider::OpenAi);
+    let mut spec = ModelSpec::new(name, ProviderKind::OpenAi);
     spec.base_url = fake.openai_base_url();
     spec.cost = Some(Cost {
         input_per_1k: 1.0,

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use orc_models::{Error as ModelError, FailureKind, RegistryError, RouteError};
+use orc_models::{Error as ModelError, FailureKind};
 use serde_json::json;
 
 /// Tells the official OpenAI clients whether retrying can help (they retry 429 and 5xx
@@ -48,10 +48,8 @@ pub(crate) enum ApiError {
         "orc serve has no models: the config file's `models:` list is empty; hint: add models to it and restart"
     )]
     NoModels,
-    /// The registry could not give the model (ambiguous name, unset key variable).
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// The gateway's call failed.
+    /// The registry could not give the model (ambiguous name, unset key variable), or
+    /// the gateway's call failed.
     #[error(transparent)]
     Gateway(#[from] ModelError),
 }
@@ -99,40 +97,20 @@ impl ApiError {
                     .code(Some("no_models_configured"))
                     .no_retry()
             }
-            ApiError::Registry(e) => registry_parts(e),
             ApiError::Gateway(e) => gateway_parts(e),
         }
     }
 }
 
-fn registry_parts(error: &RegistryError) -> Parts {
-    match error {
-        RegistryError::Unknown { .. } => Parts::new(StatusCode::NOT_FOUND, "invalid_request_error")
-            .code(Some("model_not_found"))
-            .param(Some("model".to_owned())),
-        RegistryError::Ambiguous { .. } => {
-            Parts::new(StatusCode::BAD_REQUEST, "invalid_request_error")
-                .code(Some("ambiguous_model"))
-                .param(Some("model".to_owned()))
-        }
-        // The server's configuration, not the request: no client retry fixes it.
-        RegistryError::MissingKey { .. } | RegistryError::NoMatch { .. } => {
-            Parts::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
-                .code(Some("model_unavailable"))
-                .no_retry()
-        }
-    }
-}
-
 fn gateway_parts(error: &ModelError) -> Parts {
-    if error.budget().is_some() {
+    if error.is_budget_refusal() {
         // OpenAI's own spelling of "out of money": 429 `insufficient_quota`.
         return Parts::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
             .code(Some("insufficient_quota"))
             .no_retry();
     }
     match error {
-        ModelError::Route(RouteError::CoolingDown { models }) => {
+        ModelError::CoolingDown { models } => {
             let wait = models
                 .iter()
                 .map(|(_, left)| *left)
@@ -144,18 +122,28 @@ fn gateway_parts(error: &ModelError) -> Parts {
                 .code(Some("models_cooling_down"))
                 .retry_after(wait.map(Duration::from_secs_f64))
         }
-        ModelError::Route(RouteError::NoMatch(e)) => registry_parts(e),
-        ModelError::Route(RouteError::NoCandidates) => {
+        ModelError::UnknownModel { .. } => {
+            Parts::new(StatusCode::NOT_FOUND, "invalid_request_error")
+                .code(Some("model_not_found"))
+                .param(Some("model".to_owned()))
+        }
+        ModelError::AmbiguousModel { .. } => {
+            Parts::new(StatusCode::BAD_REQUEST, "invalid_request_error")
+                .code(Some("ambiguous_model"))
+                .param(Some("model".to_owned()))
+        }
+        ModelError::NoCandidates => {
             Parts::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
                 .code(Some("no_models_configured"))
                 .no_retry()
         }
-        ModelError::MissingKey { .. } => {
+        // The server's configuration, not the request: no client retry fixes it.
+        ModelError::MissingKey { .. } | ModelError::NoModelMatch { .. } => {
             Parts::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
                 .code(Some("model_unavailable"))
                 .no_retry()
         }
-        ModelError::Client { .. } | ModelError::Encode { .. } | ModelError::Budget(_) => {
+        ModelError::Client { .. } | ModelError::Encode { .. } => {
             Parts::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error")
         }
         _ => upstream_parts(error),
@@ -341,7 +329,7 @@ mod tests {
 
     #[test]
     fn budget_refusals_are_insufficient_quota_and_not_retried() {
-        let refusal = ModelError::Budget(orc_models::BudgetError::Unpriced { model: "m".into() });
+        let refusal = ModelError::Unpriced { model: "m".into() };
         let parts = ApiError::Gateway(refusal).parts();
         assert_eq!(parts.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(parts.kind, "insufficient_quota");
@@ -359,9 +347,9 @@ mod tests {
 
     #[test]
     fn retry_after_is_whole_seconds_rounded_up() {
-        let error = ApiError::Gateway(ModelError::Route(RouteError::CoolingDown {
+        let error = ApiError::Gateway(ModelError::CoolingDown {
             models: vec![("a".into(), 2.2), ("b".into(), 9.0)],
-        }));
+        });
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(

@@ -36,8 +36,8 @@ pub(super) async fn retrieve(
         return Ok(Json(auto(state.created)));
     }
     let spec = gateway.registry().find(&id).map_err(|e| match e {
-        orc_models::RegistryError::Unknown { .. } => select::unknown(gateway, &id),
-        other => ApiError::Registry(other),
+        orc_models::Error::UnknownModel { .. } => select::unknown(gateway, &id),
+        other => ApiError::Gateway(other),
     })?;
     Ok(Json(model(&spec, state.created)))
 }

@@ -1,6 +1,6 @@
 //! Which model answers: `auto` (the router's choice) or a configured name.
 
-use orc_models::{ChatRequest, Gateway, Model, RegistryError, RequestFeatures, Requirements};
+use orc_models::{ChatRequest, Error as ModelError, Gateway, Model, RequestFeatures, Requirements};
 
 use super::error::ApiError;
 use super::request::cut;
@@ -29,8 +29,8 @@ pub(crate) fn chat_model(
 /// The configured model `name` names, with its key.
 pub(crate) fn named(gateway: &Gateway, name: &str) -> Result<Model, ApiError> {
     gateway.registry().resolve(name).map_err(|e| match e {
-        RegistryError::Unknown { .. } => unknown(gateway, name),
-        other => ApiError::Registry(other),
+        ModelError::UnknownModel { .. } => unknown(gateway, name),
+        other => ApiError::Gateway(other),
     })
 }
 

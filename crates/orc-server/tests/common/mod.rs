@@ -10,7 +10,7 @@ use orc_cache::{Cache, CacheOptions};
 use orc_fake_provider::{Behaviour, FakeProvider};
 use orc_models::{
     Budget, Cost, CostConfig, Gateway, GatewayOptions, HttpOptions, ModelClient, ModelSpec,
-    Provider, Registry, RetryPolicy, Router, RoutingConfig,
+    ProviderKind, Registry, RetryPolicy, Router, RoutingConfig,
 };
 
 /// The fake provider and a gateway in front of it.
@@ -37,7 +37,7 @@ pub(crate) struct RigOptions {
 pub(crate) async fn rig(options: RigOptions) -> Result<Rig> {
     let fake = FakeProvider::start(options.behaviour.unwrap_or_default()).await?;
     let spec = |name: &str, model: &str| {
-        let mut spec = ModelSpec::new(name, Provider::OpenAi);
+        let mut spec = ModelSpec::new(name, ProviderKind::OpenAi);
         spec.model = model.to_owned();
         spec.base_url = fake.openai_base_url();
         spec.cost = Some(Cost {

@@ -15,7 +15,52 @@ use crate::request::{
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 use crate::sse::SseEvent;
-use crate::stream::{ChatStream, EventError, StreamState};
+use crate::stream::{ChatStream, EventError, Events, StreamState};
+
+use super::{Call, Endpoint, Provider, Target};
+
+/// Any OpenAI-compatible server: OpenAI itself, Ollama, vLLM, llama.cpp's server.
+pub(super) struct OpenAi;
+
+impl Provider for OpenAi {
+    fn serves(&self, _endpoint: Endpoint) -> bool {
+        true
+    }
+
+    fn chat<'a>(&'a self, to: Target<'a>, req: &'a ChatRequest) -> Call<'a, ChatResponse> {
+        Box::pin(chat(to.http, to.spec, to.key, req))
+    }
+
+    fn chat_stream<'a>(&'a self, to: Target<'a>, req: &'a ChatRequest) -> Call<'a, ChatStream> {
+        Box::pin(chat_stream(to.http, to.spec, to.key, req))
+    }
+
+    fn list_models<'a>(&'a self, to: Target<'a>) -> Call<'a, Vec<ModelInfo>> {
+        Box::pin(list_models(to.http, to.spec, to.key))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        to: Target<'a>,
+        req: &'a CompletionRequest,
+    ) -> Call<'a, CompletionResponse> {
+        Box::pin(complete(to.http, to.spec, to.key, req))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        to: Target<'a>,
+        req: &'a EmbeddingRequest,
+    ) -> Call<'a, EmbeddingResponse> {
+        Box::pin(embed(to.http, to.spec, to.key, req))
+    }
+}
+
+/// A chat completion stream: `data:` chunks, ended by `data: [DONE]`.
+static EVENTS: Events = Events {
+    read: stream_event,
+    terminator: "`data: [DONE]`",
+};
 
 fn url(spec: &ModelSpec, path: &str) -> String {
     format!("{}/{path}", spec.base_url.trim_end_matches('/'))
@@ -137,7 +182,7 @@ fn invalid(site: CallSite, message: impl Into<String>) -> Error {
 }
 
 /// One plain (not streamed) chat completion.
-pub(crate) async fn chat(
+async fn chat(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -170,7 +215,7 @@ pub(crate) async fn chat(
 }
 
 /// Opens a streamed chat completion.
-pub(crate) async fn chat_stream(
+async fn chat_stream(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -180,7 +225,7 @@ pub(crate) async fn chat_stream(
         .header(ACCEPT, "text/event-stream")
         .json(&chat_body(spec, req, true));
     let answer = http.send(spec, key, authorize(request, key)).await?;
-    Ok(ChatStream::new(answer, key, &spec.model))
+    Ok(ChatStream::new(answer, key, &spec.model, &EVENTS))
 }
 
 #[derive(Deserialize)]
@@ -210,7 +255,7 @@ struct Chunk {
 }
 
 /// Handles one event of a chat completion stream; returns the text delta it carries.
-pub(crate) fn stream_event(
+fn stream_event(
     event: &SseEvent,
     state: &mut StreamState,
 ) -> std::result::Result<Option<String>, EventError> {
@@ -312,7 +357,7 @@ fn by_index<T>(site: &CallSite, what: &str, len: usize, items: Vec<(usize, T)>) 
 }
 
 /// Completes every prompt in one call; the texts come back in prompt order.
-pub(crate) async fn complete(
+async fn complete(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -363,7 +408,7 @@ struct EmbeddingItem {
 }
 
 /// Embeds every input in one call; the vectors come back in input order.
-pub(crate) async fn embed(
+async fn embed(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -400,7 +445,7 @@ struct ModelEntry {
 }
 
 /// The models the server offers.
-pub(crate) async fn list_models(
+async fn list_models(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -420,12 +465,12 @@ pub(crate) async fn list_models(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_kind::ProviderKind;
     use crate::request::Message;
-    use crate::spec::Provider;
 
     #[test]
     fn chat_body_shape() -> std::result::Result<(), serde_json::Error> {
-        let spec = ModelSpec::new("llama3.2:1b", Provider::OpenAi);
+        let spec = ModelSpec::new("llama3.2:1b", ProviderKind::OpenAi);
         let req = ChatRequest {
             messages: vec![Message::user("hi")],
             system: Some("be brief".into()),
@@ -493,7 +538,7 @@ mod tests {
     #[test]
     fn answers_are_put_in_index_order() {
         let site = CallSite {
-            provider: Provider::OpenAi,
+            provider: ProviderKind::OpenAi,
             model: "m".into(),
             status: Some(200),
         };

@@ -10,12 +10,41 @@ use crate::request::{ChatRequest, ChatResponse, ModelInfo, Role, Usage};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 use crate::sse::SseEvent;
-use crate::stream::{ChatStream, EventError, StreamState};
+use crate::stream::{ChatStream, EventError, Events, StreamState};
+
+use super::{Call, Endpoint, Provider, Target};
 
 /// The API version every request names.
 const VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; this is used when a request gives none.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Anthropic's Messages API: chat only.
+pub(super) struct Anthropic;
+
+impl Provider for Anthropic {
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::Chat
+    }
+
+    fn chat<'a>(&'a self, to: Target<'a>, req: &'a ChatRequest) -> Call<'a, ChatResponse> {
+        Box::pin(chat(to.http, to.spec, to.key, req))
+    }
+
+    fn chat_stream<'a>(&'a self, to: Target<'a>, req: &'a ChatRequest) -> Call<'a, ChatStream> {
+        Box::pin(chat_stream(to.http, to.spec, to.key, req))
+    }
+
+    fn list_models<'a>(&'a self, to: Target<'a>) -> Call<'a, Vec<ModelInfo>> {
+        Box::pin(list_models(to.http, to.spec, to.key))
+    }
+}
+
+/// A Messages stream: typed events, ended by `message_stop`.
+static EVENTS: Events = Events {
+    read: stream_event,
+    terminator: "`message_stop`",
+};
 
 fn url(spec: &ModelSpec, path: &str) -> String {
     format!("{}/v1/{path}", spec.base_url.trim_end_matches('/'))
@@ -150,7 +179,7 @@ struct ContentBlock {
 }
 
 /// One plain (not streamed) Messages call.
-pub(crate) async fn chat(
+async fn chat(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -177,7 +206,7 @@ pub(crate) async fn chat(
 }
 
 /// Opens a streamed Messages call.
-pub(crate) async fn chat_stream(
+async fn chat_stream(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -187,7 +216,7 @@ pub(crate) async fn chat_stream(
         .header(ACCEPT, "text/event-stream")
         .json(&messages_body(spec, req, true));
     let answer = http.send(spec, key, headers(request, key, spec)?).await?;
-    Ok(ChatStream::new(answer, key, &spec.model))
+    Ok(ChatStream::new(answer, key, &spec.model, &EVENTS))
 }
 
 #[derive(Deserialize)]
@@ -237,7 +266,7 @@ struct MessageDeltaBody {
 
 /// Handles one event of a Messages stream (`message_start`, `content_block_delta`,
 /// `message_delta`, `message_stop`, `error`, …); returns the text delta it carries.
-pub(crate) fn stream_event(
+fn stream_event(
     event: &SseEvent,
     state: &mut StreamState,
 ) -> std::result::Result<Option<String>, EventError> {
@@ -303,7 +332,7 @@ struct ModelEntry {
 }
 
 /// The models the API offers (the first 1,000).
-pub(crate) async fn list_models(
+async fn list_models(
     http: &Http,
     spec: &ModelSpec,
     key: Option<&ApiKey>,
@@ -325,12 +354,12 @@ pub(crate) async fn list_models(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_kind::ProviderKind;
     use crate::request::Message;
-    use crate::spec::Provider;
 
     #[test]
     fn body_moves_system_messages_into_system() -> std::result::Result<(), serde_json::Error> {
-        let spec = ModelSpec::new("claude-x", Provider::Anthropic);
+        let spec = ModelSpec::new("claude-x", ProviderKind::Anthropic);
         let req = ChatRequest {
             messages: vec![
                 Message::system("two"),
