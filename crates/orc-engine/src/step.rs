@@ -13,41 +13,16 @@ use crate::resources::ToolLimits;
 use crate::scheduler::NodeId;
 use crate::tools::{self, Envelope, Retry};
 
-/// Retry back-off: `base · 2^(n-1)`, capped, with jitter in [50 %, 100 %].
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// Delay before the first retry, before jitter.
-    pub base: Duration,
-    /// Largest delay.
-    pub cap: Duration,
-}
+/// Retry back-off: the one policy orc-models' transport retries use too.
+pub use orc_models::Backoff;
 
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before retry number `n` (from 1).
-    pub fn delay(&self, n: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << n.saturating_sub(1).min(20));
-        exp.min(self.cap).mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-
-    /// The delay before retry number `n` of a failure that asked to be retried
-    /// `after` a while (a `Retry-After`): that wait, at most the cap; the back-off
-    /// when it asked for none.
-    pub(crate) fn delay_for(&self, n: u32, after: Option<Duration>) -> Duration {
-        match after {
-            Some(after) => after.min(self.cap),
-            None => self.delay(n),
-        }
+/// The wait before retry number `n` of a failure that asked to be retried `after` a while (a
+/// `Retry-After`): that wait, at most the back-off's longest; the back-off when it asked for
+/// none.
+fn retry_delay(backoff: &Backoff, n: u32, after: Option<Duration>) -> Duration {
+    match after {
+        Some(after) => after.min(backoff.max),
+        None => backoff.delay(n),
     }
 }
 
@@ -296,7 +271,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             error = envelope.error.as_deref().unwrap_or(""),
             "step failed; retrying"
         );
-        tokio::time::sleep(backoff.delay_for(retries, after)).await;
+        tokio::time::sleep(retry_delay(&backoff, retries, after)).await;
     }
 }
 
@@ -470,32 +445,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_wait_the_failure_asks_for_is_honoured_up_to_the_cap() {
+    fn a_wait_the_failure_asks_for_is_honoured_up_to_the_longest() {
         let b = Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(10),
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            jitter: true,
         };
         let asked = Some(Duration::from_secs(3));
-        assert_eq!(b.delay_for(1, asked), Duration::from_secs(3));
-        assert_eq!(b.delay_for(5, asked), Duration::from_secs(3));
+        assert_eq!(retry_delay(&b, 1, asked), Duration::from_secs(3));
+        assert_eq!(retry_delay(&b, 5, asked), Duration::from_secs(3));
         let too_long = Some(Duration::from_secs(3600));
-        assert_eq!(b.delay_for(1, too_long), Duration::from_secs(10));
-        let d = b.delay_for(2, None);
+        assert_eq!(retry_delay(&b, 1, too_long), Duration::from_secs(10));
+        let d = retry_delay(&b, 2, None);
         assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let b = Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(10),
-        };
-        for _ in 0..50 {
-            let d1 = b.delay(1);
-            assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1));
-            let d3 = b.delay(3);
-            assert!(d3 >= Duration::from_secs(2) && d3 <= Duration::from_secs(4));
-            assert!(b.delay(30) <= Duration::from_secs(10));
-        }
     }
 }

@@ -10,8 +10,9 @@ use crate::compile;
 fn options(backoff_base_ms: u64) -> Options {
     Options {
         backoff: Backoff {
-            base: Duration::from_millis(backoff_base_ms),
-            cap: Duration::from_secs(10),
+            initial: Duration::from_millis(backoff_base_ms),
+            max: Duration::from_secs(10),
+            jitter: true,
         },
         ..Options::default()
     }
