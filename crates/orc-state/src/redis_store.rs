@@ -811,20 +811,26 @@ impl RedisStore {
         }
     }
 
-    pub(crate) async fn record_model_metric(&self, m: &MetricRecord) -> Result<()> {
-        let member = MetricMember {
-            record: m.clone(),
-            id: fastrand::u64(..),
-        };
-        let member = serde_json::to_string(&member).map_err(|e| Error::InvalidValue {
-            what: format!("a metric of model {}", m.model),
-            reason: e.to_string(),
-        })?;
+    pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
+        // One pipeline: one round trip for every metric.
+        let mut pipe = redis::pipe();
+        for m in metrics {
+            let member = MetricMember {
+                record: m.clone(),
+                id: fastrand::u64(..),
+            };
+            let member = serde_json::to_string(&member).map_err(|e| Error::InvalidValue {
+                what: format!("a metric of model {}", m.model),
+                reason: e.to_string(),
+            })?;
+            pipe.zadd(self.key(&format!("metrics:{}", m.model)), member, m.at)
+                .ignore();
+        }
         let mut c = self.connection.clone();
-        let _: i64 = c
-            .zadd(self.key(&format!("metrics:{}", m.model)), member, m.at)
+        let () = pipe
+            .query_async(&mut c)
             .await
-            .map_err(self.error("record_model_metric"))?;
+            .map_err(self.error("record_model_metrics"))?;
         Ok(())
     }
 

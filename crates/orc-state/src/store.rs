@@ -443,25 +443,22 @@ impl Store {
 
     /// Records one model call's outcome.
     pub async fn record_model_metric(&self, m: &ModelMetric) -> Result<()> {
-        let what = |field: &str| format!("{field} of a metric of model {}", m.model);
-        let tokens = |n: u64, field: &str| {
-            i64::try_from(n).map_err(|_| Error::InvalidValue {
-                what: what(field),
-                reason: "too large".to_owned(),
-            })
-        };
-        let record = MetricRecord {
-            model: m.model.clone(),
-            provider: m.provider.clone(),
-            at: micros(m.at, || what("at"))?,
-            latency_ms: m.latency_ms,
-            success: m.success,
-            input_tokens: tokens(m.input_tokens, "input_tokens")?,
-            output_tokens: tokens(m.output_tokens, "output_tokens")?,
-            cost: m.cost,
-        };
-        self.timed("record_model_metric", async {
-            dispatch!(self.record_model_metric(&record))
+        self.record_model_metrics(std::slice::from_ref(m)).await
+    }
+
+    /// Records the outcomes of several model calls in one write (one transaction, one round
+    /// trip or one pipeline). Metrics are measurements: a write that fails part-way may keep
+    /// the ones before the failure.
+    pub async fn record_model_metrics(&self, metrics: &[ModelMetric]) -> Result<()> {
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        let records = metrics
+            .iter()
+            .map(metric_record)
+            .collect::<Result<Vec<MetricRecord>>>()?;
+        self.timed("record_model_metrics", async {
+            dispatch!(self.record_model_metrics(&records))
         })
         .await
     }
@@ -728,6 +725,27 @@ fn check_options(url: &str, options: &StateOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A metric as the backends store it: times in microseconds, token counts that fit an `i64`.
+fn metric_record(m: &ModelMetric) -> Result<MetricRecord> {
+    let what = |field: &str| format!("{field} of a metric of model {}", m.model);
+    let tokens = |n: u64, field: &str| {
+        i64::try_from(n).map_err(|_| Error::InvalidValue {
+            what: what(field),
+            reason: "too large".to_owned(),
+        })
+    };
+    Ok(MetricRecord {
+        model: m.model.clone(),
+        provider: m.provider.clone(),
+        at: micros(m.at, || what("at"))?,
+        latency_ms: m.latency_ms,
+        success: m.success,
+        input_tokens: tokens(m.input_tokens, "input_tokens")?,
+        output_tokens: tokens(m.output_tokens, "output_tokens")?,
+        cost: m.cost,
+    })
 }
 
 #[cfg(test)]

@@ -631,24 +631,28 @@ impl PgStore {
         Ok(deleted.rows_affected())
     }
 
-    pub(crate) async fn record_model_metric(&self, m: &MetricRecord) -> Result<()> {
+    pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
+        // One statement, one round trip: each column as an array, unnested into rows.
+        let column = |f: fn(&MetricRecord) -> String| metrics.iter().map(f).collect::<Vec<_>>();
         sqlx::query(concat!(
             "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost)
-             VALUES ($1, $2, ",
-            ts!("$3"),
-            ", $4, $5, $6, $7, $8)"
+             SELECT m, p, ",
+            ts!("a"),
+            ", l, s, i, o, c
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::float8[], $5::bool[], $6::int8[], $7::int8[], $8::float8[])
+                  AS t(m, p, a, l, s, i, o, c)"
         ))
-        .bind(&m.model)
-        .bind(&m.provider)
-        .bind(m.at)
-        .bind(m.latency_ms)
-        .bind(m.success)
-        .bind(m.input_tokens)
-        .bind(m.output_tokens)
-        .bind(m.cost)
+        .bind(column(|m| m.model.clone()))
+        .bind(column(|m| m.provider.clone()))
+        .bind(metrics.iter().map(|m| m.at).collect::<Vec<i64>>())
+        .bind(metrics.iter().map(|m| m.latency_ms).collect::<Vec<f64>>())
+        .bind(metrics.iter().map(|m| m.success).collect::<Vec<bool>>())
+        .bind(metrics.iter().map(|m| m.input_tokens).collect::<Vec<i64>>())
+        .bind(metrics.iter().map(|m| m.output_tokens).collect::<Vec<i64>>())
+        .bind(metrics.iter().map(|m| m.cost).collect::<Vec<f64>>())
         .execute(&self.pool)
         .await
-        .map_err(self.error("record_model_metric"))?;
+        .map_err(self.error("record_model_metrics"))?;
         Ok(())
     }
 

@@ -750,26 +750,28 @@ impl SqliteStore {
         Ok(deleted as u64)
     }
 
-    pub(crate) async fn record_model_metric(&self, m: &MetricRecord) -> Result<()> {
-        let m = m.clone();
-        self.write("record_model_metric", move |c| {
-            c.prepare_cached(
+    pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
+        let metrics = metrics.to_vec();
+        self.write("record_model_metrics", move |c| {
+            let mut insert = c.prepare_cached(
                 "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                m.model,
-                m.provider,
-                m.at,
-                m.latency_ms,
-                m.success,
-                m.input_tokens,
-                m.output_tokens,
-                m.cost
-            ])
+            )?;
+            for m in &metrics {
+                insert.execute(params![
+                    m.model,
+                    m.provider,
+                    m.at,
+                    m.latency_ms,
+                    m.success,
+                    m.input_tokens,
+                    m.output_tokens,
+                    m.cost
+                ])?;
+            }
+            Ok(())
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     pub(crate) async fn model_metrics(

@@ -662,6 +662,23 @@ pub(crate) async fn model_metrics_round_trip(h: &Harness) {
         vec![metric("large", 5, true)]
     );
     assert!(s.model_metrics("none", at(0), 0).await.unwrap().is_empty());
+    // Several calls in one write, for several models; an empty write is no write.
+    s.record_model_metrics(&[
+        metric("batched", 10, true),
+        metric("batched", 11, false),
+        metric("large", 12, true),
+    ])
+    .await
+    .unwrap();
+    s.record_model_metrics(&[]).await.unwrap();
+    assert_eq!(
+        s.model_metrics("batched", at(0), 0).await.unwrap(),
+        vec![metric("batched", 11, false), metric("batched", 10, true)]
+    );
+    assert_eq!(
+        s.model_metrics("large", at(0), 0).await.unwrap(),
+        vec![metric("large", 12, true), metric("large", 5, true)]
+    );
 }
 
 /// The store refuses to open a store that a newer orc wrote.
