@@ -22,6 +22,7 @@
 
 mod cache;
 mod codec;
+mod entry;
 mod error;
 mod file;
 mod file_cache;
@@ -30,8 +31,9 @@ mod options;
 mod redact;
 mod redis_store;
 
-pub(crate) use cache::Key;
-pub use cache::{Cache, Stats, Usage};
+pub use cache::{Cache, Stats};
+pub(crate) use entry::Key;
+pub use entry::Usage;
 pub use error::{Error, Result};
 pub use file_cache::FileCache;
 pub use options::{Backend, CacheOptions};

@@ -20,7 +20,7 @@ pub(crate) struct ResumeArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
-    watch: crate::run::WatchArgs,
+    watch: crate::telemetry::WatchArgs,
 }
 
 #[allow(clippy::print_stderr)]

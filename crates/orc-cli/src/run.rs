@@ -32,21 +32,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "USD")]
     budget: Option<f64>,
     #[command(flatten)]
-    watch: WatchArgs,
-}
-
-/// How to watch a run: metrics, profile, trace (`orc run` and `orc resume`).
-#[derive(Debug, Args, Default)]
-pub(crate) struct WatchArgs {
-    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9184).
-    #[arg(long, value_name = "ADDR")]
-    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
-    /// Write a JSON profile (per-step queue wait, run and model time, critical path) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) profile: Option<PathBuf>,
-    /// Write a Chrome trace (opens in Perfetto or chrome://tracing) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) trace: Option<PathBuf>,
+    watch: crate::telemetry::WatchArgs,
 }
 
 /// Parses `-i KEY=VALUE`: the value as JSON when it parses, else as text.
@@ -155,7 +141,7 @@ pub(crate) fn refused(e: orc_runtime::Error) -> anyhow::Result<u8> {
 
 /// How a run is watched from the command line: progress, metrics, profile, trace.
 pub(crate) struct Watch<'a> {
-    args: &'a WatchArgs,
+    args: &'a crate::telemetry::WatchArgs,
     endpoint: Option<crate::telemetry::Endpoint>,
     timeline: Option<Arc<crate::telemetry::Timeline>>,
     pub(crate) observers: Vec<Arc<dyn orc_engine::Observer>>,
@@ -166,7 +152,7 @@ impl<'a> Watch<'a> {
     pub(crate) fn start(
         tokio: &tokio::runtime::Runtime,
         global: &Global,
-        args: &'a WatchArgs,
+        args: &'a crate::telemetry::WatchArgs,
     ) -> anyhow::Result<Self> {
         let endpoint = match args.metrics_addr {
             Some(addr) => Some(tokio.block_on(crate::telemetry::Endpoint::start(addr))?),

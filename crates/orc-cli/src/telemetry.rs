@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use clap::Args;
 use orc_engine::{Event, Observer, RunResult, StepRecord};
 use orc_runtime::observe::outcome;
 use orc_telemetry::{CacheUse, Exporter, MetricsServer, Profile, RunInfo, StepTiming};
@@ -137,9 +138,23 @@ fn exporter() -> Result<Exporter, UserError> {
     Exporter::global().map_err(|e| UserError(format!("metrics: {e}")))
 }
 
+/// How to watch a run: metrics, profile, trace (`orc run` and `orc resume`).
+#[derive(Debug, Args, Default)]
+pub(crate) struct WatchArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9184).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Write a JSON profile (per-step queue wait, run and model time, critical path) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<PathBuf>,
+    /// Write a Chrome trace (opens in Perfetto or chrome://tracing) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+}
+
 /// Installs the metrics recorder before anything is built when the run will serve metrics, so
 /// that what is built before the endpoint starts (the model caches) records as well.
-pub(crate) fn install_recorder(watch: &crate::run::WatchArgs) -> Result<(), UserError> {
+pub(crate) fn install_recorder(watch: &WatchArgs) -> Result<(), UserError> {
     if watch.metrics_addr.is_some() {
         exporter()?;
     }

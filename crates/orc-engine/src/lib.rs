@@ -12,7 +12,9 @@
 //! ```
 
 mod dry_run;
+mod events;
 mod models;
+mod node_id;
 mod resources;
 mod result;
 mod scheduler;
@@ -22,11 +24,11 @@ mod supervisor;
 mod tools;
 
 pub use dry_run::{PlannedCall, plan_models};
+pub use events::{Event, Observer};
 pub use resources::{MemoryLimit, Resources};
 pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 pub use scheduler::{
-    Error, Event, Journal, Observer, Options, Result, execute, new_run_id, preflight,
-    resolve_inputs, run,
+    Error, Journal, Options, Result, execute, new_run_id, preflight, resolve_inputs, run,
 };
 pub use step::Backoff;
 pub use supervisor::{SUPERVISE_ARG, set_supervisor, supervise_if_asked};

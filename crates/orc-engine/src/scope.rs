@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use minijinja::Value;
 use orc_pipeline::templates::Lookup;
 
-use crate::scheduler::NodeId;
+use crate::node_id::NodeId;
 
 /// Run-wide names, plus the table of finished steps (written by the scheduler, read by steps).
 #[derive(Debug)]

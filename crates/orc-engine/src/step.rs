@@ -9,8 +9,8 @@ use orc_pipeline::{Condition, Param};
 use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
+use crate::node_id::NodeId;
 use crate::resources::ToolLimits;
-use crate::scheduler::NodeId;
 use crate::tools::{self, Envelope, Retry};
 
 /// Retry back-off: the one policy orc-models' transport retries use too.
@@ -46,8 +46,8 @@ pub(crate) struct Job {
 /// What a model step needs besides its parameters.
 pub(crate) struct ModelJob {
     pub(crate) gateway: Option<orc_models::Gateway>,
-    /// Told of a streamed answer's text as it arrives ([`crate::Event::ModelOutput`]).
-    pub(crate) observer: Option<Arc<dyn crate::Observer>>,
+    /// Told of a streamed answer's text as it arrives ([`crate::events::Event::ModelOutput`]).
+    pub(crate) observer: Option<Arc<dyn crate::events::Observer>>,
     /// The step's id, as events name it.
     pub(crate) step_id: Arc<str>,
     pub(crate) choice: Arc<models::Choice>,
@@ -177,7 +177,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                 Some(m) => {
                     let emit = |text: &str| {
                         if let Some(observer) = &m.observer {
-                            observer.event(crate::Event::ModelOutput {
+                            observer.event(crate::events::Event::ModelOutput {
                                 id: &m.step_id,
                                 text,
                             });

@@ -1,6 +1,6 @@
 //! Graph algorithms over a list of steps whose `deps` are indices into the same list.
 
-use crate::plan::Step;
+use crate::plan::{Plan, Step};
 
 /// A topological order of `steps` (dependencies first), stable with respect to document order.
 /// Steps on a cycle are left out; `find_cycle` names them.
@@ -114,6 +114,29 @@ pub fn jumped_over(steps: &[Step], from: usize, to: usize) -> Vec<usize> {
     (0..steps.len())
         .filter(|&i| i != from && i != to && after[i] && before[i])
         .collect()
+}
+
+impl Plan {
+    /// Kahn levels of the top-level steps: every step of a level depends only on earlier levels.
+    pub fn levels(&self) -> Vec<Vec<usize>> {
+        let n = self.steps.len();
+        let mut level = vec![0usize; n];
+        // Steps are compiled in a topological order, so one pass suffices.
+        for i in topo_order(&self.steps) {
+            level[i] = self.steps[i]
+                .deps
+                .iter()
+                .map(|&d| level[d as usize] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        let depth = level.iter().copied().max().map_or(0, |m| m + 1);
+        let mut out = vec![Vec::new(); depth];
+        for (i, l) in level.into_iter().enumerate() {
+            out[l].push(i);
+        }
+        out
+    }
 }
 
 #[cfg(test)]

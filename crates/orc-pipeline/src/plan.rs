@@ -211,25 +211,4 @@ impl Plan {
         }
         count(&self.steps)
     }
-
-    /// Kahn levels of the top-level steps: every step of a level depends only on earlier levels.
-    pub fn levels(&self) -> Vec<Vec<usize>> {
-        let n = self.steps.len();
-        let mut level = vec![0usize; n];
-        // Steps are compiled in a topological order, so one pass suffices.
-        for i in crate::graph::topo_order(&self.steps) {
-            level[i] = self.steps[i]
-                .deps
-                .iter()
-                .map(|&d| level[d as usize] + 1)
-                .max()
-                .unwrap_or(0);
-        }
-        let depth = level.iter().copied().max().map_or(0, |m| m + 1);
-        let mut out = vec![Vec::new(); depth];
-        for (i, l) in level.into_iter().enumerate() {
-            out[l].push(i);
-        }
-        out
-    }
 }

@@ -8,6 +8,7 @@ mod examples;
 mod inputs;
 mod leases;
 mod models;
+mod modules;
 mod pipelines;
 mod processes;
 mod resume;

@@ -7,12 +7,12 @@ use orc_pipeline::StepKind;
 use serde_json::Value;
 use tracing::Instrument as _;
 
-use super::Event;
-use super::execute::Run;
 use super::ids::now_rfc3339;
 use super::journal::{Settles, Writer, Written};
 use super::node::{NodeId, Outcome, State, step_at};
 use super::report::blank_record;
+use super::state::Run;
+use crate::events::Event;
 use crate::models;
 use crate::result::{StepRecord, StepStatus};
 use crate::step::{self, Done, Job, ModelJob};

@@ -1,9 +1,8 @@
-//! The entry points, and the state of one run while the scheduler drives it.
+//! The entry points: check, set up the run's state, drive it, assemble the result.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use orc_pipeline::templates::TemplateSet;
 use orc_pipeline::{Compiled, Plan};
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
@@ -12,14 +11,13 @@ use tracing::Instrument as _;
 use super::ids::execution_namespace;
 use super::inputs::resolve_inputs;
 use super::journal::Writer;
-use super::loops::LoopState;
-use super::node::{NodeId, Nodes, Outcome};
+use super::node::Nodes;
+use super::state::Run;
 use super::{Error, Options, Result};
 use crate::models;
 use crate::resources::{Admission, ToolLimits};
 use crate::result::RunResult;
 use crate::scope::Shared;
-use crate::step::Done;
 
 /// Runs a compiled pipeline like [`execute`], with the scheduler as a task of the current
 /// runtime rather than of the caller.
@@ -82,26 +80,4 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let interrupted = run.drive().await;
 
     Ok(run.into_result(interrupted, execution_id, started))
-}
-
-pub(super) struct Run<'a> {
-    pub(super) plan: &'a Plan,
-    pub(super) templates: &'a Arc<TemplateSet>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) opts: &'a Options,
-    pub(super) nodes: Nodes,
-    pub(super) loops: HashMap<NodeId, LoopState>,
-    pub(super) ready: VecDeque<NodeId>,
-    pub(super) settle_queue: VecDeque<(NodeId, Outcome)>,
-    pub(super) order: Vec<NodeId>,
-    pub(super) running: usize,
-    pub(super) tasks: JoinSet<Done>,
-    pub(super) stop: Option<(String, &'static str)>,
-    pub(super) first_error: Option<(String, String)>,
-    /// What stopped the run: the failure of a step whose policy is `fail`, or the state store.
-    pub(super) stopped_by: Option<(String, String)>,
-    /// The journal's writer task, when the run has a journal.
-    pub(super) journal: Option<Writer>,
-    pub(super) admission: Admission,
-    pub(super) limits: Arc<ToolLimits>,
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use orc_pipeline::Step;
 use orc_pipeline::templates::Lookup;
 
-use super::Event;
-use super::execute::Run;
 use super::node::{Node, NodeId, Outcome, State};
+use super::state::Run;
+use crate::events::Event;
 use crate::scope::{Frame, StepScope};
 
 impl Run<'_> {

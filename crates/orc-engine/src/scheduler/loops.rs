@@ -1,7 +1,7 @@
 //! Loops: `for_each` expands into all its iterations at once (run under `max_parallel`),
 //! `while` adds one iteration at a time while its condition holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use minijinja::Value as JValue;
@@ -9,31 +9,14 @@ use orc_pipeline::templates::Lookup;
 use orc_pipeline::{Param, Step, StepKind};
 use serde_json::Value;
 
-use super::execute::Run;
 use super::node::{MAX_NODES, NodeId, Outcome, State, step_at};
+use super::state::{LoopState, Run};
 use crate::scope::{Frame, StepScope};
 use crate::step;
 use crate::tools::Envelope;
 
 /// The most iterations one `for_each` loop may have.
 const MAX_ITERATIONS: usize = 1_000_000;
-
-pub(super) struct LoopState {
-    pub(super) max_parallel: u32,
-    pub(super) active: u32,
-    pub(super) started: Vec<bool>,
-    /// Steps of each iteration not settled yet.
-    pub(super) left: Vec<usize>,
-    pub(super) total_left: usize,
-    pub(super) iterations: usize,
-    /// Steps ready but held back by `max_parallel`.
-    pub(super) waiting: VecDeque<NodeId>,
-    /// Each `while` iteration's first step.
-    pub(super) bases: Vec<NodeId>,
-    /// Body step ids to their position in the body.
-    pub(super) siblings: Arc<HashMap<String, u32>>,
-    pub(super) failed: Option<String>,
-}
 
 impl Run<'_> {
     /// Whether a step of iteration `k` of loop `l` may start now.

@@ -5,12 +5,12 @@
 //! | part | its one job |
 //! |---|---|
 //! | [`options`] | how to run a plan ([`Options`]) |
-//! | [`events`] | what observers are told ([`Event`], [`Observer`]) |
 //! | [`journal`] | where finished steps are made durable ([`Journal`]) |
 //! | [`error`] | why a run could not start |
 //! | [`inputs`] | the run's inputs: caller values, declared defaults, types |
 //! | [`ids`] | run ids and the `execution` namespace |
-//! | [`execute`] | the entry points and the run's state |
+//! | [`execute`] | the entry points |
+//! | [`state`] | the state of one run: graph, queues, loops, what stopped it |
 //! | [`node`] | a node of the graph and its states |
 //! | [`graph`] | adding levels of nodes, readiness |
 //! | [`drive`] | the event loop: launch, wait, finish, cancel |
@@ -20,7 +20,6 @@
 
 mod drive;
 mod error;
-mod events;
 mod execute;
 mod graph;
 mod ids;
@@ -31,13 +30,11 @@ mod node;
 mod options;
 mod report;
 mod settle;
+mod state;
 
 pub use error::{Error, Result};
-pub use events::{Event, Observer};
 pub use execute::{execute, preflight, run};
 pub use ids::new_run_id;
 pub use inputs::resolve_inputs;
 pub use journal::Journal;
 pub use options::Options;
-
-pub(crate) use node::NodeId;

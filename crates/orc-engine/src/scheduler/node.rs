@@ -5,32 +5,10 @@ use std::sync::Arc;
 
 use orc_pipeline::{Plan, Step};
 
+pub(crate) use crate::node_id::NodeId;
 use crate::result::StepRecord;
 use crate::scope::Frame;
 use crate::tools::Envelope;
-
-/// A node's place in the run's graph. Nodes are only ever added, so an id stays valid for the
-/// whole run; a level's nodes (the plan's top level, or one loop iteration) are consecutive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct NodeId(u32);
-
-impl NodeId {
-    /// The node `j` places after this one: step `j` of the level this is the base of.
-    pub(crate) fn offset(self, j: u32) -> NodeId {
-        // In range: a graph holds at most `MAX_NODES` nodes.
-        NodeId(self.0.saturating_add(j))
-    }
-
-    /// How far after `base` this node is: its position in the level `base` starts.
-    pub(super) fn since(self, base: NodeId) -> u32 {
-        self.0.saturating_sub(base.0)
-    }
-
-    /// Its position in a list of every node.
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize
-    }
-}
 
 /// Most nodes one run's graph may hold: the plan's steps and every loop iteration's. A loop
 /// that would go past it fails.
@@ -47,7 +25,7 @@ impl Nodes {
     /// The id the next node added gets.
     pub(super) fn next_id(&self) -> NodeId {
         // In range: `has_room` is asked before a level is added.
-        NodeId(u32::try_from(self.0.len()).unwrap_or(u32::MAX))
+        NodeId::at(self.0.len())
     }
 
     /// Whether `more` nodes still fit under [`MAX_NODES`].
@@ -68,7 +46,7 @@ impl Nodes {
 
     /// Every node's id, in the order they were added.
     pub(super) fn ids(&self) -> impl Iterator<Item = NodeId> + use<> {
-        (0..self.next_id().0).map(NodeId)
+        (0..self.0.len()).map(NodeId::at)
     }
 
     pub(super) fn iter(&self) -> std::slice::Iter<'_, Node> {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{Journal, Observer};
+use super::Journal;
+use crate::events::Observer;
 use crate::resources::Resources;
 use crate::result::StepRecord;
 use crate::step::Backoff;

@@ -9,9 +9,9 @@ use orc_pipeline::templates::Lookup;
 use orc_pipeline::{Param, Step, StepKind};
 use serde_json::{Map, Value};
 
-use super::execute::Run;
 use super::ids::now_rfc3339;
 use super::node::step_at;
+use super::state::Run;
 use crate::result::{RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 use crate::scope::StepScope;
 use crate::step;

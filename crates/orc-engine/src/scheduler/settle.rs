@@ -4,11 +4,11 @@ use std::time::SystemTime;
 
 use orc_pipeline::OnFailure;
 
-use super::Event;
-use super::execute::Run;
 use super::ids::now_rfc3339;
 use super::node::{NodeId, Outcome, State, level_of, step_at};
 use super::report::blank_record;
+use super::state::Run;
+use crate::events::Event;
 use crate::result::{StepAttempts, StepStatus};
 use crate::step::Done;
 

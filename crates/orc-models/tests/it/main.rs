@@ -680,6 +680,5 @@ async fn concurrent_calls_stay_within_the_pool() -> Result<()> {
 }
 
 mod gateway;
-mod modules;
 mod routing;
 mod telemetry;

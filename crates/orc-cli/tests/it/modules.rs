@@ -1,11 +1,11 @@
-//! The crate's modules depend on each other without a cycle: every `crate::…` path in
-//! `src/` (in `use` lines and inline, names re-exported at the root counted as their
-//! module's) is an edge from the file's top-level module to the module it names. A
-//! failure names the cycle and prints the whole graph.
+//! No crate has a module cycle: within each crate, the top-level modules (edges: every `crate::…`
+//! path, names the crate root re-exports counted as their module's) and the children of each
+//! directory module (edges: every `super::…` path, names its `mod.rs` re-exports counted as
+//! their module's) form a graph without a cycle. A failure names the cycle and prints the graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
@@ -26,14 +26,14 @@ fn ident(text: &str) -> &str {
     &text[..end]
 }
 
-/// The first name of each path `text` reaches through `crate::`: `crate::a::B` gives
-/// `a`, `crate::{a, b::C}` gives `a` and `b`.
-fn crate_paths(text: &str) -> Vec<String> {
+/// The first name of each path `text` reaches through `prefix` (`crate::` or `super::`):
+/// `crate::a::B` gives `a`, `crate::{a, b::C}` gives `a` and `b`.
+fn paths_after(text: &str, prefix: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = text;
-    while let Some(at) = rest.find("crate::") {
+    while let Some(at) = rest.find(prefix) {
         let before = rest[..at].chars().next_back();
-        rest = &rest[at + "crate::".len()..];
+        rest = &rest[at + prefix.len()..];
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
@@ -63,11 +63,16 @@ fn crate_paths(text: &str) -> Vec<String> {
     names
 }
 
-/// Names `lib.rs` re-exports (`pub use module::{A, b::C as D}`), and their module.
-fn reexports(lib: &str) -> BTreeMap<String, String> {
+/// Names a root file re-exports (`pub use module::{A, b::C as D}`, also `pub(crate) use`),
+/// and their module.
+fn reexports(root: &str) -> BTreeMap<String, String> {
     let mut names = BTreeMap::new();
-    for statement in lib.split(';') {
-        let Some(path) = statement.trim().strip_prefix("pub use ") else {
+    for statement in root.split(';') {
+        let statement = statement.trim();
+        let Some(path) = ["pub use ", "pub(crate) use ", "pub(super) use "]
+            .iter()
+            .find_map(|p| statement.strip_prefix(p))
+        else {
             continue;
         };
         let module = ident(path).to_owned();
@@ -83,11 +88,25 @@ fn reexports(lib: &str) -> BTreeMap<String, String> {
     names
 }
 
-/// The module graph of the crate whose sources are in `src`.
-fn graph(src: &Path) -> Result<Graph> {
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let mut modules = BTreeSet::new();
-    for entry in fs::read_dir(src)? {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(sources(&path)?);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// The graph of the modules in `dir` (files and directories, but not `root`, the file that
+/// declares them), with edges from the paths each reaches through `prefix`.
+fn graph(dir: &Path, root: &str, prefix: &str) -> Result<Graph> {
+    let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path
             .file_stem()
@@ -95,29 +114,25 @@ fn graph(src: &Path) -> Result<Graph> {
             .context("a file name")?
             .to_owned();
         if path.is_dir() {
-            for inner in fs::read_dir(&path)? {
-                files.push((name.clone(), inner?.path()));
-            }
-            modules.insert(name);
-        } else if name != "lib" {
-            files.push((name.clone(), path));
-            modules.insert(name);
+            modules.insert(name, sources(&path)?);
+        } else if path.extension().is_some_and(|e| e == "rs") && name != root {
+            modules.insert(name, vec![path]);
         }
     }
-    let lib = code(&fs::read_to_string(src.join("lib.rs"))?);
-    let root = reexports(&lib);
+    let reexported = reexports(&code(&fs::read_to_string(dir.join(format!("{root}.rs")))?));
     let mut graph = Graph::new();
-    for (module, path) in files {
-        let text = code(&fs::read_to_string(&path)?);
+    for (module, files) in &modules {
         let edges = graph.entry(module.clone()).or_default();
-        for name in crate_paths(&text) {
-            let target = if modules.contains(&name) {
-                Some(name)
-            } else {
-                root.get(&name).cloned()
-            };
-            if let Some(target) = target.filter(|t| *t != module) {
-                edges.insert(target);
+        for file in files {
+            for name in paths_after(&code(&fs::read_to_string(file)?), prefix) {
+                let target = if modules.contains_key(&name) {
+                    Some(name)
+                } else {
+                    reexported.get(&name).cloned()
+                };
+                if let Some(target) = target.filter(|t| t != module && modules.contains_key(t)) {
+                    edges.insert(target);
+                }
             }
         }
     }
@@ -164,36 +179,73 @@ fn cycle(graph: &Graph) -> Option<Vec<String>> {
         .find_map(|node| visit(graph, node, &mut marks, &mut Vec::new()))
 }
 
-#[test]
-fn the_modules_form_no_cycle() -> Result<()> {
-    let graph = graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))?;
-    let drawn: Vec<String> = graph
+fn drawn(graph: &Graph) -> String {
+    graph
         .iter()
         .map(|(module, uses)| {
             let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
-            format!("{module} -> {}", uses.join(", "))
+            format!("  {module} -> {}", uses.join(", "))
         })
-        .collect();
-    // The graph is read, not empty: the gateway uses the client, the client the
-    // providers, and the providers the error type.
-    for (from, to) in [
-        ("gateway", "client"),
-        ("client", "provider"),
-        ("provider", "error"),
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every graph of the workspace: each crate's top level, and each directory module's children.
+fn graphs() -> Result<Vec<(String, Graph)>> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&crates)? {
+        let src = entry?.path().join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        let root = if src.join("lib.rs").exists() {
+            "lib"
+        } else {
+            "main"
+        };
+        out.push((src.display().to_string(), graph(&src, root, "crate::")?));
+        for file in sources(&src)? {
+            if file.file_name().is_some_and(|n| n == "mod.rs") {
+                let dir = file.parent().context("a directory")?;
+                out.push((dir.display().to_string(), graph(dir, "mod", "super::")?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn no_crate_has_a_module_cycle() -> Result<()> {
+    let graphs = graphs()?;
+    let find = |suffix: &str| {
+        graphs
+            .iter()
+            .find(|(name, _)| name.ends_with(suffix))
+            .map(|(_, g)| g)
+    };
+    // The graphs are read, not empty: a few edges that must be there.
+    for (suffix, from, to) in [
+        ("orc-models/src", "gateway", "client"),
+        ("orc-models/src", "provider", "error"),
+        ("orc-engine/src", "scheduler", "step"),
+        ("orc-engine/src/scheduler", "drive", "state"),
+        ("orc-pipeline/src", "graph", "plan"),
     ] {
+        let graph = find(suffix).with_context(|| format!("no graph of {suffix}"))?;
         ensure!(
             graph.get(from).is_some_and(|uses| uses.contains(to)),
-            "{from} -> {to} missing:\n{}",
-            drawn.join("\n")
+            "{suffix}: {from} -> {to} missing:\n{}",
+            drawn(graph)
         );
     }
-    if let Some(found) = cycle(&graph) {
-        anyhow::bail!(
-            "module cycle: {}\nthe graph:\n{}",
-            found.join(" -> "),
-            drawn.join("\n")
-        );
+    let mut cycles = Vec::new();
+    for (name, graph) in &graphs {
+        if let Some(found) = cycle(graph) {
+            cycles.push(format!("{name}: {}\n{}", found.join(" -> "), drawn(graph)));
+        }
     }
+    ensure!(cycles.is_empty(), "module cycles:\n{}", cycles.join("\n"));
     Ok(())
 }
 
@@ -202,7 +254,7 @@ fn the_reader_sees_every_kind_of_path_and_finds_cycles() {
     let text = code(
         "use crate::a::B;\nuse crate::{c, d::E};\n// use crate::z;\nlet x = crate::f::g();\nuse orc_models::crate_like;",
     );
-    assert_eq!(crate_paths(&text), ["a", "c", "d", "f"]);
+    assert_eq!(paths_after(&text, "crate::"), ["a", "c", "d", "f"]);
     let lib = "pub use budget::{Budget, HOUR};\npub use spec::Cost as Price;";
     let root = reexports(lib);
     assert_eq!(root.get("HOUR").map(String::as_str), Some("budget"));
