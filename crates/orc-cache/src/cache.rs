@@ -201,6 +201,17 @@ impl Cache {
         }
     }
 
+    /// Whether the backend can be used now: Redis answers `PING` within the operation timeout
+    /// (tried even while failed calls are being skipped); a file cache's directory is a
+    /// directory, or not made yet (the first write makes it); memory always can.
+    pub async fn check(&self) -> Result<()> {
+        match &self.inner.store {
+            Store::Memory(_) => Ok(()),
+            Store::File(store) => store.check().await,
+            Store::Redis(store) => store.check().await,
+        }
+    }
+
     /// Removes every entry of this namespace, and nothing else, returning how many there were.
     pub async fn clear(&self) -> Result<u64> {
         match &self.inner.store {

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 /// Errors of the cache. [`Cache::get`](crate::Cache::get) and friends never return them (a failing
 /// backend counts as a miss); they come from [`Cache::open`](crate::Cache::open),
-/// [`Cache::usage`](crate::Cache::usage), [`Cache::clear`](crate::Cache::clear) and [`FileCache`](crate::FileCache).
+/// [`Cache::usage`](crate::Cache::usage), [`Cache::clear`](crate::Cache::clear), [`Cache::check`](crate::Cache::check) and
+/// [`FileCache`](crate::FileCache).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Redis URL does not parse. `url` has its password replaced by `***`.

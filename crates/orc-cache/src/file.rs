@@ -37,6 +37,22 @@ impl FileStore {
         &self.dir
     }
 
+    /// The directory is a directory, or does not exist yet.
+    pub(crate) async fn check(&self) -> Result<()> {
+        match tokio::fs::metadata(&self.dir).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(Error::Io {
+                path: self.dir.clone(),
+                source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io {
+                path: self.dir.clone(),
+                source,
+            }),
+        }
+    }
+
     fn path_of(&self, key: &Key) -> PathBuf {
         self.dir.join(key.hex())
     }

@@ -124,6 +124,15 @@ impl RedisStore {
         .await
     }
 
+    /// The server answers `PING`.
+    pub(crate) async fn check(&self) -> Result<()> {
+        self.run("PING", false, |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await
+        .map(drop)
+    }
+
     /// Entries of this namespace and their value lengths (STRLEN), found with SCAN.
     pub(crate) async fn usage(&self) -> Result<Usage> {
         let mut usage = Usage::default();

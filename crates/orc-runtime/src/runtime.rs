@@ -226,6 +226,11 @@ impl Runtime {
         &self.inner.store
     }
 
+    /// The caches runs use: the model response cache and the step-result cache, when configured.
+    pub fn caches(&self) -> Vec<orc_cache::Cache> {
+        caches(self.inner.gateway.as_ref(), self.inner.step_cache.as_ref())
+    }
+
     /// The gateway every model call goes through; `None` when the config lists no model.
     pub fn gateway(&self) -> Option<&Gateway> {
         self.inner.gateway.as_ref()
@@ -725,6 +730,19 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
+/// The response cache and the step-result cache, those that are configured.
+fn caches(
+    gateway: Option<&Gateway>,
+    step_cache: Option<&orc_cache::Cache>,
+) -> Vec<orc_cache::Cache> {
+    gateway
+        .and_then(Gateway::cache)
+        .into_iter()
+        .chain(step_cache)
+        .cloned()
+        .collect()
+}
+
 /// The engine's resource limits from `performance.resource_limits`: memory admission (which
 /// empties the in-memory caches when memory runs high) and the CPU pool's size.
 fn resources(
@@ -733,12 +751,7 @@ fn resources(
     step_cache: Option<&orc_cache::Cache>,
 ) -> orc_engine::Resources {
     let limits = &config.performance.resource_limits;
-    let caches: Vec<orc_cache::Cache> = gateway
-        .and_then(Gateway::cache)
-        .into_iter()
-        .chain(step_cache)
-        .cloned()
-        .collect();
+    let caches = caches(gateway, step_cache);
     orc_engine::Resources {
         cpu_slots: limits.max_cpu_cores,
         memory: Some(orc_engine::MemoryLimit {

@@ -16,28 +16,45 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The state store answers (within two seconds).
+/// How long `/readyz` waits for each thing it checks.
+const PROBE: Duration = Duration::from_secs(2);
+
+/// The state store and every configured cache answer (each within two seconds): 200 with what
+/// was checked, else 503 naming what did not answer.
 pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
     let filter = orc_state::RunFilter {
         limit: 1,
         ..orc_state::RunFilter::default()
     };
-    let probe = app.runtime.store().list_runs(&filter);
-    match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(_)) => Json(json!({ "status": "ready", "state_store": "ok" })).into_response(),
-        Ok(Err(e)) => Problem::new(
+    let store = app.runtime.store().list_runs(&filter);
+    let store = match tokio::time::timeout(PROBE, store).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("state store: {e}")),
+        Err(_) => Err("state store: no answer within 2 s".to_owned()),
+    };
+    let caches = app.runtime.caches();
+    let checks = caches.iter().map(|cache| async move {
+        match tokio::time::timeout(PROBE, cache.check()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("cache {}: {e}", cache.describe())),
+            Err(_) => Err(format!("cache {}: no answer within 2 s", cache.describe())),
+        }
+    });
+    let cache_results = futures::future::join_all(checks).await;
+    let failures: Vec<String> = std::iter::once(store)
+        .chain(cache_results)
+        .filter_map(Result::err)
+        .collect();
+    if !failures.is_empty() {
+        return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            format!("state store: {e}"),
+            failures.join("; "),
         )
-        .into_response(),
-        Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "state store: no answer within 2 s",
-        )
-        .into_response(),
+        .into_response();
     }
+    let caches: Vec<String> = caches.iter().map(orc_cache::Cache::describe).collect();
+    Json(json!({ "status": "ready", "state_store": "ok", "caches": caches })).into_response()
 }
 
 /// The process's metrics in Prometheus's text format.

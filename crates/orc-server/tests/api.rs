@@ -27,9 +27,9 @@ fn slow(flag: &Path) -> String {
     )
 }
 
-async fn runtime(dir: &Path) -> Runtime {
+async fn runtime(dir: &Path, config: Config) -> Runtime {
     RuntimeOptions {
-        config: Config::default(),
+        config,
         state_url: format!("sqlite://{}", dir.join("state.db").display()),
         data_dir: dir.join("data"),
     }
@@ -61,11 +61,19 @@ impl Api {
     }
 
     async fn with(options: ServerOptions) -> Api {
+        Api::configured(Config::default(), options).await
+    }
+
+    async fn configured(config: Config, options: ServerOptions) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let app = orc_server::app(runtime(&path).await, &options, CancellationToken::new())
-            .await
-            .unwrap();
+        let app = orc_server::app(
+            runtime(&path, config).await,
+            &options,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         Api {
             app,
             _dir: dir,
@@ -382,7 +390,7 @@ async fn a_reconnecting_follower_gets_only_what_it_missed_from_memory_or_from_th
 
     // Another server on the same store has no log in memory: it replays from the checkpoints.
     let other = orc_server::app(
-        runtime(&api.dir).await,
+        runtime(&api.dir, Config::default()).await,
         &options(),
         CancellationToken::new(),
     )
@@ -491,6 +499,43 @@ async fn with_tokens_configured_every_route_but_health_needs_one() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = api.get("/metrics").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// `/readyz` checks the caches too: a Redis step cache that does not answer makes the service
+/// not ready, and the answer names it; the real Redis makes it ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_checks_the_configured_caches() {
+    let with_redis = |url: &str| {
+        let mut config = Config::default();
+        let cache = &mut config.performance.caching.pipeline_cache;
+        cache.enabled = true;
+        cache.backend = "redis".to_owned();
+        cache.url = Some(url.to_owned());
+        config
+    };
+    // Nothing listens on port 1.
+    let api = Api::configured(with_redis("redis://127.0.0.1:1"), options()).await;
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["type"], "not_ready");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cache redis redis://127.0.0.1:1"),
+        "{message}"
+    );
+    let redis =
+        std::env::var("ORC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let api = Api::configured(with_redis(&redis), options()).await;
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["caches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("redis ")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
