@@ -613,6 +613,23 @@ impl Runtime {
         }
     }
 
+    /// The ids of the runs this runtime is running now, sorted.
+    pub fn in_progress(&self) -> Vec<String> {
+        let runs = self
+            .inner
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut ids: Vec<String> = runs
+            .by_id
+            .values()
+            .filter(|r| r.outcome().is_none())
+            .map(|r| r.run_id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Stops every run this process is running (each ends interrupted, checkpointed and
     /// resumable), waits up to `grace` for them to record their end, and returns their ids.
     pub async fn shutdown(&self, grace: Duration) -> Vec<String> {

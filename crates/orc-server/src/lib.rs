@@ -187,6 +187,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     restart::resume_stopped(&runtime).await;
+    let recording = CancellationToken::new();
+    let record = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(restart::keep(
+        runtime.clone(),
+        recording.clone(),
+    )));
     let streams = CancellationToken::new();
     let router = app(runtime.clone(), &options, streams.clone())
         .await
@@ -209,6 +214,9 @@ pub async fn serve(
             Ok(())
         }
     };
+    // The record of runs in progress stops before the exact list of stopped runs replaces it.
+    recording.cancel();
+    let _ = record.await;
     let stopped = runtime.shutdown(options.shutdown_grace).await;
     restart::remember(&runtime, &stopped).await;
     result

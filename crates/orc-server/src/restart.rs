@@ -1,13 +1,21 @@
 //! The runs a stopped service was running, resumed when it starts again on the same store.
 //!
-//! On shutdown the service stops its runs (each is checkpointed and recorded as interrupted)
-//! and writes their ids to `<data dir>/serve/<store>.json`; the next `orc serve` on the same
-//! store resumes them and removes the file. A run another process resumed meanwhile is
-//! skipped (its lease, or its completion, says so).
+//! While it serves, the service keeps the ids of its runs in progress in
+//! `<data dir>/serve/<store>.json`, rewritten at most once a second when they change; on a
+//! graceful shutdown it stops its runs (each is checkpointed and recorded as interrupted) and
+//! writes exactly the ones it stopped. The next `orc serve` on the same store resumes the runs
+//! the file names and removes it, so runs survive a killed service too (all but those started
+//! in its last second, which `orc resume` continues). A run another process resumed meanwhile,
+//! or one that ended, is skipped (its lease, or its completion, says so).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use orc_runtime::{Resumed, Runtime};
+use tokio_util::sync::CancellationToken;
+
+/// How often the record of the runs in progress may be rewritten.
+const EVERY: Duration = Duration::from_secs(1);
 
 /// The file of the runs stopped by a service on this runtime's store.
 fn file(runtime: &Runtime) -> PathBuf {
@@ -18,22 +26,19 @@ fn file(runtime: &Runtime) -> PathBuf {
         .join(format!("{}.json", &store[..16]))
 }
 
-/// Records the ids of the runs a shutdown stopped.
+/// Records the ids of the runs a shutdown stopped (none: the record is removed).
 pub(crate) async fn remember(runtime: &Runtime, stopped: &[String]) {
+    let path = file(runtime);
     if stopped.is_empty() {
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("could not remove {}: {e}", path.display());
+            }
+            _ => {}
+        }
         return;
     }
-    let path = file(runtime);
-    let write = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let body = serde_json::to_vec(stopped).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, body).await?;
-        tokio::fs::rename(&tmp, &path).await
-    };
-    match write.await {
+    match write(&path, stopped).await {
         Ok(()) => tracing::info!(
             runs = stopped.len(),
             "stopped runs recorded; the next orc serve on this store resumes them"
@@ -45,7 +50,56 @@ pub(crate) async fn remember(runtime: &Runtime, stopped: &[String]) {
     }
 }
 
-/// Resumes the runs the last service on this store stopped, and forgets the list.
+/// Keeps the record of the runs in progress until `stop` is cancelled: rewritten at most once
+/// every [`EVERY`], when the set changed.
+pub(crate) async fn keep(runtime: Runtime, stop: CancellationToken) {
+    let path = file(&runtime);
+    let mut written: Vec<String> = Vec::new();
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = runtime.in_progress();
+        if now == written {
+            continue;
+        }
+        let done = if now.is_empty() {
+            tokio::fs::remove_file(&path).await.or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+        } else {
+            write(&path, &now).await
+        };
+        match done {
+            Ok(()) => written = now,
+            Err(e) => tracing::warn!(
+                "could not record the runs in progress in {}: {e}",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Writes `ids` to `path` atomically (a temporary file, then a rename).
+async fn write(path: &Path, ids: &[String]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let body = serde_json::to_vec(ids).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    tokio::fs::write(&tmp, body).await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
+/// Resumes the runs the last service on this store was running (stopped, or killed), and forgets
+/// the list.
 pub(crate) async fn resume_stopped(runtime: &Runtime) {
     let path = file(runtime);
     let Ok(bytes) = tokio::fs::read(&path).await else {

@@ -89,6 +89,40 @@ fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// Waits (at most 20 s) until run `id` has `n` checkpoints.
+fn wait_for_steps(http: &reqwest::blocking::Client, server: &Server, id: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(server.url(&format!("/v1/runs/{id}")))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["steps_done"]
+        != n
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (at most 30 s) until run `id` has completed; returns its result document.
+fn wait_for_completion(http: &reqwest::blocking::Client, server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc: Value = http
+            .get(server.url(&format!("/v1/runs/{id}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if doc["status"] == "completed" {
+            return doc;
+        }
+        assert!(Instant::now() < deadline, "{doc}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 const ECHO: &str = "id: echo\nname: Echo\nparameters:\n  who: world\nsteps:\n  - id: hi\n    action: echo\n    parameters: { message: \"hi {{ who }}\" }\noutputs:\n  said: \"{{ hi.result }}\"\n";
 
 #[test]
@@ -108,28 +142,14 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
     assert_eq!(doc["outputs"]["said"], "hi service");
 
     let flag = sb.path("flag");
-    let slow = format!(
-        "id: slow\nname: Slow\nsteps:\n  - id: first\n    action: echo\n    parameters: {{ message: one }}\n  - id: wait\n    tool: terminal\n    action: execute\n    parameters:\n      command: \"for i in $(seq 300); do test -f {} && exit 0; sleep 0.1; done; exit 1\"\n    dependencies: [first]\n",
-        flag.display()
-    );
+    let slow = waits_for(&flag);
     let response = http
         .post(server.url("/v1/runs"))
         .json(&json!({ "pipeline": slow, "run_id": "slow" }))
         .send()
         .unwrap();
     assert_eq!(response.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(server.url("/v1/runs/slow"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["steps_done"]
-        != 1
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_steps(&http, &server, "slow", 1);
 
     let (code, log) = server.stop(Duration::from_secs(15));
     assert_eq!(code, 0, "{log}");
@@ -146,20 +166,7 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
     // A service started again on the same store resumes the run; `first` is not run again.
     std::fs::write(&flag, "").unwrap();
     let server = Server::start(&sb, &[], &[]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let doc = loop {
-        let doc: Value = http
-            .get(server.url("/v1/runs/slow"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if doc["status"] == "completed" {
-            break doc;
-        }
-        assert!(Instant::now() < deadline, "{doc}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let doc = wait_for_completion(&http, &server, "slow");
     assert_eq!(doc["steps"]["wait"]["status"], "completed", "{doc}");
     let events: String = http
         .get(server.url("/v1/runs/slow/events"))
@@ -168,6 +175,43 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
         .text()
         .unwrap();
     assert!(!events.contains("\"step\":\"first\",\"tool\""), "{events}");
+    let (code, _) = server.stop(Duration::from_secs(15));
+    assert_eq!(code, 0);
+}
+
+/// A pipeline whose second step waits until `flag` exists (at most 30 s).
+fn waits_for(flag: &std::path::Path) -> String {
+    format!(
+        "id: slow\nname: Slow\nsteps:\n  - id: first\n    action: echo\n    parameters: {{ message: one }}\n  - id: wait\n    tool: terminal\n    action: execute\n    parameters:\n      command: \"for i in $(seq 300); do test -f {} && exit 0; sleep 0.1; done; exit 1\"\n    dependencies: [first]\n",
+        flag.display()
+    )
+}
+
+/// A killed service's runs are resumed by the next `orc serve` on the same store: the service
+/// keeps the ids of its runs in progress on disk.
+#[test]
+fn orc_serve_resumes_the_runs_of_a_killed_service() {
+    let sb = Sandbox::new();
+    let mut server = Server::start(&sb, &[], &[]);
+    let http = client();
+    let flag = sb.path("flag");
+    let response = http
+        .post(server.url("/v1/runs"))
+        .json(&json!({ "pipeline": waits_for(&flag), "run_id": "killed" }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    wait_for_steps(&http, &server, "killed", 1);
+    // The record of runs in progress is rewritten at most once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+
+    std::fs::write(&flag, "").unwrap();
+    let server = Server::start(&sb, &[], &[]);
+    let doc = wait_for_completion(&http, &server, "killed");
+    assert_eq!(doc["steps"]["wait"]["status"], "completed", "{doc}");
     let (code, _) = server.stop(Duration::from_secs(15));
     assert_eq!(code, 0);
 }
