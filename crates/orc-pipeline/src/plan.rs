@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::input_type::InputType;
 use crate::yaml::Pos;
 
 /// Index of a template in [`Plan::templates`].
@@ -47,8 +48,8 @@ pub struct Input {
     pub default: Option<serde_json::Value>,
     /// Whether the caller must give a value (when there is no default).
     pub required: bool,
-    /// The declared type (`string`, `integer`, `number`, `boolean`, `array`/`list`, `object`/`dict`), checked against given values.
-    pub kind: Option<String>,
+    /// The declared type, checked against given values.
+    pub kind: Option<InputType>,
 }
 
 /// A step at some level of the plan: top level or inside a loop body.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::auto::{AutoResolver, Protected};
 use crate::diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
+use crate::input_type::{INPUT_TYPES, InputType};
 use crate::plan::{Input, Param, Plan};
 use crate::templates::TemplateSet;
 use crate::yaml::{self, Kind, Node, Pos};
@@ -588,8 +589,8 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
                     "required" => input.required = r.boolean(sv, &field).unwrap_or(false),
                     "type" => {
                         if let Some(t) = r.string(sv, &field) {
-                            if INPUT_TYPES.contains(&t.as_str()) {
-                                input.kind = Some(t);
+                            if let Some(kind) = InputType::parse(&t) {
+                                input.kind = Some(kind);
                             } else {
                                 r.report(
                                     Diagnostic::new(
@@ -616,7 +617,7 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
             }
             if let (Some(t), Some(d)) = (&input.kind, &input.default)
                 && !d.is_null()
-                && !type_matches(t, d)
+                && !t.matches(d)
             {
                 r.report(
                     Diagnostic::new(
@@ -631,25 +632,6 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
             input.default = Some(v.to_json());
         }
         inputs.push(input);
-    }
-}
-
-/// The input types orc checks.
-pub const INPUT_TYPES: &[&str] = &[
-    "string", "integer", "number", "boolean", "array", "list", "object", "dict", "any",
-];
-
-/// Whether a value fits a declared input type.
-pub fn type_matches(kind: &str, v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match kind {
-        "string" => v.is_string(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "array" | "list" => v.is_array(),
-        "object" | "dict" => v.is_object(),
-        _ => !matches!(v, Value::Null) || kind == "any",
     }
 }
 

@@ -124,7 +124,7 @@ pub(crate) fn summary(file: &str, source: &str, compiled: &Compiled) -> String {
             out,
             "input {}: type={} required={} default={}",
             i.name,
-            i.kind.as_deref().unwrap_or("-"),
+            i.kind.map_or("-", |k| k.as_str()),
             i.required,
             i.default
                 .as_ref()
