@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use minijinja::Value as JValue;
 use orc_pipeline::templates::{Lookup, TemplateSet};
-use orc_pipeline::{Condition, Param};
+use orc_pipeline::{Condition, Param, TemplateId};
 use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
@@ -326,20 +326,7 @@ pub(crate) fn condition(
 ) -> Result<bool, String> {
     match c {
         Condition::Literal(b) => Ok(*b),
-        Condition::Template(id) => {
-            let src = templates.source(*id).trim();
-            let single =
-                src.starts_with("{{") && src.ends_with("}}") && src.matches("{{").count() == 1;
-            if single {
-                let v = templates.evaluate(*id, scope).map_err(|e| e.message)?;
-                if let Some(s) = v.as_str() {
-                    return read_text(s);
-                }
-                return Ok(v.is_true());
-            }
-            let text = templates.render(*id, scope).map_err(|e| e.message)?;
-            read_text(&text)
-        }
+        Condition::Template(id) => template_condition(*id, templates, scope),
         Condition::Expr(src) => {
             let expr = orc_pipeline::expr::Expr::parse(src).map_err(|e| e.to_string())?;
             let scope = ExprScope(Arc::clone(scope));
@@ -347,6 +334,25 @@ pub(crate) fn condition(
             Ok(orc_pipeline::expr::truthy(&v))
         }
     }
+}
+
+/// A `{{ }}` condition: the value of a lone `{{ expression }}` (text read as a condition), else
+/// the rendered text read as a condition. Which of the two was decided when the plan's
+/// templates were compiled.
+fn template_condition(
+    id: TemplateId,
+    templates: &TemplateSet,
+    scope: &Arc<dyn Lookup>,
+) -> Result<bool, String> {
+    if templates.is_single_expression(id) {
+        let v = templates.evaluate(id, scope).map_err(|e| e.message)?;
+        if let Some(s) = v.as_str() {
+            return read_text(s);
+        }
+        return Ok(v.is_true());
+    }
+    let text = templates.render(id, scope).map_err(|e| e.message)?;
+    read_text(&text)
 }
 
 /// A rendered condition must say true or false; any other text is an error, never parsed as code.
