@@ -1,4 +1,7 @@
-//! The checked, immutable form of a pipeline that the executor runs.
+//! The checked, immutable form of a pipeline that the executor runs, as the compile cache
+//! stores it: serializable, with templates and condition expressions as source text referenced
+//! by index. [`crate::Compiled`] holds it beside its executable form (the templates compiled,
+//! the expressions parsed).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +11,11 @@ use crate::yaml::Pos;
 /// Index of a template in [`Plan::templates`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TemplateId(pub u32);
+
+/// Index of a condition expression in [`Plan::exprs`] (parsed, in the executable form's
+/// [`crate::expr::ExprSet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExprId(pub u32);
 
 /// A compiled pipeline: every reference resolved to an index, every template checked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +45,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Template sources, referenced by [`TemplateId`].
     pub templates: Vec<String>,
+    /// Condition expression sources, referenced by [`ExprId`].
+    pub exprs: Vec<String>,
 }
 
 /// A declared pipeline input (`parameters:` or `inputs:`).
@@ -161,10 +171,13 @@ pub struct While {
 pub enum Condition {
     /// `true`, `false`, `yes`, `no`, `1`, `0`.
     Literal(bool),
-    /// A `{{ }}` template whose rendered text is then read as a condition.
+    /// A `{{ }}` template: the value of a lone `{{ expression }}`, else the rendered text read
+    /// as a condition (which of the two, the executable form's [`crate::templates::TemplateSet`]
+    /// decides once).
     Template(TemplateId),
-    /// An expression in orc's condition language.
-    Expr(String),
+    /// An expression in orc's condition language, parsed once in the executable form's
+    /// [`crate::expr::ExprSet`].
+    Expr(ExprId),
 }
 
 /// What a failure does to the rest of the run.

@@ -265,6 +265,6 @@ fn condition(plan: &Plan, c: &Condition) -> String {
     match c {
         Condition::Literal(b) => format!("literal({b})"),
         Condition::Template(id) => format!("template(`{}`)", plan.templates[id.0 as usize]),
-        Condition::Expr(e) => format!("expr(`{e}`)"),
+        Condition::Expr(id) => format!("expr(`{}`)", plan.exprs[id.0 as usize]),
     }
 }
