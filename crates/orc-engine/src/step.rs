@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use minijinja::Value as JValue;
+use orc_pipeline::expr::{Expr, ExprSet};
 use orc_pipeline::templates::{Lookup, TemplateSet};
-use orc_pipeline::{Condition, Param};
+use orc_pipeline::{Condition, Param, TemplateId};
 use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
@@ -318,35 +319,47 @@ pub(crate) fn render(
     })
 }
 
-/// Evaluates a condition. Errors are reported, never taken as true.
+/// Evaluates a condition of the plan. Errors are reported, never taken as true.
 pub(crate) fn condition(
     c: &Condition,
     templates: &TemplateSet,
+    exprs: &ExprSet,
     scope: &Arc<dyn Lookup>,
 ) -> Result<bool, String> {
     match c {
         Condition::Literal(b) => Ok(*b),
-        Condition::Template(id) => {
-            let src = templates.source(*id).trim();
-            let single =
-                src.starts_with("{{") && src.ends_with("}}") && src.matches("{{").count() == 1;
-            if single {
-                let v = templates.evaluate(*id, scope).map_err(|e| e.message)?;
-                if let Some(s) = v.as_str() {
-                    return read_text(s);
-                }
-                return Ok(v.is_true());
-            }
-            let text = templates.render(*id, scope).map_err(|e| e.message)?;
-            read_text(&text)
-        }
-        Condition::Expr(src) => {
-            let expr = orc_pipeline::expr::Expr::parse(src).map_err(|e| e.to_string())?;
-            let scope = ExprScope(Arc::clone(scope));
-            let v = expr.eval(&scope).map_err(|e| e.to_string())?;
-            Ok(orc_pipeline::expr::truthy(&v))
-        }
+        Condition::Template(id) => template_condition(*id, templates, scope),
+        Condition::Expr(id) => match exprs.get(*id) {
+            Some(expr) => expr_condition(expr, scope),
+            None => Err(format!("the plan has no condition expression {}", id.0)),
+        },
     }
+}
+
+/// A `{{ }}` condition: the value of a lone `{{ expression }}` (text read as a condition), else
+/// the rendered text read as a condition. Which of the two was decided when the plan's
+/// templates were compiled.
+fn template_condition(
+    id: TemplateId,
+    templates: &TemplateSet,
+    scope: &Arc<dyn Lookup>,
+) -> Result<bool, String> {
+    if templates.is_single_expression(id) {
+        let v = templates.evaluate(id, scope).map_err(|e| e.message)?;
+        if let Some(s) = v.as_str() {
+            return read_text(s);
+        }
+        return Ok(v.is_true());
+    }
+    let text = templates.render(id, scope).map_err(|e| e.message)?;
+    read_text(&text)
+}
+
+/// An expression of orc's condition language, parsed already, on the scope's values.
+fn expr_condition(expr: &Expr, scope: &Arc<dyn Lookup>) -> Result<bool, String> {
+    let scope = ExprScope(Arc::clone(scope));
+    let v = expr.eval(&scope).map_err(|e| e.to_string())?;
+    Ok(orc_pipeline::expr::truthy(&v))
 }
 
 /// A rendered condition must say true or false; any other text is an error, never parsed as code.
@@ -391,26 +404,29 @@ fn evaluate_condition(
             );
         }
     };
-    let (cond, shown, evaluator) = match cond {
+    let (outcome, shown, evaluator) = match cond {
         None => return Envelope::fail("missing parameter `condition`", Value::Null),
-        Some(Param::Lit(Value::Bool(b))) => (Condition::Literal(b), Value::Bool(b), "literal"),
+        Some(Param::Lit(Value::Bool(b))) => (Ok(b), Value::Bool(b), "literal"),
         Some(Param::Lit(Value::Number(n))) if n.as_u64().is_some_and(|n| n <= 1) => {
             let b = n.as_u64() == Some(1);
-            (Condition::Literal(b), Value::Number(n), "literal")
+            (Ok(b), Value::Number(n), "literal")
         }
         Some(Param::Lit(Value::String(s))) => {
             let text = s.trim().to_owned();
             match orc_pipeline::literal_bool(&text) {
-                Some(b) => (Condition::Literal(b), Value::String(text), "literal"),
+                Some(b) => (Ok(b), Value::String(text), "literal"),
                 None => (
-                    Condition::Expr(text.clone()),
+                    // A parameter, not a condition of the plan: parsed when the step runs.
+                    Expr::parse(&text)
+                        .map_err(|e| e.to_string())
+                        .and_then(|expr| expr_condition(&expr, scope)),
                     Value::String(text),
                     "expression",
                 ),
             }
         }
         Some(Param::Tmpl(id)) => (
-            Condition::Template(id),
+            template_condition(id, templates, scope),
             Value::String(templates.source(id).trim().to_owned()),
             "template",
         ),
@@ -424,7 +440,7 @@ fn evaluate_condition(
             return Envelope::fail("`condition` must be text, not a collection", Value::Null);
         }
     };
-    match condition(&cond, templates, scope) {
+    match outcome {
         Ok(b) => Envelope::ok(
             serde_json::json!({ "result": b, "condition": shown, "evaluator_type": evaluator }),
         ),
@@ -441,8 +457,113 @@ fn evaluate_condition(
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// A scope of plain values.
+    struct Vars(Map<String, Value>);
+
+    impl Lookup for Vars {
+        fn lookup(&self, name: &str) -> Option<JValue> {
+            self.0.get(name).map(orc_pipeline::templates::to_value)
+        }
+    }
+
+    const CONDITIONS: &str = r#"
+name: conditions
+inputs: { n: 3, word: "yes" }
+steps:
+  - { id: a, action: echo, parameters: { message: a }, condition: "n > 2" }
+  - { id: b, action: echo, parameters: { message: b }, condition: "{{ word }}" }
+  - { id: c, action: echo, parameters: { message: c }, condition: "{{ n > 2 }}" }
+  - { id: d, action: echo, parameters: { message: d }, condition: "{% if n > 2 %}yes{% endif %}no" }
+  - { id: e, action: echo, parameters: { message: e }, condition: "{{ word }} and {{ n }}" }
+  - { id: f, action: echo, parameters: { message: f }, condition: "n > 2 and word == 'yes'" }
+  - { id: g, action: echo, parameters: { message: g }, condition: "true" }
+  - { id: h, action: echo, parameters: { message: h }, condition: "{{ word | length }}" }
+"#;
+
+    fn scopes() -> Vec<Arc<dyn Lookup>> {
+        let mut out: Vec<Arc<dyn Lookup>> = Vec::new();
+        for (n, word) in [
+            (json!(3), json!("yes")),
+            (json!(1), json!("no")),
+            (json!(5), json!("maybe")),
+            (json!("x"), json!(true)),
+            (json!(null), json!(0)),
+        ] {
+            let mut m = Map::new();
+            m.insert("n".into(), n);
+            m.insert("word".into(), word);
+            out.push(Arc::new(Vars(m)));
+        }
+        // Nothing bound: every condition that reads a name fails.
+        out.push(Arc::new(Vars(Map::new())));
+        out
+    }
+
+    #[test]
+    fn a_plan_from_the_compile_cache_evaluates_conditions_as_a_fresh_one() {
+        let catalog = orc_pipeline::Catalog::new();
+        let fresh = orc_pipeline::compile(CONDITIONS, &catalog).expect("compiles");
+        let stored = serde_json::to_vec(&*fresh.plan).expect("serializes");
+        let plan: orc_pipeline::Plan = serde_json::from_slice(&stored).expect("deserializes");
+        let loaded =
+            orc_pipeline::Compiled::from_plan(plan, fresh.findings.clone()).expect("loads");
+        let mut outcomes = Vec::new();
+        for scope in scopes() {
+            for (a, b) in fresh.plan.steps.iter().zip(&loaded.plan.steps) {
+                let (Some(ca), Some(cb)) = (&a.condition, &b.condition) else {
+                    panic!("step `{}` lost its condition", a.id);
+                };
+                // Evaluated many times: parsed once, the same answer every time.
+                let first = condition(ca, &fresh.templates, &fresh.exprs, &scope);
+                for _ in 0..10 {
+                    assert_eq!(condition(ca, &fresh.templates, &fresh.exprs, &scope), first);
+                    assert_eq!(
+                        condition(cb, &loaded.templates, &loaded.exprs, &scope),
+                        first,
+                        "step `{}`",
+                        a.id
+                    );
+                }
+                outcomes.push(first);
+            }
+        }
+        // Under the first scope (n = 3, word = "yes"): as before the executable form existed.
+        let first: Vec<_> = outcomes[..8]
+            .iter()
+            .map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(
+            first,
+            [
+                Some(true),
+                Some(true),
+                Some(true),
+                None,
+                None,
+                Some(true),
+                Some(true),
+                Some(true)
+            ]
+        );
+        assert!(outcomes.iter().any(|r| r == &Ok(false)));
+    }
+
+    #[test]
+    fn an_expression_missing_from_the_table_is_an_error_not_a_panic() {
+        let templates = TemplateSet::compile(Vec::new().into()).expect("empty set");
+        let scope: Arc<dyn Lookup> = Arc::new(Vars(Map::new()));
+        let c = Condition::Expr(orc_pipeline::ExprId(7));
+        assert_eq!(
+            condition(&c, &templates, &ExprSet::default(), &scope),
+            Err("the plan has no condition expression 7".to_string())
+        );
+    }
 
     #[test]
     fn a_wait_the_failure_asks_for_is_honoured_up_to_the_longest() {

@@ -18,21 +18,23 @@ mod compile;
 mod diag;
 pub mod expr;
 mod graph;
+mod input_type;
 mod plan;
 pub mod templates;
 mod yaml;
 
 pub use auto::{AutoRequest, AutoResolver, Expected};
 pub use compile::{
-    ActionSpec, Catalog, Compiled, INPUT_TYPES, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, ParamSpec,
-    ParamType, TEMPLATE_GLOBALS, ToolSpec, compile, compile_bytes, compile_bytes_with,
-    compile_with, has_template, type_matches,
+    ActionSpec, Catalog, Compiled, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, ParamSpec, ParamType,
+    TEMPLATE_GLOBALS, ToolSpec, compile, compile_bytes, compile_bytes_with, compile_with,
+    has_template,
 };
 pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};
+pub use input_type::{INPUT_TYPES, InputType};
 pub use plan::{
-    Action, Condition, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param, Plan,
-    Step, StepKind, TemplateId, While,
+    Action, Condition, ExprId, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param,
+    Plan, Step, StepKind, TemplateId, While,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

@@ -1,12 +1,21 @@
-//! The checked, immutable form of a pipeline that the executor runs.
+//! The checked, immutable form of a pipeline that the executor runs, as the compile cache
+//! stores it: serializable, with templates and condition expressions as source text referenced
+//! by index. [`crate::Compiled`] holds it beside its executable form (the templates compiled,
+//! the expressions parsed).
 
 use serde::{Deserialize, Serialize};
 
+use crate::input_type::InputType;
 use crate::yaml::Pos;
 
 /// Index of a template in [`Plan::templates`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TemplateId(pub u32);
+
+/// Index of a condition expression in [`Plan::exprs`] (parsed, in the executable form's
+/// [`crate::expr::ExprSet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExprId(pub u32);
 
 /// A compiled pipeline: every reference resolved to an index, every template checked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +45,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Template sources, referenced by [`TemplateId`].
     pub templates: Vec<String>,
+    /// Condition expression sources, referenced by [`ExprId`].
+    pub exprs: Vec<String>,
 }
 
 /// A declared pipeline input (`parameters:` or `inputs:`).
@@ -47,8 +58,8 @@ pub struct Input {
     pub default: Option<serde_json::Value>,
     /// Whether the caller must give a value (when there is no default).
     pub required: bool,
-    /// The declared type (`string`, `integer`, `number`, `boolean`, `array`/`list`, `object`/`dict`), checked against given values.
-    pub kind: Option<String>,
+    /// The declared type, checked against given values.
+    pub kind: Option<InputType>,
 }
 
 /// A step at some level of the plan: top level or inside a loop body.
@@ -160,10 +171,13 @@ pub struct While {
 pub enum Condition {
     /// `true`, `false`, `yes`, `no`, `1`, `0`.
     Literal(bool),
-    /// A `{{ }}` template whose rendered text is then read as a condition.
+    /// A `{{ }}` template: the value of a lone `{{ expression }}`, else the rendered text read
+    /// as a condition (which of the two, the executable form's [`crate::templates::TemplateSet`]
+    /// decides once).
     Template(TemplateId),
-    /// An expression in orc's condition language.
-    Expr(String),
+    /// An expression in orc's condition language, parsed once in the executable form's
+    /// [`crate::expr::ExprSet`].
+    Expr(ExprId),
 }
 
 /// What a failure does to the rest of the run.

@@ -167,11 +167,16 @@ pub fn load_bytes(bytes: &[u8], compiler: &Compiler<'_>) -> Result<Loaded, LoadE
     })
 }
 
-/// The cache key: orc's version and build, the configured models, and the exact bytes of the
-/// pipeline.
+/// The shape of a compile-cache entry, first in every key: bumped whenever the stored [`Plan`]
+/// changes shape, so an entry written by another orc is never read as this one's. 2: condition
+/// expressions are a table of sources (`Plan::exprs`) that conditions index.
+const ENTRY_FORMAT: &[u8] = b"orc-plan-2\0";
+
+/// The cache key: the entry's format, orc's version and build, the configured models, and the
+/// exact bytes of the pipeline.
 fn cache_key(bytes: &[u8], fingerprint: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(bytes.len() + 64);
-    key.extend_from_slice(b"orc-plan-1\0");
+    key.extend_from_slice(ENTRY_FORMAT);
     key.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     key.push(0);
     // A rebuilt orc may compile differently: the executable's size and time tell builds apart.

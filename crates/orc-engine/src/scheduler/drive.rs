@@ -144,7 +144,7 @@ impl Run<'_> {
                 continue;
             }
             if let Some(cond) = &step.condition {
-                match step::condition(cond, self.templates, &self.scope(i)) {
+                match step::condition(cond, self.templates, self.exprs, &self.scope(i)) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.settle(

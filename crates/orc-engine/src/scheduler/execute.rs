@@ -60,6 +60,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let mut run = Run {
         plan,
         templates: &compiled.templates,
+        exprs: &compiled.exprs,
         shared,
         opts: &opts,
         nodes: Nodes::with_capacity(plan.steps.len()),

@@ -25,12 +25,12 @@ pub fn resolve_inputs(plan: &Plan, given: &Map<String, Value>) -> Result<Map<Str
     for input in &plan.inputs {
         match given.get(&input.name) {
             Some(v) => {
-                if let Some(kind) = &input.kind
-                    && !orc_pipeline::type_matches(kind, v)
+                if let Some(kind) = input.kind
+                    && !kind.matches(v)
                 {
                     return Err(Error::InputType {
                         name: input.name.clone(),
-                        expected: kind.clone(),
+                        expected: kind.to_string(),
                         got: v.to_string(),
                     });
                 }

@@ -193,7 +193,7 @@ impl Run<'_> {
         });
         if k > 0 {
             if let Some(until) = &w.until {
-                match step::condition(until, self.templates, &scope) {
+                match step::condition(until, self.templates, self.exprs, &scope) {
                     Ok(true) => return self.complete_loop(i),
                     Ok(false) => {}
                     Err(e) => return self.fail_loop(i, format!("until: {e}")),
@@ -203,7 +203,7 @@ impl Run<'_> {
                 return self.complete_loop(i);
             }
         }
-        match step::condition(&w.condition, self.templates, &scope) {
+        match step::condition(&w.condition, self.templates, self.exprs, &scope) {
             Ok(true) => {}
             Ok(false) => return self.complete_loop(i),
             Err(e) => return self.fail_loop(i, format!("while: {e}")),

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use orc_pipeline::Plan;
+use orc_pipeline::expr::ExprSet;
 use orc_pipeline::templates::TemplateSet;
 use tokio::task::JoinSet;
 
@@ -19,6 +20,8 @@ use crate::step::Done;
 pub(super) struct Run<'a> {
     pub(super) plan: &'a Plan,
     pub(super) templates: &'a Arc<TemplateSet>,
+    /// The plan's condition expressions, parsed.
+    pub(super) exprs: &'a ExprSet,
     pub(super) shared: Arc<Shared>,
     pub(super) opts: &'a Options,
     pub(super) nodes: Nodes,

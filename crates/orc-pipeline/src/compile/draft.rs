@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
-use crate::plan::{Condition, ModelChoice, Param, TemplateId};
+use crate::expr::Expr;
+use crate::plan::{Condition, ExprId, ModelChoice, Param, TemplateId};
 use crate::templates::is_template;
 use crate::yaml::{Kind, Node, Pos};
 
@@ -285,6 +286,11 @@ pub(super) struct Drafter<'a> {
     template_index: HashMap<String, TemplateId>,
     /// Where each template was first written: for syntax diagnostics.
     pub(super) template_sites: Vec<(Pos, Option<String>, String)>,
+    /// Condition expression sources, each once, in [`ExprId`] order.
+    pub(super) exprs: Vec<String>,
+    /// The same expressions, parsed.
+    pub(super) parsed_exprs: Vec<Expr>,
+    expr_index: HashMap<String, ExprId>,
 }
 
 impl<'a> Drafter<'a> {
@@ -295,7 +301,22 @@ impl<'a> Drafter<'a> {
             templates: Vec::new(),
             template_index: HashMap::new(),
             template_sites: Vec::new(),
+            exprs: Vec::new(),
+            parsed_exprs: Vec::new(),
+            expr_index: HashMap::new(),
         }
+    }
+
+    /// The id of a condition expression that parsed, added on its first use.
+    fn expr(&mut self, src: String, parsed: Expr) -> ExprId {
+        if let Some(id) = self.expr_index.get(&src) {
+            return *id;
+        }
+        let id = ExprId(u32::try_from(self.exprs.len()).unwrap_or(u32::MAX));
+        self.exprs.push(src.clone());
+        self.parsed_exprs.push(parsed);
+        self.expr_index.insert(src, id);
+        id
     }
 
     pub(super) fn template(
@@ -402,14 +423,14 @@ impl<'a> Drafter<'a> {
             );
             return None;
         }
-        match crate::expr::Expr::parse(&text) {
+        match Expr::parse(&text) {
             Ok(expr) => {
                 uses.push(UseSite {
                     what: Use::Names(expr.names().into_iter().map(str::to_string).collect()),
                     pos: node.pos,
                     field: field.to_string(),
                 });
-                Some(Condition::Expr(text))
+                Some(Condition::Expr(self.expr(text, expr)))
             }
             Err(e) => {
                 let mut pos = node.pos;

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use crate::auto::{AutoResolver, Protected};
 use crate::diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
+use crate::expr::ExprSet;
+use crate::input_type::{INPUT_TYPES, InputType};
 use crate::plan::{Input, Param, Plan};
 use crate::templates::TemplateSet;
 use crate::yaml::{self, Kind, Node, Pos};
@@ -94,24 +96,31 @@ impl Catalog {
     }
 }
 
-/// A compiled pipeline: the plan, its templates ready to render, and the findings that did not stop it.
+/// A compiled pipeline: the serializable plan (what the compile cache stores), its executable
+/// form (templates compiled, condition expressions parsed, each once), and the findings that
+/// did not stop it.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     /// The plan.
     pub plan: Arc<Plan>,
     /// The plan's templates, compiled.
     pub templates: Arc<TemplateSet>,
+    /// The plan's condition expressions, parsed.
+    pub exprs: Arc<ExprSet>,
     /// Warnings and notes.
     pub findings: Diagnostics,
 }
 
 impl Compiled {
-    /// Rebuilds the runnable form of a plan loaded from the compile cache.
+    /// Rebuilds the executable form of a plan loaded from the compile cache; `None` when a
+    /// template or an expression of it does not compile (an entry that is not this orc's).
     pub fn from_plan(plan: Plan, findings: Diagnostics) -> Option<Compiled> {
         let templates = TemplateSet::compile(plan.templates.clone().into()).ok()?;
+        let exprs = ExprSet::parse(&plan.exprs).ok()?;
         Some(Compiled {
             plan: Arc::new(plan),
             templates: Arc::new(templates),
+            exprs: Arc::new(exprs),
             findings,
         })
     }
@@ -231,9 +240,10 @@ pub fn compile_with(
     }
     diags.sort();
     match plan {
-        Some((plan, templates)) if !diags.has_errors() => Ok(Compiled {
+        Some((plan, templates, exprs)) if !diags.has_errors() => Ok(Compiled {
             plan: Arc::new(plan),
             templates: Arc::new(templates),
+            exprs: Arc::new(exprs),
             findings: diags,
         }),
         _ => {
@@ -248,7 +258,7 @@ fn build(
     source: &str,
     catalog: &Catalog,
     diags: &mut Diagnostics,
-) -> Option<(Plan, TemplateSet)> {
+) -> Option<(Plan, TemplateSet, ExprSet)> {
     let Kind::Map(entries) = &doc.kind else {
         diags.push(
             Diagnostic::new(
@@ -532,8 +542,9 @@ fn build(
         budget,
         steps,
         templates: drafter.templates,
+        exprs: drafter.exprs,
     };
-    Some((plan, templates))
+    Some((plan, templates, ExprSet::from_parsed(drafter.parsed_exprs)))
 }
 
 fn is_semver(v: &str) -> bool {
@@ -588,8 +599,8 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
                     "required" => input.required = r.boolean(sv, &field).unwrap_or(false),
                     "type" => {
                         if let Some(t) = r.string(sv, &field) {
-                            if INPUT_TYPES.contains(&t.as_str()) {
-                                input.kind = Some(t);
+                            if let Some(kind) = InputType::parse(&t) {
+                                input.kind = Some(kind);
                             } else {
                                 r.report(
                                     Diagnostic::new(
@@ -616,7 +627,7 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
             }
             if let (Some(t), Some(d)) = (&input.kind, &input.default)
                 && !d.is_null()
-                && !type_matches(t, d)
+                && !t.matches(d)
             {
                 r.report(
                     Diagnostic::new(
@@ -631,25 +642,6 @@ fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Inpu
             input.default = Some(v.to_json());
         }
         inputs.push(input);
-    }
-}
-
-/// The input types orc checks.
-pub const INPUT_TYPES: &[&str] = &[
-    "string", "integer", "number", "boolean", "array", "list", "object", "dict", "any",
-];
-
-/// Whether a value fits a declared input type.
-pub fn type_matches(kind: &str, v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match kind {
-        "string" => v.is_string(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "array" | "list" => v.is_array(),
-        "object" | "dict" => v.is_object(),
-        _ => !matches!(v, Value::Null) || kind == "any",
     }
 }
 

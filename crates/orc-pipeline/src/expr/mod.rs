@@ -57,6 +57,7 @@ mod error;
 mod eval;
 mod lexer;
 mod parser;
+mod set;
 mod value;
 
 #[cfg(test)]
@@ -66,6 +67,7 @@ mod tests;
 use serde_json::{Map, Value};
 
 pub use error::ExprError;
+pub use set::{ExprSet, ExprSetError};
 
 /// Maximum source length in bytes.
 pub const MAX_SOURCE_LEN: usize = 4096;

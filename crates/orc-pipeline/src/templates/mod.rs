@@ -49,6 +49,16 @@ enum Compiled {
     Jinja(String),
 }
 
+/// A template that is one `{{ expression }}` with nothing around it: what [`TemplateSet::evaluate`]
+/// needs to give its value, found once when the set is compiled.
+#[derive(Debug)]
+struct Single {
+    /// The expression between the braces.
+    inner: Box<str>,
+    /// The template that captures the expression's value, when that form compiled.
+    capture: Option<Box<str>>,
+}
+
 /// Parses the `{{ a.b.c }}` subset: text plus bare dotted paths, nothing else.
 fn parse_fast(src: &str) -> Option<Vec<Seg>> {
     if src.contains("{%") || src.contains("{#") || src.contains("%}") || src.contains("#}") {
@@ -111,6 +121,8 @@ fn parse_fast(src: &str) -> Option<Vec<Seg>> {
 pub struct TemplateSet {
     env: Environment<'static>,
     compiled: Vec<Compiled>,
+    /// For each template, its expression when it is a lone `{{ expression }}`.
+    singles: Vec<Option<Single>>,
     sources: Arc<[String]>,
     /// A lenient environment for dry renders at compile time, built on first use.
     probe_env: std::sync::OnceLock<Environment<'static>>,
@@ -140,10 +152,16 @@ impl TemplateSet {
     pub fn compile(sources: Arc<[String]>) -> Result<TemplateSet, Vec<CompileError>> {
         let mut env = environment();
         let mut compiled = Vec::with_capacity(sources.len());
+        let mut singles = Vec::with_capacity(sources.len());
         let mut errors = Vec::new();
         for (i, src) in sources.iter().enumerate() {
+            let inner = single_expression(src.trim());
             if let Some(segs) = parse_fast(src) {
                 compiled.push(Compiled::Fast(segs));
+                singles.push(inner.map(|inner| Single {
+                    inner: inner.into(),
+                    capture: None,
+                }));
                 continue;
             }
             let name = format!("t{i}");
@@ -151,10 +169,17 @@ impl TemplateSet {
                 Ok(()) => {
                     // A lone `{{ expr }}` also gets a form that keeps the value, for `evaluate`.
                     // Should that form not compile, `evaluate` compiles the expression itself.
-                    if let Some(inner) = single_expression(src.trim()) {
+                    singles.push(inner.map(|inner| {
+                        let capture_name = format!("{name}v");
                         let capture = format!("{{% set {VALUE_NAME} = ({inner}) %}}");
-                        let _ = env.add_template_owned(format!("{name}v"), capture);
-                    }
+                        Single {
+                            inner: inner.into(),
+                            capture: env
+                                .add_template_owned(capture_name.clone(), capture)
+                                .ok()
+                                .map(|()| capture_name.into()),
+                        }
+                    }));
                     compiled.push(Compiled::Jinja(name));
                 }
                 Err(e) => {
@@ -164,6 +189,7 @@ impl TemplateSet {
                         line: e.line().unwrap_or(1),
                     });
                     compiled.push(Compiled::Fast(Vec::new()));
+                    singles.push(None);
                 }
             }
         }
@@ -171,6 +197,7 @@ impl TemplateSet {
             Ok(TemplateSet {
                 env,
                 compiled,
+                singles,
                 sources,
                 probe_env: std::sync::OnceLock::new(),
             })
@@ -303,37 +330,51 @@ impl TemplateSet {
         })
     }
 
+    /// Whether a template is one `{{ expression }}` with nothing around it (surrounding
+    /// whitespace aside), decided when the set was compiled: [`TemplateSet::evaluate`] gives
+    /// such a template's value, and any other's rendered text.
+    pub fn is_single_expression(&self, id: TemplateId) -> bool {
+        self.single(id).is_some()
+    }
+
+    fn single(&self, id: TemplateId) -> Option<&Single> {
+        self.singles.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
     /// Evaluates a template that is one `{{ expression }}` to its value (a list stays a list);
     /// any other template renders to a string value.
     pub fn evaluate(&self, id: TemplateId, scope: &Arc<dyn Lookup>) -> Result<Value, RenderError> {
-        let src = self.source(id).trim();
-        if let Some(inner) = single_expression(src) {
-            if let Some(Compiled::Fast(segs)) = self.compiled.get(id.0 as usize)
-                && let [Seg::Path(path)] = segs.as_slice()
-            {
-                return resolve_path(scope.as_ref(), path);
-            }
-            let v = match self.env.get_template(&format!("t{}v", id.0)) {
-                Ok(capture) => capture
-                    .render_captured(scope_value(scope))
-                    .map_err(|e| self.undefined_or(&e, id, scope))?
-                    .state()
-                    .lookup(VALUE_NAME)
-                    .unwrap_or_default(),
-                Err(_) => self
-                    .env
-                    .compile_expression_owned(inner.to_string())
-                    .and_then(|expr| expr.eval(scope_value(scope)))
-                    .map_err(|e| self.undefined_or(&e, id, scope))?,
-            };
-            if v.is_undefined() {
-                return Err(RenderError {
-                    message: format!("undefined value `{}`", inner.trim()),
-                });
-            }
-            return Ok(v);
+        let Some(single) = self.single(id) else {
+            return self.render(id, scope).map(Value::from);
+        };
+        if let Some(Compiled::Fast(segs)) = self.compiled.get(id.0 as usize)
+            && let [Seg::Path(path)] = segs.as_slice()
+        {
+            return resolve_path(scope.as_ref(), path);
         }
-        self.render(id, scope).map(Value::from)
+        let capture = single
+            .capture
+            .as_deref()
+            .and_then(|name| self.env.get_template(name).ok());
+        let v = match capture {
+            Some(capture) => capture
+                .render_captured(scope_value(scope))
+                .map_err(|e| self.undefined_or(&e, id, scope))?
+                .state()
+                .lookup(VALUE_NAME)
+                .unwrap_or_default(),
+            None => self
+                .env
+                .compile_expression_owned(single.inner.to_string())
+                .and_then(|expr| expr.eval(scope_value(scope)))
+                .map_err(|e| self.undefined_or(&e, id, scope))?,
+        };
+        if v.is_undefined() {
+            return Err(RenderError {
+                message: format!("undefined value `{}`", single.inner.trim()),
+            });
+        }
+        Ok(v)
     }
 }
 
@@ -466,6 +507,29 @@ mod tests {
         assert_eq!(v.len(), Some(2));
         let v = t.evaluate(TemplateId(1), &sc).unwrap();
         assert_eq!(v.get_item(&Value::from(0)).unwrap().as_str(), Some("b"));
+    }
+
+    #[test]
+    fn a_lone_expression_is_told_apart_when_the_set_is_compiled() {
+        let t = set(&[
+            "{{ items }}",
+            "  {{ items | length > 1 }} ",
+            "{{ name }} and {{ name }}",
+            "x {{ name }}",
+            "{% if name %}yes{% endif %}",
+        ]);
+        let singles: Vec<bool> = (0..5)
+            .map(|i| t.is_single_expression(TemplateId(i)))
+            .collect();
+        assert_eq!(singles, [true, true, false, false, false]);
+        let sc = scope();
+        for _ in 0..3 {
+            assert_eq!(t.evaluate(TemplateId(1), &sc).unwrap(), Value::from(true));
+            assert_eq!(
+                t.evaluate(TemplateId(3), &sc).unwrap().as_str(),
+                Some("x world")
+            );
+        }
     }
 
     #[test]

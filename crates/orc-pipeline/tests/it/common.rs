@@ -124,7 +124,7 @@ pub(crate) fn summary(file: &str, source: &str, compiled: &Compiled) -> String {
             out,
             "input {}: type={} required={} default={}",
             i.name,
-            i.kind.as_deref().unwrap_or("-"),
+            i.kind.map_or("-", |k| k.as_str()),
             i.required,
             i.default
                 .as_ref()
@@ -265,6 +265,6 @@ fn condition(plan: &Plan, c: &Condition) -> String {
     match c {
         Condition::Literal(b) => format!("literal({b})"),
         Condition::Template(id) => format!("template(`{}`)", plan.templates[id.0 as usize]),
-        Condition::Expr(e) => format!("expr(`{e}`)"),
+        Condition::Expr(id) => format!("expr(`{}`)", plan.exprs[id.0 as usize]),
     }
 }

@@ -11,5 +11,6 @@
 
 mod auto;
 mod common;
+mod executable;
 mod fixtures;
 mod fuzz;
