@@ -256,14 +256,17 @@ fn a_run_whose_only_failures_continue_fails_with_the_first_of_them() {
 
 /// `orc ARGS` with its stdout closed before it writes: it must end quietly with 141.
 fn with_stdout_closed(sb: &Sandbox, args: &[&str]) -> Run {
-    let mut child = sb
+    // The pipe's read end is closed before the command starts, so its first write fails
+    // (closing it after the spawn raced with a command quick enough to write first).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = sb
         .command()
         .args(args)
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     child.wait_with_output().unwrap().into()
 }
 
