@@ -16,7 +16,7 @@ use crate::events::Event;
 use crate::models;
 use crate::result::{StepRecord, StepStatus};
 use crate::step::{self, Done, Job, ModelJob};
-use crate::tools::{Callee, Envelope};
+use crate::tools::Envelope;
 
 impl Run<'_> {
     /// The event loop: launch what is ready, wait for a step to finish, settle it, repeat.
@@ -182,7 +182,7 @@ impl Run<'_> {
                         Job {
                             node: i,
                             tool: a.tool.clone(),
-                            callee: Callee::resolve(a.tool.as_deref()),
+                            callee: self.tools.callee(&self.nodes[i].path, a.tool.as_deref()),
                             action: a.action.clone(),
                             params: a.params.clone(),
                             scope: self.scope(i),

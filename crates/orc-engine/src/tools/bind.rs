@@ -1,8 +1,10 @@
-//! What a step's `tool:` resolves to in the registry, and the call through it.
+//! What each action step calls, looked up in the registry once when a run starts: a step's
+//! task calls its tool's entry without looking its name up again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use orc_pipeline::{Plan, Step, StepKind};
 use serde_json::{Map, Value};
 
 use super::Envelope;
@@ -61,10 +63,101 @@ impl Callee {
     }
 }
 
+/// The callee of every action step of a plan, in the plan's shape (a loop's body under it).
+pub(crate) struct Bindings(Vec<Binding>);
+
+struct Binding {
+    /// `None` for a loop.
+    callee: Option<Callee>,
+    /// A loop's body.
+    body: Bindings,
+}
+
+impl Bindings {
+    /// Resolves every action step of `plan`, loop bodies included.
+    pub(crate) fn of(plan: &Plan) -> Bindings {
+        Bindings::of_steps(&plan.steps)
+    }
+
+    fn of_steps(steps: &[Step]) -> Bindings {
+        Bindings(
+            steps
+                .iter()
+                .map(|step| Binding {
+                    callee: match &step.kind {
+                        StepKind::Action(a) => Some(Callee::resolve(a.tool.as_deref())),
+                        StepKind::ForEach(_) | StepKind::While(_) => None,
+                    },
+                    body: Bindings::of_steps(step.body().unwrap_or(&[])),
+                })
+                .collect(),
+        )
+    }
+
+    /// What the action step at `path` calls (`path` as the scheduler's nodes keep it: indices
+    /// from the plan's steps down through loop bodies). `tool` is the step's own: a step this
+    /// does not hold (never, for the plan it was made of) is looked up now.
+    pub(crate) fn callee(&self, path: &[u32], tool: Option<&str>) -> Callee {
+        self.at(path)
+            .cloned()
+            .unwrap_or_else(|| Callee::resolve(tool))
+    }
+
+    /// The callee of the action step at `path`; `None` for a loop, or a path the plan does
+    /// not have.
+    fn at(&self, path: &[u32]) -> Option<&Callee> {
+        let (&first, rest) = path.split_first()?;
+        let mut binding = self.0.get(first as usize)?;
+        for &i in rest {
+            binding = binding.body.0.get(i as usize)?;
+        }
+        binding.callee.as_ref()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    const PIPELINE: &str = r#"
+id: bound
+name: Bound
+steps:
+  - id: read
+    tool: filesystem
+    action: read
+    parameters: {path: x}
+  - id: each
+    for_each: "{{ [1, 2] }}"
+    steps:
+      - id: run
+        tool: terminal
+        action: execute
+        parameters: {command: "true"}
+      - id: say
+        action: echo
+        parameters: {message: hi}
+"#;
+
+    fn name(callee: &Callee) -> Option<&str> {
+        match callee {
+            Callee::Tool(entry) => Some(&entry.spec().name),
+            Callee::ToolLess => None,
+            Callee::Missing(tool) => Some(tool),
+        }
+    }
+
+    #[test]
+    fn each_action_step_is_bound_to_its_tool_loop_bodies_included() {
+        let compiled = orc_pipeline::compile(PIPELINE, &super::super::catalog()).unwrap();
+        let bound = Bindings::of(&compiled.plan);
+        assert_eq!(bound.at(&[0]).and_then(name), Some("filesystem"));
+        assert!(bound.at(&[1]).is_none(), "a loop calls nothing");
+        assert_eq!(bound.at(&[1, 0]).and_then(name), Some("terminal"));
+        assert!(matches!(bound.at(&[1, 1]), Some(Callee::ToolLess)));
+        assert!(bound.at(&[2]).is_none() && bound.at(&[1, 2]).is_none() && bound.at(&[]).is_none());
+    }
 
     #[tokio::test]
     async fn tool_less_and_missing_tools_fail_as_before() {

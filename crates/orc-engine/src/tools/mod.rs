@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`tool`] | what a tool is: the `Tool` trait, its declaration and its call |
 //! | [`registry`] | the one list of tools; the catalog is their declarations |
-//! | [`bind`] | what a step's `tool:` resolves to, and the call through it |
+//! | [`bind`] | each step's tool looked up once, when a run starts |
 //! | [`declare`] | helpers to write a declaration |
 //! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`] | the tools |
 
@@ -19,7 +19,7 @@ mod process;
 mod registry;
 mod tool;
 
-pub(crate) use bind::Callee;
+pub(crate) use bind::{Bindings, Callee};
 pub(crate) use process::within_step_timeout;
 
 use std::time::Duration;
