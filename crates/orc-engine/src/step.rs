@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::models::{self, ModelCall};
 use crate::node_id::NodeId;
 use crate::resources::ToolLimits;
-use crate::tools::{self, Envelope, Retry};
+use crate::tools::{self, Callee, Envelope, Retry};
 
 /// Retry back-off: the one policy orc-models' transport retries use too.
 pub use orc_models::Backoff;
@@ -31,6 +31,8 @@ fn retry_delay(backoff: &Backoff, n: u32, after: Option<Duration>) -> Duration {
 pub(crate) struct Job {
     pub(crate) node: NodeId,
     pub(crate) tool: Option<String>,
+    /// What the step's tool resolved to when the run started.
+    pub(crate) callee: Callee,
     pub(crate) action: Param,
     pub(crate) params: Param,
     pub(crate) scope: Arc<dyn Lookup>,
@@ -197,8 +199,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
                     model_attempts.scope(call).await
                 }
                 None => (
-                    tools::call_limited(job.tool.as_deref(), &action, params.clone(), &job.limits)
-                        .await,
+                    job.callee.call(&action, params.clone(), &job.limits).await,
                     None,
                 ),
             }
@@ -207,9 +208,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         // printed; the outer limit gives them time to, and catches any tool that overruns.
         // Boxed: a model call's future is large, and this one is awaited once per attempt.
         let call = Box::pin(tools::within_step_timeout(job.timeout, call));
-        let limit = job
-            .timeout
-            .saturating_add(tools::stop_grace(job.tool.as_deref()));
+        let limit = job.timeout.saturating_add(job.callee.stop_grace());
         let (envelope, timed_out, model) = match tokio::time::timeout(limit, call).await {
             Ok((e, model)) => {
                 let timed_out = e

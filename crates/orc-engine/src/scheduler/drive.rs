@@ -182,6 +182,7 @@ impl Run<'_> {
                         Job {
                             node: i,
                             tool: a.tool.clone(),
+                            callee: self.tools.callee(&self.nodes[i].path, a.tool.as_deref()),
                             action: a.action.clone(),
                             params: a.params.clone(),
                             scope: self.scope(i),

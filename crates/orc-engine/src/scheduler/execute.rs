@@ -18,6 +18,7 @@ use crate::models;
 use crate::resources::{Admission, ToolLimits};
 use crate::result::RunResult;
 use crate::scope::Shared;
+use crate::tools::Bindings;
 
 /// Runs a compiled pipeline like [`execute`], with the scheduler as a task of the current
 /// runtime rather than of the caller.
@@ -76,6 +77,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         journal: opts.journal.clone().map(Writer::start),
         admission: Admission::default(),
         limits: ToolLimits::new(&opts.resources),
+        tools: Bindings::of(plan),
     };
     run.add_level(&plan.steps, &[], None, None);
     let interrupted = run.drive().await;

@@ -15,6 +15,7 @@ use super::node::{NodeId, Nodes, Outcome};
 use crate::resources::{Admission, ToolLimits};
 use crate::scope::Shared;
 use crate::step::Done;
+use crate::tools::Bindings;
 
 /// One run's scheduler state.
 pub(super) struct Run<'a> {
@@ -39,6 +40,8 @@ pub(super) struct Run<'a> {
     pub(super) journal: Option<Writer>,
     pub(super) admission: Admission,
     pub(super) limits: Arc<ToolLimits>,
+    /// What each action step calls, looked up once when the run started.
+    pub(super) tools: Bindings,
 }
 
 /// One loop's iterations: how many run, how many steps each has left, what waits for a slot.

@@ -5,14 +5,103 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use orc_pipeline::ParamType::String as Text;
+use orc_pipeline::ToolSpec;
 use serde_json::{Map, Value, json};
 
+use super::declare::{Param, action, tool};
+use super::tool::{Call, Tool};
 use super::{Envelope, str_param, text_param};
+use crate::resources::ToolLimits;
 
 /// The actions this tool implements.
 pub(super) const ACTIONS: &[&str] = &[
     "read", "write", "copy", "move", "delete", "list", "exists", "mkdir",
 ];
+
+/// The `filesystem` tool.
+pub(super) struct Filesystem;
+
+const PATH: Param = (
+    "path",
+    Text,
+    true,
+    None,
+    "the file or directory (relative to the working directory)",
+);
+
+impl Tool for Filesystem {
+    fn spec(&self) -> ToolSpec {
+        let destination: Param = (
+            "destination",
+            Text,
+            false,
+            None,
+            "where it goes (required; `dest` is the same)",
+        );
+        let dest: Param = ("dest", Text, false, None, "the same as `destination`");
+        tool(
+            "filesystem",
+            "Read, write, copy, move, delete and list files",
+            vec![
+                action("read", "The file's text: {content, size}", &[PATH]),
+                action(
+                    "write",
+                    "Writes text atomically, creating parent directories: {path, size}",
+                    &[
+                        PATH,
+                        (
+                            "content",
+                            Text,
+                            true,
+                            None,
+                            "the text to write (other values are written as JSON)",
+                        ),
+                    ],
+                ),
+                action(
+                    "copy",
+                    "Copies a file or directory",
+                    &[PATH, destination, dest],
+                ),
+                action(
+                    "move",
+                    "Moves a file or directory",
+                    &[PATH, destination, dest],
+                ),
+                action("delete", "Deletes a file or a directory tree", &[PATH]),
+                action("list", "A directory's entries: {items, count}", &[PATH]),
+                action("exists", "Whether the path exists: {exists, type}", &[PATH]),
+                action(
+                    "mkdir",
+                    "Creates the directory and its parents: {created}",
+                    &[PATH],
+                ),
+            ],
+        )
+    }
+
+    fn call<'a>(
+        &'a self,
+        action: &'a str,
+        params: Map<String, Value>,
+        _limits: &'a ToolLimits,
+    ) -> Call<'a> {
+        Box::pin(call(action, params))
+    }
+
+    fn unknown_action(&self, action: &str) -> Option<String> {
+        Some(no_action(action))
+    }
+}
+
+/// What an action the tool does not have fails with.
+fn no_action(action: &str) -> String {
+    format!(
+        "filesystem has no action `{action}` (expected one of: {})",
+        ACTIONS.join(", ")
+    )
+}
 
 pub(super) async fn call(action: &str, params: Map<String, Value>) -> Envelope {
     let action = action.to_string();
@@ -86,10 +175,7 @@ fn run(action: &str, params: &Map<String, Value>) -> Result<Value, String> {
             fs::create_dir_all(&path).map_err(|e| describe(&e, &path))?;
             Ok(json!({ "action": "mkdir", "path": path, "created": !existed }))
         }
-        other => Err(format!(
-            "filesystem has no action `{other}` (expected one of: {})",
-            ACTIONS.join(", ")
-        )),
+        other => Err(no_action(other)),
     }
 }
 

@@ -1,21 +1,33 @@
 //! The built-in tools. Each takes an action and rendered parameters and returns the
 //! envelope `{result, success, error}` that later steps see in their templates.
+//!
+//! | part | its one job |
+//! |---|---|
+//! | [`tool`] | what a tool is: the `Tool` trait, its declaration and its call |
+//! | [`registry`] | the one list of tools; the catalog is their declarations |
+//! | [`bind`] | each step's tool looked up once, when a run starts |
+//! | [`declare`] | helpers to write a declaration |
+//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`] | the tools |
 
-mod catalog;
+mod bind;
+mod commands;
+mod data;
+mod declare;
+mod echo;
 mod filesystem;
 mod process;
+mod registry;
+mod tool;
 
-pub(crate) use process::{stop_grace, within_step_timeout};
+pub(crate) use bind::{Bindings, Callee};
+pub(crate) use process::within_step_timeout;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::resources::ToolLimits;
-
-pub use catalog::catalog;
 
 /// What a tool call returns: the envelope templates read as `{{ step.result… }}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +110,12 @@ impl Envelope {
     }
 }
 
+/// The tools and actions orc implements, with their parameters, for the compiler's checks
+/// and `orc tools`: the declarations of the registry's tools.
+pub fn catalog() -> orc_pipeline::Catalog {
+    registry::Registry::builtin().catalog()
+}
+
 /// The catalog with the model references a gateway accepts, so model steps compile.
 pub fn catalog_with_models(gateway: Option<&orc_models::Gateway>) -> orc_pipeline::Catalog {
     match gateway {
@@ -106,62 +124,10 @@ pub fn catalog_with_models(gateway: Option<&orc_models::Gateway>) -> orc_pipelin
     }
 }
 
-/// Calls a tool. `tool` is `None` for tool-less actions (`echo`, `evaluate_condition`).
+/// Calls a tool. `tool` is `None` for tool-less actions (`echo`).
 pub async fn call(tool: Option<&str>, action: &str, params: Map<String, Value>) -> Envelope {
     let limits = ToolLimits::new(&crate::Resources::default());
-    call_limited(tool, action, params, &limits).await
-}
-
-/// Calls a tool under the run's limits: data tools take a slot of the CPU pool.
-pub(crate) async fn call_limited(
-    tool: Option<&str>,
-    action: &str,
-    params: Map<String, Value>,
-    limits: &Arc<ToolLimits>,
-) -> Envelope {
-    match (tool, action) {
-        (Some("filesystem"), _) => filesystem::call(action, params).await,
-        (Some("terminal"), "execute") => process::terminal(params).await,
-        (Some("python-executor"), "execute" | "run") => process::python(params).await,
-        (None | Some("echo"), "echo") => echo(&params),
-        (Some(tool @ ("data-processing" | "validation")), _) => {
-            data(tool, action, params, limits).await
-        }
-        (Some(t), a) => Envelope::fail(format!("tool `{t}` has no action `{a}`"), Value::Null),
-        (None, a) => Envelope::fail(format!("unknown action `{a}`"), Value::Null),
-    }
-}
-
-/// Runs a data tool on the blocking pool, within a slot of the CPU pool (`max_cpu_cores`);
-/// a failure is reported as a failure, never as success.
-async fn data(
-    tool: &str,
-    action: &str,
-    params: Map<String, Value>,
-    limits: &Arc<ToolLimits>,
-) -> Envelope {
-    let Ok(_slot) = limits.cpu.acquire().await else {
-        return Envelope::fail("the CPU pool is closed", Value::Null);
-    };
-    let (tool, action) = (tool.to_string(), action.to_string());
-    let chunking = limits.data;
-    let outcome = tokio::task::spawn_blocking(move || match tool.as_str() {
-        "validation" => orc_data::validation(&action, &params),
-        _ => orc_data::data_processing_with(&action, &params, &chunking),
-    })
-    .await;
-    match outcome {
-        Ok(Ok(result)) => Envelope::ok(result),
-        Ok(Err(failure)) => Envelope::fail(failure.to_string(), Value::Null),
-        Err(e) => Envelope::fail(format!("data tool task failed: {e}"), Value::Null),
-    }
-}
-
-fn echo(params: &Map<String, Value>) -> Envelope {
-    match params.get("message").or_else(|| params.get("text")) {
-        Some(m) => Envelope::ok(m.clone()),
-        None => Envelope::fail("missing parameter `message`", Value::Null),
-    }
+    Callee::resolve(tool).call(action, params, &limits).await
 }
 
 /// Reads a string parameter, or says which one is missing.

@@ -48,8 +48,8 @@ tokio::task_local! {
 }
 
 /// Runs a tool call under its step's time limit: the process tools stop their command at the
-/// deadline themselves and keep what it printed. The caller's own timeout must allow
-/// [`stop_grace`] beyond `timeout`.
+/// deadline themselves and keep what it printed. The caller's own timeout must allow the
+/// tool's `stop_grace` beyond `timeout`.
 pub(crate) async fn within_step_timeout<F: Future>(timeout: Duration, call: F) -> F::Output {
     match Instant::now().checked_add(timeout) {
         Some(deadline) => {
@@ -58,15 +58,6 @@ pub(crate) async fn within_step_timeout<F: Future>(timeout: Duration, call: F) -
                 .await
         }
         None => call.await,
-    }
-}
-
-/// How long past its step's deadline a tool may take to stop its command and report.
-pub(crate) fn stop_grace(tool: Option<&str>) -> Duration {
-    match tool {
-        // They stop without waiting for anything; this only covers a slow machine.
-        Some("terminal" | "python-executor") => Duration::from_secs(1),
-        _ => Duration::ZERO,
     }
 }
 
