@@ -4,6 +4,7 @@
 use sqlx::migrate::MigrateError;
 
 use crate::Error;
+use crate::codec::Packed;
 use crate::records::StoredPipeline;
 use crate::url::scrub;
 
@@ -196,6 +197,30 @@ pub(crate) fn stored_pipeline(t: PipelineTuple) -> StoredPipeline {
         created_at: t.7,
         updated_at: t.8,
     }
+}
+
+/// A registered pipeline's row with its stored text, as sqlx decodes it.
+pub(crate) type PipelineTextTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    bool,
+    Vec<u8>,
+);
+
+pub(crate) fn stored_pipeline_text(t: PipelineTextTuple) -> (StoredPipeline, Packed) {
+    let text = Packed {
+        bytes: t.10,
+        compressed: t.9,
+    };
+    let row = stored_pipeline((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8));
+    (row, text)
 }
 
 #[cfg(test)]

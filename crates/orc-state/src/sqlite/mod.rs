@@ -38,7 +38,7 @@ use crate::sql::{
     Dialect, MIGRATIONS_TABLE, describe, is_unique_violation, migrate_error, query_error,
     rusqlite_primary, sqlite_primary, sqlite_write_error,
 };
-use crate::sql::{PipelineTuple, stored_pipeline};
+use crate::sql::{PipelineTextTuple, PipelineTuple, stored_pipeline, stored_pipeline_text};
 use crate::{Error, Result, RunState, StateOptions};
 
 mod writer;
@@ -845,35 +845,15 @@ impl SqliteStore {
     }
 
     pub(crate) async fn pipeline(&self, id: &str) -> Result<Option<(StoredPipeline, Packed)>> {
-        type Row = (
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            i64,
-            i64,
-            i64,
-            i64,
-            bool,
-            Vec<u8>,
-        );
         let query = sqlx::query_as(concat!(
             "SELECT ",
             pipeline_columns!(),
             ", text_compressed, text FROM pipeline_registry WHERE id = ?1"
         ))
         .bind(id);
-        let row: Option<Row> =
+        let row: Option<PipelineTextTuple> =
             read!(self, query, fetch_optional).map_err(self.error("pipeline"))?;
-        Ok(row.map(|t| {
-            let text = Packed {
-                bytes: t.10,
-                compressed: t.9,
-            };
-            let row = stored_pipeline((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8));
-            (row, text)
-        }))
+        Ok(row.map(stored_pipeline_text))
     }
 
     pub(crate) async fn list_pipelines(&self, limit: u32) -> Result<Vec<StoredPipeline>> {
