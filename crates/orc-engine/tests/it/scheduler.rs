@@ -68,6 +68,22 @@ async fn run(text: &str, opts: Options) -> RunResult {
     orc_engine::execute(&compile(text), opts).await.unwrap()
 }
 
+/// Runs `text` with a [`SlowJournal`] and a [`Log`] observing it; returns the result and the log.
+async fn run_journaled(text: &str, delay: Duration, fail: bool) -> (RunResult, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let journal = Arc::new(SlowJournal {
+        log: log.clone(),
+        delay,
+        fail,
+    });
+    let options = Options {
+        journal: Some(journal),
+        observer: Some(log.clone()),
+        ..Options::default()
+    };
+    (run(text, options).await, log)
+}
+
 fn status(result: &RunResult, id: &str) -> StepStatus {
     result.steps[id].status
 }
@@ -304,21 +320,7 @@ steps:
     parameters: { message: d }
     dependencies: [b, c]
 ";
-    let log = Arc::new(Log::default());
-    let journal = Arc::new(SlowJournal {
-        log: log.clone(),
-        delay: Duration::from_millis(20),
-        fail: false,
-    });
-    let result = run(
-        text,
-        Options {
-            journal: Some(journal),
-            observer: Some(log.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (result, log) = run_journaled(text, Duration::from_millis(20), false).await;
     assert!(result.success, "{:?}", result.error);
     let at = |e: &str| {
         log.position(e)
@@ -351,21 +353,7 @@ steps:
     parameters: { message: b }
     dependencies: [a]
 ";
-    let log = Arc::new(Log::default());
-    let journal = Arc::new(SlowJournal {
-        log: log.clone(),
-        delay: Duration::ZERO,
-        fail: true,
-    });
-    let result = run(
-        text,
-        Options {
-            journal: Some(journal),
-            observer: Some(log.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (result, log) = run_journaled(text, Duration::ZERO, true).await;
     assert!(!result.success);
     assert_eq!(result.error_type.as_deref(), Some("StateError"));
     assert!(result.error.unwrap().contains("the disk is full"));
