@@ -29,16 +29,8 @@ fn file(runtime: &Runtime) -> PathBuf {
 /// Records the ids of the runs a shutdown stopped (none: the record is removed).
 pub(crate) async fn remember(runtime: &Runtime, stopped: &[String]) {
     let path = file(runtime);
-    if stopped.is_empty() {
-        match tokio::fs::remove_file(&path).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!("could not remove {}: {e}", path.display());
-            }
-            _ => {}
-        }
-        return;
-    }
-    match write(&path, stopped).await {
+    match record(&path, stopped).await {
+        Ok(()) if stopped.is_empty() => {}
         Ok(()) => tracing::info!(
             runs = stopped.len(),
             "stopped runs recorded; the next orc serve on this store resumes them"
@@ -66,18 +58,7 @@ pub(crate) async fn keep(runtime: Runtime, stop: CancellationToken) {
         if now == written {
             continue;
         }
-        let done = if now.is_empty() {
-            tokio::fs::remove_file(&path).await.or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-        } else {
-            write(&path, &now).await
-        };
-        match done {
+        match record(&path, &now).await {
             Ok(()) => written = now,
             Err(e) => tracing::warn!(
                 "could not record the runs in progress in {}: {e}",
@@ -87,8 +68,15 @@ pub(crate) async fn keep(runtime: Runtime, stop: CancellationToken) {
     }
 }
 
-/// Writes `ids` to `path` atomically (a temporary file, then a rename).
-async fn write(path: &Path, ids: &[String]) -> std::io::Result<()> {
+/// Records `ids` in `path`: written atomically (a temporary file, then a rename), or the file
+/// removed when there are none.
+async fn record(path: &Path, ids: &[String]) -> std::io::Result<()> {
+    if ids.is_empty() {
+        return match tokio::fs::remove_file(path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
