@@ -21,6 +21,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: under `orc serve`'s load, glibc's allocator took a sixth
+/// of the process's CPU time (`perf record` at 64 connections), and a chat completion through the
+/// gateway costs a quarter less CPU with mimalloc. Built without transparent huge pages
+/// (`no_thp`): with them an idle `orc serve` was 32 MB resident instead of 23.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes, as the README documents them.
 pub(crate) mod exit {
     /// Every step succeeded.
