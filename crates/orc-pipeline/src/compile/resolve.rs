@@ -2,6 +2,7 @@
 //! checks every name against what can provide it, and finds cycles and backward jumps.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::graph;
@@ -33,7 +34,9 @@ pub(super) const WHILE_BINDINGS: &[&str] = &[
     "loop_id",
     "loop_name",
 ];
-/// Names every template can use.
+/// Names every template can use. `output_path` is the run's output directory (an input every
+/// pipeline takes, see `orc_engine::resolve_inputs`); `current_timestamp` and `current_date`
+/// are the time when the template is rendered (the run's start is `timestamp`).
 pub const GLOBALS: &[&str] = &[
     "inputs",
     "parameters",
@@ -41,6 +44,9 @@ pub const GLOBALS: &[&str] = &[
     "execution_id",
     "pipeline_id",
     "timestamp",
+    "output_path",
+    "current_timestamp",
+    "current_date",
 ];
 
 /// A name a level could not resolve, handed to the level around it.
@@ -55,8 +61,9 @@ pub(super) struct Unresolved {
     step: String,
     field: String,
     /// The step ids (and, for template names, loop variables) in scope where it was
-    /// written: what a typo may have meant.
-    candidates: Vec<String>,
+    /// written: what a typo may have meant. Each level's names are shared by every name
+    /// unresolved there (a copy per name made a 10,000-step pipeline's compile quadratic).
+    candidates: Vec<Arc<[String]>>,
 }
 
 pub(super) struct Resolver<'a> {
@@ -182,6 +189,8 @@ impl Resolver<'_> {
 
         let drafts = drafts;
         let ids = LevelIds::new(&drafts);
+        let level_ids: Arc<[String]> = ids.names().map(str::to_string).collect();
+        let level_bindings: Arc<[String]> = bindings.iter().map(|b| (*b).to_string()).collect();
         for (i, d) in drafts.iter().enumerate() {
             let is_while = matches!(d.kind, DraftKind::While { .. });
             for site in &d.uses {
@@ -214,11 +223,7 @@ impl Resolver<'_> {
                             pos: site.pos,
                             step: d.id.clone(),
                             field: site.field.clone(),
-                            candidates: ids
-                                .names()
-                                .chain(bindings.iter().copied())
-                                .map(str::to_string)
-                                .collect(),
+                            candidates: vec![level_ids.clone(), level_bindings.clone()],
                         }),
                     }
                 }
@@ -244,7 +249,7 @@ impl Resolver<'_> {
                     None if !up.explicit && bindings.contains(&up.name.as_str()) => {}
                     None => {
                         let mut up = up;
-                        up.candidates.extend(ids.names().map(str::to_string));
+                        up.candidates.push(level_ids.clone());
                         unresolved.push(up);
                     }
                 }
@@ -271,7 +276,7 @@ impl Resolver<'_> {
                         pos: *pos,
                         step: d.id.clone(),
                         field: "dependencies".into(),
-                        candidates: ids.names().map(str::to_string).collect(),
+                        candidates: vec![level_ids.clone()],
                     }),
                 }
             }
@@ -469,7 +474,11 @@ impl Resolver<'_> {
                 .step(&u.step)
                 .field(&u.field);
             // A dependency names a step; a template name may be an input, a global or a step.
-            let pool = u.candidates.iter().map(String::as_str);
+            let pool = u
+                .candidates
+                .iter()
+                .flat_map(|c| c.iter())
+                .map(String::as_str);
             let suggestion = if u.explicit {
                 did_you_mean(&u.name, pool)
             } else {
