@@ -100,8 +100,21 @@ impl Shared {
             "execution_id" => Some(self.execution_id.clone()),
             "pipeline_id" => Some(self.pipeline_id.clone()),
             "timestamp" => Some(self.timestamp.clone()),
-            _ => self.inputs.get(name).cloned(),
+            _ => self.inputs.get(name).cloned().or_else(|| clock(name)),
         }
+    }
+}
+
+/// `current_timestamp` and `current_date`: the time when a template reads them, in UTC, in the
+/// forms of `timestamp` and `execution.date` (an input of the same name wins).
+fn clock(name: &str) -> Option<Value> {
+    let now = chrono::Utc::now();
+    match name {
+        "current_timestamp" => Some(Value::from(
+            now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+        )),
+        "current_date" => Some(Value::from(now.format("%Y-%m-%d").to_string())),
+        _ => None,
     }
 }
 

@@ -49,11 +49,31 @@ pub fn preflight(
     models::check_plan(plan, gateway).map_err(Error::Models)
 }
 
+/// Creates the run's `output_path` directory when a template of the pipeline names it, as
+/// py-orc's runner did: a step's shell command may write into it before any `filesystem` write
+/// (which creates parent directories itself) has. A directory that cannot be made is left to
+/// the step that uses it to report.
+async fn make_output_dir(plan: &Plan, inputs: &Map<String, Value>) {
+    let Some(dir) = inputs
+        .get(super::inputs::OUTPUT_PATH)
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    if dir.is_empty() || !plan.templates.iter().any(|t| t.contains("output_path")) {
+        return;
+    }
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        tracing::warn!(dir, error = %e, "could not create the output directory");
+    }
+}
+
 /// Runs a compiled pipeline to the end (or until cancelled) and returns its result document.
 pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let plan = &compiled.plan;
     let inputs = resolve_inputs(plan, &opts.inputs)?;
     models::check_plan(plan, opts.models.as_ref()).map_err(Error::Models)?;
+    make_output_dir(plan, &inputs).await;
     let (execution, started) = execution_namespace(plan, opts.execution_id.as_deref());
     let execution_id = execution["id"].as_str().unwrap_or_default().to_string();
     let shared = Arc::new(Shared::new(&inputs, execution, &plan.id));

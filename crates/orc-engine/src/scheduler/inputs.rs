@@ -14,6 +14,10 @@ use super::{Error, Result};
 /// default that is a template is rendered over the other inputs (`out: "{{ base }}/x"`), after
 /// the defaults it reads, so a caller's value reaches it as data.
 ///
+/// Every pipeline also takes `output_path`, the run's output directory, as py-orc's runner
+/// gave it: declared or not, a caller may set it, and when neither the caller nor a declared
+/// default gives it, it is `outputs/<pipeline id>` (relative to the working directory).
+///
 /// `orc run` calls this before it records the run, so a bad input runs and records nothing;
 /// [`execute`] calls it again.
 pub fn resolve_inputs(plan: &Plan, given: &Map<String, Value>) -> Result<Map<String, Value>> {
@@ -55,16 +59,25 @@ pub fn resolve_inputs(plan: &Plan, given: &Map<String, Value>) -> Result<Map<Str
             inputs.insert(k.clone(), v.clone());
         }
     }
+    if inputs.get(OUTPUT_PATH).is_none_or(Value::is_null) {
+        inputs.insert(
+            OUTPUT_PATH.to_string(),
+            Value::String(format!("outputs/{}", plan.id)),
+        );
+    }
     render_defaults(&mut inputs, templated)?;
     Ok(inputs)
 }
+
+/// The input every pipeline takes: the directory the run writes its files to.
+pub(crate) const OUTPUT_PATH: &str = "output_path";
 
 /// Refuses inputs the pipeline does not declare, naming each and the closest declared name.
 fn check_declared(plan: &Plan, given: &Map<String, Value>) -> Result<()> {
     let declared: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
     let unknown: Vec<String> = given
         .keys()
-        .filter(|k| !declared.contains(&k.as_str()))
+        .filter(|k| *k != OUTPUT_PATH && !declared.contains(&k.as_str()))
         .map(
             |k| match orc_pipeline::did_you_mean(k, declared.iter().copied()) {
                 Some(s) => format!("`{k}` (did you mean `{s}`?)"),
@@ -244,5 +257,22 @@ mod tests {
         // Given one of them, the other renders over it.
         let inputs = resolve_inputs(&p, &given(json!({"a": "{{ b }}"}))).unwrap();
         assert_eq!(inputs["b"], "{{ b }}");
+    }
+
+    #[test]
+    fn every_pipeline_takes_an_output_path() {
+        let p = plan(&format!("id: maker\nname: t\n{STEP}"));
+        let inputs = resolve_inputs(&p, &Map::new()).unwrap();
+        assert_eq!(inputs["output_path"], "outputs/maker");
+        // Undeclared, a caller may still set it.
+        let inputs = resolve_inputs(&p, &given(json!({"output_path": "/tmp/o"}))).unwrap();
+        assert_eq!(inputs["output_path"], "/tmp/o");
+        // A declared default wins over orc's, and other defaults can read it.
+        let p = plan(&format!(
+            "id: maker\nname: t\ninputs:\n  output_path: {{ type: string, default: out }}\n  report: \"{{{{ output_path }}}}/r.md\"\n{STEP}"
+        ));
+        let inputs = resolve_inputs(&p, &Map::new()).unwrap();
+        assert_eq!(inputs["output_path"], "out");
+        assert_eq!(inputs["report"], "out/r.md");
     }
 }

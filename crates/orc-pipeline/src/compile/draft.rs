@@ -88,6 +88,7 @@ const STEP_KEYS: &[&str] = &[
     "on_false",
     "on_success",
     "on_failure",
+    "continue_on_error",
     "timeout",
     "max_retries",
     "cache",
@@ -106,7 +107,6 @@ const STEP_KEYS: &[&str] = &[
 /// Keys the earlier Python system accepted that orc does not implement, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     Some(match key {
-        "continue_on_error" => "use `on_failure: continue`",
         "foreach" => "write `for_each`",
         "on_error" | "error_handlers" => "use `on_failure` with a policy or a step id",
         "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
@@ -586,7 +586,25 @@ impl<'a> Drafter<'a> {
         };
         let mut on_false = route(&mut r, "on_false");
         let mut on_success = route(&mut r, "on_success");
-        let on_failure = route(&mut r, "on_failure");
+        let mut on_failure = route(&mut r, "on_failure");
+        // py-orc's `continue_on_error: true` is `on_failure: continue`.
+        if let Some(n) = node.get("continue_on_error")
+            && let Some(go_on) = r.boolean(n, "continue_on_error")
+        {
+            if on_failure.is_some() {
+                r.report(
+                    Diagnostic::new(
+                        Code::E003,
+                        n.pos,
+                        "a step has both `on_failure` and `continue_on_error`",
+                    )
+                    .field("continue_on_error")
+                    .hint("`continue_on_error: true` means `on_failure: continue`; keep one"),
+                );
+            } else if go_on {
+                on_failure = Some(("continue".to_string(), n.pos));
+            }
+        }
         for (field, target) in [("on_false", &mut on_false), ("on_success", &mut on_success)] {
             // Reported here, and dropped so that name resolution does not report it again.
             if let Some((t, pos)) = target.take_if(|(t, _)| POLICIES.contains(&t.as_str())) {
