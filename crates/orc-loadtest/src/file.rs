@@ -357,6 +357,12 @@ fn template(issues: &mut Issues, key: String, v: &Value) -> Option<Template> {
     }
 }
 
+/// A duration as scenario files and `--duration` write it: seconds, or `500ms`, `30s`, `5m`,
+/// `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration(&Value::String(text.to_owned()))
+}
+
 /// A duration: a number of seconds, or text such as `500ms`, `30s`, `5m`, `1h`.
 fn duration(v: &Value) -> Result<Duration, String> {
     let bad = || format!("a duration (seconds, or `500ms`, `30s`, `5m`, `1h`), not {v}");

@@ -53,6 +53,7 @@ mod transport;
 
 pub use engine::{LoadTest, MAX_USERS, Progress};
 pub use error::{Error, Result};
+pub use file::parse_duration;
 pub use options::{
     Action, DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT, LoadTestOptions, PipelineSource, Scenario,
     Target, ThinkTime, Token,
