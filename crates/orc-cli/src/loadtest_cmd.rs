@@ -31,6 +31,9 @@ pub(crate) struct LoadtestArgs {
     /// Replaces the file's `concurrent_users`.
     #[arg(long, value_name = "N")]
     users: Option<u32>,
+    /// Replaces the file's `ramp_up_time` (`30s`, `5m`, or seconds).
+    #[arg(long, value_name = "DURATION", value_parser = orc_loadtest::parse_duration)]
+    ramp_up: Option<Duration>,
     /// Replaces the file's `test_duration` (`30s`, `5m`, or seconds).
     #[arg(long, value_name = "DURATION", value_parser = orc_loadtest::parse_duration)]
     duration: Option<Duration>,
@@ -65,6 +68,9 @@ pub(crate) fn main(global: &Global, args: &LoadtestArgs) -> anyhow::Result<u8> {
     if let Some(users) = args.users {
         options.users = users;
     }
+    if let Some(ramp_up) = args.ramp_up {
+        options.ramp_up = ramp_up;
+    }
     if let Some(duration) = args.duration {
         options.duration = Some(duration);
     }
@@ -74,7 +80,10 @@ pub(crate) fn main(global: &Global, args: &LoadtestArgs) -> anyhow::Result<u8> {
     if let Some(rate) = args.max_error_rate
         && !(0.0..=1.0).contains(&rate)
     {
-        return Err(UserError(format!("--max-error-rate: a fraction from 0 to 1, not {rate}")).into());
+        return Err(UserError(format!(
+            "--max-error-rate: a fraction from 0 to 1, not {rate}"
+        ))
+        .into());
     }
     let tokio = match options.target {
         Target::InProcess => {
@@ -152,7 +161,10 @@ fn thresholds(report: &Report, args: &LoadtestArgs) -> Vec<String> {
     let total = &report.total;
     let mut crossed = Vec::new();
     if args.fail_on_errors && total.errors > 0 {
-        crossed.push(format!("{} requests failed (--fail-on-errors)", total.errors));
+        crossed.push(format!(
+            "{} requests failed (--fail-on-errors)",
+            total.errors
+        ));
     }
     if let Some(max) = args.max_error_rate
         && total.error_rate > max
@@ -179,7 +191,8 @@ fn thresholds(report: &Report, args: &LoadtestArgs) -> Vec<String> {
 
 /// Rewrites one stderr line with the test's progress until the test ends, then clears it.
 async fn progress_line(mut rx: watch::Receiver<Progress>) {
-    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),

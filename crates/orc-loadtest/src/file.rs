@@ -365,7 +365,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A duration: a number of seconds, or text such as `500ms`, `30s`, `5m`, `1h`.
 fn duration(v: &Value) -> Result<Duration, String> {
-    let bad = || format!("a duration (seconds, or `500ms`, `30s`, `5m`, `1h`), not {v}");
+    let bad = || format!("a duration (seconds, or `250us`, `500ms`, `30s`, `5m`, `1h`), not {v}");
     let secs = match v {
         Value::Number(n) => n.as_f64().ok_or_else(bad)?,
         Value::String(s) => {
@@ -374,6 +374,7 @@ fn duration(v: &Value) -> Result<Duration, String> {
                 .find(|c: char| c.is_ascii_alphabetic())
                 .map_or((s, "s"), |i| (&s[..i], &s[i..]));
             let scale = match unit {
+                "us" | "µs" => 1e-6,
                 "ms" => 1e-3,
                 "s" => 1.0,
                 "m" => 60.0,
@@ -436,6 +437,7 @@ fn render(name: &str, root: &Node, issues: &[(String, String)]) -> Error {
         .iter()
         .map(|(key, message)| {
             let pos = locate(root, key, message);
+            let message = with_suggestion(message);
             let line = if key.is_empty() {
                 format!("{name}:{}:{}: {message}", pos.line, pos.col)
             } else {
@@ -452,6 +454,22 @@ fn render(name: &str, root: &Node, issues: &[(String, String)]) -> Error {
             .collect::<Vec<_>>()
             .join("\n"),
     )
+}
+
+/// serde's `unknown field `x`, expected one of `a`, `b`` with the closest name suggested.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let field = rest.split('`').next().unwrap_or_default();
+    let candidates = rest
+        .split_once("expected")
+        .map(|(_, names)| names.split('`').skip(1).step_by(2).collect::<Vec<_>>())
+        .unwrap_or_default();
+    match orc_pipeline::did_you_mean(field, candidates) {
+        Some(name) => format!("{message} (did you mean `{name}`?)"),
+        None => message.to_owned(),
+    }
 }
 
 /// Where the value at a dotted key (`scenarios[1].request.path`) is written: the key itself,
