@@ -16,7 +16,7 @@ use crate::options::{LoadTestOptions, Target, ThinkTime};
 use crate::record::{self, Recorder};
 use crate::report::{LoadModel, Overhead, Report, ScenarioStats};
 use crate::template::Ctx;
-use crate::transport::{ErrorKind, Prepared, Transport};
+use crate::transport::{ErrorKind, Failure, Prepared, Transport};
 use crate::{Error, Result};
 
 /// A load test ready to run. Cheap to clone.
@@ -352,7 +352,7 @@ impl Inner {
         rng: &mut fastrand::Rng,
         since: Instant,
         clock: Clock,
-    ) -> Option<(Instant, Result<Duration, ErrorKind>)> {
+    ) -> Option<(Instant, Result<Duration, Failure>)> {
         let req = self.prepared.get(s)?;
         let body = req.body(Ctx { i, user }, rng);
         let sent = Instant::now();
@@ -361,9 +361,12 @@ impl Inner {
         let end = Instant::now();
         let outcome = match answer {
             Ok(Ok(())) => Ok(end.saturating_duration_since(since)),
-            Ok(Err(kind)) => Err(kind),
+            Ok(Err(failure)) => Err(failure),
             Err(_) if end >= clock.hard_at => return None,
-            Err(_) => Err(ErrorKind::Timeout),
+            Err(_) => Err(Failure::new(
+                ErrorKind::Timeout,
+                format!("no answer within {:?}", self.timeout),
+            )),
         };
         Some((end, outcome))
     }
@@ -377,7 +380,7 @@ async fn sleep_until(at: Instant, stop: &CancellationToken) -> bool {
     }
 }
 
-fn count(shared: &Shared, outcome: &Result<Duration, ErrorKind>) {
+fn count(shared: &Shared, outcome: &Result<Duration, Failure>) {
     shared.done.fetch_add(1, Relaxed);
     if outcome.is_err() {
         shared.errors.fetch_add(1, Relaxed);

@@ -144,21 +144,23 @@ pub(crate) fn render(report: &Report) -> Result<String> {
     out.push_str("</table>\n");
     if report.total.errors > 0 {
         out.push_str(
-            "<h2>Errors</h2><table><tr><th>scenario</th><th>kind</th><th>count</th></tr>\n",
+            "<h2>Errors</h2><table><tr><th>scenario</th><th>kind</th><th>count</th><th>first answer</th></tr>\n",
         );
         for s in &report.scenarios {
             for (kind, n) in &s.stats.errors_by_kind {
+                let first = s.stats.first_errors.get(kind).map_or("", String::as_str);
                 let _ = writeln!(
                     out,
-                    "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{n}</td><td style=\"text-align:left\"><code>{}</code></td></tr>",
                     escape(&s.name),
-                    escape(kind)
+                    escape(kind),
+                    escape(first)
                 );
             }
         }
         let _ = writeln!(
             out,
-            "<tr><td>total</td><td></td><td>{}</td></tr></table>",
+            "<tr><td>total</td><td></td><td>{}</td><td></td></tr></table>",
             report.total.errors
         );
     }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::report::{self, Point, Stats, Timeline};
-use crate::transport::ErrorKind;
+use crate::transport::{ErrorKind, Failure};
 
 /// One worker's figures of one scenario over one interval.
 #[derive(Debug)]
@@ -22,8 +22,9 @@ pub(crate) struct Slice {
     errors: ErrorCounts,
 }
 
-/// Error counts by kind: a few kinds, searched in order.
-type ErrorCounts = Vec<(ErrorKind, u64)>;
+/// Error counts by kind, each with what the first error of its kind said: a few kinds,
+/// searched in order.
+type ErrorCounts = Vec<(ErrorKind, u64, String)>;
 
 /// A worker's recorder.
 #[derive(Debug)]
@@ -63,7 +64,7 @@ impl Recorder {
         &mut self,
         scenario: usize,
         at: Instant,
-        outcome: Result<Duration, ErrorKind>,
+        outcome: Result<Duration, Failure>,
     ) {
         let interval = self.interval_of(at);
         if interval != self.current {
@@ -78,9 +79,9 @@ impl Recorder {
                 let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
                 hist.saturating_record(us);
             }
-            Err(kind) => match errors.iter_mut().find(|(k, _)| *k == kind) {
-                Some((_, n)) => *n += 1,
-                None => errors.push((kind, 1)),
+            Err(failure) => match errors.iter_mut().find(|(k, ..)| *k == failure.kind) {
+                Some((_, n, _)) => *n += 1,
+                None => errors.push((failure.kind, 1, failure.detail)),
             },
         }
     }
@@ -109,10 +110,13 @@ struct Interval {
     errors: u64,
 }
 
+/// Each kind's count and what its first error said.
+type ErrorsByKind = BTreeMap<ErrorKind, (u64, String)>;
+
 /// The merged figures, filled by the collector task.
 #[derive(Debug)]
 pub(crate) struct Collected {
-    scenarios: Vec<(Histogram<u64>, BTreeMap<ErrorKind, u64>)>,
+    scenarios: Vec<(Histogram<u64>, ErrorsByKind)>,
     timeline: Vec<Interval>,
 }
 
@@ -132,15 +136,15 @@ pub(crate) async fn collect(mut rx: mpsc::Receiver<Slice>, scenarios: usize) -> 
                 errors: 0,
             });
         }
-        let errors: u64 = slice.errors.iter().map(|(_, n)| n).sum();
+        let errors: u64 = slice.errors.iter().map(|(_, n, _)| n).sum();
         if let Some(interval) = out.timeline.get_mut(at) {
             let _ = interval.hist.add(&slice.hist);
             interval.errors += errors;
         }
         if let Some((hist, by_kind)) = out.scenarios.get_mut(slice.scenario) {
             let _ = hist.add(&slice.hist);
-            for (kind, n) in slice.errors {
-                *by_kind.entry(kind).or_default() += n;
+            for (kind, n, detail) in slice.errors {
+                by_kind.entry(kind).or_insert((0, detail)).0 += n;
             }
         }
     }
@@ -160,13 +164,16 @@ impl Collected {
             .iter()
             .map(|(hist, by_kind)| {
                 let _ = total.add(hist);
-                let named = by_kind
+                let named: BTreeMap<String, (u64, String)> = by_kind
                     .iter()
-                    .map(|(k, n)| {
-                        *total_errors.entry(k.to_string()).or_insert(0) += n;
-                        (k.to_string(), *n)
-                    })
+                    .map(|(k, (n, detail))| (k.to_string(), (*n, detail.clone())))
                     .collect();
+                for (kind, (n, detail)) in &named {
+                    total_errors
+                        .entry(kind.clone())
+                        .or_insert((0, detail.clone()))
+                        .0 += n;
+                }
                 Stats::new(hist.clone(), named, elapsed)
             })
             .collect();

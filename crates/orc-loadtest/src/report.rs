@@ -91,6 +91,9 @@ pub struct Stats {
     pub latency_ms: Latency,
     /// Errors by kind: `status 503`, `timeout`, `connect`, `run failed`, …
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// What the first error of each kind said (the answer's body, or the client's error),
+    /// shortened.
+    pub first_errors: BTreeMap<String, String>,
     /// The successful requests' response times in microseconds, for merging or other
     /// percentiles.
     #[serde(skip)]
@@ -138,9 +141,13 @@ impl Latency {
 impl Stats {
     pub(crate) fn new(
         histogram: Histogram<u64>,
-        errors_by_kind: BTreeMap<String, u64>,
+        errors: BTreeMap<String, (u64, String)>,
         elapsed: f64,
     ) -> Stats {
+        let (errors_by_kind, first_errors) = errors
+            .into_iter()
+            .map(|(kind, (n, detail))| ((kind.clone(), n), (kind, detail)))
+            .unzip::<_, _, BTreeMap<_, _>, BTreeMap<_, _>>();
         let ok = histogram.len();
         let errors: u64 = errors_by_kind.values().sum();
         let requests = ok + errors;
@@ -160,6 +167,7 @@ impl Stats {
             },
             latency_ms: Latency::of(&histogram),
             errors_by_kind,
+            first_errors,
             histogram,
         }
     }

@@ -77,6 +77,9 @@ pub(crate) fn render(report: &Report) -> String {
         for s in &report.scenarios {
             for (kind, n) in &s.stats.errors_by_kind {
                 let _ = writeln!(out, "  {:<20} {kind:<24} {n:>9}", s.name);
+                if let Some(first) = s.stats.first_errors.get(kind).filter(|d| !d.is_empty()) {
+                    let _ = writeln!(out, "    first: {first}");
+                }
             }
         }
     } else {

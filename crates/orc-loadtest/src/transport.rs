@@ -47,6 +47,27 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// A request that failed: how, and what the answer (or the client) said, shortened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) kind: ErrorKind,
+    pub(crate) detail: String,
+}
+
+/// The longest detail a report keeps.
+const DETAIL_CHARS: usize = 200;
+
+impl Failure {
+    pub(crate) fn new(kind: ErrorKind, detail: impl AsRef<[u8]>) -> Failure {
+        let text = String::from_utf8_lossy(detail.as_ref());
+        let mut detail: String = text.trim().chars().take(DETAIL_CHARS).collect();
+        if text.trim().chars().count() > DETAIL_CHARS {
+            detail.push('…');
+        }
+        Failure { kind, detail }
+    }
+}
+
 /// How an answer is judged.
 #[derive(Debug, Clone, Copy)]
 enum Check {
@@ -111,7 +132,12 @@ impl Prepared {
         }
     }
 
-    fn judge(&self, status: StatusCode, body: &[u8]) -> Result<(), ErrorKind> {
+    fn judge(&self, status: StatusCode, body: &[u8]) -> Result<(), Failure> {
+        self.verdict(status, body)
+            .map_err(|kind| Failure::new(kind, body))
+    }
+
+    fn verdict(&self, status: StatusCode, body: &[u8]) -> Result<(), ErrorKind> {
         match self.check {
             Check::Status(Some(want)) if status.as_u16() == want => Ok(()),
             Check::Status(None) if status.is_success() => Ok(()),
@@ -199,7 +225,7 @@ impl Transport {
     }
 
     /// Sends one request and reads the whole answer.
-    pub(crate) async fn send(&self, req: &Prepared, body: Option<Bytes>) -> Result<(), ErrorKind> {
+    pub(crate) async fn send(&self, req: &Prepared, body: Option<Bytes>) -> Result<(), Failure> {
         match self {
             Transport::Http { client, auth } => {
                 let mut builder = client.request(req.method.clone(), req.uri.as_str());
@@ -229,13 +255,13 @@ impl Transport {
                         .body(axum::body::Body::from(body)),
                     None => builder.body(axum::body::Body::empty()),
                 }
-                .map_err(|_| ErrorKind::Transport)?;
+                .map_err(|e| Failure::new(ErrorKind::Transport, e.to_string()))?;
                 let Ok(answer) = router.clone().oneshot(request).await;
                 let (parts, body) = answer.into_parts();
                 let bytes = body
                     .collect()
                     .await
-                    .map_err(|_| ErrorKind::Transport)?
+                    .map_err(|e| Failure::new(ErrorKind::Transport, e.to_string()))?
                     .to_bytes();
                 req.judge(parts.status, &bytes)
             }
@@ -243,12 +269,22 @@ impl Transport {
     }
 }
 
-fn classify(e: reqwest::Error) -> ErrorKind {
-    if e.is_timeout() {
+fn classify(e: reqwest::Error) -> Failure {
+    let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else if e.is_connect() {
         ErrorKind::Connect
     } else {
         ErrorKind::Transport
+    };
+    // The causes say why (`Connection refused`); the URL is the target's, in the report.
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
     }
+    Failure::new(kind, detail)
 }

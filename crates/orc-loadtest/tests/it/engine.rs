@@ -89,6 +89,10 @@ async fn failures_are_counted_by_kind() {
     assert_eq!(fail.keys().collect::<Vec<_>>(), ["status 503"], "{fail:?}");
     assert_eq!(slow.keys().collect::<Vec<_>>(), ["timeout"], "{slow:?}");
     assert_eq!(report.total.error_rate, 1.0);
+    assert_eq!(
+        report.scenarios[1].stats.first_errors["timeout"],
+        "no answer within 100ms"
+    );
 
     // Nothing listens on a port just released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -108,6 +112,10 @@ async fn failures_are_counted_by_kind() {
         "{:?}",
         report.total.errors_by_kind
     );
+    // What the client said, without the target's URL.
+    let said = &report.total.first_errors["connect"];
+    assert!(said.contains("refused"), "{said}");
+    assert!(!said.contains(&port.to_string()), "{said}");
 }
 
 /// At 100 requests/s with one request in flight, a 300 ms stall of the first answer delays the
