@@ -95,7 +95,14 @@ fn row(out: &mut String, name: &str, weight: &str, s: &Stats) {
     );
 }
 
-pub(crate) fn render(report: &Report) -> Result<String> {
+impl Report {
+    /// The report as a self-contained HTML page with its charts as inline SVG.
+    pub fn html(&self) -> Result<String> {
+        render(self)
+    }
+}
+
+fn render(report: &Report) -> Result<String> {
     let points = &report.timeline.points;
     let width = report.timeline.interval_seconds;
     let latency = chart(

@@ -215,15 +215,3 @@ pub struct Overhead {
     /// What the figures include.
     pub includes: String,
 }
-
-impl Report {
-    /// The report as a table for the terminal (no colour).
-    pub fn table(&self) -> String {
-        crate::table::render(self)
-    }
-
-    /// The report as a self-contained HTML page with its charts as inline SVG.
-    pub fn html(&self) -> crate::Result<String> {
-        crate::html::render(self)
-    }
-}

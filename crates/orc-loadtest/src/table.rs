@@ -31,7 +31,14 @@ fn row(out: &mut String, name: &str, weight: &str, s: &Stats) {
     );
 }
 
-pub(crate) fn render(report: &Report) -> String {
+impl Report {
+    /// The report as a table for the terminal (no colour).
+    pub fn table(&self) -> String {
+        render(self)
+    }
+}
+
+fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
