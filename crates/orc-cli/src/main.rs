@@ -2,6 +2,7 @@
 
 mod cache_cmd;
 mod config_cmd;
+mod loadtest_cmd;
 mod metrics_cmd;
 mod models_cmd;
 mod plan_cmd;
@@ -98,6 +99,8 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Serve the runs API, run event streams and an OpenAI-compatible gateway over HTTP.
     Serve(serve_cmd::ServeArgs),
+    /// Load-test `orc serve` (or an in-process runtime) as a scenario file describes.
+    Loadtest(loadtest_cmd::LoadtestArgs),
     /// Past runs: list, show, prune.
     Runs(runs_cmd::RunsArgs),
     /// The models the config file offers.
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::main(&cli.global, &args),
         Command::Resume(args) => resume::main(&cli.global, &args),
         Command::Serve(args) => serve_cmd::main(&cli.global, &args),
+        Command::Loadtest(args) => loadtest_cmd::main(&cli.global, &args),
         Command::Runs(args) => runs_cmd::main(&cli.global, &args),
         Command::Models(args) => models_cmd::main(&cli.global, &args),
         Command::Cache(args) => cache_cmd::main(&cli.global, &args),

@@ -7,6 +7,7 @@ mod cost;
 mod examples;
 mod inputs;
 mod leases;
+mod loadtest;
 mod models;
 mod modules;
 mod pipelines;

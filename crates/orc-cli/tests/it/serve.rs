@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use crate::support::{Sandbox, signal};
 
 /// A running `orc serve` and its address.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     log: std::sync::mpsc::Receiver<String>,
 }
 
 impl Server {
-    fn start(sb: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(sb: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = sb.command();
         command
             .args(["serve", "--bind", "127.0.0.1:0"])
@@ -53,12 +53,12 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Sends SIGTERM and waits for the exit code (at most `within`).
-    fn stop(mut self, within: Duration) -> (i32, String) {
+    pub(crate) fn stop(mut self, within: Duration) -> (i32, String) {
         signal(self.child.id(), "TERM");
         let deadline = Instant::now() + within;
         loop {
@@ -82,7 +82,7 @@ impl Drop for Server {
     }
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

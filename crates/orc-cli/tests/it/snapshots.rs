@@ -29,7 +29,7 @@ fn orc_in(sb: &Sandbox, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run 
     c.output().unwrap().into()
 }
 
-fn orc(sb: &Sandbox, args: &[&str]) -> Run {
+pub(crate) fn orc(sb: &Sandbox, args: &[&str]) -> Run {
     orc_in(sb, sb.dir.path(), args, &[])
 }
 
@@ -37,7 +37,7 @@ fn orc(sb: &Sandbox, args: &[&str]) -> Run {
 /// directory (a new temporary one each time) written as `[SANDBOX]`. An exact replacement
 /// rather than insta's regex `filters`, which would add two crates to the build for this one
 /// substitution.
-fn shown(sb: &Sandbox, r: &Run) -> String {
+pub(crate) fn shown(sb: &Sandbox, r: &Run) -> String {
     let mut text = format!("exit code: {}\n", r.code);
     if !r.stdout.is_empty() {
         text.push_str("--- stdout\n");
