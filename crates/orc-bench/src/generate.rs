@@ -1,6 +1,7 @@
-//! Synthetic pipelines of filesystem writes, byte for byte as the former
-//! `scripts/gen_pipelines.py` wrote them: every step writes a short file under the `out_dir`
-//! parameter, so a run's time is orc's own compile, schedule, template and checkpoint work.
+//! Synthetic pipelines of filesystem writes, as the former `scripts/gen_pipelines.py` wrote
+//! them (the same ids, parameters and templates; only the header comment differs): every step
+//! writes a short file under the `out_dir` parameter, so a run's time is orc's own compile,
+//! schedule, template and checkpoint work.
 //!
 //! - [`chain`]: step i depends on step i-1 and templates its result path;
 //! - [`fanout`]: N independent steps and one `join` templating every one's result;

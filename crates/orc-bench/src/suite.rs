@@ -185,7 +185,7 @@ impl Stage {
             .ok_or_else(|| failed(name, "the fake provider is not running"))
     }
 
-    async fn models(&mut self, name: &str) -> Result<Arc<Models>> {
+    fn models(&mut self, name: &str) -> Result<Arc<Models>> {
         if let Some(m) = &self.models {
             return Ok(Arc::clone(m));
         }
@@ -236,7 +236,7 @@ impl Stage {
                 }
             }
             Kind::ModelDirect | Kind::ModelGateway => {
-                let models = self.models(name).await?;
+                let models = self.models(name)?;
                 let (calls, conc) = (s.model_calls, s.model_concurrency);
                 let through_gateway = w.kind == Kind::ModelGateway;
                 for i in 0..=runs {
@@ -250,7 +250,7 @@ impl Stage {
                 }
             }
             Kind::CacheHit => {
-                let models = self.models(name).await?;
+                let models = self.models(name)?;
                 for i in 0..=runs {
                     let seconds = models.cache_hits(s.cache_hits).await.map_err(fail)?;
                     if i > 0 {
