@@ -1,5 +1,6 @@
 //! `orc`: compile and run AI pipelines written in YAML.
 
+mod bench_cmd;
 mod cache_cmd;
 mod config_cmd;
 mod loadtest_cmd;
@@ -113,6 +114,8 @@ enum Command {
     Metrics(metrics_cmd::MetricsArgs),
     /// The tools: each action and its parameters (type, required, default, what it does).
     Tools(tools_cmd::ToolsArgs),
+    /// Benchmark orc's standard workloads; keep and compare baselines (exit 1 on a regression).
+    Bench(bench_cmd::BenchArgs),
     /// Print a shell completion script: `orc completions bash > ~/.local/share/bash-completion/completions/orc`.
     Completions {
         /// The shell.
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
         Command::Config(args) => config_cmd::main(&cli.global, &args),
         Command::Metrics(args) => metrics_cmd::main(&cli.global, &args),
         Command::Tools(args) => tools_cmd::main(&cli.global, &args),
+        Command::Bench(args) => bench_cmd::main(&cli.global, &args),
         Command::Completions { shell } => completions(shell),
     };
     match outcome {

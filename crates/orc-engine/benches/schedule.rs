@@ -5,7 +5,7 @@
 //! disk or process I/O. Plans are compiled once, outside the measurement. Throughput is in
 //! steps, so criterion reports the time per step.
 //!
-//! Shapes mirror `gen_pipelines.py`:
+//! Shapes mirror `orc bench`'s generated pipelines (`orc_bench::generate`):
 //! - `chain/N`: step i echoes `"{{ s<i-1>.result | length }}>s<i>"`, so it waits for and
 //!   reads the previous step (the length keeps every message the same size, so the cost per
 //!   step does not grow along the chain);

@@ -2,6 +2,7 @@
 //! document and the exit code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench;
 mod cli;
 mod cost;
 mod examples;

@@ -1,5 +1,5 @@
 //! Cost of appending checkpoints, per backend: each append awaited before the next, as the engine
-//! does when a step finishes (`cargo bench -p orc-state --bench append`).
+//! does when a step finishes (`cargo bench -p orc-bench --bench append`).
 //!
 //! - `sqlite 1/append`: one checkpoint per call, file in a temporary directory (target: median
 //!   ≤ 100 µs).
@@ -28,25 +28,7 @@ use orc_state::{Checkpoint, Claim, NewRun, RunState, StateOptions, Store};
 use serde_json::json;
 
 fn checkpoint(n: usize) -> Checkpoint {
-    Checkpoint {
-        step_id: format!("step_{n}"),
-        status: "completed".to_owned(),
-        envelope: json!({
-            "result": {
-                "content": "The quarterly numbers show revenue up 4% and costs flat; the summary follows.",
-                "rows": [[1, "north", 1200.5], [2, "south", 980.25], [3, "east", 1410.0]],
-                "path": "/tmp/orc/output/report.md"
-            },
-            "success": true,
-            "error": null
-        }),
-        started_at: Some(SystemTime::now()),
-        completed_at: Some(SystemTime::now()),
-        attempts: 1,
-        model: Some("small".to_owned()),
-        usage: Some(json!({"input_tokens": 812, "output_tokens": 96})),
-        cost: Some(0.000_18),
-    }
+    orc_bench::checkpoint::typical(n as u64)
 }
 
 fn new_run(run_id: &str) -> NewRun {
