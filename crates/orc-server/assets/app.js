@@ -43,7 +43,7 @@
   const num = (v) => (v === null || v === undefined || Number.isNaN(v) ? "–" : nf.format(v));
   const int = (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString());
   const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : nf.format(v * 100) + " %");
-  const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? nf.format(v / 1000) + " s" : nf.format(v) + " ms");
+  const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? nf.format(v / 1000) + " s" : v >= 100 ? Math.round(v) + " ms" : nf.format(v) + " ms");
   function usd(v) {
     if (v === null || v === undefined) return "–";
     if (v === 0) return "$0";
@@ -55,7 +55,8 @@
     if (secs < 1) return Math.round(secs * 1000) + " ms";
     if (secs < 60) return nf.format(secs) + " s";
     const m = Math.floor(secs / 60);
-    if (m < 60) return m + " min " + Math.round(secs % 60) + " s";
+    const rest = Math.round(secs % 60);
+    if (m < 60) return m + " min" + (rest ? " " + rest + " s" : "");
     return Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
   function when(unix) {
@@ -495,6 +496,12 @@
       for (const [dep, path] of edges) if (dep === id) path.setAttribute("class", "edge" + (st.status === "completed" ? " done" : ""));
     }
 
+    // A step's result: its envelope's `result`, when it has one.
+    const result = (r) => {
+      const v = r.value && typeof r.value === "object" && "result" in r.value ? r.value.result : r.value;
+      return v === undefined ? null : v;
+    };
+
     function select(id) {
       const prev = selected;
       selected = id;
@@ -524,7 +531,7 @@
         h("dl", { class: "kv" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
         r.error ? [h("h3", {}, "Error"), h("pre", { class: "json error" }, (r.error_type ? r.error_type + ": " : "") + r.error)] : null,
         h("h3", {}, "Inputs (as written)"), json(st.params === null ? "none" : st.params),
-        r.value !== undefined && r.value !== null ? [h("h3", {}, "Result"), json(r.value && r.value.result !== undefined ? r.value.result : r.value)] : null,
+        result(r) !== null ? [h("h3", {}, "Result"), json(result(r))] : null,
         iterations.length ? [h("h3", {}, "Iterations"), h("div", {}, iterations.map(([k, v]) => h("div", {}, badge(v.status || "completed"), " ", h("span", { class: "mono" }, k))))] : null).childNodes);
     }
 
@@ -621,7 +628,8 @@
     view.append(h("div", { class: "head" },
       h("div", {}, h("h1", {}, "Daily report"), h("p", { class: "sub" }, "One UTC day: runs, requests, throughput, response time, caches, errors and costs.")),
       h("div", { class: "tools" }, h("label", { class: "field" }, "Day", date))), body);
-    const title = (k) => k.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+    // Units go with the values (`$`, `ms`, `/s`, `%`), not in the titles.
+    const title = (k) => k.replace(/_(usd|ms|rps|s)$/, "").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
     const fmtKey = (k, v) => {
       if (typeof v !== "number") return v === null ? "–" : String(v);
       if (/usd|cost/.test(k)) return usd(v);

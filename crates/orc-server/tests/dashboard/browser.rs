@@ -176,23 +176,11 @@ async fn the_dashboard_in_headless_chromium() -> Result<()> {
     let client = driver.session(&chromium, false).await?;
     let outcome = pages(&client, &base, &rig).await;
     let _ = client.close().await;
-    if outcome.is_ok() {
+    if let Ok(id) = &outcome {
         // The run page in the dark scheme, for the eye.
         let dark = driver.session(&chromium, true).await?;
         let shown = async {
-            open(&dark, &base, "#/runs").await?;
-            let id = js(
-                &dark,
-                "return document.querySelector('tr[data-run] a').textContent;",
-                vec![],
-            )
-            .await?;
-            open(
-                &dark,
-                &base,
-                &format!("#/runs/{}", id.as_str().unwrap_or_default()),
-            )
-            .await?;
+            open(&dark, &base, &format!("#/runs/{id}")).await?;
             dark.find(Locator::Css("svg.dag .node[data-step='write']"))
                 .await?
                 .click()
@@ -206,10 +194,11 @@ async fn the_dashboard_in_headless_chromium() -> Result<()> {
     shutdown.cancel();
     server.await??;
     drop(rig.dir);
-    outcome
+    outcome.map(drop)
 }
 
-async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<()> {
+/// Every page, checked and shot; the id of the run followed live.
+async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<String> {
     // The runs list is open before the run starts: it must show up there by itself.
     open(client, base, "#/runs").await?;
     let (status, done) = call(
@@ -341,6 +330,42 @@ async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<()>
         "the list's cost: {cost}"
     );
 
+    // A failed step is red, marked and named so; what depended on it did not run.
+    let failing = "id: failing\nname: Failing\nsteps:\n  - id: fetch\n    action: echo\n    parameters: { message: ok }\n  - id: ask\n    action: generate\n    parameters: { prompt: \"[[fake:status=400]] no\", max_tokens: 10 }\n    dependencies: [fetch]\n  - id: report\n    action: echo\n    parameters: { message: \"{{ ask.result }}\" }\n    dependencies: [ask]\n";
+    let (status, failed) = call(
+        client,
+        "POST",
+        "/v1/runs",
+        json!({ "pipeline": failing, "wait": true }),
+    )
+    .await?;
+    ensure!(
+        status == 200 && failed["status"] == "failed",
+        "{status} {failed}"
+    );
+    let failed_id = failed["execution_id"].as_str().context("execution_id")?;
+    open(client, base, &format!("#/runs/{failed_id}")).await?;
+    let nodes = node_statuses(client).await?;
+    ensure!(
+        nodes[0].1 == "completed" && nodes[1].1 == "failed",
+        "{nodes:?}"
+    );
+    ensure!(nodes[2].1 != "completed", "{nodes:?}");
+    client
+        .find(Locator::Css("main[data-run-status='failed']"))
+        .await?;
+    client
+        .find(Locator::Css("svg.dag .node[data-step='ask']"))
+        .await?
+        .click()
+        .await?;
+    let record = client.find(Locator::Css("#record")).await?.text().await?;
+    ensure!(
+        record.contains("failed") && record.contains("Error") && record.contains("400"),
+        "{record}"
+    );
+    shoot(client, "run-failed").await?;
+
     // The overview, the models and the daily report read the stats endpoints.
     let (series, _) = call(
         client,
@@ -403,5 +428,5 @@ async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<()>
     if calls < 11 {
         bail!("the fake provider saw {calls} calls, expected 4 + 3 + 4");
     }
-    Ok(())
+    Ok(id)
 }
