@@ -184,3 +184,38 @@ async fn a_running_runs_steps_without_records_are_pending() {
         .shutdown(std::time::Duration::from_secs(5))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_the_pages_are_open_and_their_data_is_not() {
+    let rig = rig().await;
+    let options = orc_server::ServerOptions {
+        tokens: orc_server::Tokens::new(["page-token"]),
+        ..crate::rig::options()
+    };
+    let app = orc_server::app(
+        rig.runtime.clone(),
+        &options,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    // The files carry no data: a browser loads them before it has a token to send.
+    for uri in ["/", "/assets/app.js"] {
+        let (status, _) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+    for uri in ["/v1/runs", "/v1/runs/any/graph"] {
+        let (status, _) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    let (status, _, body) = send(
+        &app,
+        Request::get("/v1/runs")
+            .header(header::AUTHORIZATION, "Bearer page-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["runs"], json!([]));
+}

@@ -404,12 +404,17 @@ async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<Str
             .find(Locator::Css("[data-empty='/v1/stats/models']"))
             .await?;
     } else {
-        let row = client
-            .find(Locator::Css("tr[data-model='m']"))
+        // The model the runs and chat completions called, on the fake (OpenAI-compatible).
+        let rows = client
+            .find_all(Locator::Css("table#models tr[data-model]"))
+            .await?;
+        ensure!(!rows.is_empty(), "the models page lists no model");
+        let table = client
+            .find(Locator::Css("table#models"))
             .await?
             .text()
             .await?;
-        ensure!(row.contains("openai"), "the models page: {row}");
+        ensure!(table.contains("openai"), "the models page: {table}");
     }
     shoot(client, "models").await?;
 
