@@ -41,6 +41,8 @@
 
   const nf = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
   const num = (v) => (v === null || v === undefined || Number.isNaN(v) ? "–" : nf.format(v));
+  // A rate: small ones keep two significant digits rather than rounding to 0.
+  const rate = (v) => (v === null || v === undefined ? "–" : v > 0 && v < 0.01 ? v.toPrecision(2) : nf.format(v));
   const int = (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString());
   const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : nf.format(v * 100) + " %");
   const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? nf.format(v / 1000) + " s" : v >= 100 ? Math.round(v) + " ms" : nf.format(v) + " ms");
@@ -191,6 +193,8 @@
         width: 2,
         fill: series.length === 1 ? PALETTE[0] + "22" : undefined,
         spanGaps: true,
+        // A series with a value or two in the range is points, not an invisible line.
+        points: { show: sr.values.filter((v) => v !== null && v !== undefined).length < 3 ? true : undefined, size: 6 },
         value: (u, v) => (v === null || v === undefined ? "–" : fmt(v)),
       }))),
     };
@@ -273,8 +277,8 @@
         h("div", { class: "panel card", "data-figure": key },
           h("div", { class: "label" }, label), h("div", { class: "value" }, value), h("div", { class: "note" }, note));
       body.append(h("div", { class: "grid cards" },
-        card("Requests", int(requests), num(requests / Math.max(1, pts.length * st)) + " /s on average", "requests"),
-        card("Peak rate", num(busiest) + " /s", "busiest " + dur(st), "peak"),
+        card("Requests", int(requests), rate(requests / Math.max(1, pts.length * st)) + " /s on average", "requests"),
+        card("Peak rate", rate(busiest) + " /s", "busiest " + dur(st), "peak"),
         card("Response p95", p95s.length ? ms(Math.max(...p95s)) : "–", "worst interval", "p95"),
         card("Cache hit rate", looks ? pct(hits / looks) : "–", int(looks) + " lookups", "cache"),
         card("Model cost", usd(cost), requests ? usd(cost / requests) + " per request" : "", "cost"),
@@ -632,6 +636,7 @@
     const title = (k) => k.replace(/_(usd|ms|rps|s)$/, "").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
     const fmtKey = (k, v) => {
       if (typeof v !== "number") return v === null ? "–" : String(v);
+      if (/^(since|until|at|minute|.*_at)$/.test(k) && v > 1e9) return when(v);
       if (/usd|cost/.test(k)) return usd(v);
       if (/_ms$/.test(k)) return ms(v);
       if (/rate$|ratio$/.test(k) && v <= 1) return pct(v);
@@ -641,6 +646,8 @@
     function render(obj) {
       const cards = [], rest = [];
       for (const [k, v] of Object.entries(obj)) {
+        // The day's bounds are the chosen day itself.
+        if (k === "since" || k === "until" || k === "date") continue;
         if (v === null || typeof v !== "object") cards.push(h("div", { class: "panel card", "data-figure": k }, h("div", { class: "label" }, title(k)), h("div", { class: "value" }, fmtKey(k, v))));
         else rest.push([k, v]);
       }
