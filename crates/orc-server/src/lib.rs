@@ -5,7 +5,9 @@
 //! - [`openai`]: an OpenAI-compatible gateway (`/v1/chat/completions`, `/v1/embeddings`,
 //!   `/v1/models`) served through orc's model gateway: response cache, in-flight
 //!   de-duplication, batching, routing, fallbacks, budgets and metrics;
-//! - operations: `/healthz`, `/readyz`, `/metrics`.
+//! - operations: `/healthz`, `/readyz`, `/metrics`;
+//! - the dashboard at `/` (its files embedded) and the run graph it draws
+//!   (`/v1/runs/{id}/graph`).
 //!
 //! Every request is bounded: at most `max_concurrent_requests` in progress (503 with
 //! `Retry-After` beyond, never a queue), bodies up to `max_body_bytes` (413 beyond), and
@@ -13,7 +15,9 @@
 //! loopback.
 
 mod auth;
+mod dashboard;
 mod events;
+mod graph;
 mod limits;
 mod observe;
 pub mod openai;
@@ -143,7 +147,8 @@ pub async fn app(
         .route("/v1/pipelines/{id}/plan", post(pipelines::plan))
         .route("/metrics", get(ops::metrics))
         .with_state(state.clone())
-        .merge(openai::routes(gateway));
+        .merge(openai::routes(gateway))
+        .merge(graph::routes(runtime.clone()));
     if let Some((per_second, burst)) = options.rate_limit {
         api = api.layer(axum::middleware::from_fn_with_state(
             Arc::new(limits::Rate::new(per_second, burst)),
@@ -159,6 +164,7 @@ pub async fn app(
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .with_state(state)
+        .merge(dashboard::routes())
         .merge(api)
         .layer(
             tower::ServiceBuilder::new()

@@ -237,14 +237,40 @@ pub(crate) async fn list(
     if let Some(shown) = shown {
         rows.retain(|r| orc_runtime::state::shown_status(r) == shown);
     }
-    let page: Vec<Value> = rows
+    let shown_rows: Vec<&orc_state::RunRow> = rows
         .iter()
         .skip(offset as usize)
         .take(limit as usize)
-        .map(orc_runtime::state::row_json)
+        .collect();
+    let ids: Vec<String> = shown_rows.iter().map(|r| r.run_id.clone()).collect();
+    let costs = app
+        .runtime
+        .store()
+        .run_costs(&ids)
+        .await
+        .map_err(Problem::from)?;
+    let page: Vec<Value> = shown_rows
+        .into_iter()
+        .map(|r| listed(r, costs.get(&r.run_id).copied()))
         .collect();
     let next = (rows.len() > (offset + limit) as usize).then(|| (offset + limit).to_string());
     Ok(Json(json!({ "runs": page, "next_cursor": next })).into_response())
+}
+
+/// A run as the list shows it: its record, how long it ran (so far, while running) and what it
+/// spent on models.
+fn listed(r: &orc_state::RunRow, cost: Option<f64>) -> Value {
+    let mut doc = orc_runtime::state::row_json(r);
+    let end = r.finished_at.unwrap_or_else(std::time::SystemTime::now);
+    let duration = end
+        .duration_since(r.started_at)
+        .unwrap_or_default()
+        .as_secs_f64();
+    if let Some(object) = doc.as_object_mut() {
+        object.insert("duration_s".to_owned(), json!(duration));
+        object.insert("cost_usd".to_owned(), json!(cost.unwrap_or(0.0)));
+    }
+    doc
 }
 
 /// `POST /v1/runs/{id}/cancel`: stops a run this server is running; it ends interrupted,

@@ -26,6 +26,7 @@
 //! which do not know the registry, refuse it as the SQL backends' older orcs refuse migration 4.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -625,6 +626,18 @@ impl RedisStore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn run_costs(&self, run_ids: &[String]) -> Result<HashMap<String, f64>> {
+        let mut costs = HashMap::with_capacity(run_ids.len());
+        for id in run_ids {
+            let steps = self.checkpoints(id).await?;
+            let priced: Vec<f64> = steps.iter().filter_map(|s| s.cost).collect();
+            if !priced.is_empty() {
+                costs.insert(id.clone(), priced.iter().sum());
+            }
+        }
+        Ok(costs)
     }
 
     pub(crate) async fn list_runs(

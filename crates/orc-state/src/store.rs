@@ -1,5 +1,6 @@
 //! [`Store`]: the one handle callers use, whatever the backend.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -315,6 +316,17 @@ impl Store {
             out.push(self.decode_step(run_id, step).await?);
         }
         Ok(out)
+    }
+
+    /// What each of `run_ids` spent on models, in USD: the sum of its checkpoints' costs (runs
+    /// without a priced step are left out). One indexed query for the SQL stores, however many
+    /// runs; the runs list shows it beside each run.
+    pub async fn run_costs(&self, run_ids: &[String]) -> Result<HashMap<String, f64>> {
+        if run_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.timed("run_costs", async { dispatch!(self.run_costs(run_ids)) })
+            .await
     }
 
     /// Runs that match `filter`, newest first (by start time, then run id).

@@ -3,6 +3,7 @@
 //! `WITH … UPDATE … RETURNING` + `INSERT … SELECT FROM UNNEST(…)`), so it commits whole or not at
 //! all and needs one round trip.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -494,6 +495,19 @@ impl PgStore {
                 payload: t.10,
             })
             .collect())
+    }
+
+    pub(crate) async fn run_costs(&self, run_ids: &[String]) -> Result<HashMap<String, f64>> {
+        let rows: Vec<(String, f64)> = sqlx::query_as(
+            "SELECT run_id, SUM(cost) FROM steps
+             WHERE run_id = ANY($1) AND cost IS NOT NULL
+             GROUP BY run_id",
+        )
+        .bind(run_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("run_costs"))?;
+        Ok(rows.into_iter().collect())
     }
 
     pub(crate) async fn list_runs(

@@ -15,6 +15,7 @@
 //! migrates it and then serves its reads and the rusqlite writer see the same data; reads and
 //! writes take turns on it (SQLite's busy timeout does not cover shared-cache table locks).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -596,6 +597,20 @@ impl SqliteStore {
                 payload: t.10,
             })
             .collect())
+    }
+
+    pub(crate) async fn run_costs(&self, run_ids: &[String]) -> Result<HashMap<String, f64>> {
+        // One JSON array of the ids, unpacked by `json_each`: one statement for any number.
+        let ids = serde_json::json!(run_ids).to_string();
+        let query = sqlx::query_as(
+            "SELECT run_id, SUM(cost) FROM steps
+             WHERE run_id IN (SELECT value FROM json_each(?1)) AND cost IS NOT NULL
+             GROUP BY run_id",
+        )
+        .bind(ids);
+        let rows: Vec<(String, f64)> =
+            read!(self, query, fetch_all).map_err(self.error("run_costs"))?;
+        Ok(rows.into_iter().collect())
     }
 
     pub(crate) async fn list_runs(

@@ -762,3 +762,29 @@ pub(crate) async fn backend_going_away_is_an_error(store: &Store, proxy: &crate:
     assert_eq!(ids, ["a", "b"]);
     assert_eq!(store.run("r1").await.unwrap().unwrap().steps_done, 2);
 }
+
+/// What each run spent: its priced checkpoints summed, a retried step's both attempts counted
+/// (both were paid), unpriced steps and unknown or cost-free runs left out.
+pub(crate) async fn run_costs_sum_each_runs_checkpoints(h: &Harness) {
+    let s = &h.store;
+    let priced = |step: &str, n: u64, cost: f64| Checkpoint {
+        model: Some("small".to_owned()),
+        cost: Some(cost),
+        ..checkpoint(step, n)
+    };
+    for (id, secs) in [("a", 1), ("b", 2), ("free", 3)] {
+        s.create_run(&new_run(id, "summarize", secs)).await.unwrap();
+    }
+    s.append("a", &[priced("x", 1, 0.25), checkpoint("y", 2)])
+        .await
+        .unwrap();
+    s.append("a", &[priced("x", 3, 0.5)]).await.unwrap();
+    s.append("b", &[priced("x", 1, 0.125)]).await.unwrap();
+    s.append("free", &[checkpoint("x", 1)]).await.unwrap();
+    let ids: Vec<String> = ["a", "b", "free", "nope"].map(str::to_owned).to_vec();
+    let costs = s.run_costs(&ids).await.unwrap();
+    assert_eq!(costs.len(), 2, "{costs:?}");
+    assert!((costs["a"] - 0.75).abs() < 1e-12, "{costs:?}");
+    assert!((costs["b"] - 0.125).abs() < 1e-12, "{costs:?}");
+    assert!(s.run_costs(&[]).await.unwrap().is_empty());
+}

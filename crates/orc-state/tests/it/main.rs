@@ -64,6 +64,7 @@ backends!(
     prune_deletes_old_unleased_runs,
     model_metrics_round_trip,
     newer_schema_is_refused,
+    run_costs_sum_each_runs_checkpoints,
 );
 
 backends!(
