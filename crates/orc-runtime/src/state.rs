@@ -332,6 +332,11 @@ impl Journal for StoreJournal {
                         input_tokens: usage.input_tokens,
                         output_tokens: usage.output_tokens,
                         cost: r.cost.unwrap_or_default(),
+                        source: orc_state::CallSource::Upstream,
+                        cache_hit: None,
+                        error_kind: None,
+                        run_id: Some(self.lease.run_id.clone()),
+                        pipeline_id: None,
                     })
                 })
                 .collect();
