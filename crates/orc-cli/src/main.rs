@@ -6,6 +6,7 @@ mod metrics_cmd;
 mod models_cmd;
 mod plan_cmd;
 mod progress;
+mod report_cmd;
 mod resume;
 mod run;
 mod runs_cmd;
@@ -103,6 +104,8 @@ enum Command {
     Metrics(metrics_cmd::MetricsArgs),
     /// The tools: each action and its parameters (type, required, default, what it does).
     Tools(tools_cmd::ToolsArgs),
+    /// Reports from the state store: `orc report daily`.
+    Report(report_cmd::ReportArgs),
     /// Print a shell completion script: `orc completions bash > ~/.local/share/bash-completion/completions/orc`.
     Completions {
         /// The shell.
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         Command::Config(args) => config_cmd::main(&cli.global, &args),
         Command::Metrics(args) => metrics_cmd::main(&cli.global, &args),
         Command::Tools(args) => tools_cmd::main(&cli.global, &args),
+        Command::Report(args) => report_cmd::main(&cli.global, &args),
         Command::Completions { shell } => completions(shell),
     };
     match outcome {

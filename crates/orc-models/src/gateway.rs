@@ -31,6 +31,7 @@ use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
     canonical_json,
 };
+pub use crate::requests::Source;
 use crate::requests::{Notifier, Origin, RequestSink, error_kind};
 use crate::router::{CallOutcome, Decision, RouteRequest, Router};
 use crate::spec::ModelSpec;
@@ -42,18 +43,6 @@ use crate::telemetry::{self, BatchKind, CallMetrics};
 /// request as sent ([`WireRequest`]): version 1 keyed a request sent under a budget
 /// without the `max_tokens` it was sent with, so its entries may hold cut answers.
 pub const CACHE_KEY_VERSION: u32 = 2;
-
-/// Where an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A call to the provider made for this request.
-    Upstream,
-    /// The response cache.
-    Cache,
-    /// An identical request's call that was in flight at the same time.
-    Shared,
-}
 
 /// Receives a streamed answer's text as it arrives ([`Gateway::chat_streamed`]).
 pub type OnDelta<'a> = &'a (dyn Fn(&str) + Send + Sync);
@@ -637,7 +626,7 @@ impl Gateway {
             .instrument(call_span(model, "chat"))
             .await;
         if let Some(n) = notifier {
-            n.ended(&model.spec, &answer);
+            ended(&n, &model.spec, &answer);
         }
         answer
     }
@@ -864,7 +853,7 @@ impl Gateway {
             .instrument(call_span(model, "embed"))
             .await;
         if let Some(n) = notifier {
-            n.ended(&model.spec, &answer);
+            ended(&n, &model.spec, &answer);
         }
         answer
     }
@@ -914,7 +903,7 @@ impl Gateway {
             .instrument(call_span(model, "complete"))
             .await;
         if let Some(n) = notifier {
-            n.ended(&model.spec, &answer);
+            ended(&n, &model.spec, &answer);
         }
         answer
     }
@@ -1150,6 +1139,14 @@ impl Gateway {
         if let Ok(bytes) = serde_json::to_vec(value) {
             cache.put(key, &bytes).await;
         }
+    }
+}
+
+/// Tells `n` how a request for `asked` ended.
+fn ended<T>(n: &Notifier, asked: &ModelSpec, outcome: &Result<Answer<T>>) {
+    match outcome {
+        Ok(answer) => n.answered(&answer.model, answer.source, answer.usage),
+        Err(e) => n.failed(asked, error_kind(e)),
     }
 }
 

@@ -10,13 +10,25 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::gateway::Source;
 use crate::pricing::price;
 use crate::request::Usage;
 use crate::spec::ModelSpec;
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A call to the provider made for this request.
+    Upstream,
+    /// The response cache.
+    Cache,
+    /// An identical request's call that was in flight at the same time.
+    Shared,
+}
 
 /// The run a gateway handle's requests are made for ([`Gateway::with_origin`](crate::Gateway::with_origin)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,14 +101,6 @@ impl Notifier {
     /// The request failed with `kind` (see [`error_kind`]).
     pub(crate) fn failed(&self, spec: &ModelSpec, kind: &'static str) {
         self.send(spec, Source::Upstream, Some(kind), Usage::default());
-    }
-
-    /// The request's answer or error.
-    pub(crate) fn ended<T>(&self, asked: &ModelSpec, outcome: &Result<crate::Answer<T>, Error>) {
-        match outcome {
-            Ok(answer) => self.answered(&answer.model, answer.source, answer.usage),
-            Err(e) => self.failed(asked, error_kind(e)),
-        }
     }
 
     fn send(&self, spec: &ModelSpec, source: Source, kind: Option<&'static str>, usage: Usage) {

@@ -11,6 +11,7 @@ mod models;
 mod modules;
 mod pipelines;
 mod processes;
+mod report;
 mod resume;
 mod retries;
 mod serve;
