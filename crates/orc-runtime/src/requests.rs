@@ -31,15 +31,6 @@ pub(crate) struct Recorder {
     dropped: AtomicU64,
 }
 
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Message::Record(_) => "Record",
-            Message::Flush(_) => "Flush",
-        })
-    }
-}
-
 impl Recorder {
     /// A recorder writing to `store`, and its writer task (which ends when every handle on the
     /// recorder is gone, or is aborted when the returned handle is dropped).
