@@ -8,6 +8,7 @@ mod metrics_cmd;
 mod models_cmd;
 mod plan_cmd;
 mod progress;
+mod report_cmd;
 mod resume;
 mod run;
 mod runs_cmd;
@@ -116,6 +117,8 @@ enum Command {
     Tools(tools_cmd::ToolsArgs),
     /// Benchmark orc's standard workloads; keep and compare baselines (exit 1 on a regression).
     Bench(bench_cmd::BenchArgs),
+    /// Reports from the state store: `orc report daily`.
+    Report(report_cmd::ReportArgs),
     /// Print a shell completion script: `orc completions bash > ~/.local/share/bash-completion/completions/orc`.
     Completions {
         /// The shell.
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => metrics_cmd::main(&cli.global, &args),
         Command::Tools(args) => tools_cmd::main(&cli.global, &args),
         Command::Bench(args) => bench_cmd::main(&cli.global, &args),
+        Command::Report(args) => report_cmd::main(&cli.global, &args),
         Command::Completions { shell } => completions(shell),
     };
     match outcome {

@@ -31,6 +31,8 @@ use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
     canonical_json,
 };
+pub use crate::requests::Source;
+use crate::requests::{Notifier, Origin, RequestSink, error_kind};
 use crate::router::{CallOutcome, Decision, RouteRequest, Router};
 use crate::spec::ModelSpec;
 use crate::stream::{ChatStream, StreamEnd};
@@ -41,18 +43,6 @@ use crate::telemetry::{self, BatchKind, CallMetrics};
 /// request as sent ([`WireRequest`]): version 1 keyed a request sent under a budget
 /// without the `max_tokens` it was sent with, so its entries may hold cut answers.
 pub const CACHE_KEY_VERSION: u32 = 2;
-
-/// Where an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A call to the provider made for this request.
-    Upstream,
-    /// The response cache.
-    Cache,
-    /// An identical request's call that was in flight at the same time.
-    Shared,
-}
 
 /// Receives a streamed answer's text as it arrives ([`Gateway::chat_streamed`]).
 pub type OnDelta<'a> = &'a (dyn Fn(&str) + Send + Sync);
@@ -125,6 +115,8 @@ pub struct GatewayOptions {
     pub router: Option<Router>,
     /// Spend limits every upstream call is reserved against; `None` for none.
     pub budget: Option<Budget>,
+    /// Told of every request as it ends ([`RequestSink`]); `None` for nobody.
+    pub requests: Option<Arc<dyn RequestSink>>,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -137,6 +129,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("batch", &self.batch)
             .field("router", &self.router)
             .field("budget", &self.budget)
+            .field("requests", &self.requests)
             .finish()
     }
 }
@@ -224,6 +217,8 @@ pub struct Gateway {
     /// Spend limits of this handle's calls: clones made by [`Gateway::with_budget`] share
     /// everything else (pool, cache, router, in-flight calls) with their own budget.
     budget: Option<Budget>,
+    /// The run this handle's requests are made for ([`Gateway::with_origin`]).
+    origin: Option<Arc<Origin>>,
 }
 
 struct Inner {
@@ -273,6 +268,7 @@ impl Gateway {
             .unwrap_or_else(|| Router::with_defaults(&registry));
         Gateway {
             budget: options.budget.clone(),
+            origin: None,
             inner: Arc::new(Inner {
                 registry,
                 client,
@@ -311,7 +307,29 @@ impl Gateway {
         Gateway {
             inner: Arc::clone(&self.inner),
             budget,
+            origin: self.origin.clone(),
         }
+    }
+
+    /// A handle on the same gateway (and budget) whose requests are recorded as made for the
+    /// run `origin` ([`RequestRecord::origin`]).
+    #[must_use]
+    pub fn with_origin(&self, origin: Origin) -> Gateway {
+        Gateway {
+            inner: Arc::clone(&self.inner),
+            budget: self.budget.clone(),
+            origin: Some(Arc::new(origin)),
+        }
+    }
+
+    /// What records a request that starts now, when a sink listens.
+    fn notifier(&self, use_cache: bool) -> Option<Notifier> {
+        Some(Notifier {
+            sink: Arc::clone(self.inner.options.requests.as_ref()?),
+            origin: self.origin.clone(),
+            cache_on: use_cache && self.inner.options.cache.is_some(),
+            started: Instant::now(),
+        })
     }
 
     /// The budget, when there is one.
@@ -600,11 +618,17 @@ impl Gateway {
         use_cache: bool,
     ) -> Result<Answer<ChatResponse>> {
         let need = self.need(Endpoint::Chat, || RequestFeatures::of_chat(req));
-        self.with_fallbacks(model, need, |m| async move {
-            self.chat_on(&m, req, use_cache, need).await
-        })
-        .instrument(call_span(model, "chat"))
-        .await
+        let notifier = self.notifier(use_cache);
+        let answer = self
+            .with_fallbacks(model, need, |m| async move {
+                self.chat_on(&m, req, use_cache, need).await
+            })
+            .instrument(call_span(model, "chat"))
+            .await;
+        if let Some(n) = notifier {
+            ended(&n, &model.spec, &answer);
+        }
+        answer
     }
 
     async fn chat_on(
@@ -708,11 +732,23 @@ impl Gateway {
         req.stream = true;
         let need = self.need(Endpoint::Chat, || RequestFeatures::of_chat(&req));
         let req = &req;
-        self.with_fallbacks(model, need, |m| async move {
-            self.stream_on(&m, req, use_cache, need).await
-        })
-        .instrument(call_span(model, "chat_stream"))
-        .await
+        let notifier = self.notifier(use_cache);
+        let notifier = notifier.as_ref();
+        let opened = self
+            .with_fallbacks(model, need, |m| async move {
+                self.stream_on(&m, req, use_cache, need, notifier).await
+            })
+            .instrument(call_span(model, "chat_stream"))
+            .await;
+        // An upstream stream is recorded when it ends (see `stream_on`).
+        match (&opened, notifier) {
+            (Ok(answer), Some(n)) if answer.source != Source::Upstream => {
+                n.answered(&answer.model, answer.source, Usage::default());
+            }
+            (Err(e), Some(n)) => n.failed(&model.spec, error_kind(e)),
+            _ => {}
+        }
+        opened
     }
 
     async fn stream_on(
@@ -721,6 +757,7 @@ impl Gateway {
         req: &ChatRequest,
         use_cache: bool,
         need: Need,
+        notifier: Option<&Notifier>,
     ) -> Result<StreamAnswer> {
         let req = &*self.wire(req);
         let key = digest(&cache_key(&model.spec, "chat", req)?);
@@ -759,20 +796,30 @@ impl Gateway {
             _ => stream,
         };
         let (router, spec) = (self.inner.router.clone(), Arc::clone(&model.spec));
+        let notifier = notifier.cloned();
         let stream = stream.on_end(move |end| match end {
             StreamEnd::Complete(response, ttft) => {
                 settle(reservation, &spec, Some(response.usage));
                 record(&router, &spec, started, ttft, Ok(response.usage));
+                if let Some(n) = notifier {
+                    n.answered(&spec, Source::Upstream, response.usage);
+                }
             }
             StreamEnd::Failed(error) => {
                 if let Some(reservation) = reservation {
                     reservation.settle_reserved();
                 }
                 record(&router, &spec, started, None, Err(error));
+                if let Some(n) = notifier {
+                    n.failed(&spec, error_kind(error));
+                }
             }
             StreamEnd::Dropped => {
                 if let Some(reservation) = reservation {
                     reservation.settle_reserved();
+                }
+                if let Some(n) = notifier {
+                    n.failed(&spec, "cancelled");
                 }
             }
         });
@@ -798,11 +845,17 @@ impl Gateway {
             RequestFeatures::of_texts(inputs.iter().map(String::as_str))
         });
         let inputs = &inputs;
-        self.with_fallbacks(model, need, |m| async move {
-            self.embed_on(&m, inputs, use_cache).await
-        })
-        .instrument(call_span(model, "embed"))
-        .await
+        let notifier = self.notifier(use_cache);
+        let answer = self
+            .with_fallbacks(model, need, |m| async move {
+                self.embed_on(&m, inputs, use_cache).await
+            })
+            .instrument(call_span(model, "embed"))
+            .await;
+        if let Some(n) = notifier {
+            ended(&n, &model.spec, &answer);
+        }
+        answer
     }
 
     async fn embed_on(
@@ -842,11 +895,17 @@ impl Gateway {
             ..RequestFeatures::of_texts(req.prompts.iter().map(String::as_str))
         });
         let req = &req;
-        self.with_fallbacks(model, need, |m| async move {
-            self.complete_on(&m, req, use_cache).await
-        })
-        .instrument(call_span(model, "complete"))
-        .await
+        let notifier = self.notifier(use_cache);
+        let answer = self
+            .with_fallbacks(model, need, |m| async move {
+                self.complete_on(&m, req, use_cache).await
+            })
+            .instrument(call_span(model, "complete"))
+            .await;
+        if let Some(n) = notifier {
+            ended(&n, &model.spec, &answer);
+        }
+        answer
     }
 
     async fn complete_on(
@@ -1080,6 +1139,14 @@ impl Gateway {
         if let Ok(bytes) = serde_json::to_vec(value) {
             cache.put(key, &bytes).await;
         }
+    }
+}
+
+/// Tells `n` how a request for `asked` ended.
+fn ended<T>(n: &Notifier, asked: &ModelSpec, outcome: &Result<Answer<T>>) {
+    match outcome {
+        Ok(answer) => n.answered(&answer.model, answer.source, answer.usage),
+        Err(e) => n.failed(asked, error_kind(e)),
     }
 }
 

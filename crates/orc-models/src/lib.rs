@@ -57,6 +57,7 @@ mod provider;
 mod provider_kind;
 mod registry;
 mod request;
+mod requests;
 mod retry;
 mod router;
 mod routing;
@@ -88,9 +89,11 @@ pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
     EmbeddingResponse, Message, ModelInfo, Role, Usage, WireRequest, canonical_json,
 };
+pub use requests::{Origin, RequestRecord, RequestSink, error_kind};
 pub use retry::{RetryPolicy, call_with_retries};
 pub use router::{
-    CallOutcome, Decision, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RouteRequest, Router,
+    CallOutcome, Decision, HISTORY_WEIGHT, MIN_CALLS_JUDGED, ModelStats, RECENT_DECISIONS,
+    RouteRecord, RouteRequest, Router,
 };
 pub use routing::{
     Cooldown, CostConfig, FallbackStrategy, RoutingConfig, Strategy, check_budget, require_prices,

@@ -321,6 +321,26 @@ struct Shared {
     capability: Vec<f64>,
     chains: Vec<Option<Vec<Arc<ModelSpec>>>>,
     arms: Vec<Mutex<Arm>>,
+    /// The last [`RECENT_DECISIONS`] decisions, oldest first.
+    recent: Mutex<std::collections::VecDeque<RouteRecord>>,
+}
+
+/// How many decisions a router keeps for [`Router::recent_decisions`].
+pub const RECENT_DECISIONS: usize = 100;
+
+/// One routing decision as the router keeps it ([`Router::recent_decisions`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RouteRecord {
+    /// When it was made.
+    pub at: std::time::SystemTime,
+    /// The strategy in force (`balanced`, `ucb`, …).
+    pub strategy: String,
+    /// The model chosen.
+    pub chosen: String,
+    /// The candidates it was chosen among, in order.
+    pub candidates: Vec<String>,
+    /// Why ([`Decision::reason`]).
+    pub reason: String,
 }
 
 /// A candidate as one decision sees it.
@@ -405,6 +425,7 @@ impl Router {
                 capability,
                 chains,
                 arms: arms.into_iter().map(Mutex::new).collect(),
+                recent: Mutex::default(),
             }),
         }
     }
@@ -502,10 +523,40 @@ impl Router {
                 "; no candidate meets the success threshold {threshold:.2}"
             ));
         }
+        self.keep(RouteRecord {
+            at: std::time::SystemTime::now(),
+            strategy: self.inner.routing.strategy.to_string(),
+            chosen: chosen.spec.name.clone(),
+            candidates: req.candidates.iter().map(|c| c.name.clone()).collect(),
+            reason: reason.clone(),
+        });
         Ok(Decision {
             model: Arc::clone(chosen.spec),
             reason,
         })
+    }
+
+    fn keep(&self, record: RouteRecord) {
+        let mut recent = self
+            .inner
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_DECISIONS {
+            recent.pop_front();
+        }
+        recent.push_back(record);
+    }
+
+    /// The last [`RECENT_DECISIONS`] routing decisions this router made, newest first (for
+    /// the dashboard's models page).
+    pub fn recent_decisions(&self) -> Vec<RouteRecord> {
+        let recent = self
+            .inner
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent.iter().rev().cloned().collect()
     }
 
     /// The lowest score wins; ties by [`Router::tie_break`].

@@ -12,6 +12,7 @@
 //! - [`models`]: the gateway and the `<AUTO>` resolver the config describes.
 //! - [`plans`]: loading and compiling a pipeline through the compile cache.
 //! - [`observe`]: step metrics and the observer that fans events out.
+//! - [`report`]: the daily report and the dashboard's series and models data, from the store.
 
 pub mod config;
 pub mod dirs;
@@ -20,6 +21,8 @@ mod live;
 pub mod models;
 pub mod observe;
 pub mod plans;
+pub mod report;
+mod requests;
 mod runtime;
 pub mod state;
 

@@ -79,6 +79,8 @@ pub struct Setup {
     pub history: Vec<ModelStats>,
     /// Spend limits of its calls; `None` for none (see [`Gateway::with_budget`]).
     pub budget: Option<Budget>,
+    /// Told of every request as it ends; `None` for nobody.
+    pub requests: Option<std::sync::Arc<dyn orc_models::RequestSink>>,
 }
 
 /// The gateway for the config's models; `None` when the config lists no model.
@@ -112,6 +114,7 @@ pub fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>, Config
             .map_err(|e| ConfigError(e.to_string()))?,
         ),
         budget: setup.budget.clone(),
+        requests: setup.requests.clone(),
     };
     Ok(Some(Gateway::new(registry, client, options)))
 }

@@ -12,13 +12,14 @@ use orc_engine::Observer;
 use orc_models::Gateway;
 use orc_state::{RunState, Store};
 use serde_json::{Map, Value};
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::live::{Live, Outcome, RunEvent};
 use crate::plans::{LoadError, Loaded};
+use crate::requests::Recorder;
 use crate::{models, observe, state};
 
 /// What a runtime is built from.
@@ -52,6 +53,7 @@ impl RuntimeOptions {
             data_dir,
         } = self;
         let store = state::open(&state_url, &config).await?;
+        let (recorder, recording) = Recorder::start(store.clone());
         let history = if config.models.is_empty() {
             Vec::new()
         } else {
@@ -62,6 +64,7 @@ impl RuntimeOptions {
             &models::Setup {
                 history,
                 budget: None,
+                requests: Some(Arc::clone(&recorder) as Arc<dyn orc_models::RequestSink>),
             },
         )?;
         let step_cache = models::step_cache(&config)?;
@@ -78,6 +81,8 @@ impl RuntimeOptions {
                 kept: moka::sync::Cache::new(COMPILED_KEPT),
                 runs: Mutex::default(),
                 tasks: TaskTracker::new(),
+                recorder,
+                _recording: recording,
             }),
         })
     }
@@ -106,6 +111,10 @@ struct Inner {
     runs: Mutex<Runs>,
     /// Every run's task: [`Runtime::shutdown`] waits for them.
     tasks: TaskTracker,
+    /// Writes every model request the gateway ends to the store.
+    recorder: Arc<Recorder>,
+    /// The recorder's writer task, aborted with the runtime.
+    _recording: AbortOnDropHandle<()>,
 }
 
 /// The runs this process is running, and the last [`KEPT_ENDED`] that ended, by id.
@@ -547,7 +556,12 @@ impl Runtime {
                 x.gateway.as_ref(),
                 self.inner.step_cache.as_ref(),
             ),
-            models: x.gateway,
+            models: x.gateway.map(|g| {
+                g.with_origin(orc_models::Origin {
+                    run_id: x.run_id.clone(),
+                    pipeline_id: x.compiled.plan.id.clone(),
+                })
+            }),
             journal: Some(x.held.journal()),
             step_cache: self.inner.step_cache.clone(),
             resume: Arc::new(x.resume),
@@ -575,6 +589,8 @@ impl Runtime {
                 if let Err(e) = recorded {
                     tracing::error!("state store: the run's end was not recorded: {e}");
                 }
+                // The run's model requests are in the store before its end is announced.
+                runtime.inner.recorder.flush().await;
                 let outcome = match result {
                     Ok(r) => {
                         if recording {
@@ -659,7 +675,14 @@ impl Runtime {
                 grace.as_secs_f64()
             );
         }
+        self.flush_requests().await;
         stopped
+    }
+
+    /// Waits until every model request that ended so far is written to the store (they are
+    /// written in batches as they end; a run's are flushed when it ends).
+    pub async fn flush_requests(&self) {
+        self.inner.recorder.flush().await;
     }
 
     /// Where posted pipelines and the service's own records are kept.

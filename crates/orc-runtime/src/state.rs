@@ -313,31 +313,7 @@ impl Journal for StoreJournal {
                 }
                 Err(e) => return Err(e.to_string()),
             }
-            // Model calls that went upstream are measured for the router, in one write; metrics
-            // that cannot be written cost the run nothing.
-            let metrics: Vec<ModelMetric> = records
-                .iter()
-                .filter(|r| !r.cached)
-                .filter_map(|r| {
-                    let (Some(model), Some(provider)) = (&r.model, &r.provider) else {
-                        return None;
-                    };
-                    let usage = r.usage.unwrap_or_default();
-                    Some(ModelMetric {
-                        model: model.clone(),
-                        provider: provider.clone(),
-                        at: now,
-                        latency_ms: r.model_time.or(r.duration).unwrap_or_default() * 1000.0,
-                        success: r.success,
-                        input_tokens: usage.input_tokens,
-                        output_tokens: usage.output_tokens,
-                        cost: r.cost.unwrap_or_default(),
-                    })
-                })
-                .collect();
-            if let Err(e) = self.store.record_model_metrics(&metrics).await {
-                tracing::warn!("state store: model metrics not recorded: {e}");
-            }
+            // Each model request is recorded by the gateway as it ends (see `requests.rs`).
             Ok(())
         })
     }

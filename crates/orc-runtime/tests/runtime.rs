@@ -80,4 +80,45 @@ async fn runs_share_the_gateway_and_each_spends_under_its_own_budget() {
         rows.iter()
             .all(|r| std::fs::read_to_string(&r.pipeline_path).unwrap() == ASK)
     );
+
+    // The day's report counts each run's request as the gateway ended it: the one that went
+    // upstream and the cache hit. The poor run's step was refused while its model was routed
+    // (no candidate the budget could pay for): no request was made.
+    let report = runtime
+        .daily_report(orc_runtime::report::today())
+        .await
+        .unwrap();
+    assert_eq!((report.runs, report.requests, report.errors), (3, 2, 0));
+    assert_eq!(report.runs_by_status["failed"], 1);
+    assert_eq!(report.runs_by_status["completed"], 2);
+    assert!(report.errors_by_kind.is_empty());
+    let cache = report.caches["response"];
+    assert_eq!(
+        (cache.hits, cache.misses, cache.hit_rate),
+        (1, 1, Some(0.5))
+    );
+    assert!((report.cost_usd.total - rich.cost).abs() < 1e-12);
+    assert!((report.cost_usd.per_request.unwrap() - rich.cost / 2.0).abs() < 1e-12);
+    assert!((report.cost_usd.per_run.unwrap() - rich.cost / 2.0).abs() < 1e-12);
+    assert_eq!(report.peak_throughput.as_ref().unwrap().requests, 2);
+    assert!(report.response_time_ms.p95.unwrap() > 0.0);
+    let top = &report.top_pipelines[0];
+    assert_eq!(
+        (top.pipeline_id.as_str(), top.runs, top.requests),
+        ("ask", 3, 2)
+    );
+    assert_eq!(report.top_models[0].model, "m");
+
+    // The last hour's series and the models page see the same requests.
+    let now = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    let hour_ago = now - std::time::Duration::from_secs(3600);
+    let series = runtime
+        .stats_series(hour_ago, now, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(series.points.len(), 60);
+    assert_eq!(series.points.iter().map(|p| p.requests).sum::<u64>(), 2);
+    let models = runtime.model_stats(hour_ago, now).await.unwrap();
+    assert_eq!(models.models.len(), 1);
+    assert_eq!((models.models[0].calls, models.models[0].errors), (2, 0));
 }

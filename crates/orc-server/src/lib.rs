@@ -5,6 +5,8 @@
 //! - [`openai`]: an OpenAI-compatible gateway (`/v1/chat/completions`, `/v1/embeddings`,
 //!   `/v1/models`) served through orc's model gateway: response cache, in-flight
 //!   de-duplication, batching, routing, fallbacks, budgets and metrics;
+//! - the dashboard's data and the daily report (`/v1/stats/series`, `/v1/stats/models`,
+//!   `/v1/reports/daily`);
 //! - operations: `/healthz`, `/readyz`, `/metrics`;
 //! - the dashboard at `/` (its files embedded) and the run graph it draws
 //!   (`/v1/runs/{id}/graph`).
@@ -26,6 +28,7 @@ mod pipelines;
 mod problem;
 mod restart;
 mod runs;
+mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -146,6 +149,7 @@ pub async fn app(
         .route("/v1/pipelines/{id}/validate", post(pipelines::validate))
         .route("/v1/pipelines/{id}/plan", post(pipelines::plan))
         .route("/metrics", get(ops::metrics))
+        .merge(stats::routes())
         .with_state(state.clone())
         .merge(openai::routes(gateway))
         .merge(graph::routes(runtime.clone()));

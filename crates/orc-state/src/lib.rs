@@ -54,21 +54,25 @@
 
 mod codec;
 mod error;
+mod latency;
 mod owner;
 mod postgres;
 mod records;
 mod redis_store;
 mod sql;
 mod sqlite;
+mod stats;
 mod store;
 mod types;
 mod url;
 
 pub use error::{Error, Result};
+pub use latency::LATENCY_ERROR_BOUND;
 pub use owner::LeaseOwner;
-pub use store::Store;
+pub use stats::{CacheCounts, Latency, ModelUsage, PipelineUsage, RequestStats, SeriesPoint};
+pub use store::{MAX_SERIES_POINTS, Store};
 pub use types::{
-    Checkpoint, Claim, Lease, ModelMetric, NewPipeline, NewRun, Pipeline, PipelineRow, RunFilter,
-    RunRow, RunState, StateOptions, UnknownRunState,
+    CallSource, Checkpoint, Claim, Lease, ModelMetric, NewPipeline, NewRun, Pipeline, PipelineRow,
+    RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
 };
 pub use url::redact_url;

@@ -93,6 +93,65 @@ pub(crate) struct MetricRecord {
     pub(crate) input_tokens: i64,
     pub(crate) output_tokens: i64,
     pub(crate) cost: f64,
+    /// `upstream`, `cache` or `shared`; members written before schema 4 (Redis) are upstream.
+    #[serde(default = "upstream")]
+    pub(crate) source: String,
+    #[serde(default)]
+    pub(crate) cache_hit: Option<bool>,
+    #[serde(default)]
+    pub(crate) error_kind: Option<String>,
+    #[serde(default)]
+    pub(crate) run_id: Option<String>,
+    #[serde(default)]
+    pub(crate) pipeline_id: Option<String>,
+}
+
+fn upstream() -> String {
+    "upstream".to_owned()
+}
+
+/// The model requests of a period that share every key column, summed: the report's rows
+/// before they are rolled up.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MetricGroup {
+    pub(crate) model: String,
+    pub(crate) provider: String,
+    pub(crate) pipeline_id: Option<String>,
+    pub(crate) cache_hit: Option<bool>,
+    pub(crate) error_kind: Option<String>,
+    pub(crate) success: bool,
+    /// The latency bucket ([`crate::latency`]); `None` for rows recorded before schema 5.
+    pub(crate) bucket: Option<i64>,
+    pub(crate) requests: i64,
+    pub(crate) cost: f64,
+    /// The sum of the latencies, ms.
+    pub(crate) latency_ms: f64,
+    pub(crate) input_tokens: i64,
+    pub(crate) output_tokens: i64,
+}
+
+/// The model requests of one time slot of a series that share the other keys, summed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SlotGroup {
+    /// The slot: `(at - since) / step`.
+    pub(crate) slot: i64,
+    pub(crate) cache_hit: Option<bool>,
+    pub(crate) success: bool,
+    pub(crate) bucket: Option<i64>,
+    pub(crate) requests: i64,
+    pub(crate) cost: f64,
+}
+
+/// What a backend reads for a report of a period.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoredStats {
+    pub(crate) groups: Vec<MetricGroup>,
+    /// The busiest minute: its number since the epoch (µs / 60,000,000) and its requests.
+    pub(crate) peak_minute: Option<(i64, i64)>,
+    /// How many runs made the period's requests.
+    pub(crate) runs_with_requests: i64,
+    /// Runs started in the period: pipeline, status, how many.
+    pub(crate) runs: Vec<(String, String, i64)>,
 }
 
 /// A registered pipeline's row as a backend returns it, before decoding.

@@ -10,7 +10,8 @@
 //! | `run:<id>:lease` | string | the lease holder while the lease is unexpired (`PX`) |
 //! | `runs`, `runs:status:<s>`, `runs:pipeline:<id>` | sorted sets | run ids by start time |
 //! | `pipeline:<id>` | hash | path, hash, first and last run of a pipeline |
-//! | `metrics:<model>` | sorted set | one JSON member per call, by time |
+//! | `metrics:<model>` | sorted set | one JSON member per call that went upstream, by time (µs): what the router and the hourly budget read |
+//! | `requests` | sorted set | one JSON member per model request of any source (schema 4), by time (µs): what reports and series read |
 //! | `registry:<id>` | hash | a registered pipeline (schema 3): `pipeline_id`, `name` and `description` (absent when `None`), `hash`, `steps`, `version`, `created_at`, `updated_at` (µs), `text_compressed` (`0`/`1`) and `text` (UTF-8, or its zstd frame) |
 //! | `registry` | sorted set | the registered ids, all at score 0, so that they list in byte order (`ZRANGE … BYLEX`) |
 //!
@@ -24,6 +25,11 @@
 //! Schema 3 added the pipeline registry (`registry`, `registry:<id>`). A schema-2 store has none
 //! of its keys and needs nothing rewritten: opening it sets the version to 3, so that older orcs,
 //! which do not know the registry, refuse it as the SQL backends' older orcs refuse migration 4.
+//!
+//! Schema 4 records every model request in `requests`, with its source, cache lookup, error kind,
+//! run and pipeline (members of `metrics:<model>` gained the same fields; older members read as
+//! upstream calls without them). Nothing is rewritten: requests recorded before it are not in
+//! reports.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -35,17 +41,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Packed, millis};
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
-    StoredRun, StoredStep,
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
+    StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
+use crate::stats;
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// Runs fetched per round trip while listing or pruning.
 const BATCH: usize = 256;
+
+/// Recorded requests fetched per round trip for a report or a series.
+const PAGE: usize = 10_000;
 
 /// `KEYS`: run, runs, runs:status:running, runs:pipeline:<id>, pipeline:<id>.
 /// `ARGV`: run id, pipeline id, path, hash, inputs, started_at. Returns 0 when the run exists.
@@ -827,6 +837,7 @@ impl RedisStore {
     pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
         // One pipeline: one round trip for every metric.
         let mut pipe = redis::pipe();
+        let requests = self.key("requests");
         for m in metrics {
             let member = MetricMember {
                 record: m.clone(),
@@ -836,8 +847,11 @@ impl RedisStore {
                 what: format!("a metric of model {}", m.model),
                 reason: e.to_string(),
             })?;
-            pipe.zadd(self.key(&format!("metrics:{}", m.model)), member, m.at)
-                .ignore();
+            if m.source == "upstream" {
+                pipe.zadd(self.key(&format!("metrics:{}", m.model)), &member, m.at)
+                    .ignore();
+            }
+            pipe.zadd(&requests, member, m.at).ignore();
         }
         let mut c = self.connection.clone();
         let () = pipe
@@ -845,6 +859,87 @@ impl RedisStore {
             .await
             .map_err(self.error("record_model_metrics"))?;
         Ok(())
+    }
+
+    /// The requests recorded in `[since, until)`, read in pages from the time-ordered set.
+    async fn requests(
+        &self,
+        since: i64,
+        until: i64,
+        operation: &'static str,
+    ) -> Result<Vec<MetricRecord>> {
+        let key = self.key("requests");
+        let mut c = self.connection.clone();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(since)
+                .arg(format!("({until}"))
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(PAGE)
+                .query_async(&mut c)
+                .await
+                .map_err(self.error(operation))?;
+            let n = members.len();
+            for member in &members {
+                let m = serde_json::from_str::<MetricMember>(member)
+                    .map_err(|e| self.corrupt("a recorded request".to_owned(), e.to_string()))?;
+                out.push(m.record);
+            }
+            if n < PAGE {
+                return Ok(out);
+            }
+            offset += n;
+        }
+    }
+
+    pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
+        let records = self.requests(since, until, "request_stats").await?;
+        let mut stats = stats::fold_records(&records);
+        let mut c = self.connection.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("runs"))
+            .arg(since)
+            .arg(format!("({until}"))
+            .query_async(&mut c)
+            .await
+            .map_err(self.error("request_stats"))?;
+        let mut runs: std::collections::HashMap<(String, String), i64> =
+            std::collections::HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET")
+                    .arg(self.run_key(id))
+                    .arg("pipeline_id")
+                    .arg("status");
+            }
+            let rows: Vec<(Option<String>, Option<String>)> = pipe
+                .query_async(&mut c)
+                .await
+                .map_err(self.error("request_stats"))?;
+            // A run pruned between the two round trips is simply gone.
+            for (pipeline, status) in rows {
+                if let (Some(pipeline), Some(status)) = (pipeline, status) {
+                    *runs.entry((pipeline, status)).or_default() += 1;
+                }
+            }
+        }
+        stats.runs = runs.into_iter().map(|((p, s), n)| (p, s, n)).collect();
+        Ok(stats)
+    }
+
+    pub(crate) async fn request_series(
+        &self,
+        since: i64,
+        until: i64,
+        step: i64,
+    ) -> Result<Vec<SlotGroup>> {
+        let records = self.requests(since, until, "request_series").await?;
+        Ok(stats::fold_slots(&records, since, step))
     }
 
     pub(crate) async fn model_metrics(

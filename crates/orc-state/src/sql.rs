@@ -5,7 +5,7 @@ use sqlx::migrate::MigrateError;
 
 use crate::Error;
 use crate::codec::Packed;
-use crate::records::StoredPipeline;
+use crate::records::{MetricGroup, MetricRecord, SlotGroup, StoredPipeline, StoredStats};
 use crate::url::scrub;
 
 /// The table that records applied migrations. Not sqlx's default, so that a database some other
@@ -221,6 +221,104 @@ pub(crate) fn stored_pipeline_text(t: PipelineTextTuple) -> (StoredPipeline, Pac
     };
     let row = stored_pipeline((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8));
     (row, text)
+}
+
+/// A model metric's row as sqlx decodes it.
+pub(crate) type MetricTuple = (
+    String,
+    String,
+    i64,
+    f64,
+    bool,
+    i64,
+    i64,
+    f64,
+    String,
+    Option<bool>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(crate) fn metric_record(t: MetricTuple) -> MetricRecord {
+    MetricRecord {
+        model: t.0,
+        provider: t.1,
+        at: t.2,
+        latency_ms: t.3,
+        success: t.4,
+        input_tokens: t.5,
+        output_tokens: t.6,
+        cost: t.7,
+        source: t.8,
+        cache_hit: t.9,
+        error_kind: t.10,
+        run_id: t.11,
+        pipeline_id: t.12,
+    }
+}
+
+/// A row of the report's sums as sqlx decodes it: the keys, then the count and the sums.
+pub(crate) type GroupTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    bool,
+    Option<i64>,
+    i64,
+    f64,
+    f64,
+    i64,
+    i64,
+);
+
+/// A report's reads as a backend returns them: the sums, the busiest minute, the runs that made
+/// requests, the runs started (pipeline, status, how many).
+pub(crate) fn stored_stats(
+    groups: Vec<GroupTuple>,
+    peak_minute: Option<(i64, i64)>,
+    runs_with_requests: i64,
+    runs: Vec<(String, String, i64)>,
+) -> StoredStats {
+    StoredStats {
+        groups: groups.into_iter().map(metric_group).collect(),
+        peak_minute,
+        runs_with_requests,
+        runs,
+    }
+}
+
+fn metric_group(t: GroupTuple) -> MetricGroup {
+    MetricGroup {
+        model: t.0,
+        provider: t.1,
+        pipeline_id: t.2,
+        cache_hit: t.3,
+        error_kind: t.4,
+        success: t.5,
+        bucket: t.6,
+        requests: t.7,
+        cost: t.8,
+        latency_ms: t.9,
+        input_tokens: t.10,
+        output_tokens: t.11,
+    }
+}
+
+/// A row of a series' sums as sqlx decodes it.
+pub(crate) type SlotTuple = (i64, Option<bool>, bool, Option<i64>, i64, f64);
+
+pub(crate) fn slot_group(t: SlotTuple) -> SlotGroup {
+    SlotGroup {
+        slot: t.0,
+        cache_hit: t.1,
+        success: t.2,
+        bucket: t.3,
+        requests: t.4,
+        cost: t.5,
+    }
 }
 
 #[cfg(test)]

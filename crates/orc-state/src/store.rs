@@ -16,10 +16,11 @@ use crate::records::{
 };
 use crate::redis_store::RedisStore;
 use crate::sqlite::{SqliteStore, absolute};
+use crate::stats::{self, RequestStats, SeriesPoint};
 use crate::url::{Target, redact_url, target};
 use crate::{
-    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewPipeline, NewRun, Pipeline,
-    PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
+    CallSource, Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewPipeline, NewRun,
+    Pipeline, PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
 };
 
 /// Longest namespace accepted.
@@ -475,7 +476,9 @@ impl Store {
         .await
     }
 
-    /// The model's recorded calls at or after `since`, newest first, at most `limit` (0 = all).
+    /// The model's recorded calls that went upstream (not the cache hits, nor the requests that
+    /// shared another's call) at or after `since`, newest first, at most `limit` (0 = all): what
+    /// the router learns from and the hourly budget counts.
     pub async fn model_metrics(
         &self,
         model: &str,
@@ -499,8 +502,73 @@ impl Store {
                 input_tokens: r.input_tokens.max(0) as u64,
                 output_tokens: r.output_tokens.max(0) as u64,
                 cost: r.cost,
+                source: CallSource::parse(&r.source),
+                cache_hit: r.cache_hit,
+                error_kind: r.error_kind,
+                run_id: r.run_id,
+                pipeline_id: r.pipeline_id,
             })
             .collect())
+    }
+
+    /// The model requests (every source) and the runs started in `[since, until)`, summed for
+    /// the daily report: counts, errors by kind, the busiest minute, response-time percentiles
+    /// (within 2 %, see [`LATENCY_ERROR_BOUND`](crate::LATENCY_ERROR_BOUND)), the response
+    /// cache's hits and misses, and spend per model and per pipeline. The SQL backends sum
+    /// with range scans of the `at` index (and the runs' `started_at` index); Redis reads the
+    /// period's requests from its time-ordered set and sums them here. Fails with
+    /// [`Error::InvalidValue`] when `until` is not after `since`.
+    pub async fn request_stats(
+        &self,
+        since: SystemTime,
+        until: SystemTime,
+    ) -> Result<RequestStats> {
+        let (from, to) = period(since, until)?;
+        let stored = self
+            .timed("request_stats", async {
+                dispatch!(self.request_stats(from, to))
+            })
+            .await?;
+        Ok(stats::roll_up(since, until, stored))
+    }
+
+    /// The model requests of `[since, until)` per slot of `step`: one point per slot from
+    /// `since`, empty ones included, each with its requests, errors, median and 95th percentile
+    /// response time, spend and response-cache lookups. Fails with [`Error::InvalidValue`] when
+    /// `until` is not after `since`, `step` is under a second, or the period holds more than
+    /// [`MAX_SERIES_POINTS`] slots.
+    pub async fn request_series(
+        &self,
+        since: SystemTime,
+        until: SystemTime,
+        step: Duration,
+    ) -> Result<Vec<SeriesPoint>> {
+        let (from, to) = period(since, until)?;
+        let invalid = |reason: String| Error::InvalidValue {
+            what: "the series' step".to_owned(),
+            reason,
+        };
+        if step < Duration::from_secs(1) {
+            return Err(invalid("it must be at least one second".to_owned()));
+        }
+        let step_us =
+            i64::try_from(step.as_micros()).map_err(|_| invalid("it is too long".to_owned()))?;
+        let slots = (to - from).saturating_add(step_us - 1) / step_us;
+        let slots = u32::try_from(slots)
+            .ok()
+            .filter(|n| *n <= MAX_SERIES_POINTS)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "the period holds {slots} steps of {} s; at most {MAX_SERIES_POINTS}",
+                    step.as_secs()
+                ))
+            })?;
+        let groups = self
+            .timed("request_series", async {
+                dispatch!(self.request_series(from, to, step_us))
+            })
+            .await?;
+        Ok(stats::series(since, step, slots, &groups))
     }
 
     /// Registers `p` under `p.id`, or replaces the pipeline registered there, and returns its row
@@ -757,7 +825,28 @@ fn metric_record(m: &ModelMetric) -> Result<MetricRecord> {
         input_tokens: tokens(m.input_tokens, "input_tokens")?,
         output_tokens: tokens(m.output_tokens, "output_tokens")?,
         cost: m.cost,
+        source: m.source.as_str().to_owned(),
+        cache_hit: m.cache_hit,
+        error_kind: m.error_kind.clone(),
+        run_id: m.run_id.clone(),
+        pipeline_id: m.pipeline_id.clone(),
     })
+}
+
+/// The most points [`Store::request_series`] returns: a day by the minute.
+pub const MAX_SERIES_POINTS: u32 = 1440;
+
+/// A period in microseconds, refused unless it ends after it starts.
+fn period(since: SystemTime, until: SystemTime) -> Result<(i64, i64)> {
+    let from = micros(since, || "the period's start".to_owned())?;
+    let to = micros(until, || "the period's end".to_owned())?;
+    if to <= from {
+        return Err(Error::InvalidValue {
+            what: "the period".to_owned(),
+            reason: "its end is not after its start".to_owned(),
+        });
+    }
+    Ok((from, to))
 }
 
 #[cfg(test)]
@@ -796,6 +885,12 @@ mod tests {
         send(store.prune(SystemTime::now()));
         send(store.record_model_metric(m));
         send(store.model_metrics("m", SystemTime::now(), 0));
+        send(store.request_stats(SystemTime::UNIX_EPOCH, SystemTime::now()));
+        send(store.request_series(
+            SystemTime::UNIX_EPOCH,
+            SystemTime::now(),
+            Duration::from_secs(60),
+        ));
         send(store.put_pipeline(pipeline));
         send(store.pipeline("p"));
         send(store.list_pipelines(0));

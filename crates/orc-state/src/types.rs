@@ -227,8 +227,10 @@ impl Default for RunFilter {
     }
 }
 
-/// One model call's outcome, recorded by
-/// [`Store::record_model_metric`](crate::Store::record_model_metric) for the router.
+/// One model request's outcome, recorded by
+/// [`Store::record_model_metric`](crate::Store::record_model_metric): for the router (the calls
+/// that went upstream), the daily report and the dashboard's series (every request, cache hits
+/// included).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelMetric {
     /// The model's configured name.
@@ -247,6 +249,51 @@ pub struct ModelMetric {
     pub output_tokens: u64,
     /// Cost in USD.
     pub cost: f64,
+    /// Where the answer came from: a call to the provider, the response cache, or an identical
+    /// request's call in flight at the same time.
+    pub source: CallSource,
+    /// Whether the response cache answered: `Some(true)` a hit, `Some(false)` looked and
+    /// missed, `None` not consulted (no cache, or the request asked not to use it).
+    pub cache_hit: Option<bool>,
+    /// What kind of failure, for a call that failed (`rate_limit`, `timeout`, `budget`, …).
+    pub error_kind: Option<String>,
+    /// The run the call was made for; `None` for a request to the OpenAI-compatible API.
+    pub run_id: Option<String>,
+    /// That run's pipeline.
+    pub pipeline_id: Option<String>,
+}
+
+/// Where a model call's answer came from ([`ModelMetric::source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallSource {
+    /// A call to the provider made for this request.
+    #[default]
+    Upstream,
+    /// The response cache.
+    Cache,
+    /// An identical request's call that was in flight at the same time.
+    Shared,
+}
+
+impl CallSource {
+    /// The name stored and shown: `upstream`, `cache`, `shared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallSource::Upstream => "upstream",
+            CallSource::Cache => "cache",
+            CallSource::Shared => "shared",
+        }
+    }
+
+    /// The source a stored name stands for (an unknown one reads as `upstream`).
+    pub(crate) fn parse(s: &str) -> CallSource {
+        match s {
+            "cache" => CallSource::Cache,
+            "shared" => CallSource::Shared,
+            _ => CallSource::Upstream,
+        }
+    }
 }
 
 /// A pipeline to register, for [`Store::put_pipeline`](crate::Store::put_pipeline).

@@ -1,7 +1,7 @@
 //! The gateway against the fake provider: response cache, in-flight sharing,
 //! batching, streamed answers replayed from the cache, usage and cost.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
@@ -11,7 +11,8 @@ use orc_fake_provider::{Behaviour, Endpoint, FakeProvider};
 use orc_models::{
     ApiKey, Attempts, Backoff, BatchOptions, Budget, BudgetLimits, ChatRequest, CompletionRequest,
     Cost, DEFAULT_MAX_OUTPUT_TOKENS, Gateway, GatewayOptions, HttpOptions, Model, ModelClient,
-    ModelSpec, ProviderKind, Registry, RetryPolicy, Source, actions,
+    ModelSpec, Origin, ProviderKind, Registry, RequestRecord, RequestSink, RetryPolicy, Source,
+    actions,
 };
 
 use super::KEY;
@@ -23,6 +24,11 @@ struct Rig {
 }
 
 async fn rig(batch: BatchOptions) -> Result<Rig> {
+    rig_with(batch, None).await
+}
+
+/// A rig whose gateway tells `requests` of every request.
+async fn rig_with(batch: BatchOptions, requests: Option<Arc<dyn RequestSink>>) -> Result<Rig> {
     let fake = FakeProvider::start(Behaviour::default().with_api_key(KEY)).await?;
     let mut spec = ModelSpec::new("fake-gpt", ProviderKind::OpenAi);
     spec.base_url = fake.openai_base_url();
@@ -42,6 +48,7 @@ async fn rig(batch: BatchOptions) -> Result<Rig> {
         GatewayOptions {
             cache: Some(cache),
             batch,
+            requests,
             ..GatewayOptions::default()
         },
     );
@@ -367,5 +374,79 @@ async fn attempts_are_counted_for_the_work_that_made_them() -> Result<()> {
         )
         .await?;
     ensure!(embedded.get() == 1, "{}", embedded.get());
+    Ok(())
+}
+
+/// Keeps every record it is told of.
+#[derive(Debug, Default)]
+struct Kept(Mutex<Vec<RequestRecord>>);
+
+impl RequestSink for Kept {
+    fn record(&self, request: RequestRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(request);
+    }
+}
+
+impl Kept {
+    fn take(&self) -> Vec<RequestRecord> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_recorded_with_its_source_cache_lookup_and_run() -> Result<()> {
+    let kept = Arc::new(Kept::default());
+    let rig = rig_with(
+        BatchOptions::default(),
+        Some(kept.clone() as Arc<dyn RequestSink>),
+    )
+    .await?;
+    let run = rig.gateway.with_origin(Origin {
+        run_id: "r1".into(),
+        pipeline_id: "summarize".into(),
+    });
+    let req = ChatRequest::user("record me");
+    let first = run.chat(&rig.model, &req, true).await?;
+    run.chat(&rig.model, &req, true).await?;
+    rig.gateway.chat(&rig.model, &req, false).await?;
+    let bad = ChatRequest::user("[[fake:status=400]] no");
+    ensure!(rig.gateway.chat(&rig.model, &bad, true).await.is_err());
+    let got = kept.take();
+    let seen: Vec<_> = got
+        .iter()
+        .map(|r| (r.source, r.cache_hit, r.error_kind, r.origin.is_some()))
+        .collect();
+    ensure!(
+        seen == [
+            (Source::Upstream, Some(false), None, true),
+            (Source::Cache, Some(true), None, true),
+            (Source::Upstream, None, None, false),
+            (Source::Upstream, Some(false), Some("rejected"), false),
+        ],
+        "{seen:?}"
+    );
+    let origin = got[0].origin.as_deref();
+    ensure!(origin.is_some_and(|o| o.run_id == "r1" && o.pipeline_id == "summarize"));
+    ensure!(got[0].model == "fake-gpt" && got[0].provider == "openai");
+    ensure!(Some(got[0].cost) == first.cost && got[0].usage == first.usage);
+    ensure!(got[1].cost == 0.0 && got[0].latency > Duration::ZERO);
+
+    // A stream is recorded when it ends, with what it paid; a replay from the cache at once.
+    let streamed = ChatRequest::user("stream and record me");
+    let (mut stream, _) = rig.gateway.chat_stream(&rig.model, &streamed, true).await?;
+    ensure!(kept.take().is_empty(), "recorded before its end");
+    while let Some(delta) = stream.next().await {
+        delta?;
+    }
+    let got = kept.take();
+    ensure!(got.len() == 1 && got[0].source == Source::Upstream && got[0].cost > 0.0);
+    // Embeddings: one record per request, not per input.
+    rig.gateway
+        .embed(&rig.model, vec!["a".into(), "b".into()], false)
+        .await?;
+    ensure!(kept.take().len() == 1);
     Ok(())
 }

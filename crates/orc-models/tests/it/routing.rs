@@ -186,6 +186,15 @@ async fn each_strategy_chooses_by_what_the_calls_showed() -> Result<()> {
             "{}",
             decision.reason
         );
+        // The router keeps the decision for the dashboard.
+        let kept = gateway.router().recent_decisions();
+        ensure!(kept.len() == 1, "{kept:?}");
+        ensure!(kept[0].chosen == winner && kept[0].reason == decision.reason);
+        ensure!(kept[0].strategy == strategy.as_str());
+        ensure!(
+            kept[0].candidates == ["fast-dear", "slow-cheap"],
+            "{kept:?}"
+        );
     }
     Ok(())
 }

@@ -12,17 +12,21 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::codec::{Packed, millis};
+use crate::latency;
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
-    StoredRun, StoredStep,
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
+    StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
-use crate::sql::{PipelineTextTuple, PipelineTuple, stored_pipeline, stored_pipeline_text};
+use crate::sql::{
+    GroupTuple, MetricTuple, PipelineTextTuple, PipelineTuple, SlotTuple, metric_record,
+    slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+};
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -57,6 +61,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/0004_pipelines.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            "request metrics".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0005_request_metrics.sql").into_sql_str(),
+            false,
+        ),
     ]);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
@@ -78,6 +89,13 @@ macro_rules! ts {
             $param,
             "::int8 * interval '1 microsecond')"
         )
+    };
+}
+
+/// `at` within `[$1, $2)` (microseconds since the Unix epoch): a range scan of `model_metrics_at`.
+macro_rules! period {
+    () => {
+        concat!("at >= ", ts!("$1"), " AND at < ", ts!("$2"))
     };
 }
 
@@ -648,13 +666,17 @@ impl PgStore {
     pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
         // One statement, one round trip: each column as an array, unnested into rows.
         let column = |f: fn(&MetricRecord) -> String| metrics.iter().map(f).collect::<Vec<_>>();
+        let optional =
+            |f: fn(&MetricRecord) -> Option<String>| metrics.iter().map(f).collect::<Vec<_>>();
         sqlx::query(concat!(
-            "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost)
+            "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost,
+                                        source, cache_hit, error_kind, run_id, pipeline_id, latency_bucket)
              SELECT m, p, ",
             ts!("a"),
-            ", l, s, i, o, c
-             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::float8[], $5::bool[], $6::int8[], $7::int8[], $8::float8[])
-                  AS t(m, p, a, l, s, i, o, c)"
+            ", l, s, i, o, c, src, hit, k, r, pl, b
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::float8[], $5::bool[], $6::int8[], $7::int8[], $8::float8[],
+                         $9::text[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::int8[])
+                  AS t(m, p, a, l, s, i, o, c, src, hit, k, r, pl, b)"
         ))
         .bind(column(|m| m.model.clone()))
         .bind(column(|m| m.provider.clone()))
@@ -664,6 +686,17 @@ impl PgStore {
         .bind(metrics.iter().map(|m| m.input_tokens).collect::<Vec<i64>>())
         .bind(metrics.iter().map(|m| m.output_tokens).collect::<Vec<i64>>())
         .bind(metrics.iter().map(|m| m.cost).collect::<Vec<f64>>())
+        .bind(column(|m| m.source.clone()))
+        .bind(metrics.iter().map(|m| m.cache_hit).collect::<Vec<Option<bool>>>())
+        .bind(optional(|m| m.error_kind.clone()))
+        .bind(optional(|m| m.run_id.clone()))
+        .bind(optional(|m| m.pipeline_id.clone()))
+        .bind(
+            metrics
+                .iter()
+                .map(|m| latency::bucket(m.latency_ms))
+                .collect::<Vec<i64>>(),
+        )
         .execute(&self.pool)
         .await
         .map_err(self.error("record_model_metrics"))?;
@@ -677,14 +710,14 @@ impl PgStore {
         limit: u32,
     ) -> Result<Vec<MetricRecord>> {
         let limit = (limit != 0).then_some(i64::from(limit));
-        type MetricTuple = (String, String, i64, f64, bool, i64, i64, f64);
         let rows: Vec<MetricTuple> = sqlx::query_as(concat!(
             "SELECT model, provider, ",
             us!("at"),
-            ", latency_ms, success, input_tokens, output_tokens, cost
+            ", latency_ms, success, input_tokens, output_tokens, cost,
+                source, cache_hit, error_kind, run_id, pipeline_id
              FROM model_metrics WHERE model = $1 AND at >= ",
             ts!("$2"),
-            " ORDER BY at DESC, id DESC LIMIT $3"
+            " AND source = 'upstream' ORDER BY at DESC, id DESC LIMIT $3"
         ))
         .bind(model)
         .bind(since)
@@ -692,19 +725,81 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.error("model_metrics"))?;
-        Ok(rows
-            .into_iter()
-            .map(|t| MetricRecord {
-                model: t.0,
-                provider: t.1,
-                at: t.2,
-                latency_ms: t.3,
-                success: t.4,
-                input_tokens: t.5,
-                output_tokens: t.6,
-                cost: t.7,
-            })
-            .collect())
+        Ok(rows.into_iter().map(metric_record).collect())
+    }
+
+    pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
+        let groups: Vec<GroupTuple> = sqlx::query_as(concat!(
+            "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket,
+                    count(*), COALESCE(sum(cost), 0)::float8, COALESCE(sum(latency_ms), 0)::float8,
+                    COALESCE(sum(input_tokens), 0)::int8, COALESCE(sum(output_tokens), 0)::int8
+             FROM model_metrics WHERE ",
+            period!(),
+            " GROUP BY model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket"
+        ))
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("request_stats"))?;
+        let peak_minute: Option<(i64, i64)> = sqlx::query_as(concat!(
+            "SELECT ",
+            us!("at"),
+            " / 60000000 AS minute, count(*) AS n FROM model_metrics WHERE ",
+            period!(),
+            " GROUP BY minute ORDER BY n DESC, minute LIMIT 1"
+        ))
+        .bind(since)
+        .bind(until)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("request_stats"))?;
+        let (runs_with_requests,): (i64,) = sqlx::query_as(concat!(
+            "SELECT count(DISTINCT run_id) FROM model_metrics WHERE ",
+            period!(),
+            " AND run_id IS NOT NULL"
+        ))
+        .bind(since)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.error("request_stats"))?;
+        let runs: Vec<(String, String, i64)> = sqlx::query_as(concat!(
+            "SELECT pipeline_id, status, count(*) FROM runs WHERE started_at >= ",
+            ts!("$1"),
+            " AND started_at < ",
+            ts!("$2"),
+            " GROUP BY pipeline_id, status"
+        ))
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("request_stats"))?;
+        Ok(stored_stats(groups, peak_minute, runs_with_requests, runs))
+    }
+
+    pub(crate) async fn request_series(
+        &self,
+        since: i64,
+        until: i64,
+        step: i64,
+    ) -> Result<Vec<SlotGroup>> {
+        let rows: Vec<SlotTuple> = sqlx::query_as(concat!(
+            "SELECT (",
+            us!("at"),
+            " - $1) / $3 AS slot, cache_hit, success, latency_bucket, count(*), COALESCE(sum(cost), 0)::float8
+             FROM model_metrics WHERE ",
+            period!(),
+            " GROUP BY slot, cache_hit, success, latency_bucket"
+        ))
+        .bind(since)
+        .bind(until)
+        .bind(step)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("request_series"))?;
+        Ok(rows.into_iter().map(slot_group).collect())
     }
 
     pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {

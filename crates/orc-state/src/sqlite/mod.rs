@@ -31,15 +31,19 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 use crate::codec::{Packed, now_micros};
+use crate::latency;
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
-    StoredRun, StoredStep,
+    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
+    StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
 use crate::sql::{
     Dialect, MIGRATIONS_TABLE, describe, is_unique_violation, migrate_error, query_error,
     rusqlite_primary, sqlite_primary, sqlite_write_error,
 };
-use crate::sql::{PipelineTextTuple, PipelineTuple, stored_pipeline, stored_pipeline_text};
+use crate::sql::{
+    GroupTuple, MetricTuple, PipelineTextTuple, PipelineTuple, SlotTuple, metric_record,
+    slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+};
 use crate::{Error, Result, RunState, StateOptions};
 
 mod writer;
@@ -47,7 +51,7 @@ mod writer;
 use writer::{Failed, Writer};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -80,6 +84,13 @@ fn migrator() -> Migrator {
             "pipeline registry".into(),
             MigrationType::Simple,
             include_str!("migrations/0004_pipelines.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            5,
+            "request metrics".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0005_request_metrics.sql").into_sql_str(),
             false,
         ),
     ]);
@@ -769,8 +780,9 @@ impl SqliteStore {
         let metrics = metrics.to_vec();
         self.write("record_model_metrics", move |c| {
             let mut insert = c.prepare_cached(
-                "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost,
+                                            source, cache_hit, error_kind, run_id, pipeline_id, latency_bucket)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for m in &metrics {
                 insert.execute(params![
@@ -781,7 +793,13 @@ impl SqliteStore {
                     m.success,
                     m.input_tokens,
                     m.output_tokens,
-                    m.cost
+                    m.cost,
+                    m.source,
+                    m.cache_hit,
+                    m.error_kind,
+                    m.run_id,
+                    m.pipeline_id,
+                    latency::bucket(m.latency_ms)
                 ])?;
             }
             Ok(())
@@ -796,29 +814,75 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<MetricRecord>> {
         let limit = if limit == 0 { -1 } else { i64::from(limit) };
-        type MetricTuple = (String, String, i64, f64, bool, i64, i64, f64);
         let query = sqlx::query_as(
-            "SELECT model, provider, at, latency_ms, success, input_tokens, output_tokens, cost
-             FROM model_metrics WHERE model = ?1 AND at >= ?2 ORDER BY at DESC, id DESC LIMIT ?3",
+            "SELECT model, provider, at, latency_ms, success, input_tokens, output_tokens, cost,
+                    source, cache_hit, error_kind, run_id, pipeline_id
+             FROM model_metrics WHERE model = ?1 AND at >= ?2 AND source = 'upstream'
+             ORDER BY at DESC, id DESC LIMIT ?3",
         )
         .bind(model)
         .bind(since)
         .bind(limit);
         let rows: Vec<MetricTuple> =
             read!(self, query, fetch_all).map_err(self.error("model_metrics"))?;
-        Ok(rows
-            .into_iter()
-            .map(|t| MetricRecord {
-                model: t.0,
-                provider: t.1,
-                at: t.2,
-                latency_ms: t.3,
-                success: t.4,
-                input_tokens: t.5,
-                output_tokens: t.6,
-                cost: t.7,
-            })
-            .collect())
+        Ok(rows.into_iter().map(metric_record).collect())
+    }
+
+    pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
+        let groups = sqlx::query_as(
+            "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket,
+                    count(*), total(cost), total(latency_ms), sum(input_tokens), sum(output_tokens)
+             FROM model_metrics WHERE at >= ?1 AND at < ?2
+             GROUP BY model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket",
+        )
+        .bind(since)
+        .bind(until);
+        let groups: Vec<GroupTuple> =
+            read!(self, groups, fetch_all).map_err(self.error("request_stats"))?;
+        let peak = sqlx::query_as(
+            "SELECT at / 60000000 AS minute, count(*) AS n FROM model_metrics
+             WHERE at >= ?1 AND at < ?2 GROUP BY minute ORDER BY n DESC, minute LIMIT 1",
+        )
+        .bind(since)
+        .bind(until);
+        let peak_minute: Option<(i64, i64)> =
+            read!(self, peak, fetch_optional).map_err(self.error("request_stats"))?;
+        let distinct = sqlx::query_as(
+            "SELECT count(DISTINCT run_id) FROM model_metrics
+             WHERE at >= ?1 AND at < ?2 AND run_id IS NOT NULL",
+        )
+        .bind(since)
+        .bind(until);
+        let (runs_with_requests,): (i64,) =
+            read!(self, distinct, fetch_one).map_err(self.error("request_stats"))?;
+        let runs = sqlx::query_as(
+            "SELECT pipeline_id, status, count(*) FROM runs
+             WHERE started_at >= ?1 AND started_at < ?2 GROUP BY pipeline_id, status",
+        )
+        .bind(since)
+        .bind(until);
+        let runs: Vec<(String, String, i64)> =
+            read!(self, runs, fetch_all).map_err(self.error("request_stats"))?;
+        Ok(stored_stats(groups, peak_minute, runs_with_requests, runs))
+    }
+
+    pub(crate) async fn request_series(
+        &self,
+        since: i64,
+        until: i64,
+        step: i64,
+    ) -> Result<Vec<SlotGroup>> {
+        let query = sqlx::query_as(
+            "SELECT (at - ?1) / ?3 AS slot, cache_hit, success, latency_bucket, count(*), total(cost)
+             FROM model_metrics WHERE at >= ?1 AND at < ?2
+             GROUP BY slot, cache_hit, success, latency_bucket",
+        )
+        .bind(since)
+        .bind(until)
+        .bind(step);
+        let rows: Vec<SlotTuple> =
+            read!(self, query, fetch_all).map_err(self.error("request_series"))?;
+        Ok(rows.into_iter().map(slot_group).collect())
     }
 
     pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {

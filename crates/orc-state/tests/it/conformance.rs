@@ -633,6 +633,7 @@ pub(crate) async fn model_metrics_round_trip(h: &Harness) {
         input_tokens: 100,
         output_tokens: 20,
         cost: 0.0015,
+        ..crate::support::upstream()
     };
     for secs in [1, 2, 3, 4] {
         s.record_model_metric(&metric("small", secs, secs % 2 == 0))

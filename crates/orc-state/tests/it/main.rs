@@ -11,6 +11,7 @@ mod errors;
 mod pipelines;
 mod postgres;
 mod redis;
+mod requests;
 mod sqlite;
 mod support;
 
@@ -78,4 +79,11 @@ backends!(
     invalid_ids_are_refused,
     a_store_of_the_previous_schema_gains_the_registry,
     the_newest_schema_plus_one_is_refused,
+);
+
+backends!(
+    requests => requests_sqlite, requests_postgres, requests_redis:
+    stats_sum_the_period,
+    series_have_a_point_per_step,
+    bad_periods_are_refused,
 );

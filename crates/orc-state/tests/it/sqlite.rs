@@ -200,6 +200,7 @@ async fn an_older_schema_is_migrated() {
             input_tokens: 1,
             output_tokens: 1,
             cost: 0.0,
+            ..crate::support::upstream()
         })
         .await
         .unwrap();

@@ -367,3 +367,33 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// The columns migration 5 added to `model_metrics`.
+pub(crate) const REQUEST_COLUMNS: [&str; 6] = [
+    "source",
+    "cache_hit",
+    "error_kind",
+    "run_id",
+    "pipeline_id",
+    "latency_bucket",
+];
+
+/// The fields of a metric of an upstream call made outside any run, with no cache consulted
+/// (the rest of a `ModelMetric { .. }`).
+pub(crate) fn upstream() -> orc_state::ModelMetric {
+    orc_state::ModelMetric {
+        model: String::new(),
+        provider: String::new(),
+        at: UNIX_EPOCH,
+        latency_ms: 0.0,
+        success: true,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost: 0.0,
+        source: orc_state::CallSource::Upstream,
+        cache_hit: None,
+        error_kind: None,
+        run_id: None,
+        pipeline_id: None,
+    }
+}

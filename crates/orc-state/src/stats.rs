@@ -1,0 +1,424 @@
+//! What the daily report and the dashboard's series read of the model requests and runs of a
+//! period ([`Store::request_stats`](crate::Store::request_stats),
+//! [`Store::request_series`](crate::Store::request_series)): the backends sum the rows per key
+//! ([`MetricGroup`], [`SlotGroup`]) with indexed queries on `at` (and the runs' `started_at`),
+//! and this module rolls the sums up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::codec::from_micros;
+use crate::latency::{self, quantile};
+use crate::records::{MetricGroup, MetricRecord, SlotGroup, StoredStats};
+
+/// Response-time figures of a set of requests, in milliseconds; `None` without requests.
+/// Percentiles come from log-scale buckets and are within 2 % of the exact value
+/// ([`LATENCY_ERROR_BOUND`](crate::LATENCY_ERROR_BOUND)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// The mean.
+    pub mean_ms: Option<f64>,
+    /// The median.
+    pub p50_ms: Option<f64>,
+    /// The 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// The 99th percentile.
+    pub p99_ms: Option<f64>,
+}
+
+/// Lookups in one cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CacheCounts {
+    /// Lookups that found an answer.
+    pub hits: u64,
+    /// Lookups that found none.
+    pub misses: u64,
+}
+
+impl CacheCounts {
+    /// `hits / (hits + misses)`; `None` without lookups.
+    // Counts fit an f64 well enough for a ratio.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn hit_rate(&self) -> Option<f64> {
+        let n = self.hits + self.misses;
+        (n > 0).then(|| self.hits as f64 / n as f64)
+    }
+}
+
+/// One model's requests in a period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelUsage {
+    /// The model's configured name.
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// Requests (cache hits included).
+    pub calls: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Response times.
+    pub latency: Latency,
+    /// Input tokens billed.
+    pub input_tokens: u64,
+    /// Output tokens billed.
+    pub output_tokens: u64,
+    /// Spend, USD.
+    pub cost_usd: f64,
+}
+
+/// One pipeline's runs and requests in a period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineUsage {
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// Runs started in the period.
+    pub runs: u64,
+    /// Model requests its runs made in the period.
+    pub requests: u64,
+    /// What those requests cost, USD.
+    pub cost_usd: f64,
+}
+
+/// The model requests and runs of a period `[since, until)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestStats {
+    /// Start of the period.
+    pub since: SystemTime,
+    /// End of the period (excluded).
+    pub until: SystemTime,
+    /// Runs started in the period.
+    pub runs: u64,
+    /// Those runs by status (`completed`, `failed`, …), most first.
+    pub runs_by_status: Vec<(String, u64)>,
+    /// Model requests (run steps and API requests, cache hits included).
+    pub requests: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Failed requests by kind, most first.
+    pub errors_by_kind: Vec<(String, u64)>,
+    /// The start of the busiest minute and its requests.
+    pub peak_minute: Option<(SystemTime, u64)>,
+    /// Response times.
+    pub latency: Latency,
+    /// The model response cache's lookups.
+    pub response_cache: CacheCounts,
+    /// Spend, USD.
+    pub cost_usd: f64,
+    /// Input tokens billed.
+    pub input_tokens: u64,
+    /// Output tokens billed.
+    pub output_tokens: u64,
+    /// How many runs made requests in the period.
+    pub runs_with_requests: u64,
+    /// What the requests made by runs cost, USD.
+    pub run_cost_usd: f64,
+    /// Per model, most expensive first (then most calls).
+    pub models: Vec<ModelUsage>,
+    /// Per pipeline, most expensive first (then most runs).
+    pub pipelines: Vec<PipelineUsage>,
+}
+
+/// One slot of a series ([`Store::request_series`](crate::Store::request_series)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    /// The slot's start.
+    pub at: SystemTime,
+    /// Model requests in it.
+    pub requests: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Response times (`mean_ms` is not kept per slot: `None`).
+    pub latency: Latency,
+    /// Spend, USD.
+    pub cost_usd: f64,
+    /// The model response cache's lookups.
+    pub response_cache: CacheCounts,
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Latency figures from bucket counts, and a mean from a sum over `n` requests.
+// Counts fit an f64 well enough for a mean.
+#[allow(clippy::cast_precision_loss)]
+fn latency_of(buckets: &[(i64, u64)], sum_ms: f64, n: u64) -> Latency {
+    Latency {
+        mean_ms: (n > 0).then(|| sum_ms / n as f64),
+        p50_ms: quantile(buckets, 0.50),
+        p95_ms: quantile(buckets, 0.95),
+        p99_ms: quantile(buckets, 0.99),
+    }
+}
+
+fn tally(cache: &mut CacheCounts, hit: Option<bool>, n: u64) {
+    match hit {
+        Some(true) => cache.hits += n,
+        Some(false) => cache.misses += n,
+        None => {}
+    }
+}
+
+/// Most first, then by name.
+fn by_count(map: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = map.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// Rolls a backend's sums up into the report's figures.
+pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats) -> RequestStats {
+    #[derive(Default)]
+    struct Model {
+        provider: String,
+        calls: u64,
+        errors: u64,
+        latency_sum: f64,
+        buckets: Vec<(i64, u64)>,
+        input: u64,
+        output: u64,
+        cost: f64,
+    }
+    let mut models: BTreeMap<String, Model> = BTreeMap::new();
+    let mut pipelines: BTreeMap<String, PipelineUsage> = BTreeMap::new();
+    let mut errors_by_kind: HashMap<String, u64> = HashMap::new();
+    let mut buckets: Vec<(i64, u64)> = Vec::new();
+    let (mut requests, mut errors, mut latency_sum, mut cost) = (0, 0, 0.0, 0.0);
+    let (mut input, mut output, mut run_cost) = (0, 0, 0.0);
+    let mut response_cache = CacheCounts::default();
+    for g in &stored.groups {
+        let n = count(g.requests);
+        requests += n;
+        latency_sum += g.latency_ms;
+        cost += g.cost;
+        input += count(g.input_tokens);
+        output += count(g.output_tokens);
+        tally(&mut response_cache, g.cache_hit, n);
+        let m = models.entry(g.model.clone()).or_default();
+        m.provider.clone_from(&g.provider);
+        m.calls += n;
+        m.latency_sum += g.latency_ms;
+        m.input += count(g.input_tokens);
+        m.output += count(g.output_tokens);
+        m.cost += g.cost;
+        if let Some(b) = g.bucket {
+            buckets.push((b, n));
+            m.buckets.push((b, n));
+        }
+        if !g.success {
+            errors += n;
+            m.errors += n;
+            let kind = g.error_kind.clone().unwrap_or_else(|| "unknown".to_owned());
+            *errors_by_kind.entry(kind).or_default() += n;
+        }
+        if let Some(p) = &g.pipeline_id {
+            run_cost += g.cost;
+            let usage = pipelines
+                .entry(p.clone())
+                .or_insert_with(|| pipeline(p.clone()));
+            usage.requests += n;
+            usage.cost_usd += g.cost;
+        }
+    }
+    let mut runs_by_status: HashMap<String, u64> = HashMap::new();
+    let mut runs = 0;
+    for (pipeline_id, status, n) in &stored.runs {
+        let n = count(*n);
+        runs += n;
+        *runs_by_status.entry(status.clone()).or_default() += n;
+        pipelines
+            .entry(pipeline_id.clone())
+            .or_insert_with(|| pipeline(pipeline_id.clone()))
+            .runs += n;
+    }
+    let mut models: Vec<ModelUsage> = models
+        .into_iter()
+        .map(|(model, m)| ModelUsage {
+            model,
+            provider: m.provider,
+            calls: m.calls,
+            errors: m.errors,
+            latency: latency_of(&m.buckets, m.latency_sum, m.calls),
+            input_tokens: m.input,
+            output_tokens: m.output,
+            cost_usd: m.cost,
+        })
+        .collect();
+    models.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then(b.calls.cmp(&a.calls))
+            .then_with(|| a.model.cmp(&b.model))
+    });
+    let mut pipelines: Vec<PipelineUsage> = pipelines.into_values().collect();
+    pipelines.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then(b.runs.cmp(&a.runs))
+            .then_with(|| a.pipeline_id.cmp(&b.pipeline_id))
+    });
+    RequestStats {
+        since,
+        until,
+        runs,
+        runs_by_status: by_count(runs_by_status),
+        requests,
+        errors,
+        errors_by_kind: by_count(errors_by_kind),
+        peak_minute: stored
+            .peak_minute
+            .map(|(minute, n)| (from_micros(minute.saturating_mul(60_000_000)), count(n))),
+        latency: latency_of(&buckets, latency_sum, requests),
+        response_cache,
+        cost_usd: cost,
+        input_tokens: input,
+        output_tokens: output,
+        runs_with_requests: count(stored.runs_with_requests),
+        run_cost_usd: run_cost,
+        models,
+        pipelines,
+    }
+}
+
+fn pipeline(pipeline_id: String) -> PipelineUsage {
+    PipelineUsage {
+        pipeline_id,
+        runs: 0,
+        requests: 0,
+        cost_usd: 0.0,
+    }
+}
+
+/// One point per slot of `step` from `since` (`slots` of them), empty slots included.
+pub(crate) fn series(
+    since: SystemTime,
+    step: Duration,
+    slots: u32,
+    groups: &[SlotGroup],
+) -> Vec<SeriesPoint> {
+    let mut points: Vec<(SeriesPoint, Vec<(i64, u64)>)> = (0..slots)
+        .map(|i| {
+            let point = SeriesPoint {
+                at: since + step * i,
+                requests: 0,
+                errors: 0,
+                latency: Latency::default(),
+                cost_usd: 0.0,
+                response_cache: CacheCounts::default(),
+            };
+            (point, Vec::new())
+        })
+        .collect();
+    for g in groups {
+        let Some((point, buckets)) = usize::try_from(g.slot).ok().and_then(|i| points.get_mut(i))
+        else {
+            continue;
+        };
+        let n = count(g.requests);
+        point.requests += n;
+        if !g.success {
+            point.errors += n;
+        }
+        point.cost_usd += g.cost;
+        tally(&mut point.response_cache, g.cache_hit, n);
+        if let Some(b) = g.bucket {
+            buckets.push((b, n));
+        }
+    }
+    points
+        .into_iter()
+        .map(|(mut point, buckets)| {
+            point.latency = Latency {
+                mean_ms: None,
+                ..latency_of(&buckets, 0.0, 0)
+            };
+            point
+        })
+        .collect()
+}
+
+/// Key of a [`MetricGroup`], for backends that sum in this process (Redis).
+type GroupKey = (
+    String,
+    String,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    bool,
+    i64,
+);
+
+/// Sums records the way the SQL backends' report query does (Redis reads the rows and sums
+/// them here): the groups, the busiest minute and the runs that made requests.
+pub(crate) fn fold_records(records: &[MetricRecord]) -> StoredStats {
+    let mut groups: HashMap<GroupKey, MetricGroup> = HashMap::new();
+    let mut minutes: HashMap<i64, i64> = HashMap::new();
+    let mut runs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for r in records {
+        let bucket = latency::bucket(r.latency_ms);
+        let key = (
+            r.model.clone(),
+            r.provider.clone(),
+            r.pipeline_id.clone(),
+            r.cache_hit,
+            r.error_kind.clone(),
+            r.success,
+            bucket,
+        );
+        let g = groups.entry(key).or_insert_with(|| MetricGroup {
+            model: r.model.clone(),
+            provider: r.provider.clone(),
+            pipeline_id: r.pipeline_id.clone(),
+            cache_hit: r.cache_hit,
+            error_kind: r.error_kind.clone(),
+            success: r.success,
+            bucket: Some(bucket),
+            requests: 0,
+            cost: 0.0,
+            latency_ms: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+        });
+        g.requests += 1;
+        g.cost += r.cost;
+        g.latency_ms += r.latency_ms;
+        g.input_tokens += r.input_tokens;
+        g.output_tokens += r.output_tokens;
+        *minutes.entry(r.at.div_euclid(60_000_000)).or_default() += 1;
+        if let Some(run) = &r.run_id {
+            runs.insert(run);
+        }
+    }
+    StoredStats {
+        groups: groups.into_values().collect(),
+        peak_minute: minutes
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))),
+        runs_with_requests: i64::try_from(runs.len()).unwrap_or(i64::MAX),
+        runs: Vec::new(),
+    }
+}
+
+/// Sums records per slot the way the SQL backends' series query does.
+pub(crate) fn fold_slots(records: &[MetricRecord], since: i64, step: i64) -> Vec<SlotGroup> {
+    let mut groups: HashMap<(i64, Option<bool>, bool, i64), SlotGroup> = HashMap::new();
+    for r in records {
+        let slot = (r.at - since).div_euclid(step.max(1));
+        let bucket = latency::bucket(r.latency_ms);
+        let g = groups
+            .entry((slot, r.cache_hit, r.success, bucket))
+            .or_insert_with(|| SlotGroup {
+                slot,
+                cache_hit: r.cache_hit,
+                success: r.success,
+                bucket: Some(bucket),
+                requests: 0,
+                cost: 0.0,
+            });
+        g.requests += 1;
+        g.cost += r.cost;
+    }
+    groups.into_values().collect()
+}
