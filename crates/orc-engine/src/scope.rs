@@ -105,17 +105,20 @@ impl Shared {
     }
 }
 
+/// How `timestamp` (and `current_timestamp`) print a time: Python's `isoformat()` of a UTC time.
+pub(crate) const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f+00:00";
+/// How `execution.date` (and `current_date`) print a day.
+pub(crate) const DATE_FORMAT: &str = "%Y-%m-%d";
+
 /// `current_timestamp` and `current_date`: the time when a template reads them, in UTC, in the
 /// forms of `timestamp` and `execution.date` (an input of the same name wins).
 fn clock(name: &str) -> Option<Value> {
-    let now = chrono::Utc::now();
-    match name {
-        "current_timestamp" => Some(Value::from(
-            now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
-        )),
-        "current_date" => Some(Value::from(now.format("%Y-%m-%d").to_string())),
-        _ => None,
-    }
+    let format = match name {
+        "current_timestamp" => TIMESTAMP_FORMAT,
+        "current_date" => DATE_FORMAT,
+        _ => return None,
+    };
+    Some(Value::from(chrono::Utc::now().format(format).to_string()))
 }
 
 /// One loop iteration's names: its bindings and its sibling steps.

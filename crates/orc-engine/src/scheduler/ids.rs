@@ -5,6 +5,8 @@ use std::time::SystemTime;
 use orc_pipeline::Plan;
 use serde_json::{Value, json};
 
+use crate::scope::{DATE_FORMAT, TIMESTAMP_FORMAT};
+
 /// A new run's id: `<pipeline>_<unix seconds>_<8 hex>`.
 pub fn new_run_id(pipeline_id: &str) -> String {
     let secs = SystemTime::now()
@@ -22,8 +24,8 @@ pub(super) fn execution_namespace(plan: &Plan, id: Option<&str>) -> (Value, Syst
         json!({
             "id": id,
             "started_at": dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "timestamp": dt.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
-            "date": dt.format("%Y-%m-%d").to_string(),
+            "timestamp": dt.format(TIMESTAMP_FORMAT).to_string(),
+            "date": dt.format(DATE_FORMAT).to_string(),
             "time": dt.format("%H:%M:%S").to_string(),
         }),
         started,
