@@ -11,8 +11,11 @@
 //! `diamond` (generated pipelines of file writes run as whole `orc run` processes in a temp
 //! `ORC_HOME`), `model_direct` and `model_gateway` (chat calls against the loopback
 //! [`orc_fake_provider`], straight and through orc's gateway), `cache_hit` (the gateway's
-//! memory response cache), `checkpoint_append` (SQLite checkpoints) and `serve_runs` /
-//! `serve_chat` (requests to a child `orc serve`). Nothing leaves loopback or the temp dir.
+//! memory response cache), `checkpoint_append` (SQLite checkpoints) and the `serve_*` workloads
+//! (a child `orc serve`: its start and idle memory, runs, chat completions beside the same posted
+//! straight to the fake provider, requests held in flight, event-stream followers, driven by
+//! `orc loadtest`'s engine), whose [`Figure`]s (ratios, percentiles, memory) are held to the
+//! service's targets. Nothing leaves loopback or the temp dir.
 //!
 //! ```no_run
 //! # fn main() -> orc_bench::Result<()> {
@@ -44,7 +47,7 @@ mod suite;
 mod workload;
 
 pub use error::{Error, Result};
-pub use report::{Measured, Report, duration};
+pub use report::{Bound, Figure, Measured, Report, duration};
 pub use stats::Summary;
 pub use suite::{Options, Suite};
 pub use workload::Workload;

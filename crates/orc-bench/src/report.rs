@@ -46,6 +46,91 @@ pub struct Measured {
     pub per_second: f64,
     /// Every timed run's seconds, in the order they ran.
     pub samples: Vec<f64>,
+    /// What else the workload measured beside its time (a ratio to a baseline, percentiles,
+    /// memory), each the median over the timed runs, with the target it is held to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<Figure>,
+}
+
+/// A figure a workload measured beside its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// What it is (`through orc / direct`, `p99`, `idle RSS`).
+    pub name: String,
+    /// Its value (the median over the timed runs), in `unit`.
+    pub value: f64,
+    /// Its unit (`%`, `ms`, `MiB`, `requests/s`).
+    pub unit: String,
+    /// The bound it should keep, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Bound>,
+}
+
+/// A figure's target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// At least this much.
+    AtLeast(f64),
+    /// At most this much.
+    AtMost(f64),
+}
+
+impl Figure {
+    /// A figure with no target.
+    pub(crate) fn new(name: &str, value: f64, unit: &str) -> Figure {
+        Figure {
+            name: name.to_owned(),
+            value,
+            unit: unit.to_owned(),
+            target: None,
+        }
+    }
+
+    /// The same figure held to `bound`.
+    #[must_use]
+    pub(crate) fn target(mut self, bound: Bound) -> Figure {
+        self.target = Some(bound);
+        self
+    }
+
+    /// Whether the figure keeps its target (`None` without one).
+    pub fn met(&self) -> Option<bool> {
+        self.target.map(|b| match b {
+            Bound::AtLeast(min) => self.value >= min,
+            Bound::AtMost(max) => self.value <= max,
+        })
+    }
+
+    /// `through orc / direct 61.2% (target ≥ 60%: met)`; without the verdict when `verdict` is
+    /// false (a `--quick` run, whose sizes the targets are not set for).
+    pub fn line(&self, verdict: bool) -> String {
+        let number = |v: f64| match v.abs() {
+            _ if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+            a if a >= 100.0 => format!("{v:.0}"),
+            a if a >= 10.0 => format!("{v:.1}"),
+            _ => format!("{v:.2}"),
+        };
+        let space = if matches!(self.unit.as_str(), "%" | "") {
+            ""
+        } else {
+            " "
+        };
+        let mut line = format!("{} {}{space}{}", self.name, number(self.value), self.unit);
+        if let (Some(bound), Some(met), true) = (self.target, self.met(), verdict) {
+            let (sign, v) = match bound {
+                Bound::AtLeast(v) => ("≥", v),
+                Bound::AtMost(v) => ("≤", v),
+            };
+            let verdict = if met { "met" } else { "NOT met" };
+            line.push_str(&format!(
+                " (target {sign} {}{space}{}: {verdict})",
+                number(v),
+                self.unit
+            ));
+        }
+        line
+    }
 }
 
 impl Measured {
@@ -65,6 +150,7 @@ impl Measured {
             },
             seconds,
             samples,
+            figures: Vec::new(),
         })
     }
 }
@@ -154,6 +240,9 @@ impl Report {
         let _ = writeln!(out);
         for m in &self.workloads {
             let _ = writeln!(out, "{:<w$}  {}", m.name, m.what, w = widths[0]);
+            for f in &m.figures {
+                let _ = writeln!(out, "{:<w$}    {}", "", f.line(!self.quick), w = widths[0]);
+            }
         }
         out
     }
@@ -168,5 +257,26 @@ mod tests {
         assert_eq!(duration(2.5), "2.500 s");
         assert_eq!(duration(0.0231), "23.10 ms");
         assert_eq!(duration(0.000_012_3), "12.3 µs");
+    }
+
+    #[test]
+    fn figures_say_whether_they_meet_their_target() {
+        let ratio = Figure::new("through orc / direct", 61.24, "%").target(Bound::AtLeast(60.0));
+        assert_eq!(ratio.met(), Some(true));
+        assert_eq!(
+            ratio.line(true),
+            "through orc / direct 61.2% (target ≥ 60%: met)"
+        );
+        let p99 = Figure::new("p99", 57.31, "ms").target(Bound::AtMost(50.0));
+        assert_eq!(p99.met(), Some(false));
+        assert_eq!(p99.line(true), "p99 57.3 ms (target ≤ 50 ms: NOT met)");
+        let errors = Figure::new("errors", 0.0, "").target(Bound::AtMost(0.0));
+        assert_eq!(errors.line(true), "errors 0 (target ≤ 0: met)");
+        let plain = Figure::new("direct", 44_210.0, "requests/s");
+        assert_eq!(
+            (plain.met(), plain.line(true)),
+            (None, "direct 44210 requests/s".to_owned())
+        );
+        assert_eq!(ratio.line(false), "through orc / direct 61.2%");
     }
 }

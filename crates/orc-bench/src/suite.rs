@@ -12,8 +12,9 @@ use tracing::Instrument as _;
 use crate::error::{Error, Result, failed};
 use crate::models::Models;
 use crate::pipelines::{Compile, Run};
-use crate::report::{Measured, Report};
-use crate::serve::Served;
+use crate::report::{Bound, Figure, Measured, Report};
+use crate::serve::{self, Served};
+use crate::stats::Summary;
 use crate::workload::{self, Kind, Workload};
 use crate::{checkpoint, generate};
 
@@ -133,7 +134,10 @@ impl Suite {
                 }
                 .instrument(span),
             );
-            match samples.map(|s| Measured::new(w, s)) {
+            let outcome_of_w = samples.map(|(samples, figures)| {
+                Measured::new(w, samples).map(|m| Measured { figures, ..m })
+            });
+            match outcome_of_w {
                 Ok(Some(m)) => {
                     done(&m);
                     measured.push(m);
@@ -200,7 +204,7 @@ impl Stage {
         }
         let provider = self.provider(name)?.to_owned();
         let served = Arc::new(
-            Served::start(&self.orc, &self.dir, &provider)
+            Served::start(&self.orc, &self.dir, "serve", &provider)
                 .await
                 .map_err(|e| failed(name, e))?,
         );
@@ -208,12 +212,14 @@ impl Stage {
         Ok(served)
     }
 
-    /// Sets workload `w` up, runs it once untimed, then `runs` times timed: the seconds of each.
-    async fn measure(&mut self, w: &Workload, runs: usize) -> Result<Vec<f64>> {
+    /// Sets workload `w` up, runs it once untimed, then `runs` times timed: the seconds of
+    /// each, and the figures it measures beside them.
+    async fn measure(&mut self, w: &Workload, runs: usize) -> Result<(Vec<f64>, Vec<Figure>)> {
         let s = self.scale;
         let name = w.name;
         let fail = |e: String| failed(name, e);
         let mut samples = Vec::with_capacity(runs);
+        let mut figures = Vec::new();
         match w.kind {
             Kind::Compile => {
                 let compile = Compile::new(generate::chain(s.compile_steps));
@@ -267,20 +273,172 @@ impl Stage {
                     }
                 }
             }
-            Kind::ServeRuns | Kind::ServeChat => {
-                let served = self.served(name).await?;
-                let (requests, conc) = (s.serve_requests, s.serve_concurrency);
+            Kind::ServeStart => {
+                let provider = self.provider(name)?.to_owned();
+                let (mut starts, mut rss) = (Vec::new(), Vec::new());
                 for i in 0..=runs {
-                    let seconds = served
-                        .requests(w.kind == Kind::ServeChat, requests, conc)
+                    let dir = format!("start-{i}");
+                    let served = Served::start(&self.orc, &self.dir, &dir, &provider)
+                        .await
+                        .map_err(fail)?;
+                    // Idle: what it holds once started, before any request.
+                    tokio::time::sleep(IDLE_SETTLE).await;
+                    let mib = served.rss_mib().map_err(fail);
+                    let started = served.started_in.as_secs_f64();
+                    served.stop().await;
+                    if i > 0 {
+                        samples.push(started);
+                        starts.push(started * 1e3);
+                        rss.push(mib?);
+                    }
+                }
+                figures
+                    .push(Figure::new("start", median(&starts), "ms").target(Bound::AtMost(50.0)));
+                figures
+                    .push(Figure::new("idle RSS", median(&rss), "MiB").target(Bound::AtMost(30.0)));
+            }
+            Kind::ServeRuns => {
+                let served = self.served(name).await?;
+                let users = u32::try_from(s.serve_concurrency).unwrap_or(u32::MAX);
+                let (mut rates, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+                for i in 0..=runs {
+                    let report = serve::runs(&served, users, s.serve_runs as u64)
                         .await
                         .map_err(fail)?;
                     if i > 0 {
-                        samples.push(seconds);
+                        samples.push(report.elapsed_seconds);
+                        rates.push(report.total.requests_per_second);
+                        p50.push(report.total.latency_ms.p50);
+                        p99.push(report.total.latency_ms.p99);
                     }
+                }
+                figures.push(
+                    Figure::new("runs", median(&rates), "runs/s").target(Bound::AtLeast(2_000.0)),
+                );
+                figures.push(Figure::new("p50", median(&p50), "ms"));
+                figures.push(Figure::new("p99", median(&p99), "ms").target(Bound::AtMost(50.0)));
+            }
+            Kind::ServeInflight => {
+                let served = self.served(name).await?;
+                let (users, delay) = s.inflight;
+                let (mut errors, mut p99) = (Vec::new(), Vec::new());
+                for i in 0..=runs {
+                    let report = serve::held(
+                        &served,
+                        i,
+                        u32::try_from(users).unwrap_or(u32::MAX),
+                        3 * users as u64,
+                        delay,
+                    )
+                    .await
+                    .map_err(fail)?;
+                    if i > 0 {
+                        samples.push(report.elapsed_seconds);
+                        errors.push(report.total.errors as f64);
+                        p99.push(report.total.latency_ms.p99);
+                    }
+                }
+                figures.push(Figure::new("errors", median(&errors), "").target(Bound::AtMost(0.0)));
+                figures.push(Figure::new("p99", median(&p99), "ms"));
+            }
+            Kind::ServeFollowers => {
+                let served = self.served(name).await?;
+                let mut saw = Vec::new();
+                for i in 0..=runs {
+                    let (n, seconds) =
+                        serve::followers(&served, &format!("followers-{i}"), s.followers)
+                            .await
+                            .map_err(fail)?;
+                    if i > 0 {
+                        samples.push(seconds);
+                        saw.push(n as f64);
+                    }
+                }
+                figures.push(
+                    Figure::new("saw the result", median(&saw), "followers")
+                        .target(Bound::AtLeast(s.followers as f64)),
+                );
+            }
+            Kind::ServeChat | Kind::ServeLatency => {
+                let served = self.served(name).await?;
+                let provider = self.provider(name)?;
+                let direct_base = provider.strip_suffix("/v1").unwrap_or(provider).to_owned();
+                let (requests, users) = match w.kind {
+                    Kind::ServeChat => (s.serve_chats, s.serve_concurrency),
+                    _ => (s.latency_chats, s.latency_concurrency),
+                };
+                let users = u32::try_from(users).unwrap_or(u32::MAX);
+                let mut pairs = Vec::with_capacity(runs);
+                for i in 0..=runs {
+                    let (direct, orc) =
+                        serve::chat_pair(&served, &direct_base, i, users, requests as u64)
+                            .await
+                            .map_err(fail)?;
+                    if i > 0 {
+                        samples.push(orc.elapsed_seconds);
+                        pairs.push((direct.total, orc.total));
+                    }
+                }
+                let of = |f: &dyn Fn(&orc_loadtest::Stats, &orc_loadtest::Stats) -> f64| {
+                    median(&pairs.iter().map(|(d, o)| f(d, o)).collect::<Vec<_>>())
+                };
+                if w.kind == Kind::ServeChat {
+                    figures.push(Figure::new(
+                        "direct",
+                        of(&|d, _| d.requests_per_second),
+                        "requests/s",
+                    ));
+                    figures.push(Figure::new(
+                        "through orc",
+                        of(&|_, o| o.requests_per_second),
+                        "requests/s",
+                    ));
+                    figures.push(
+                        Figure::new(
+                            "through orc / direct",
+                            of(&|d, o| 100.0 * o.requests_per_second / d.requests_per_second),
+                            "%",
+                        )
+                        .target(Bound::AtLeast(60.0)),
+                    );
+                } else {
+                    figures.push(Figure::new(
+                        "direct p50",
+                        of(&|d, _| d.latency_ms.p50),
+                        "ms",
+                    ));
+                    figures.push(Figure::new(
+                        "direct p99",
+                        of(&|d, _| d.latency_ms.p99),
+                        "ms",
+                    ));
+                    figures.push(
+                        Figure::new(
+                            "added p50",
+                            of(&|d, o| o.latency_ms.p50 - d.latency_ms.p50),
+                            "ms",
+                        )
+                        .target(Bound::AtMost(0.5)),
+                    );
+                    figures.push(
+                        Figure::new(
+                            "added p99",
+                            of(&|d, o| o.latency_ms.p99 - d.latency_ms.p99),
+                            "ms",
+                        )
+                        .target(Bound::AtMost(2.0)),
+                    );
                 }
             }
         }
-        Ok(samples)
+        Ok((samples, figures))
     }
+}
+
+/// How long a freshly started `orc serve` idles before its memory is read.
+const IDLE_SETTLE: Duration = Duration::from_millis(500);
+
+/// The median of `values` (0 when there is none).
+fn median(values: &[f64]) -> f64 {
+    Summary::of(values).map_or(0.0, |s| s.median)
 }

@@ -20,10 +20,20 @@ pub(crate) enum Kind {
     CacheHit,
     /// Checkpoints appended one at a time to a SQLite state store.
     CheckpointAppend,
+    /// A child `orc serve` started: the time until it listens, and its memory then.
+    ServeStart,
     /// `POST /v1/runs?wait=true` of a one-step pipeline to a child `orc serve`.
     ServeRuns,
-    /// `POST /v1/chat/completions` through a child `orc serve` to the fake provider.
+    /// `POST /v1/chat/completions` through a child `orc serve` to the fake provider, against
+    /// the same requests posted to the fake provider directly: throughput.
     ServeChat,
+    /// The same comparison at lower concurrency: the latency orc adds.
+    ServeLatency,
+    /// Chat completions held by the fake provider, as many in flight at once as `orc serve`
+    /// takes by default.
+    ServeInflight,
+    /// Clients following one run's event stream.
+    ServeFollowers,
 }
 
 impl Kind {
@@ -31,13 +41,26 @@ impl Kind {
     pub(crate) fn needs_provider(self) -> bool {
         matches!(
             self,
-            Kind::ModelDirect | Kind::ModelGateway | Kind::CacheHit | Kind::ServeChat
+            Kind::ModelDirect
+                | Kind::ModelGateway
+                | Kind::CacheHit
+                | Kind::ServeChat
+                | Kind::ServeLatency
+                | Kind::ServeInflight
         )
     }
 
     /// Whether the workload needs a running `orc serve`.
     pub(crate) fn needs_server(self) -> bool {
-        matches!(self, Kind::ServeRuns | Kind::ServeChat)
+        matches!(
+            self,
+            Kind::ServeStart
+                | Kind::ServeRuns
+                | Kind::ServeChat
+                | Kind::ServeLatency
+                | Kind::ServeInflight
+                | Kind::ServeFollowers
+        )
     }
 }
 
@@ -52,8 +75,14 @@ pub(crate) struct Scale {
     pub(crate) model_concurrency: usize,
     pub(crate) cache_hits: usize,
     pub(crate) appends: usize,
-    pub(crate) serve_requests: usize,
+    pub(crate) serve_runs: usize,
+    pub(crate) serve_chats: usize,
     pub(crate) serve_concurrency: usize,
+    pub(crate) latency_chats: usize,
+    pub(crate) latency_concurrency: usize,
+    /// Requests in flight at once and the time the provider holds each (ms).
+    pub(crate) inflight: (usize, u64),
+    pub(crate) followers: usize,
 }
 
 /// The sizes the README's figures come from.
@@ -66,8 +95,13 @@ pub(crate) const FULL: Scale = Scale {
     model_concurrency: 16,
     cache_hits: 20_000,
     appends: 2_000,
-    serve_requests: 2_000,
-    serve_concurrency: 32,
+    serve_runs: 5_000,
+    serve_chats: 20_000,
+    serve_concurrency: 64,
+    latency_chats: 5_000,
+    latency_concurrency: 16,
+    inflight: (1_000, 200),
+    followers: 1_000,
 };
 
 /// A smoke run: every workload, a few seconds in all even in a debug build.
@@ -80,8 +114,13 @@ pub(crate) const QUICK: Scale = Scale {
     model_concurrency: 8,
     cache_hits: 300,
     appends: 50,
-    serve_requests: 60,
+    serve_runs: 60,
+    serve_chats: 200,
     serve_concurrency: 8,
+    latency_chats: 100,
+    latency_concurrency: 4,
+    inflight: (50, 20),
+    followers: 20,
 };
 
 /// One workload of the suite.
@@ -199,26 +238,68 @@ pub(crate) fn all(s: &Scale) -> Vec<Workload> {
             Kind::CheckpointAppend,
         ),
         w(
+            "serve_start",
+            "`orc serve` started: until it listens (and its memory then)".to_owned(),
+            1,
+            "start",
+            Kind::ServeStart,
+        ),
+        w(
             "serve_runs",
             format!(
                 "`orc serve`: {} POST /v1/runs?wait=true of one echo step, {} at a time",
-                thousands(s.serve_requests),
+                thousands(s.serve_runs),
                 s.serve_concurrency
             ),
-            s.serve_requests,
+            s.serve_runs,
             "run",
             Kind::ServeRuns,
         ),
         w(
             "serve_chat",
             format!(
-                "`orc serve`: {} POST /v1/chat/completions to the fake provider, {} at a time",
-                thousands(s.serve_requests),
+                "`orc serve`: {} POST /v1/chat/completions to the fake provider, {} at a time, \
+                 each round beside one straight to the fake provider",
+                thousands(s.serve_chats),
                 s.serve_concurrency
             ),
-            s.serve_requests,
+            s.serve_chats,
             "request",
             Kind::ServeChat,
+        ),
+        w(
+            "serve_latency",
+            format!(
+                "`orc serve`: {} chat completions, {} at a time, beside the same straight to the \
+                 fake provider: the latency orc adds",
+                thousands(s.latency_chats),
+                s.latency_concurrency
+            ),
+            s.latency_chats,
+            "request",
+            Kind::ServeLatency,
+        ),
+        w(
+            "serve_inflight",
+            format!(
+                "`orc serve`: {} chat completions at once, each held {} ms by the fake provider, \
+                 three rounds of them",
+                thousands(s.inflight.0),
+                s.inflight.1
+            ),
+            3 * s.inflight.0,
+            "request",
+            Kind::ServeInflight,
+        ),
+        w(
+            "serve_followers",
+            format!(
+                "`orc serve`: {} clients follow one 2-second run's event stream to its result",
+                thousands(s.followers)
+            ),
+            s.followers,
+            "follower",
+            Kind::ServeFollowers,
         ),
     ]
 }
@@ -246,9 +327,19 @@ mod tests {
                 .map(|w| w.name)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(names(&["serve"]), ["serve_runs", "serve_chat"]);
+        assert_eq!(
+            names(&["serve"]),
+            [
+                "serve_start",
+                "serve_runs",
+                "serve_chat",
+                "serve_latency",
+                "serve_inflight",
+                "serve_followers"
+            ]
+        );
         assert_eq!(names(&["chain", "cache"]), ["chain", "cache_hit"]);
-        assert_eq!(names(&[]).len(), 10);
+        assert_eq!(names(&[]).len(), 14);
         assert!(names(&["nothing"]).is_empty());
         assert_eq!(thousands(10_000), "10,000");
         assert_eq!(thousands(999), "999");

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::support::Sandbox;
 
-const WORKLOADS: [&str; 10] = [
+const WORKLOADS: [&str; 14] = [
     "compile",
     "chain",
     "fanout",
@@ -13,9 +13,22 @@ const WORKLOADS: [&str; 10] = [
     "model_gateway",
     "cache_hit",
     "checkpoint_append",
+    "serve_start",
     "serve_runs",
     "serve_chat",
+    "serve_latency",
+    "serve_inflight",
+    "serve_followers",
 ];
+
+/// The figure `name` of workload `w`.
+fn figure(w: &Value, name: &str) -> f64 {
+    w["figures"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == name))
+        .and_then(|f| f["value"].as_f64())
+        .unwrap_or_else(|| panic!("no figure `{name}` in {w}"))
+}
 
 fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
@@ -48,6 +61,32 @@ fn quick_json_has_every_workload_with_positive_figures() {
         assert!(w["ops"].as_u64().unwrap() > 0, "{w}");
         assert_eq!(w["samples"].as_array().unwrap().len(), 2, "{w}");
     }
+    let by_name = |n: &str| workloads.iter().find(|w| w["name"] == n).unwrap();
+    // The service's figures beside the times: each measured, in its unit.
+    let start = by_name("serve_start");
+    assert!(
+        figure(start, "start") > 0.0 && figure(start, "idle RSS") > 1.0,
+        "{start}"
+    );
+    let runs = by_name("serve_runs");
+    assert!(
+        figure(runs, "runs") > 0.0 && figure(runs, "p99") >= figure(runs, "p50"),
+        "{runs}"
+    );
+    let chat = by_name("serve_chat");
+    let (direct, orc) = (figure(chat, "direct"), figure(chat, "through orc"));
+    assert!(direct > 0.0 && orc > 0.0, "{chat}");
+    let ratio = figure(chat, "through orc / direct");
+    assert!(ratio > 0.0, "{chat}");
+    let latency = by_name("serve_latency");
+    assert!(figure(latency, "direct p50") > 0.0, "{latency}");
+    figure(latency, "added p99");
+    let inflight = by_name("serve_inflight");
+    assert_eq!(figure(inflight, "errors"), 0.0, "{inflight}");
+    // Every follower of the run's event stream saw its result.
+    let followers = by_name("serve_followers");
+    assert_eq!(figure(followers, "saw the result"), 20.0, "{followers}");
+    assert_eq!(followers["figures"][0]["target"]["at_least"], 20.0);
     // Nothing but the temp dir was used: no baseline, no state store in ORC_HOME.
     assert!(!sb.path("home").exists());
 }
