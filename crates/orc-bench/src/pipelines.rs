@@ -80,6 +80,26 @@ impl Run {
     /// One whole `orc run` of the pipeline, its steps writing into a fresh output folder: its
     /// wall seconds.
     pub(crate) async fn once(&self) -> Result<f64, String> {
+        self.run(None).await
+    }
+
+    /// One more run, untimed, with `--profile`: the process's peak resident memory in MiB, as
+    /// the run's profile reports it (`VmHWM`).
+    pub(crate) async fn peak_mib(&self) -> Result<f64, String> {
+        let profile = self.dir.join("profile.json");
+        self.run(Some(&profile)).await?;
+        let text = tokio::fs::read(&profile)
+            .await
+            .map_err(|e| format!("{}: {e}", profile.display()))?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", profile.display()))?;
+        doc["peak_memory_bytes"]
+            .as_f64()
+            .map(|bytes| bytes / (1024.0 * 1024.0))
+            .ok_or_else(|| format!("{}: no peak_memory_bytes", profile.display()))
+    }
+
+    async fn run(&self, profile: Option<&Path>) -> Result<f64, String> {
         match tokio::fs::remove_dir_all(&self.out).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -93,6 +113,9 @@ impl Run {
             .arg("-q")
             .arg("-i")
             .arg(format!("out_dir={}", self.out.display()));
+        if let Some(profile) = profile {
+            cmd.arg("--profile").arg(profile);
+        }
         let t0 = Instant::now();
         let output = cmd
             .output()

@@ -240,6 +240,8 @@ impl Stage {
                 for _ in 0..runs {
                     samples.push(run.once().await.map_err(fail)?);
                 }
+                let peak = run.peak_mib().await.map_err(fail)?;
+                figures.push(Figure::new("peak RSS", peak, "MiB"));
             }
             Kind::ModelDirect | Kind::ModelGateway => {
                 let models = self.models(name)?;

@@ -62,6 +62,11 @@ fn quick_json_has_every_workload_with_positive_figures() {
         assert_eq!(w["samples"].as_array().unwrap().len(), 2, "{w}");
     }
     let by_name = |n: &str| workloads.iter().find(|w| w["name"] == n).unwrap();
+    // A whole `orc run`'s peak memory, from one more run's profile.
+    for name in ["chain", "fanout", "diamond"] {
+        let w = by_name(name);
+        assert!(figure(w, "peak RSS") > 1.0, "{w}");
+    }
     // The service's figures beside the times: each measured, in its unit.
     let start = by_name("serve_start");
     assert!(
