@@ -32,4 +32,7 @@ pub use scheduler::{
 };
 pub use step::Backoff;
 pub use supervisor::{SUPERVISE_ARG, set_supervisor, supervise_if_asked};
-pub use tools::{Envelope, call as call_tool, catalog, catalog_with_models};
+pub use tools::{
+    Envelope, SubRequest, SubRun, SubRunner, SubSource, call as call_tool, catalog,
+    catalog_with_models,
+};

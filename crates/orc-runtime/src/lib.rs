@@ -13,6 +13,8 @@
 //! - [`plans`]: loading and compiling a pipeline through the compile cache.
 //! - [`observe`]: step metrics and the observer that fans events out.
 //! - [`report`]: the daily report and the dashboard's series and models data, from the store.
+//! - [`subpipes`]: sub-pipelines' paths, inputs and the compile-time check of those a pipeline
+//!   names (cycles, depth); the runner `pipeline-executor` steps call is the runtime's.
 
 pub mod config;
 pub mod dirs;
@@ -25,6 +27,7 @@ pub mod report;
 mod requests;
 mod runtime;
 pub mod state;
+pub mod subpipes;
 
 pub use error::Error;
 pub use live::{Outcome, RunEvent};

@@ -20,7 +20,10 @@ use crate::error::Error;
 use crate::live::{Live, Outcome, RunEvent};
 use crate::plans::{LoadError, Loaded};
 use crate::requests::Recorder;
+use crate::subpipes::{self, Nesting};
 use crate::{models, observe, state};
+
+mod subruns;
 
 /// What a runtime is built from.
 #[derive(Debug, Clone)]
@@ -148,6 +151,14 @@ pub enum Source {
 }
 
 impl Source {
+    /// The pipeline's file, for a file.
+    fn file(&self) -> Option<&Path> {
+        match self {
+            Source::File(path) => Some(path),
+            Source::Text { .. } | Source::Registered(_) => None,
+        }
+    }
+
     /// What diagnostics call it.
     pub fn name(&self) -> String {
         match self {
@@ -263,7 +274,15 @@ impl Runtime {
     /// gateway (`offline`: from its response cache only).
     pub async fn compile(&self, source: &Source, offline: bool) -> Result<Loaded, Error> {
         let text = self.text(source).await?;
-        compile(&source.name(), text, self.inner.gateway.clone(), offline).await
+        let at = source.file().map(Path::to_path_buf);
+        compile(
+            &source.name(),
+            text,
+            self.inner.gateway.clone(),
+            offline,
+            at,
+        )
+        .await
     }
 
     /// A source's text.
@@ -298,7 +317,8 @@ impl Runtime {
         let loaded = match self.inner.compiled.get(&key) {
             Some(loaded) => loaded,
             None => {
-                let loaded = Arc::new(compile(&source.name(), text, gateway, false).await?);
+                let at = source.file().map(Path::to_path_buf);
+                let loaded = Arc::new(compile(&source.name(), text, gateway, false, at).await?);
                 self.inner.compiled.insert(key, Arc::clone(&loaded));
                 loaded
             }
@@ -330,6 +350,7 @@ impl Runtime {
                 text.clone().into_bytes(),
                 self.inner.gateway.clone(),
                 false,
+                None,
             )
             .await?,
         );
@@ -428,38 +449,68 @@ impl Runtime {
             Some(id) => id,
             None => orc_engine::new_run_id(&loaded.compiled.plan.id),
         };
-        orc_engine::preflight(&loaded.compiled.plan, &inputs, gateway.as_ref())
+        let nesting = Nesting::top(source.file());
+        self.launch(Launch {
+            loaded,
+            path,
+            file,
+            inputs,
+            run_id,
+            gateway,
+            observers: options.observers,
+            nesting,
+        })
+        .await
+    }
+
+    /// Records and starts a run of a loaded pipeline: what [`Runtime::start`] and a
+    /// sub-pipeline's first run share.
+    async fn launch(&self, x: Launch) -> Result<RunHandle, Error> {
+        let (plan, file, run_id) = (&x.loaded.compiled.plan, &x.file, &x.run_id);
+        orc_engine::preflight(plan, &x.inputs, x.gateway.as_ref())
             .map_err(|e| Error::Refused(format!("{file}: {e}")))?;
         state::create(
             &self.inner.store,
-            &run_id,
-            &loaded.compiled.plan,
-            &path,
-            &loaded.text,
-            &inputs,
+            run_id,
+            plan,
+            &x.path,
+            &x.loaded.text,
+            &x.inputs,
         )
         .await
         .map_err(|e| Error::Refused(format!("{file}: {e}")))?;
         let held = self
-            .claim(&run_id, |holder| {
+            .claim(run_id, |holder| {
                 format!("run `{run_id}` is held by another orc process ({holder})")
             })
             .await?;
         Ok(self.execute(Execution {
-            compiled: loaded.compiled.clone(),
-            gateway,
-            inputs,
-            run_id,
+            compiled: x.loaded.compiled.clone(),
+            gateway: x.gateway,
+            inputs: x.inputs,
+            run_id: x.run_id,
             resume: HashMap::new(),
             held,
-            observers: options.observers,
-            file,
+            observers: x.observers,
+            file: x.file,
+            nesting: x.nesting,
         }))
     }
 
     /// Resumes a run that was killed, crashed, interrupted or failed: its completed steps are
     /// not run again.
     pub async fn resume(&self, run_id: &str, options: ResumeOptions) -> Result<Resumed, Error> {
+        self.resume_nested(run_id, options, None).await
+    }
+
+    /// [`Runtime::resume`], of a sub-run when `nested` gives the gateway its parent run uses
+    /// (and so its budget) and where it sits.
+    async fn resume_nested(
+        &self,
+        run_id: &str,
+        options: ResumeOptions,
+        nested: Option<(Option<Gateway>, Nesting)>,
+    ) -> Result<Resumed, Error> {
         let store = &self.inner.store;
         let id = run_id;
         let row = store
@@ -485,7 +536,11 @@ impl Runtime {
             )));
         }
         let file = path.display().to_string();
-        let gateway = self.budgeted_gateway(None).await?;
+        let (gateway, nesting) = match nested {
+            Some((gateway, nesting)) => (gateway, Some(nesting)),
+            None => (self.budgeted_gateway(None).await?, None),
+        };
+        let nesting = nesting.unwrap_or_else(|| Nesting::top(Some(&path)));
         let (loaded, _) = self.load(&Source::File(path), gateway.clone()).await?;
         let lease = self.inner.lease;
         let held = self
@@ -500,11 +555,15 @@ impl Runtime {
         held.reopen().await.map_err(Error::Store)?;
         let checkpoints = store.checkpoints(id).await.map_err(Error::from)?;
         let resume = state::completed_steps(checkpoints);
-        // The pipeline's `budget:` covers the whole run: what the first attempt spent counts.
+        // The pipeline's `budget:` covers the whole run: what the first attempt spent counts. A
+        // sub-run spends from its parent's budget.
         let spent: f64 = resume.values().filter_map(|r| r.cost).sum();
-        let gateway = self
-            .with_pipeline_budget(gateway, loaded.compiled.plan.budget, None, spent, &file)
-            .await?;
+        let gateway = if nesting.depth > 0 {
+            gateway
+        } else {
+            self.with_pipeline_budget(gateway, loaded.compiled.plan.budget, None, spent, &file)
+                .await?
+        };
         let inputs = match row.inputs {
             Value::Object(map) => map,
             _ => Map::new(),
@@ -518,6 +577,7 @@ impl Runtime {
             held,
             observers: options.observers,
             file,
+            nesting,
         })))
     }
 
@@ -544,6 +604,13 @@ impl Runtime {
             observers.push(Arc::new(observe::StepMetrics::default()));
         }
         let resumed_steps = x.resume.len();
+        let sub_runner = subruns::Runner::new(
+            self.clone(),
+            &x.run_id,
+            &x.file,
+            x.gateway.clone(),
+            x.nesting,
+        );
         let options = orc_engine::Options {
             inputs: x.inputs,
             execution_id: Some(x.run_id.clone()),
@@ -565,6 +632,7 @@ impl Runtime {
             journal: Some(x.held.journal()),
             step_cache: self.inner.step_cache.clone(),
             resume: Arc::new(x.resume),
+            sub_runner: Some(Arc::new(sub_runner)),
             ..orc_engine::Options::default()
         };
         {
@@ -701,24 +769,53 @@ struct Execution {
     held: state::Held,
     observers: Vec<Arc<dyn Observer>>,
     file: String,
+    /// How deep in sub-pipelines the run is, and where its sub-pipelines' paths start.
+    nesting: Nesting,
 }
 
-/// Compiles on the blocking pool: answering an `<AUTO>` tag waits for a model call.
+/// A loaded pipeline to record and start as a new run.
+struct Launch {
+    loaded: Arc<Loaded>,
+    /// The file the run's record points at.
+    path: PathBuf,
+    /// The pipeline's name as diagnostics show it.
+    file: String,
+    inputs: Map<String, Value>,
+    run_id: String,
+    gateway: Option<Gateway>,
+    observers: Vec<Arc<dyn Observer>>,
+    nesting: Nesting,
+}
+
+/// Compiles on the blocking pool (answering an `<AUTO>` tag waits for a model call), then
+/// checks the sub-pipelines it names statically; `at` is the pipeline's file, if it is one.
 async fn compile(
     file: &str,
     bytes: Vec<u8>,
     gateway: Option<Gateway>,
     offline: bool,
+    at: Option<PathBuf>,
 ) -> Result<Loaded, Error> {
     let file = file.to_owned();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || models::compile(&bytes, gateway.as_ref(), &handle, offline))
-        .await
-        .map_err(|e| Error::Read(format!("{file}: the compiler stopped: {e}")))?
-        .map_err(|e| match e {
-            LoadError::Invalid { diags, text } => Error::Invalid { file, text, diags },
-            other => load_error(other),
-        })
+    tokio::task::spawn_blocking(move || {
+        let compile = |bytes: &[u8]| models::compile(bytes, gateway.as_ref(), &handle, offline);
+        let loaded = compile(&bytes)?;
+        let problems = subpipes::check(at.as_deref(), &loaded.compiled.plan, &compile);
+        if problems.has_errors() {
+            return Err(LoadError::Invalid {
+                diags: problems,
+                text: loaded.text,
+            });
+        }
+        Ok(loaded)
+    })
+    .await
+    .map_err(|e| Error::Read(format!("{file}: the compiler stopped: {e}")))?
+    .map_err(|e| match e {
+        LoadError::Invalid { diags, text } => Error::Invalid { file, text, diags },
+        other => load_error(other),
+    })
 }
 
 fn load_error(e: LoadError) -> Error {
@@ -736,7 +833,8 @@ fn load_error(e: LoadError) -> Error {
 pub async fn validate(config: &Config, path: &Path) -> Result<Loaded, Error> {
     let gateway = models::gateway(config, &models::Setup::default())?;
     let bytes = crate::plans::read(path).map_err(load_error)?;
-    compile(&path.display().to_string(), bytes, gateway, false).await
+    let at = Some(path.to_path_buf());
+    compile(&path.display().to_string(), bytes, gateway, false, at).await
 }
 
 /// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its

@@ -20,6 +20,7 @@ mod retries;
 mod serve;
 mod signals;
 mod snapshots;
+mod subpipe;
 mod support;
 mod telemetry;
 mod tools;

@@ -101,22 +101,7 @@ fn a_killed_run_resumes_without_redoing_or_repaying_finished_steps() {
     assert_eq!(listed[0]["run_id"], "r1");
     assert_eq!(listed[0]["status"], "running");
 
-    // Its holder is provably dead (this host, that process gone), so resume takes it over at
-    // once; a refusal (exit 2) could only last until the lease runs out.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let resumed: Run = loop {
-        let r = sb.orc(&["resume", "r1"]);
-        if r.code != 2 {
-            break r;
-        }
-        assert!(
-            r.stderr.contains("held by another orc process"),
-            "{}",
-            r.stderr
-        );
-        assert!(Instant::now() < deadline, "the lease never expired");
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let resumed = sb.resume_killed("r1");
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let doc = resumed.doc();
     assert_eq!(doc["execution_id"], "r1");

@@ -134,6 +134,29 @@ impl Sandbox {
     pub(crate) fn orc(&self, args: &[&str]) -> Run {
         self.command().args(args).output().unwrap().into()
     }
+
+    /// `orc resume RUN_ID` of a run whose process was killed. Its holder is provably dead
+    /// (this host, that process gone), so resume takes it over at once; a refusal (exit 2)
+    /// could only last until the lease runs out.
+    pub(crate) fn resume_killed(&self, run_id: &str) -> Run {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = self.orc(&["resume", run_id]);
+            if r.code != 2 {
+                return r;
+            }
+            assert!(
+                r.stderr.contains("held by another orc process"),
+                "{}",
+                r.stderr
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lease never expired"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
 }
 
 /// Sends `kill -NAME` to a process (`INT`, `STOP`, `CONT`, …).

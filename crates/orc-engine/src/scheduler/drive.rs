@@ -182,7 +182,11 @@ impl Run<'_> {
                         Job {
                             node: i,
                             tool: a.tool.clone(),
-                            callee: self.tools.callee(&self.nodes[i].path, a.tool.as_deref()),
+                            callee: self.tools.callee(
+                                &self.nodes[i].path,
+                                a.tool.as_deref(),
+                                &self.nodes[i].id,
+                            ),
                             action: a.action.clone(),
                             params: a.params.clone(),
                             scope: self.scope(i),

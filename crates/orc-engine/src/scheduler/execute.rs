@@ -18,7 +18,7 @@ use crate::models;
 use crate::resources::{Admission, ToolLimits};
 use crate::result::RunResult;
 use crate::scope::Shared;
-use crate::tools::Bindings;
+use crate::tools::{Bindings, SubRuns};
 
 /// Runs a compiled pipeline like [`execute`], with the scheduler as a task of the current
 /// runtime rather than of the caller.
@@ -97,7 +97,10 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         journal: opts.journal.clone().map(Writer::start),
         admission: Admission::default(),
         limits: ToolLimits::new(&opts.resources),
-        tools: Bindings::of(plan),
+        tools: Bindings::of(plan).with_sub_runs(opts.sub_runner.clone().map(|runner| SubRuns {
+            runner,
+            inputs: Arc::new(inputs.clone()),
+        })),
     };
     run.add_level(&plan.steps, &[], None, None);
     let interrupted = run.drive().await;

@@ -42,6 +42,9 @@ pub struct Options {
     pub step_cache: Option<orc_cache::Cache>,
     /// Memory admission and the CPU pool (`performance.resource_limits`).
     pub resources: Resources,
+    /// Runs the sub-pipelines of `pipeline-executor` steps (the runtime gives one); without
+    /// it those steps fail.
+    pub sub_runner: Option<Arc<dyn crate::tools::SubRunner>>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             resume: Arc::default(),
             step_cache: None,
             resources: Resources::default(),
+            sub_runner: None,
         }
     }
 }

@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 
 use super::Envelope;
 use super::echo::echo;
+use super::pipeline;
 use super::registry::{Entry, Registry};
+use super::subrun::SubRunner;
 use crate::resources::ToolLimits;
 
 /// What a step's `tool:` resolved to.
@@ -23,6 +25,21 @@ pub(crate) enum Callee {
     /// A tool the registry does not have (a plan compiled against another catalog): every
     /// call fails.
     Missing(Arc<str>),
+    /// A `pipeline-executor` step of a run that has a [`SubRunner`]: its sub-run is named by
+    /// the step's id (a loop iteration's own id).
+    SubPipeline {
+        entry: &'static Entry,
+        runs: SubRuns,
+        step: Arc<str>,
+    },
+}
+
+/// How a run's `pipeline-executor` steps reach the runtime: its runner and the run's inputs
+/// (for `inherit_context`).
+#[derive(Clone)]
+pub(crate) struct SubRuns {
+    pub(crate) runner: Arc<dyn SubRunner>,
+    pub(crate) inputs: Arc<Map<String, Value>>,
 }
 
 impl Callee {
@@ -45,6 +62,12 @@ impl Callee {
     ) -> Envelope {
         match self {
             Callee::Tool(entry) => entry.call(action, params, limits).await,
+            Callee::SubPipeline { entry, runs, step } => {
+                if entry.spec().action(action).is_none() {
+                    return entry.call(action, params, limits).await;
+                }
+                pipeline::call(&*runs.runner, step, &runs.inputs, params).await
+            }
             Callee::ToolLess if action == "echo" => echo(&params),
             Callee::ToolLess => Envelope::fail(format!("unknown action `{action}`"), Value::Null),
             Callee::Missing(tool) => Envelope::fail(
@@ -57,62 +80,85 @@ impl Callee {
     /// How long past its step's deadline the call may take to stop what it started.
     pub(crate) fn stop_grace(&self) -> Duration {
         match self {
-            Callee::Tool(entry) => entry.stop_grace(),
+            Callee::Tool(entry) | Callee::SubPipeline { entry, .. } => entry.stop_grace(),
             Callee::ToolLess | Callee::Missing(_) => Duration::ZERO,
         }
     }
 }
 
 /// The callee of every action step of a plan, in the plan's shape (a loop's body under it).
-pub(crate) struct Bindings(Vec<Binding>);
+pub(crate) struct Bindings {
+    steps: Vec<Binding>,
+    /// Where `pipeline-executor` steps go; without it they fail.
+    sub_runs: Option<SubRuns>,
+}
 
 struct Binding {
     /// `None` for a loop.
     callee: Option<Callee>,
     /// A loop's body.
-    body: Bindings,
+    body: Vec<Binding>,
 }
 
 impl Bindings {
     /// Resolves every action step of `plan`, loop bodies included.
     pub(crate) fn of(plan: &Plan) -> Bindings {
-        Bindings::of_steps(&plan.steps)
+        Bindings {
+            steps: of_steps(&plan.steps),
+            sub_runs: None,
+        }
     }
 
-    fn of_steps(steps: &[Step]) -> Bindings {
-        Bindings(
-            steps
-                .iter()
-                .map(|step| Binding {
-                    callee: match &step.kind {
-                        StepKind::Action(a) => Some(Callee::resolve(a.tool.as_deref())),
-                        StepKind::ForEach(_) | StepKind::While(_) => None,
-                    },
-                    body: Bindings::of_steps(step.body().unwrap_or(&[])),
-                })
-                .collect(),
-        )
+    /// Sends the run's `pipeline-executor` steps to `runs`.
+    pub(crate) fn with_sub_runs(mut self, runs: Option<SubRuns>) -> Bindings {
+        self.sub_runs = runs;
+        self
     }
 
     /// What the action step at `path` calls (`path` as the scheduler's nodes keep it: indices
-    /// from the plan's steps down through loop bodies). `tool` is the step's own: a step this
-    /// does not hold (never, for the plan it was made of) is looked up now.
-    pub(crate) fn callee(&self, path: &[u32], tool: Option<&str>) -> Callee {
-        self.at(path)
+    /// from the plan's steps down through loop bodies); `step` is its node's id. `tool` is the
+    /// step's own: a step this does not hold (never, for the plan it was made of) is looked
+    /// up now.
+    pub(crate) fn callee(&self, path: &[u32], tool: Option<&str>, step: &Arc<str>) -> Callee {
+        let callee = self
+            .at(path)
             .cloned()
-            .unwrap_or_else(|| Callee::resolve(tool))
+            .unwrap_or_else(|| Callee::resolve(tool));
+        match (callee, &self.sub_runs) {
+            (Callee::Tool(entry), Some(runs)) if entry.spec().name == pipeline::NAME => {
+                Callee::SubPipeline {
+                    entry,
+                    runs: runs.clone(),
+                    step: Arc::clone(step),
+                }
+            }
+            (callee, _) => callee,
+        }
     }
 
     /// The callee of the action step at `path`; `None` for a loop, or a path the plan does
     /// not have.
     fn at(&self, path: &[u32]) -> Option<&Callee> {
         let (&first, rest) = path.split_first()?;
-        let mut binding = self.0.get(first as usize)?;
+        let mut binding = self.steps.get(first as usize)?;
         for &i in rest {
-            binding = binding.body.0.get(i as usize)?;
+            binding = binding.body.get(i as usize)?;
         }
         binding.callee.as_ref()
     }
+}
+
+fn of_steps(steps: &[Step]) -> Vec<Binding> {
+    steps
+        .iter()
+        .map(|step| Binding {
+            callee: match &step.kind {
+                StepKind::Action(a) => Some(Callee::resolve(a.tool.as_deref())),
+                StepKind::ForEach(_) | StepKind::While(_) => None,
+            },
+            body: of_steps(step.body().unwrap_or(&[])),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -142,7 +188,7 @@ steps:
 
     fn name(callee: &Callee) -> Option<&str> {
         match callee {
-            Callee::Tool(entry) => Some(&entry.spec().name),
+            Callee::Tool(entry) | Callee::SubPipeline { entry, .. } => Some(&entry.spec().name),
             Callee::ToolLess => None,
             Callee::Missing(tool) => Some(tool),
         }

@@ -7,7 +7,8 @@
 //! | [`registry`] | the one list of tools; the catalog is their declarations |
 //! | [`bind`] | each step's tool looked up once, when a run starts |
 //! | [`declare`] | helpers to write a declaration |
-//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`] | the tools |
+//! | [`subrun`] | what `pipeline-executor` asks of the runtime ([`SubRunner`]) |
+//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`], [`pipeline`] | the tools |
 
 mod bind;
 mod commands;
@@ -15,12 +16,15 @@ mod data;
 mod declare;
 mod echo;
 mod filesystem;
+mod pipeline;
 mod process;
 mod registry;
+mod subrun;
 mod tool;
 
-pub(crate) use bind::{Bindings, Callee};
+pub(crate) use bind::{Bindings, Callee, SubRuns};
 pub(crate) use process::within_step_timeout;
+pub use subrun::{SubRequest, SubRun, SubRunner, SubSource};
 
 use std::time::Duration;
 
@@ -41,6 +45,10 @@ pub struct Envelope {
     /// The model that answered, for model steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_used: Option<String>,
+    /// A sub-pipeline's outputs, for `pipeline-executor` steps: templates read them as
+    /// `{{ step.outputs.name }}`, as py-orc's did (and as `{{ step.result.outputs.name }}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
     /// Whether another attempt of a failed call may succeed: what the step's retry
     /// loop reads. Not part of the envelope templates see.
     #[serde(skip)]
@@ -75,6 +83,7 @@ impl Envelope {
             success: true,
             error: None,
             model_used: None,
+            outputs: None,
             retry: Retry::No,
         }
     }
@@ -87,6 +96,7 @@ impl Envelope {
             success: false,
             error: Some(message.into()),
             model_used: None,
+            outputs: None,
             retry: Retry::No,
         }
     }
@@ -105,6 +115,9 @@ impl Envelope {
         let mut json = serde_json::json!({ "result": self.result, "success": self.success, "error": self.error });
         if let (Some(model), Value::Object(map)) = (&self.model_used, &mut json) {
             map.insert("model_used".into(), Value::String(model.clone()));
+        }
+        if let (Some(outputs), Value::Object(map)) = (&self.outputs, &mut json) {
+            map.insert("outputs".into(), outputs.clone());
         }
         json
     }

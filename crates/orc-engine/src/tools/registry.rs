@@ -14,6 +14,7 @@ use super::commands::Command;
 use super::data::{DATA_PROCESSING, VALIDATION};
 use super::echo::Echo;
 use super::filesystem::Filesystem;
+use super::pipeline::PipelineExecutor;
 use super::tool::Tool;
 use crate::resources::ToolLimits;
 
@@ -25,6 +26,7 @@ const TOOLS: &[&dyn Tool] = &[
     &Echo,
     &DATA_PROCESSING,
     &VALIDATION,
+    &PipelineExecutor,
 ];
 
 /// The built-in tools with their declarations, built once.
@@ -125,7 +127,8 @@ mod tests {
                 "python-executor",
                 "echo",
                 "data-processing",
-                "validation"
+                "validation",
+                "pipeline-executor"
             ]
         );
         assert_eq!(names.len(), TOOLS.len(), "a tool declared twice");
@@ -219,6 +222,10 @@ mod tests {
             (
                 "validation",
                 "unknown action `explode` for validation (expected one of: validate, infer_schema, quality_check)",
+            ),
+            (
+                "pipeline-executor",
+                "tool `pipeline-executor` has no action `explode`",
             ),
         ];
         assert_eq!(expected.len(), Registry::builtin().entries().len());

@@ -277,6 +277,18 @@ pub(super) const MODEL_ACTIONS: &[&str] =
     &["generate", "generate_structured", "analyze_text", "embed"];
 const TOOLLESS_ACTIONS: &[&str] = &["echo", "evaluate_condition"];
 
+/// A mapping parameter from its entries: a literal when none holds a template.
+fn mapping(node: &Node, parts: Vec<(String, Param)>) -> Param {
+    if parts.iter().all(|(_, p)| matches!(p, Param::Lit(_))) {
+        Param::Lit(node.to_json())
+    } else {
+        Param::Map(parts)
+    }
+}
+
+/// The tool whose `pipeline` parameter may be a sub-pipeline's own YAML, kept unrendered.
+const SUB_PIPELINE_TOOL: &str = "pipeline-executor";
+
 /// Collects step drafts and template sources.
 pub(super) struct Drafter<'a> {
     pub(super) catalog: &'a Catalog,
@@ -375,14 +387,37 @@ impl<'a> Drafter<'a> {
                         (k.name.clone(), p)
                     })
                     .collect();
-                if parts.iter().all(|(_, p)| matches!(p, Param::Lit(_))) {
-                    Param::Lit(node.to_json())
-                } else {
-                    Param::Map(parts)
-                }
+                mapping(node, parts)
             }
             _ => Param::Lit(node.to_json()),
         }
+    }
+
+    /// `pipeline-executor`'s parameters. An inline sub-pipeline (a `pipeline` text with a line
+    /// break) is kept as written: its templates are the sub-pipeline's own, rendered in its
+    /// run over its inputs and steps, never in the caller's.
+    fn sub_pipeline_params(
+        &mut self,
+        node: &Node,
+        step: Option<&str>,
+        uses: &mut Vec<UseSite>,
+    ) -> Param {
+        let Kind::Map(entries) = &node.kind else {
+            return self.param(node, step, "parameters", uses);
+        };
+        let parts: Vec<(String, Param)> = entries
+            .iter()
+            .map(|(k, v)| {
+                let p = match &v.kind {
+                    Kind::Str(s) if k.name == "pipeline" && s.trim_end().contains('\n') => {
+                        Param::Lit(serde_json::Value::String(s.clone()))
+                    }
+                    _ => self.param(v, step, &format!("parameters.{}", k.name), uses),
+                };
+                (k.name.clone(), p)
+            })
+            .collect();
+        mapping(node, parts)
     }
 
     /// A condition: a boolean, a literal word, a `{{ }}` template, or an expression.
@@ -893,6 +928,9 @@ impl<'a> Drafter<'a> {
         let tool_node = node.get("tool");
         let tool = tool_node.and_then(|n| r.string(n, "tool"));
         let mut params = match node.get("parameters") {
+            Some(p) if tool.as_deref() == Some(SUB_PIPELINE_TOOL) => {
+                self.sub_pipeline_params(p, step, uses)
+            }
             Some(p) if matches!(p.kind, Kind::Map(_) | Kind::Null) => {
                 self.param(p, step, "parameters", uses)
             }
