@@ -7,7 +7,7 @@
 //! | [`registry`] | the one list of tools; the catalog is their declarations |
 //! | [`bind`] | each step's tool looked up once, when a run starts |
 //! | [`declare`] | helpers to write a declaration |
-//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`] | the tools |
+//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`], [`http_client`] | the tools |
 
 mod bind;
 mod commands;
@@ -15,6 +15,7 @@ mod data;
 mod declare;
 mod echo;
 mod filesystem;
+mod http_client;
 mod process;
 mod registry;
 mod tool;

@@ -14,6 +14,7 @@ use super::commands::Command;
 use super::data::{DATA_PROCESSING, VALIDATION};
 use super::echo::Echo;
 use super::filesystem::Filesystem;
+use super::http_client::HttpTool;
 use super::tool::Tool;
 use crate::resources::ToolLimits;
 
@@ -25,6 +26,7 @@ const TOOLS: &[&dyn Tool] = &[
     &Echo,
     &DATA_PROCESSING,
     &VALIDATION,
+    &HttpTool,
 ];
 
 /// The built-in tools with their declarations, built once.
@@ -125,7 +127,8 @@ mod tests {
                 "python-executor",
                 "echo",
                 "data-processing",
-                "validation"
+                "validation",
+                "http-client"
             ]
         );
         assert_eq!(names.len(), TOOLS.len(), "a tool declared twice");
@@ -147,6 +150,7 @@ mod tests {
         for (tool, actions) in [
             ("data-processing", orc_data::DATA_PROCESSING_ACTIONS),
             ("validation", orc_data::VALIDATION_ACTIONS),
+            ("http-client", super::super::http_client::ACTIONS),
         ] {
             assert_eq!(c.actions(tool).unwrap(), actions, "{tool}");
         }
@@ -220,6 +224,7 @@ mod tests {
                 "validation",
                 "unknown action `explode` for validation (expected one of: validate, infer_schema, quality_check)",
             ),
+            ("http-client", "tool `http-client` has no action `explode`"),
         ];
         assert_eq!(expected.len(), Registry::builtin().entries().len());
         for (tool, message) in expected {
