@@ -109,15 +109,27 @@ impl Admission {
     }
 }
 
-/// What tool calls share: the CPU pool's slots and the data tools' chunk size.
+/// What tool calls share: the CPU pool's slots, the data tools' chunk size, and the pooled HTTP
+/// client of the run's model calls.
 #[derive(Debug)]
 pub(crate) struct ToolLimits {
     pub(crate) cpu: Semaphore,
     pub(crate) data: orc_data::Limits,
+    /// The gateway's client, so that `http-client` shares the model calls' pool; `None` when
+    /// the run has no gateway (the tool then uses the process's own).
+    pub(crate) http: Option<orc_models::HttpClient>,
 }
 
 impl ToolLimits {
     pub(crate) fn new(resources: &Resources) -> Arc<Self> {
+        ToolLimits::with_http(resources, None)
+    }
+
+    /// The limits of a run whose HTTP requests go through `http`.
+    pub(crate) fn with_http(
+        resources: &Resources,
+        http: Option<orc_models::HttpClient>,
+    ) -> Arc<Self> {
         let slots = resources.cpu_slots.max(1);
         let mut data = orc_data::Limits::default();
         if let Some(memory) = &resources.memory {
@@ -131,6 +143,7 @@ impl ToolLimits {
         Arc::new(ToolLimits {
             cpu: Semaphore::new(slots),
             data,
+            http,
         })
     }
 }

@@ -49,6 +49,12 @@ impl ModelClient {
         self
     }
 
+    /// The pooled client its calls go through, for requests that are not model calls: they
+    /// share its connections and its limit on requests in flight.
+    pub fn http(&self) -> crate::HttpClient {
+        crate::HttpClient::of(self.http.clone())
+    }
+
     /// Where a request for `spec` goes.
     fn target<'a>(&'a self, spec: &'a ModelSpec, key: Option<&'a ApiKey>) -> Target<'a> {
         Target {

@@ -155,6 +155,16 @@ pub enum Error {
         /// The provider's own message, or what was wrong with the answer.
         message: String,
     },
+    /// A request of the shared client that is not a model call ([`HttpClient`](crate::HttpClient))
+    /// got no whole answer: the URL or a header is not valid, the connection failed, the
+    /// time ran out, the body broke off or is over its limit. Retryable as `kind` says.
+    #[error("{}: {message}", kind.describe())]
+    Request {
+        /// What went wrong.
+        kind: FailureKind,
+        /// The transport's message.
+        message: String,
+    },
     /// A model's API key variable is unset or empty.
     #[error(
         "model `{model}`: the API key variable {var} is not set; hint: export {var}, or choose another model"
@@ -426,6 +436,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Retryable { .. } => true,
+            Error::Request { kind, .. } => kind.is_retryable(),
             Error::FallbacksFailed { last, .. } => last.is_retryable(),
             _ => false,
         }
@@ -476,7 +487,9 @@ impl Error {
     /// The kind of failure, for calls that reached (or tried to reach) a provider.
     pub fn kind(&self) -> Option<FailureKind> {
         match self {
-            Error::Retryable { kind, .. } | Error::Fatal { kind, .. } => Some(*kind),
+            Error::Retryable { kind, .. }
+            | Error::Fatal { kind, .. }
+            | Error::Request { kind, .. } => Some(*kind),
             Error::FallbacksFailed { last, .. } => last.kind(),
             _ => None,
         }

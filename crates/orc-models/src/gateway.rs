@@ -289,6 +289,12 @@ impl Gateway {
         &self.inner.registry
     }
 
+    /// The pooled HTTP client its model calls go through, for other requests (the
+    /// `http-client` tool) to share.
+    pub fn http(&self) -> crate::HttpClient {
+        self.inner.client.http()
+    }
+
     /// The response cache, when there is one.
     pub fn cache(&self) -> Option<&orc_cache::Cache> {
         self.inner.options.cache.as_ref()

@@ -249,8 +249,8 @@ impl BodyStream {
 /// Why an exchange broke off before its answer was whole, classified.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    kind: FailureKind,
-    message: String,
+    pub(crate) kind: FailureKind,
+    pub(crate) message: String,
 }
 
 impl Transport {
@@ -392,7 +392,7 @@ impl Http {
         key: Option<&ApiKey>,
         request: Request,
     ) -> Result<(Head, BodyStream)> {
-        let mut request = request.request.map_err(|message| {
+        let request = request.request.map_err(|message| {
             Error::call(
                 site.clone(),
                 FailureKind::InvalidRequest,
@@ -400,6 +400,27 @@ impl Http {
                 None,
             )
         })?;
+        let (response, body) = self
+            .open(request, self.inner.timeout)
+            .await?
+            .map_err(|e| transport_error(site.clone(), key, &e))?;
+        let head = Head {
+            status: response.status,
+            retry_after: retry_after(&response.headers),
+        };
+        Ok((head, body))
+    }
+
+    /// Waits for a slot among the calls in flight, sends `request` (through a proxy when
+    /// the environment names one) and returns the head of the answer and its body, which
+    /// holds the slot until it ends; the whole exchange, body included, within `timeout`.
+    ///
+    /// The outer error is the client's own (it is shut down); the inner one, the exchange's.
+    pub(crate) async fn open(
+        &self,
+        mut request: http::Request<Full<Bytes>>,
+        timeout: Option<Duration>,
+    ) -> Result<std::result::Result<(http::response::Parts, BodyStream), Transport>> {
         if let Some(auth) = self.inner.connector.proxy_authorization(request.uri()) {
             request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
         }
@@ -408,29 +429,24 @@ impl Http {
                 message: "the HTTP client is shut down".to_owned(),
             });
         };
-        let mut deadline = self.inner.timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut deadline = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
         let sending = self.inner.client.request(request);
         let answer = match &mut deadline {
             Some(deadline) => tokio::select! {
                 answer = sending => answer,
-                () = deadline.as_mut() => {
-                    return Err(transport_error(site.clone(), key, &Transport::timed_out()));
-                }
+                () = deadline.as_mut() => return Ok(Err(Transport::timed_out())),
             },
             None => sending.await,
         };
-        let response =
-            answer.map_err(|e| transport_error(site.clone(), key, &Transport::sending(&e)))?;
-        let head = Head {
-            status: response.status(),
-            retry_after: retry_after(response.headers()),
-        };
-        let body = BodyStream {
-            body: response.into_body(),
-            deadline,
-            slot: Some(slot),
-        };
-        Ok((head, body))
+        Ok(answer.map_err(|e| Transport::sending(&e)).map(|response| {
+            let (parts, body) = response.into_parts();
+            let body = BodyStream {
+                body,
+                deadline,
+                slot: Some(slot),
+            };
+            (parts, body)
+        }))
     }
 }
 

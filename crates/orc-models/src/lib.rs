@@ -17,6 +17,8 @@
 //!   the real cost after), the [`Router`] (which model for a step that names none;
 //!   what each call taught it; cool-downs) and fallback chains. Every [`Answer`] says
 //!   which model answered and which [`Fallback`]s were taken.
+//! - [`HttpClient`] is the same pooled client for requests that are not model calls (the
+//!   `http-client` tool): [`ModelClient::http`] and [`Gateway::http`] hand it out.
 //! - [`RoutingConfig`] and [`CostConfig`] are the config file's `routing:` and
 //!   `cost:` sections, checked against the models with `validate`.
 //! - Upstream requests, retries, tokens, cost, errors, fallbacks and batch sizes are
@@ -66,6 +68,7 @@ mod spec;
 mod sse;
 mod stream;
 mod telemetry;
+mod web;
 
 pub use attempts::Attempts;
 pub use backoff::Backoff;
@@ -101,3 +104,4 @@ pub use routing::{
 pub use secret::ApiKey;
 pub use spec::{Cost, ModelSpec};
 pub use stream::ChatStream;
+pub use web::{HttpClient, WebRequest, WebResponse};

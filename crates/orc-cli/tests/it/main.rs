@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod cost;
 mod examples;
+mod http_client;
 mod inputs;
 mod leases;
 mod loadtest;

@@ -96,7 +96,10 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         stopped_by: None,
         journal: opts.journal.clone().map(Writer::start),
         admission: Admission::default(),
-        limits: ToolLimits::new(&opts.resources),
+        limits: ToolLimits::with_http(
+            &opts.resources,
+            opts.models.as_ref().map(orc_models::Gateway::http),
+        ),
         tools: Bindings::of(plan).with_sub_runs(opts.sub_runner.clone().map(|runner| SubRuns {
             runner,
             inputs: Arc::new(inputs.clone()),

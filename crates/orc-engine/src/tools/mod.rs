@@ -8,7 +8,7 @@
 //! | [`bind`] | each step's tool looked up once, when a run starts |
 //! | [`declare`] | helpers to write a declaration |
 //! | [`subrun`] | what `pipeline-executor` asks of the runtime ([`SubRunner`]) |
-//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`], [`pipeline`] | the tools |
+//! | [`filesystem`], [`commands`] (over [`process`]), [`echo`], [`data`], [`pipeline`], [`http_client`] | the tools |
 
 mod bind;
 mod commands;
@@ -16,6 +16,7 @@ mod data;
 mod declare;
 mod echo;
 mod filesystem;
+mod http_client;
 mod pipeline;
 mod process;
 mod registry;

@@ -15,6 +15,7 @@ use super::data::{DATA_PROCESSING, VALIDATION};
 use super::echo::Echo;
 use super::filesystem::Filesystem;
 use super::pipeline::PipelineExecutor;
+use super::http_client::HttpTool;
 use super::tool::Tool;
 use crate::resources::ToolLimits;
 
@@ -27,6 +28,7 @@ const TOOLS: &[&dyn Tool] = &[
     &DATA_PROCESSING,
     &VALIDATION,
     &PipelineExecutor,
+    &HttpTool,
 ];
 
 /// The built-in tools with their declarations, built once.
@@ -128,7 +130,8 @@ mod tests {
                 "echo",
                 "data-processing",
                 "validation",
-                "pipeline-executor"
+                "pipeline-executor",
+                "http-client"
             ]
         );
         assert_eq!(names.len(), TOOLS.len(), "a tool declared twice");
@@ -150,6 +153,7 @@ mod tests {
         for (tool, actions) in [
             ("data-processing", orc_data::DATA_PROCESSING_ACTIONS),
             ("validation", orc_data::VALIDATION_ACTIONS),
+            ("http-client", super::super::http_client::ACTIONS),
         ] {
             assert_eq!(c.actions(tool).unwrap(), actions, "{tool}");
         }
@@ -227,6 +231,7 @@ mod tests {
                 "pipeline-executor",
                 "tool `pipeline-executor` has no action `explode`",
             ),
+            ("http-client", "tool `http-client` has no action `explode`"),
         ];
         assert_eq!(expected.len(), Registry::builtin().entries().len());
         for (tool, message) in expected {
