@@ -263,7 +263,12 @@ impl Runtime {
     /// gateway (`offline`: from its response cache only).
     pub async fn compile(&self, source: &Source, offline: bool) -> Result<Loaded, Error> {
         let text = self.text(source).await?;
-        compile(&source.name(), text, self.inner.gateway.clone(), offline).await
+        let answering = if offline {
+            models::Answering::CacheOnly
+        } else {
+            models::Answering::Ask
+        };
+        compile(&source.name(), text, self.inner.gateway.clone(), answering).await
     }
 
     /// A source's text.
@@ -298,7 +303,8 @@ impl Runtime {
         let loaded = match self.inner.compiled.get(&key) {
             Some(loaded) => loaded,
             None => {
-                let loaded = Arc::new(compile(&source.name(), text, gateway, false).await?);
+                let loaded =
+                    Arc::new(compile(&source.name(), text, gateway, models::Answering::Ask).await?);
                 self.inner.compiled.insert(key, Arc::clone(&loaded));
                 loaded
             }
@@ -329,7 +335,7 @@ impl Runtime {
                 id,
                 text.clone().into_bytes(),
                 self.inner.gateway.clone(),
-                false,
+                models::Answering::Ask,
             )
             .await?,
         );
@@ -708,17 +714,19 @@ async fn compile(
     file: &str,
     bytes: Vec<u8>,
     gateway: Option<Gateway>,
-    offline: bool,
+    answering: models::Answering,
 ) -> Result<Loaded, Error> {
     let file = file.to_owned();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || models::compile(&bytes, gateway.as_ref(), &handle, offline))
-        .await
-        .map_err(|e| Error::Read(format!("{file}: the compiler stopped: {e}")))?
-        .map_err(|e| match e {
-            LoadError::Invalid { diags, text } => Error::Invalid { file, text, diags },
-            other => load_error(other),
-        })
+    tokio::task::spawn_blocking(move || {
+        models::compile(&bytes, gateway.as_ref(), &handle, answering)
+    })
+    .await
+    .map_err(|e| Error::Read(format!("{file}: the compiler stopped: {e}")))?
+    .map_err(|e| match e {
+        LoadError::Invalid { diags, text } => Error::Invalid { file, text, diags },
+        other => load_error(other),
+    })
 }
 
 fn load_error(e: LoadError) -> Error {
@@ -732,11 +740,19 @@ fn load_error(e: LoadError) -> Error {
     }
 }
 
-/// Compiles a pipeline with `config`'s models without a state store (`orc validate`).
-pub async fn validate(config: &Config, path: &Path) -> Result<Loaded, Error> {
+/// Compiles a pipeline with `config`'s models without a state store (`orc validate`). Its
+/// `<AUTO>` tags are checked and listed, and asked of a model only with `resolve` (the
+/// answers then cached as a run's compile caches them); tags in model fields are answered
+/// by the router either way.
+pub async fn validate(config: &Config, path: &Path, resolve: bool) -> Result<Loaded, Error> {
     let gateway = models::gateway(config, &models::Setup::default())?;
     let bytes = crate::plans::read(path).map_err(load_error)?;
-    compile(&path.display().to_string(), bytes, gateway, false).await
+    let answering = if resolve {
+        models::Answering::Ask
+    } else {
+        models::Answering::Defer
+    };
+    compile(&path.display().to_string(), bytes, gateway, answering).await
 }
 
 /// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its
