@@ -13,6 +13,29 @@ use crate::yaml::{Kind, Node, Pos};
 pub trait AutoResolver: Send + Sync {
     /// The answer to one tag, as text; `Err` says why there is none.
     fn resolve(&self, request: &AutoRequest) -> Result<String, String>;
+
+    /// The model for a whole-string tag in a model field (`model`, `parameters.model`,
+    /// `requires_model`, any key that names a model), chosen without a model call.
+    /// `None`: this resolver picks no model, and the tag is asked like any other.
+    fn pick_model(&self, request: &AutoRequest) -> Option<Result<ModelPick, String>> {
+        let _ = request;
+        None
+    }
+
+    /// Whether the tags a model must answer are only checked and listed (a finding
+    /// `I202` each), never asked: `orc validate` without `--resolve`.
+    fn defers(&self) -> bool {
+        false
+    }
+}
+
+/// A model chosen for a tag in a model field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPick {
+    /// The model's name, as the catalog knows it.
+    pub model: String,
+    /// Why this one (the router's reason).
+    pub reason: String,
 }
 
 /// One question for an [`AutoResolver`].
@@ -57,6 +80,15 @@ impl Expected {
             "any" | "json" => Expected::Any,
             _ => return None,
         })
+    }
+
+    /// Whether an answer of this type can fill a field that wants `field`.
+    pub(crate) fn fits(self, field: Expected) -> bool {
+        match (self, field) {
+            (_, Expected::Any | Expected::Text) | (Expected::Any, _) => true,
+            (Expected::Integer, Expected::Number) => true,
+            (a, b) => a == b,
+        }
     }
 
     /// What the answer must be, for messages.
@@ -436,6 +468,25 @@ fn scan(text: &str, diags: &mut Diagnostics, comments: bool) -> Vec<(usize, usiz
                             .parts
                             .push(Part::Text(text[parent.text_from..i].to_string()));
                     }
+                    if attributes.is_empty() && bare_model_tag(text, line_from, i, end) {
+                        // `model: <AUTO>`: py-orc's "pick a model", a tag with no instruction.
+                        let tag = Tag {
+                            text: OPEN_BARE.to_string(),
+                            open: OPEN_BARE.to_string(),
+                            pos,
+                            attributes,
+                            parts: Vec::new(),
+                        };
+                        match stack.last_mut() {
+                            Some(parent) => {
+                                parent.parts.push(Part::Tag(tag));
+                                parent.text_from = end;
+                            }
+                            None => out.push((i, end, tag)),
+                        }
+                        i = end;
+                        continue;
+                    }
                     // The opening tag may span lines.
                     for (j, c) in text[i..end].char_indices() {
                         if c == '\n' || (c == '\r' && bytes.get(i + j + 1) != Some(&b'\n')) {
@@ -470,6 +521,41 @@ fn scan(text: &str, diags: &mut Diagnostics, comments: bool) -> Vec<(usize, usiz
         );
     }
     out
+}
+
+const OPEN_BARE: &str = "<AUTO>";
+
+/// Whether the `<AUTO>` at `start..end` is a whole tag by itself: the value of a key that
+/// names a model (`model: <AUTO>`, `requires_model: "<AUTO>"`), with nothing after it on
+/// the line but a closing quote and a comment. py-orc reads it as "pick a model".
+fn bare_model_tag(text: &str, line_from: usize, start: usize, end: usize) -> bool {
+    if &text[start..end] != OPEN_BARE {
+        return false;
+    }
+    let before = text[line_from..start].trim_end();
+    let (before, quote) = match before.strip_suffix(['"', '\'']) {
+        Some(b) => (b.trim_end(), &before[b.len()..]),
+        None => (before, ""),
+    };
+    let Some(key) = before.strip_suffix(':') else {
+        return false;
+    };
+    let key = key.trim().trim_start_matches('-').trim();
+    let key = key.trim_matches(['"', '\'']);
+    if key.is_empty()
+        || !key.to_ascii_lowercase().contains("model")
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return false;
+    }
+    let line_end = text[end..]
+        .find(['\n', '\r'])
+        .map_or(text.len(), |n| end + n);
+    let rest = text[end..line_end].trim_start();
+    let rest = rest.strip_prefix(quote).unwrap_or(rest).trim_start();
+    rest.is_empty() || rest.starts_with('#')
 }
 
 /// Moves a tag found in one line down to that line.
@@ -600,6 +686,25 @@ mod tests {
         let (_, d) = protect("a: <AUTO>x\n");
         assert_eq!(d.0[0].pos, Pos { line: 1, col: 4 });
         assert!(d.0[0].message.contains("never closed"));
+    }
+
+    #[test]
+    fn a_lone_auto_in_a_model_field_is_a_whole_tag() {
+        let text = "steps:\n  - parameters:\n      model: <AUTO>  # pick one\n      prompt: <AUTO>x</AUTO>\n  - requires_model: \"<AUTO>\"\n";
+        let (p, d) = protect(text);
+        assert!(d.0.is_empty(), "{d:?}");
+        assert_eq!(p.tags.len(), 3);
+        assert_eq!(p.tags[0].text, "<AUTO>");
+        assert!(p.tags[0].parts.is_empty());
+        assert_eq!(p.tags[0].pos, Pos { line: 3, col: 14 });
+        assert_eq!(p.tags[1].text, "<AUTO>x</AUTO>");
+        assert_eq!(p.tags[2].text, "<AUTO>");
+        assert_eq!(p.written(&p.text), text);
+        // Elsewhere, or with more on the line, it is still a tag left open.
+        let (_, d) = protect("prompt: <AUTO>\n");
+        assert!(d.0[0].message.contains("never closed"), "{d:?}");
+        let (_, d) = protect("model: <AUTO> and more\n");
+        assert!(d.0[0].message.contains("never closed"), "{d:?}");
     }
 
     #[test]

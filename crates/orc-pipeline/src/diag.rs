@@ -71,6 +71,12 @@ pub enum Code {
     W102,
     /// A dependency inferred from a template only.
     I201,
+    /// An AUTO tag a model answers, not asked yet (`orc validate` without `--resolve`).
+    I202,
+    /// An AUTO tag in a model field, answered by the router without a model call.
+    I203,
+    /// An AUTO tag answered by a model when the pipeline compiled.
+    I204,
 }
 
 impl Code {
@@ -78,7 +84,7 @@ impl Code {
     pub fn severity(self) -> Severity {
         match self {
             Code::W101 | Code::W102 => Severity::Warning,
-            Code::I201 => Severity::Info,
+            Code::I201 | Code::I202 | Code::I203 | Code::I204 => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -111,6 +117,9 @@ impl Code {
             Code::W101 => "inert-template",
             Code::W102 => "ignored-setting",
             Code::I201 => "implicit-dependency",
+            Code::I202 => "auto-needs-model",
+            Code::I203 => "auto-model-picked",
+            Code::I204 => "auto-answered",
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dirs;
 mod error;
 mod live;
+mod model_pick;
 pub mod models;
 pub mod observe;
 pub mod plans;

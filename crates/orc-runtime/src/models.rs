@@ -119,9 +119,22 @@ pub fn gateway(config: &Config, setup: &Setup) -> Result<Option<Gateway>, Config
     Ok(Some(Gateway::new(registry, client, options)))
 }
 
+/// How a compile answers `<AUTO>` tags that need a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering {
+    /// Ask the model (through the gateway and its response cache): `orc run`,
+    /// `orc validate --resolve`.
+    Ask,
+    /// Answer only from the response cache: `orc plan`, which makes no model call.
+    CacheOnly,
+    /// Ask nothing: check the tags and list those a model will answer (`orc validate`).
+    Defer,
+}
+
 /// Compiles a pipeline's `bytes` (read from `path`, when it is a file) with the models of
 /// `gateway`: model steps compile when models are configured, and `<AUTO>` tags are answered
-/// through the gateway (`offline`: from its response cache only, for `orc plan`).
+/// through the gateway as `answering` says. Tags in model fields are answered by the
+/// router, without a model call, in every mode.
 ///
 /// Blocks the calling thread while an `<AUTO>` tag is answered: call it where blocking is
 /// allowed (the blocking pool, or outside the runtime) with a `handle` on the runtime.
@@ -129,12 +142,12 @@ pub fn compile(
     bytes: &[u8],
     gateway: Option<&Gateway>,
     handle: &tokio::runtime::Handle,
-    offline: bool,
+    answering: Answering,
 ) -> Result<plans::Loaded, plans::LoadError> {
     let resolver = gateway.map(|gateway| ModelResolver {
         gateway,
         handle,
-        offline,
+        answering,
     });
     let compiler = plans::Compiler::new(gateway, resolver.as_ref().map(|r| r as &dyn AutoResolver));
     plans::load_bytes(bytes, &compiler)
@@ -145,11 +158,22 @@ pub fn compile(
 struct ModelResolver<'a> {
     gateway: &'a Gateway,
     handle: &'a tokio::runtime::Handle,
-    offline: bool,
+    answering: Answering,
 }
 
 impl AutoResolver for ModelResolver<'_> {
+    fn pick_model(&self, request: &AutoRequest) -> Option<Result<orc_pipeline::ModelPick, String>> {
+        Some(crate::model_pick::pick(self.gateway, request))
+    }
+
+    fn defers(&self) -> bool {
+        self.answering == Answering::Defer
+    }
+
     fn resolve(&self, request: &AutoRequest) -> Result<String, String> {
+        if self.answering == Answering::Defer {
+            return Err("`orc validate` asks no model; use `--resolve`".to_owned());
+        }
         let registry = self.gateway.registry();
         let attribute = |name: &str| {
             request
@@ -187,7 +211,7 @@ impl AutoResolver for ModelResolver<'_> {
             temperature: Some(0.0),
             ..ChatRequest::default()
         };
-        if self.offline
+        if self.answering == Answering::CacheOnly
             && !self
                 .handle
                 .block_on(self.gateway.is_cached(&model.spec, "chat", &req))

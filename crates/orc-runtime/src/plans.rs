@@ -91,8 +91,14 @@ impl<'a> Compiler<'a> {
         gateway: Option<&orc_models::Gateway>,
         resolver: Option<&'a dyn orc_pipeline::AutoResolver>,
     ) -> Self {
+        // The router's settings decide the model of `model: <AUTO>` tags.
         let fingerprint = gateway.map_or_else(Vec::new, |g| {
-            serde_json::to_vec(g.registry().models()).unwrap_or_default()
+            serde_json::to_vec(&(
+                g.registry().models(),
+                g.router().routing(),
+                g.router().cost(),
+            ))
+            .unwrap_or_default()
         });
         Compiler {
             catalog: orc_engine::catalog_with_models(gateway),
@@ -143,7 +149,13 @@ pub fn load_bytes(bytes: &[u8], compiler: &Compiler<'_>) -> Result<Loaded, LoadE
             text: text.clone(),
         })?;
     tracing::debug!(elapsed = ?started.elapsed(), "compiled");
-    if let Some(cache) = &cache {
+    // A plan whose tags were only checked (`orc validate`) is not the plan a run needs.
+    let deferred = compiled
+        .findings
+        .0
+        .iter()
+        .any(|d| d.code == orc_pipeline::Code::I202);
+    if let Some(cache) = cache.as_ref().filter(|_| !deferred) {
         let entry = EntryRef {
             plan: &compiled.plan,
             findings: &compiled.findings,

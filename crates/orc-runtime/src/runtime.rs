@@ -274,15 +274,13 @@ impl Runtime {
     /// gateway (`offline`: from its response cache only).
     pub async fn compile(&self, source: &Source, offline: bool) -> Result<Loaded, Error> {
         let text = self.text(source).await?;
+        let answering = if offline {
+            models::Answering::CacheOnly
+        } else {
+            models::Answering::Ask
+        };
         let at = source.file().map(Path::to_path_buf);
-        compile(
-            &source.name(),
-            text,
-            self.inner.gateway.clone(),
-            offline,
-            at,
-        )
-        .await
+        compile(&source.name(), text, self.inner.gateway.clone(), answering, at).await
     }
 
     /// A source's text.
@@ -318,7 +316,9 @@ impl Runtime {
             Some(loaded) => loaded,
             None => {
                 let at = source.file().map(Path::to_path_buf);
-                let loaded = Arc::new(compile(&source.name(), text, gateway, false, at).await?);
+                let loaded = Arc::new(
+                    compile(&source.name(), text, gateway, models::Answering::Ask, at).await?,
+                );
                 self.inner.compiled.insert(key, Arc::clone(&loaded));
                 loaded
             }
@@ -349,7 +349,7 @@ impl Runtime {
                 id,
                 text.clone().into_bytes(),
                 self.inner.gateway.clone(),
-                false,
+                models::Answering::Ask,
                 None,
             )
             .await?,
@@ -793,13 +793,14 @@ async fn compile(
     file: &str,
     bytes: Vec<u8>,
     gateway: Option<Gateway>,
-    offline: bool,
+    answering: models::Answering,
     at: Option<PathBuf>,
 ) -> Result<Loaded, Error> {
     let file = file.to_owned();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let compile = |bytes: &[u8]| models::compile(bytes, gateway.as_ref(), &handle, offline);
+        let compile =
+            |bytes: &[u8]| models::compile(bytes, gateway.as_ref(), &handle, answering);
         let loaded = compile(&bytes)?;
         let problems = subpipes::check(at.as_deref(), &loaded.compiled.plan, &compile);
         if problems.has_errors() {
@@ -829,12 +830,20 @@ fn load_error(e: LoadError) -> Error {
     }
 }
 
-/// Compiles a pipeline with `config`'s models without a state store (`orc validate`).
-pub async fn validate(config: &Config, path: &Path) -> Result<Loaded, Error> {
+/// Compiles a pipeline with `config`'s models without a state store (`orc validate`). Its
+/// `<AUTO>` tags are checked and listed, and asked of a model only with `resolve` (the
+/// answers then cached as a run's compile caches them); tags in model fields are answered
+/// by the router either way.
+pub async fn validate(config: &Config, path: &Path, resolve: bool) -> Result<Loaded, Error> {
     let gateway = models::gateway(config, &models::Setup::default())?;
     let bytes = crate::plans::read(path).map_err(load_error)?;
+    let answering = if resolve {
+        models::Answering::Ask
+    } else {
+        models::Answering::Defer
+    };
     let at = Some(path.to_path_buf());
-    compile(&path.display().to_string(), bytes, gateway, false, at).await
+    compile(&path.display().to_string(), bytes, gateway, answering, at).await
 }
 
 /// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its

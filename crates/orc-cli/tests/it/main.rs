@@ -15,6 +15,7 @@ mod modules;
 mod pipelines;
 mod processes;
 mod pyorc;
+mod pyorc_auto;
 mod report;
 mod resume;
 mod retries;

@@ -532,7 +532,7 @@ fn auto_tags_are_answered_by_a_model_once_and_typed_by_their_field() {
 
     // Another text (so the compile cache misses): the answers come from the response cache.
     let pipeline = sb.file("q.yaml", &format!("# another file\n{text}"));
-    let r = orc(&sb, &["validate", pipeline.to_str().unwrap()]);
+    let r = orc(&sb, &["validate", "--resolve", pipeline.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         fake.requests(Endpoint::ChatCompletions),

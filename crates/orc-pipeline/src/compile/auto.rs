@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::auto::{AutoRequest, AutoResolver, Expected, Part, Piece, Protected, Tag};
+use crate::auto::{AutoRequest, AutoResolver, Expected, ModelPick, Part, Piece, Protected, Tag};
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::templates::is_template;
 use crate::yaml::{Kind, Node, Pos};
@@ -50,6 +50,15 @@ impl Place {
         Place {
             field: format!("{}[{i}]", self.field),
             ..self.clone()
+        }
+    }
+
+    /// The field as messages name it: `` `parameters.count` ``, or the document.
+    fn named(&self) -> String {
+        if self.field.is_empty() {
+            "the document".to_string()
+        } else {
+            format!("`{}`", self.field)
         }
     }
 
@@ -198,6 +207,15 @@ impl<'a> Answerer<'a> {
                 matches!(p, Piece::Tag(_)) || matches!(p, Piece::Text(t) if t.trim().is_empty())
             });
         if let ([tag], true) = (tags.as_slice(), whole) {
+            if let Some(picked) = self.pick(tag, place) {
+                return match picked {
+                    Some(model) => Kind::Str(model),
+                    None => {
+                        self.failed.push(pos);
+                        Kind::Str(protected.written(s))
+                    }
+                };
+            }
             let answer = self
                 .expected(tag, place, expected)
                 .and_then(|e| self.answer(tag, place, e));
@@ -267,13 +285,67 @@ impl<'a> Answerer<'a> {
         node.kind = Kind::Str(out);
     }
 
-    /// The tag's `type` attribute, else what the field expects.
+    /// A whole-string tag in a model field, answered by the resolver's router without a
+    /// model call: `None` when the tag is not one (or the resolver picks no model), else the
+    /// model's name, or `Some(None)` when none could be picked (reported).
+    fn pick(&mut self, tag: &Tag, place: &Place) -> Option<Option<String>> {
+        let last = place.field.rsplit('.').next().unwrap_or_default();
+        let typed = tag
+            .type_attribute()
+            .and_then(Expected::from_attribute)
+            .is_some_and(|e| e != Expected::Text);
+        if !last.to_ascii_lowercase().contains("model") || typed {
+            return None;
+        }
+        let request = AutoRequest {
+            instruction: written_parts(tag).trim().to_string(),
+            attributes: tag.attributes.clone(),
+            expected: Expected::Text,
+            path: place.path(),
+        };
+        let picked = self.resolver?.pick_model(&request)?;
+        Some(match picked {
+            Ok(ModelPick { model, reason }) => {
+                self.report(
+                    place,
+                    Diagnostic::new(
+                        Code::I203,
+                        tag.pos,
+                        format!(
+                            "AUTO tag `{}`: the router picks model `{model}` ({reason})",
+                            tag.short()
+                        ),
+                    ),
+                );
+                Some(model)
+            }
+            Err(message) => {
+                self.report(
+                    place,
+                    Diagnostic::new(
+                        Code::E021,
+                        tag.pos,
+                        format!(
+                            "AUTO tag `{}`: no model can be picked: {message}",
+                            tag.short()
+                        ),
+                    )
+                    .hint(
+                        "configure a model the step can use, or name the model instead of the tag",
+                    ),
+                );
+                None
+            }
+        })
+    }
+
+    /// The tag's `type` attribute, else what the field expects; `None` (reported) when the
+    /// attribute is unknown or gives what the field cannot take.
     fn expected(&mut self, tag: &Tag, place: &Place, field: Expected) -> Option<Expected> {
         let Some(word) = tag.type_attribute() else {
             return Some(field);
         };
-        let e = Expected::from_attribute(word);
-        if e.is_none() {
+        let Some(e) = Expected::from_attribute(word) else {
             self.report(
                 place,
                 Diagnostic::new(
@@ -283,8 +355,27 @@ impl<'a> Answerer<'a> {
                 )
                 .hint("types are: text, integer, number, boolean, list, any"),
             );
+            return None;
+        };
+        if !e.fits(field) {
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::E021,
+                    tag.pos,
+                    format!(
+                        "AUTO tag `{}` gives {}, and `{}` takes {}",
+                        tag.short(),
+                        e.describe(),
+                        place.field,
+                        field.describe()
+                    ),
+                )
+                .hint("change the tag's `type`, or move the tag to a field of that type"),
+            );
+            return None;
         }
-        e
+        Some(e)
     }
 
     fn report(&mut self, place: &Place, d: Diagnostic) {
@@ -336,6 +427,23 @@ impl<'a> Answerer<'a> {
             );
             return None;
         };
+        if resolver.defers() {
+            let field = place.named();
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::I202,
+                    tag.pos,
+                    format!(
+                        "AUTO tag `{}` needs a model: {} for {field}, asked when the pipeline runs",
+                        tag.short(),
+                        expected.describe()
+                    ),
+                )
+                .hint("`orc validate --resolve` asks it now, and caches the answer for the run"),
+            );
+            return None;
+        }
         let mut instruction = String::new();
         let mut complete = true;
         for part in &tag.parts {
@@ -390,11 +498,7 @@ impl<'a> Answerer<'a> {
             }
         };
         let Some(value) = parse_answer(expected, &text) else {
-            let field = if place.field.is_empty() {
-                "the document".to_string()
-            } else {
-                format!("`{}`", place.field)
-            };
+            let field = place.named();
             self.report(
                 place,
                 Diagnostic::new(
@@ -411,6 +515,20 @@ impl<'a> Answerer<'a> {
             );
             return None;
         };
+        if !holds_template(&value) {
+            self.report(
+                place,
+                Diagnostic::new(
+                    Code::I204,
+                    tag.pos,
+                    format!(
+                        "AUTO tag `{}` answered: `{}`",
+                        tag.short(),
+                        shorten(&text_of(&value))
+                    ),
+                ),
+            );
+        }
         if holds_template(&value) {
             self.report(
                 place,
@@ -429,6 +547,17 @@ impl<'a> Answerer<'a> {
         }
         Some(value)
     }
+}
+
+/// A tag's instruction as written, nested tags included.
+fn written_parts(tag: &Tag) -> String {
+    tag.parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.as_str(),
+            Part::Tag(inner) => inner.text.as_str(),
+        })
+        .collect()
 }
 
 /// An answer read as `expected`: surrounding blanks, one pair of quotes and a final full stop

@@ -235,7 +235,10 @@ pub fn compile_with(
     let plan = build(&doc, text, catalog, &mut diags);
     if !unanswered.is_empty() {
         diags.0.retain(|d| {
-            matches!(d.code, Code::E019 | Code::E020 | Code::E021) || !unanswered.contains(&d.pos)
+            matches!(
+                d.code,
+                Code::E019 | Code::E020 | Code::E021 | Code::I202 | Code::I203 | Code::I204
+            ) || !unanswered.contains(&d.pos)
         });
     }
     diags.sort();

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod auto;
+mod auto_modes;
 mod common;
 mod executable;
 mod fixtures;
