@@ -20,6 +20,7 @@ pub mod expr;
 mod graph;
 mod input_type;
 mod plan;
+mod recovery;
 pub mod templates;
 mod yaml;
 
@@ -35,6 +36,9 @@ pub use input_type::{INPUT_TYPES, InputType};
 pub use plan::{
     Action, Condition, ExprId, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param,
     Plan, Step, StepKind, TemplateId, While,
+};
+pub use recovery::{
+    DeclaredOutput, ERROR_BINDINGS, Handler, LogLevel, Recovery, RetryBackoff, Then,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

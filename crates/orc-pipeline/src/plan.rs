@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::input_type::InputType;
+use crate::recovery::{DeclaredOutput, Recovery, RetryBackoff};
 use crate::yaml::Pos;
 
 /// Index of a template in [`Plan::templates`].
@@ -90,6 +91,19 @@ pub struct Step {
     pub model: Option<ModelChoice>,
     /// Where the step starts in the file.
     pub pos: Pos,
+    /// Its error handlers (`on_error`, `error_handlers`).
+    #[serde(default)]
+    pub recovery: Option<Box<Recovery>>,
+    /// The wait between its retries, when it sets one (`retry_config`); else the run's.
+    #[serde(default)]
+    pub retry_backoff: Option<RetryBackoff>,
+    /// The output it declares (`produces`, `location`).
+    #[serde(default)]
+    pub output: Option<Box<DeclaredOutput>>,
+    /// Whether it is another step's handler (`handler_task_id`): it runs only when that step
+    /// failed, with `error` bound.
+    #[serde(default)]
+    pub handles_errors: bool,
 }
 
 /// The model a step asks for.

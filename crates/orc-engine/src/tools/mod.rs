@@ -41,6 +41,9 @@ pub struct Envelope {
     /// The model that answered, for model steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_used: Option<String>,
+    /// The step's declared output (`produces`, `location`), once checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_info: Option<Value>,
     /// Whether another attempt of a failed call may succeed: what the step's retry
     /// loop reads. Not part of the envelope templates see.
     #[serde(skip)]
@@ -75,6 +78,7 @@ impl Envelope {
             success: true,
             error: None,
             model_used: None,
+            output_info: None,
             retry: Retry::No,
         }
     }
@@ -87,6 +91,7 @@ impl Envelope {
             success: false,
             error: Some(message.into()),
             model_used: None,
+            output_info: None,
             retry: Retry::No,
         }
     }
@@ -105,6 +110,9 @@ impl Envelope {
         let mut json = serde_json::json!({ "result": self.result, "success": self.success, "error": self.error });
         if let (Some(model), Value::Object(map)) = (&self.model_used, &mut json) {
             map.insert("model_used".into(), Value::String(model.clone()));
+        }
+        if let (Some(info), Value::Object(map)) = (&self.output_info, &mut json) {
+            map.insert("output_info".into(), info.clone());
         }
         json
     }

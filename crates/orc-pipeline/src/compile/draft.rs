@@ -47,6 +47,8 @@ pub(super) struct Draft {
     /// `cache: false` opts a model step out of the response cache; `cache: true` lets a
     /// tool step reuse the result of an identical earlier call (the step-result cache).
     pub(super) cache: Option<bool>,
+    /// `on_error`, `error_handlers`, `retry`, `retry_config`, `produces`, `location`.
+    pub(super) recovery: super::recovery::DraftRecovery,
 }
 
 #[derive(Debug)]
@@ -102,21 +104,27 @@ const STEP_KEYS: &[&str] = &[
     "until",
     "model",
     "requires_model",
+    "on_error",
+    "error_handlers",
+    "retry",
+    "retry_config",
+    "produces",
+    "location",
 ];
 
 /// Keys the earlier Python system accepted that orc does not implement, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     Some(match key {
         "foreach" => "write `for_each`",
-        "on_error" | "error_handlers" => "use `on_failure` with a policy or a step id",
         "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
         "action_loop"
         | "create_parallel_queue"
         | "while_condition"
         | "break_on_error"
         | "iteration_timeout" => "write the loop as `for_each` or `while` with `steps`",
-        "produces" | "location" | "format" | "output_schema" | "schema" | "size_limit"
-        | "output_description" => "write files with an explicit `filesystem` step",
+        "format" | "output_schema" | "schema" | "size_limit" | "output_description" => {
+            "declare the file with `produces` and `location`, and write it with a `filesystem` step"
+        }
         "loop_name" => "the loop's id is its name; remove the key",
         "parallel" => "steps without dependencies already run in parallel; remove the key",
         _ => return None,
@@ -620,9 +628,32 @@ impl<'a> Drafter<'a> {
             }
         }
         let timeout = node.get("timeout").and_then(|n| r.seconds(n, "timeout"));
+        let mut recovery = self.recovery(&mut r, node, step, &mut uses);
+        // `on_error: continue` (a policy word) is `on_failure: continue`.
+        if let Some((word, pos)) = recovery
+            .word
+            .take_if(|(w, _)| POLICIES.contains(&w.as_str()))
+        {
+            if on_failure.is_some() {
+                r.report(
+                    Diagnostic::new(
+                        Code::E003,
+                        pos,
+                        "a step has both `on_error` and `on_failure` (or `continue_on_error`)",
+                    )
+                    .field("on_error")
+                    .hint(format!(
+                        "`on_error: {word}` means `on_failure: {word}`; keep one"
+                    )),
+                );
+            } else {
+                on_failure = Some((word, pos));
+            }
+        }
         let max_retries = node
             .get("max_retries")
-            .and_then(|n| r.count(n, "max_retries", 0, 100));
+            .and_then(|n| r.count(n, "max_retries", 0, 100))
+            .or(recovery.retries);
 
         let cache = node.get("cache").and_then(|n| r.boolean(n, "cache"));
         let choice = model::step_choice(&mut r, node, self.catalog);
@@ -661,6 +692,7 @@ impl<'a> Drafter<'a> {
             max_retries,
             model,
             cache,
+            recovery,
         })
     }
 
