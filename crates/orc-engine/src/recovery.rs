@@ -5,12 +5,19 @@
 use std::sync::Arc;
 
 use minijinja::Value as JValue;
-use orc_pipeline::templates::{Lookup, TemplateSet};
-use orc_pipeline::{DeclaredOutput, Handler, LogLevel, Recovery, Then};
+use orc_pipeline::templates::Lookup;
+use orc_pipeline::{Condition, DeclaredOutput, Handler, LogLevel, Param, Recovery, Then};
 use serde_json::{Value, json};
 
-use crate::step::render;
 use crate::tools::Envelope;
+
+/// What handlers render with: the step's templates and condition expressions.
+pub(crate) trait Render {
+    /// A parameter tree, its templates rendered.
+    fn value(&self, p: &Param, scope: &Arc<dyn Lookup>) -> Result<Value, String>;
+    /// A condition, evaluated.
+    fn condition(&self, c: &Condition, scope: &Arc<dyn Lookup>) -> Result<bool, String>;
+}
 
 /// A failure as handlers see it.
 #[derive(Debug, Clone)]
@@ -167,8 +174,7 @@ pub(crate) struct Handled {
 pub(crate) fn choose<'r>(
     recovery: &'r Recovery,
     failure: &Failure<'_>,
-    templates: &TemplateSet,
-    exprs: &orc_pipeline::expr::ExprSet,
+    render: &(dyn Render + Sync),
     scope: &Arc<dyn Lookup>,
 ) -> Option<(usize, &'r Handler)> {
     let error = failure.to_value();
@@ -178,7 +184,7 @@ pub(crate) fn choose<'r>(
         }
         let Some(cond) = &h.enabled else { return true };
         let scope = ErrorScope::wrap(Arc::clone(scope), error.clone());
-        match crate::step::condition(cond, templates, exprs, &scope) {
+        match render.condition(cond, &scope) {
             Ok(on) => on,
             Err(e) => {
                 tracing::warn!(
@@ -198,7 +204,7 @@ pub(crate) fn apply(
     h: &Handler,
     failure: &Failure<'_>,
     envelope: &mut Envelope,
-    templates: &TemplateSet,
+    render: &(dyn Render + Sync),
     scope: &Arc<dyn Lookup>,
 ) -> Handled {
     let error = failure.to_value();
@@ -208,13 +214,13 @@ pub(crate) fn apply(
     let mut record = json!({ "handler": index, "original_error": original });
     let mut then = h.then;
     if let Some(action) = &h.action {
-        match render(action, templates, &scope) {
+        match render.value(action, &scope) {
             Ok(text) => record["action"] = text,
             Err(e) => record["action_error"] = Value::String(e),
         }
     }
     if let Some(fallback) = &h.fallback {
-        match render(fallback, templates, &scope) {
+        match render.value(fallback, &scope) {
             Ok(value) => {
                 *envelope = Envelope::ok(value);
                 record["fallback_used"] = Value::Bool(true);
@@ -253,13 +259,13 @@ pub(crate) async fn check_output(
     step: &str,
     output: &DeclaredOutput,
     envelope: &mut Envelope,
-    templates: &TemplateSet,
+    render: &(dyn Render + Sync),
     scope: &Arc<dyn Lookup>,
 ) -> Result<Option<String>, (String, &'static str)> {
     let Some(location) = &output.location else {
         return Ok(None);
     };
-    let path = match render(location, templates, scope) {
+    let path = match render.value(location, scope) {
         Ok(Value::String(s)) => s.trim().to_string(),
         Ok(other) => other.to_string(),
         Err(e) => return Err((format!("`location`: {e}"), "TemplateError")),

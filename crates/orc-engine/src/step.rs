@@ -103,7 +103,7 @@ pub(crate) async fn run(
     backoff: Backoff,
 ) -> Done {
     let mut done = attempts(&job, &templates, backoff).await;
-    check_output(&job, &templates, &mut done).await;
+    check_output(&job, &templates, &exprs, &mut done).await;
     let Some(recovery) = job.recovery.as_deref() else {
         return done;
     };
@@ -113,7 +113,7 @@ pub(crate) async fn run(
     let first = done.envelope.clone();
     let failed = failure(&job, &done, &first);
     let Some((index, handler)) =
-        recovery::choose(recovery, &failed, &templates, &exprs, &job.scope)
+        recovery::choose(recovery, &failed, &Renderer(&templates, &exprs), &job.scope)
     else {
         return done;
     };
@@ -126,7 +126,7 @@ pub(crate) async fn run(
             "the error handler tries the step again"
         );
         let mut again = attempts(&job, &templates, backoff).await;
-        check_output(&job, &templates, &mut again).await;
+        check_output(&job, &templates, &exprs, &mut again).await;
         again.retries += done.retries + 1;
         again.attempts += done.attempts;
         again.started_at = done.started_at;
@@ -149,7 +149,7 @@ pub(crate) async fn run(
         handler,
         &failed,
         &mut done.envelope,
-        &templates,
+        &Renderer(&templates, &exprs),
         &job.scope,
     );
     if done.envelope.success {
@@ -157,6 +157,19 @@ pub(crate) async fn run(
     }
     done.handled = Some(handled);
     done
+}
+
+/// A step's templates and conditions, for its error handlers.
+struct Renderer<'a>(&'a TemplateSet, &'a ExprSet);
+
+impl recovery::Render for Renderer<'_> {
+    fn value(&self, p: &Param, scope: &Arc<dyn Lookup>) -> Result<Value, String> {
+        render(p, self.0, scope)
+    }
+
+    fn condition(&self, c: &Condition, scope: &Arc<dyn Lookup>) -> Result<bool, String> {
+        condition(c, self.0, self.1, scope)
+    }
 }
 
 /// A failed step's error as its handlers see it (`envelope` is the failed one's).
@@ -171,7 +184,7 @@ fn failure<'a>(job: &'a Job, done: &Done, envelope: &'a Envelope) -> Failure<'a>
 }
 
 /// After a step succeeded: its declared output must be there.
-async fn check_output(job: &Job, templates: &TemplateSet, done: &mut Done) {
+async fn check_output(job: &Job, templates: &TemplateSet, exprs: &ExprSet, done: &mut Done) {
     let Some(output) = job.output.as_deref() else {
         return;
     };
@@ -182,7 +195,7 @@ async fn check_output(job: &Job, templates: &TemplateSet, done: &mut Done) {
         &job.step_id,
         output,
         &mut done.envelope,
-        templates,
+        &Renderer(templates, exprs),
         &job.scope,
     )
     .await

@@ -243,6 +243,7 @@ steps:
     parameters:
       path: "{{ output_path }}/report.md"
     produces: text
+    dependencies: [save_report]
   - id: claims
     tool: terminal
     action: execute

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::expr::Expr;
-use crate::plan::{Condition, ExprId, ModelChoice, Param, TemplateId};
+use crate::plan::{
+    Condition, DeclaredOutput, ExprId, Handler, ModelChoice, Param, RetryBackoff, TemplateId,
+};
 use crate::templates::is_template;
 use crate::yaml::{Kind, Node, Pos};
 
@@ -48,7 +50,27 @@ pub(super) struct Draft {
     /// tool step reuse the result of an identical earlier call (the step-result cache).
     pub(super) cache: Option<bool>,
     /// `on_error`, `error_handlers`, `retry`, `retry_config`, `produces`, `location`.
-    pub(super) recovery: super::recovery::DraftRecovery,
+    pub(super) recovery: DraftRecovery,
+}
+
+/// What `on_error`, `error_handlers`, `retry`, `retry_config`, `produces` and `location` say.
+#[derive(Debug, Default)]
+pub(super) struct DraftRecovery {
+    /// `on_error: WORD`: a policy, or (when it names a step of the level) a step to go to.
+    pub(super) word: Option<(String, Pos)>,
+    /// The handlers, in the order they are tried.
+    pub(super) handlers: Vec<DraftHandler>,
+    /// Retries after the first attempt (`retry`, `retry_config`).
+    pub(super) retries: Option<u32>,
+    pub(super) backoff: Option<RetryBackoff>,
+    pub(super) output: Option<DeclaredOutput>,
+}
+
+/// A handler as written: its step still a name.
+#[derive(Debug)]
+pub(super) struct DraftHandler {
+    pub(super) handler: Handler,
+    pub(super) step: Option<(String, Pos)>,
 }
 
 #[derive(Debug)]

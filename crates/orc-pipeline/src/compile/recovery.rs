@@ -5,32 +5,11 @@
 
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::plan::{Condition, OnFailure, Param};
-use crate::recovery::{DeclaredOutput, Handler, LogLevel, Recovery, RetryBackoff, Then};
+use crate::plan::{DeclaredOutput, Handler, LogLevel, Recovery, RetryBackoff, Then};
 use crate::yaml::{Kind, Node, Pos};
 
-use super::draft::{Draft, Drafter, POLICIES, UseSite};
+use super::draft::{Draft, DraftHandler, DraftRecovery, Drafter, POLICIES, UseSite};
 use super::read::{Reader, valid_id};
-use super::resolve::LevelIds;
-
-/// What `on_error`, `error_handlers`, `retry`, `retry_config`, `produces` and `location` say.
-#[derive(Debug, Default)]
-pub(super) struct DraftRecovery {
-    /// `on_error: WORD`: a policy, or (when it names a step of the level) a step to go to.
-    pub(super) word: Option<(String, Pos)>,
-    /// The handlers, in the order they are tried.
-    pub(super) handlers: Vec<DraftHandler>,
-    /// Retries after the first attempt (`retry`, `retry_config`).
-    pub(super) retries: Option<u32>,
-    pub(super) backoff: Option<RetryBackoff>,
-    pub(super) output: Option<DeclaredOutput>,
-}
-
-/// A handler as written: its step still a name.
-#[derive(Debug)]
-pub(super) struct DraftHandler {
-    pub(super) handler: Handler,
-    pub(super) step: Option<(String, Pos)>,
-}
 
 /// py-orc's handler keys (`ErrorHandler`) and its legacy ones (`ErrorHandling`).
 const HANDLER_KEYS: &[&str] = &[
@@ -675,9 +654,10 @@ pub(super) fn binds_error(field: &str) -> bool {
 
 /// The step each handler of each draft runs (`handler_task_id`), as an index of the level:
 /// unknown names and a step handling itself are reported.
-pub(super) fn handler_steps(
-    drafts: &[Draft],
-    ids: &LevelIds<'_>,
+pub(super) fn handler_steps<'d>(
+    drafts: &'d [Draft],
+    find: impl Fn(&str) -> Option<usize>,
+    names: impl Fn() -> Vec<&'d str>,
     diags: &mut Diagnostics,
 ) -> Vec<Vec<Option<usize>>> {
     drafts
@@ -689,8 +669,8 @@ pub(super) fn handler_steps(
                 .iter()
                 .map(|h| {
                     let (name, pos) = h.step.as_ref()?;
-                    match ids.ids.get(name.as_str()) {
-                        Some(&j) if j == i => {
+                    match find(name) {
+                        Some(j) if j == i => {
                             diags.push(
                                 Diagnostic::new(
                                     Code::E007,
@@ -703,7 +683,7 @@ pub(super) fn handler_steps(
                             );
                             None
                         }
-                        Some(&j) => Some(j),
+                        Some(j) => Some(j),
                         None => {
                             let mut diag = Diagnostic::new(
                                 Code::E006,
@@ -712,7 +692,7 @@ pub(super) fn handler_steps(
                             )
                             .step(&d.id)
                             .field("on_error.handler_task_id");
-                            if let Some(s) = did_you_mean(name, ids.names()) {
+                            if let Some(s) = did_you_mean(name, names()) {
                                 diag = diag.hint(format!("did you mean `{s}`?"));
                             }
                             diags.push(diag);
@@ -777,8 +757,8 @@ pub(super) fn recovery_of(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use crate::plan::Then;
     use crate::plan::{OnFailure, Param, Step};
-    use crate::recovery::Then;
     use crate::{Catalog, Code, compile};
 
     fn steps(text: &str) -> Vec<Step> {

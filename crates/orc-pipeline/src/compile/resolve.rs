@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::graph;
+use crate::plan::ERROR_BINDINGS;
 use crate::plan::{ForEach, OnFailure, Step, StepKind, TemplateId, While};
-use crate::recovery::ERROR_BINDINGS;
 use crate::templates::TemplateSet;
 use crate::yaml::Pos;
 
@@ -84,7 +84,7 @@ fn root(name: &str) -> &str {
 
 /// The ids one level provides, including the ids loop iterations will have.
 pub(super) struct LevelIds<'d> {
-    pub(super) ids: HashMap<&'d str, usize>,
+    ids: HashMap<&'d str, usize>,
     /// The ids in document order.
     order: Vec<&'d str>,
     loops: Vec<(&'d str, usize)>,
@@ -194,7 +194,12 @@ impl Resolver<'_> {
         let level_ids: Arc<[String]> = ids.names().map(str::to_string).collect();
         let level_bindings: Arc<[String]> = bindings.iter().map(|b| (*b).to_string()).collect();
         // Handler steps (`handler_task_id`): each waits for the step it handles.
-        let handlers = handler_steps(&drafts, &ids, self.diags);
+        let handlers = handler_steps(
+            &drafts,
+            |n| ids.ids.get(n).copied(),
+            || ids.names().collect(),
+            self.diags,
+        );
         let mut is_handler = vec![false; drafts.len()];
         for (i, targets) in handlers.iter().enumerate() {
             for &j in targets.iter().flatten() {
