@@ -15,6 +15,7 @@ mod dry_run;
 mod events;
 mod models;
 mod node_id;
+mod recovery;
 mod resources;
 mod result;
 mod scheduler;

@@ -89,6 +89,16 @@ pub struct StepRecord {
     /// Why this model answered (model steps): how it was chosen and the fallbacks taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_choice: Option<ChoiceRecord>,
+    /// What an error handler (`on_error`) did: which one, the original error, its rendered
+    /// action, whether its fallback value is the step's result, the handler step it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Value>,
+    /// What the step declares it produces (`produces`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produces: Option<String>,
+    /// Where its declared output is (`location`, rendered), checked to exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// The attempts each retry layer made for one step. Each failure is retried by one

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant, SystemTime};
 use minijinja::Value as JValue;
 use orc_pipeline::expr::{Expr, ExprSet};
 use orc_pipeline::templates::{Lookup, TemplateSet};
-use orc_pipeline::{Condition, Param, TemplateId};
+use orc_pipeline::{Condition, DeclaredOutput, Param, Recovery, RetryBackoff, TemplateId};
 use serde_json::{Map, Value};
 
 use crate::models::{self, ModelCall};
 use crate::node_id::NodeId;
+use crate::recovery::{self, Failure, Handled};
 use crate::resources::ToolLimits;
 use crate::tools::{self, Callee, Envelope, Retry};
 
@@ -44,6 +45,14 @@ pub(crate) struct Job {
     pub(crate) results: Option<orc_cache::Cache>,
     /// The CPU pool and data chunk size tool calls share.
     pub(crate) limits: Arc<ToolLimits>,
+    /// The step's id, as the result document and handlers name it.
+    pub(crate) step_id: Arc<str>,
+    /// The wait between the step's retries, when it sets one (`retry_config`).
+    pub(crate) retry_backoff: Option<RetryBackoff>,
+    /// Its error handlers (`on_error`).
+    pub(crate) recovery: Option<Box<Recovery>>,
+    /// Its declared output (`produces`, `location`).
+    pub(crate) output: Option<Box<DeclaredOutput>>,
 }
 
 /// What a model step needs besides its parameters.
@@ -78,9 +87,144 @@ pub(crate) struct Done {
     pub(crate) model: Option<ModelCall>,
     /// Whether the result came from the step-result cache.
     pub(crate) cached: bool,
+    /// What an error handler did, when one applied.
+    pub(crate) handled: Option<Handled>,
+    /// The declared output's rendered location, once found there.
+    pub(crate) location: Option<String>,
 }
 
-pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff) -> Done {
+/// Runs a step: its attempts, then the check of its declared output, then, when it failed,
+/// its error handlers (which may make more attempts, give a fallback value or name a handler
+/// step).
+pub(crate) async fn run(
+    job: Job,
+    templates: Arc<TemplateSet>,
+    exprs: Arc<ExprSet>,
+    backoff: Backoff,
+) -> Done {
+    let mut done = attempts(&job, &templates, backoff).await;
+    check_output(&job, &templates, &exprs, &mut done).await;
+    let Some(recovery) = job.recovery.as_deref() else {
+        return done;
+    };
+    if done.envelope.success {
+        return done;
+    }
+    let first = done.envelope.clone();
+    let failed = failure(&job, &done, &first);
+    let Some((index, handler)) =
+        recovery::choose(recovery, &failed, &Renderer(&templates, &exprs), &job.scope)
+    else {
+        return done;
+    };
+    // The handler's own attempts of the step, whatever the failure.
+    for n in 1..=handler.retries {
+        tokio::time::sleep(delay(&job, &backoff, n, None)).await;
+        tracing::info!(
+            step = &*job.step_id,
+            n,
+            "the error handler tries the step again"
+        );
+        let mut again = attempts(&job, &templates, backoff).await;
+        check_output(&job, &templates, &exprs, &mut again).await;
+        again.retries += done.retries + 1;
+        again.attempts += done.attempts;
+        again.started_at = done.started_at;
+        again.duration += done.duration;
+        done = again;
+        if done.envelope.success {
+            done.handled = Some(Handled {
+                record: serde_json::json!({ "handler": index, "recovered_by_retry": true }),
+                step: None,
+                error: Value::Null,
+                then: orc_pipeline::Then::Continue,
+            });
+            return done;
+        }
+    }
+    let last = done.envelope.clone();
+    let failed = failure(&job, &done, &last);
+    let handled = recovery::apply(
+        index,
+        handler,
+        &failed,
+        &mut done.envelope,
+        &Renderer(&templates, &exprs),
+        &job.scope,
+    );
+    if done.envelope.success {
+        done.error_type = None;
+    }
+    done.handled = Some(handled);
+    done
+}
+
+/// A step's templates and conditions, for its error handlers.
+struct Renderer<'a>(&'a TemplateSet, &'a ExprSet);
+
+impl recovery::Render for Renderer<'_> {
+    fn value(&self, p: &Param, scope: &Arc<dyn Lookup>) -> Result<Value, String> {
+        render(p, self.0, scope)
+    }
+
+    fn condition(&self, c: &Condition, scope: &Arc<dyn Lookup>) -> Result<bool, String> {
+        condition(c, self.0, self.1, scope)
+    }
+}
+
+/// A failed step's error as its handlers see it (`envelope` is the failed one's).
+fn failure<'a>(job: &'a Job, done: &Done, envelope: &'a Envelope) -> Failure<'a> {
+    Failure {
+        step: &job.step_id,
+        kind: done.error_type.unwrap_or("ToolError"),
+        message: envelope.error.as_deref().unwrap_or(""),
+        result: &envelope.result,
+        attempts: done.attempts,
+    }
+}
+
+/// After a step succeeded: its declared output must be there.
+async fn check_output(job: &Job, templates: &TemplateSet, exprs: &ExprSet, done: &mut Done) {
+    let Some(output) = job.output.as_deref() else {
+        return;
+    };
+    if !done.envelope.success {
+        return;
+    }
+    match recovery::check_output(
+        &job.step_id,
+        output,
+        &mut done.envelope,
+        &Renderer(templates, exprs),
+        &job.scope,
+    )
+    .await
+    {
+        Ok(location) => done.location = location,
+        Err((message, kind)) => {
+            let info = done.envelope.output_info.take();
+            done.envelope = Envelope::fail(message, done.envelope.result.take());
+            done.envelope.output_info = info;
+            done.error_type = Some(kind);
+        }
+    }
+}
+
+/// The wait before retry `n`: the step's own back-off when it sets one, else the run's.
+fn delay(job: &Job, backoff: &Backoff, n: u32, after: Option<Duration>) -> Duration {
+    match &job.retry_backoff {
+        Some(b) => {
+            let own = Duration::try_from_secs_f64(b.seconds(n)).unwrap_or(backoff.max);
+            after.map_or(own, |a| {
+                a.min(Duration::try_from_secs_f64(b.max_delay).unwrap_or(a))
+            })
+        }
+        None => retry_delay(backoff, n, after),
+    }
+}
+
+/// The step's attempts: render, call, and retry what a retry can help, `max_retries` times.
+async fn attempts(job: &Job, templates: &Arc<TemplateSet>, backoff: Backoff) -> Done {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let done = |action: String, envelope: Envelope, error_type, retries, timed_out| Done {
@@ -96,8 +240,10 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
         duration: clock.elapsed(),
         model: None,
         cached: false,
+        handled: None,
+        location: None,
     };
-    let action = match render(&job.action, &templates, &job.scope) {
+    let action = match render(&job.action, templates, &job.scope) {
         Ok(Value::String(a)) => a,
         Ok(other) => {
             let msg = format!(
@@ -125,12 +271,12 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
     if job.tool.is_none() && action == "evaluate_condition" {
         // Its parameters are not rendered: the condition is evaluated as written, with
         // values bound, never pasted into its text.
-        let envelope = evaluate_condition(&job.params, &templates, &job.scope);
+        let envelope = evaluate_condition(&job.params, templates, &job.scope);
         let mut finished = done(action, envelope, None, 0, false);
         finished.attempts = 1;
         return finished;
     }
-    let params = match render(&job.params, &templates, &job.scope) {
+    let params = match render(&job.params, templates, &job.scope) {
         Ok(Value::Object(map)) => map,
         Ok(Value::Null) => Map::new(),
         Ok(other) => {
@@ -271,7 +417,7 @@ pub(crate) async fn run(job: Job, templates: Arc<TemplateSet>, backoff: Backoff)
             error = envelope.error.as_deref().unwrap_or(""),
             "step failed; retrying"
         );
-        tokio::time::sleep(retry_delay(&backoff, retries, after)).await;
+        tokio::time::sleep(delay(job, &backoff, retries, after)).await;
     }
 }
 

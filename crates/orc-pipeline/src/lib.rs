@@ -33,8 +33,9 @@ pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};
 pub use input_type::{INPUT_TYPES, InputType};
 pub use plan::{
-    Action, Condition, ExprId, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param,
-    Plan, Step, StepKind, TemplateId, While,
+    Action, Condition, DeclaredOutput, ERROR_BINDINGS, ExprId, ForEach, Handler, Input, LogLevel,
+    ModelChoice, ModelRequirements, OnFailure, Param, Plan, Recovery, RetryBackoff, Step, StepKind,
+    TemplateId, Then, While,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

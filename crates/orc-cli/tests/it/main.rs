@@ -16,6 +16,7 @@ mod pipelines;
 mod processes;
 mod pyorc;
 mod pyorc_auto;
+mod pyorc_errors;
 mod report;
 mod resume;
 mod retries;

@@ -143,6 +143,17 @@ impl Run<'_> {
                 self.settle_inner(i, Outcome::Completed(envelope));
                 continue;
             }
+            if step.handles_errors && self.nodes[i].error.is_none() {
+                // A handler step runs only when a step it handles failed.
+                self.settle(
+                    i,
+                    Outcome::Skipped {
+                        reason: "no_error",
+                        message: None,
+                    },
+                );
+                continue;
+            }
             if let Some(cond) = &step.condition {
                 match step::condition(cond, self.templates, self.exprs, &self.scope(i)) {
                     Ok(true) => {}
@@ -206,6 +217,10 @@ impl Run<'_> {
                                 step.cache == Some(true) && !models::is_model_step(step)
                             }),
                             limits: Arc::clone(&self.limits),
+                            step_id: self.nodes[i].id.clone(),
+                            retry_backoff: step.retry_backoff,
+                            recovery: step.recovery.clone(),
+                            output: step.output.clone(),
                         };
                     self.nodes[i].state = State::Running;
                     self.nodes[i].record = Some(StepRecord {
@@ -223,8 +238,13 @@ impl Run<'_> {
                         tool = a.tool.as_deref().unwrap_or("")
                     );
                     self.tasks.spawn(
-                        step::run(job, Arc::clone(self.templates), self.opts.backoff)
-                            .instrument(span),
+                        step::run(
+                            job,
+                            Arc::clone(self.templates),
+                            Arc::clone(self.exprs),
+                            self.opts.backoff,
+                        )
+                        .instrument(span),
                     );
                 }
                 StepKind::ForEach(f) => self.expand_for_each(i, step, f),
@@ -251,6 +271,9 @@ impl Run<'_> {
                     error_type: done.error_type.unwrap_or("ToolError"),
                 }
             };
+            if let Some(h) = &done.handled {
+                self.handled(i, h);
+            }
             self.record(i, &outcome, Some(&done));
             settled.push((i, outcome));
         }
@@ -265,6 +288,18 @@ impl Run<'_> {
             .filter_map(|(i, _)| self.nodes[*i].record.clone())
             .collect();
         journal.hand_over(records, settled).await;
+    }
+
+    /// What an error handler decided for a failed step: the failure policy, and the handler
+    /// step that now runs with the error bound.
+    fn handled(&mut self, i: NodeId, h: &crate::recovery::Handled) {
+        if h.then == orc_pipeline::Then::Continue {
+            self.nodes[i].policy = Some(orc_pipeline::OnFailure::Continue);
+        }
+        if let Some(j) = h.step {
+            let handler = self.nodes[i].base.offset(j);
+            self.nodes[handler].error = Some(h.error.clone());
+        }
     }
 
     /// Settles a group of finished steps the journal has written: their dependents may start.

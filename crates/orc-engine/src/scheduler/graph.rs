@@ -48,6 +48,8 @@ impl Run<'_> {
                 released: false,
                 parent,
                 record: None,
+                policy: None,
+                error: None,
             });
         }
         self.emit(Event::StepsAdded { count: steps.len() });
@@ -94,9 +96,13 @@ impl Run<'_> {
     }
 
     pub(super) fn scope(&self, i: NodeId) -> Arc<dyn Lookup> {
-        Arc::new(StepScope {
+        let scope: Arc<dyn Lookup> = Arc::new(StepScope {
             shared: Arc::clone(&self.shared),
             frame: self.nodes[i].frame.clone(),
-        })
+        });
+        match &self.nodes[i].error {
+            Some(error) => crate::recovery::ErrorScope::wrap(scope, error.clone()),
+            None => scope,
+        }
     }
 }

@@ -110,6 +110,11 @@ pub(super) struct Node {
     /// The loop node this is an iteration step of, and which iteration.
     pub(super) parent: Option<(NodeId, usize)>,
     pub(super) record: Option<StepRecord>,
+    /// The failure policy an error handler set for this node, instead of the step's.
+    pub(super) policy: Option<orc_pipeline::OnFailure>,
+    /// For a handler step (`handler_task_id`): the error of the step it handles, once that
+    /// failed; it runs with `error` bound, and is skipped when nothing failed.
+    pub(super) error: Option<serde_json::Value>,
 }
 
 pub(super) fn step_at<'p>(plan: &'p Plan, path: &[u32]) -> &'p Step {

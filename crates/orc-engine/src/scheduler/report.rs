@@ -55,6 +55,9 @@ pub(super) fn blank_record(id: &str, step: &Step, deps: &[String]) -> StepRecord
         cost: None,
         model_time: None,
         model_choice: None,
+        recovery: None,
+        produces: step.output.as_ref().and_then(|o| o.produces.clone()),
+        location: None,
     }
 }
 

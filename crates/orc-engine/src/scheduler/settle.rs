@@ -48,6 +48,8 @@ impl Run<'_> {
             r.started_at = Some(now_rfc3339(d.started_at));
             r.duration = Some(d.duration.as_secs_f64());
             r.cached = d.cached;
+            r.recovery = d.handled.as_ref().map(|h| self.recovery_record(i, h));
+            r.location.clone_from(&d.location);
             if let Some(m) = &d.model {
                 r.model = Some(m.model.clone());
                 r.provider = Some(m.provider.to_string());
@@ -124,7 +126,7 @@ impl Run<'_> {
             ),
             Outcome::Failed { .. } => {
                 self.publish_value(i);
-                match step.on_failure {
+                match self.nodes[i].policy.unwrap_or(step.on_failure) {
                     OnFailure::Continue => (false, None),
                     OnFailure::Skip => (true, None),
                     OnFailure::Goto(t) => (true, Some(t)),
@@ -168,6 +170,16 @@ impl Run<'_> {
         if let Some((l, k)) = self.nodes[i].parent {
             self.iteration_step_done(l, k);
         }
+    }
+
+    /// A handler's record in the result document, its handler step by id.
+    fn recovery_record(&self, i: NodeId, h: &crate::recovery::Handled) -> serde_json::Value {
+        let mut record = h.record.clone();
+        if let Some(j) = h.step {
+            let id = &self.nodes[self.nodes[i].base.offset(j)].id;
+            record["handler_step"] = serde_json::Value::String(id.to_string());
+        }
+        record
     }
 
     /// Makes a settled step's envelope, as its record holds it, visible to templates.

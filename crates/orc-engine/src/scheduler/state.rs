@@ -22,7 +22,7 @@ pub(super) struct Run<'a> {
     pub(super) plan: &'a Plan,
     pub(super) templates: &'a Arc<TemplateSet>,
     /// The plan's condition expressions, parsed.
-    pub(super) exprs: &'a ExprSet,
+    pub(super) exprs: &'a Arc<ExprSet>,
     pub(super) shared: Arc<Shared>,
     pub(super) opts: &'a Options,
     pub(super) nodes: Nodes,

@@ -50,6 +50,9 @@ pub struct Envelope {
     /// `{{ step.outputs.name }}`, as py-orc's did (and as `{{ step.result.outputs.name }}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Value>,
+    /// The step's declared output (`produces`, `location`), once checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_info: Option<Value>,
     /// Whether another attempt of a failed call may succeed: what the step's retry
     /// loop reads. Not part of the envelope templates see.
     #[serde(skip)]
@@ -85,6 +88,7 @@ impl Envelope {
             error: None,
             model_used: None,
             outputs: None,
+            output_info: None,
             retry: Retry::No,
         }
     }
@@ -98,6 +102,7 @@ impl Envelope {
             error: Some(message.into()),
             model_used: None,
             outputs: None,
+            output_info: None,
             retry: Retry::No,
         }
     }
@@ -119,6 +124,9 @@ impl Envelope {
         }
         if let (Some(outputs), Value::Object(map)) = (&self.outputs, &mut json) {
             map.insert("outputs".into(), outputs.clone());
+        }
+        if let (Some(info), Value::Object(map)) = (&self.output_info, &mut json) {
+            map.insert("output_info".into(), info.clone());
         }
         json
     }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::expr::Expr;
-use crate::plan::{Condition, ExprId, ModelChoice, Param, TemplateId};
+use crate::plan::{
+    Condition, DeclaredOutput, ExprId, Handler, ModelChoice, Param, RetryBackoff, TemplateId,
+};
 use crate::templates::is_template;
 use crate::yaml::{Kind, Node, Pos};
 
@@ -47,6 +49,28 @@ pub(super) struct Draft {
     /// `cache: false` opts a model step out of the response cache; `cache: true` lets a
     /// tool step reuse the result of an identical earlier call (the step-result cache).
     pub(super) cache: Option<bool>,
+    /// `on_error`, `error_handlers`, `retry`, `retry_config`, `produces`, `location`.
+    pub(super) recovery: DraftRecovery,
+}
+
+/// What `on_error`, `error_handlers`, `retry`, `retry_config`, `produces` and `location` say.
+#[derive(Debug, Default)]
+pub(super) struct DraftRecovery {
+    /// `on_error: WORD`: a policy, or (when it names a step of the level) a step to go to.
+    pub(super) word: Option<(String, Pos)>,
+    /// The handlers, in the order they are tried.
+    pub(super) handlers: Vec<DraftHandler>,
+    /// Retries after the first attempt (`retry`, `retry_config`).
+    pub(super) retries: Option<u32>,
+    pub(super) backoff: Option<RetryBackoff>,
+    pub(super) output: Option<DeclaredOutput>,
+}
+
+/// A handler as written: its step still a name.
+#[derive(Debug)]
+pub(super) struct DraftHandler {
+    pub(super) handler: Handler,
+    pub(super) step: Option<(String, Pos)>,
 }
 
 #[derive(Debug)]
@@ -102,21 +126,27 @@ const STEP_KEYS: &[&str] = &[
     "until",
     "model",
     "requires_model",
+    "on_error",
+    "error_handlers",
+    "retry",
+    "retry_config",
+    "produces",
+    "location",
 ];
 
 /// Keys the earlier Python system accepted that orc does not implement, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     Some(match key {
         "foreach" => "write `for_each`",
-        "on_error" | "error_handlers" => "use `on_failure` with a policy or a step id",
         "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
         "action_loop"
         | "create_parallel_queue"
         | "while_condition"
         | "break_on_error"
         | "iteration_timeout" => "write the loop as `for_each` or `while` with `steps`",
-        "produces" | "location" | "format" | "output_schema" | "schema" | "size_limit"
-        | "output_description" => "write files with an explicit `filesystem` step",
+        "format" | "output_schema" | "schema" | "size_limit" | "output_description" => {
+            "declare the file with `produces` and `location`, and write it with a `filesystem` step"
+        }
         "loop_name" => "the loop's id is its name; remove the key",
         "parallel" => "steps without dependencies already run in parallel; remove the key",
         _ => return None,
@@ -655,9 +685,32 @@ impl<'a> Drafter<'a> {
             }
         }
         let timeout = node.get("timeout").and_then(|n| r.seconds(n, "timeout"));
+        let mut recovery = self.recovery(&mut r, node, step, &mut uses);
+        // `on_error: continue` (a policy word) is `on_failure: continue`.
+        if let Some((word, pos)) = recovery
+            .word
+            .take_if(|(w, _)| POLICIES.contains(&w.as_str()))
+        {
+            if on_failure.is_some() {
+                r.report(
+                    Diagnostic::new(
+                        Code::E003,
+                        pos,
+                        "a step has both `on_error` and `on_failure` (or `continue_on_error`)",
+                    )
+                    .field("on_error")
+                    .hint(format!(
+                        "`on_error: {word}` means `on_failure: {word}`; keep one"
+                    )),
+                );
+            } else {
+                on_failure = Some((word, pos));
+            }
+        }
         let max_retries = node
             .get("max_retries")
-            .and_then(|n| r.count(n, "max_retries", 0, 100));
+            .and_then(|n| r.count(n, "max_retries", 0, 100))
+            .or(recovery.retries);
 
         let cache = node.get("cache").and_then(|n| r.boolean(n, "cache"));
         let choice = model::step_choice(&mut r, node, self.catalog);
@@ -696,6 +749,7 @@ impl<'a> Drafter<'a> {
             max_retries,
             model,
             cache,
+            recovery,
         })
     }
 

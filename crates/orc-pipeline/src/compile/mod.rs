@@ -5,6 +5,7 @@ mod catalog;
 mod draft;
 mod model;
 mod read;
+mod recovery;
 mod resolve;
 
 use std::sync::Arc;

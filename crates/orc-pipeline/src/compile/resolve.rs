@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::graph;
+use crate::plan::ERROR_BINDINGS;
 use crate::plan::{ForEach, OnFailure, Step, StepKind, TemplateId, While};
 use crate::templates::TemplateSet;
 use crate::yaml::Pos;
 
 use super::draft::{Draft, DraftKind, Use, UseSite};
+use super::recovery::{binds_error, handler_steps, recovery_of};
 
 /// Names bound inside a `for_each` body.
 pub(super) const FOR_EACH_BINDINGS: &[&str] = &[
@@ -191,6 +193,20 @@ impl Resolver<'_> {
         let ids = LevelIds::new(&drafts);
         let level_ids: Arc<[String]> = ids.names().map(str::to_string).collect();
         let level_bindings: Arc<[String]> = bindings.iter().map(|b| (*b).to_string()).collect();
+        // Handler steps (`handler_task_id`): each waits for the step it handles.
+        let handlers = handler_steps(
+            &drafts,
+            |n| ids.ids.get(n).copied(),
+            || ids.names().collect(),
+            self.diags,
+        );
+        let mut is_handler = vec![false; drafts.len()];
+        for (i, targets) in handlers.iter().enumerate() {
+            for &j in targets.iter().flatten() {
+                is_handler[j] = true;
+                deps[j].push(i);
+            }
+        }
         for (i, d) in drafts.iter().enumerate() {
             let is_while = matches!(d.kind, DraftKind::While { .. });
             for site in &d.uses {
@@ -199,7 +215,9 @@ impl Resolver<'_> {
                         && matches!(site.field.as_str(), "while" | "until")
                         && (WHILE_BINDINGS.contains(&name.as_str())
                             || while_body_ids[i].contains(&name));
-                    if local_binding || bindings.contains(&name.as_str()) {
+                    let error_binding = (is_handler[i] || binds_error(&site.field))
+                        && ERROR_BINDINGS.contains(&name.as_str());
+                    if local_binding || error_binding || bindings.contains(&name.as_str()) {
                         continue;
                     }
                     match ids.find(&name) {
@@ -376,6 +394,10 @@ impl Resolver<'_> {
                 cache: d.cache,
                 model: d.model.clone(),
                 pos: d.pos,
+                recovery: None,
+                retry_backoff: d.recovery.backoff,
+                output: d.recovery.output.clone().map(Box::new),
+                handles_errors: false,
             });
         }
 
@@ -437,7 +459,22 @@ impl Resolver<'_> {
                 Some(t) => target("on_failure", t, &steps, self.diags)
                     .map_or(OnFailure::Fail, OnFailure::Goto),
             };
+            let word_is_step = d
+                .recovery
+                .word
+                .as_ref()
+                .is_some_and(|(w, _)| ids.ids.contains_key(w.as_str()));
+            let (on_failure, recovery) = recovery_of(
+                d,
+                on_failure,
+                &handlers[i],
+                word_is_step,
+                self.diags,
+                |t, diags| target("on_error", t, &steps, diags),
+            );
             let s = &mut steps[i];
+            s.recovery = recovery;
+            s.handles_errors = is_handler[i];
             s.on_false = on_false;
             s.on_success = on_success;
             s.on_failure = on_failure;
