@@ -794,7 +794,9 @@ impl SqliteStore {
         let rollup = Rollup::of(metrics);
         let metrics = metrics.to_vec();
         self.write("record_model_metrics", move |c| {
-            let mut insert = c.prepare_cached(
+            // The rows and what they add to the sums together, or neither.
+            let tx = c.savepoint()?;
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost,
                                             source, cache_hit, error_kind, run_id, pipeline_id, latency_bucket)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -817,7 +819,9 @@ impl SqliteStore {
                     latency::bucket(m.latency_ms)
                 ])?;
             }
-            add_rollup(c, &rollup)
+            drop(insert);
+            add_rollup(&tx, &rollup)?;
+            tx.commit()
         })
         .await
     }
