@@ -138,6 +138,13 @@ pub struct SeriesPoint {
     pub response_cache: CacheCounts,
 }
 
+/// A sum of costs to the picodollar: sums of the same costs added in another order (per hour,
+/// per row, per backend) differ in their last bits, and the report says the same whatever the
+/// order.
+fn usd(sum: f64) -> f64 {
+    (sum * 1e12).round() / 1e12
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -244,7 +251,7 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             latency: latency_of(&m.buckets, m.latency_sum, m.calls),
             input_tokens: m.input,
             output_tokens: m.output,
-            cost_usd: m.cost,
+            cost_usd: usd(m.cost),
         })
         .collect();
     models.sort_by(|a, b| {
@@ -253,7 +260,13 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             .then(b.calls.cmp(&a.calls))
             .then_with(|| a.model.cmp(&b.model))
     });
-    let mut pipelines: Vec<PipelineUsage> = pipelines.into_values().collect();
+    let mut pipelines: Vec<PipelineUsage> = pipelines
+        .into_values()
+        .map(|p| PipelineUsage {
+            cost_usd: usd(p.cost_usd),
+            ..p
+        })
+        .collect();
     pipelines.sort_by(|a, b| {
         b.cost_usd
             .total_cmp(&a.cost_usd)
@@ -273,11 +286,11 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             .map(|(minute, n)| (from_micros(minute.saturating_mul(60_000_000)), count(n))),
         latency: latency_of(&buckets, latency_sum, requests),
         response_cache,
-        cost_usd: cost,
+        cost_usd: usd(cost),
         input_tokens: input,
         output_tokens: output,
         runs_with_requests: count(stored.runs_with_requests),
-        run_cost_usd: run_cost,
+        run_cost_usd: usd(run_cost),
         models,
         pipelines,
     }
@@ -331,6 +344,7 @@ pub(crate) fn series(
                 mean_ms: None,
                 ..latency_of(&buckets, 0.0, 0)
             };
+            point.cost_usd = usd(point.cost_usd);
             point
         })
         .collect()
