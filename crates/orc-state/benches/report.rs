@@ -12,7 +12,9 @@
 //! - `series 24 h by the minute`: [`Store::request_series`] of that day by 60 s steps (1440
 //!   points), the dashboard's densest series;
 //! - `daily report (all in one day)`: the worst case, every request on the same day (a second
-//!   store, filled the same way).
+//!   store, filled the same way);
+//! - `record 1 request`, `record a batch of 100 requests`: [`Store::record_model_metrics`] into
+//!   that store, the rows and what they add to the hourly and per-minute sums.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
@@ -164,6 +166,28 @@ fn bench(c: &mut Criterion) {
     group.bench_function("daily report (all in one day)", |b| {
         b.to_async(&tokio)
             .iter(|| async { store.request_stats(since, until).await.unwrap() });
+    });
+    // What recording costs, into the day's store: one request alone (the runtime's recorder
+    // when requests are sparse) and a batch of 100 (when they come faster than it writes).
+    let store = &store;
+    let mut i = 0;
+    group.bench_function("record 1 request", |b| {
+        b.to_async(&tokio).iter(|| {
+            i += 7919;
+            let m = request(i % n, n, 1);
+            async move { store.record_model_metric(&m).await.unwrap() }
+        });
+    });
+    group.bench_function("record a batch of 100 requests", |b| {
+        b.to_async(&tokio).iter(|| {
+            let batch: Vec<ModelMetric> = (0..100)
+                .map(|_| {
+                    i += 7919;
+                    request(i % n, n, 1)
+                })
+                .collect();
+            async move { store.record_model_metrics(&batch).await.unwrap() }
+        });
     });
     group.finish();
 }

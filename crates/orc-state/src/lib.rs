@@ -59,6 +59,7 @@ mod owner;
 mod postgres;
 mod records;
 mod redis_store;
+mod rollup;
 mod sql;
 mod sqlite;
 mod stats;

@@ -120,8 +120,9 @@ pub(crate) struct MetricGroup {
     pub(crate) cache_hit: Option<bool>,
     pub(crate) error_kind: Option<String>,
     pub(crate) success: bool,
-    /// The latency bucket ([`crate::latency`]); `None` for rows recorded before schema 5.
-    pub(crate) bucket: Option<i64>,
+    /// Requests per latency bucket ([`crate::latency`]); rows recorded before schema 5 have
+    /// none and count in means, not percentiles.
+    pub(crate) buckets: Vec<(i64, i64)>,
     pub(crate) requests: i64,
     pub(crate) cost: f64,
     /// The sum of the latencies, ms.
@@ -130,16 +131,18 @@ pub(crate) struct MetricGroup {
     pub(crate) output_tokens: i64,
 }
 
-/// The model requests of one time slot of a series that share the other keys, summed.
+/// Some of the model requests of one time slot of a series, summed (a slot may have several).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SlotGroup {
     /// The slot: `(at - since) / step`.
     pub(crate) slot: i64,
-    pub(crate) cache_hit: Option<bool>,
-    pub(crate) success: bool,
-    pub(crate) bucket: Option<i64>,
     pub(crate) requests: i64,
+    pub(crate) errors: i64,
+    pub(crate) cache_hits: i64,
+    pub(crate) cache_misses: i64,
     pub(crate) cost: f64,
+    /// Requests per latency bucket.
+    pub(crate) buckets: Vec<(i64, i64)>,
 }
 
 /// What a backend reads for a report of a period.

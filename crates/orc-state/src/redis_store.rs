@@ -14,6 +14,10 @@
 //! | `requests` | sorted set | one JSON member per model request of any source (schema 4), by time (µs): what reports and series read |
 //! | `registry:<id>` | hash | a registered pipeline (schema 3): `pipeline_id`, `name` and `description` (absent when `None`), `hash`, `steps`, `version`, `created_at`, `updated_at` (µs), `text_compressed` (`0`/`1`) and `text` (UTF-8, or its zstd frame) |
 //! | `registry` | sorted set | the registered ids, all at score 0, so that they list in byte order (`ZRANGE … BYLEX`) |
+//! | `rollup:hour:<h>` | hash | the requests of hour `h` (since the epoch) summed per report key (schema 5): fields `<key>\n<sum>`, the key a JSON object (`model`, `provider`, `pipeline_id`, `cache_hit`, `error_kind`, `success`), the sum `n`, `cost`, `latency`, `in`, `out` or `b<bucket>` (requests per latency bucket) |
+//! | `rollup:minute:<m>` | hash | the requests of minute `m` summed (schema 5): `n`, `errors`, `hits`, `misses`, `cost`, `b<bucket>` |
+//! | `rollup:runs:<h>` | set | the runs that made requests in hour `h` (schema 5) |
+//! | `rollup:rebuild` | string | held (`PX`) while a process builds the rollups of an older store |
 //!
 //! Every write that touches more than one key is one Lua script, so it applies whole or not at all.
 //!
@@ -30,9 +34,15 @@
 //! run and pipeline (members of `metrics:<model>` gained the same fields; older members read as
 //! upstream calls without them). Nothing is rewritten: requests recorded before it are not in
 //! reports.
+//!
+//! Schema 5 sums the requests per hour and per minute as they are recorded (`rollup:…`, in the
+//! transaction that adds them to `requests`), so that a report reads 24 hashes a day and a
+//! series a hash per minute. Opening an older store builds the rollups from `requests` first,
+//! one process at a time (`rollup:rebuild`), before it raises the version; requests an older orc
+//! records meanwhile are in `requests` but not in the rollups.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -41,21 +51,54 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Packed, millis};
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
-    StoredPipeline, StoredRun, StoredStats, StoredStep,
+    Fence, MetricGroup, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim,
+    SlotGroup, StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
+use crate::rollup::{self, GroupKey, HOUR, MINUTE, MinuteSums, Rollup, Sums, busier};
 use crate::stats;
 use crate::url::scrub;
 use crate::{Error, Result, RunState, StateOptions};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// Runs fetched per round trip while listing or pruning.
 const BATCH: usize = 256;
 
 /// Recorded requests fetched per round trip for a report or a series.
 const PAGE: usize = 10_000;
+
+/// How long a process may take to build an older store's rollups before another may start over.
+const REBUILD_LEASE_MS: u64 = 600_000;
+
+/// A hash's number.
+fn parse<T: std::str::FromStr>(text: &str) -> std::result::Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// A minute's hash as its sums.
+fn minute_sums(hash: &HashMap<String, String>) -> std::result::Result<MinuteSums, String> {
+    let mut s = MinuteSums::default();
+    for (field, value) in hash {
+        match field.as_str() {
+            "n" => s.requests = parse(value)?,
+            "errors" => s.errors = parse(value)?,
+            "hits" => s.cache_hits = parse(value)?,
+            "misses" => s.cache_misses = parse(value)?,
+            "cost" => s.cost = parse(value)?,
+            _ => {
+                let bucket = field
+                    .strip_prefix('b')
+                    .ok_or_else(|| format!("an unknown field `{field}`"))?;
+                s.buckets.insert(parse(bucket)?, parse(value)?);
+            }
+        }
+    }
+    Ok(s)
+}
 
 /// `KEYS`: run, runs, runs:status:running, runs:pipeline:<id>, pipeline:<id>.
 /// `ARGV`: run id, pipeline id, path, hash, inputs, started_at. Returns 0 when the run exists.
@@ -384,7 +427,10 @@ impl RedisStore {
         }
         if found < LATEST {
             // Version 1 lacks only the lease fields, which read as "none" when missing; version 2
-            // only the registry's keys.
+            // only the registry's keys; version 4 the rollups, built here.
+            if !self.build_rollups().await? {
+                return Ok(());
+            }
             let mut c = self.connection.clone();
             let _: i64 = Script::new(UPGRADE)
                 .key(&key)
@@ -835,8 +881,10 @@ impl RedisStore {
     }
 
     pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
-        // One pipeline: one round trip for every metric.
+        // One transaction: one round trip for every metric and what it adds to the rollups.
         let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.add_rollup(&mut pipe, &Rollup::of(metrics));
         let requests = self.key("requests");
         for m in metrics {
             let member = MetricMember {
@@ -868,38 +916,103 @@ impl RedisStore {
         until: i64,
         operation: &'static str,
     ) -> Result<Vec<MetricRecord>> {
-        let key = self.key("requests");
-        let mut c = self.connection.clone();
         let mut out = Vec::new();
-        let mut offset = 0;
         loop {
-            let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                .arg(&key)
-                .arg(since)
-                .arg(format!("({until}"))
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(PAGE)
-                .query_async(&mut c)
-                .await
-                .map_err(self.error(operation))?;
-            let n = members.len();
-            for member in &members {
-                let m = serde_json::from_str::<MetricMember>(member)
-                    .map_err(|e| self.corrupt("a recorded request".to_owned(), e.to_string()))?;
-                out.push(m.record);
-            }
+            let page = self
+                .requests_page(since, until, out.len(), operation)
+                .await?;
+            let n = page.len();
+            out.extend(page);
             if n < PAGE {
                 return Ok(out);
             }
-            offset += n;
         }
     }
 
-    pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
-        let records = self.requests(since, until, "request_stats").await?;
-        let mut stats = stats::fold_records(&records);
+    /// The [`PAGE`] requests of `[since, until)` from the `offset`th on.
+    async fn requests_page(
+        &self,
+        since: i64,
+        until: i64,
+        offset: usize,
+        operation: &'static str,
+    ) -> Result<Vec<MetricRecord>> {
         let mut c = self.connection.clone();
+        let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("requests"))
+            .arg(since)
+            .arg(format!("({until}"))
+            .arg("LIMIT")
+            .arg(offset)
+            .arg(PAGE)
+            .query_async(&mut c)
+            .await
+            .map_err(self.error(operation))?;
+        members
+            .iter()
+            .map(|member| {
+                serde_json::from_str::<MetricMember>(member)
+                    .map(|m| m.record)
+                    .map_err(|e| self.corrupt("a recorded request".to_owned(), e.to_string()))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
+        let op = "request_stats";
+        let hours = rollup::split(since, until, HOUR);
+        let mut records = Vec::new();
+        for &(a, b) in &hours.edges {
+            records.extend(self.requests(a, b, op).await?);
+        }
+        let mut stats = stats::fold_records(&records);
+        let mut runs: HashSet<String> = records.iter().filter_map(|r| r.run_id.clone()).collect();
+        let mut c = self.connection.clone();
+        if let Some((lo, hi)) = hours.whole {
+            let hashes: Vec<HashMap<String, String>> = self
+                .each(
+                    lo..hi,
+                    |h| redis::cmd("HGETALL").arg(self.hour_key(h)).clone(),
+                    op,
+                )
+                .await?;
+            for hash in hashes {
+                stats.groups.extend(self.hour_groups(hash)?);
+            }
+            let members: Vec<Vec<String>> = self
+                .each(
+                    lo..hi,
+                    |h| redis::cmd("SMEMBERS").arg(self.runs_key(h)).clone(),
+                    op,
+                )
+                .await?;
+            runs.extend(members.into_iter().flatten());
+        }
+        stats.runs_with_requests = i64::try_from(runs.len()).unwrap_or(i64::MAX);
+        // The busiest minute: whole minutes from their sums, partial ones from the edges' rows.
+        let minutes = rollup::split(since, until, MINUTE);
+        let mut peak = None;
+        if let Some((lo, hi)) = minutes.whole {
+            let counts: Vec<Option<i64>> = self
+                .each(
+                    lo..hi,
+                    |m| redis::cmd("HGET").arg(self.minute_key(m)).arg("n").clone(),
+                    op,
+                )
+                .await?;
+            for (m, n) in (lo..hi).zip(counts) {
+                peak = busier(peak, n.map(|n| (m, n)));
+            }
+        }
+        for &(a, b) in &minutes.edges {
+            let inside: Vec<MetricRecord> = records
+                .iter()
+                .filter(|r| r.at >= a && r.at < b)
+                .cloned()
+                .collect();
+            peak = busier(peak, stats::fold_records(&inside).peak_minute);
+        }
+        stats.peak_minute = peak;
         let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.key("runs"))
             .arg(since)
@@ -938,8 +1051,227 @@ impl RedisStore {
         until: i64,
         step: i64,
     ) -> Result<Vec<SlotGroup>> {
-        let records = self.requests(since, until, "request_series").await?;
-        Ok(stats::fold_slots(&records, since, step))
+        let op = "request_series";
+        // Whole minutes from their sums when each falls in one step; the rest from the rows.
+        let minutes = rollup::series_split(since, until, step);
+        let mut groups = Vec::new();
+        if let Some((lo, hi)) = minutes.whole {
+            let hashes: Vec<HashMap<String, String>> = self
+                .each(
+                    lo..hi,
+                    |m| redis::cmd("HGETALL").arg(self.minute_key(m)).clone(),
+                    op,
+                )
+                .await?;
+            for (m, hash) in (lo..hi).zip(hashes) {
+                if !hash.is_empty() {
+                    let sums = minute_sums(&hash).map_err(|e| self.rollup_corrupt(e))?;
+                    groups.push(rollup::slot_group(m, sums, since, step));
+                }
+            }
+        }
+        for &(a, b) in &minutes.edges {
+            let records = self.requests(a, b, op).await?;
+            groups.extend(stats::fold_slots(&records, since, step));
+        }
+        Ok(groups)
+    }
+
+    fn hour_key(&self, hour: i64) -> String {
+        self.key(&format!("rollup:hour:{hour}"))
+    }
+
+    fn minute_key(&self, minute: i64) -> String {
+        self.key(&format!("rollup:minute:{minute}"))
+    }
+
+    fn runs_key(&self, hour: i64) -> String {
+        self.key(&format!("rollup:runs:{hour}"))
+    }
+
+    fn rollup_corrupt(&self, reason: String) -> Error {
+        rollup::corrupt(&self.url, reason)
+    }
+
+    /// One command per unit of `units`, pipelined [`PAGE`] at a time; their answers in order.
+    async fn each<T: redis::FromRedisValue>(
+        &self,
+        units: std::ops::Range<i64>,
+        command: impl Fn(i64) -> redis::Cmd,
+        operation: &'static str,
+    ) -> Result<Vec<T>> {
+        let mut c = self.connection.clone();
+        let mut out = Vec::new();
+        let mut start = units.start;
+        while start < units.end {
+            let end = units.end.min(start.saturating_add(PAGE as i64));
+            let mut pipe = redis::pipe();
+            for unit in start..end {
+                pipe.add_command(command(unit));
+            }
+            let answers: Vec<T> = pipe
+                .query_async(&mut c)
+                .await
+                .map_err(self.error(operation))?;
+            out.extend(answers);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// The report's groups of an hour's hash.
+    fn hour_groups(&self, hash: HashMap<String, String>) -> Result<Vec<MetricGroup>> {
+        let mut sums: BTreeMap<String, Sums> = BTreeMap::new();
+        for (field, value) in hash {
+            let (key, sum) = field
+                .rsplit_once('\n')
+                .ok_or_else(|| self.rollup_corrupt(format!("a field `{field}` without a sum")))?;
+            let s = sums.entry(key.to_owned()).or_default();
+            let bad = |e: String| self.rollup_corrupt(format!("field `{field}`: {e}"));
+            match sum {
+                "n" => s.requests = parse(&value).map_err(bad)?,
+                "cost" => s.cost = parse(&value).map_err(bad)?,
+                "latency" => s.latency_ms = parse(&value).map_err(bad)?,
+                "in" => s.input_tokens = parse(&value).map_err(bad)?,
+                "out" => s.output_tokens = parse(&value).map_err(bad)?,
+                _ => {
+                    let bucket = sum
+                        .strip_prefix('b')
+                        .ok_or_else(|| bad("an unknown sum".to_owned()))?;
+                    s.buckets
+                        .insert(parse(bucket).map_err(bad)?, parse(&value).map_err(bad)?);
+                }
+            }
+        }
+        sums.into_iter()
+            .map(|(key, sums)| {
+                let key: GroupKey = serde_json::from_str(&key)
+                    .map_err(|e| self.rollup_corrupt(format!("a key `{key}`: {e}")))?;
+                Ok(rollup::metric_group(key, sums))
+            })
+            .collect()
+    }
+
+    /// Adds a batch's sums to the rollups' hashes and sets, in `pipe`.
+    fn add_rollup(&self, pipe: &mut redis::Pipeline, rollup: &Rollup) {
+        for ((hour, key), sums) in &rollup.hours {
+            let hash = self.hour_key(*hour);
+            // JSON text holds no raw newline.
+            let key = serde_json::to_string(key).unwrap_or_default();
+            pipe.hincr(&hash, format!("{key}\nn"), sums.requests)
+                .ignore();
+            for (name, value) in [("cost", sums.cost), ("latency", sums.latency_ms)] {
+                if value != 0.0 {
+                    pipe.cmd("HINCRBYFLOAT")
+                        .arg(&hash)
+                        .arg(format!("{key}\n{name}"))
+                        .arg(value)
+                        .ignore();
+                }
+            }
+            for (name, value) in [("in", sums.input_tokens), ("out", sums.output_tokens)] {
+                if value != 0 {
+                    pipe.hincr(&hash, format!("{key}\n{name}"), value).ignore();
+                }
+            }
+            for (bucket, n) in &sums.buckets {
+                pipe.hincr(&hash, format!("{key}\nb{bucket}"), *n).ignore();
+            }
+        }
+        for (minute, sums) in &rollup.minutes {
+            let hash = self.minute_key(*minute);
+            pipe.hincr(&hash, "n", sums.requests).ignore();
+            for (name, value) in [
+                ("errors", sums.errors),
+                ("hits", sums.cache_hits),
+                ("misses", sums.cache_misses),
+            ] {
+                if value != 0 {
+                    pipe.hincr(&hash, name, value).ignore();
+                }
+            }
+            if sums.cost != 0.0 {
+                pipe.cmd("HINCRBYFLOAT")
+                    .arg(&hash)
+                    .arg("cost")
+                    .arg(sums.cost)
+                    .ignore();
+            }
+            for (bucket, n) in &sums.buckets {
+                pipe.hincr(&hash, format!("b{bucket}"), *n).ignore();
+            }
+        }
+        for (hour, run) in &rollup.runs {
+            pipe.sadd(self.runs_key(*hour), run).ignore();
+        }
+    }
+
+    /// Builds the rollups of a store from before schema 5 out of its `requests`, unless another
+    /// process is at it; then this one waits until the version is raised. Whether this process
+    /// should raise it.
+    async fn build_rollups(&self) -> Result<bool> {
+        let lock = self.key("rollup:rebuild");
+        let mut c = self.connection.clone();
+        loop {
+            let took: Option<String> = redis::cmd("SET")
+                .arg(&lock)
+                .arg(std::process::id())
+                .arg("NX")
+                .arg("PX")
+                .arg(REBUILD_LEASE_MS)
+                .query_async(&mut c)
+                .await
+                .map_err(self.error("open"))?;
+            if took.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let version: Option<i64> = c
+                .get(self.key("schema"))
+                .await
+                .map_err(self.error("open"))?;
+            if version.is_some_and(|v| v >= LATEST) {
+                return Ok(false);
+            }
+        }
+        // What an interrupted build left, then every recorded request a page at a time.
+        let pattern = format!("{}rollup:*", self.prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await
+                .map_err(self.error("open"))?;
+            let keys: Vec<String> = keys.into_iter().filter(|k| *k != lock).collect();
+            if !keys.is_empty() {
+                let () = c.del(keys).await.map_err(self.error("open"))?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut offset = 0;
+        loop {
+            let page = self
+                .requests_page(i64::MIN, i64::MAX, offset, "open")
+                .await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            self.add_rollup(&mut pipe, &Rollup::of(&page));
+            let () = pipe.query_async(&mut c).await.map_err(self.error("open"))?;
+            if page.len() < PAGE {
+                break;
+            }
+            offset += page.len();
+        }
+        let () = c.del(&lock).await.map_err(self.error("open"))?;
+        Ok(true)
     }
 
     pub(crate) async fn model_metrics(

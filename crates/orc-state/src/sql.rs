@@ -6,6 +6,7 @@ use sqlx::migrate::MigrateError;
 use crate::Error;
 use crate::codec::Packed;
 use crate::records::{MetricGroup, MetricRecord, SlotGroup, StoredPipeline, StoredStats};
+use crate::rollup::{self, MinuteSums, Sums};
 use crate::url::scrub;
 
 /// The table that records applied migrations. Not sqlx's default, so that a database some other
@@ -277,20 +278,20 @@ pub(crate) type GroupTuple = (
 /// A report's reads as a backend returns them: the sums, the busiest minute, the runs that made
 /// requests, the runs started (pipeline, status, how many).
 pub(crate) fn stored_stats(
-    groups: Vec<GroupTuple>,
+    groups: Vec<MetricGroup>,
     peak_minute: Option<(i64, i64)>,
     runs_with_requests: i64,
     runs: Vec<(String, String, i64)>,
 ) -> StoredStats {
     StoredStats {
-        groups: groups.into_iter().map(metric_group).collect(),
+        groups,
         peak_minute,
         runs_with_requests,
         runs,
     }
 }
 
-fn metric_group(t: GroupTuple) -> MetricGroup {
+pub(crate) fn metric_group(t: GroupTuple) -> MetricGroup {
     MetricGroup {
         model: t.0,
         provider: t.1,
@@ -298,7 +299,7 @@ fn metric_group(t: GroupTuple) -> MetricGroup {
         cache_hit: t.3,
         error_kind: t.4,
         success: t.5,
-        bucket: t.6,
+        buckets: t.6.map(|b| vec![(b, t.7)]).unwrap_or_default(),
         requests: t.7,
         cost: t.8,
         latency_ms: t.9,
@@ -311,14 +312,67 @@ fn metric_group(t: GroupTuple) -> MetricGroup {
 pub(crate) type SlotTuple = (i64, Option<bool>, bool, Option<i64>, i64, f64);
 
 pub(crate) fn slot_group(t: SlotTuple) -> SlotGroup {
+    let (slot, cache_hit, success, bucket, n, cost) = t;
     SlotGroup {
-        slot: t.0,
-        cache_hit: t.1,
-        success: t.2,
-        bucket: t.3,
-        requests: t.4,
-        cost: t.5,
+        slot,
+        requests: n,
+        errors: if success { 0 } else { n },
+        cache_hits: if cache_hit == Some(true) { n } else { 0 },
+        cache_misses: if cache_hit == Some(false) { n } else { 0 },
+        cost,
+        buckets: bucket.map(|b| vec![(b, n)]).unwrap_or_default(),
     }
+}
+
+/// A stored hour of the report's sums as sqlx decodes it: the key's columns (see
+/// [`GroupKey::pipeline_column`](crate::rollup::GroupKey::pipeline_column)), the sums, the
+/// latency histogram's text.
+pub(crate) type HourTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    bool,
+    i64,
+    f64,
+    f64,
+    i64,
+    i64,
+    String,
+);
+
+pub(crate) fn hour_group(t: HourTuple) -> std::result::Result<MetricGroup, String> {
+    let key = rollup::key_of_columns(t.0, t.1, t.2, t.3, t.4, t.5);
+    let sums = Sums {
+        requests: t.6,
+        cost: t.7,
+        latency_ms: t.8,
+        input_tokens: t.9,
+        output_tokens: t.10,
+        buckets: rollup::parse_hist(&t.11)?,
+    };
+    Ok(rollup::metric_group(key, sums))
+}
+
+/// A stored minute's sums as sqlx decodes it: the minute, requests, errors, cache hits and
+/// misses, cost, the latency histogram's text.
+pub(crate) type MinuteTuple = (i64, i64, i64, i64, i64, f64, String);
+
+pub(crate) fn minute_group(
+    t: MinuteTuple,
+    since: i64,
+    step: i64,
+) -> std::result::Result<SlotGroup, String> {
+    let sums = MinuteSums {
+        requests: t.1,
+        errors: t.2,
+        cache_hits: t.3,
+        cache_misses: t.4,
+        cost: t.5,
+        buckets: rollup::parse_hist(&t.6)?,
+    };
+    Ok(rollup::slot_group(t.0, sums, since, step))
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::codec::from_micros;
 use crate::latency::{self, quantile};
-use crate::records::{MetricGroup, MetricRecord, SlotGroup, StoredStats};
+use crate::records::{MetricRecord, SlotGroup, StoredStats};
+use crate::rollup::{self, GroupKey, Rollup, Sums, busier};
 
 /// Response-time figures of a set of requests, in milliseconds; `None` without requests.
 /// Percentiles come from log-scale buckets and are within 2 % of the exact value
@@ -137,6 +138,13 @@ pub struct SeriesPoint {
     pub response_cache: CacheCounts,
 }
 
+/// A sum of costs to the picodollar: sums of the same costs added in another order (per hour,
+/// per row, per backend) differ in their last bits, and the report says the same whatever the
+/// order.
+fn usd(sum: f64) -> f64 {
+    (sum * 1e12).round() / 1e12
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -203,9 +211,9 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
         m.input += count(g.input_tokens);
         m.output += count(g.output_tokens);
         m.cost += g.cost;
-        if let Some(b) = g.bucket {
-            buckets.push((b, n));
-            m.buckets.push((b, n));
+        for &(b, k) in &g.buckets {
+            buckets.push((b, count(k)));
+            m.buckets.push((b, count(k)));
         }
         if !g.success {
             errors += n;
@@ -243,7 +251,7 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             latency: latency_of(&m.buckets, m.latency_sum, m.calls),
             input_tokens: m.input,
             output_tokens: m.output,
-            cost_usd: m.cost,
+            cost_usd: usd(m.cost),
         })
         .collect();
     models.sort_by(|a, b| {
@@ -252,7 +260,13 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             .then(b.calls.cmp(&a.calls))
             .then_with(|| a.model.cmp(&b.model))
     });
-    let mut pipelines: Vec<PipelineUsage> = pipelines.into_values().collect();
+    let mut pipelines: Vec<PipelineUsage> = pipelines
+        .into_values()
+        .map(|p| PipelineUsage {
+            cost_usd: usd(p.cost_usd),
+            ..p
+        })
+        .collect();
     pipelines.sort_by(|a, b| {
         b.cost_usd
             .total_cmp(&a.cost_usd)
@@ -272,11 +286,11 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             .map(|(minute, n)| (from_micros(minute.saturating_mul(60_000_000)), count(n))),
         latency: latency_of(&buckets, latency_sum, requests),
         response_cache,
-        cost_usd: cost,
+        cost_usd: usd(cost),
         input_tokens: input,
         output_tokens: output,
         runs_with_requests: count(stored.runs_with_requests),
-        run_cost_usd: run_cost,
+        run_cost_usd: usd(run_cost),
         models,
         pipelines,
     }
@@ -316,16 +330,12 @@ pub(crate) fn series(
         else {
             continue;
         };
-        let n = count(g.requests);
-        point.requests += n;
-        if !g.success {
-            point.errors += n;
-        }
+        point.requests += count(g.requests);
+        point.errors += count(g.errors);
         point.cost_usd += g.cost;
-        tally(&mut point.response_cache, g.cache_hit, n);
-        if let Some(b) = g.bucket {
-            buckets.push((b, n));
-        }
+        point.response_cache.hits += count(g.cache_hits);
+        point.response_cache.misses += count(g.cache_misses);
+        buckets.extend(g.buckets.iter().map(|&(b, k)| (b, count(k))));
     }
     points
         .into_iter()
@@ -334,68 +344,32 @@ pub(crate) fn series(
                 mean_ms: None,
                 ..latency_of(&buckets, 0.0, 0)
             };
+            point.cost_usd = usd(point.cost_usd);
             point
         })
         .collect()
 }
 
-/// Key of a [`MetricGroup`], for backends that sum in this process (Redis).
-type GroupKey = (
-    String,
-    String,
-    Option<String>,
-    Option<bool>,
-    Option<String>,
-    bool,
-    i64,
-);
-
-/// Sums records the way the SQL backends' report query does (Redis reads the rows and sums
-/// them here): the groups, the busiest minute and the runs that made requests.
+/// Sums records the way the SQL backends' report query does (Redis reads the rows of a period's
+/// partial hours and sums them here): the groups, the busiest minute and the runs that made
+/// requests.
 pub(crate) fn fold_records(records: &[MetricRecord]) -> StoredStats {
-    let mut groups: HashMap<GroupKey, MetricGroup> = HashMap::new();
-    let mut minutes: HashMap<i64, i64> = HashMap::new();
-    let mut runs: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for r in records {
-        let bucket = latency::bucket(r.latency_ms);
-        let key = (
-            r.model.clone(),
-            r.provider.clone(),
-            r.pipeline_id.clone(),
-            r.cache_hit,
-            r.error_kind.clone(),
-            r.success,
-            bucket,
-        );
-        let g = groups.entry(key).or_insert_with(|| MetricGroup {
-            model: r.model.clone(),
-            provider: r.provider.clone(),
-            pipeline_id: r.pipeline_id.clone(),
-            cache_hit: r.cache_hit,
-            error_kind: r.error_kind.clone(),
-            success: r.success,
-            bucket: Some(bucket),
-            requests: 0,
-            cost: 0.0,
-            latency_ms: 0.0,
-            input_tokens: 0,
-            output_tokens: 0,
-        });
-        g.requests += 1;
-        g.cost += r.cost;
-        g.latency_ms += r.latency_ms;
-        g.input_tokens += r.input_tokens;
-        g.output_tokens += r.output_tokens;
-        *minutes.entry(r.at.div_euclid(60_000_000)).or_default() += 1;
-        if let Some(run) = &r.run_id {
-            runs.insert(run);
-        }
+    let rollup = Rollup::of(records);
+    let mut groups: BTreeMap<GroupKey, Sums> = BTreeMap::new();
+    for ((_, key), sums) in rollup.hours {
+        groups.entry(key).or_default().add(&sums);
     }
+    let runs: std::collections::HashSet<&str> =
+        rollup.runs.iter().map(|(_, run)| run.as_str()).collect();
     StoredStats {
-        groups: groups.into_values().collect(),
-        peak_minute: minutes
+        groups: groups
             .into_iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))),
+            .map(|(key, sums)| rollup::metric_group(key, sums))
+            .collect(),
+        peak_minute: rollup
+            .minutes
+            .iter()
+            .fold(None, |peak, (m, s)| busier(peak, Some((*m, s.requests)))),
         runs_with_requests: i64::try_from(runs.len()).unwrap_or(i64::MAX),
         runs: Vec::new(),
     }
@@ -403,22 +377,33 @@ pub(crate) fn fold_records(records: &[MetricRecord]) -> StoredStats {
 
 /// Sums records per slot the way the SQL backends' series query does.
 pub(crate) fn fold_slots(records: &[MetricRecord], since: i64, step: i64) -> Vec<SlotGroup> {
-    let mut groups: HashMap<(i64, Option<bool>, bool, i64), SlotGroup> = HashMap::new();
+    let mut groups: BTreeMap<i64, (SlotGroup, BTreeMap<i64, i64>)> = BTreeMap::new();
     for r in records {
         let slot = (r.at - since).div_euclid(step.max(1));
-        let bucket = latency::bucket(r.latency_ms);
-        let g = groups
-            .entry((slot, r.cache_hit, r.success, bucket))
-            .or_insert_with(|| SlotGroup {
+        let (g, buckets) = groups.entry(slot).or_insert_with(|| {
+            let group = SlotGroup {
                 slot,
-                cache_hit: r.cache_hit,
-                success: r.success,
-                bucket: Some(bucket),
                 requests: 0,
+                errors: 0,
+                cache_hits: 0,
+                cache_misses: 0,
                 cost: 0.0,
-            });
+                buckets: Vec::new(),
+            };
+            (group, BTreeMap::new())
+        });
         g.requests += 1;
+        g.errors += i64::from(!r.success);
+        g.cache_hits += i64::from(r.cache_hit == Some(true));
+        g.cache_misses += i64::from(r.cache_hit == Some(false));
         g.cost += r.cost;
+        *buckets.entry(latency::bucket(r.latency_ms)).or_default() += 1;
     }
-    groups.into_values().collect()
+    groups
+        .into_values()
+        .map(|(mut g, buckets)| {
+            g.buckets = buckets.into_iter().collect();
+            g
+        })
+        .collect()
 }

@@ -17,16 +17,22 @@ use crate::records::{
     Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
     StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
+use crate::rollup::{self, HOUR, MINUTE, Rollup, busier};
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
 use crate::sql::{
-    GroupTuple, MetricTuple, PipelineTextTuple, PipelineTuple, SlotTuple, metric_record,
-    slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+    GroupTuple, HourTuple, MetricTuple, MinuteTuple, PipelineTextTuple, PipelineTuple, SlotTuple,
+    hour_group, metric_group, metric_record, minute_group, slot_group, stored_pipeline,
+    stored_pipeline_text, stored_stats,
 };
 use crate::url::scrub;
+
+mod rollups;
+
 use crate::{Error, Result, RunState, StateOptions};
+use rollups::add_rollup;
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -66,6 +72,13 @@ fn migrator() -> Migrator {
             "request metrics".into(),
             MigrationType::Simple,
             include_str!("migrations/0005_request_metrics.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            "request rollups".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0006_request_rollups.sql").into_sql_str(),
             false,
         ),
     ]);
@@ -664,7 +677,14 @@ impl PgStore {
     }
 
     pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
-        // One statement, one round trip: each column as an array, unnested into rows.
+        // The rows and what they add to the rollups in one transaction: each statement one
+        // round trip, each column as an array, unnested into rows.
+        let rollup = Rollup::of(metrics);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.error("record_model_metrics"))?;
         let column = |f: fn(&MetricRecord) -> String| metrics.iter().map(f).collect::<Vec<_>>();
         let optional =
             |f: fn(&MetricRecord) -> Option<String>| metrics.iter().map(f).collect::<Vec<_>>();
@@ -697,9 +717,15 @@ impl PgStore {
                 .map(|m| latency::bucket(m.latency_ms))
                 .collect::<Vec<i64>>(),
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(self.error("record_model_metrics"))?;
+        add_rollup(&mut tx, &rollup)
+            .await
+            .map_err(self.error("record_model_metrics"))?;
+        tx.commit()
+            .await
+            .map_err(self.error("record_model_metrics"))?;
         Ok(())
     }
 
@@ -729,38 +755,91 @@ impl PgStore {
     }
 
     pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
-        let groups: Vec<GroupTuple> = sqlx::query_as(concat!(
-            "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket,
-                    count(*), COALESCE(sum(cost), 0)::float8, COALESCE(sum(latency_ms), 0)::float8,
-                    COALESCE(sum(input_tokens), 0)::int8, COALESCE(sum(output_tokens), 0)::int8
-             FROM model_metrics WHERE ",
-            period!(),
-            " GROUP BY model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket"
-        ))
-        .bind(since)
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.error("request_stats"))?;
-        let peak_minute: Option<(i64, i64)> = sqlx::query_as(concat!(
-            "SELECT ",
-            us!("at"),
-            " / 60000000 AS minute, count(*) AS n FROM model_metrics WHERE ",
-            period!(),
-            " GROUP BY minute ORDER BY n DESC, minute LIMIT 1"
-        ))
-        .bind(since)
-        .bind(until)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(self.error("request_stats"))?;
+        let hours = rollup::split(since, until, HOUR);
+        let mut groups = Vec::new();
+        if let Some((lo, hi)) = hours.whole {
+            let rows: Vec<HourTuple> = sqlx::query_as(
+                "SELECT model, provider, pipeline_id, cache_hit::int8, error_kind, success, requests,
+                        cost, latency_ms, input_tokens, output_tokens, latency_hist::text
+                 FROM request_hours WHERE hour >= $1 AND hour < $2",
+            )
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error("request_stats"))?;
+            for row in rows {
+                groups.push(hour_group(row).map_err(|e| rollup::corrupt(&self.url, e))?);
+            }
+        }
+        for &(a, b) in &hours.edges {
+            let rows: Vec<GroupTuple> = sqlx::query_as(concat!(
+                "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket,
+                        count(*), COALESCE(sum(cost), 0)::float8, COALESCE(sum(latency_ms), 0)::float8,
+                        COALESCE(sum(input_tokens), 0)::int8, COALESCE(sum(output_tokens), 0)::int8
+                 FROM model_metrics WHERE ",
+                period!(),
+                " GROUP BY model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket"
+            ))
+            .bind(a)
+            .bind(b)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error("request_stats"))?;
+            groups.extend(rows.into_iter().map(metric_group));
+        }
+        let minutes = rollup::split(since, until, MINUTE);
+        let mut peak_minute = None;
+        if let Some((lo, hi)) = minutes.whole {
+            let peak: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT minute, requests FROM request_minutes WHERE minute >= $1 AND minute < $2
+                 ORDER BY requests DESC, minute LIMIT 1",
+            )
+            .bind(lo)
+            .bind(hi)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.error("request_stats"))?;
+            peak_minute = busier(peak_minute, peak);
+        }
+        for &(a, b) in &minutes.edges {
+            let peak: Option<(i64, i64)> = sqlx::query_as(concat!(
+                "SELECT ",
+                us!("at"),
+                " / 60000000 AS minute, count(*) AS n FROM model_metrics WHERE ",
+                period!(),
+                " GROUP BY minute ORDER BY n DESC, minute LIMIT 1"
+            ))
+            .bind(a)
+            .bind(b)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.error("request_stats"))?;
+            peak_minute = busier(peak_minute, peak);
+        }
+        // The runs of the whole hours and of the edges' rows, each once.
+        let (lo, hi) = hours.whole.unwrap_or((0, 0));
+        let edge = |i: usize| hours.edges.get(i).copied().unwrap_or((0, 0));
         let (runs_with_requests,): (i64,) = sqlx::query_as(concat!(
-            "SELECT count(DISTINCT run_id) FROM model_metrics WHERE ",
-            period!(),
-            " AND run_id IS NOT NULL"
+            "SELECT count(*) FROM (
+                 SELECT run_id FROM request_runs WHERE hour >= $1 AND hour < $2
+                 UNION SELECT run_id FROM model_metrics WHERE at >= ",
+            ts!("$3"),
+            " AND at < ",
+            ts!("$4"),
+            " AND run_id IS NOT NULL
+                 UNION SELECT run_id FROM model_metrics WHERE at >= ",
+            ts!("$5"),
+            " AND at < ",
+            ts!("$6"),
+            " AND run_id IS NOT NULL) AS r"
         ))
-        .bind(since)
-        .bind(until)
+        .bind(lo)
+        .bind(hi)
+        .bind(edge(0).0)
+        .bind(edge(0).1)
+        .bind(edge(1).0)
+        .bind(edge(1).1)
         .fetch_one(&self.pool)
         .await
         .map_err(self.error("request_stats"))?;
@@ -785,21 +864,44 @@ impl PgStore {
         until: i64,
         step: i64,
     ) -> Result<Vec<SlotGroup>> {
-        let rows: Vec<SlotTuple> = sqlx::query_as(concat!(
-            "SELECT (",
-            us!("at"),
-            " - $1) / $3 AS slot, cache_hit, success, latency_bucket, count(*), COALESCE(sum(cost), 0)::float8
-             FROM model_metrics WHERE ",
-            period!(),
-            " GROUP BY slot, cache_hit, success, latency_bucket"
-        ))
-        .bind(since)
-        .bind(until)
-        .bind(step)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.error("request_series"))?;
-        Ok(rows.into_iter().map(slot_group).collect())
+        // Whole minutes from their sums when each falls in one step; the rest from the rows.
+        let minutes = rollup::series_split(since, until, step);
+        let mut groups = Vec::new();
+        if let Some((lo, hi)) = minutes.whole {
+            let rows: Vec<MinuteTuple> = sqlx::query_as(
+                "SELECT minute, requests, errors, cache_hits, cache_misses, cost, latency_hist::text
+                 FROM request_minutes WHERE minute >= $1 AND minute < $2",
+            )
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error("request_series"))?;
+            for row in rows {
+                groups.push(
+                    minute_group(row, since, step).map_err(|e| rollup::corrupt(&self.url, e))?,
+                );
+            }
+        }
+        for &(a, b) in &minutes.edges {
+            let rows: Vec<SlotTuple> = sqlx::query_as(concat!(
+                "SELECT (",
+                us!("at"),
+                " - $3) / $4 AS slot, cache_hit, success, latency_bucket, count(*), COALESCE(sum(cost), 0)::float8
+                 FROM model_metrics WHERE ",
+                period!(),
+                " GROUP BY slot, cache_hit, success, latency_bucket"
+            ))
+            .bind(a)
+            .bind(b)
+            .bind(since)
+            .bind(step)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error("request_series"))?;
+            groups.extend(rows.into_iter().map(slot_group));
+        }
+        Ok(groups)
     }
 
     pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {

@@ -36,22 +36,26 @@ use crate::records::{
     Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
     StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
+use crate::rollup::{self, HOUR, MINUTE, Rollup, busier};
 use crate::sql::{
     Dialect, MIGRATIONS_TABLE, describe, is_unique_violation, migrate_error, query_error,
     rusqlite_primary, sqlite_primary, sqlite_write_error,
 };
 use crate::sql::{
-    GroupTuple, MetricTuple, PipelineTextTuple, PipelineTuple, SlotTuple, metric_record,
-    slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+    GroupTuple, HourTuple, MetricTuple, MinuteTuple, PipelineTextTuple, PipelineTuple, SlotTuple,
+    hour_group, metric_group, metric_record, minute_group, slot_group, stored_pipeline,
+    stored_pipeline_text, stored_stats,
 };
 use crate::{Error, Result, RunState, StateOptions};
 
+mod rollups;
 mod writer;
 
+use rollups::add_rollup;
 use writer::{Failed, Writer};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -93,19 +97,29 @@ fn migrator() -> Migrator {
             include_str!("migrations/0005_request_metrics.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            "request rollups".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0006_request_rollups.sql").into_sql_str(),
+            false,
+        ),
     ]);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
 }
 
 /// The tables of an orc store; a file holding any other table is some other program's.
-const OUR_TABLES: [&str; 6] = [
+const OUR_TABLES: [&str; 9] = [
     MIGRATIONS_TABLE,
     "pipelines",
     "runs",
     "steps",
     "model_metrics",
     "pipeline_registry",
+    "request_hours",
+    "request_minutes",
+    "request_runs",
 ];
 
 /// Tries at migrating, when another process migrates the same file at the same time.
@@ -777,9 +791,12 @@ impl SqliteStore {
     }
 
     pub(crate) async fn record_model_metrics(&self, metrics: &[MetricRecord]) -> Result<()> {
+        let rollup = Rollup::of(metrics);
         let metrics = metrics.to_vec();
         self.write("record_model_metrics", move |c| {
-            let mut insert = c.prepare_cached(
+            // The rows and what they add to the sums together, or neither.
+            let tx = c.savepoint()?;
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO model_metrics (model, provider, at, latency_ms, success, input_tokens, output_tokens, cost,
                                             source, cache_hit, error_kind, run_id, pipeline_id, latency_bucket)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -802,7 +819,9 @@ impl SqliteStore {
                     latency::bucket(m.latency_ms)
                 ])?;
             }
-            Ok(())
+            drop(insert);
+            add_rollup(&tx, &rollup)?;
+            tx.commit()
         })
         .await
     }
@@ -829,30 +848,72 @@ impl SqliteStore {
     }
 
     pub(crate) async fn request_stats(&self, since: i64, until: i64) -> Result<StoredStats> {
-        let groups = sqlx::query_as(
-            "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket,
-                    count(*), total(cost), total(latency_ms), sum(input_tokens), sum(output_tokens)
-             FROM model_metrics WHERE at >= ?1 AND at < ?2
-             GROUP BY model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket",
-        )
-        .bind(since)
-        .bind(until);
-        let groups: Vec<GroupTuple> =
-            read!(self, groups, fetch_all).map_err(self.error("request_stats"))?;
-        let peak = sqlx::query_as(
-            "SELECT at / 60000000 AS minute, count(*) AS n FROM model_metrics
-             WHERE at >= ?1 AND at < ?2 GROUP BY minute ORDER BY n DESC, minute LIMIT 1",
-        )
-        .bind(since)
-        .bind(until);
-        let peak_minute: Option<(i64, i64)> =
-            read!(self, peak, fetch_optional).map_err(self.error("request_stats"))?;
+        let hours = rollup::split(since, until, HOUR);
+        let mut groups = Vec::new();
+        if let Some((lo, hi)) = hours.whole {
+            let query = sqlx::query_as(
+                "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, requests,
+                        cost, latency_ms, input_tokens, output_tokens, latency_hist
+                 FROM request_hours WHERE hour >= ?1 AND hour < ?2",
+            )
+            .bind(lo)
+            .bind(hi);
+            let rows: Vec<HourTuple> =
+                read!(self, query, fetch_all).map_err(self.error("request_stats"))?;
+            for row in rows {
+                groups.push(hour_group(row).map_err(|e| rollup::corrupt(&self.url, e))?);
+            }
+        }
+        for &(a, b) in &hours.edges {
+            let query = sqlx::query_as(
+                "SELECT model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket,
+                        count(*), total(cost), total(latency_ms), sum(input_tokens), sum(output_tokens)
+                 FROM model_metrics WHERE at >= ?1 AND at < ?2
+                 GROUP BY model, provider, pipeline_id, cache_hit, error_kind, success, latency_bucket",
+            )
+            .bind(a)
+            .bind(b);
+            let rows: Vec<GroupTuple> =
+                read!(self, query, fetch_all).map_err(self.error("request_stats"))?;
+            groups.extend(rows.into_iter().map(metric_group));
+        }
+        let minutes = rollup::split(since, until, MINUTE);
+        let mut peak_minute = None;
+        if let Some((lo, hi)) = minutes.whole {
+            let query = sqlx::query_as(
+                "SELECT minute, requests FROM request_minutes WHERE minute >= ?1 AND minute < ?2
+                 ORDER BY requests DESC, minute LIMIT 1",
+            )
+            .bind(lo)
+            .bind(hi);
+            let peak = read!(self, query, fetch_optional).map_err(self.error("request_stats"))?;
+            peak_minute = busier(peak_minute, peak);
+        }
+        for &(a, b) in &minutes.edges {
+            let query = sqlx::query_as(
+                "SELECT at / 60000000 AS minute, count(*) AS n FROM model_metrics
+                 WHERE at >= ?1 AND at < ?2 GROUP BY minute ORDER BY n DESC, minute LIMIT 1",
+            )
+            .bind(a)
+            .bind(b);
+            let peak = read!(self, query, fetch_optional).map_err(self.error("request_stats"))?;
+            peak_minute = busier(peak_minute, peak);
+        }
+        // The runs of the whole hours and of the edges' rows, each once.
+        let (lo, hi) = hours.whole.unwrap_or((0, 0));
+        let edge = |i: usize| hours.edges.get(i).copied().unwrap_or((0, 0));
         let distinct = sqlx::query_as(
-            "SELECT count(DISTINCT run_id) FROM model_metrics
-             WHERE at >= ?1 AND at < ?2 AND run_id IS NOT NULL",
+            "SELECT count(*) FROM (
+                 SELECT run_id FROM request_runs WHERE hour >= ?1 AND hour < ?2
+                 UNION SELECT run_id FROM model_metrics WHERE at >= ?3 AND at < ?4 AND run_id IS NOT NULL
+                 UNION SELECT run_id FROM model_metrics WHERE at >= ?5 AND at < ?6 AND run_id IS NOT NULL)",
         )
-        .bind(since)
-        .bind(until);
+        .bind(lo)
+        .bind(hi)
+        .bind(edge(0).0)
+        .bind(edge(0).1)
+        .bind(edge(1).0)
+        .bind(edge(1).1);
         let (runs_with_requests,): (i64,) =
             read!(self, distinct, fetch_one).map_err(self.error("request_stats"))?;
         let runs = sqlx::query_as(
@@ -872,17 +933,39 @@ impl SqliteStore {
         until: i64,
         step: i64,
     ) -> Result<Vec<SlotGroup>> {
-        let query = sqlx::query_as(
-            "SELECT (at - ?1) / ?3 AS slot, cache_hit, success, latency_bucket, count(*), total(cost)
-             FROM model_metrics WHERE at >= ?1 AND at < ?2
-             GROUP BY slot, cache_hit, success, latency_bucket",
-        )
-        .bind(since)
-        .bind(until)
-        .bind(step);
-        let rows: Vec<SlotTuple> =
-            read!(self, query, fetch_all).map_err(self.error("request_series"))?;
-        Ok(rows.into_iter().map(slot_group).collect())
+        // Whole minutes from their sums when each falls in one step; the rest from the rows.
+        let minutes = rollup::series_split(since, until, step);
+        let mut groups = Vec::new();
+        if let Some((lo, hi)) = minutes.whole {
+            let query = sqlx::query_as(
+                "SELECT minute, requests, errors, cache_hits, cache_misses, cost, latency_hist
+                 FROM request_minutes WHERE minute >= ?1 AND minute < ?2",
+            )
+            .bind(lo)
+            .bind(hi);
+            let rows: Vec<MinuteTuple> =
+                read!(self, query, fetch_all).map_err(self.error("request_series"))?;
+            for row in rows {
+                groups.push(
+                    minute_group(row, since, step).map_err(|e| rollup::corrupt(&self.url, e))?,
+                );
+            }
+        }
+        for &(a, b) in &minutes.edges {
+            let query = sqlx::query_as(
+                "SELECT (at - ?3) / ?4 AS slot, cache_hit, success, latency_bucket, count(*), total(cost)
+                 FROM model_metrics WHERE at >= ?1 AND at < ?2
+                 GROUP BY slot, cache_hit, success, latency_bucket",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(since)
+            .bind(step);
+            let rows: Vec<SlotTuple> =
+                read!(self, query, fetch_all).map_err(self.error("request_series"))?;
+            groups.extend(rows.into_iter().map(slot_group));
+        }
+        Ok(groups)
     }
 
     pub(crate) async fn put_pipeline(&self, p: NewPipelineRecord<'_>) -> Result<StoredPipeline> {

@@ -12,6 +12,7 @@ mod pipelines;
 mod postgres;
 mod redis;
 mod requests;
+mod rollups;
 mod sqlite;
 mod support;
 
@@ -86,4 +87,10 @@ backends!(
     stats_sum_the_period,
     series_have_a_point_per_step,
     bad_periods_are_refused,
+);
+
+backends!(
+    rollups => rollups_sqlite, rollups_postgres, rollups_redis:
+    rollups_give_the_rows_figures,
+    an_older_store_gets_rollups_of_its_requests,
 );

@@ -46,7 +46,7 @@ async fn a_version_1_store_is_upgraded_and_its_leases_fenced() {
         .await
         .unwrap();
     assert_eq!(
-        version, "4",
+        version, "5",
         "older orcs, whose writes are not fenced, now refuse it"
     );
     // A version-1 run has no lease fields: generation 0, nobody holds it.

@@ -176,6 +176,10 @@ async fn an_older_schema_is_migrated() {
         .execute(&mut c)
         .await
         .unwrap();
+    crate::support::drop_rollup_tables()
+        .execute(&mut c)
+        .await
+        .unwrap();
     sqlx::query("DROP TABLE model_metrics")
         .execute(&mut c)
         .await

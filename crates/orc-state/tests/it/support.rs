@@ -378,6 +378,27 @@ pub(crate) const REQUEST_COLUMNS: [&str; 6] = [
     "latency_bucket",
 ];
 
+/// The tables migration 6 added (the rollups of `model_metrics`).
+pub(crate) const ROLLUP_TABLES: [&str; 3] = ["request_hours", "request_minutes", "request_runs"];
+
+/// Statements that take migration 6's tables out of a SQL store.
+pub(crate) fn drop_rollup_tables() -> sqlx::RawSql {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop_rollups()))
+}
+
+/// Statements that set a SQL store back to schema 5: migration 6's tables out, and its record.
+pub(crate) fn before_rollups() -> sqlx::RawSql {
+    let statements = drop_rollups() + "DELETE FROM orc_schema_migrations WHERE version >= 6;";
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statements))
+}
+
+fn drop_rollups() -> String {
+    ROLLUP_TABLES
+        .iter()
+        .map(|table| format!("DROP TABLE {table};"))
+        .collect()
+}
+
 /// The fields of a metric of an upstream call made outside any run, with no cache consulted
 /// (the rest of a `ModelMetric { .. }`).
 pub(crate) fn upstream() -> orc_state::ModelMetric {
