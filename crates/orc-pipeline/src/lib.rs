@@ -18,6 +18,7 @@ mod compile;
 mod diag;
 pub mod expr;
 mod graph;
+mod input_check;
 mod input_type;
 mod plan;
 pub mod templates;
@@ -33,8 +34,8 @@ pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};
 pub use input_type::{INPUT_TYPES, InputType};
 pub use plan::{
-    Action, Condition, ExprId, ForEach, Input, ModelChoice, ModelRequirements, OnFailure, Param,
-    Plan, Step, StepKind, TemplateId, While,
+    Action, Condition, ExprId, ForEach, Input, InputRules, ModelChoice, ModelRequirements,
+    OnFailure, OutputSpec, Param, Plan, Step, StepKind, TemplateId, While,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

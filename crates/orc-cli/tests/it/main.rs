@@ -14,6 +14,7 @@ mod modules;
 mod pipelines;
 mod processes;
 mod pyorc;
+mod pyorc_lang;
 mod report;
 mod resume;
 mod retries;

@@ -338,6 +338,8 @@ impl Resolver<'_> {
                         items,
                         max_parallel,
                         loop_var,
+                        max_parallel_from,
+                        collect,
                         ..
                     },
                     Some(body),
@@ -346,12 +348,15 @@ impl Resolver<'_> {
                     body,
                     max_parallel: *max_parallel,
                     loop_var: loop_var.clone(),
+                    max_parallel_from: *max_parallel_from,
+                    collect: *collect,
                 }),
                 (
                     DraftKind::While {
                         condition,
                         until,
                         max_iterations,
+                        max_iterations_from,
                         ..
                     },
                     Some(body),
@@ -360,6 +365,7 @@ impl Resolver<'_> {
                     until: until.clone(),
                     body,
                     max_iterations: *max_iterations,
+                    max_iterations_from: *max_iterations_from,
                 }),
                 _ => continue,
             };
