@@ -97,7 +97,6 @@ pub(super) fn read(
             ),
         }
     }
-    drop(add);
     (outputs, uses, specs)
 }
 
