@@ -143,6 +143,10 @@ pub struct RunResult {
     pub steps: IndexMap<String, StepRecord>,
     /// The pipeline's `outputs`, rendered.
     pub outputs: serde_json::Map<String, Value>,
+    /// What the pipeline's `enhanced_outputs` (or its list of outputs) says of each output:
+    /// description and type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_specs: Vec<orc_pipeline::OutputSpec>,
     /// Step ids in the order they finished.
     pub execution_order: Vec<String>,
     /// Top-level steps grouped by dependency depth.

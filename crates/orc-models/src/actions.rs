@@ -82,6 +82,7 @@ fn accepted(action: &str) -> &'static [&'static str] {
             "prompt",
             "system",
             "max_tokens",
+            "max_completion_tokens",
             "temperature",
             "stream",
             "model",
@@ -90,6 +91,7 @@ fn accepted(action: &str) -> &'static [&'static str] {
             "prompt",
             "system",
             "max_tokens",
+            "max_completion_tokens",
             "temperature",
             "stream",
             "schema",
@@ -101,6 +103,7 @@ fn accepted(action: &str) -> &'static [&'static str] {
             "analysis_type",
             "system",
             "max_tokens",
+            "max_completion_tokens",
             "temperature",
             "stream",
             "model",
@@ -269,7 +272,11 @@ fn chat_request(action: &str, params: &Map<String, Value>) -> ActionResult<ChatR
     Ok(ChatRequest {
         messages: vec![Message::user(prompt)],
         system: optional_text(params, "system")?,
-        max_tokens: optional_u32(params, "max_tokens")?,
+        // `max_completion_tokens` is OpenAI's newer name, which py-orc's examples pass.
+        max_tokens: match optional_u32(params, "max_tokens")? {
+            Some(n) => Some(n),
+            None => optional_u32(params, "max_completion_tokens")?,
+        },
         temperature: optional_f32(params, "temperature")?,
         stream: optional_bool(params, "stream")?.unwrap_or(false),
         json_schema: None,

@@ -17,6 +17,8 @@ pub enum InputType {
     Integer,
     /// `number`: any JSON number.
     Number,
+    /// `float`: the same as `number` (py-orc's examples write it).
+    Float,
     /// `boolean`.
     Boolean,
     /// `array`.
@@ -33,10 +35,11 @@ pub enum InputType {
 
 impl InputType {
     /// Every type, in the order messages list them.
-    pub const ALL: [InputType; 9] = [
+    pub const ALL: [InputType; 10] = [
         InputType::String,
         InputType::Integer,
         InputType::Number,
+        InputType::Float,
         InputType::Boolean,
         InputType::Array,
         InputType::List,
@@ -56,6 +59,7 @@ impl InputType {
             InputType::String => "string",
             InputType::Integer => "integer",
             InputType::Number => "number",
+            InputType::Float => "float",
             InputType::Boolean => "boolean",
             InputType::Array => "array",
             InputType::List => "list",
@@ -70,7 +74,7 @@ impl InputType {
         match self {
             InputType::String => v.is_string(),
             InputType::Integer => v.is_i64() || v.is_u64(),
-            InputType::Number => v.is_number(),
+            InputType::Number | InputType::Float => v.is_number(),
             InputType::Boolean => v.is_boolean(),
             InputType::Array | InputType::List => v.is_array(),
             InputType::Object | InputType::Dict => v.is_object(),
@@ -108,7 +112,8 @@ mod tests {
         assert_eq!(
             INPUT_TYPES,
             &[
-                "string", "integer", "number", "boolean", "array", "list", "object", "dict", "any"
+                "string", "integer", "number", "float", "boolean", "array", "list", "object",
+                "dict", "any"
             ]
         );
         for t in InputType::ALL {

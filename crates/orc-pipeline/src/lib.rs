@@ -18,6 +18,7 @@ mod compile;
 mod diag;
 pub mod expr;
 mod graph;
+mod input_check;
 mod input_type;
 mod plan;
 pub mod templates;
@@ -33,9 +34,9 @@ pub use diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use graph::{ancestors, descendants, jumped_over, topo_order};
 pub use input_type::{INPUT_TYPES, InputType};
 pub use plan::{
-    Action, Condition, DeclaredOutput, ERROR_BINDINGS, ExprId, ForEach, Handler, Input, LogLevel,
-    ModelChoice, ModelRequirements, OnFailure, Param, Plan, Recovery, RetryBackoff, Step, StepKind,
-    TemplateId, Then, While,
+    Action, Condition, DeclaredOutput, ERROR_BINDINGS, ExprId, ForEach, Handler, Input, InputRules,
+    LogLevel, ModelChoice, ModelRequirements, OnFailure, OutputSpec, Param, Plan, Recovery,
+    RetryBackoff, Step, StepKind, TemplateId, Then, While,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

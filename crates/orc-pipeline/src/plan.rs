@@ -47,6 +47,22 @@ pub struct Plan {
     pub templates: Vec<String>,
     /// Condition expression sources, referenced by [`ExprId`].
     pub exprs: Vec<String>,
+    /// What `enhanced_outputs` declares about the outputs (py-orc's annotated outputs): each
+    /// output's description and type, in document order.
+    #[serde(default)]
+    pub output_specs: Vec<OutputSpec>,
+}
+
+/// One entry of `enhanced_outputs`: what an output is, beside the value `outputs` computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// The output's name.
+    pub name: String,
+    /// `description:`, as written.
+    pub description: Option<String>,
+    /// `type:`, as written (`auto-detect`, `object`, `markdown`, …).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// A declared pipeline input (`parameters:` or `inputs:`).
@@ -60,6 +76,35 @@ pub struct Input {
     pub required: bool,
     /// The declared type, checked against given values.
     pub kind: Option<InputType>,
+    /// `choices:` (or `enum:`, or `validation.allowed_values`): the values the input may take.
+    #[serde(default)]
+    pub choices: Option<Vec<serde_json::Value>>,
+    /// `validation:` (and `range:`): the limits a value must keep.
+    #[serde(default)]
+    pub rules: InputRules,
+}
+
+/// The limits of an input's `validation:` (py-orc's forms) and `range: [min, max]`; unset
+/// fields do not constrain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputRules {
+    /// A regular expression the whole text must match (`pattern:`).
+    pub pattern: Option<String>,
+    /// Fewest characters of a text, or items of a list (`min_length:`).
+    pub min_length: Option<u64>,
+    /// Most characters of a text, or items of a list (`max_length:`).
+    pub max_length: Option<u64>,
+    /// Smallest number (`min:`, `minimum:`, `range[0]`).
+    pub min: Option<f64>,
+    /// Largest number (`max:`, `maximum:`, `range[1]`).
+    pub max: Option<f64>,
+}
+
+impl InputRules {
+    /// Whether no rule is set.
+    pub fn is_empty(&self) -> bool {
+        *self == InputRules::default()
+    }
 }
 
 /// A step at some level of the plan: top level or inside a loop body.
@@ -164,6 +209,13 @@ pub struct ForEach {
     pub max_parallel: u32,
     /// Extra name bound to the item.
     pub loop_var: Option<String>,
+    /// `max_concurrent: "{{ … }}"`: a template giving `max_parallel` when the loop starts.
+    #[serde(default)]
+    pub max_parallel_from: Option<TemplateId>,
+    /// A step written with py-orc's `foreach:` (one action mapped over the items): the loop's
+    /// result is the list of its iterations' results, `null` for one that did not complete.
+    #[serde(default)]
+    pub collect: bool,
 }
 
 /// A `while` loop.
@@ -177,6 +229,10 @@ pub struct While {
     pub body: Vec<Step>,
     /// Upper bound on iterations.
     pub max_iterations: u32,
+    /// `max_iterations: "{{ … }}"`: a template giving the bound when the loop starts
+    /// (`max_iterations` is then the default).
+    #[serde(default)]
+    pub max_iterations_from: Option<TemplateId>,
 }
 
 /// A step guard or loop condition.

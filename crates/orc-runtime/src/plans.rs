@@ -182,8 +182,9 @@ pub fn load_bytes(bytes: &[u8], compiler: &Compiler<'_>) -> Result<Loaded, LoadE
 /// The shape of a compile-cache entry, first in every key: bumped whenever the stored [`Plan`]
 /// changes shape, so an entry written by another orc is never read as this one's. 2: condition
 /// expressions are a table of sources (`Plan::exprs`) that conditions index. 3: steps' error
-/// handlers, retry back-off and declared outputs.
-const ENTRY_FORMAT: &[u8] = b"orc-plan-3\0";
+/// handlers, retry back-off and declared outputs. 4: inputs' choices and limits, loop limits
+/// from templates, `foreach` steps, `enhanced_outputs`.
+const ENTRY_FORMAT: &[u8] = b"orc-plan-4\0";
 
 /// The cache key: the entry's format, orc's version and build, the configured models, and the
 /// exact bytes of the pipeline.

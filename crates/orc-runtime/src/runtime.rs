@@ -280,7 +280,14 @@ impl Runtime {
             models::Answering::Ask
         };
         let at = source.file().map(Path::to_path_buf);
-        compile(&source.name(), text, self.inner.gateway.clone(), answering, at).await
+        compile(
+            &source.name(),
+            text,
+            self.inner.gateway.clone(),
+            answering,
+            at,
+        )
+        .await
     }
 
     /// A source's text.
@@ -799,8 +806,7 @@ async fn compile(
     let file = file.to_owned();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let compile =
-            |bytes: &[u8]| models::compile(bytes, gateway.as_ref(), &handle, answering);
+        let compile = |bytes: &[u8]| models::compile(bytes, gateway.as_ref(), &handle, answering);
         let loaded = compile(&bytes)?;
         let problems = subpipes::check(at.as_deref(), &loaded.compiled.plan, &compile);
         if problems.has_errors() {

@@ -17,6 +17,7 @@ mod processes;
 mod pyorc;
 mod pyorc_auto;
 mod pyorc_errors;
+mod pyorc_lang;
 mod report;
 mod resume;
 mod retries;

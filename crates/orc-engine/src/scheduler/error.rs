@@ -25,6 +25,14 @@ pub enum Error {
         /// The given value, shown.
         got: String,
     },
+    /// An input's value is not one of its `choices`, or breaks a `validation` limit.
+    #[error("input `{name}`: {message}")]
+    InputRefused {
+        /// The input.
+        name: String,
+        /// Why, with the value and the choices or limit.
+        message: String,
+    },
     /// An input's declared default is a template that does not render.
     #[error("input `{name}`: {message}")]
     InputTemplate {

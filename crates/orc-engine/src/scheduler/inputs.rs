@@ -66,6 +66,14 @@ pub fn resolve_inputs(plan: &Plan, given: &Map<String, Value>) -> Result<Map<Str
         );
     }
     render_defaults(&mut inputs, templated)?;
+    for input in &plan.inputs {
+        if let Some(message) = inputs.get(&input.name).and_then(|v| input.refuses(v)) {
+            return Err(Error::InputRefused {
+                name: input.name.clone(),
+                message,
+            });
+        }
+    }
     Ok(inputs)
 }
 

@@ -110,7 +110,24 @@ impl Run<'_> {
             );
             return;
         }
-        let mut ls = self.new_loop(step, f.max_parallel);
+        let max_parallel = match f.max_parallel_from {
+            Some(id) => match self.limit(id, &scope, "max_concurrent") {
+                Ok(v) => v,
+                Err(e) => {
+                    let envelope = Envelope::fail(e, Value::Null);
+                    self.settle(
+                        i,
+                        Outcome::Failed {
+                            envelope,
+                            error_type: "TemplateError",
+                        },
+                    );
+                    return;
+                }
+            },
+            None => f.max_parallel,
+        };
+        let mut ls = self.new_loop(step, max_parallel);
         ls.iterations = n;
         ls.started = vec![false; n];
         ls.left = vec![body.len(); n];
@@ -139,11 +156,15 @@ impl Run<'_> {
                 ("has_prev", JValue::from(k > 0)),
                 ("loop_id", loop_id.clone()),
             ];
+            let base = self.nodes.next_id();
+            if let Some(ls) = self.loops.get_mut(&i) {
+                ls.bases.push(base);
+            }
             let frame = Arc::new(Frame {
                 bindings,
                 loop_var: f.loop_var.clone().map(|v| (v, item)),
                 siblings: Arc::clone(&siblings),
-                base: self.nodes.next_id(),
+                base,
                 parent: parent_frame.clone(),
             });
             self.add_level(body, &path, Some(frame), Some((i, k)));
@@ -199,7 +220,14 @@ impl Run<'_> {
                     Err(e) => return self.fail_loop(i, format!("until: {e}")),
                 }
             }
-            if k >= w.max_iterations as usize {
+            let bound = match w.max_iterations_from {
+                Some(id) => match self.limit(id, &scope, "max_iterations") {
+                    Ok(v) => v,
+                    Err(e) => return self.fail_loop(i, e),
+                },
+                None => w.max_iterations,
+            };
+            if k >= bound as usize {
                 return self.complete_loop(i);
             }
         }
@@ -242,11 +270,53 @@ impl Run<'_> {
                 envelope: Envelope::fail(e, Value::Null),
                 error_type: "ConditionError",
             },
+            None if collects(self.plan, &self.nodes[i].path) => {
+                Outcome::Completed(Envelope::ok(Value::Array(self.iteration_results(i))))
+            }
             None => Outcome::Completed(Envelope::ok(Value::String(format!(
                 "Completed {n} iterations"
             )))),
         };
         self.settle_queue.push_back((i, outcome));
+    }
+
+    /// The result of each iteration's one step (a py-orc `foreach` step's body), `null` for
+    /// one that did not complete.
+    fn iteration_results(&self, i: NodeId) -> Vec<Value> {
+        let bases = self.loops.get(&i).map_or(&[][..], |l| l.bases.as_slice());
+        bases
+            .iter()
+            .map(|&b| {
+                self.nodes[b]
+                    .record
+                    .as_ref()
+                    .filter(|r| r.status == crate::result::StepStatus::Completed)
+                    .and_then(|r| r.value.as_ref())
+                    .map_or(Value::Null, |v| v["result"].clone())
+            })
+            .collect()
+    }
+
+    /// A loop limit a template gives (`max_concurrent`, `max_iterations`): a whole number
+    /// from 1 up, rendered in the loop's scope.
+    fn limit(
+        &self,
+        id: orc_pipeline::TemplateId,
+        scope: &Arc<dyn Lookup>,
+        field: &str,
+    ) -> std::result::Result<u32, String> {
+        let text = self
+            .templates
+            .render(id, scope)
+            .map_err(|e| format!("{field}: {}", e.message))?;
+        match text.trim().parse::<f64>() {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(v) if v.fract() == 0.0 && v >= 1.0 && v <= f64::from(u32::MAX) => Ok(v as u32),
+            _ => Err(format!(
+                "{field}: `{}` is not a whole number of at least 1",
+                text.trim()
+            )),
+        }
     }
 
     pub(super) fn fail_loop(&mut self, i: NodeId, message: String) {
@@ -287,6 +357,11 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Whether the loop at `path` is a py-orc `foreach` step, whose result lists its iterations'.
+fn collects(plan: &orc_pipeline::Plan, path: &[u32]) -> bool {
+    matches!(&step_at(plan, path).kind, StepKind::ForEach(f) if f.collect)
 }
 
 /// A loop that would take the run's graph past [`MAX_NODES`] fails.

@@ -129,6 +129,7 @@ impl Run<'_> {
             success: success && !interrupted,
             steps,
             outputs,
+            output_specs: plan.output_specs.clone(),
             execution_order: self
                 .order
                 .iter()

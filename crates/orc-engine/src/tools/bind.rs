@@ -8,7 +8,7 @@ use orc_pipeline::{Plan, Step, StepKind};
 use serde_json::{Map, Value};
 
 use super::Envelope;
-use super::echo::echo;
+use super::echo::{debug, echo};
 use super::pipeline;
 use super::registry::{Entry, Registry};
 use super::subrun::SubRunner;
@@ -19,7 +19,7 @@ use crate::resources::ToolLimits;
 pub(crate) enum Callee {
     /// A tool of the registry.
     Tool(&'static Entry),
-    /// No `tool:`: the tool-less `echo`. (The scheduler evaluates `evaluate_condition`, and
+    /// No `tool:`: the tool-less `echo` and `debug`. (The scheduler evaluates `evaluate_condition`, and
     /// model actions go to the gateway; neither reaches a callee.)
     ToolLess,
     /// A tool the registry does not have (a plan compiled against another catalog): every
@@ -69,6 +69,7 @@ impl Callee {
                 pipeline::call(&*runs.runner, step, &runs.inputs, params).await
             }
             Callee::ToolLess if action == "echo" => echo(&params),
+            Callee::ToolLess if action == "debug" => debug(&params),
             Callee::ToolLess => Envelope::fail(format!("unknown action `{action}`"), Value::Null),
             Callee::Missing(tool) => Envelope::fail(
                 format!("tool `{tool}` has no action `{action}`"),

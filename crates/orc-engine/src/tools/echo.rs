@@ -1,4 +1,5 @@
-//! `echo`: returns its message. A tool (`tool: echo`) and a tool-less action (`action: echo`).
+//! `echo`: returns its message. A tool (`tool: echo`) and a tool-less action (`action: echo`);
+//! the tool-less `debug` also logs it.
 
 use orc_pipeline::ParamType::String as Text;
 use orc_pipeline::ToolSpec;
@@ -44,4 +45,16 @@ pub(super) fn echo(params: &Map<String, Value>) -> Envelope {
         Some(m) => Envelope::ok(m.clone()),
         None => Envelope::fail("missing parameter `message`", Value::Null),
     }
+}
+
+/// py-orc's `debug` action: its message, logged (`orc run -v` shows it) and the step's result.
+pub(super) fn debug(params: &Map<String, Value>) -> Envelope {
+    let envelope = echo(params);
+    if envelope.success {
+        match &envelope.result {
+            Value::String(m) => tracing::info!("debug: {m}"),
+            other => tracing::info!("debug: {other}"),
+        }
+    }
+    envelope
 }

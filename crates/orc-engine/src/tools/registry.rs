@@ -14,8 +14,8 @@ use super::commands::Command;
 use super::data::{DATA_PROCESSING, VALIDATION};
 use super::echo::Echo;
 use super::filesystem::Filesystem;
-use super::pipeline::PipelineExecutor;
 use super::http_client::HttpTool;
+use super::pipeline::PipelineExecutor;
 use super::tool::Tool;
 use crate::resources::ToolLimits;
 

@@ -14,6 +14,9 @@ use super::Catalog;
 use super::model;
 use super::read::{Reader, valid_id};
 
+mod prose;
+mod single;
+
 /// Something a step reads from its scope: a template or a condition expression.
 #[derive(Debug, Clone)]
 pub(super) enum Use {
@@ -85,12 +88,18 @@ pub(super) enum DraftKind {
         body: Vec<Draft>,
         max_parallel: u32,
         loop_var: Option<String>,
+        /// `max_concurrent: "{{ … }}"`, rendered when the loop starts.
+        max_parallel_from: Option<TemplateId>,
+        /// py-orc's `foreach:` on an action step: the loop's result lists the iterations'.
+        collect: bool,
     },
     While {
         condition: Condition,
         until: Option<Condition>,
         body: Vec<Draft>,
         max_iterations: u32,
+        /// `max_iterations: "{{ … }}"`, rendered when the loop starts.
+        max_iterations_from: Option<TemplateId>,
     },
 }
 
@@ -117,6 +126,9 @@ const STEP_KEYS: &[&str] = &[
     "max_retries",
     "cache",
     "for_each",
+    "foreach",
+    "parallel",
+    "max_concurrent",
     "steps",
     "max_parallel",
     "loop_var",
@@ -132,12 +144,13 @@ const STEP_KEYS: &[&str] = &[
     "retry_config",
     "produces",
     "location",
+    "inputs",
+    "outputs",
 ];
 
 /// Keys the earlier Python system accepted that orc does not implement, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     Some(match key {
-        "foreach" => "write `for_each`",
         "goto" => "use `on_success`, `on_false` or `on_failure` with a step id",
         "action_loop"
         | "create_parallel_queue"
@@ -148,7 +161,6 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
             "declare the file with `produces` and `location`, and write it with a `filesystem` step"
         }
         "loop_name" => "the loop's id is its name; remove the key",
-        "parallel" => "steps without dependencies already run in parallel; remove the key",
         _ => return None,
     })
 }
@@ -298,6 +310,9 @@ fn normalize_action(action: &str) -> &str {
     match action {
         "generate_text" | "generate-text" => "generate",
         "analyze" => "analyze_text",
+        // py-orc's examples' names for a model call and for structured output.
+        "llm_generate" | "llm_call" => "generate",
+        "generate-structured" => "generate_structured",
         other => other,
     }
 }
@@ -305,7 +320,7 @@ fn normalize_action(action: &str) -> &str {
 /// Tool-less actions that call a model.
 pub(super) const MODEL_ACTIONS: &[&str] =
     &["generate", "generate_structured", "analyze_text", "embed"];
-const TOOLLESS_ACTIONS: &[&str] = &["echo", "evaluate_condition"];
+const TOOLLESS_ACTIONS: &[&str] = &["echo", "debug", "evaluate_condition"];
 
 /// A mapping parameter from its entries: a literal when none holds a template.
 fn mapping(node: &Node, parts: Vec<(String, Param)>) -> Param {
@@ -555,6 +570,8 @@ impl<'a> Drafter<'a> {
     }
 
     fn step(&mut self, outer: &mut Reader<'_>, node: &Node) -> Option<Draft> {
+        let renamed = single::parameters_from_inputs(outer, node);
+        let node = renamed.as_ref().unwrap_or(node);
         let Kind::Map(entries) = &node.kind else {
             outer.wrong_type(node, "steps[]", "a mapping with `id` and `action`");
             return None;
@@ -714,9 +731,28 @@ impl<'a> Drafter<'a> {
 
         let cache = node.get("cache").and_then(|n| r.boolean(n, "cache"));
         let choice = model::step_choice(&mut r, node, self.catalog);
-        let kind = if let Some(items) = node.get("for_each") {
+        let single = single::Form::of(node);
+        let for_each = match (node.get("for_each"), node.get("foreach")) {
+            (Some(items), Some(other)) => {
+                r.report(
+                    Diagnostic::new(
+                        Code::E003,
+                        other.pos,
+                        "a step has both `for_each` and `foreach`",
+                    )
+                    .field("foreach")
+                    .hint("`foreach` is py-orc's spelling of `for_each`; keep one"),
+                );
+                Some(items)
+            }
+            (Some(items), None) => Some(items),
+            (None, Some(items)) if single.is_none() => Some(items),
+            _ => None,
+        };
+        self.step_outputs(&mut r, node);
+        let kind = if let Some(items) = for_each {
             self.for_each(&mut r, node, items, step, &mut uses)
-        } else if let Some(cond) = node.get("while") {
+        } else if let Some(cond) = node.get("while").filter(|_| single.is_none()) {
             self.while_loop(&mut r, node, cond, &mut uses)
         } else {
             self.action(&mut r, node, step, &mut uses)
@@ -734,7 +770,10 @@ impl<'a> Drafter<'a> {
         if id.is_empty() {
             return None;
         }
-        Some(Draft {
+        if single.is_none() && !matches!(kind, DraftKind::ForEach { .. }) {
+            Self::parallel_outside_loop(&mut r, node);
+        }
+        let draft = Draft {
             id,
             pos: node.pos,
             id_pos,
@@ -750,6 +789,10 @@ impl<'a> Drafter<'a> {
             model,
             cache,
             recovery,
+        };
+        Some(match single {
+            Some(form) => self.wrap(&mut r, form, node, draft),
+            None => draft,
         })
     }
 
@@ -833,6 +876,7 @@ impl<'a> Drafter<'a> {
             "add_completion_task",
             "max_iterations",
             "until",
+            "max_concurrent",
         ] {
             if !allowed.contains(&k)
                 && let Some(n) = node.get(k)
@@ -843,6 +887,7 @@ impl<'a> Drafter<'a> {
                         .hint(match k {
                             "steps" => "nested `steps` go with `for_each` or `while`",
                             "until" | "max_iterations" => "`until` and `max_iterations` go with `while`",
+                            "max_concurrent" => "`max_concurrent` and `max_parallel` go with `for_each` or `foreach`",
                             _ => "`max_parallel`, `loop_var` and `add_completion_task` go with `for_each`",
                         }),
                 );
@@ -878,7 +923,13 @@ impl<'a> Drafter<'a> {
         Self::loop_only_keys(
             r,
             node,
-            &["steps", "max_parallel", "loop_var", "add_completion_task"],
+            &[
+                "steps",
+                "max_parallel",
+                "max_concurrent",
+                "loop_var",
+                "add_completion_task",
+            ],
         );
         for k in ["tool", "action", "parameters", "while"] {
             if let Some(n) = node.get(k) {
@@ -894,21 +945,13 @@ impl<'a> Drafter<'a> {
             }
         }
         // Every field is checked; one in error is reported and replaced by its default.
-        let items = match &items_node.kind {
-            Kind::Str(_) | Kind::Seq(_) => self.param(items_node, step, "for_each", uses),
-            _ => {
-                r.wrong_type(
-                    items_node,
-                    "for_each",
-                    "a list or a template that gives one",
-                );
-                Param::Lit(serde_json::Value::Array(Vec::new()))
-            }
+        let field = if node.get("for_each").is_some() {
+            "for_each"
+        } else {
+            "foreach"
         };
-        let max_parallel = node
-            .get("max_parallel")
-            .and_then(|n| r.count(n, "max_parallel", 1, 100_000))
-            .unwrap_or(1);
+        let items = self.loop_items(r, items_node, field, step, uses);
+        let (max_parallel, max_parallel_from) = self.concurrency(r, node, step, uses);
         let loop_var = node.get("loop_var").and_then(|n| {
             let v = r.string(n, "loop_var")?;
             if !valid_id(&v) || v.contains('-') {
@@ -931,6 +974,8 @@ impl<'a> Drafter<'a> {
             body: self.body(r, node),
             max_parallel,
             loop_var,
+            max_parallel_from,
+            collect: false,
         }
     }
 
@@ -959,15 +1004,15 @@ impl<'a> Drafter<'a> {
         let until = node
             .get("until")
             .and_then(|n| self.condition(r, n, "until", uses));
-        let max_iterations = node
-            .get("max_iterations")
-            .and_then(|n| r.count(n, "max_iterations", 1, 1_000_000))
-            .unwrap_or(10);
+        let step = r.step.clone();
+        let (max_iterations, max_iterations_from) =
+            self.iteration_limit(r, node, step.as_deref(), uses);
         DraftKind::While {
             condition: condition.unwrap_or(Condition::Literal(false)),
             until,
             body: self.body(r, node),
             max_iterations,
+            max_iterations_from,
         }
     }
 
@@ -978,7 +1023,13 @@ impl<'a> Drafter<'a> {
         step: Option<&str>,
         uses: &mut Vec<UseSite>,
     ) -> DraftKind {
-        Self::loop_only_keys(r, node, &[]);
+        Self::loop_only_keys(
+            r,
+            node,
+            single::Form::of(node).map_or(&[], single::Form::loop_keys),
+        );
+        let labelled = prose::on_tool(self.catalog, node);
+        let node = labelled.as_ref().unwrap_or(node);
         let tool_node = node.get("tool");
         let tool = tool_node.and_then(|n| r.string(n, "tool"));
         let mut params = match node.get("parameters") {

@@ -1,9 +1,12 @@
 //! The compiler: pipeline text to [`Plan`], running every check and reporting every problem.
 
 mod auto;
+mod bindings;
 mod catalog;
 mod draft;
+mod inputs;
 mod model;
+mod outputs;
 mod read;
 mod recovery;
 mod resolve;
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use crate::auto::{AutoResolver, Protected};
 use crate::diag::{Code, Diagnostic, Diagnostics, Severity, did_you_mean};
 use crate::expr::ExprSet;
-use crate::input_type::{INPUT_TYPES, InputType};
 use crate::plan::{Input, Param, Plan};
 use crate::templates::TemplateSet;
 use crate::yaml::{self, Kind, Node, Pos};
@@ -143,6 +145,7 @@ const TOP_KEYS: &[&str] = &[
     "model",
     "budget",
     "extra_inputs",
+    "enhanced_outputs",
 ];
 
 /// Compiles raw bytes: refuses text that is not UTF-8 or is too large, then [`compile`]s it.
@@ -414,27 +417,11 @@ fn build(
     let mut inputs: Vec<Input> = Vec::new();
     for key in ["inputs", "parameters"] {
         if let Some(n) = doc.get(key) {
-            read_inputs(&mut r, n, key, &mut inputs);
+            inputs::read(&mut r, n, key, &mut inputs);
         }
     }
 
-    let mut output_uses = Vec::new();
-    let mut outputs = Vec::new();
-    if let Some(n) = doc.get("outputs") {
-        match &n.kind {
-            Kind::Map(entries) => {
-                for (k, v) in entries {
-                    let field = format!("outputs.{}", k.name);
-                    outputs.push((
-                        k.name.clone(),
-                        drafter.param(v, None, &field, &mut output_uses),
-                    ));
-                }
-            }
-            Kind::Null => {}
-            _ => r.wrong_type(n, "outputs", "a mapping of names to templates"),
-        }
-    }
+    let (outputs, output_uses, output_specs) = outputs::read(&mut r, &mut drafter, doc);
 
     let drafts = match doc.get("steps") {
         Some(n) => drafter.steps(&mut r, n, "steps"),
@@ -547,6 +534,7 @@ fn build(
         steps,
         templates: drafter.templates,
         exprs: drafter.exprs,
+        output_specs,
     };
     Some((plan, templates, ExprSet::from_parsed(drafter.parsed_exprs)))
 }
@@ -557,96 +545,6 @@ fn is_semver(v: &str) -> bool {
         && parts
             .iter()
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn read_inputs(r: &mut Reader<'_>, node: &Node, key: &str, inputs: &mut Vec<Input>) {
-    let entries = match &node.kind {
-        Kind::Map(entries) => entries,
-        Kind::Null => return,
-        _ => {
-            r.wrong_type(node, key, "a mapping of input names to defaults");
-            return;
-        }
-    };
-    const SPEC_KEYS: &[&str] = &["type", "default", "description", "required"];
-    for (k, v) in entries {
-        if inputs.iter().any(|i| i.name == k.name) {
-            // `inputs` is read first; `parameters` defaults fill only what is still missing.
-            continue;
-        }
-        if !valid_id(&k.name) || k.name.contains('-') {
-            r.report(
-                Diagnostic::new(
-                    Code::E005,
-                    k.pos,
-                    format!("input name `{}` is not a valid name", k.name),
-                )
-                .field(format!("{key}.{}", k.name))
-                .hint("input names start with a letter and contain only letters, digits and `_`"),
-            );
-            continue;
-        }
-        let is_spec = matches!(&v.kind, Kind::Map(e) if !e.is_empty() && e.iter().any(|(ek, _)| SPEC_KEYS.contains(&ek.name.as_str())));
-        let mut input = Input {
-            name: k.name.clone(),
-            default: None,
-            required: false,
-            kind: None,
-        };
-        if is_spec {
-            let Kind::Map(spec) = &v.kind else { continue };
-            for (sk, sv) in spec {
-                let field = format!("{key}.{}.{}", k.name, sk.name);
-                match sk.name.as_str() {
-                    "default" => input.default = Some(sv.to_json()),
-                    "description" => {}
-                    "required" => input.required = r.boolean(sv, &field).unwrap_or(false),
-                    "type" => {
-                        if let Some(t) = r.string(sv, &field) {
-                            if let Some(kind) = InputType::parse(&t) {
-                                input.kind = Some(kind);
-                            } else {
-                                r.report(
-                                    Diagnostic::new(
-                                        Code::E014,
-                                        sv.pos,
-                                        format!("unknown input type `{t}`"),
-                                    )
-                                    .field(field)
-                                    .hint(format!("use one of: {}", INPUT_TYPES.join(", "))),
-                                );
-                            }
-                        }
-                    }
-                    other => r.report(
-                        Diagnostic::new(
-                            Code::E013,
-                            sk.pos,
-                            format!("orc does not support `{other}` on an input"),
-                        )
-                        .field(field)
-                        .hint("an input takes `type`, `default`, `description` and `required`"),
-                    ),
-                }
-            }
-            if let (Some(t), Some(d)) = (&input.kind, &input.default)
-                && !d.is_null()
-                && !t.matches(d)
-            {
-                r.report(
-                    Diagnostic::new(
-                        Code::E003,
-                        v.get("default").map_or(v.pos, |d| d.pos),
-                        format!("the default of `{}` is not of type `{t}`", k.name),
-                    )
-                    .field(format!("{key}.{}.default", k.name)),
-                );
-            }
-        } else {
-            input.default = Some(v.to_json());
-        }
-        inputs.push(input);
-    }
 }
 
 fn check_duplicates(r: &mut Reader<'_>, drafts: &[draft::Draft]) {

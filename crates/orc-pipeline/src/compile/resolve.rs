@@ -11,31 +11,10 @@ use crate::plan::{ForEach, OnFailure, Step, StepKind, TemplateId, While};
 use crate::templates::TemplateSet;
 use crate::yaml::Pos;
 
+use super::bindings::{FOR_EACH_BINDINGS, WHILE_BINDINGS};
 use super::draft::{Draft, DraftKind, Use, UseSite};
 use super::recovery::{binds_error, handler_steps, recovery_of};
 
-/// Names bound inside a `for_each` body.
-pub(super) const FOR_EACH_BINDINGS: &[&str] = &[
-    "item",
-    "index",
-    "is_first",
-    "is_last",
-    "position",
-    "length",
-    "remaining",
-    "has_next",
-    "has_prev",
-    "loop_id",
-];
-/// Names bound inside a `while` body and in its `while`/`until` conditions.
-pub(super) const WHILE_BINDINGS: &[&str] = &[
-    "iteration",
-    "index",
-    "is_first",
-    "position",
-    "loop_id",
-    "loop_name",
-];
 /// Names every template can use. `output_path` is the run's output directory (an input every
 /// pipeline takes, see `orc_engine::resolve_inputs`); `current_timestamp` and `current_date`
 /// are the time when the template is rendered (the run's start is `timestamp`).
@@ -356,6 +335,8 @@ impl Resolver<'_> {
                         items,
                         max_parallel,
                         loop_var,
+                        max_parallel_from,
+                        collect,
                         ..
                     },
                     Some(body),
@@ -364,12 +345,15 @@ impl Resolver<'_> {
                     body,
                     max_parallel: *max_parallel,
                     loop_var: loop_var.clone(),
+                    max_parallel_from: *max_parallel_from,
+                    collect: *collect,
                 }),
                 (
                     DraftKind::While {
                         condition,
                         until,
                         max_iterations,
+                        max_iterations_from,
                         ..
                     },
                     Some(body),
@@ -378,6 +362,7 @@ impl Resolver<'_> {
                     until: until.clone(),
                     body,
                     max_iterations: *max_iterations,
+                    max_iterations_from: *max_iterations_from,
                 }),
                 _ => continue,
             };
