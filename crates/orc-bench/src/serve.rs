@@ -3,7 +3,7 @@
 //! `orc loadtest`'s engine from this process, and compared in the same run with the fake
 //! provider loaded directly by the same engine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use orc_loadtest::{Action, LoadTestOptions, PipelineSource, Scenario, Target, Template};
@@ -107,18 +107,12 @@ impl Served {
         &self.base
     }
 
-    /// The child's resident memory in MiB, from `/proc` (Linux).
+    /// The child's resident memory in MiB (Linux).
     pub(crate) fn rss_mib(&self) -> Result<f64, String> {
         let pid = self.child.id().ok_or("orc serve has exited")?;
-        let status = PathBuf::from(format!("/proc/{pid}/status"));
-        let text =
-            std::fs::read_to_string(&status).map_err(|e| format!("{}: {e}", status.display()))?;
-        let kib = text
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .ok_or_else(|| format!("{}: no VmRSS line", status.display()))?;
-        Ok(kib / 1024.0)
+        let bytes = orc_telemetry::process::resident_memory_bytes_of(pid)
+            .ok_or_else(|| format!("orc serve (pid {pid}): its resident memory is unknown"))?;
+        Ok(bytes as f64 / (1024.0 * 1024.0))
     }
 
     /// Stops the child and waits for it.

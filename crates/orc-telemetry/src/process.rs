@@ -5,7 +5,13 @@ use crate::names;
 
 /// Resident memory of this process in bytes (`/proc/self/statm`), `None` where unknown.
 pub fn resident_memory_bytes() -> Option<u64> {
-    imp::resident_memory_bytes()
+    imp::resident_memory_bytes("self")
+}
+
+/// Resident memory of process `pid` in bytes (`/proc/PID/statm`), `None` where unknown (no
+/// such process, or not Linux): what a benchmark reads of a child it started.
+pub fn resident_memory_bytes_of(pid: u32) -> Option<u64> {
+    imp::resident_memory_bytes(&pid.to_string())
 }
 
 /// The most resident memory this process has used so far, in bytes (`VmHWM` in
@@ -37,8 +43,9 @@ pub fn update_process_metrics() {
 mod imp {
     use std::sync::OnceLock;
 
-    pub(super) fn resident_memory_bytes() -> Option<u64> {
-        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    /// `process`: `self` or a pid.
+    pub(super) fn resident_memory_bytes(process: &str) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{process}/statm")).ok()?;
         parse_statm_resident_pages(&statm)?.checked_mul(page_size()?)
     }
 
@@ -101,7 +108,7 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    pub(super) fn resident_memory_bytes() -> Option<u64> {
+    pub(super) fn resident_memory_bytes(_process: &str) -> Option<u64> {
         None
     }
 
@@ -118,6 +125,13 @@ mod imp {
 mod tests {
     use super::imp::{parse_stat_cpu_ticks, parse_statm_resident_pages, parse_status_kib};
     use super::*;
+
+    #[test]
+    fn a_pid_reads_as_self_does() {
+        let own = super::resident_memory_bytes_of(std::process::id()).unwrap_or(0);
+        assert!(own > 0, "no resident memory read for our own pid");
+        assert!(super::resident_memory_bytes_of(u32::MAX).is_none());
+    }
 
     #[test]
     fn parses_statm() {
