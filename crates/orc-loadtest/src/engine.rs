@@ -68,6 +68,9 @@ struct Shared {
     active: AtomicU32,
     /// No request starts once set.
     stop: AtomicBool,
+    /// Set by a worker that ended because the clock ran out (not because the requests did), so
+    /// that a test whose workers all end at the cap itself is still reported as capped.
+    out_of_time: AtomicBool,
 }
 
 /// The most workers (users, or requests in flight).
@@ -328,6 +331,10 @@ async fn supervise(
         }
     }
     report(progress);
+    // The workers watch the clock too, and may all end at the cap before the timer above fires.
+    if stopped.is_none() && clock.capped && shared.out_of_time.load(Relaxed) {
+        stopped = Some("max_duration".to_owned());
+    }
     stopped
 }
 
@@ -408,7 +415,11 @@ async fn closed_user(
     let mut rng = fastrand::Rng::with_seed(0x5eed_0000 + u64::from(user));
     loop {
         let now = Instant::now();
-        if shared.stop.load(Relaxed) || now >= clock.stop_at {
+        if shared.stop.load(Relaxed) {
+            break;
+        }
+        if now >= clock.stop_at {
+            shared.out_of_time.store(true, Relaxed);
             break;
         }
         let i = shared.seq.fetch_add(1, Relaxed);
@@ -417,6 +428,7 @@ async fn closed_user(
         }
         let s = inner.pick(&mut rng);
         let Some((end, outcome)) = inner.one(s, i, user, &mut rng, now, clock).await else {
+            shared.out_of_time.store(true, Relaxed);
             break;
         };
         count(shared, &outcome);
@@ -473,6 +485,7 @@ async fn open_worker(
         }
         let due = clock.t0 + due(i, rate, inner.ramp_up);
         if due >= clock.stop_at {
+            shared.out_of_time.store(true, Relaxed);
             break;
         }
         let now = Instant::now();
@@ -483,6 +496,7 @@ async fn open_worker(
         let since = due.min(Instant::now());
         let s = inner.pick(&mut rng);
         let Some((end, outcome)) = inner.one(s, i, worker, &mut rng, since, clock).await else {
+            shared.out_of_time.store(true, Relaxed);
             break;
         };
         count(shared, &outcome);
