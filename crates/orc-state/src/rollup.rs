@@ -15,6 +15,7 @@
 //! from the request rows ([`split`]), so every period sums exactly what it did before rollups.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -147,7 +148,7 @@ pub(crate) fn hist_text(h: &Hist) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&format!("\"{bucket}\":{n}"));
+        let _ = write!(out, "\"{bucket}\":{n}");
     }
     out.push('}');
     out
