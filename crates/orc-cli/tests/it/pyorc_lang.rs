@@ -459,3 +459,65 @@ outputs:
         3
     );
 }
+
+/// As `examples/control_flow_for_loop.yaml` and `control_flow_while_loop.yaml` write them:
+/// py-orc's `{{ $item }}` spellings in a `for_each` body, and `{{ <loop>.iteration }}` in a
+/// `while` body, which py-orc replaces with the loop variable and the iteration's number.
+const LOOP_SPELLINGS: &str = r#"id: spellings
+name: Loop spellings
+parameters:
+  files: [a.txt, b.txt]
+steps:
+  - id: per_file
+    for_each: "{{ files }}"
+    steps:
+      - id: write
+        tool: filesystem
+        action: write
+        parameters:
+          path: "{{ output_path }}/{{ $item }}"
+          content: "{{$index}} {{ $is_first }} {{ $is_last }}"
+  - id: rounds
+    while: "{{ iteration < 2 }}"
+    steps:
+      - id: note
+        action: echo
+        parameters:
+          message: "round {{ rounds.iteration }}/{{rounds.iteration}}"
+outputs:
+  last: "{{ rounds_1_note.result }}"
+"#;
+
+#[test]
+fn dollar_loop_names_and_a_while_loops_own_iteration_render_as_py_orc_replaces_them() {
+    let sb = Sandbox::new();
+    let p = sb.file("spellings.yaml", LOOP_SPELLINGS);
+    let r = sb.orc(&["run", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sb.read("outputs/spellings/a.txt"), "0 True False");
+    assert_eq!(sb.read("outputs/spellings/b.txt"), "1 False True");
+    let doc = r.doc();
+    assert_eq!(
+        doc["steps"]["rounds_0_note"]["value"]["result"],
+        "round 0/0"
+    );
+    assert_eq!(doc["outputs"]["last"], "round 1/1");
+}
+
+#[test]
+fn dollar_names_outside_py_orcs_forms_and_a_loop_named_outside_its_body_stay_errors() {
+    let sb = Sandbox::new();
+    let p = sb.file(
+        "bad.yaml",
+        "name: bad\nsteps:\n  - id: l\n    for_each: [1]\n    steps:\n      - id: a\n        action: echo\n        parameters: { message: \"{{ $item | upper }}\" }\n  - id: w\n    while: \"{{ iteration < 1 }}\"\n    steps:\n      - id: b\n        action: echo\n        parameters: { message: \"{{ w.iteration + 1 }}\" }\n",
+    );
+    let r = sb.orc(&["validate", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.yaml:8:")
+            && r.stderr.contains("E010")
+            && r.stderr.contains("refers to the loop itself"),
+        "{}",
+        r.stderr
+    );
+}

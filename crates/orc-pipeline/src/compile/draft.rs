@@ -348,6 +348,9 @@ pub(super) struct Drafter<'a> {
     /// The same expressions, parsed.
     pub(super) parsed_exprs: Vec<Expr>,
     expr_index: HashMap<String, ExprId>,
+    /// The innermost `while` loop whose body is being drafted: py-orc's `{{ <loop>.iteration }}`
+    /// there is the iteration's number.
+    while_loop: Option<String>,
 }
 
 impl<'a> Drafter<'a> {
@@ -361,6 +364,7 @@ impl<'a> Drafter<'a> {
             exprs: Vec::new(),
             parsed_exprs: Vec::new(),
             expr_index: HashMap::new(),
+            while_loop: None,
         }
     }
 
@@ -383,6 +387,11 @@ impl<'a> Drafter<'a> {
         step: Option<&str>,
         field: &str,
     ) -> TemplateId {
+        let own_iteration = self
+            .while_loop
+            .as_deref()
+            .and_then(|l| own_iteration(src, l));
+        let src = &*super::bindings::strip_loop_dollars(own_iteration.as_deref().unwrap_or(src));
         if let Some(id) = self.template_index.get(src) {
             return *id;
         }
@@ -1007,10 +1016,13 @@ impl<'a> Drafter<'a> {
         let step = r.step.clone();
         let (max_iterations, max_iterations_from) =
             self.iteration_limit(r, node, step.as_deref(), uses);
+        let outer = std::mem::replace(&mut self.while_loop, step.clone());
+        let body = self.body(r, node);
+        self.while_loop = outer;
         DraftKind::While {
             condition: condition.unwrap_or(Condition::Literal(false)),
             until,
-            body: self.body(r, node),
+            body,
             max_iterations,
             max_iterations_from,
         }
@@ -1250,6 +1262,23 @@ fn auto_prompt(action: &str) -> String {
             }
         }
     }
+}
+
+/// py-orc's `{{ <loop>.iteration }}` (or `{{<loop>.iteration}}`, the two forms it replaces) in a
+/// `while` body as `{{ iteration }}`, the iteration's number; `None` when the text has neither.
+fn own_iteration(src: &str, loop_id: &str) -> Option<String> {
+    let forms = [
+        format!("{{{{ {loop_id}.iteration }}}}"),
+        format!("{{{{{loop_id}.iteration}}}}"),
+    ];
+    if !forms.iter().any(|f| src.contains(f.as_str())) {
+        return None;
+    }
+    let mut out = src.to_string();
+    for f in &forms {
+        out = out.replace(f.as_str(), "{{ iteration }}");
+    }
+    Some(out)
 }
 
 /// `true/false/yes/no/1/0`, any case.
