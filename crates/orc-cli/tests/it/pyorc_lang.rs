@@ -521,3 +521,83 @@ fn dollar_names_outside_py_orcs_forms_and_a_loop_named_outside_its_body_stay_err
         r.stderr
     );
 }
+
+/// As `examples/validation_pipeline.yaml` writes it: `tool: validation`, `action:
+/// extract_structured` asks the model for the text's data; the result is py-orc's
+/// `{valid, data, errors, warnings, model_used}`, and data off the schema is `valid: false`.
+#[test]
+fn validation_extract_structured_asks_the_model_and_checks_the_answer() {
+    let fake = Fake::start(
+        Behaviour::default()
+            .with_answer(
+                "John Doe",
+                r#"Here it is: {"name": "John Doe", "age": 30, "email": "john@example.com"} as asked"#,
+            )
+            .with_answer("Jane Roe", r#"{"name": "Jane Roe"}"#)
+            .with_answer("Nobody", "I cannot find anything"),
+    );
+    let sb = Sandbox::new();
+    let base = fake.provider().openai_base_url();
+    let config = sb.file(
+        "orc.yaml",
+        &format!(
+            "models:\n  - name: gpt-4o-mini\n    provider: openai\n    model: fake-gpt\n    base_url: {base}\n    api_key_env: {KEY_VAR}\n"
+        ),
+    );
+    let step = |id: &str, text: &str| {
+        format!(
+            "  - id: {id}\n    tool: validation\n    action: extract_structured\n    parameters:\n      text: \"{text}, age 30, email: someone@example.com\"\n      schema:\n        type: object\n        properties:\n          name: {{ type: string }}\n          age: {{ type: integer }}\n          email: {{ type: string }}\n        required: [\"name\", \"email\"]\n      model: \"gpt-4o-mini\"\n"
+        )
+    };
+    let p = sb.file(
+        "extract.yaml",
+        &format!(
+            "id: extract\nname: extract\nsteps:\n{}{}{}    on_error: continue\noutputs:\n  name: \"{{{{ john.result.data.name }}}}\"\n",
+            step("john", "John Doe"),
+            step("jane", "Jane Roe"),
+            step("nobody", "Nobody")
+        ),
+    );
+    let r = crate::models::orc(
+        &sb,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            p.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.doc();
+    let john = &doc["steps"]["john"]["value"]["result"];
+    assert_eq!(john["valid"], true, "{john}");
+    assert_eq!(john["data"]["age"], 30);
+    assert_eq!(john["errors"], serde_json::json!([]));
+    assert_eq!(john["model_used"], "gpt-4o-mini");
+    assert_eq!(doc["outputs"]["name"], "John Doe");
+    let jane = &doc["steps"]["jane"];
+    assert_eq!(jane["status"], "completed");
+    assert_eq!(jane["value"]["result"]["valid"], false);
+    assert!(
+        jane["value"]["result"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"email\" is a required property"),
+        "{jane}"
+    );
+    let nobody = &doc["steps"]["nobody"];
+    assert_eq!(nobody["status"], "failed");
+    assert!(
+        nobody["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not read the answer of gpt-4o-mini as JSON"),
+        "{nobody}"
+    );
+    assert_eq!(
+        fake.provider()
+            .stats()
+            .requests_to(Endpoint::ChatCompletions),
+        3
+    );
+}

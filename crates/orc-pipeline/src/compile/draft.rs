@@ -318,8 +318,13 @@ fn normalize_action(action: &str) -> &str {
 }
 
 /// Tool-less actions that call a model.
-pub(super) const MODEL_ACTIONS: &[&str] =
-    &["generate", "generate_structured", "analyze_text", "embed"];
+pub(super) const MODEL_ACTIONS: &[&str] = &[
+    "generate",
+    "generate_structured",
+    "analyze_text",
+    "embed",
+    "extract_structured",
+];
 const TOOLLESS_ACTIONS: &[&str] = &["echo", "debug", "evaluate_condition"];
 
 /// A mapping parameter from its entries: a literal when none holds a template.
@@ -1040,7 +1045,7 @@ impl<'a> Drafter<'a> {
             node,
             single::Form::of(node).map_or(&[], single::Form::loop_keys),
         );
-        let labelled = prose::on_tool(self.catalog, node);
+        let labelled = prose::on_tool(self.catalog, node).or_else(|| prose::model_on_tool(node));
         let node = labelled.as_ref().unwrap_or(node);
         let tool_node = node.get("tool");
         let tool = tool_node.and_then(|n| r.string(n, "tool"));
