@@ -601,3 +601,67 @@ fn validation_extract_structured_asks_the_model_and_checks_the_answer() {
         3
     );
 }
+
+/// As `examples/data_processing.yaml` writes it: `validation_level` (which py-orc's
+/// validation tool never read) is a warning, and `transform` takes py-orc's `operation:
+/// {transformations: [...]}` with its `{field, value}` filter and `{operation, field}` sum.
+#[test]
+fn py_orc_transform_operation_and_an_unread_validation_level() {
+    let sb = Sandbox::new();
+    sb.file(
+        "sample.json",
+        r#"{"records": [{"id": 1, "active": true, "value": 10.5}, {"id": 2, "active": false, "value": 4}, {"id": 3, "active": true, "value": 2}]}"#,
+    );
+    let p = sb.file(
+        "dp.yaml",
+        r#"id: dp
+name: dp
+steps:
+  - id: load_data
+    tool: filesystem
+    action: read
+    parameters:
+      path: sample.json
+  - id: validate_data
+    tool: validation
+    action: validate
+    parameters:
+      data: "{{ load_data.result.content }}"
+      schema:
+        type: object
+        required: [records]
+      validation_level: permissive
+  - id: transform_data
+    tool: data-processing
+    action: transform
+    parameters:
+      data: "{{ load_data.result.content }}"
+      operation:
+        transformations:
+          - type: filter
+            field: active
+            value: true
+          - type: aggregate
+            operation: sum
+            field: value
+outputs:
+  total: "{{ transform_data.result.data[0].value_sum }}"
+  valid: "{{ validate_data.result.valid }}"
+"#,
+    );
+    let v = sb.orc(&["validate", p.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stderr.contains("dp.yaml:17:7")
+            && v.stderr.contains("W102")
+            && v.stderr
+                .contains("`parameters.validation_level` has no effect"),
+        "{}",
+        v.stderr
+    );
+    let r = sb.orc(&["run", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["outputs"]["total"], 12.5);
+    assert_eq!(doc["outputs"]["valid"], true);
+}

@@ -191,6 +191,14 @@ fn check_timeout_param(r: &mut Reader<'_>, t: &Node) {
 /// A step's `parameters` against its action's declared parameters: every unknown one (with the
 /// closest declared name), every missing required one, and every literal of the wrong type.
 /// Templates are checked when the step runs.
+/// Tool parameters py-orc's examples pass that py-orc's tools never read: a warning, not
+/// an error, since the pipeline means nothing by them that orc leaves undone.
+const PY_ORC_IGNORED: &[(&str, &str, &str)] = &[(
+    "validation",
+    "validation_level",
+    "py-orc's validation tool never read it, so orc does not either; its strictness is `mode` (strict, lenient, report_only)",
+)];
+
 fn check_params(
     r: &mut Reader<'_>,
     tool: &str,
@@ -204,6 +212,21 @@ fn check_params(
         _ => &[],
     };
     for (key, value) in entries {
+        if let Some((_, _, why)) = PY_ORC_IGNORED
+            .iter()
+            .find(|(t, k, _)| *t == tool && *k == key.name)
+        {
+            r.report(
+                Diagnostic::new(
+                    Code::W102,
+                    key.pos,
+                    format!("`parameters.{}` has no effect", key.name),
+                )
+                .field(format!("parameters.{}", key.name))
+                .hint(*why),
+            );
+            continue;
+        }
         let Some(p) = declared.iter().find(|p| p.name == key.name) else {
             let mut d = Diagnostic::new(
                 Code::E022,
