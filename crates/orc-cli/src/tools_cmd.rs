@@ -67,7 +67,7 @@ pub(crate) fn main(_global: &Global, args: &ToolsArgs) -> anyhow::Result<u8> {
         if args.tool.is_none() {
             writeln!(
                 text,
-                "\nModel actions need no tool: generate, generate_structured, analyze_text, embed (see the README). Tool-less: echo {{message}}, evaluate_condition {{condition}}."
+                "\nModel actions need no tool: generate, generate_structured, analyze_text, embed; py-orc's `validation` `extract_structured` is one too (see the README). Tool-less: echo {{message}}, evaluate_condition {{condition}}."
             )?;
         }
     }

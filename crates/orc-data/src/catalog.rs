@@ -152,10 +152,17 @@ const TRANSFORM: &[ParamDecl] = &[
     INPUT_DATA,
     FORMAT,
     INPUT_FORMAT,
-    required(
+    param(
         "operations",
         "list",
+        None,
         "Steps applied in order, each {type: filter|aggregate|select|drop|rename|sort|limit|compute, ...}.",
+    ),
+    param(
+        "operation",
+        "mapping",
+        None,
+        "py-orc's form: {transformations: [steps]}; filter {field, value} and aggregate {operation, field} steps too.",
     ),
 ];
 
@@ -321,7 +328,7 @@ pub const ACTIONS: &[ActionDecl] = &[
         action: "transform",
         description: "Applies a list of steps (filter, aggregate, select, drop, rename, sort, limit, compute) in order.",
         params: TRANSFORM,
-        one_of: &[DATA_GROUP],
+        one_of: &[DATA_GROUP, &["operations", "operation"]],
     },
     ActionDecl {
         tool: "data-processing",

@@ -755,6 +755,52 @@ fn transform_pipeline() {
 }
 
 #[test]
+fn transform_takes_py_orcs_operation_form() {
+    // As py-orc's `examples/data_processing.yaml` writes it, on JSON text with `records`.
+    let data = r#"{"records": [
+        {"id": 1, "active": true, "value": 10.5},
+        {"id": 2, "active": false, "value": 4},
+        {"id": 3, "active": true, "value": 2}
+    ]}"#;
+    let r = dp(
+        "transform",
+        json!({"data": data, "operation": {"transformations": [
+            {"type": "filter", "field": "active", "value": true},
+        ]}}),
+    )
+    .unwrap();
+    assert_eq!(r["count"], 2);
+    assert_eq!(r["data"][1]["id"], 3);
+    let r = dp(
+        "transform",
+        json!({"data": data, "operation": {"transformations": [
+            {"type": "filter", "field": "active", "value": true},
+            {"type": "aggregate", "operation": "sum", "field": "value"},
+        ]}}),
+    )
+    .unwrap();
+    assert_eq!(r["data"], json!([{"value_sum": 12.5}]));
+    assert_eq!(
+        dp_err(
+            "transform",
+            json!({"data": data, "operation": {"steps": []}})
+        ),
+        "missing parameter `operation.transformations`"
+    );
+    assert_eq!(
+        dp_err(
+            "transform",
+            json!({"data": data, "operation": {"operations": [{"type": "aggregate", "operation": "median", "field": "value"}]}})
+        ),
+        dp_err(
+            "transform",
+            json!({"data": data, "operations": [{"type": "aggregate", "aggregations": {"value_median": "median:value"}}]})
+        )
+        .replace("operations[0].aggregations.value_median", "operation.operations[0].aggregations.value_median")
+    );
+}
+
+#[test]
 fn transform_failures() {
     let t = |ops: Value| dp_err("transform", json!({"data": sales(), "operations": ops}));
     assert_eq!(

@@ -12,13 +12,25 @@ use std::cmp::Ordering;
 
 const STEP_TYPES: &str = "filter, aggregate, select, drop, rename, sort, limit, compute";
 
-/// The `transform` action.
+/// The `transform` action. Its steps are `operations`, or, as py-orc's tool read them,
+/// `operation.transformations` (or `operation.operations`).
 pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
-    let (name, ops) = lookup(params, &["operations"]).ok_or_else(|| missing("operations"))?;
-    let ops = array_value(ops, name)?;
+    let (name, ops) = match lookup(params, &["operations"]) {
+        Some((name, ops)) => (name.to_string(), array_value(ops, name)?),
+        None => {
+            let (_, operation) =
+                lookup(params, &["operation"]).ok_or_else(|| missing("operations"))?;
+            let operation = object_value(operation, "operation")?;
+            let (key, ops) = lookup(&operation, &["transformations", "operations"])
+                .ok_or_else(|| missing("operation.transformations"))?;
+            let name = format!("operation.{key}");
+            let ops = array_value(ops, &name)?;
+            (name, ops)
+        }
+    };
     let mut table = load_table(params)?;
     for (i, op) in ops.iter().enumerate() {
-        let at = format!("operations[{i}]");
+        let at = format!("{name}[{i}]");
         let step = object_value(op, &at)?;
         let (type_key, kind) = lookup(&step, &["type", "operation", "op"])
             .ok_or_else(|| missing(format!("{at}.type")))?;
@@ -42,12 +54,18 @@ fn required<'a>(step: &'a Params, at: &str, key: &'static str) -> Result<&'a Val
 
 fn apply(table: Table, kind: &str, step: &Params, at: &str) -> Result<Table, ToolFailure> {
     match kind {
-        "filter" => crate::criteria::filter_table(
-            table,
-            required(step, at, "criteria")?,
-            &path(at, "criteria"),
-        ),
-        "aggregate" => crate::aggregate::aggregate_step(&table, step, at),
+        "filter" => match py_orc_filter(step) {
+            Some(criteria) => crate::criteria::filter_table(table, &criteria, &path(at, "field")),
+            None => crate::criteria::filter_table(
+                table,
+                required(step, at, "criteria")?,
+                &path(at, "criteria"),
+            ),
+        },
+        "aggregate" => match py_orc_aggregate(step, at)? {
+            Some(step) => crate::aggregate::aggregate_step(&table, &step, at),
+            None => crate::aggregate::aggregate_step(&table, step, at),
+        },
         "select" | "drop" => {
             let name = path(at, "fields");
             let fields = string_list(required(step, at, "fields")?, &name)?;
@@ -95,6 +113,36 @@ fn apply(table: Table, kind: &str, step: &Params, at: &str) -> Result<Table, Too
             format!("unknown step type `{other}` (expected one of: {STEP_TYPES})"),
         )),
     }
+}
+
+/// py-orc's filter step, `{type: filter, field: F, value: V}` (the rows whose `F` equals
+/// `V`), as criteria; `None` for orc's own form.
+fn py_orc_filter(step: &Params) -> Option<Value> {
+    if step.contains_key("criteria") {
+        return None;
+    }
+    let field = step.get("field")?.as_str()?;
+    let value = step.get("value").cloned().unwrap_or(Value::Null);
+    Some(json!({ field: value }))
+}
+
+/// py-orc's aggregate step, `{type: aggregate, operation: sum, field: F}` (the operation
+/// over all rows), as orc's: one row with the column `F_sum`; `None` for orc's own form.
+fn py_orc_aggregate(step: &Params, at: &str) -> Result<Option<Params>, ToolFailure> {
+    if step.contains_key("aggregations") || step.contains_key("group_by") {
+        return Ok(None);
+    }
+    let (Some(op), Some(field)) = (step.get("operation"), step.get("field")) else {
+        return Ok(None);
+    };
+    let op = crate::params::str_value(op, &path(at, "operation"))?;
+    let field = crate::params::str_value(field, &path(at, "field"))?;
+    let mut out = Params::new();
+    out.insert(
+        "aggregations".into(),
+        json!({ format!("{field}_{op}"): format!("{op}:{field}") }),
+    );
+    Ok(Some(out))
 }
 
 fn compare_rows(a: &Row, b: &Row, by: &[String], descending: bool) -> Ordering {

@@ -1,5 +1,6 @@
 //! The model actions pipelines call: `generate`, `generate_structured`,
-//! `analyze_text` and `embed`, from rendered step parameters to a result.
+//! `analyze_text`, `embed` and `extract_structured` (py-orc's `validation` action), from
+//! rendered step parameters to a result.
 
 use std::sync::Arc;
 
@@ -15,7 +16,13 @@ use crate::request::{ChatRequest, ChatResponse, EmbeddingRequest, Message, Usage
 use crate::spec::ModelSpec;
 
 /// The model actions, by their canonical names.
-pub const ACTIONS: &[&str] = &["generate", "generate_structured", "analyze_text", "embed"];
+pub const ACTIONS: &[&str] = &[
+    "generate",
+    "generate_structured",
+    "analyze_text",
+    "embed",
+    "extract_structured",
+];
 
 /// Whether `action` (canonical name) calls a model.
 pub fn is_model_action(action: &str) -> bool {
@@ -109,6 +116,15 @@ fn accepted(action: &str) -> &'static [&'static str] {
             "model",
         ],
         "embed" => &["input", "model"],
+        "extract_structured" => &[
+            "text",
+            "schema",
+            "system",
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "model",
+        ],
         _ => &[],
     }
 }
@@ -127,6 +143,7 @@ pub async fn run(
     match action {
         "embed" => embed(gateway, model, params, use_cache).await,
         "generate_structured" => structured(gateway, model, params, use_cache).await,
+        "extract_structured" => extract(gateway, model, params, use_cache).await,
         _ => {
             let req = chat_request(action, params)?;
             let answer = match on_delta.filter(|_| req.stream) {
@@ -157,13 +174,7 @@ pub fn features(
     check_params(action, params)?;
     let mut features = match action {
         "embed" => RequestFeatures::of_texts(embed_inputs(params)?.0.iter().map(String::as_str)),
-        _ => {
-            let mut req = chat_request(action, params)?;
-            if action == "generate_structured" {
-                req.json_schema = Some(schema(params)?);
-            }
-            RequestFeatures::of_chat(&req)
-        }
+        _ => RequestFeatures::of_chat(&schema_request(action, params)?),
     };
     features.expertise = expertise.to_vec();
     if action == "analyze_text" && features.expertise.is_empty() {
@@ -202,11 +213,17 @@ pub async fn estimate(
         estimate.cached = cached;
         return Ok(estimate);
     }
+    let req = schema_request(action, params)?;
+    Ok(gateway.estimate_chat(model, &req, use_cache).await?)
+}
+
+/// The chat request of a chat action, with its `schema` for the two that answer in JSON.
+fn schema_request(action: &str, params: &Map<String, Value>) -> ActionResult<ChatRequest> {
     let mut req = chat_request(action, params)?;
-    if action == "generate_structured" {
+    if matches!(action, "generate_structured" | "extract_structured") {
         req.json_schema = Some(schema(params)?);
     }
-    Ok(gateway.estimate_chat(model, &req, use_cache).await?)
+    Ok(req)
 }
 
 /// Refuses an action that calls no model, and parameters the action does not take.
@@ -254,9 +271,16 @@ fn outcome(model: &Model, result: Value, answers: &[Answer<ChatResponse>]) -> Ou
     }
 }
 
-/// The chat request of `generate`, `analyze_text` and `generate_structured`.
+/// The chat request of `generate`, `analyze_text`, `generate_structured` and
+/// `extract_structured`.
 fn chat_request(action: &str, params: &Map<String, Value>) -> ActionResult<ChatRequest> {
-    let prompt = if action == "analyze_text" {
+    let prompt = if action == "extract_structured" {
+        // py-orc's prompt, word for word.
+        format!(
+            "Extract structured data from the following text according to the provided schema.\n\nText:\n{}\n\nReturn the extracted data as a JSON object that matches the schema.",
+            text(params, "text")?
+        )
+    } else if action == "analyze_text" {
         let text = text(params, "text")?;
         let instruction = match optional_text(params, "prompt")? {
             Some(p) => p,
@@ -291,14 +315,8 @@ async fn structured(
     params: &Map<String, Value>,
     use_cache: bool,
 ) -> ActionResult<Outcome> {
-    let schema = schema(params)?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| {
-        ActionError::Parameter(format!(
-            "parameter `schema` is not a valid JSON Schema: {e}"
-        ))
-    })?;
-    let mut req = chat_request("generate_structured", params)?;
-    req.json_schema = Some(schema);
+    let validator = validator(params)?;
+    let mut req = schema_request("generate_structured", params)?;
     let first = gateway.chat(model, &req, use_cache).await?;
     let problem = match check(&validator, &first.value.text) {
         Ok(value) => return Ok(outcome(model, value, &[first])),
@@ -320,18 +338,69 @@ async fn structured(
         .await?;
     match check(&validator, &second.value.text) {
         Ok(value) => Ok(outcome(model, value, &[first, second])),
-        Err(problem) => {
-            let spent = outcome(model, Value::Null, &[first, second]);
-            Err(ActionError::Schema {
-                message: format!(
-                    "the answer of {} does not match the schema after one repair attempt: {problem}",
-                    spent.model.name
-                ),
-                usage: spent.usage,
-                cost: spent.cost,
-            })
-        }
+        Err(problem) => Err(unusable(model, &[first, second], |answered| {
+            format!(
+                "the answer of {answered} does not match the schema after one repair attempt: {problem}"
+            )
+        })),
     }
+}
+
+/// The failure of calls that were made (and paid for) and gave no usable answer; `message`
+/// is told the name of the model that answered.
+fn unusable(
+    model: &Model,
+    answers: &[Answer<ChatResponse>],
+    message: impl FnOnce(&str) -> String,
+) -> ActionError {
+    let spent = outcome(model, Value::Null, answers);
+    ActionError::Schema {
+        message: message(&spent.model.name),
+        usage: spent.usage,
+        cost: spent.cost,
+    }
+}
+
+/// `extract_structured` (py-orc's `validation` action): one call asks for the text's data
+/// as JSON matching `schema`; the result is py-orc's `{valid, data, errors, warnings,
+/// model_used}`, where data that does not match the schema is `valid: false` with the
+/// errors, not a failure. An answer with no JSON in it fails the step.
+async fn extract(
+    gateway: &Gateway,
+    model: &Model,
+    params: &Map<String, Value>,
+    use_cache: bool,
+) -> ActionResult<Outcome> {
+    let validator = validator(params)?;
+    let req = schema_request("extract_structured", params)?;
+    let answer = gateway.chat(model, &req, use_cache).await?;
+    let data = match parse_answer(&answer.value.text) {
+        Ok(data) => data,
+        Err(problem) => {
+            return Err(unusable(model, &[answer], |answered| {
+                format!("could not read the answer of {answered} as JSON: {problem}")
+            }));
+        }
+    };
+    let errors = problems(&validator, &data, usize::MAX);
+    let answered = answer.model.name.clone();
+    let result = serde_json::json!({
+        "valid": errors.is_empty(),
+        "data": data,
+        "errors": errors,
+        "warnings": [],
+        "model_used": answered,
+    });
+    Ok(outcome(model, result, &[answer]))
+}
+
+/// The `schema` parameter, compiled.
+fn validator(params: &Map<String, Value>) -> ActionResult<jsonschema::Validator> {
+    jsonschema::validator_for(&schema(params)?).map_err(|e| {
+        ActionError::Parameter(format!(
+            "parameter `schema` is not a valid JSON Schema: {e}"
+        ))
+    })
 }
 
 /// The `schema` parameter of `generate_structured`, as JSON.
@@ -355,9 +424,35 @@ fn check(validator: &jsonschema::Validator, answer: &str) -> Result<Value, Strin
     let text = strip_fence(answer.trim());
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("the answer is not JSON ({e})"))?;
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .take(3)
+    let errors = problems(validator, &value, 3);
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// An answer's JSON: the whole answer (inside a Markdown code fence, if any), else, as
+/// py-orc read it, the text from its first `{` to its last `}`.
+fn parse_answer(answer: &str) -> Result<Value, String> {
+    let text = strip_fence(answer.trim());
+    serde_json::from_str(text).or_else(|e| {
+        let object = text
+            .find('{')
+            .zip(text.rfind('}'))
+            .filter(|(a, b)| a < b)
+            .map(|(a, b)| &text[a..=b]);
+        object
+            .and_then(|o| serde_json::from_str(o).ok())
+            .ok_or_else(|| format!("the answer is not JSON ({e})"))
+    })
+}
+
+/// Where `value` breaks the schema: at most `limit` messages, each with its place.
+fn problems(validator: &jsonschema::Validator, value: &Value, limit: usize) -> Vec<String> {
+    validator
+        .iter_errors(value)
+        .take(limit)
         .map(|e| {
             let at = e.instance_path().to_string();
             if at.is_empty() {
@@ -366,12 +461,7 @@ fn check(validator: &jsonschema::Validator, answer: &str) -> Result<Value, Strin
                 format!("at {at}: {e}")
             }
         })
-        .collect();
-    if errors.is_empty() {
-        Ok(value)
-    } else {
-        Err(errors.join("; "))
-    }
+        .collect()
 }
 
 fn strip_fence(text: &str) -> &str {

@@ -459,3 +459,209 @@ outputs:
         3
     );
 }
+
+/// As `examples/control_flow_for_loop.yaml` and `control_flow_while_loop.yaml` write them:
+/// py-orc's `{{ $item }}` spellings in a `for_each` body, and `{{ <loop>.iteration }}` in a
+/// `while` body, which py-orc replaces with the loop variable and the iteration's number.
+const LOOP_SPELLINGS: &str = r#"id: spellings
+name: Loop spellings
+parameters:
+  files: [a.txt, b.txt]
+steps:
+  - id: per_file
+    for_each: "{{ files }}"
+    steps:
+      - id: write
+        tool: filesystem
+        action: write
+        parameters:
+          path: "{{ output_path }}/{{ $item }}"
+          content: "{{$index}} {{ $is_first }} {{ $is_last }}"
+  - id: rounds
+    while: "{{ iteration < 2 }}"
+    steps:
+      - id: note
+        action: echo
+        parameters:
+          message: "round {{ rounds.iteration }}/{{rounds.iteration}}"
+outputs:
+  last: "{{ rounds_1_note.result }}"
+"#;
+
+#[test]
+fn dollar_loop_names_and_a_while_loops_own_iteration_render_as_py_orc_replaces_them() {
+    let sb = Sandbox::new();
+    let p = sb.file("spellings.yaml", LOOP_SPELLINGS);
+    let r = sb.orc(&["run", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sb.read("outputs/spellings/a.txt"), "0 True False");
+    assert_eq!(sb.read("outputs/spellings/b.txt"), "1 False True");
+    let doc = r.doc();
+    assert_eq!(
+        doc["steps"]["rounds_0_note"]["value"]["result"],
+        "round 0/0"
+    );
+    assert_eq!(doc["outputs"]["last"], "round 1/1");
+}
+
+#[test]
+fn dollar_names_outside_py_orcs_forms_and_a_loop_named_outside_its_body_stay_errors() {
+    let sb = Sandbox::new();
+    let p = sb.file(
+        "bad.yaml",
+        "name: bad\nsteps:\n  - id: l\n    for_each: [1]\n    steps:\n      - id: a\n        action: echo\n        parameters: { message: \"{{ $item | upper }}\" }\n  - id: w\n    while: \"{{ iteration < 1 }}\"\n    steps:\n      - id: b\n        action: echo\n        parameters: { message: \"{{ w.iteration + 1 }}\" }\n",
+    );
+    let r = sb.orc(&["validate", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.yaml:8:")
+            && r.stderr.contains("E010")
+            && r.stderr.contains("refers to the loop itself"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// As `examples/validation_pipeline.yaml` writes it: `tool: validation`, `action:
+/// extract_structured` asks the model for the text's data; the result is py-orc's
+/// `{valid, data, errors, warnings, model_used}`, and data off the schema is `valid: false`.
+#[test]
+fn validation_extract_structured_asks_the_model_and_checks_the_answer() {
+    let fake = Fake::start(
+        Behaviour::default()
+            .with_answer(
+                "John Doe",
+                r#"Here it is: {"name": "John Doe", "age": 30, "email": "john@example.com"} as asked"#,
+            )
+            .with_answer("Jane Roe", r#"{"name": "Jane Roe"}"#)
+            .with_answer("Nobody", "I cannot find anything"),
+    );
+    let sb = Sandbox::new();
+    let base = fake.provider().openai_base_url();
+    let config = sb.file(
+        "orc.yaml",
+        &format!(
+            "models:\n  - name: gpt-4o-mini\n    provider: openai\n    model: fake-gpt\n    base_url: {base}\n    api_key_env: {KEY_VAR}\n"
+        ),
+    );
+    let step = |id: &str, text: &str| {
+        format!(
+            "  - id: {id}\n    tool: validation\n    action: extract_structured\n    parameters:\n      text: \"{text}, age 30, email: someone@example.com\"\n      schema:\n        type: object\n        properties:\n          name: {{ type: string }}\n          age: {{ type: integer }}\n          email: {{ type: string }}\n        required: [\"name\", \"email\"]\n      model: \"gpt-4o-mini\"\n"
+        )
+    };
+    let p = sb.file(
+        "extract.yaml",
+        &format!(
+            "id: extract\nname: extract\nsteps:\n{}{}{}    on_error: continue\noutputs:\n  name: \"{{{{ john.result.data.name }}}}\"\n",
+            step("john", "John Doe"),
+            step("jane", "Jane Roe"),
+            step("nobody", "Nobody")
+        ),
+    );
+    let r = crate::models::orc(
+        &sb,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            p.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.doc();
+    let john = &doc["steps"]["john"]["value"]["result"];
+    assert_eq!(john["valid"], true, "{john}");
+    assert_eq!(john["data"]["age"], 30);
+    assert_eq!(john["errors"], serde_json::json!([]));
+    assert_eq!(john["model_used"], "gpt-4o-mini");
+    assert_eq!(doc["outputs"]["name"], "John Doe");
+    let jane = &doc["steps"]["jane"];
+    assert_eq!(jane["status"], "completed");
+    assert_eq!(jane["value"]["result"]["valid"], false);
+    assert!(
+        jane["value"]["result"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"email\" is a required property"),
+        "{jane}"
+    );
+    let nobody = &doc["steps"]["nobody"];
+    assert_eq!(nobody["status"], "failed");
+    assert!(
+        nobody["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not read the answer of gpt-4o-mini as JSON"),
+        "{nobody}"
+    );
+    assert_eq!(
+        fake.provider()
+            .stats()
+            .requests_to(Endpoint::ChatCompletions),
+        3
+    );
+}
+
+/// As `examples/data_processing.yaml` writes it: `validation_level` (which py-orc's
+/// validation tool never read) is a warning, and `transform` takes py-orc's `operation:
+/// {transformations: [...]}` with its `{field, value}` filter and `{operation, field}` sum.
+#[test]
+fn py_orc_transform_operation_and_an_unread_validation_level() {
+    let sb = Sandbox::new();
+    sb.file(
+        "sample.json",
+        r#"{"records": [{"id": 1, "active": true, "value": 10.5}, {"id": 2, "active": false, "value": 4}, {"id": 3, "active": true, "value": 2}]}"#,
+    );
+    let p = sb.file(
+        "dp.yaml",
+        r#"id: dp
+name: dp
+steps:
+  - id: load_data
+    tool: filesystem
+    action: read
+    parameters:
+      path: sample.json
+  - id: validate_data
+    tool: validation
+    action: validate
+    parameters:
+      data: "{{ load_data.result.content }}"
+      schema:
+        type: object
+        required: [records]
+      validation_level: permissive
+  - id: transform_data
+    tool: data-processing
+    action: transform
+    parameters:
+      data: "{{ load_data.result.content }}"
+      operation:
+        transformations:
+          - type: filter
+            field: active
+            value: true
+          - type: aggregate
+            operation: sum
+            field: value
+outputs:
+  total: "{{ transform_data.result.data[0].value_sum }}"
+  valid: "{{ validate_data.result.valid }}"
+"#,
+    );
+    let v = sb.orc(&["validate", p.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stderr.contains("dp.yaml:17:7")
+            && v.stderr.contains("W102")
+            && v.stderr
+                .contains("`parameters.validation_level` has no effect"),
+        "{}",
+        v.stderr
+    );
+    let r = sb.orc(&["run", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["outputs"]["total"], 12.5);
+    assert_eq!(doc["outputs"]["valid"], true);
+}

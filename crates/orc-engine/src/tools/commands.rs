@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orc_pipeline::ParamType::{Integer, Number, String as Text};
+use orc_pipeline::ParamType::{Boolean, Integer, Number, String as Text};
 use orc_pipeline::ToolSpec;
 use serde_json::{Map, Value};
 
@@ -84,6 +84,13 @@ fn terminal() -> ToolSpec {
                 ),
                 TIMEOUT,
                 MAX_OUTPUT,
+                (
+                    "capture_output",
+                    Boolean,
+                    false,
+                    Some("true"),
+                    "false: stdout and stderr go to orc's stderr, not into the result",
+                ),
             ],
         )],
     )

@@ -197,6 +197,23 @@ pub(crate) fn seconds_param(
     }
 }
 
+/// A boolean parameter with a default; text `true`/`false` (any case) is read as one.
+pub(crate) fn bool_param(
+    params: &Map<String, Value>,
+    key: &str,
+    default: bool,
+) -> Result<bool, String> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(format!(
+            "parameter `{key}` must be true or false, not {other}"
+        )),
+    }
+}
+
 pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

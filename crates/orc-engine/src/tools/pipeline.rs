@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::declare::{action, tool};
 use super::subrun::{SubRequest, SubRun, SubRunner, SubSource};
 use super::tool::{Call, Tool};
-use super::{Envelope, json_type, seconds_param, str_param};
+use super::{Envelope, bool_param, json_type, seconds_param, str_param};
 use crate::resources::ToolLimits;
 
 /// The tool's name, as steps give it.
@@ -243,24 +243,6 @@ impl Request {
             },
             retry_delay,
         })
-    }
-}
-
-fn bool_param(params: &Map<String, Value>, key: &str, default: bool) -> Result<bool, String> {
-    match params.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(format!(
-                "parameter `{key}` must be true or false, not {s:?}"
-            )),
-        },
-        Some(other) => Err(format!(
-            "parameter `{key}` must be true or false, not {}",
-            json_type(other)
-        )),
     }
 }
 

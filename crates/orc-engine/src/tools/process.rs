@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::time::Instant;
 
-use super::{Envelope, seconds_param, str_param};
+use super::{Envelope, bool_param, seconds_param, str_param};
 
 /// What each of stdout and stderr keeps when the step sets no `max_output_bytes`: 1 MiB.
 pub(crate) const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
@@ -338,18 +338,22 @@ fn max_output_param(params: &Map<String, Value>) -> Result<usize, String> {
     }
 }
 
-/// `terminal.execute {command, working_dir = ".", timeout = 30, max_output_bytes = 1 MiB}`.
+/// `terminal.execute {command, working_dir = ".", timeout = 30, max_output_bytes = 1 MiB,
+/// capture_output = true}`. Without `capture_output` (py-orc's flag), the command's output is
+/// not in the result: it goes to orc's stderr (py-orc's went to its terminal; orc's stdout is
+/// the result document).
 pub(super) async fn terminal(params: Map<String, Value>) -> Envelope {
     let command = match str_param(&params, "command") {
         Ok(c) => c.trim().trim_start_matches('!').to_string(),
         Err(e) => return Envelope::fail(e, Value::Null),
     };
-    let (timeout, max_output) = match (
+    let (timeout, max_output, capture) = match (
         seconds_param(&params, "timeout", 30.0),
         max_output_param(&params),
+        bool_param(&params, "capture_output", true),
     ) {
-        (Ok(t), Ok(m)) => (t, m),
-        (Err(e), _) | (_, Err(e)) => return Envelope::fail(e, Value::Null),
+        (Ok(t), Ok(m), Ok(c)) => (t, m, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Envelope::fail(e, Value::Null),
     };
     let spec = Spec {
         program: "sh",
@@ -359,7 +363,36 @@ pub(super) async fn terminal(params: Map<String, Value>) -> Envelope {
         timeout: Duration::from_secs_f64(timeout),
         max_output,
     };
-    finish(run_child(spec).await, json!({ "command": command }))
+    let mut envelope = finish(run_child(spec).await, json!({ "command": command }));
+    if !capture {
+        release_output(&mut envelope.result).await;
+    }
+    envelope
+}
+
+/// Takes `stdout` and `stderr` out of a command's result and writes them to orc's stderr.
+async fn release_output(result: &mut Value) {
+    let Some(fields) = result.as_object_mut() else {
+        return;
+    };
+    let texts: Vec<String> = ["stdout", "stderr"]
+        .into_iter()
+        .filter_map(|key| match fields.remove(key) {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        })
+        .collect();
+    // A write to stderr may block (a full pipe), so it runs off the runtime's threads; it is
+    // best effort, as a terminal is: a closed stderr loses the text, not the step.
+    let _ = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut err = std::io::stderr().lock();
+        for text in texts {
+            let _ = err.write_all(text.as_bytes());
+        }
+        let _ = err.flush();
+    })
+    .await;
 }
 
 /// `python-executor.execute {code, timeout = 30, max_output_bytes = 1 MiB}`: runs the code
@@ -435,6 +468,29 @@ mod tests {
         let e = terminal(params(json!({"command": "!printf ok"}))).await;
         assert!(e.success);
         assert_eq!(e.result["stdout"], "ok");
+    }
+
+    #[tokio::test]
+    async fn terminal_without_capture_output_keeps_the_output_out_of_the_result() {
+        let e = terminal(params(
+            json!({"command": "echo hi; echo err >&2", "capture_output": false}),
+        ))
+        .await;
+        assert!(e.success);
+        assert_eq!(e.result["return_code"], 0);
+        assert!(e.result.get("stdout").is_none() && e.result.get("stderr").is_none());
+        let e = terminal(params(
+            json!({"command": "echo hi", "capture_output": "True"}),
+        ))
+        .await;
+        assert_eq!(e.result["stdout"], "hi\n");
+        let e = terminal(params(json!({"command": "true", "capture_output": "yes"}))).await;
+        assert!(!e.success);
+        assert!(
+            e.error
+                .unwrap()
+                .contains("`capture_output` must be true or false")
+        );
     }
 
     #[tokio::test]

@@ -191,6 +191,14 @@ fn check_timeout_param(r: &mut Reader<'_>, t: &Node) {
 /// A step's `parameters` against its action's declared parameters: every unknown one (with the
 /// closest declared name), every missing required one, and every literal of the wrong type.
 /// Templates are checked when the step runs.
+/// Tool parameters py-orc's examples pass that py-orc's tools never read: a warning, not
+/// an error, since the pipeline means nothing by them that orc leaves undone.
+const PY_ORC_IGNORED: &[(&str, &str, &str)] = &[(
+    "validation",
+    "validation_level",
+    "py-orc's validation tool never read it, so orc does not either; its strictness is `mode` (strict, lenient, report_only)",
+)];
+
 fn check_params(
     r: &mut Reader<'_>,
     tool: &str,
@@ -204,6 +212,21 @@ fn check_params(
         _ => &[],
     };
     for (key, value) in entries {
+        if let Some((_, _, why)) = PY_ORC_IGNORED
+            .iter()
+            .find(|(t, k, _)| *t == tool && *k == key.name)
+        {
+            r.report(
+                Diagnostic::new(
+                    Code::W102,
+                    key.pos,
+                    format!("`parameters.{}` has no effect", key.name),
+                )
+                .field(format!("parameters.{}", key.name))
+                .hint(*why),
+            );
+            continue;
+        }
         let Some(p) = declared.iter().find(|p| p.name == key.name) else {
             let mut d = Diagnostic::new(
                 Code::E022,
@@ -318,8 +341,13 @@ fn normalize_action(action: &str) -> &str {
 }
 
 /// Tool-less actions that call a model.
-pub(super) const MODEL_ACTIONS: &[&str] =
-    &["generate", "generate_structured", "analyze_text", "embed"];
+pub(super) const MODEL_ACTIONS: &[&str] = &[
+    "generate",
+    "generate_structured",
+    "analyze_text",
+    "embed",
+    "extract_structured",
+];
 const TOOLLESS_ACTIONS: &[&str] = &["echo", "debug", "evaluate_condition"];
 
 /// A mapping parameter from its entries: a literal when none holds a template.
@@ -348,6 +376,9 @@ pub(super) struct Drafter<'a> {
     /// The same expressions, parsed.
     pub(super) parsed_exprs: Vec<Expr>,
     expr_index: HashMap<String, ExprId>,
+    /// The innermost `while` loop whose body is being drafted: py-orc's `{{ <loop>.iteration }}`
+    /// there is the iteration's number.
+    while_loop: Option<String>,
 }
 
 impl<'a> Drafter<'a> {
@@ -361,6 +392,7 @@ impl<'a> Drafter<'a> {
             exprs: Vec::new(),
             parsed_exprs: Vec::new(),
             expr_index: HashMap::new(),
+            while_loop: None,
         }
     }
 
@@ -383,6 +415,11 @@ impl<'a> Drafter<'a> {
         step: Option<&str>,
         field: &str,
     ) -> TemplateId {
+        let own_iteration = self
+            .while_loop
+            .as_deref()
+            .and_then(|l| own_iteration(src, l));
+        let src = &*super::bindings::strip_loop_dollars(own_iteration.as_deref().unwrap_or(src));
         if let Some(id) = self.template_index.get(src) {
             return *id;
         }
@@ -1007,10 +1044,13 @@ impl<'a> Drafter<'a> {
         let step = r.step.clone();
         let (max_iterations, max_iterations_from) =
             self.iteration_limit(r, node, step.as_deref(), uses);
+        let outer = std::mem::replace(&mut self.while_loop, step.clone());
+        let body = self.body(r, node);
+        self.while_loop = outer;
         DraftKind::While {
             condition: condition.unwrap_or(Condition::Literal(false)),
             until,
-            body: self.body(r, node),
+            body,
             max_iterations,
             max_iterations_from,
         }
@@ -1028,7 +1068,7 @@ impl<'a> Drafter<'a> {
             node,
             single::Form::of(node).map_or(&[], single::Form::loop_keys),
         );
-        let labelled = prose::on_tool(self.catalog, node);
+        let labelled = prose::on_tool(self.catalog, node).or_else(|| prose::model_on_tool(node));
         let node = labelled.as_ref().unwrap_or(node);
         let tool_node = node.get("tool");
         let tool = tool_node.and_then(|n| r.string(n, "tool"));
@@ -1250,6 +1290,23 @@ fn auto_prompt(action: &str) -> String {
             }
         }
     }
+}
+
+/// py-orc's `{{ <loop>.iteration }}` (or `{{<loop>.iteration}}`, the two forms it replaces) in a
+/// `while` body as `{{ iteration }}`, the iteration's number; `None` when the text has neither.
+fn own_iteration(src: &str, loop_id: &str) -> Option<String> {
+    let forms = [
+        format!("{{{{ {loop_id}.iteration }}}}"),
+        format!("{{{{{loop_id}.iteration}}}}"),
+    ];
+    if !forms.iter().any(|f| src.contains(f.as_str())) {
+        return None;
+    }
+    let mut out = src.to_string();
+    for f in &forms {
+        out = out.replace(f.as_str(), "{{ iteration }}");
+    }
+    Some(out)
 }
 
 /// `true/false/yes/no/1/0`, any case.

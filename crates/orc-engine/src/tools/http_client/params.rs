@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::auth::{self, Credential, Secrets};
-use crate::tools::{json_type, seconds_param};
+use crate::tools::{bool_param, json_type, seconds_param};
 
 /// Seconds one exchange (each redirect and each retry) may take, unless `timeout` says.
 pub(super) const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
@@ -115,8 +115,8 @@ pub(super) fn read(action: &str, params: &Map<String, Value>) -> Result<Request,
         max_bytes: whole(params, "max_response_bytes", DEFAULT_MAX_BYTES, MAX_BYTES)?
             .try_into()
             .unwrap_or(usize::MAX),
-        allow_redirects: flag(params, "allow_redirects", true)?,
-        raise_for_status: flag(params, "raise_for_status", true)?,
+        allow_redirects: bool_param(params, "allow_redirects", true)?,
+        raise_for_status: bool_param(params, "raise_for_status", true)?,
         secrets,
     })
 }
@@ -238,19 +238,6 @@ fn whole(params: &Map<String, Value>, key: &str, default: u64, max: u64) -> Resu
         .ok_or_else(|| {
             format!("parameter `{key}` must be a whole number from 0 to {max}, not {value}")
         })
-}
-
-/// A boolean with a default; text `true`/`false` (any case) is read as one.
-fn flag(params: &Map<String, Value>, key: &str, default: bool) -> Result<bool, String> {
-    match params.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
-        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
-        Some(other) => Err(format!(
-            "parameter `{key}` must be true or false, not {other}"
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,37 @@ pub(super) fn on_tool(catalog: &Catalog, node: &Node) -> Option<Node> {
     })
 }
 
+/// py-orc's tool actions that are model calls: `tool: validation`, `action:
+/// extract_structured` asks a model for the text's data. Such a step is the tool-less model
+/// action of the same name, so the model is chosen, checked and paid for as every model
+/// step's is.
+const MODEL_TOOL_ACTIONS: &[(&str, &str)] = &[("validation", "extract_structured")];
+
+/// The step node without its `tool` when its tool's action is a model call.
+pub(super) fn model_on_tool(node: &Node) -> Option<Node> {
+    let text = |key: &str| match node.get(key).map(|n| &n.kind) {
+        Some(Kind::Str(s)) => Some(s.trim()),
+        _ => None,
+    };
+    let (tool, action) = (text("tool")?, text("action")?);
+    if !MODEL_TOOL_ACTIONS.contains(&(tool, action)) {
+        return None;
+    }
+    let Kind::Map(entries) = &node.kind else {
+        return None;
+    };
+    Some(Node {
+        kind: Kind::Map(
+            entries
+                .iter()
+                .filter(|(k, _)| k.name != "tool")
+                .cloned()
+                .collect(),
+        ),
+        pos: node.pos,
+    })
+}
+
 fn without_action(params: &Node) -> Node {
     let Kind::Map(entries) = &params.kind else {
         return params.clone();
