@@ -5,7 +5,9 @@ use sqlx::migrate::MigrateError;
 
 use crate::Error;
 use crate::codec::Packed;
-use crate::records::{MetricGroup, MetricRecord, SlotGroup, StoredPipeline, StoredStats};
+use crate::records::{
+    LookupRecord, MetricGroup, MetricRecord, SlotGroup, StoredPipeline, StoredStats,
+};
 use crate::rollup::{self, MinuteSums, Sums};
 use crate::url::scrub;
 
@@ -358,6 +360,18 @@ pub(crate) fn hour_group(t: HourTuple) -> std::result::Result<MetricGroup, Strin
 /// A stored minute's sums as sqlx decodes it: the minute, requests, errors, cache hits and
 /// misses, cost, the latency histogram's text.
 pub(crate) type MinuteTuple = (i64, i64, i64, i64, i64, f64, String);
+
+/// A row of `cache_minutes`: minute, cache, hits, misses.
+pub(crate) type LookupTuple = (i64, String, i64, i64);
+
+pub(crate) fn lookup_record((minute, cache, hits, misses): LookupTuple) -> LookupRecord {
+    LookupRecord {
+        minute,
+        cache,
+        hits,
+        misses,
+    }
+}
 
 pub(crate) fn minute_group(
     t: MinuteTuple,
