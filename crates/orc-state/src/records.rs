@@ -115,7 +115,8 @@ fn upstream() -> String {
 pub(crate) struct LookupRecord {
     /// The minute, numbered from the Unix epoch.
     pub(crate) minute: i64,
-    pub(crate) cache: String,
+    /// Shared by the records of one cache read back.
+    pub(crate) cache: std::sync::Arc<str>,
     pub(crate) hits: i64,
     pub(crate) misses: i64,
 }

@@ -1103,6 +1103,25 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Each cache's lookups of the minutes `[lo, hi)`, summed (one record per cache).
+    pub(crate) async fn cache_totals(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let mut totals: BTreeMap<std::sync::Arc<str>, (i64, i64)> = BTreeMap::new();
+        for l in self.cache_lookups(lo, hi).await? {
+            let total = totals.entry(l.cache).or_default();
+            total.0 += l.hits;
+            total.1 += l.misses;
+        }
+        Ok(totals
+            .into_iter()
+            .map(|(cache, (hits, misses))| LookupRecord {
+                minute: lo,
+                cache,
+                hits,
+                misses,
+            })
+            .collect())
+    }
+
     pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
         let op = "cache_lookups";
         let mut c = self.connection.clone();
@@ -1142,7 +1161,7 @@ impl RedisStore {
                         .into_iter()
                         .map(|(cache, (hits, misses))| LookupRecord {
                             minute: *m,
-                            cache,
+                            cache: cache.into(),
                             hits,
                             misses,
                         }),

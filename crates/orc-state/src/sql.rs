@@ -361,16 +361,37 @@ pub(crate) fn hour_group(t: HourTuple) -> std::result::Result<MetricGroup, Strin
 /// misses, cost, the latency histogram's text.
 pub(crate) type MinuteTuple = (i64, i64, i64, i64, i64, f64, String);
 
-/// A row of `cache_minutes`: minute, cache, hits, misses.
-pub(crate) type LookupTuple = (i64, String, i64, i64);
+/// One cache's lookups of a period as read: its name, and its minutes packed as text,
+/// `minute:hits:misses` joined by `,` (one row per cache: decoding a row costs far more than
+/// parsing its numbers, and a day has 1,440 minutes per cache).
+pub(crate) type PackedLookups = (String, String);
 
-pub(crate) fn lookup_record((minute, cache, hits, misses): LookupTuple) -> LookupRecord {
-    LookupRecord {
-        minute,
-        cache,
-        hits,
-        misses,
+/// A cache's lookups summed over a period: its name, hits, misses.
+pub(crate) type LookupTotals = (String, i64, i64);
+
+/// A cache's packed minutes ([`PackedLookups`]) as records.
+pub(crate) fn lookup_records(
+    (cache, packed): PackedLookups,
+    out: &mut Vec<LookupRecord>,
+) -> Result<(), String> {
+    let name: std::sync::Arc<str> = cache.as_str().into();
+    for item in packed.split(',').filter(|i| !i.is_empty()) {
+        let mut numbers = item.splitn(3, ':').map(str::parse::<i64>);
+        let (Some(Ok(minute)), Some(Ok(hits)), Some(Ok(misses))) =
+            (numbers.next(), numbers.next(), numbers.next())
+        else {
+            return Err(format!(
+                "the {cache} cache's lookups hold `{item}`, not minute:hits:misses"
+            ));
+        };
+        out.push(LookupRecord {
+            minute,
+            cache: std::sync::Arc::clone(&name),
+            hits,
+            misses,
+        });
     }
+    Ok(())
 }
 
 pub(crate) fn minute_group(
@@ -439,5 +460,33 @@ mod tests {
                 .ends_with("append failed: database is locked (code 5)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn packed_lookups_read_back() {
+        let mut out = Vec::new();
+        lookup_records(("step".to_owned(), "10:2:1,11:0:3".to_owned()), &mut out).unwrap();
+        lookup_records(("compile".to_owned(), String::new()), &mut out).unwrap();
+        assert_eq!(
+            out,
+            [
+                LookupRecord {
+                    minute: 10,
+                    cache: "step".into(),
+                    hits: 2,
+                    misses: 1
+                },
+                LookupRecord {
+                    minute: 11,
+                    cache: "step".into(),
+                    hits: 0,
+                    misses: 3
+                },
+            ]
+        );
+        for bad in ["10:2", "10:x:1", "10:2:1:4"] {
+            let e = lookup_records(("step".to_owned(), bad.to_owned()), &mut out).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

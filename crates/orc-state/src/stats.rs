@@ -202,7 +202,14 @@ fn by_count(map: HashMap<String, u64>) -> Vec<(String, u64)> {
 fn lookups_by_cache(lookups: &[LookupRecord]) -> BTreeMap<String, CacheCounts> {
     let mut caches: BTreeMap<String, CacheCounts> = BTreeMap::new();
     for l in lookups {
-        add_lookups(caches.entry(l.cache.clone()).or_default(), l);
+        match caches.get_mut(&*l.cache) {
+            Some(counts) => add_lookups(counts, l),
+            None => {
+                let mut counts = CacheCounts::default();
+                add_lookups(&mut counts, l);
+                caches.insert(l.cache.to_string(), counts);
+            }
+        }
     }
     caches
 }
@@ -220,7 +227,7 @@ pub(crate) fn lookup_minutes(since: i64, until: i64) -> (i64, i64) {
 }
 
 /// Rolls a backend's sums up into the report's figures; `lookups` are the other caches' of
-/// the period's minutes.
+/// the period's minutes (summed or not).
 pub(crate) fn roll_up(
     since: SystemTime,
     until: SystemTime,
@@ -368,7 +375,7 @@ pub(crate) fn series(
 ) -> Vec<SeriesPoint> {
     let names: BTreeMap<String, CacheCounts> = lookups
         .iter()
-        .map(|l| (l.cache.clone(), CacheCounts::default()))
+        .map(|l| (l.cache.to_string(), CacheCounts::default()))
         .collect();
     let mut points: Vec<(SeriesPoint, Vec<(i64, u64)>)> = (0..slots)
         .map(|i| {
@@ -388,7 +395,7 @@ pub(crate) fn series(
     for l in lookups {
         let slot = (l.minute.saturating_mul(MINUTE) - since_us).div_euclid(step_us);
         if let Some((point, _)) = usize::try_from(slot).ok().and_then(|i| points.get_mut(i))
-            && let Some(counts) = point.caches.get_mut(&l.cache)
+            && let Some(counts) = point.caches.get_mut(&*l.cache)
         {
             add_lookups(counts, l);
         }

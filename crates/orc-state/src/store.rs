@@ -529,7 +529,7 @@ impl Store {
             .into_iter()
             .map(|((minute, cache), (hits, misses))| LookupRecord {
                 minute,
-                cache: cache.to_owned(),
+                cache: cache.into(),
                 hits,
                 misses,
             })
@@ -594,8 +594,8 @@ impl Store {
             self.timed("request_stats", async {
                 dispatch!(self.request_stats(from, to))
             }),
-            self.timed("cache_lookups", async {
-                dispatch!(self.cache_lookups(lo, hi))
+            self.timed("cache_totals", async {
+                dispatch!(self.cache_totals(lo, hi))
             }),
         )?;
         Ok(stats::roll_up(since, until, stored, &lookups))

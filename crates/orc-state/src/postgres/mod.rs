@@ -20,9 +20,9 @@ use crate::records::{
 use crate::rollup::{self, HOUR, MINUTE, Rollup, busier};
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
 use crate::sql::{
-    GroupTuple, HourTuple, LookupTuple, MetricTuple, MinuteTuple, PipelineTextTuple, PipelineTuple,
-    SlotTuple, hour_group, lookup_record, metric_group, metric_record, minute_group, slot_group,
-    stored_pipeline, stored_pipeline_text, stored_stats,
+    GroupTuple, HourTuple, LookupTotals, MetricTuple, MinuteTuple, PackedLookups,
+    PipelineTextTuple, PipelineTuple, SlotTuple, hour_group, lookup_records, metric_group,
+    metric_record, minute_group, slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
 };
 use crate::url::scrub;
 
@@ -749,7 +749,7 @@ impl PgStore {
         .bind(
             lookups
                 .iter()
-                .map(|l| l.cache.clone())
+                .map(|l| l.cache.to_string())
                 .collect::<Vec<String>>(),
         )
         .bind(lookups.iter().map(|l| l.hits).collect::<Vec<i64>>())
@@ -760,16 +760,43 @@ impl PgStore {
         Ok(())
     }
 
+    /// Each cache's lookups of the minutes `[lo, hi)`, summed (one record per cache).
+    pub(crate) async fn cache_totals(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let rows: Vec<LookupTotals> = sqlx::query_as(
+            "SELECT cache, sum(hits)::int8, sum(misses)::int8 FROM cache_minutes
+             WHERE minute >= $1 AND minute < $2 GROUP BY cache",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("cache_totals"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(cache, hits, misses)| LookupRecord {
+                minute: lo,
+                cache: cache.into(),
+                hits,
+                misses,
+            })
+            .collect())
+    }
+
     pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
-        let rows: Vec<LookupTuple> = sqlx::query_as(
-            "SELECT minute, cache, hits, misses FROM cache_minutes WHERE minute >= $1 AND minute < $2",
+        let rows: Vec<PackedLookups> = sqlx::query_as(
+            "SELECT cache, string_agg(minute::text || ':' || hits::text || ':' || misses::text, ',')
+             FROM cache_minutes WHERE minute >= $1 AND minute < $2 GROUP BY cache",
         )
         .bind(lo)
         .bind(hi)
         .fetch_all(&self.pool)
         .await
         .map_err(self.error("cache_lookups"))?;
-        Ok(rows.into_iter().map(lookup_record).collect())
+        let mut out = Vec::new();
+        for row in rows {
+            lookup_records(row, &mut out).map_err(|e| rollup::corrupt_lookups(&self.url, e))?;
+        }
+        Ok(out)
     }
 
     pub(crate) async fn model_metrics(

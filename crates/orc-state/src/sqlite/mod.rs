@@ -42,9 +42,9 @@ use crate::sql::{
     rusqlite_primary, sqlite_primary, sqlite_write_error,
 };
 use crate::sql::{
-    GroupTuple, HourTuple, LookupTuple, MetricTuple, MinuteTuple, PipelineTextTuple, PipelineTuple,
-    SlotTuple, hour_group, lookup_record, metric_group, metric_record, minute_group, slot_group,
-    stored_pipeline, stored_pipeline_text, stored_stats,
+    GroupTuple, HourTuple, LookupTotals, MetricTuple, MinuteTuple, PackedLookups,
+    PipelineTextTuple, PipelineTuple, SlotTuple, hour_group, lookup_records, metric_group,
+    metric_record, minute_group, slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
 };
 use crate::{Error, Result, RunState, StateOptions};
 
@@ -852,15 +852,41 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+    /// Each cache's lookups of the minutes `[lo, hi)`, summed (one record per cache).
+    pub(crate) async fn cache_totals(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
         let query = sqlx::query_as(
-            "SELECT minute, cache, hits, misses FROM cache_minutes WHERE minute >= ?1 AND minute < ?2",
+            "SELECT cache, sum(hits), sum(misses) FROM cache_minutes
+             WHERE minute >= ?1 AND minute < ?2 GROUP BY cache",
         )
         .bind(lo)
         .bind(hi);
-        let rows: Vec<LookupTuple> =
+        let rows: Vec<LookupTotals> =
+            read!(self, query, fetch_all).map_err(self.error("cache_totals"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(cache, hits, misses)| LookupRecord {
+                minute: lo,
+                cache: cache.into(),
+                hits,
+                misses,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let query = sqlx::query_as(
+            "SELECT cache, group_concat(minute || ':' || hits || ':' || misses, ',')
+             FROM cache_minutes WHERE minute >= ?1 AND minute < ?2 GROUP BY cache",
+        )
+        .bind(lo)
+        .bind(hi);
+        let rows: Vec<PackedLookups> =
             read!(self, query, fetch_all).map_err(self.error("cache_lookups"))?;
-        Ok(rows.into_iter().map(lookup_record).collect())
+        let mut out = Vec::new();
+        for row in rows {
+            lookup_records(row, &mut out).map_err(|e| rollup::corrupt_lookups(&self.url, e))?;
+        }
+        Ok(out)
     }
 
     pub(crate) async fn model_metrics(
