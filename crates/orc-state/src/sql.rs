@@ -369,8 +369,33 @@ pub(crate) type PackedLookups = (String, String);
 /// A cache's lookups summed over a period: its name, hits, misses.
 pub(crate) type LookupTotals = (String, i64, i64);
 
+/// The caches' packed minutes ([`PackedLookups`]) as records; `url` names the store when one
+/// does not read back.
+pub(crate) fn unpack_lookups(
+    rows: Vec<PackedLookups>,
+    url: &str,
+) -> crate::Result<Vec<LookupRecord>> {
+    let mut out = Vec::new();
+    for row in rows {
+        lookup_records(row, &mut out).map_err(|e| rollup::corrupt_lookups(url, e))?;
+    }
+    Ok(out)
+}
+
+/// The caches' sums ([`LookupTotals`]) as one record each, dated `minute`.
+pub(crate) fn lookup_totals(rows: Vec<LookupTotals>, minute: i64) -> Vec<LookupRecord> {
+    rows.into_iter()
+        .map(|(cache, hits, misses)| LookupRecord {
+            minute,
+            cache: cache.into(),
+            hits,
+            misses,
+        })
+        .collect()
+}
+
 /// A cache's packed minutes ([`PackedLookups`]) as records.
-pub(crate) fn lookup_records(
+fn lookup_records(
     (cache, packed): PackedLookups,
     out: &mut Vec<LookupRecord>,
 ) -> Result<(), String> {

@@ -43,8 +43,9 @@ use crate::sql::{
 };
 use crate::sql::{
     GroupTuple, HourTuple, LookupTotals, MetricTuple, MinuteTuple, PackedLookups,
-    PipelineTextTuple, PipelineTuple, SlotTuple, hour_group, lookup_records, metric_group,
+    PipelineTextTuple, PipelineTuple, SlotTuple, hour_group, lookup_totals, metric_group,
     metric_record, minute_group, slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+    unpack_lookups,
 };
 use crate::{Error, Result, RunState, StateOptions};
 
@@ -862,15 +863,7 @@ impl SqliteStore {
         .bind(hi);
         let rows: Vec<LookupTotals> =
             read!(self, query, fetch_all).map_err(self.error("cache_totals"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(cache, hits, misses)| LookupRecord {
-                minute: lo,
-                cache: cache.into(),
-                hits,
-                misses,
-            })
-            .collect())
+        Ok(lookup_totals(rows, lo))
     }
 
     pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
@@ -882,11 +875,7 @@ impl SqliteStore {
         .bind(hi);
         let rows: Vec<PackedLookups> =
             read!(self, query, fetch_all).map_err(self.error("cache_lookups"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            lookup_records(row, &mut out).map_err(|e| rollup::corrupt_lookups(&self.url, e))?;
-        }
-        Ok(out)
+        unpack_lookups(rows, &self.url)
     }
 
     pub(crate) async fn model_metrics(
