@@ -213,15 +213,7 @@ pub struct Point {
     pub caches: BTreeMap<String, CacheCounts>,
 }
 
-/// The model response cache's name in reports (`caches`).
-pub const RESPONSE_CACHE: &str = "response";
-/// The step-result cache's name in reports (`cache: true` on a tool step).
-pub const STEP_CACHE: &str = "step";
-/// The compile cache's name in reports: a hit when a pipeline compiled before is not compiled
-/// again.
-pub const COMPILE_CACHE: &str = "compile";
-/// The state store's status-query cache's name in reports.
-pub const STATUS_CACHE: &str = "status";
+pub use crate::requests::{COMPILE_CACHE, RESPONSE_CACHE, STATUS_CACHE, STEP_CACHE};
 
 /// Parses a `YYYY-MM-DD` date; the error says what is wrong with it.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {

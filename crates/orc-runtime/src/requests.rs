@@ -27,6 +27,16 @@ const QUEUE: usize = 8192;
 /// Records written in one store write, at most.
 const BATCH: usize = 1024;
 
+/// The model response cache's name in reports (`caches`).
+pub const RESPONSE_CACHE: &str = "response";
+/// The step-result cache's name in reports (`cache: true` on a tool step).
+pub const STEP_CACHE: &str = "step";
+/// The compile cache's name in reports: a hit when a pipeline compiled before is not compiled
+/// again.
+pub const COMPILE_CACHE: &str = "compile";
+/// The state store's status-query cache's name in reports.
+pub const STATUS_CACHE: &str = "status";
+
 /// How often the caches' lookup counters are read (and what they gained written).
 pub(crate) const SAMPLE: Duration = Duration::from_secs(1);
 

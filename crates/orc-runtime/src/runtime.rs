@@ -19,8 +19,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::live::{Live, Outcome, RunEvent};
 use crate::plans::{LoadError, Loaded};
-use crate::report::{COMPILE_CACHE, STATUS_CACHE, STEP_CACHE};
-use crate::requests::{Counter, Lookups, Recorder, SAMPLE};
+use crate::requests::{
+    COMPILE_CACHE, Counter, Lookups, Recorder, SAMPLE, STATUS_CACHE, STEP_CACHE,
+};
 use crate::subpipes::{self, Nesting};
 use crate::{models, observe, state};
 
