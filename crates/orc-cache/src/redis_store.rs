@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use crate::codec::{decode_async, encode_async, ttl_ms};
 use crate::{Error, Key, Result, Usage};
-use orc_redact::redact_url;
+use orc_redact::{redact_url, scrub};
 
 /// After a connection failure (or a timeout), operations fail at once for this long instead of
 /// trying Redis again.
@@ -47,16 +47,10 @@ impl RedisStore {
         compression: bool,
     ) -> Result<Self> {
         let parsed = redis::parse_redis_url(url);
-        let invalid = |reason: String| {
-            // Redis's messages do not quote the URL, but make sure no password slips through.
-            let reason = match parsed.as_ref().and_then(|u| u.password()) {
-                Some(password) if !password.is_empty() => reason.replace(password, "***"),
-                _ => reason,
-            };
-            Error::InvalidUrl {
-                url: redact_url(url),
-                reason,
-            }
+        // Redis's messages do not quote the URL, but make sure no password slips through.
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: redact_url(url),
+            reason: scrub(reason, url),
         };
         if parsed.is_none() {
             return Err(invalid(

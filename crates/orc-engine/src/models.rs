@@ -246,10 +246,7 @@ pub(crate) async fn call(
                 elapsed,
                 choice: ChoiceRecord {
                     chosen_by: chosen_by.unwrap_or_else(|| "named".to_owned()),
-                    fallbacks: match &e {
-                        actions::ActionError::Call(call) => call.fallbacks().to_vec(),
-                        _ => Vec::new(),
-                    },
+                    fallbacks: e.fallbacks().to_vec(),
                 },
             };
             (envelope, Some(record))
@@ -266,10 +263,6 @@ pub(crate) async fn call(
 /// parameters, an answer that did not match its schema even after the repair
 /// attempt. (A model step that hits its own `timeout` is retried by the step: that
 /// is not an error of the call.)
-fn step_retry(error: &actions::ActionError) -> Retry {
-    match error {
-        actions::ActionError::Call(_)
-        | actions::ActionError::Parameter(_)
-        | actions::ActionError::Schema { .. } => Retry::No,
-    }
+fn step_retry(_error: &orc_models::Error) -> Retry {
+    Retry::No
 }

@@ -12,8 +12,9 @@ use crate::fallback::Fallback;
 use crate::gateway::{Answer, Gateway, Source};
 use crate::pricing::{Estimate, estimate as estimate_on};
 use crate::registry::Model;
-use crate::request::{ChatRequest, ChatResponse, EmbeddingRequest, Message, Usage};
+use crate::request::{ChatRequest, ChatResponse, EmbeddingRequest, Message};
 use crate::spec::ModelSpec;
+use crate::usage::Usage;
 
 /// The model actions, by their canonical names.
 pub const ACTIONS: &[&str] = &[
@@ -48,39 +49,14 @@ pub struct Outcome {
     pub cost: Option<f64>,
 }
 
-/// Why a model action failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ActionError {
-    /// A parameter is missing or has the wrong type.
-    #[error("{0}")]
-    Parameter(String),
-    /// The model call failed.
-    #[error(transparent)]
-    Call(#[from] Error),
-    /// `generate_structured`: the answer did not match the schema, twice. The calls
-    /// were made, and paid for.
-    #[error("{message}")]
-    Schema {
-        /// What did not match.
-        message: String,
-        /// Tokens the two calls used.
-        usage: Usage,
-        /// USD they cost; `None` when the model has no price.
-        cost: Option<f64>,
-    },
-}
+type ActionResult<T> = crate::error::Result<T>;
 
-impl ActionError {
-    /// Tokens and USD the failed action still spent.
-    pub fn spent(&self) -> (Usage, Option<f64>) {
-        match self {
-            ActionError::Schema { usage, cost, .. } => (*usage, *cost),
-            _ => (Usage::default(), Some(0.0)),
-        }
+/// A parameter error ([`Error::Parameter`]).
+fn parameter(message: impl Into<String>) -> Error {
+    Error::Parameter {
+        message: message.into(),
     }
 }
-
-type ActionResult<T> = Result<T, ActionError>;
 
 /// Parameters each action accepts (besides `model`, which picks the model).
 fn accepted(action: &str) -> &'static [&'static str] {
@@ -214,7 +190,7 @@ pub async fn estimate(
         return Ok(estimate);
     }
     let req = schema_request(action, params)?;
-    Ok(gateway.estimate_chat(model, &req, use_cache).await?)
+    gateway.estimate_chat(model, &req, use_cache).await
 }
 
 /// The chat request of a chat action, with its `schema` for the two that answer in JSON.
@@ -230,12 +206,10 @@ fn schema_request(action: &str, params: &Map<String, Value>) -> ActionResult<Cha
 fn check_params(action: &str, params: &Map<String, Value>) -> ActionResult<()> {
     let allowed = accepted(action);
     if allowed.is_empty() {
-        return Err(ActionError::Parameter(format!(
-            "`{action}` is not a model action"
-        )));
+        return Err(parameter(format!("`{action}` is not a model action")));
     }
     if let Some(extra) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ActionError::Parameter(format!(
+        return Err(parameter(format!(
             "`{action}` has no parameter `{extra}`; it takes {}",
             allowed.join(", ")
         )));
@@ -352,9 +326,9 @@ fn unusable(
     model: &Model,
     answers: &[Answer<ChatResponse>],
     message: impl FnOnce(&str) -> String,
-) -> ActionError {
+) -> Error {
     let spent = outcome(model, Value::Null, answers);
-    ActionError::Schema {
+    Error::SchemaMismatch {
         message: message(&spent.model.name),
         usage: spent.usage,
         cost: spent.cost,
@@ -397,7 +371,7 @@ async fn extract(
 /// The `schema` parameter, compiled.
 fn validator(params: &Map<String, Value>) -> ActionResult<jsonschema::Validator> {
     jsonschema::validator_for(&schema(params)?).map_err(|e| {
-        ActionError::Parameter(format!(
+        parameter(format!(
             "parameter `schema` is not a valid JSON Schema: {e}"
         ))
     })
@@ -406,16 +380,13 @@ fn validator(params: &Map<String, Value>) -> ActionResult<jsonschema::Validator>
 /// The `schema` parameter of `generate_structured`, as JSON.
 fn schema(params: &Map<String, Value>) -> ActionResult<Value> {
     match params.get("schema") {
-        Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
-            ActionError::Parameter(format!("parameter `schema` is not valid JSON: {e}"))
-        }),
+        Some(Value::String(s)) => serde_json::from_str(s)
+            .map_err(|e| parameter(format!("parameter `schema` is not valid JSON: {e}"))),
         Some(v @ Value::Object(_)) => Ok(v.clone()),
-        Some(_) => Err(ActionError::Parameter(
+        Some(_) => Err(parameter(
             "parameter `schema` must be a JSON Schema object".to_owned(),
         )),
-        None => Err(ActionError::Parameter(
-            "missing parameter `schema`".to_owned(),
-        )),
+        None => Err(parameter("missing parameter `schema`".to_owned())),
     }
 }
 
@@ -504,9 +475,7 @@ async fn embed(
 
 /// `embed`'s `input`: the texts, and whether it was a single string.
 fn embed_inputs(params: &Map<String, Value>) -> ActionResult<(Vec<String>, bool)> {
-    let wrong = || {
-        ActionError::Parameter("parameter `input` must be a string or a list of strings".to_owned())
-    };
+    let wrong = || parameter("parameter `input` must be a string or a list of strings".to_owned());
     match params.get("input") {
         Some(Value::String(s)) => Ok((vec![s.clone()], true)),
         Some(Value::Array(items)) => Ok((
@@ -520,15 +489,12 @@ fn embed_inputs(params: &Map<String, Value>) -> ActionResult<(Vec<String>, bool)
             false,
         )),
         Some(_) => Err(wrong()),
-        None => Err(ActionError::Parameter(
-            "missing parameter `input`".to_owned(),
-        )),
+        None => Err(parameter("missing parameter `input`".to_owned())),
     }
 }
 
 fn text(params: &Map<String, Value>, key: &str) -> ActionResult<String> {
-    optional_text(params, key)?
-        .ok_or_else(|| ActionError::Parameter(format!("missing parameter `{key}`")))
+    optional_text(params, key)?.ok_or_else(|| parameter(format!("missing parameter `{key}`")))
 }
 
 fn optional_text(params: &Map<String, Value>, key: &str) -> ActionResult<Option<String>> {
@@ -548,9 +514,7 @@ fn optional_u32(params: &Map<String, Value>, key: &str) -> ActionResult<Option<u
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| *n > 0)
             .map(Some)
-            .ok_or_else(|| {
-                ActionError::Parameter(format!("parameter `{key}` must be a positive integer"))
-            }),
+            .ok_or_else(|| parameter(format!("parameter `{key}` must be a positive integer"))),
     }
 }
 
@@ -562,9 +526,7 @@ fn optional_f32(params: &Map<String, Value>, key: &str) -> ActionResult<Option<f
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
             .filter(|t| t.is_finite() && *t >= 0.0)
             .map(|t| Some(t as f32))
-            .ok_or_else(|| {
-                ActionError::Parameter(format!("parameter `{key}` must be a number ≥ 0"))
-            }),
+            .ok_or_else(|| parameter(format!("parameter `{key}` must be a number ≥ 0"))),
     }
 }
 
@@ -574,7 +536,7 @@ fn optional_bool(params: &Map<String, Value>, key: &str) -> ActionResult<Option<
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(_) => Err(ActionError::Parameter(format!(
+        Some(_) => Err(parameter(format!(
             "parameter `{key}` must be true or false"
         ))),
     }

@@ -14,7 +14,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::attempts::Attempts;
 use crate::error::{Error, Result};
-use crate::request::Usage;
+use crate::usage::Usage;
 
 /// How items are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

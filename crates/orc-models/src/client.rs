@@ -9,13 +9,14 @@ use crate::http::{Http, HttpOptions};
 use crate::provider::{self, Endpoint, Target};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
-    EmbeddingResponse, ModelInfo, Usage,
+    EmbeddingResponse, ModelInfo,
 };
 use crate::retry::{RetryPolicy, call_with_retries, retrying};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 use crate::stream::ChatStream;
 use crate::telemetry::CallMetrics;
+use crate::usage::Usage;
 
 /// Calls models of any provider through one pooled HTTP client.
 ///

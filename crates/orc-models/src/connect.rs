@@ -166,7 +166,7 @@ impl Connector {
         };
         if proxy.uri().scheme() != Some(&Scheme::HTTP) {
             return Err(Box::new(UnsupportedProxy {
-                proxy: redacted(proxy.uri()),
+                proxy: orc_redact::origin(&proxy.uri().to_string()),
             }));
         }
         if dst.scheme() == Some(&Scheme::HTTPS) {
@@ -189,15 +189,6 @@ impl Connector {
 pub(crate) struct UnsupportedProxy {
     /// The proxy's URL without credentials.
     proxy: String,
-}
-
-/// A proxy URL without its credentials, for messages.
-fn redacted(uri: &Uri) -> String {
-    let host = uri.host().unwrap_or("");
-    match uri.port_u16() {
-        Some(port) => format!("{}://{host}:{port}", uri.scheme_str().unwrap_or("http")),
-        None => format!("{}://{host}", uri.scheme_str().unwrap_or("http")),
-    }
 }
 
 impl Service<Uri> for Connector {

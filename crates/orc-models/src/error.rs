@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::fallback::Fallback;
 use crate::provider_kind::ProviderKind;
+use crate::usage::Usage;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -288,6 +289,25 @@ pub enum Error {
         /// The error of the last model tried.
         last: Box<Error>,
     },
+    /// A model action's parameter is missing or has the wrong type, or the action is not
+    /// a model action ([`actions`](crate::actions)): the step's mistake, which no retry
+    /// and no other model can mend.
+    #[error("{message}")]
+    Parameter {
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
+    /// `generate_structured`: the answer did not match the schema, even after one repair
+    /// attempt. The calls were made, and paid for ([`Error::spent`]).
+    #[error("{message}")]
+    SchemaMismatch {
+        /// What did not match.
+        message: String,
+        /// Tokens the two calls used.
+        usage: Usage,
+        /// USD they cost; `None` when the model has no price.
+        cost: Option<f64>,
+    },
 }
 
 struct FallbackList<'a>(&'a [Fallback]);
@@ -498,6 +518,15 @@ impl Error {
     /// The HTTP status of the failed call, when an answer came.
     pub fn status(&self) -> Option<u16> {
         self.site().and_then(|site| site.status)
+    }
+
+    /// Tokens and USD a failed model action still spent: the calls of a
+    /// [`Error::SchemaMismatch`]; nothing for the others (a failed call is not billed).
+    pub fn spent(&self) -> (Usage, Option<f64>) {
+        match self {
+            Error::SchemaMismatch { usage, cost, .. } => (*usage, *cost),
+            _ => (Usage::default(), Some(0.0)),
+        }
     }
 
     /// Provider, model and status of the failed call.

@@ -28,8 +28,7 @@ use crate::pricing::{Estimate, estimate, price};
 use crate::provider::{self, Endpoint};
 use crate::registry::{Model, Registry, Requirements};
 use crate::request::{
-    ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, Usage, WireRequest,
-    canonical_json,
+    ChatRequest, ChatResponse, CompletionRequest, EmbeddingRequest, WireRequest, canonical_json,
 };
 pub use crate::requests::Source;
 use crate::requests::{Notifier, Origin, RequestSink, error_kind};
@@ -37,6 +36,7 @@ use crate::router::{CallOutcome, Decision, RouteRequest, Router};
 use crate::spec::ModelSpec;
 use crate::stream::{ChatStream, StreamEnd};
 use crate::telemetry::{self, BatchKind, CallMetrics};
+use crate::usage::Usage;
 
 /// The version of the response cache's key format: bump it when the key or the
 /// stored value changes shape, so old entries are never misread. Version 2 keys the

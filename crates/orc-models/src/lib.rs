@@ -68,6 +68,7 @@ mod spec;
 mod sse;
 mod stream;
 mod telemetry;
+mod usage;
 mod web;
 
 pub use attempts::Attempts;
@@ -90,7 +91,7 @@ pub use provider_kind::ProviderKind;
 pub use registry::{ESTIMATED_CALL_TOKENS, Model, Registry, Requirements};
 pub use request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
-    EmbeddingResponse, Message, ModelInfo, Role, Usage, WireRequest, canonical_json,
+    EmbeddingResponse, Message, ModelInfo, Role, WireRequest, canonical_json,
 };
 pub use requests::{Origin, RequestRecord, RequestSink, error_kind};
 pub use retry::{RetryPolicy, call_with_retries};
@@ -104,4 +105,5 @@ pub use routing::{
 pub use secret::ApiKey;
 pub use spec::{Cost, ModelSpec};
 pub use stream::ChatStream;
+pub use usage::Usage;
 pub use web::{HttpClient, WebRequest, WebResponse};

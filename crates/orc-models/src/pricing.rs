@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::complexity::RequestFeatures;
 use crate::registry::ESTIMATED_CALL_TOKENS;
-use crate::request::Usage;
 use crate::spec::{Cost, ModelSpec};
+use crate::usage::Usage;
 
 /// The USD price of `usage` on `spec`: zero for local models, `None` when unpriced.
 pub fn price(spec: &ModelSpec, usage: Usage) -> Option<f64> {

@@ -3,12 +3,11 @@
 //! All of them serialize, so the response cache can use requests as keys (through
 //! [`canonical_json`]) and responses as values.
 
-use std::ops::{Add, AddAssign};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::usage::Usage;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -166,44 +165,6 @@ impl WireRequest for CompletionRequest {
 impl WireRequest for EmbeddingRequest {
     fn with_output_bound(&self, _bound: u32) -> Option<Self> {
         None
-    }
-}
-
-/// Tokens a call used.
-///
-/// `input_tokens` counts every input token, including the `cached_input_tokens` the
-/// provider served from its prompt cache (for Anthropic: `input_tokens` plus cache
-/// reads plus cache writes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Usage {
-    /// All input tokens.
-    #[serde(default)]
-    pub input_tokens: u64,
-    /// The part of `input_tokens` read from the provider's prompt cache.
-    #[serde(default)]
-    pub cached_input_tokens: u64,
-    /// Generated tokens.
-    #[serde(default)]
-    pub output_tokens: u64,
-}
-
-impl Add for Usage {
-    type Output = Usage;
-
-    fn add(self, other: Usage) -> Usage {
-        Usage {
-            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
-            cached_input_tokens: self
-                .cached_input_tokens
-                .saturating_add(other.cached_input_tokens),
-            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
-        }
-    }
-}
-
-impl AddAssign for Usage {
-    fn add_assign(&mut self, other: Usage) {
-        *self = *self + other;
     }
 }
 

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::pricing::price;
-use crate::request::Usage;
 use crate::spec::ModelSpec;
+use crate::usage::Usage;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -13,9 +13,9 @@ use crate::complexity::capability;
 use crate::error::{Error, FailureKind};
 use crate::pricing::price;
 use crate::registry::{ESTIMATED_CALL_TOKENS, Registry};
-use crate::request::Usage;
 use crate::routing::{CostConfig, FallbackStrategy, RoutingConfig, Strategy};
 use crate::spec::ModelSpec;
+use crate::usage::Usage;
 
 /// Calls a model must have made before its success rate can make it ineligible
 /// (`cost.performance_threshold`): a fresh model is always eligible.

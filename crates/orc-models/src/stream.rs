@@ -12,10 +12,11 @@ use futures::stream::{Stream, StreamExt};
 use crate::error::{CallSite, Error, FailureKind, Result};
 use crate::http::{self, Answer, BodyStream};
 use crate::provider_kind::ProviderKind;
-use crate::request::{ChatResponse, Usage};
+use crate::request::ChatResponse;
 use crate::secret::ApiKey;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::telemetry::CallMetrics;
+use crate::usage::Usage;
 
 /// What a stream has said so far; the provider's event handler fills it in.
 #[derive(Debug, Default)]

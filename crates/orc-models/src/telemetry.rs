@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::pricing::{cost_at, rate_of};
-use crate::request::Usage;
 use crate::spec::{Cost, ModelSpec};
+use crate::usage::Usage;
 
 /// The `outcome` of a request that was answered.
 const OK: &str = "ok";

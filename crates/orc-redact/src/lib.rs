@@ -1,6 +1,6 @@
 //! Printing connection URLs without their secrets: the one implementation orc-cache (Redis
-//! URLs) and orc-state (SQLite, PostgreSQL and Redis URLs) share, and every message, error and
-//! `orc config show` line that names a URL goes through.
+//! URLs), orc-state (SQLite, PostgreSQL and Redis URLs) and orc-models (proxy URLs) share, and
+//! every message, error and `orc config show` line that names a URL goes through.
 //!
 //! A leaf with no dependencies, so that both stores can reach it without reaching each other's
 //! database clients.
@@ -10,6 +10,7 @@
 //!
 //! assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
 //! assert_eq!(redact_url("redis://h/0?password=secret"), "redis://h/0?password=***");
+//! assert_eq!(orc_redact::origin("http://u:secret@proxy:3128/"), "http://proxy:3128");
 //! ```
 
 /// Query parameters that carry a secret: a password (`postgres://h/db?password=…`,
@@ -90,12 +91,63 @@ pub fn password(url: &str) -> Option<String> {
     (!password.is_empty()).then(|| password.to_owned())
 }
 
-/// `message` with every occurrence of `url`'s password replaced by `***`.
+/// `message` with every occurrence of `url`'s password replaced by `***`: as written in the URL
+/// and, when it is percent-encoded (`p%40ss`), as a client library that decoded it would quote it
+/// (`p@ss`).
 pub fn scrub(message: String, url: &str) -> String {
-    match password(url) {
-        Some(password) => message.replace(&password, "***"),
-        None => message,
+    let Some(password) = password(url) else {
+        return message;
+    };
+    let message = message.replace(&password, "***");
+    match percent_decoded(&password) {
+        Some(decoded) if !decoded.is_empty() && decoded != password => {
+            message.replace(&decoded, "***")
+        }
+        _ => message,
     }
+}
+
+/// Where `url` connects to, for messages about the connection itself (a proxy that cannot be
+/// used, say): `scheme://host:port`, without the userinfo (a proxy's user name is a credential
+/// too), the path or the query. Text without `://` is shown as [`redact_url`] shows it.
+pub fn origin(url: &str) -> String {
+    let Some(at) = url.find("://") else {
+        return redact_url(url);
+    };
+    let (scheme, rest) = url.split_at(at + 3);
+    let rest = match userinfo_end(rest) {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    format!("{scheme}{}", &rest[..end])
+}
+
+/// `text` with its `%XX` escapes decoded, when it has any and they decode to UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Where the userinfo of the text after `scheme://` ends: its last `@`, since a password may hold
@@ -207,5 +259,37 @@ mod tests {
             scrub("nothing to hide".to_owned(), "postgres://u@h/db"),
             "nothing to hide"
         );
+        // A client that decoded the password quotes it decoded.
+        assert_eq!(
+            scrub(
+                "auth failed for p@ss/w and for p%40ss%2Fw".to_owned(),
+                "redis://:p%40ss%2Fw@h/0"
+            ),
+            "auth failed for *** and for ***"
+        );
+        assert_eq!(percent_decoded("100%"), Some("100%".to_owned()));
+        assert_eq!(percent_decoded("%zz%4"), Some("%zz%4".to_owned()));
+        assert_eq!(percent_decoded("%ff"), None);
+    }
+
+    #[test]
+    fn origins_show_no_credentials() {
+        for (url, want) in [
+            ("socks5://user:hunter2@127.0.0.1:9", "socks5://127.0.0.1:9"),
+            ("http://secret@proxy.local:3128/", "http://proxy.local:3128"),
+            ("http://proxy.local", "http://proxy.local"),
+            (
+                "https://u:p@ss/w?rd@h:8443/path?token=secret",
+                "https://h:8443",
+            ),
+            ("http://h:80?api_key=secret#frag", "http://h:80"),
+            ("not a url user:secret@x", "not a url user:***@x"),
+        ] {
+            let shown = origin(url);
+            assert_eq!(shown, want, "{url}");
+            for secret in ["secret", "hunter2", "p@ss"] {
+                assert!(!shown.contains(secret), "{url} → {shown}");
+            }
+        }
     }
 }

@@ -41,7 +41,9 @@ pub struct DailyReport {
     pub peak_throughput: Option<Peak>,
     /// Response times of the requests.
     pub response_time_ms: ResponseTime,
-    /// Per cache: `response` is the model response cache.
+    /// Per cache: `response` (the model response cache), and `step` (the step-result cache),
+    /// `compile` (the compile cache) and `status` (the status-query cache) when they were
+    /// looked up that day.
     pub caches: BTreeMap<String, CacheRate>,
     /// Spend.
     pub cost_usd: Spend,
@@ -204,12 +206,14 @@ pub struct Point {
     pub latency_p95_ms: Option<f64>,
     /// Spend, USD.
     pub cost_usd: f64,
-    /// Per cache (`response`: the model response cache), its lookups.
+    /// Per cache, its lookups: `response` (the model response cache) always; `step` (the
+    /// step-result cache), `compile` (the compile cache) and `status` (the status-query cache)
+    /// in every point when the series has lookups of them (kept per minute: each minute counts
+    /// in the step it starts in).
     pub caches: BTreeMap<String, CacheCounts>,
 }
 
-/// The name of the model response cache in reports.
-const RESPONSE_CACHE: &str = "response";
+pub use crate::requests::{COMPILE_CACHE, RESPONSE_CACHE, STATUS_CACHE, STEP_CACHE};
 
 /// Parses a `YYYY-MM-DD` date; the error says what is wrong with it.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
@@ -266,7 +270,7 @@ fn midnight(date: NaiveDate) -> SystemTime {
 
 impl Runtime {
     /// The daily report of `date` (UTC): runs started that day, the model requests made that
-    /// day, their busiest minute, response times, response-cache hit rate, errors by kind and
+    /// day, their busiest minute, response times, each cache's hit rate, errors by kind and
     /// spend, the most expensive pipelines and models.
     pub async fn daily_report(&self, date: NaiveDate) -> Result<DailyReport, Error> {
         self.flush_requests().await;
@@ -277,7 +281,6 @@ impl Runtime {
         for (status, n) in &s.runs_by_status {
             runs_by_status.insert(status.clone(), *n);
         }
-        let cache = s.response_cache;
         Ok(DailyReport {
             date: date.format("%Y-%m-%d").to_string(),
             since: unix(since),
@@ -310,14 +313,17 @@ impl Runtime {
                 p95: s.latency.p95_ms,
                 p99: s.latency.p99_ms,
             },
-            caches: BTreeMap::from([(
-                RESPONSE_CACHE.to_owned(),
-                CacheRate {
-                    hits: cache.hits,
-                    misses: cache.misses,
-                    hit_rate: cache.hit_rate(),
-                },
-            )]),
+            caches: std::iter::once((RESPONSE_CACHE.to_owned(), s.response_cache))
+                .chain(s.caches.clone())
+                .map(|(name, c)| {
+                    let rate = CacheRate {
+                        hits: c.hits,
+                        misses: c.misses,
+                        hit_rate: c.hit_rate(),
+                    };
+                    (name, rate)
+                })
+                .collect(),
             cost_usd: Spend {
                 total: s.cost_usd,
                 per_request: ratio(s.cost_usd, s.requests),
@@ -357,7 +363,9 @@ impl Runtime {
                     latency_p50_ms: p.latency.p50_ms,
                     latency_p95_ms: p.latency.p95_ms,
                     cost_usd: p.cost_usd,
-                    caches: BTreeMap::from([(RESPONSE_CACHE.to_owned(), p.response_cache)]),
+                    caches: std::iter::once((RESPONSE_CACHE.to_owned(), p.response_cache))
+                        .chain(p.caches)
+                        .collect(),
                 })
                 .collect(),
         })

@@ -19,7 +19,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::live::{Live, Outcome, RunEvent};
 use crate::plans::{LoadError, Loaded};
-use crate::requests::Recorder;
+use crate::requests::{
+    COMPILE_CACHE, Counter, Lookups, Recorder, SAMPLE, STATUS_CACHE, STEP_CACHE,
+};
 use crate::subpipes::{self, Nesting};
 use crate::{models, observe, state};
 
@@ -56,7 +58,16 @@ impl RuntimeOptions {
             data_dir,
         } = self;
         let store = state::open(&state_url, &config).await?;
-        let (recorder, recording) = Recorder::start(store.clone());
+        let step_cache = models::step_cache(&config)?;
+        let compiles = Arc::new(Lookups::default());
+        let mut counted = vec![
+            (COMPILE_CACHE, Counter::Lookups(Arc::clone(&compiles))),
+            (STATUS_CACHE, Counter::Queries(store.clone())),
+        ];
+        if let Some(cache) = &step_cache {
+            counted.push((STEP_CACHE, Counter::Cache(cache.clone())));
+        }
+        let (recorder, recording) = Recorder::start(store.clone(), counted, SAMPLE);
         let history = if config.models.is_empty() {
             Vec::new()
         } else {
@@ -70,7 +81,6 @@ impl RuntimeOptions {
                 requests: Some(Arc::clone(&recorder) as Arc<dyn orc_models::RequestSink>),
             },
         )?;
-        let step_cache = models::step_cache(&config)?;
         let lease = state::lease_length(&config);
         Ok(Runtime {
             inner: Arc::new(Inner {
@@ -81,6 +91,7 @@ impl RuntimeOptions {
                 lease,
                 data_dir,
                 compiled: moka::sync::Cache::new(COMPILED_KEPT),
+                compiles,
                 kept: moka::sync::Cache::new(COMPILED_KEPT),
                 runs: Mutex::default(),
                 tasks: TaskTracker::new(),
@@ -109,6 +120,9 @@ struct Inner {
     data_dir: PathBuf,
     /// Pipelines compiled by this process, by the hash of their text.
     compiled: moka::sync::Cache<[u8; 32], Arc<Loaded>>,
+    /// Lookups of the compile cache: a hit when a pipeline compiled before (here, or in the
+    /// compile cache's files) is not compiled again.
+    compiles: Arc<Lookups>,
     /// Where posted texts were kept, by the hash of their text.
     kept: moka::sync::Cache<[u8; 32], PathBuf>,
     runs: Mutex<Runs>,
@@ -280,14 +294,16 @@ impl Runtime {
             models::Answering::Ask
         };
         let at = source.file().map(Path::to_path_buf);
-        compile(
+        let loaded = compile(
             &source.name(),
             text,
             self.inner.gateway.clone(),
             answering,
             at,
         )
-        .await
+        .await?;
+        self.inner.compiles.count(loaded.cache_hit);
+        Ok(loaded)
     }
 
     /// A source's text.
@@ -320,12 +336,16 @@ impl Runtime {
         let text = self.text(source).await?;
         let key = *blake3::hash(&text).as_bytes();
         let loaded = match self.inner.compiled.get(&key) {
-            Some(loaded) => loaded,
+            Some(loaded) => {
+                self.inner.compiles.count(true);
+                loaded
+            }
             None => {
                 let at = source.file().map(Path::to_path_buf);
                 let loaded = Arc::new(
                     compile(&source.name(), text, gateway, models::Answering::Ask, at).await?,
                 );
+                self.inner.compiles.count(loaded.cache_hit);
                 self.inner.compiled.insert(key, Arc::clone(&loaded));
                 loaded
             }
@@ -361,6 +381,7 @@ impl Runtime {
             )
             .await?,
         );
+        self.inner.compiles.count(loaded.cache_hit);
         let plan = &loaded.compiled.plan;
         let row = self
             .inner

@@ -280,7 +280,8 @@
         card("Requests", int(requests), rate(requests / Math.max(1, pts.length * st)) + " /s on average", "requests"),
         card("Peak rate", rate(busiest) + " /s", "busiest " + dur(st), "peak"),
         card("Response p95", p95s.length ? ms(Math.max(...p95s)) : "–", "worst interval", "p95"),
-        card("Cache hit rate", looks ? pct(hits / looks) : "–", int(looks) + " lookups", "cache"),
+        card("Cache hit rate", looks ? pct(hits / looks) : "–",
+          int(looks) + " lookups" + (Object.keys(caches).length > 1 ? " in " + Object.keys(caches).length + " caches" : ""), "cache"),
         card("Model cost", usd(cost), requests ? usd(cost / requests) + " per request" : "", "cost"),
         card("Error rate", requests ? pct(errors / requests) : "–", int(errors) + " errors", "errors")));
       const charts = h("div", { class: "grid charts" });

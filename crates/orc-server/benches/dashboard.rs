@@ -5,6 +5,8 @@
 //! - `runs?limit=50`: the runs list's first page (what the page polls every 2 s);
 //! - `runs?status=failed&limit=50`, `runs?pipeline=p7&limit=50`: the list's filters;
 //! - `runs/{id}/graph`: the run page's graph of a run in the middle of the store;
+//! - `stats/series`: the overview's data, the last hour by the minute (the store's requests
+//!   and caches' lookups, after the runtime's recorder is flushed);
 //! - `/`: the page itself.
 //!
 //! Target: each under 100 ms. Measured on the 2-core build machine (shared with other builds),
@@ -158,6 +160,7 @@ fn dashboard(c: &mut Criterion) {
         "/v1/runs?status=failed&limit=50",
         "/v1/runs?pipeline=p7&limit=50",
         graph.as_str(),
+        "/v1/stats/series",
         "/",
     ] {
         group.bench_function(uri.replace(&middle, "{id}"), |b| {

@@ -1,7 +1,8 @@
 //! The dashboard's data and the daily report through the router itself (`oneshot`, no socket):
 //! requests made through the OpenAI-compatible API against the fake provider are counted by
-//! `/v1/stats/series`, `/v1/stats/models` and `/v1/reports/daily`; bad parameters are 400s that
-//! name the parameter; the routes need a token like the rest of `/v1`.
+//! `/v1/stats/series`, `/v1/stats/models` and `/v1/reports/daily`, and so are the lookups of the
+//! step-result and compile caches that runs make; bad parameters are 400s that name the
+//! parameter; the routes need a token like the rest of `/v1`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -39,7 +40,9 @@ impl Api {
                 "base_url": fake.openai_base_url(),
                 "api_key_env": "PATH",
                 "cost": {"input_per_1k": 1.0, "output_per_1k": 2.0},
-            }]
+            }],
+            // The step-result cache in memory, not in the user's cache directory.
+            "performance": {"caching": {"pipeline_cache": {"backend": "memory"}}},
         }))
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -97,6 +100,14 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    async fn post(&self, uri: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(
+            Request::post(uri).header(header::CONTENT_TYPE, "application/json"),
+            Body::from(body.to_string()),
+        )
+        .await
     }
 
     /// Asserts a 400 whose problem body names `field`.
@@ -197,6 +208,58 @@ async fn api_requests_are_counted_by_the_series_the_models_page_and_the_report()
         (Some("2001-02-03"), Some(0))
     );
     assert_eq!(other["since"], 981_158_400);
+}
+
+/// A pipeline whose one step asks for the step-result cache.
+const CACHED: &str = "id: cached\nname: Cached\nsteps:\n  - id: greet\n    action: echo\n    parameters: { message: hello }\n    cache: true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cache_has_its_own_lookups_in_the_series_and_the_report() {
+    let api = Api::new().await;
+    // The same pipeline twice: the second run's step comes from the step-result cache, and its
+    // pipeline from the compile cache.
+    for _ in 0..2 {
+        let (status, run) = api
+            .post("/v1/runs", &json!({"pipeline": CACHED, "wait": true}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        assert_eq!(run["status"], "completed", "{run}");
+    }
+    let (status, series) = api.get("/v1/stats/series").await;
+    assert_eq!(status, StatusCode::OK, "{series}");
+    let points = series["points"].as_array().unwrap();
+    let total = |cache: &str, key: &str| {
+        points
+            .iter()
+            .map(|p| p["caches"][cache][key].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (total("step", "hits"), total("step", "misses")),
+        (1, 1),
+        "{series}"
+    );
+    // The second run's pipeline was not compiled again; the first may have been in the compile
+    // cache's files from an earlier test.
+    assert!(total("compile", "hits") >= 1, "{series}");
+    assert_eq!(total("compile", "hits") + total("compile", "misses"), 2);
+    assert_eq!(total("response", "hits") + total("response", "misses"), 0);
+    // Every point names every cache with lookups in the series, so that a chart's lines are whole.
+    for p in points {
+        for cache in ["response", "step", "compile"] {
+            assert!(p["caches"][cache].is_object(), "{p}");
+        }
+    }
+
+    let (status, report) = api.get("/v1/reports/daily").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["caches"]["step"],
+        json!({"hits": 1, "misses": 1, "hit_rate": 0.5}),
+        "{report}"
+    );
+    assert!(report["caches"]["compile"]["hits"].as_u64().unwrap() >= 1);
+    assert_eq!(report["caches"]["response"]["hit_rate"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

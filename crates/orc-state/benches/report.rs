@@ -5,7 +5,8 @@
 //! (default 1,000,000) spread evenly over `ORC_BENCH_DAYS` days (default 10), written in
 //! batches of 10,000 (one transaction each) the way the runtime's recorder writes them:
 //! three models, five pipelines, a tenth of them cache hits, one in fifty failed, log-normal-ish
-//! latencies, 200 runs a day in the runs table. Then:
+//! latencies, 200 runs a day in the runs table, and lookups of three other caches in every
+//! minute (what the series and the report read beside the requests). Then:
 //!
 //! - `daily report (1 of N days)`: [`Store::request_stats`] of one day, what
 //!   `GET /v1/reports/daily` and `orc report daily` read;
@@ -21,7 +22,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use orc_state::{CallSource, ModelMetric, NewRun, StateOptions, Store};
+use orc_state::{CacheLookups, CallSource, ModelMetric, NewRun, StateOptions, Store};
 use serde_json::json;
 
 /// 2026-03-01T00:00:00Z.
@@ -103,6 +104,24 @@ async fn fill(dir: &std::path::Path, n: u64, days: u64) -> Store {
         }
     }
     store.record_model_metrics(&batch).await.unwrap();
+    // The other caches' lookups: every minute of the span, three caches, written as the
+    // runtime writes them (a minute's worth at a time here, to fill faster).
+    let mut lookups = Vec::with_capacity(BATCH);
+    for minute in 0..days * DAY / 60 {
+        for (k, cache) in ["step", "compile", "status"].into_iter().enumerate() {
+            lookups.push(CacheLookups {
+                cache: cache.to_owned(),
+                at: at(minute * 60_000),
+                hits: minute % 7 + k as u64,
+                misses: minute % 3,
+            });
+        }
+        if lookups.len() >= BATCH {
+            store.record_cache_lookups(&lookups).await.unwrap();
+            lookups.clear();
+        }
+    }
+    store.record_cache_lookups(&lookups).await.unwrap();
     for day in 0..days {
         for r in 0..200 {
             store

@@ -70,7 +70,9 @@ mod url;
 pub use error::{Error, Result};
 pub use latency::LATENCY_ERROR_BOUND;
 pub use owner::LeaseOwner;
-pub use stats::{CacheCounts, Latency, ModelUsage, PipelineUsage, RequestStats, SeriesPoint};
+pub use stats::{
+    CacheCounts, CacheLookups, Latency, ModelUsage, PipelineUsage, RequestStats, SeriesPoint,
+};
 pub use store::{MAX_SERIES_POINTS, Store};
 pub use types::{
     CallSource, Checkpoint, Claim, Lease, ModelMetric, NewPipeline, NewRun, Pipeline, PipelineRow,

@@ -110,6 +110,17 @@ fn upstream() -> String {
     "upstream".to_owned()
 }
 
+/// One cache's lookups in one minute, ready to be added to the stored sums, or as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LookupRecord {
+    /// The minute, numbered from the Unix epoch.
+    pub(crate) minute: i64,
+    /// Shared by the records of one cache read back.
+    pub(crate) cache: std::sync::Arc<str>,
+    pub(crate) hits: i64,
+    pub(crate) misses: i64,
+}
+
 /// The model requests of a period that share every key column, summed: the report's rows
 /// before they are rolled up.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,8 @@
 //! | `rollup:hour:<h>` | hash | the requests of hour `h` (since the epoch) summed per report key (schema 5): fields `<key>\n<sum>`, the key a JSON object (`model`, `provider`, `pipeline_id`, `cache_hit`, `error_kind`, `success`), the sum `n`, `cost`, `latency`, `in`, `out` or `b<bucket>` (requests per latency bucket) |
 //! | `rollup:minute:<m>` | hash | the requests of minute `m` summed (schema 5): `n`, `errors`, `hits`, `misses`, `cost`, `b<bucket>` |
 //! | `rollup:runs:<h>` | set | the runs that made requests in hour `h` (schema 5) |
+//! | `lookups:<m>` | hash | the lookups of orc's other caches in minute `m`: `hits:<cache>`, `misses:<cache>` |
+//! | `lookups` | sorted set | the minutes that have a `lookups:<m>` hash, by minute |
 //! | `rollup:rebuild` | string | held (`PX`) while a process builds the rollups of an older store |
 //!
 //! Every write that touches more than one key is one Lua script, so it applies whole or not at all.
@@ -40,6 +42,9 @@
 //! series a hash per minute. Opening an older store builds the rollups from `requests` first,
 //! one process at a time (`rollup:rebuild`), before it raises the version; requests an older orc
 //! records meanwhile are in `requests` but not in the rollups.
+//!
+//! The caches' lookups (`lookups`, `lookups:<m>`) need no new schema version: an older orc
+//! neither reads nor writes them, and a store without them has no lookups recorded.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,8 +56,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Packed, millis};
 use crate::records::{
-    Fence, MetricGroup, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim,
-    SlotGroup, StoredPipeline, StoredRun, StoredStats, StoredStep,
+    Fence, LookupRecord, MetricGroup, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep,
+    RawClaim, SlotGroup, StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
 use crate::rollup::{self, GroupKey, HOUR, MINUTE, MinuteSums, Rollup, Sums, busier};
 use crate::stats;
@@ -1075,6 +1080,99 @@ impl RedisStore {
             groups.extend(stats::fold_slots(&records, since, step));
         }
         Ok(groups)
+    }
+
+    pub(crate) async fn record_cache_lookups(&self, lookups: &[LookupRecord]) -> Result<()> {
+        // One transaction: the minutes' counts and the index of the minutes.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let index = self.key("lookups");
+        for l in lookups {
+            let key = self.lookups_key(l.minute);
+            pipe.hincr(&key, format!("hits:{}", l.cache), l.hits)
+                .ignore();
+            pipe.hincr(&key, format!("misses:{}", l.cache), l.misses)
+                .ignore();
+            pipe.zadd(&index, l.minute, l.minute).ignore();
+        }
+        let mut c = self.connection.clone();
+        let () = pipe
+            .query_async(&mut c)
+            .await
+            .map_err(self.error("record_cache_lookups"))?;
+        Ok(())
+    }
+
+    /// Each cache's lookups of the minutes `[lo, hi)`, summed (one record per cache).
+    pub(crate) async fn cache_totals(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let mut totals: BTreeMap<std::sync::Arc<str>, (i64, i64)> = BTreeMap::new();
+        for l in self.cache_lookups(lo, hi).await? {
+            let total = totals.entry(l.cache).or_default();
+            total.0 += l.hits;
+            total.1 += l.misses;
+        }
+        Ok(totals
+            .into_iter()
+            .map(|(cache, (hits, misses))| LookupRecord {
+                minute: lo,
+                cache,
+                hits,
+                misses,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let op = "cache_lookups";
+        let mut c = self.connection.clone();
+        let minutes: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("lookups"))
+            .arg(lo)
+            .arg(format!("({hi}"))
+            .query_async(&mut c)
+            .await
+            .map_err(self.error(op))?;
+        let mut out = Vec::new();
+        for chunk in minutes.chunks(PAGE) {
+            let mut pipe = redis::pipe();
+            for m in chunk {
+                pipe.cmd("HGETALL").arg(self.lookups_key(*m));
+            }
+            let hashes: Vec<HashMap<String, i64>> =
+                pipe.query_async(&mut c).await.map_err(self.error(op))?;
+            for (m, hash) in chunk.iter().zip(hashes) {
+                let mut caches: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+                for (field, n) in hash {
+                    match field.split_once(':') {
+                        Some(("hits", cache)) => caches.entry(cache.to_owned()).or_default().0 += n,
+                        Some(("misses", cache)) => {
+                            caches.entry(cache.to_owned()).or_default().1 += n;
+                        }
+                        _ => {
+                            return Err(self.corrupt(
+                                format!("the cache lookups of minute {m}"),
+                                format!("a field `{field}`"),
+                            ));
+                        }
+                    }
+                }
+                out.extend(
+                    caches
+                        .into_iter()
+                        .map(|(cache, (hits, misses))| LookupRecord {
+                            minute: *m,
+                            cache: cache.into(),
+                            hits,
+                            misses,
+                        }),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn lookups_key(&self, minute: i64) -> String {
+        self.key(&format!("lookups:{minute}"))
     }
 
     fn hour_key(&self, hour: i64) -> String {

@@ -217,6 +217,15 @@ pub(crate) fn corrupt(url: &str, reason: String) -> Error {
     }
 }
 
+/// Stored cache lookups that do not read back.
+pub(crate) fn corrupt_lookups(url: &str, reason: String) -> Error {
+    Error::Corrupt {
+        url: url.to_owned(),
+        what: "the cache lookups".to_owned(),
+        reason,
+    }
+}
+
 /// An hour's stored sums as the report's group.
 pub(crate) fn metric_group(key: GroupKey, sums: Sums) -> MetricGroup {
     MetricGroup {

@@ -5,7 +5,9 @@ use sqlx::migrate::MigrateError;
 
 use crate::Error;
 use crate::codec::Packed;
-use crate::records::{MetricGroup, MetricRecord, SlotGroup, StoredPipeline, StoredStats};
+use crate::records::{
+    LookupRecord, MetricGroup, MetricRecord, SlotGroup, StoredPipeline, StoredStats,
+};
 use crate::rollup::{self, MinuteSums, Sums};
 use crate::url::scrub;
 
@@ -359,6 +361,64 @@ pub(crate) fn hour_group(t: HourTuple) -> std::result::Result<MetricGroup, Strin
 /// misses, cost, the latency histogram's text.
 pub(crate) type MinuteTuple = (i64, i64, i64, i64, i64, f64, String);
 
+/// One cache's lookups of a period as read: its name, and its minutes packed as text,
+/// `minute:hits:misses` joined by `,` (one row per cache: decoding a row costs far more than
+/// parsing its numbers, and a day has 1,440 minutes per cache).
+pub(crate) type PackedLookups = (String, String);
+
+/// A cache's lookups summed over a period: its name, hits, misses.
+pub(crate) type LookupTotals = (String, i64, i64);
+
+/// The caches' packed minutes ([`PackedLookups`]) as records; `url` names the store when one
+/// does not read back.
+pub(crate) fn unpack_lookups(
+    rows: Vec<PackedLookups>,
+    url: &str,
+) -> crate::Result<Vec<LookupRecord>> {
+    let mut out = Vec::new();
+    for row in rows {
+        lookup_records(row, &mut out).map_err(|e| rollup::corrupt_lookups(url, e))?;
+    }
+    Ok(out)
+}
+
+/// The caches' sums ([`LookupTotals`]) as one record each, dated `minute`.
+pub(crate) fn lookup_totals(rows: Vec<LookupTotals>, minute: i64) -> Vec<LookupRecord> {
+    rows.into_iter()
+        .map(|(cache, hits, misses)| LookupRecord {
+            minute,
+            cache: cache.into(),
+            hits,
+            misses,
+        })
+        .collect()
+}
+
+/// A cache's packed minutes ([`PackedLookups`]) as records.
+fn lookup_records(
+    (cache, packed): PackedLookups,
+    out: &mut Vec<LookupRecord>,
+) -> Result<(), String> {
+    let name: std::sync::Arc<str> = cache.as_str().into();
+    for item in packed.split(',').filter(|i| !i.is_empty()) {
+        let mut numbers = item.splitn(3, ':').map(str::parse::<i64>);
+        let (Some(Ok(minute)), Some(Ok(hits)), Some(Ok(misses))) =
+            (numbers.next(), numbers.next(), numbers.next())
+        else {
+            return Err(format!(
+                "the {cache} cache's lookups hold `{item}`, not minute:hits:misses"
+            ));
+        };
+        out.push(LookupRecord {
+            minute,
+            cache: std::sync::Arc::clone(&name),
+            hits,
+            misses,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn minute_group(
     t: MinuteTuple,
     since: i64,
@@ -425,5 +485,33 @@ mod tests {
                 .ends_with("append failed: database is locked (code 5)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn packed_lookups_read_back() {
+        let mut out = Vec::new();
+        lookup_records(("step".to_owned(), "10:2:1,11:0:3".to_owned()), &mut out).unwrap();
+        lookup_records(("compile".to_owned(), String::new()), &mut out).unwrap();
+        assert_eq!(
+            out,
+            [
+                LookupRecord {
+                    minute: 10,
+                    cache: "step".into(),
+                    hits: 2,
+                    misses: 1
+                },
+                LookupRecord {
+                    minute: 11,
+                    cache: "step".into(),
+                    hits: 0,
+                    misses: 3
+                },
+            ]
+        );
+        for bad in ["10:2", "10:x:1", "10:2:1:4"] {
+            let e = lookup_records(("step".to_owned(), bad.to_owned()), &mut out).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

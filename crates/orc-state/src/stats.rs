@@ -2,7 +2,8 @@
 //! period ([`Store::request_stats`](crate::Store::request_stats),
 //! [`Store::request_series`](crate::Store::request_series)): the backends sum the rows per key
 //! ([`MetricGroup`], [`SlotGroup`]) with indexed queries on `at` (and the runs' `started_at`),
-//! and this module rolls the sums up.
+//! read the other caches' lookups per minute ([`LookupRecord`]), and this module rolls the sums
+//! up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
@@ -11,8 +12,8 @@ use serde::Serialize;
 
 use crate::codec::from_micros;
 use crate::latency::{self, quantile};
-use crate::records::{MetricRecord, SlotGroup, StoredStats};
-use crate::rollup::{self, GroupKey, Rollup, Sums, busier};
+use crate::records::{LookupRecord, MetricRecord, SlotGroup, StoredStats};
+use crate::rollup::{self, GroupKey, MINUTE, Rollup, Sums, busier};
 
 /// Response-time figures of a set of requests, in milliseconds; `None` without requests.
 /// Percentiles come from log-scale buckets and are within 2 % of the exact value
@@ -33,6 +34,20 @@ pub struct Latency {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CacheCounts {
     /// Lookups that found an answer.
+    pub hits: u64,
+    /// Lookups that found none.
+    pub misses: u64,
+}
+
+/// Lookups in one of orc's caches during one minute ([`Store::record_cache_lookups`](crate::Store::record_cache_lookups)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheLookups {
+    /// The cache's name in reports: `step`, `compile`, `status`, … (the model response cache's
+    /// lookups are recorded with its requests, not here).
+    pub cache: String,
+    /// A time in the minute the lookups happened in; they are kept per minute.
+    pub at: SystemTime,
+    /// Lookups that found an entry.
     pub hits: u64,
     /// Lookups that found none.
     pub misses: u64,
@@ -105,6 +120,9 @@ pub struct RequestStats {
     pub latency: Latency,
     /// The model response cache's lookups.
     pub response_cache: CacheCounts,
+    /// The other caches' lookups ([`Store::record_cache_lookups`](crate::Store::record_cache_lookups)),
+    /// by name: those of the minutes that start in the period.
+    pub caches: BTreeMap<String, CacheCounts>,
     /// Spend, USD.
     pub cost_usd: f64,
     /// Input tokens billed.
@@ -136,6 +154,10 @@ pub struct SeriesPoint {
     pub cost_usd: f64,
     /// The model response cache's lookups.
     pub response_cache: CacheCounts,
+    /// The other caches' lookups, by name: those of the minutes that start in the slot (they
+    /// are kept per minute). Every cache with lookups anywhere in the series is named in every
+    /// point, with zeros where it had none.
+    pub caches: BTreeMap<String, CacheCounts>,
 }
 
 /// A sum of costs to the picodollar: sums of the same costs added in another order (per hour,
@@ -176,8 +198,42 @@ fn by_count(map: HashMap<String, u64>) -> Vec<(String, u64)> {
     v
 }
 
-/// Rolls a backend's sums up into the report's figures.
-pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats) -> RequestStats {
+/// Lookups summed per cache.
+fn lookups_by_cache(lookups: &[LookupRecord]) -> BTreeMap<String, CacheCounts> {
+    let mut caches: BTreeMap<String, CacheCounts> = BTreeMap::new();
+    for l in lookups {
+        match caches.get_mut(&*l.cache) {
+            Some(counts) => add_lookups(counts, l),
+            None => {
+                let mut counts = CacheCounts::default();
+                add_lookups(&mut counts, l);
+                caches.insert(l.cache.to_string(), counts);
+            }
+        }
+    }
+    caches
+}
+
+fn add_lookups(counts: &mut CacheCounts, l: &LookupRecord) {
+    counts.hits += count(l.hits);
+    counts.misses += count(l.misses);
+}
+
+/// The minutes (numbered from the epoch, `[lo, hi)`) that start in `[since, until)` (µs): the
+/// cache lookups a period or a slot counts.
+pub(crate) fn lookup_minutes(since: i64, until: i64) -> (i64, i64) {
+    let first = |t: i64| t.div_euclid(MINUTE) + i64::from(t.rem_euclid(MINUTE) != 0);
+    (first(since), first(until))
+}
+
+/// Rolls a backend's sums up into the report's figures; `lookups` are the other caches' of
+/// the period's minutes (summed or not).
+pub(crate) fn roll_up(
+    since: SystemTime,
+    until: SystemTime,
+    stored: StoredStats,
+    lookups: &[LookupRecord],
+) -> RequestStats {
     #[derive(Default)]
     struct Model {
         provider: String,
@@ -286,6 +342,7 @@ pub(crate) fn roll_up(since: SystemTime, until: SystemTime, stored: StoredStats)
             .map(|(minute, n)| (from_micros(minute.saturating_mul(60_000_000)), count(n))),
         latency: latency_of(&buckets, latency_sum, requests),
         response_cache,
+        caches: lookups_by_cache(lookups),
         cost_usd: usd(cost),
         input_tokens: input,
         output_tokens: output,
@@ -305,13 +362,21 @@ fn pipeline(pipeline_id: String) -> PipelineUsage {
     }
 }
 
-/// One point per slot of `step` from `since` (`slots` of them), empty slots included.
+/// One point per slot of `step` from `since` (`slots` of them, `since` being `since_us` µs),
+/// empty slots included; `lookups` are the other caches' of the minutes that start in the
+/// series.
 pub(crate) fn series(
     since: SystemTime,
+    since_us: i64,
     step: Duration,
     slots: u32,
     groups: &[SlotGroup],
+    lookups: &[LookupRecord],
 ) -> Vec<SeriesPoint> {
+    let names: BTreeMap<String, CacheCounts> = lookups
+        .iter()
+        .map(|l| (l.cache.to_string(), CacheCounts::default()))
+        .collect();
     let mut points: Vec<(SeriesPoint, Vec<(i64, u64)>)> = (0..slots)
         .map(|i| {
             let point = SeriesPoint {
@@ -321,10 +386,20 @@ pub(crate) fn series(
                 latency: Latency::default(),
                 cost_usd: 0.0,
                 response_cache: CacheCounts::default(),
+                caches: names.clone(),
             };
             (point, Vec::new())
         })
         .collect();
+    let step_us = i64::try_from(step.as_micros()).unwrap_or(i64::MAX).max(1);
+    for l in lookups {
+        let slot = (l.minute.saturating_mul(MINUTE) - since_us).div_euclid(step_us);
+        if let Some((point, _)) = usize::try_from(slot).ok().and_then(|i| points.get_mut(i))
+            && let Some(counts) = point.caches.get_mut(&*l.cache)
+        {
+            add_lookups(counts, l);
+        }
+    }
     for g in groups {
         let Some((point, buckets)) = usize::try_from(g.slot).ok().and_then(|i| points.get_mut(i))
         else {

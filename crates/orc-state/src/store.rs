@@ -1,9 +1,11 @@
 //! [`Store`]: the one handle callers use, whatever the backend.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -11,12 +13,13 @@ use serde_json::Value;
 use crate::codec::{from_micros, micros, micros_opt, now_micros, pack_all, unpack_async};
 use crate::postgres::PgStore;
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, StoredPipeline,
-    StoredRun, StoredStep,
+    Fence, LookupRecord, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim,
+    StoredPipeline, StoredRun, StoredStep,
 };
 use crate::redis_store::RedisStore;
+use crate::rollup::MINUTE;
 use crate::sqlite::{SqliteStore, absolute};
-use crate::stats::{self, RequestStats, SeriesPoint};
+use crate::stats::{self, CacheCounts, CacheLookups, RequestStats, SeriesPoint};
 use crate::url::{Target, redact_url, target};
 use crate::{
     CallSource, Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewPipeline, NewRun,
@@ -49,6 +52,9 @@ struct Inner {
     compression: bool,
     /// Status answers (`run`, `list_runs`) for a short while, when query caching is on.
     queries: Option<moka::future::Cache<String, Answer>>,
+    /// Lookups in `queries` that found an answer, and that found none.
+    query_hits: AtomicU64,
+    query_misses: AtomicU64,
 }
 
 /// A remembered status answer.
@@ -128,6 +134,8 @@ impl Store {
                         .time_to_live(ttl)
                         .build()
                 }),
+                query_hits: AtomicU64::new(0),
+                query_misses: AtomicU64::new(0),
             }),
         })
     }
@@ -355,7 +363,22 @@ impl Store {
 
     /// A status query's answer from the query cache, when it has one.
     async fn remembered(&self, key: &str) -> Option<Answer> {
-        self.inner.queries.as_ref()?.get(key).await
+        let answer = self.inner.queries.as_ref()?.get(key).await;
+        let counter = match answer {
+            Some(_) => &self.inner.query_hits,
+            None => &self.inner.query_misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+
+    /// The status-query cache's lookups by this handle and its clones since it was opened;
+    /// `None` when query caching is off.
+    pub fn query_cache_counts(&self) -> Option<CacheCounts> {
+        self.inner.queries.as_ref().map(|_| CacheCounts {
+            hits: self.inner.query_hits.load(Ordering::Relaxed),
+            misses: self.inner.query_misses.load(Ordering::Relaxed),
+        })
     }
 
     async fn remember(&self, key: String, answer: Answer) {
@@ -476,6 +499,47 @@ impl Store {
         .await
     }
 
+    /// Adds lookups of orc's caches (other than the model response cache, whose lookups are
+    /// recorded with its requests) to the per-minute sums that [`Store::request_series`] and
+    /// [`Store::request_stats`] read, in one write. Lookups of one cache in one minute may come
+    /// in several calls (and from several processes): they add up.
+    pub async fn record_cache_lookups(&self, lookups: &[CacheLookups]) -> Result<()> {
+        // One row per cache and minute, in order (concurrent PostgreSQL writers then take the
+        // rows' locks in the same order).
+        let mut sums: BTreeMap<(i64, &str), (i64, i64)> = BTreeMap::new();
+        for l in lookups {
+            if l.hits == 0 && l.misses == 0 {
+                continue;
+            }
+            let at = micros(l.at, || {
+                format!("the time of the {} cache's lookups", l.cache)
+            })?;
+            let sum = sums.entry((at.div_euclid(MINUTE), &l.cache)).or_default();
+            sum.0 = sum
+                .0
+                .saturating_add(i64::try_from(l.hits).unwrap_or(i64::MAX));
+            sum.1 = sum
+                .1
+                .saturating_add(i64::try_from(l.misses).unwrap_or(i64::MAX));
+        }
+        if sums.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<LookupRecord> = sums
+            .into_iter()
+            .map(|((minute, cache), (hits, misses))| LookupRecord {
+                minute,
+                cache: cache.into(),
+                hits,
+                misses,
+            })
+            .collect();
+        self.timed("record_cache_lookups", async {
+            dispatch!(self.record_cache_lookups(&records))
+        })
+        .await
+    }
+
     /// The model's recorded calls that went upstream (not the cache hits, nor the requests that
     /// shared another's call) at or after `since`, newest first, at most `limit` (0 = all): what
     /// the router learns from and the hourly budget counts.
@@ -514,7 +578,8 @@ impl Store {
     /// The model requests (every source) and the runs started in `[since, until)`, summed for
     /// the daily report: counts, errors by kind, the busiest minute, response-time percentiles
     /// (within 2 %, see [`LATENCY_ERROR_BOUND`](crate::LATENCY_ERROR_BOUND)), the response
-    /// cache's hits and misses, and spend per model and per pipeline. The SQL backends sum
+    /// cache's hits and misses, the other caches' ([`Store::record_cache_lookups`]; those of
+    /// the minutes that start in the period), and spend per model and per pipeline. The SQL backends sum
     /// with range scans of the `at` index (and the runs' `started_at` index); Redis reads the
     /// period's requests from its time-ordered set and sums them here. Fails with
     /// [`Error::InvalidValue`] when `until` is not after `since`.
@@ -524,17 +589,23 @@ impl Store {
         until: SystemTime,
     ) -> Result<RequestStats> {
         let (from, to) = period(since, until)?;
-        let stored = self
-            .timed("request_stats", async {
+        let (lo, hi) = stats::lookup_minutes(from, to);
+        let (stored, lookups) = tokio::try_join!(
+            self.timed("request_stats", async {
                 dispatch!(self.request_stats(from, to))
-            })
-            .await?;
-        Ok(stats::roll_up(since, until, stored))
+            }),
+            self.timed("cache_totals", async {
+                dispatch!(self.cache_totals(lo, hi))
+            }),
+        )?;
+        Ok(stats::roll_up(since, until, stored, &lookups))
     }
 
     /// The model requests of `[since, until)` per slot of `step`: one point per slot from
     /// `since`, empty ones included, each with its requests, errors, median and 95th percentile
-    /// response time, spend and response-cache lookups. Fails with [`Error::InvalidValue`] when
+    /// response time, spend, response-cache lookups and the other caches' lookups
+    /// ([`Store::record_cache_lookups`]; kept per minute, each minute in the slot it starts in).
+    /// Fails with [`Error::InvalidValue`] when
     /// `until` is not after `since`, `step` is under a second, or the period holds more than
     /// [`MAX_SERIES_POINTS`] slots.
     pub async fn request_series(
@@ -563,12 +634,16 @@ impl Store {
                     step.as_secs()
                 ))
             })?;
-        let groups = self
-            .timed("request_series", async {
+        let (lo, hi) = stats::lookup_minutes(from, to);
+        let (groups, lookups) = tokio::try_join!(
+            self.timed("request_series", async {
                 dispatch!(self.request_series(from, to, step_us))
-            })
-            .await?;
-        Ok(stats::series(since, step, slots, &groups))
+            }),
+            self.timed("cache_lookups", async {
+                dispatch!(self.cache_lookups(lo, hi))
+            }),
+        )?;
+        Ok(stats::series(since, from, step, slots, &groups, &lookups))
     }
 
     /// Registers `p` under `p.id`, or replaces the pipeline registered there, and returns its row

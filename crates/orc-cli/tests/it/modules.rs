@@ -113,10 +113,12 @@ fn graph(dir: &Path, root: &str, prefix: &str) -> Result<Graph> {
             .and_then(|s| s.to_str())
             .context("a file name")?
             .to_owned();
+        // A module may be a file and a directory at once (`runtime.rs` and `runtime/`): both
+        // are its code.
         if path.is_dir() {
-            modules.insert(name, sources(&path)?);
+            modules.entry(name).or_default().extend(sources(&path)?);
         } else if path.extension().is_some_and(|e| e == "rs") && name != root {
-            modules.insert(name, vec![path]);
+            modules.entry(name).or_default().push(path);
         }
     }
     let reexported = reexports(&code(&fs::read_to_string(dir.join(format!("{root}.rs")))?));

@@ -6,11 +6,12 @@ use serde_json::{Value, json};
 
 use crate::error::{self, Error, FailureKind, Result};
 use crate::http::{Http, Request};
-use crate::request::{ChatRequest, ChatResponse, ModelInfo, Role, Usage};
+use crate::request::{ChatRequest, ChatResponse, ModelInfo, Role};
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 use crate::sse::SseEvent;
 use crate::stream::{ChatStream, EventError, Events, StreamState};
+use crate::usage::Usage;
 
 use super::{Call, Endpoint, Provider, Target};
 

@@ -10,12 +10,13 @@ use crate::error::{self, CallSite, Error, FailureKind, Result};
 use crate::http::{self, Http, Request};
 use crate::request::{
     ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest,
-    EmbeddingResponse, ModelInfo, Role, Usage,
+    EmbeddingResponse, ModelInfo, Role,
 };
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 use crate::sse::SseEvent;
 use crate::stream::{ChatStream, EventError, Events, StreamState};
+use crate::usage::Usage;
 
 use super::{Call, Endpoint, Provider, Target};
 

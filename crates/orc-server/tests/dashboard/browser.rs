@@ -212,6 +212,20 @@ async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<Str
         status == 200 && done["status"] == "completed",
         "{status} {done}"
     );
+    // The step-result and compile caches' lookups, for the overview's cache chart.
+    for _ in 0..2 {
+        let (status, run) = call(
+            client,
+            "POST",
+            "/v1/runs",
+            json!({ "pipeline": crate::rig::CACHED, "wait": true }),
+        )
+        .await?;
+        ensure!(
+            status == 200 && run["status"] == "completed",
+            "{status} {run}"
+        );
+    }
     for i in 0..3 {
         let (status, chat) = call(
             client,
@@ -395,6 +409,28 @@ async fn pages(client: &Client, base: &str, rig: &crate::rig::Rig) -> Result<Str
         );
         let charts = client.find_all(Locator::Css("[data-chart] canvas")).await?;
         ensure!(charts.len() >= 4, "{} charts drawn", charts.len());
+        // The cache chart has a line, and a legend entry, per cache.
+        let legend = js(
+            client,
+            "return [...document.querySelectorAll(\"[data-chart='cache'] .u-legend .u-series .u-label\")].map(l => l.textContent);",
+            vec![],
+        )
+        .await?;
+        let legend: Vec<String> = serde_json::from_value(legend)?;
+        for cache in ["response", "step", "compile"] {
+            ensure!(
+                legend.iter().any(|l| l == cache),
+                "the cache chart's legend lacks {cache}: {legend:?}"
+            );
+        }
+        js(
+            client,
+            "document.querySelector(\"[data-chart='cache']\").scrollIntoView();",
+            vec![],
+        )
+        .await?;
+        shoot(client, "overview-caches").await?;
+        js(client, "window.scrollTo(0, 0);", vec![]).await?;
     }
     shoot(client, "overview").await?;
 

@@ -46,6 +46,10 @@ pub(crate) fn diamond(delay_ms: u64) -> String {
     )
 }
 
+/// A pipeline whose one step asks for the step-result cache: run twice, the second run's step
+/// is a hit.
+pub(crate) const CACHED: &str = "id: cached\nname: Cached\nsteps:\n  - id: greet\n    action: echo\n    parameters: { message: hello }\n    cache: true\n";
+
 /// The fake provider and a runtime whose one model, `m`, is priced and served by it.
 pub(crate) struct Rig {
     pub(crate) fake: FakeProvider,
@@ -56,8 +60,9 @@ pub(crate) struct Rig {
 pub(crate) async fn rig() -> Rig {
     let fake = FakeProvider::start(Behaviour::default()).await.unwrap();
     // The fake asks for no key; any variable that is always set serves as one.
+    // The step-result cache in memory, not in the user's cache directory.
     let yaml = format!(
-        "models:\n  - name: m\n    provider: openai\n    model: fake-gpt\n    base_url: {}\n    api_key_env: PATH\n    cost: {{ input_per_1k: 1.0, output_per_1k: 2.0 }}\n",
+        "models:\n  - name: m\n    provider: openai\n    model: fake-gpt\n    base_url: {}\n    api_key_env: PATH\n    cost: {{ input_per_1k: 1.0, output_per_1k: 2.0 }}\nperformance:\n  caching:\n    pipeline_cache: {{ backend: memory }}\n",
         fake.openai_base_url()
     );
     let config: Config = serde_saphyr::from_str(&yaml).unwrap();

@@ -14,15 +14,16 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::codec::{Packed, millis};
 use crate::latency;
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
-    StoredPipeline, StoredRun, StoredStats, StoredStep,
+    Fence, LookupRecord, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim,
+    SlotGroup, StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
 use crate::rollup::{self, HOUR, MINUTE, Rollup, busier};
 use crate::sql::{Dialect, MIGRATIONS_TABLE, db_code, describe, migrate_error, query_error};
 use crate::sql::{
-    GroupTuple, HourTuple, MetricTuple, MinuteTuple, PipelineTextTuple, PipelineTuple, SlotTuple,
-    hour_group, metric_group, metric_record, minute_group, slot_group, stored_pipeline,
-    stored_pipeline_text, stored_stats,
+    GroupTuple, HourTuple, LookupTotals, MetricTuple, MinuteTuple, PackedLookups,
+    PipelineTextTuple, PipelineTuple, SlotTuple, hour_group, lookup_totals, metric_group,
+    metric_record, minute_group, slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+    unpack_lookups,
 };
 use crate::url::scrub;
 
@@ -32,7 +33,7 @@ use crate::{Error, Result, RunState, StateOptions};
 use rollups::add_rollup;
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -79,6 +80,13 @@ fn migrator() -> Migrator {
             "request rollups".into(),
             MigrationType::Simple,
             include_str!("migrations/0006_request_rollups.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            7,
+            "cache lookups".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0007_cache_lookups.sql").into_sql_str(),
             false,
         ),
     ]);
@@ -727,6 +735,57 @@ impl PgStore {
             .await
             .map_err(self.error("record_model_metrics"))?;
         Ok(())
+    }
+
+    pub(crate) async fn record_cache_lookups(&self, lookups: &[LookupRecord]) -> Result<()> {
+        // One statement: each column as an array, unnested into rows (one per minute and cache,
+        // in order), added to what the rows hold.
+        sqlx::query(
+            "INSERT INTO cache_minutes (minute, cache, hits, misses)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[])
+             ON CONFLICT (minute, cache) DO UPDATE SET hits = cache_minutes.hits + excluded.hits,
+                 misses = cache_minutes.misses + excluded.misses",
+        )
+        .bind(lookups.iter().map(|l| l.minute).collect::<Vec<i64>>())
+        .bind(
+            lookups
+                .iter()
+                .map(|l| l.cache.to_string())
+                .collect::<Vec<String>>(),
+        )
+        .bind(lookups.iter().map(|l| l.hits).collect::<Vec<i64>>())
+        .bind(lookups.iter().map(|l| l.misses).collect::<Vec<i64>>())
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("record_cache_lookups"))?;
+        Ok(())
+    }
+
+    /// Each cache's lookups of the minutes `[lo, hi)`, summed (one record per cache).
+    pub(crate) async fn cache_totals(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let rows: Vec<LookupTotals> = sqlx::query_as(
+            "SELECT cache, sum(hits)::int8, sum(misses)::int8 FROM cache_minutes
+             WHERE minute >= $1 AND minute < $2 GROUP BY cache",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("cache_totals"))?;
+        Ok(lookup_totals(rows, lo))
+    }
+
+    pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let rows: Vec<PackedLookups> = sqlx::query_as(
+            "SELECT cache, string_agg(minute::text || ':' || hits::text || ':' || misses::text, ',')
+             FROM cache_minutes WHERE minute >= $1 AND minute < $2 GROUP BY cache",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("cache_lookups"))?;
+        unpack_lookups(rows, &self.url)
     }
 
     pub(crate) async fn model_metrics(

@@ -33,8 +33,8 @@ use tokio::sync::Mutex;
 use crate::codec::{Packed, now_micros};
 use crate::latency;
 use crate::records::{
-    Fence, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim, SlotGroup,
-    StoredPipeline, StoredRun, StoredStats, StoredStep,
+    Fence, LookupRecord, MetricRecord, NewPipelineRecord, NewRunRecord, NewStep, RawClaim,
+    SlotGroup, StoredPipeline, StoredRun, StoredStats, StoredStep,
 };
 use crate::rollup::{self, HOUR, MINUTE, Rollup, busier};
 use crate::sql::{
@@ -42,9 +42,10 @@ use crate::sql::{
     rusqlite_primary, sqlite_primary, sqlite_write_error,
 };
 use crate::sql::{
-    GroupTuple, HourTuple, MetricTuple, MinuteTuple, PipelineTextTuple, PipelineTuple, SlotTuple,
-    hour_group, metric_group, metric_record, minute_group, slot_group, stored_pipeline,
-    stored_pipeline_text, stored_stats,
+    GroupTuple, HourTuple, LookupTotals, MetricTuple, MinuteTuple, PackedLookups,
+    PipelineTextTuple, PipelineTuple, SlotTuple, hour_group, lookup_totals, metric_group,
+    metric_record, minute_group, slot_group, stored_pipeline, stored_pipeline_text, stored_stats,
+    unpack_lookups,
 };
 use crate::{Error, Result, RunState, StateOptions};
 
@@ -55,7 +56,7 @@ use rollups::add_rollup;
 use writer::{Failed, Writer};
 
 /// The newest schema version this binary knows.
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 /// The migrations, embedded. A released migration is never edited (sqlx checks each applied
 /// one's checksum): a change to the schema is a new file and a new entry here, and [`LATEST`]
@@ -104,13 +105,20 @@ fn migrator() -> Migrator {
             include_str!("migrations/0006_request_rollups.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            7,
+            "cache lookups".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0007_cache_lookups.sql").into_sql_str(),
+            false,
+        ),
     ]);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
 }
 
 /// The tables of an orc store; a file holding any other table is some other program's.
-const OUR_TABLES: [&str; 9] = [
+const OUR_TABLES: [&str; 10] = [
     MIGRATIONS_TABLE,
     "pipelines",
     "runs",
@@ -120,6 +128,7 @@ const OUR_TABLES: [&str; 9] = [
     "request_hours",
     "request_minutes",
     "request_runs",
+    "cache_minutes",
 ];
 
 /// Tries at migrating, when another process migrates the same file at the same time.
@@ -824,6 +833,49 @@ impl SqliteStore {
             tx.commit()
         })
         .await
+    }
+
+    pub(crate) async fn record_cache_lookups(&self, lookups: &[LookupRecord]) -> Result<()> {
+        let lookups = lookups.to_vec();
+        self.write("record_cache_lookups", move |c| {
+            let tx = c.savepoint()?;
+            let mut add = tx.prepare_cached(
+                "INSERT INTO cache_minutes (minute, cache, hits, misses) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET hits = hits + excluded.hits,
+                     misses = misses + excluded.misses",
+            )?;
+            for l in &lookups {
+                add.execute(params![l.minute, l.cache, l.hits, l.misses])?;
+            }
+            drop(add);
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Each cache's lookups of the minutes `[lo, hi)`, summed (one record per cache).
+    pub(crate) async fn cache_totals(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let query = sqlx::query_as(
+            "SELECT cache, sum(hits), sum(misses) FROM cache_minutes
+             WHERE minute >= ?1 AND minute < ?2 GROUP BY cache",
+        )
+        .bind(lo)
+        .bind(hi);
+        let rows: Vec<LookupTotals> =
+            read!(self, query, fetch_all).map_err(self.error("cache_totals"))?;
+        Ok(lookup_totals(rows, lo))
+    }
+
+    pub(crate) async fn cache_lookups(&self, lo: i64, hi: i64) -> Result<Vec<LookupRecord>> {
+        let query = sqlx::query_as(
+            "SELECT cache, group_concat(minute || ':' || hits || ':' || misses, ',')
+             FROM cache_minutes WHERE minute >= ?1 AND minute < ?2 GROUP BY cache",
+        )
+        .bind(lo)
+        .bind(hi);
+        let rows: Vec<PackedLookups> =
+            read!(self, query, fetch_all).map_err(self.error("cache_lookups"))?;
+        unpack_lookups(rows, &self.url)
     }
 
     pub(crate) async fn model_metrics(

@@ -87,6 +87,7 @@ backends!(
     stats_sum_the_period,
     series_have_a_point_per_step,
     bad_periods_are_refused,
+    cache_lookups_add_up_per_minute,
 );
 
 backends!(

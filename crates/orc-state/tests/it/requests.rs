@@ -3,7 +3,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use orc_state::{CallSource, Error, ModelMetric, RunState};
+use orc_state::{CacheCounts, CacheLookups, CallSource, Error, ModelMetric, RunState};
 
 use crate::support::{Harness, at, new_run};
 
@@ -268,4 +268,62 @@ pub(crate) async fn bad_periods_are_refused(h: &Harness) {
             .unwrap_err(),
         "step",
     );
+}
+
+fn lookups(cache: &str, secs: u64, hits: u64, misses: u64) -> CacheLookups {
+    CacheLookups {
+        cache: cache.to_owned(),
+        at: at(secs),
+        hits,
+        misses,
+    }
+}
+
+fn counts(hits: u64, misses: u64) -> CacheCounts {
+    CacheCounts { hits, misses }
+}
+
+pub(crate) async fn cache_lookups_add_up_per_minute(h: &Harness) {
+    let s = &h.store;
+    // Two writes in one minute add up; a write may hold several minutes and caches; empty
+    // counts are not kept.
+    s.record_cache_lookups(&[lookups("step", 600, 2, 1), lookups("compile", 610, 0, 1)])
+        .await
+        .unwrap();
+    s.record_cache_lookups(&[
+        lookups("step", 659, 3, 0),
+        lookups("step", 1300, 1, 1),
+        lookups("status", 1300, 0, 0),
+        // Before the series, and in its last (cut short) minute's slot.
+        lookups("step", 59, 7, 7),
+        lookups("compile", 3599, 4, 0),
+    ])
+    .await
+    .unwrap();
+    s.record_cache_lookups(&[]).await.unwrap();
+
+    let points = s
+        .request_series(at(60), at(3600), Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(points.len(), 6);
+    let names: Vec<&String> = points[0].caches.keys().collect();
+    assert_eq!(names, ["compile", "step"], "every cache in every point");
+    assert_eq!(points[0].caches["step"], counts(5, 1));
+    assert_eq!(points[0].caches["compile"], counts(0, 1));
+    assert_eq!(points[2].caches["step"], counts(1, 1));
+    assert_eq!(points[1].caches["step"], counts(0, 0));
+    assert_eq!(points[5].caches["compile"], counts(4, 0));
+    assert_eq!(points[0].requests, 0, "lookups are no model requests");
+
+    // A period counts the minutes that start in it.
+    let stats = s.request_stats(at(60), at(1200)).await.unwrap();
+    assert_eq!(stats.caches["step"], counts(5, 1));
+    assert_eq!(stats.caches["compile"], counts(0, 1));
+    let stats = s.request_stats(at(0), at(3600)).await.unwrap();
+    assert_eq!(stats.caches["step"], counts(13, 9));
+    assert_eq!(stats.caches["compile"], counts(4, 1));
+    assert!(!stats.caches.contains_key("status"));
+    let none = s.request_stats(at(7200), at(9000)).await.unwrap();
+    assert!(none.caches.is_empty());
 }

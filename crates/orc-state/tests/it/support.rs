@@ -378,15 +378,22 @@ pub(crate) const REQUEST_COLUMNS: [&str; 6] = [
     "latency_bucket",
 ];
 
-/// The tables migration 6 added (the rollups of `model_metrics`).
-pub(crate) const ROLLUP_TABLES: [&str; 3] = ["request_hours", "request_minutes", "request_runs"];
+/// The tables migration 6 added (the rollups of `model_metrics`), and migration 7 (the caches'
+/// lookups per minute), which a store set back to before migration 6 lacks too.
+pub(crate) const ROLLUP_TABLES: [&str; 4] = [
+    "request_hours",
+    "request_minutes",
+    "request_runs",
+    "cache_minutes",
+];
 
-/// Statements that take migration 6's tables out of a SQL store.
+/// Statements that take migration 6's and 7's tables out of a SQL store.
 pub(crate) fn drop_rollup_tables() -> sqlx::RawSql {
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop_rollups()))
 }
 
-/// Statements that set a SQL store back to schema 5: migration 6's tables out, and its record.
+/// Statements that set a SQL store back to schema 5: migration 6's and 7's tables out, and
+/// their records.
 pub(crate) fn before_rollups() -> sqlx::RawSql {
     let statements = drop_rollups() + "DELETE FROM orc_schema_migrations WHERE version >= 6;";
     sqlx::raw_sql(sqlx::AssertSqlSafe(statements))
