@@ -73,7 +73,7 @@ pub use owner::LeaseOwner;
 pub use stats::{CacheCounts, Latency, ModelUsage, PipelineUsage, RequestStats, SeriesPoint};
 pub use store::{MAX_SERIES_POINTS, Store};
 pub use types::{
-    CallSource, Checkpoint, Claim, Lease, ModelMetric, NewPipeline, NewRun, Pipeline, PipelineRow,
-    RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
+    CallSource, Checkpoint, Claim, Dispatched, Lease, ModelMetric, NewPipeline, NewRun, Pipeline,
+    PipelineRow, RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
 };
 pub use url::redact_url;

@@ -381,7 +381,8 @@ pub(crate) const REQUEST_COLUMNS: [&str; 6] = [
 /// The tables migration 6 added (the rollups of `model_metrics`).
 pub(crate) const ROLLUP_TABLES: [&str; 3] = ["request_hours", "request_minutes", "request_runs"];
 
-/// Statements that take migration 6's tables out of a SQL store.
+/// Statements that take migration 6's tables out of a SQL store, and those of the migrations
+/// after it (PostgreSQL's 7).
 pub(crate) fn drop_rollup_tables() -> sqlx::RawSql {
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop_rollups()))
 }
@@ -396,6 +397,7 @@ fn drop_rollups() -> String {
     ROLLUP_TABLES
         .iter()
         .map(|table| format!("DROP TABLE {table};"))
+        .chain(["DROP TABLE IF EXISTS dispatched_steps;".to_owned()])
         .collect()
 }
 
