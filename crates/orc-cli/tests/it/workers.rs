@@ -363,3 +363,48 @@ fn a_queue_without_a_shared_store_or_a_worker_without_a_queue_is_refused() {
         bad_pool.stderr
     );
 }
+
+#[test]
+fn a_killed_coordinator_is_replaced_by_orc_resume_without_rerunning_finished_steps() {
+    let Some(mut cluster) = Cluster::new("resume") else {
+        return;
+    };
+    cluster.start_workers(3);
+    let mut coordinator = cluster.start_run("resume-1");
+    let started = Instant::now();
+    while cluster.lines().len() < STEPS / 3 {
+        assert!(started.elapsed() < RUN_LIMIT, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL: no chance to record anything; the workers go on with what they hold.
+    coordinator.0.kill().unwrap();
+    coordinator.0.wait().unwrap();
+    let written = cluster.lines().len();
+    let out = std::fs::File::create(cluster.sb.path("result.json")).unwrap();
+    let err = std::fs::File::create(cluster.sb.path("coordinator.log")).unwrap();
+    // The killed process is provably dead (same host): the lease is taken at once.
+    let resumed = cluster
+        .orc()
+        .args(["resume", "resume-1", "-q"])
+        .args(["--queue", &nats_url(), "--pool", &cluster.pool])
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let run = cluster.finish(Proc(resumed));
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, cluster.worker_logs());
+    let doc = run.doc();
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(completed_steps(&doc), STEPS);
+    let seen = tally(&cluster.lines());
+    assert_eq!(seen.len(), STEPS, "every step wrote its line");
+    // Only a step a worker was running when the coordinator died runs again (its attempt was
+    // handed out anew, as a local resume runs a step that was running at the crash again).
+    let twice: Vec<_> = seen.iter().filter(|(_, t)| **t > 1).collect();
+    assert!(
+        twice.len() <= 3 * CONCURRENCY,
+        "{} lines before the kill; twice: {twice:?}",
+        written
+    );
+    assert!(seen.values().all(|&t| t <= 2), "{seen:?}");
+}
