@@ -37,9 +37,9 @@ pub struct StepMessage {
     pub plan: String,
     /// The attempt the worker stores its result under.
     pub attempt: u32,
-    /// When the coordinator published it (microseconds since the Unix epoch): how long the step
-    /// waited for a worker.
-    pub sent_us: i64,
+    /// When the step was ready on the coordinator, before its hand-out was recorded and it was
+    /// published (microseconds since the Unix epoch): a worker's claim latency counts from it.
+    pub ready_us: i64,
     /// The step.
     pub task: StepTask,
 }
@@ -141,6 +141,7 @@ impl RunDispatch {
     }
 
     async fn hand_out(&self, task: StepTask) -> Result<StepOutcome, String> {
+        let ready_us = now_us();
         let step_id = task.step_id.clone();
         let (tx, rx) = oneshot::channel();
         // Waiting before the hand-out, so the completion cannot come first.
@@ -166,7 +167,7 @@ impl RunDispatch {
             run_id: self.run_id.clone(),
             plan: self.plan.clone(),
             attempt: dispatched.attempt,
-            sent_us: now_us(),
+            ready_us,
             task,
         };
         let payload = serde_json::to_vec(&message).map_err(|e| e.to_string())?;

@@ -131,7 +131,8 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "orc_http_request_duration_secon
 
 // --- queue (`orc run --queue`, `orc worker`) ------------------------------------------------
 
-/// Histogram: time from a coordinator's publish of a step to a worker taking it.
+/// Histogram: time from a step being ready on its coordinator to a worker taking it (the
+/// hand-out's record in the store and the publish included).
 pub const QUEUE_CLAIM_SECONDS: &str = "orc_queue_claim_seconds";
 /// Counter: steps a worker took that had been delivered before (their worker died or went
 /// silent past `AckWait`).
@@ -249,7 +250,7 @@ pub const ALL: &[Metric] = &[
     metric(HTTP_REQUEST_DURATION_SECONDS, Histogram, Unit::Seconds, &[ROUTE],
         "Time from an HTTP request's arrival to its response."),
     metric(QUEUE_CLAIM_SECONDS, Histogram, Unit::Seconds, &[],
-        "Time from a coordinator's publish of a step to a worker taking it."),
+        "Time from a step being ready on its coordinator to a worker taking it."),
     metric(QUEUE_REDELIVERIES_TOTAL, Counter, Unit::Count, &[],
         "Steps a worker took that had been delivered before."),
     metric(WORKER_RUNNING_STEPS, Gauge, Unit::Count, &[],

@@ -162,13 +162,13 @@ async fn handle(shared: &Shared, delivery: Delivery) {
     };
     let (run, step, attempt) = (&message.run_id, &message.task.step_id, message.attempt);
     let n = delivery.delivered();
-    tracing::debug!(run = %run, step = %step, attempt, delivery = n, "worker: step taken");
+    let waited = (now_us() - message.ready_us).max(0) as f64 / 1e6;
+    tracing::debug!(run = %run, step = %step, attempt, delivery = n, claim_ms = waited * 1e3, "worker: step taken");
     if n > 1 {
         tracing::warn!(run = %run, step = %step, attempt, "worker: step delivered again (delivery {n})");
         metrics::counter!(orc_telemetry::names::QUEUE_REDELIVERIES_TOTAL).increment(1);
     }
-    metrics::histogram!(orc_telemetry::names::QUEUE_CLAIM_SECONDS)
-        .record((now_us() - message.sent_us).max(0) as f64 / 1e6);
+    metrics::histogram!(orc_telemetry::names::QUEUE_CLAIM_SECONDS).record(waited);
     let work = process(shared, &message);
     tokio::pin!(work);
     let mut beat = tokio::time::interval(shared.heartbeat.max(Duration::from_millis(100)));
