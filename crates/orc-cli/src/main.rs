@@ -8,6 +8,7 @@ mod metrics_cmd;
 mod models_cmd;
 mod plan_cmd;
 mod progress;
+mod queue_args;
 mod report_cmd;
 mod resume;
 mod run;
@@ -16,6 +17,7 @@ mod serve_cmd;
 mod telemetry;
 mod tools_cmd;
 mod validate;
+mod worker_cmd;
 
 use std::path::PathBuf;
 
@@ -102,6 +104,8 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Serve the runs API, run event streams and an OpenAI-compatible gateway over HTTP.
     Serve(serve_cmd::ServeArgs),
+    /// Run the steps that `orc run --queue` coordinators hand to a NATS JetStream pool.
+    Worker(worker_cmd::WorkerArgs),
     /// Load-test `orc serve` (or an in-process runtime) as a scenario file describes.
     Loadtest(loadtest_cmd::LoadtestArgs),
     /// Past runs: list, show, prune.
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::main(&cli.global, &args),
         Command::Resume(args) => resume::main(&cli.global, &args),
         Command::Serve(args) => serve_cmd::main(&cli.global, &args),
+        Command::Worker(args) => worker_cmd::main(&cli.global, &args),
         Command::Loadtest(args) => loadtest_cmd::main(&cli.global, &args),
         Command::Runs(args) => runs_cmd::main(&cli.global, &args),
         Command::Models(args) => models_cmd::main(&cli.global, &args),

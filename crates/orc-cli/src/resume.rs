@@ -20,6 +20,8 @@ pub(crate) struct ResumeArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
+    queue: crate::queue_args::QueueArgs,
+    #[command(flatten)]
     watch: crate::telemetry::WatchArgs,
 }
 
@@ -28,7 +30,11 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
     let (config, _) = Config::load(global.config.as_deref())?;
     let tokio = orc_runtime::tokio_runtime(&config)?;
     crate::telemetry::install_recorder(&args.watch)?;
-    let runtime = tokio.block_on(RuntimeOptions::new(config, global.state.as_deref()).build())?;
+    let runtime = tokio.block_on(
+        args.queue
+            .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .build(),
+    )?;
     let watch = crate::run::Watch::start(&tokio, global, &args.watch)?;
     let options = ResumeOptions {
         force: args.force,

@@ -32,6 +32,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "USD")]
     budget: Option<f64>,
     #[command(flatten)]
+    queue: crate::queue_args::QueueArgs,
+    #[command(flatten)]
     watch: crate::telemetry::WatchArgs,
 }
 
@@ -111,7 +113,11 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     }
     let tokio = orc_runtime::tokio_runtime(&config)?;
     crate::telemetry::install_recorder(&args.watch)?;
-    let runtime = tokio.block_on(RuntimeOptions::new(config, global.state.as_deref()).build())?;
+    let runtime = tokio.block_on(
+        args.queue
+            .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .build(),
+    )?;
     let watch = Watch::start(&tokio, global, &args.watch)?;
     let options = StartOptions {
         run_id: args.run_id.clone(),

@@ -17,6 +17,8 @@ pub(crate) struct ServeArgs {
     /// picks a free port; the address is printed on stderr.
     #[arg(long, value_name = "ADDR")]
     bind: Option<SocketAddr>,
+    #[command(flatten)]
+    queue: crate::queue_args::QueueArgs,
 }
 
 #[allow(clippy::print_stderr)]
@@ -39,7 +41,11 @@ pub(crate) fn main(global: &Global, args: &ServeArgs) -> anyhow::Result<u8> {
     let tokio = orc_runtime::tokio_runtime(&config)?;
     // `/metrics` is always served: the recorder goes in before the caches are built.
     orc_telemetry::Exporter::global().map_err(|e| UserError(format!("metrics: {e}")))?;
-    let runtime = tokio.block_on(RuntimeOptions::new(config, global.state.as_deref()).build())?;
+    let runtime = tokio.block_on(
+        args.queue
+            .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .build(),
+    )?;
     tokio.block_on(async {
         let listener = tokio::net::TcpListener::bind(bind)
             .await

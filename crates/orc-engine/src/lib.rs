@@ -16,6 +16,7 @@ mod events;
 mod models;
 mod node_id;
 mod recovery;
+mod remote;
 mod resources;
 mod result;
 mod scheduler;
@@ -26,6 +27,7 @@ mod tools;
 
 pub use dry_run::{PlannedCall, plan_models};
 pub use events::{Event, Observer};
+pub use remote::{Dispatch, StepOutcome, StepRunner, StepTask, TaskMismatch};
 pub use resources::{MemoryLimit, Resources};
 pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
 pub use scheduler::{

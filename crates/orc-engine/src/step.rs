@@ -93,6 +93,28 @@ pub(crate) struct Done {
     pub(crate) location: Option<String>,
 }
 
+impl Done {
+    /// A step's end with nothing done: no call, no action, an empty success.
+    pub(crate) fn blank(node: NodeId, started_at: SystemTime, duration: Duration) -> Done {
+        Done {
+            node,
+            action: String::new(),
+            envelope: Envelope::ok(Value::Null),
+            error_type: None,
+            attempts: 0,
+            retries: 0,
+            model_attempts: None,
+            timed_out: false,
+            started_at,
+            duration,
+            model: None,
+            cached: false,
+            handled: None,
+            location: None,
+        }
+    }
+}
+
 /// Runs a step: its attempts, then the check of its declared output, then, when it failed,
 /// its error handlers (which may make more attempts, give a fallback value or name a handler
 /// step).
@@ -228,20 +250,12 @@ async fn attempts(job: &Job, templates: &Arc<TemplateSet>, backoff: Backoff) -> 
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let done = |action: String, envelope: Envelope, error_type, retries, timed_out| Done {
-        node: job.node,
         action,
         envelope,
         error_type,
-        attempts: 0,
         retries,
-        model_attempts: None,
         timed_out,
-        started_at,
-        duration: clock.elapsed(),
-        model: None,
-        cached: false,
-        handled: None,
-        location: None,
+        ..Done::blank(job.node, started_at, clock.elapsed())
     };
     let action = match render(&job.action, templates, &job.scope) {
         Ok(Value::String(a)) => a,

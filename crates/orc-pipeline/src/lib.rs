@@ -35,8 +35,8 @@ pub use graph::{ancestors, descendants, jumped_over, topo_order};
 pub use input_type::{INPUT_TYPES, InputType};
 pub use plan::{
     Action, Condition, DeclaredOutput, ERROR_BINDINGS, ExprId, ForEach, Handler, Input, InputRules,
-    LogLevel, ModelChoice, ModelRequirements, OnFailure, OutputSpec, Param, Plan, Recovery,
-    RetryBackoff, Step, StepKind, TemplateId, Then, While,
+    LOCAL_POOL, LogLevel, ModelChoice, ModelRequirements, OnFailure, OutputSpec, Param, Plan,
+    Recovery, RetryBackoff, Step, StepKind, TemplateId, Then, While, is_pool_name,
 };
 pub use yaml::{Key, Kind, Node, Pos, SyntaxError, parse};
 

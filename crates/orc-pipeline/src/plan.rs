@@ -144,6 +144,10 @@ pub struct Step {
     /// The output it declares (`produces`, `location`).
     #[serde(default)]
     pub output: Option<Box<DeclaredOutput>>,
+    /// The worker pool it runs on when the run has a queue (`pool:`); `local` keeps it on the
+    /// coordinator; `None` is the run's pool.
+    #[serde(default)]
+    pub pool: Option<String>,
     /// Whether it is another step's handler (`handler_task_id`): it runs only when that step
     /// failed, with `error` bound.
     #[serde(default)]
@@ -273,6 +277,18 @@ pub enum Param {
     List(Vec<Param>),
     /// A mapping with templates inside.
     Map(Vec<(String, Param)>),
+}
+
+/// The pool name that keeps a step on the run's coordinator (`pool: local`).
+pub const LOCAL_POOL: &str = "local";
+
+/// Whether `name` can name a worker pool: 1 to 64 ASCII letters, digits, `-` and `_` (it is a
+/// token of a NATS subject and part of a stream's name).
+pub fn is_pool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl Step {

@@ -40,12 +40,15 @@ pub enum Error {
     /// The state store failed.
     #[error("state store: {0}")]
     Store(String),
+    /// The queue (NATS JetStream) failed or cannot be reached.
+    #[error("{0}")]
+    Queue(String),
 }
 
 impl Error {
     /// Whether the caller can fix it (a refusal), rather than the store failing.
     pub fn is_caller_error(&self) -> bool {
-        !matches!(self, Error::Store(_))
+        !matches!(self, Error::Store(_) | Error::Queue(_))
     }
 }
 

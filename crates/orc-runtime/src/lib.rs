@@ -1,4 +1,4 @@
-//! The run lifecycle as a library: every front end (`orc run`, `orc serve`, later `orc worker`)
+//! The run lifecycle as a library: every front end (`orc run`, `orc serve`, `orc worker`)
 //! starts, resumes, follows and queries runs through one [`Runtime`], so nothing a run does
 //! differs between them.
 //!
@@ -24,6 +24,7 @@ mod model_pick;
 pub mod models;
 pub mod observe;
 pub mod plans;
+mod queue;
 pub mod report;
 mod requests;
 mod runtime;
@@ -32,7 +33,8 @@ pub mod subpipes;
 
 pub use error::Error;
 pub use live::{Outcome, RunEvent};
+pub use queue::{Completion, StepMessage};
 pub use runtime::{
-    ResumeOptions, Resumed, RunHandle, Runtime, RuntimeOptions, Source, StartOptions,
+    ResumeOptions, Resumed, RunHandle, Runtime, RuntimeOptions, Source, StartOptions, WorkerReport,
     tokio_runtime, validate,
 };

@@ -26,6 +26,9 @@ use crate::subpipes::{self, Nesting};
 use crate::{models, observe, state};
 
 mod subruns;
+mod worker;
+
+pub use worker::WorkerReport;
 
 /// What a runtime is built from.
 #[derive(Debug, Clone)]
@@ -36,6 +39,9 @@ pub struct RuntimeOptions {
     pub state_url: String,
     /// Where posted pipelines' texts are kept (`<data_dir>/pipelines/<hash>.yaml`).
     pub data_dir: PathBuf,
+    /// The queue runs hand their steps to (`--queue`, `queue.url`); `None` runs every step
+    /// in this process.
+    pub queue: Option<orc_queue::QueueOptions>,
 }
 
 impl RuntimeOptions {
@@ -46,7 +52,20 @@ impl RuntimeOptions {
             config,
             state_url,
             data_dir: crate::dirs::data_dir(),
+            queue: None,
         }
+    }
+
+    /// Hands runs' steps to the queue at `url` (else the config's `queue.url`), pool `pool`
+    /// (else the config's `queue.pool`); without either URL, runs execute every step here.
+    pub fn with_queue(mut self, url: Option<&str>, pool: Option<&str>) -> Self {
+        let q = &self.config.queue;
+        self.queue = url.or(q.url.as_deref()).map(|url| orc_queue::QueueOptions {
+            ack_wait: Duration::try_from_secs_f64(q.ack_wait).unwrap_or(Duration::from_secs(30)),
+            max_deliver: i64::from(q.max_deliver),
+            ..orc_queue::QueueOptions::new(url, pool.unwrap_or(&q.pool))
+        });
+        self
     }
 
     /// Opens (and migrates) the state store and builds the gateway and caches. Call it after
@@ -56,7 +75,23 @@ impl RuntimeOptions {
             config,
             state_url,
             data_dir,
+            queue,
         } = self;
+        if queue.is_some() && !is_postgres(&state_url) {
+            return Err(Error::Refused(format!(
+                "a queue needs the state store every machine shares: PostgreSQL (`--state postgres://…` or `state.url`), not {}",
+                orc_state::redact_url(&state_url)
+            )));
+        }
+        let queue = match queue {
+            Some(options) => Some(
+                options
+                    .build()
+                    .await
+                    .map_err(|e| Error::Queue(e.to_string()))?,
+            ),
+            None => None,
+        };
         let store = state::open(&state_url, &config).await?;
         let step_cache = models::step_cache(&config)?;
         let compiles = Arc::new(Lookups::default());
@@ -90,6 +125,7 @@ impl RuntimeOptions {
                 step_cache,
                 lease,
                 data_dir,
+                queue,
                 compiled: moka::sync::Cache::new(COMPILED_KEPT),
                 compiles,
                 kept: moka::sync::Cache::new(COMPILED_KEPT),
@@ -118,6 +154,8 @@ struct Inner {
     step_cache: Option<orc_cache::Cache>,
     lease: Duration,
     data_dir: PathBuf,
+    /// Where runs hand their steps, when they do not run them all here.
+    queue: Option<orc_queue::Queue>,
     /// Pipelines compiled by this process, by the hash of their text.
     compiled: moka::sync::Cache<[u8; 32], Arc<Loaded>>,
     /// Lookups of the compile cache: a hit when a pipeline compiled before (here, or in the
@@ -675,9 +713,28 @@ impl Runtime {
         let held = x.held;
         let compiled = x.compiled;
         let (runtime, task_live) = (self.clone(), Arc::clone(&live));
+        let mut options = options;
+        let run_id = x.run_id.clone();
         self.inner.tasks.spawn(
             async move {
-                let mut result = orc_engine::run(compiled, options).await;
+                let mut ready = Ok(());
+                if let Some(queue) = runtime.inner.queue.clone() {
+                    let dispatch = crate::queue::RunDispatch::start(
+                        queue,
+                        runtime.inner.store.clone(),
+                        &run_id,
+                        &compiled,
+                    )
+                    .await;
+                    match dispatch {
+                        Ok(d) => options.dispatch = Some(Arc::new(d)),
+                        Err(e) => ready = Err(orc_engine::Error::Dispatch(e)),
+                    }
+                }
+                let mut result = match ready {
+                    Ok(()) => orc_engine::run(compiled, options).await,
+                    Err(e) => Err(e),
+                };
                 let recorded = match &mut result {
                     Ok(r) => held.finish(r).await,
                     Err(e) => held.fail(&e.to_string()).await,
@@ -938,6 +995,11 @@ fn resources(
             })),
         }),
     }
+}
+
+/// Whether a state store URL names PostgreSQL.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The tokio runtime runs execute on, as `performance.parallel_execution` describes.

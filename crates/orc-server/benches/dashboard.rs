@@ -64,6 +64,7 @@ fn dashboard(c: &mut Criterion) {
             config: Config::default(),
             state_url: format!("sqlite://{}", dir.path().join("state.db").display()),
             data_dir: dir.path().join("data"),
+            queue: None,
         }
         .build()
         .await

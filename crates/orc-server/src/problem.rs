@@ -98,6 +98,7 @@ impl From<orc_runtime::Error> for Problem {
                 format!("state store: {m}"),
             )
             .retry_after(1),
+            E::Queue(m) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "queue", m).retry_after(1),
         }
     }
 }

@@ -50,6 +50,7 @@ impl Api {
             config,
             state_url: format!("sqlite://{}", dir.path().join("state.db").display()),
             data_dir: dir.path().join("data"),
+            queue: None,
         }
         .build()
         .await

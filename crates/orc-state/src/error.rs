@@ -133,6 +133,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The operation needs another backend than this store's.
+    #[error("state store {url}: {operation} needs {needs}")]
+    Unsupported {
+        /// The store's URL, password redacted.
+        url: String,
+        /// The operation, e.g. `dispatch_step`.
+        operation: &'static str,
+        /// What it needs.
+        needs: &'static str,
+    },
     /// The SQLite file's directory could not be created.
     #[error("state store: cannot create {path}: {source}", path = path.display())]
     Io {

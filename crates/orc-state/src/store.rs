@@ -22,8 +22,8 @@ use crate::sqlite::{SqliteStore, absolute};
 use crate::stats::{self, CacheCounts, CacheLookups, RequestStats, SeriesPoint};
 use crate::url::{Target, redact_url, target};
 use crate::{
-    CallSource, Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, NewPipeline, NewRun,
-    Pipeline, PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
+    CallSource, Checkpoint, Claim, Dispatched, Error, Lease, LeaseOwner, ModelMetric, NewPipeline,
+    NewRun, Pipeline, PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
 };
 
 /// Longest namespace accepted.
@@ -454,6 +454,82 @@ impl Store {
             dispatch!(self.renew(run_id, fence, duration))
         })
         .await
+    }
+
+    /// Hands step `step_id` of the run out to a worker (`orc run --queue`): returns the attempt
+    /// the worker must store its result under, and, when a worker already stored the result of
+    /// the current attempt (the run's earlier coordinator died before writing the step's
+    /// checkpoint), that result instead, so the step is not run again. An unfinished earlier
+    /// attempt is superseded: its worker can no longer store a result. PostgreSQL only: the
+    /// other backends fail with [`Error::Unsupported`].
+    pub async fn dispatch_step(&self, run_id: &str, step_id: &str) -> Result<Dispatched> {
+        let (attempt, outcome) = self
+            .timed("dispatch_step", async {
+                match &self.inner.backend {
+                    Backend::Postgres(b) => b.dispatch_step(run_id, step_id).await,
+                    Backend::Sqlite(_) | Backend::Redis(_) => {
+                        Err(self.unsupported("dispatch_step"))
+                    }
+                }
+            })
+            .await?;
+        let outcome = match outcome {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+                url: self.inner.described.clone(),
+                what: format!("the worker's result of step {step_id} of run {run_id}"),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(Dispatched { attempt, outcome })
+    }
+
+    /// Whether attempt `attempt` of a dispatched step is still the current one and has no
+    /// result yet: what a worker asks before it runs the step (a step delivered again after its
+    /// result was stored is not run again). PostgreSQL only, like [`Store::dispatch_step`].
+    pub async fn dispatch_current(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        attempt: u32,
+    ) -> Result<bool> {
+        self.timed("dispatch_current", async {
+            match &self.inner.backend {
+                Backend::Postgres(b) => b.dispatch_current(run_id, step_id, attempt).await,
+                Backend::Sqlite(_) | Backend::Redis(_) => Err(self.unsupported("dispatch_current")),
+            }
+        })
+        .await
+    }
+
+    /// Stores a worker's result of attempt `attempt` of a dispatched step, once: `false` (and
+    /// nothing written) when that attempt was superseded or its result is already stored.
+    /// PostgreSQL only, like [`Store::dispatch_step`].
+    pub async fn finish_dispatched(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        attempt: u32,
+        outcome: &Value,
+    ) -> Result<bool> {
+        let text = outcome.to_string();
+        self.timed("finish_dispatched", async {
+            match &self.inner.backend {
+                Backend::Postgres(b) => b.finish_dispatched(run_id, step_id, attempt, &text).await,
+                Backend::Sqlite(_) | Backend::Redis(_) => {
+                    Err(self.unsupported("finish_dispatched"))
+                }
+            }
+        })
+        .await
+    }
+
+    fn unsupported(&self, operation: &'static str) -> Error {
+        Error::Unsupported {
+            url: self.inner.described.clone(),
+            operation,
+            needs: "a PostgreSQL store (`--state postgres://…`), which every machine of the run shares",
+        }
     }
 
     /// Gives up `owner`'s lease on the run; does nothing when `owner` does not hold it.

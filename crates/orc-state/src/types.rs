@@ -159,6 +159,15 @@ pub struct Lease {
     pub generation: i64,
 }
 
+/// What [`Store::dispatch_step`](crate::Store::dispatch_step) found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    /// The attempt a worker stores its result under (from 1).
+    pub attempt: u32,
+    /// The result a worker already stored for the step, when one did.
+    pub outcome: Option<Value>,
+}
+
 /// What [`Store::claim`](crate::Store::claim) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

@@ -129,6 +129,17 @@ pub const HTTP_REQUESTS_TOTAL: &str = "orc_http_requests_total";
 /// Histogram {route}: time from a request's arrival to its response's headers.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "orc_http_request_duration_seconds";
 
+// --- queue (`orc run --queue`, `orc worker`) ------------------------------------------------
+
+/// Histogram: time from a step being ready on its coordinator to a worker taking it (the
+/// hand-out's record in the store and the publish included).
+pub const QUEUE_CLAIM_SECONDS: &str = "orc_queue_claim_seconds";
+/// Counter: steps a worker took that had been delivered before (their worker died or went
+/// silent past `AckWait`).
+pub const QUEUE_REDELIVERIES_TOTAL: &str = "orc_queue_redeliveries_total";
+/// Gauge: steps this worker runs now.
+pub const WORKER_RUNNING_STEPS: &str = "orc_worker_running_steps";
+
 // --- process ---------------------------------------------------------------------------------
 
 /// Gauge: resident memory of the orc process, in bytes.
@@ -238,6 +249,12 @@ pub const ALL: &[Metric] = &[
         "HTTP requests orc serve answered, by route and status."),
     metric(HTTP_REQUEST_DURATION_SECONDS, Histogram, Unit::Seconds, &[ROUTE],
         "Time from an HTTP request's arrival to its response."),
+    metric(QUEUE_CLAIM_SECONDS, Histogram, Unit::Seconds, &[],
+        "Time from a step being ready on its coordinator to a worker taking it."),
+    metric(QUEUE_REDELIVERIES_TOTAL, Counter, Unit::Count, &[],
+        "Steps a worker took that had been delivered before."),
+    metric(WORKER_RUNNING_STEPS, Gauge, Unit::Count, &[],
+        "Steps this worker runs now."),
     metric(PROCESS_RESIDENT_MEMORY_BYTES, Gauge, Unit::Bytes, &[],
         "Resident memory of the orc process."),
     metric(PROCESS_CPU_SECONDS_TOTAL, Gauge, Unit::Seconds, &[],

@@ -29,3 +29,4 @@ mod support;
 mod telemetry;
 mod tools;
 mod usability;
+mod workers;

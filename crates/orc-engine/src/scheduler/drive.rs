@@ -14,6 +14,7 @@ use super::report::blank_record;
 use super::state::Run;
 use crate::events::Event;
 use crate::models;
+use crate::remote;
 use crate::result::{StepRecord, StepStatus};
 use crate::step::{self, Done, Job, ModelJob};
 use crate::tools::Envelope;
@@ -237,15 +238,32 @@ impl Run<'_> {
                         step = %self.nodes[i].id,
                         tool = a.tool.as_deref().unwrap_or("")
                     );
-                    self.tasks.spawn(
-                        step::run(
-                            job,
-                            Arc::clone(self.templates),
-                            Arc::clone(self.exprs),
-                            self.opts.backoff,
-                        )
-                        .instrument(span),
-                    );
+                    let remote = self
+                        .opts
+                        .dispatch
+                        .as_ref()
+                        .filter(|_| remote::eligible(step, a, self.nodes[i].error.is_some()));
+                    if let Some(dispatch) = remote {
+                        let task = remote::task(
+                            &job,
+                            &self.nodes[i].path,
+                            step.pool.as_deref(),
+                            self.templates,
+                        );
+                        self.tasks.spawn(
+                            remote::run_remote(Arc::clone(dispatch), task, i).instrument(span),
+                        );
+                    } else {
+                        self.tasks.spawn(
+                            step::run(
+                                job,
+                                Arc::clone(self.templates),
+                                Arc::clone(self.exprs),
+                                self.opts.backoff,
+                            )
+                            .instrument(span),
+                        );
+                    }
                 }
                 StepKind::ForEach(f) => self.expand_for_each(i, step, f),
                 StepKind::While(_) => {

@@ -6,6 +6,9 @@ pub enum Error {
     /// The scheduler's task ended abnormally.
     #[error("the run's scheduler stopped: {0}")]
     Aborted(String),
+    /// The run's steps cannot be handed to workers (the queue refused the run's plan).
+    #[error("the run's steps cannot be handed to workers: {0}")]
+    Dispatch(String),
     /// A model step's model cannot be used (unknown name, unset key, nothing eligible).
     #[error("{0}")]
     Models(String),

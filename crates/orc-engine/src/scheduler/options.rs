@@ -45,6 +45,10 @@ pub struct Options {
     /// Runs the sub-pipelines of `pipeline-executor` steps (the runtime gives one); without
     /// it those steps fail.
     pub sub_runner: Option<Arc<dyn crate::tools::SubRunner>>,
+    /// Where action steps go instead of running here (`orc run --queue`: workers on other
+    /// machines); `None` runs every step in this process. Steps that need this process (model
+    /// steps, `cache: true`, error handlers, sub-pipelines, `pool: local`) run here anyway.
+    pub dispatch: Option<Arc<dyn crate::remote::Dispatch>>,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             step_cache: None,
             resources: Resources::default(),
             sub_runner: None,
+            dispatch: None,
         }
     }
 }

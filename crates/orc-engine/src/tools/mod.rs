@@ -24,6 +24,7 @@ mod subrun;
 mod tool;
 
 pub(crate) use bind::{Bindings, Callee, SubRuns};
+pub(crate) use pipeline::NAME as PIPELINE_TOOL;
 pub(crate) use process::within_step_timeout;
 pub use subrun::{SubRequest, SubRun, SubRunner, SubSource};
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod graphs;
+mod remote;
 mod scheduler;
 mod timing;
 

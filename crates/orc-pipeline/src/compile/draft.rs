@@ -52,6 +52,9 @@ pub(super) struct Draft {
     /// `cache: false` opts a model step out of the response cache; `cache: true` lets a
     /// tool step reuse the result of an identical earlier call (the step-result cache).
     pub(super) cache: Option<bool>,
+    /// `pool:` the worker pool the step runs on when the run has a queue (`local`: the
+    /// coordinator itself).
+    pub(super) pool: Option<String>,
     /// `on_error`, `error_handlers`, `retry`, `retry_config`, `produces`, `location`.
     pub(super) recovery: DraftRecovery,
 }
@@ -125,6 +128,7 @@ const STEP_KEYS: &[&str] = &[
     "timeout",
     "max_retries",
     "cache",
+    "pool",
     "for_each",
     "foreach",
     "parallel",
@@ -767,6 +771,7 @@ impl<'a> Drafter<'a> {
             .or(recovery.retries);
 
         let cache = node.get("cache").and_then(|n| r.boolean(n, "cache"));
+        let pool = node.get("pool").and_then(|n| Self::pool(&mut r, n));
         let choice = model::step_choice(&mut r, node, self.catalog);
         let single = single::Form::of(node);
         let for_each = match (node.get("for_each"), node.get("foreach")) {
@@ -825,12 +830,27 @@ impl<'a> Drafter<'a> {
             max_retries,
             model,
             cache,
+            pool,
             recovery,
         };
         Some(match single {
             Some(form) => self.wrap(&mut r, form, node, draft),
             None => draft,
         })
+    }
+
+    /// `pool: NAME`: letters, digits, `-` and `_`, at most 64 (it names a NATS subject).
+    fn pool(r: &mut Reader<'_>, n: &Node) -> Option<String> {
+        let name = r.string(n, "pool")?;
+        if crate::plan::is_pool_name(&name) {
+            return Some(name);
+        }
+        r.report(
+            Diagnostic::new(Code::E014, n.pos, format!("`pool: {name}` is not a pool name"))
+                .field("pool")
+                .hint("a pool name is 1 to 64 letters, digits, `-` and `_`; `local` keeps the step on the coordinator"),
+        );
+        None
     }
 
     /// Keeps a step's model choice where it means something, and says so where it does not.

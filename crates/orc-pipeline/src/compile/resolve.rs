@@ -377,6 +377,7 @@ impl Resolver<'_> {
                 timeout: d.timeout,
                 max_retries: d.max_retries.unwrap_or(0),
                 cache: d.cache,
+                pool: d.pool.clone(),
                 model: d.model.clone(),
                 pos: d.pos,
                 recovery: None,

@@ -23,6 +23,36 @@ pub struct Config {
     pub performance: Performance,
     /// `orc serve`: where it listens, its limits and its tokens.
     pub server: ServerSettings,
+    /// Runs across machines: the NATS JetStream queue and pool (`orc run --queue`, `orc worker`).
+    pub queue: QueueSettings,
+}
+
+/// The `queue:` section: where a run's coordinator sends its steps and `orc worker` takes them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// The NATS server (`nats://127.0.0.1:4222`); unset, runs execute every step themselves.
+    /// `--queue` overrides it.
+    pub url: Option<String>,
+    /// The worker pool steps go to (default `default`); `--pool` overrides it.
+    pub pool: String,
+    /// Seconds a delivered step may go without a sign of life from its worker before another
+    /// worker gets it (default 30; workers send one every third of it). Fixed when a pool is
+    /// first used.
+    pub ack_wait: f64,
+    /// Most deliveries of one step (default 5).
+    pub max_deliver: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            url: None,
+            pool: "default".to_owned(),
+            ack_wait: 30.0,
+            max_deliver: 5,
+        }
+    }
 }
 
 /// The `server:` section (`orc serve`).
@@ -338,6 +368,29 @@ impl Config {
             issues.push(issue(
                 "state.lease_seconds".to_owned(),
                 format!("must be a number of seconds from {MIN_LEASE} to {MAX_LEASE}"),
+            ));
+        }
+        let queue = &self.queue;
+        if !orc_pipeline::is_pool_name(&queue.pool) {
+            issues.push(issue(
+                "queue.pool".to_owned(),
+                format!(
+                    "`{}` is not a pool name: 1 to 64 letters, digits, `-` and `_`",
+                    queue.pool
+                ),
+            ));
+        }
+        if !(queue.ack_wait.is_finite() && queue.ack_wait >= 1.0 && queue.ack_wait <= 31_536_000.0)
+        {
+            issues.push(issue(
+                "queue.ack_wait".to_owned(),
+                "must be a number of seconds from 1 to 31536000".to_owned(),
+            ));
+        }
+        if queue.max_deliver == 0 {
+            issues.push(issue(
+                "queue.max_deliver".to_owned(),
+                "must be at least 1".to_owned(),
             ));
         }
         let server = &self.server;

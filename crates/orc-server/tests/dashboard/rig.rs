@@ -76,6 +76,7 @@ pub(crate) async fn runtime(dir: &Path, config: Config) -> Runtime {
         config,
         state_url: format!("sqlite://{}", dir.join("state.db").display()),
         data_dir: dir.join("data"),
+        queue: None,
     }
     .build()
     .await

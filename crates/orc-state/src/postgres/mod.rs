@@ -89,6 +89,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/0007_cache_lookups.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            8,
+            "dispatched steps".into(),
+            MigrationType::Simple,
+            include_str!("migrations/0008_dispatched_steps.sql").into_sql_str(),
+            false,
+        ),
     ]);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
@@ -655,6 +662,75 @@ impl PgStore {
             return Err(self.refused(run_id, "renew").await);
         }
         Ok(())
+    }
+
+    pub(crate) async fn dispatch_step(
+        &self,
+        run_id: &str,
+        step_id: &str,
+    ) -> Result<(u32, Option<String>)> {
+        // One statement: a new row is attempt 1; an unfinished one goes to the next attempt (the
+        // earlier attempt's worker can no longer store its result); a finished one is left as it
+        // is and its outcome handed back.
+        let row: Option<(i32, Option<String>)> = sqlx::query_as(
+            "INSERT INTO dispatched_steps AS d (run_id, step_id, attempt)
+             SELECT $1, $2, 1 WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = $1)
+             ON CONFLICT (run_id, step_id) DO UPDATE
+                 SET attempt = CASE WHEN d.finished_at IS NULL THEN d.attempt + 1 ELSE d.attempt END,
+                     dispatched_at = CASE WHEN d.finished_at IS NULL THEN now() ELSE d.dispatched_at END
+             RETURNING attempt, outcome",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("dispatch_step"))?;
+        let Some((attempt, outcome)) = row else {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        };
+        Ok((u32::try_from(attempt).unwrap_or(1), outcome))
+    }
+
+    pub(crate) async fn dispatch_current(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        attempt: u32,
+    ) -> Result<bool> {
+        let current: Option<(bool,)> = sqlx::query_as(
+            "SELECT attempt = $3 AND finished_at IS NULL FROM dispatched_steps
+             WHERE run_id = $1 AND step_id = $2",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .bind(i64::from(attempt))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("dispatch_current"))?;
+        Ok(current.is_some_and(|(c,)| c))
+    }
+
+    pub(crate) async fn finish_dispatched(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        attempt: u32,
+        outcome: &str,
+    ) -> Result<bool> {
+        let stored = sqlx::query(
+            "UPDATE dispatched_steps SET finished_at = now(), outcome = $4
+             WHERE run_id = $1 AND step_id = $2 AND attempt = $3 AND finished_at IS NULL",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .bind(i64::from(attempt))
+        .bind(outcome)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("finish_dispatched"))?;
+        Ok(stored.rows_affected() == 1)
     }
 
     pub(crate) async fn release(&self, run_id: &str, owner: &str) -> Result<()> {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod conformance;
+mod dispatched;
 mod errors;
 mod pipelines;
 mod postgres;

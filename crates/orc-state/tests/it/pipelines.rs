@@ -326,8 +326,18 @@ pub(crate) async fn invalid_ids_are_refused(h: &Harness) {
 /// The newest schema version each backend knows.
 fn latest(kind: Kind) -> i64 {
     match kind {
-        Kind::Sqlite | Kind::Postgres => 7,
+        Kind::Sqlite => 7,
+        // Migration 8: the steps handed to workers (`orc run --queue`), PostgreSQL only.
+        Kind::Postgres => 8,
         Kind::Redis => 5,
+    }
+}
+
+/// The schema version before the registry.
+fn before_registry(kind: Kind) -> i64 {
+    match kind {
+        Kind::Sqlite | Kind::Postgres => 3,
+        Kind::Redis => 2,
     }
 }
 
@@ -476,13 +486,9 @@ pub(crate) async fn a_store_of_the_previous_schema_gains_the_registry(h: &Harnes
     h.store.create_run(&new_run("r1", "p", 1)).await.unwrap();
     h.store.put_pipeline(&pipeline("gone", 1)).await.unwrap();
     set_schema(h, None).await;
-    // The schema before the registry; the request metrics, their rollups and (SQL) the cache
-    // lookups came after it.
-    let before_registry = match h.kind {
-        Kind::Sqlite | Kind::Postgres => 3,
-        Kind::Redis => 2,
-    };
-    assert_eq!(schema_version(h).await, before_registry);
+    // The schema before the registry; the request metrics, their rollups, (SQL) the cache
+    // lookups and (PostgreSQL) the dispatched steps came after it.
+    assert_eq!(schema_version(h).await, before_registry(h.kind));
 
     let store: Store = h.reopen(options(None)).await.unwrap();
     assert_eq!(schema_version(h).await, latest(h.kind));

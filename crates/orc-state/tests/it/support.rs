@@ -387,7 +387,8 @@ pub(crate) const ROLLUP_TABLES: [&str; 4] = [
     "cache_minutes",
 ];
 
-/// Statements that take migration 6's and 7's tables out of a SQL store.
+/// Statements that take migration 6's and 7's tables out of a SQL store, and those of the
+/// migrations after them (PostgreSQL's 8).
 pub(crate) fn drop_rollup_tables() -> sqlx::RawSql {
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop_rollups()))
 }
@@ -403,6 +404,7 @@ fn drop_rollups() -> String {
     ROLLUP_TABLES
         .iter()
         .map(|table| format!("DROP TABLE {table};"))
+        .chain(["DROP TABLE IF EXISTS dispatched_steps;".to_owned()])
         .collect()
 }
 

@@ -333,6 +333,8 @@ impl Drafter<'_> {
             max_retries: None,
             model: None,
             cache: None,
+            // Where it runs belongs to each item's call.
+            pool: None,
             // `on_error` handlers, retries and declared outputs stay with the action: each
             // item's call fails, retries and falls back on its own.
             recovery: DraftRecovery::default(),
