@@ -43,6 +43,7 @@ async fn forward(State(up): State<Upstream>, body: Bytes) -> Response {
 }
 
 #[tokio::main]
+#[allow(clippy::print_stderr)] // the one line a benchmark waits for
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(bind), Some(upstream)) = (args.next(), args.next()) else {
