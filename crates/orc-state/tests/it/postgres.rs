@@ -40,7 +40,7 @@ async fn the_schema_is_indexed_and_the_url_redacted() {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    assert_eq!(ours, 10);
+    assert_eq!(ours, 11);
 
     // A password in the URL never shows (trust auth ignores it).
     let with_password = postgres_url().replacen("postgres@", "postgres:s3cret@", 1);
