@@ -6,7 +6,7 @@ use crate::params::{Params, describe, invalid, lookup, missing, object_value, pa
 use crate::stream::{self, CsvFile, Stop};
 use crate::value::{
     Row, Table, as_f64, canonical_into, canonical_list_into, check_fields, compare, f64_value,
-    table_value, unknown_field,
+    unknown_field,
 };
 use crate::{Limits, ToolFailure};
 use csv::StringRecord;
@@ -523,5 +523,5 @@ pub(crate) fn run(params: &Params, limits: &Limits) -> Result<Value, ToolFailure
         Err(Stop::InMemory) => aggregate_step(&load_table(params)?, params, "")?,
     };
     let groups = rows.len();
-    Ok(json!({ "data": table_value(rows), "groups": groups }))
+    Ok(json!({ "data": crate::convert::table_output(params, rows)?, "groups": groups }))
 }

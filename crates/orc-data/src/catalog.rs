@@ -128,11 +128,20 @@ const FILTER: &[ParamDecl] = &[
     ),
 ];
 
+/// `output_format` of the actions that give a table.
+const TABLE_OUTPUT: ParamDecl = param(
+    "output_format",
+    "string",
+    Some("\"json\""),
+    "How `data` is given: json (a list of records) or csv (CSV text).",
+);
+
 const AGGREGATE: &[ParamDecl] = &[
     DATA,
     INPUT_DATA,
     FORMAT,
     INPUT_FORMAT,
+    TABLE_OUTPUT,
     param(
         "group_by",
         "any",
@@ -152,11 +161,12 @@ const TRANSFORM: &[ParamDecl] = &[
     INPUT_DATA,
     FORMAT,
     INPUT_FORMAT,
+    TABLE_OUTPUT,
     param(
         "operations",
         "list",
         None,
-        "Steps applied in order, each {type: filter|aggregate|select|drop|rename|sort|limit|compute, ...}.",
+        "Steps applied in order, each {type: filter|aggregate|select|drop|rename|sort|limit|compute|deduplicate|cast|fill_missing|calculate, ...}.",
     ),
     param(
         "operation",
@@ -166,7 +176,54 @@ const TRANSFORM: &[ParamDecl] = &[
     ),
 ];
 
-const PROFILE: &[ParamDecl] = &[DATA, INPUT_DATA, FORMAT, INPUT_FORMAT];
+const PROFILE: &[ParamDecl] = &[
+    DATA,
+    INPUT_DATA,
+    FORMAT,
+    INPUT_FORMAT,
+    param(
+        "profiling_options",
+        "list",
+        None,
+        "Extra sections: missing_values, data_types, statistical_summary, outlier_detection, duplicate_detection.",
+    ),
+];
+
+const PIVOT: &[ParamDecl] = &[
+    DATA,
+    INPUT_DATA,
+    FORMAT,
+    INPUT_FORMAT,
+    TABLE_OUTPUT,
+    required(
+        "index",
+        "any",
+        "A column or a list of them: one row per distinct value.",
+    ),
+    param(
+        "columns",
+        "any",
+        None,
+        "A column or a list of them: one output column per distinct value (none: one per `values` column).",
+    ),
+    required(
+        "values",
+        "any",
+        "A column or a list of them, aggregated in each cell.",
+    ),
+    param(
+        "aggfunc",
+        "string",
+        Some("\"sum\""),
+        "How a cell's values combine: count sum mean avg min max first last count_distinct.",
+    ),
+    param(
+        "fill_value",
+        "any",
+        Some("0"),
+        "The value of a cell no row falls in.",
+    ),
+];
 
 const CLEAN: &[ParamDecl] = &[
     DATA,
@@ -326,7 +383,7 @@ pub const ACTIONS: &[ActionDecl] = &[
     ActionDecl {
         tool: "data-processing",
         action: "transform",
-        description: "Applies a list of steps (filter, aggregate, select, drop, rename, sort, limit, compute) in order.",
+        description: "Applies a list of steps (filter, aggregate, select, drop, rename, sort, limit, compute, deduplicate, cast, fill_missing, calculate) in order.",
         params: TRANSFORM,
         one_of: &[DATA_GROUP, &["operations", "operation"]],
     },
@@ -335,6 +392,13 @@ pub const ACTIONS: &[ActionDecl] = &[
         action: "profile",
         description: "Describes each column: type, nulls, distinct values, min, max, mean.",
         params: PROFILE,
+        one_of: &[DATA_GROUP],
+    },
+    ActionDecl {
+        tool: "data-processing",
+        action: "pivot",
+        description: "Reshapes rows into a table of index values by column values, each cell an aggregate.",
+        params: PIVOT,
         one_of: &[DATA_GROUP],
     },
     ActionDecl {
@@ -488,6 +552,10 @@ mod tests {
                 json!({"data": data, "operations": [{"type": "limit", "n": 1}]}),
             ),
             ("profile", json!({"data": data})),
+            (
+                "pivot",
+                json!({"data": data, "index": "region", "values": "amount"}),
+            ),
             ("clean", json!({"data": data})),
             ("merge", json!({"datasets": [data, data]})),
             (

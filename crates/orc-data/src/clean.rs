@@ -51,12 +51,24 @@ fn outlier_bounds(table: &Table) -> Vec<(String, f64, f64)> {
         }
         let mut xs: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
         xs.sort_by(f64::total_cmp);
-        let q1 = quantile(&xs, 0.25);
-        let q3 = quantile(&xs, 0.75);
-        let iqr = q3 - q1;
-        out.push((col, q1 - 1.5 * iqr, q3 + 1.5 * iqr));
+        let (low, high) = iqr_bounds(&xs);
+        out.push((col, low, high));
     }
     out
+}
+
+/// The bounds outside which a value is an outlier: 1.5×IQR below the first quartile and
+/// above the third; `xs` sorted, non-empty.
+pub(crate) fn iqr_bounds(xs: &[f64]) -> (f64, f64) {
+    let q1 = quantile(xs, 0.25);
+    let q3 = quantile(xs, 0.75);
+    let iqr = q3 - q1;
+    (q1 - 1.5 * iqr, q3 + 1.5 * iqr)
+}
+
+/// The median of sorted, non-empty values.
+pub(crate) fn median(xs: &[f64]) -> f64 {
+    quantile(xs, 0.5)
 }
 
 fn fill(table: &mut Table, fill_value: &Value, cols: &[String]) -> usize {

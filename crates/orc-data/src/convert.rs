@@ -32,17 +32,32 @@ pub(crate) fn to_csv(table: &Table) -> String {
     String::from_utf8(bytes).unwrap_or_default()
 }
 
-/// The `convert` action.
-pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
-    let (key, target) =
-        lookup(params, &["output_format"]).ok_or_else(|| missing("output_format"))?;
-    let target = str_value(target, key)?.trim().to_ascii_lowercase();
+/// An `output_format` parameter's word: `json` or `csv`.
+fn format_word(key: &str, v: &Value) -> Result<String, ToolFailure> {
+    let target = str_value(v, key)?.trim().to_ascii_lowercase();
     if target != "json" && target != "csv" {
         return Err(invalid(
             key,
             format!("unsupported format `{target}` (expected json or csv)"),
         ));
     }
+    Ok(target)
+}
+
+/// The rows an action gives (`aggregate`, `transform`, `pivot`), in its `output_format`:
+/// `json` (the default) keeps them as a list of records, `csv` writes them as CSV text.
+pub(crate) fn table_output(params: &Params, table: Table) -> Result<Value, ToolFailure> {
+    match lookup(params, &["output_format"]) {
+        Some((key, v)) if format_word(key, v)? == "csv" => Ok(Value::String(to_csv(&table))),
+        _ => Ok(table_value(table)),
+    }
+}
+
+/// The `convert` action.
+pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
+    let (key, target) =
+        lookup(params, &["output_format"]).ok_or_else(|| missing("output_format"))?;
+    let target = format_word(key, target)?;
     let loaded = load_data(params)?;
     let table = to_table(loaded.value, &loaded.name)?;
     let text = if target == "csv" {

@@ -69,9 +69,24 @@
 //!   `compute {field, expression | value}` where the expression is arithmetic
 //!   (`+ - * / %`, parentheses, numbers, field names, `` `quoted field` ``);
 //!   a null operand or division by zero gives `null`.
-//! * `profile {data}` → `{"rows": n, "columns": c, "column_profiles": {name:
+//!   py-orc's steps too: `deduplicate {columns?, keep: first|last}`,
+//!   `cast {columns: {name: integer|float|string|boolean|date|datetime}}` (a value
+//!   that does not convert is an error), `fill_missing {strategy: {name: value}}`,
+//!   `calculate {expressions: {name: arithmetic | DATE_FORMAT(field, '%Y-%m')}}` and
+//!   `filter {condition: "status != 'cancelled'"}` (comparisons joined by `and`).
+//! * `aggregate`, `transform` and `pivot` take `output_format: json|csv`: their
+//!   `data` is the rows, or the rows as CSV text.
+//! * `pivot {data, index, columns?, values, aggfunc = sum, fill_value = 0}` →
+//!   `{"data": [row per index value], "rows": n, "columns": [names]}`: a column per
+//!   value of `columns` (`<value>_<values column>` with several `values`), each cell
+//!   `aggfunc` (an `aggregate` op) of its rows, `fill_value` where none.
+//! * `profile {data, profiling_options?}` → `{"rows": n, "columns": c, "column_profiles": {name:
 //!   {"type", "non_null", "nulls", "distinct", "min"?, "max"?, "mean"?}}}`; type is
-//!   `integer number string boolean array object null mixed`.
+//!   `integer number string boolean array object null mixed`. `profiling_options`
+//!   (py-orc's) adds `missing_count`/`missing_percentage` (`missing_values`),
+//!   `median`/`std_dev` (`statistical_summary`), `outlier_count`/`outlier_percentage`
+//!   (`outlier_detection`, 1.5×IQR) per column and `duplicate_rows`/`duplicate_percentage`
+//!   (`duplicate_detection`); `data_types` is the `type` always given.
 //! * `clean {data, remove_duplicates = true, handle_missing = none|drop|fill,
 //!   fill_value, remove_outliers = false}` → `{"data", "count", "removed":
 //!   {"duplicates", "missing", "outliers"}, "filled"}`. `fill_value` may be a map
@@ -110,8 +125,10 @@ mod infer;
 mod input;
 mod merge;
 mod params;
+mod pivot;
 mod profile;
 mod quality;
+mod reshape;
 mod stream;
 mod transform;
 mod validate;
@@ -130,6 +147,7 @@ pub const DATA_PROCESSING_ACTIONS: &[&str] = &[
     "aggregate",
     "transform",
     "profile",
+    "pivot",
     "clean",
     "merge",
 ];
@@ -255,6 +273,7 @@ pub fn data_processing_with(
         "aggregate" => aggregate::run(params, limits),
         "transform" => transform::run(params),
         "profile" => profile::run(params),
+        "pivot" => pivot::run(params),
         "clean" => clean::run(params),
         "merge" => merge::run(params),
         _ => Err(ToolFailure::unknown_action(

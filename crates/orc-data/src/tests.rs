@@ -41,13 +41,13 @@ fn records(csv: &str) -> Value {
 fn unknown_actions_are_failures() {
     assert_eq!(
         dp_err("pivotx", json!({})),
-        "unknown action `pivotx` for data-processing (expected one of: convert, filter, aggregate, transform, profile, clean, merge)"
+        "unknown action `pivotx` for data-processing (expected one of: convert, filter, aggregate, transform, profile, pivot, clean, merge)"
     );
     assert_eq!(
         val("check", json!({})).unwrap_err().to_string(),
         "unknown action `check` for validation (expected one of: validate, infer_schema, quality_check)"
     );
-    assert_eq!(DATA_PROCESSING_ACTIONS.len(), 7);
+    assert_eq!(DATA_PROCESSING_ACTIONS.len(), 8);
     assert_eq!(
         VALIDATION_ACTIONS,
         &["validate", "infer_schema", "quality_check"]
@@ -817,7 +817,7 @@ fn transform_failures() {
     );
     assert_eq!(
         t(json!([{"type": "limit", "n": 1}, {"type": "pivot"}])),
-        "invalid parameter `operations[1].type`: unknown step type `pivot` (expected one of: filter, aggregate, select, drop, rename, sort, limit, compute)"
+        "invalid parameter `operations[1].type`: unknown step type `pivot` (expected one of: filter, aggregate, select, drop, rename, sort, limit, compute, deduplicate, cast, fill_missing, calculate)"
     );
     assert_eq!(
         t(json!([{"type": "filter"}])),
@@ -1300,4 +1300,133 @@ fn odd_inputs_never_panic() {
             let _ = validation(action, &params);
         }
     }
+}
+
+// ---------- py-orc's pivot, transform steps, output_format, profiling_options ----------
+
+#[test]
+fn pivot_makes_a_column_per_value_and_fills_the_gaps() {
+    let data = json!([
+        {"p": "x", "s": "a", "q": 1, "r": 2},
+        {"p": "y", "s": "b", "q": 3, "r": 4},
+        {"p": "x", "s": "a", "q": 5, "r": 6},
+    ]);
+    let out = dp(
+        "pivot",
+        json!({"data": data, "index": "p", "columns": ["s"], "values": ["q"], "fill_value": -1}),
+    )
+    .unwrap();
+    assert_eq!(
+        out["data"],
+        json!([{"p": "x", "a": 6, "b": -1}, {"p": "y", "a": -1, "b": 3}])
+    );
+    assert_eq!(out["columns"], json!(["a", "b"]));
+    let out = dp(
+        "pivot",
+        json!({"data": data, "index": "p", "columns": "s", "values": ["q", "r"], "aggfunc": "mean", "output_format": "csv"}),
+    )
+    .unwrap();
+    assert_eq!(
+        out["data"],
+        "p,a_q,a_r,b_q,b_r\nx,3.0,4.0,0,0\ny,0,0,3.0,4.0\n"
+    );
+    let out = dp("pivot", json!({"data": data, "index": "p", "values": "q"})).unwrap();
+    assert_eq!(out["data"], json!([{"p": "x", "q": 6}, {"p": "y", "q": 3}]));
+    assert!(dp_err("pivot", json!({"data": data, "values": "q"})).contains("`index`"));
+    assert!(
+        dp_err("pivot", json!({"data": data, "index": "p", "values": "s"})).contains("aggfunc")
+    );
+    assert!(
+        dp_err(
+            "pivot",
+            json!({"data": data, "index": "p", "values": "q", "aggfunc": "median"})
+        )
+        .contains("unknown operation `median`")
+    );
+}
+
+#[test]
+fn py_orc_transform_steps() {
+    let data = json!([
+        {"id": 1, "n": "2", "d": "2024-05-01", "s": "ok"},
+        {"id": 1, "n": "3", "d": "2024-05-02", "s": "ok"},
+        {"id": 2, "n": null, "d": "2024-06-30", "s": ""},
+    ]);
+    let run = |ops: Value| dp("transform", json!({"data": data, "operations": ops}));
+    let last = run(json!([{"type": "deduplicate", "columns": ["id"], "keep": "last"}])).unwrap();
+    assert_eq!(last["data"][0]["n"], "3");
+    assert_eq!(last["count"], 2);
+    let cast =
+        run(json!([{"type": "cast", "columns": {"n": "integer", "d": "date", "id": "string"}}]))
+            .unwrap();
+    assert_eq!(
+        cast["data"][0],
+        json!({"id": "1", "n": 2, "d": "2024-05-01", "s": "ok"})
+    );
+    assert_eq!(cast["data"][2]["n"], Value::Null, "null stays null");
+    let err = run(json!([{"type": "cast", "columns": {"s": "integer"}}])).unwrap_err();
+    assert!(err.to_string().contains("row 0: cannot convert"), "{err}");
+    let filled = run(json!([{"type": "fill_missing", "strategy": {"n": 0, "s": "new"}}])).unwrap();
+    assert_eq!(filled["data"][2]["n"], 0);
+    assert_eq!(filled["data"][2]["s"], "new");
+    let calc = run(json!([
+        {"type": "cast", "columns": {"n": "float"}},
+        {"type": "calculate", "expressions": {"twice": "n * 2", "month": "DATE_FORMAT(d, '%Y/%m')"}},
+        {"type": "filter", "condition": "month != '2024/06' and twice >= 5"},
+    ]))
+    .unwrap();
+    assert_eq!(
+        calc["data"],
+        json!([{"id": 1, "n": 3.0, "d": "2024-05-02", "s": "ok", "twice": 6.0, "month": "2024/05"}])
+    );
+    let err = run(json!([{"type": "filter", "condition": "s ~ 'x'"}])).unwrap_err();
+    assert!(err.to_string().contains("operations[0].condition"), "{err}");
+    let err = run(json!([{"type": "calculate", "expressions": {"x": "nope + 1"}}])).unwrap_err();
+    assert!(err.to_string().contains("unknown field `nope`"), "{err}");
+}
+
+#[test]
+fn profiling_options_add_their_sections() {
+    let data = json!([
+        {"a": 1, "b": "x"}, {"a": 2, "b": null}, {"a": 3, "b": "x"}, {"a": 50, "b": "y"}, {"a": 1, "b": "x"},
+    ]);
+    let plain = dp("profile", json!({"data": data})).unwrap();
+    assert!(plain.get("duplicate_rows").is_none());
+    assert!(plain["column_profiles"]["a"].get("median").is_none());
+    let out = dp(
+        "profile",
+        json!({"data": data, "profiling_options": ["missing_values", "statistical_summary", "outlier_detection", "duplicate_detection"]}),
+    )
+    .unwrap();
+    assert_eq!(out["duplicate_rows"], 1);
+    assert_eq!(out["duplicate_percentage"], 20.0);
+    assert_eq!(out["column_profiles"]["b"]["missing_count"], 1);
+    assert_eq!(out["column_profiles"]["b"]["missing_percentage"], 20.0);
+    assert_eq!(out["column_profiles"]["a"]["median"], 2.0);
+    assert_eq!(out["column_profiles"]["a"]["outlier_count"], 1);
+    assert!(out["column_profiles"]["a"]["std_dev"].as_f64().unwrap() > 20.0);
+    assert!(
+        dp_err(
+            "profile",
+            json!({"data": data, "profiling_options": ["everything"]})
+        )
+        .contains("unknown option `everything`")
+    );
+}
+
+#[test]
+fn output_format_csv_gives_text() {
+    let out = dp(
+        "aggregate",
+        json!({"data": sales(), "group_by": "region", "aggregations": {"n": "count"}, "output_format": "csv"}),
+    )
+    .unwrap();
+    assert_eq!(out["data"], "region,n\nwest,2\neast,1\nnorth,1\n");
+    assert!(
+        dp_err(
+            "transform",
+            json!({"data": sales(), "operations": [], "output_format": "xml"})
+        )
+        .contains("unsupported format `xml`")
+    );
 }

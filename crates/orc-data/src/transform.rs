@@ -6,11 +6,12 @@ use crate::params::{
     Params, array_value, describe, invalid, lookup, missing, object_value, opt_bool, path,
     string_list, usize_value,
 };
-use crate::value::{Row, Table, check_fields, sort_cmp, table_value};
+use crate::reshape;
+use crate::value::{Row, Table, check_fields, sort_cmp};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 
-const STEP_TYPES: &str = "filter, aggregate, select, drop, rename, sort, limit, compute";
+const STEP_TYPES: &str = "filter, aggregate, select, drop, rename, sort, limit, compute, deduplicate, cast, fill_missing, calculate";
 
 /// The `transform` action. Its steps are `operations`, or, as py-orc's tool read them,
 /// `operation.transformations` (or `operation.operations`).
@@ -43,7 +44,8 @@ pub(crate) fn run(params: &Params) -> Result<Value, ToolFailure> {
         table = apply(table, kind, &step, &at)?;
     }
     let count = table.len();
-    Ok(json!({ "data": table_value(table), "count": count, "operations": ops.len() }))
+    let data = crate::convert::table_output(params, table)?;
+    Ok(json!({ "data": data, "count": count, "operations": ops.len() }))
 }
 
 fn required<'a>(step: &'a Params, at: &str, key: &'static str) -> Result<&'a Value, ToolFailure> {
@@ -54,8 +56,8 @@ fn required<'a>(step: &'a Params, at: &str, key: &'static str) -> Result<&'a Val
 
 fn apply(table: Table, kind: &str, step: &Params, at: &str) -> Result<Table, ToolFailure> {
     match kind {
-        "filter" => match py_orc_filter(step) {
-            Some(criteria) => crate::criteria::filter_table(table, &criteria, &path(at, "field")),
+        "filter" => match py_orc_filter(step, at)? {
+            Some((criteria, name)) => crate::criteria::filter_table(table, &criteria, &name),
             None => crate::criteria::filter_table(
                 table,
                 required(step, at, "criteria")?,
@@ -108,6 +110,10 @@ fn apply(table: Table, kind: &str, step: &Params, at: &str) -> Result<Table, Too
             Ok(table)
         }
         "compute" => compute(table, step, at),
+        "deduplicate" | "dedupe" | "drop_duplicates" => reshape::deduplicate(table, step, at),
+        "cast" => reshape::cast(table, step, at),
+        "fill_missing" | "fillna" => reshape::fill_missing(table, step, at),
+        "calculate" => reshape::calculate(table, step, at),
         other => Err(invalid(
             path(at, "type"),
             format!("unknown step type `{other}` (expected one of: {STEP_TYPES})"),
@@ -115,15 +121,23 @@ fn apply(table: Table, kind: &str, step: &Params, at: &str) -> Result<Table, Too
     }
 }
 
-/// py-orc's filter step, `{type: filter, field: F, value: V}` (the rows whose `F` equals
-/// `V`), as criteria; `None` for orc's own form.
-fn py_orc_filter(step: &Params) -> Option<Value> {
+/// py-orc's filter steps, `{type: filter, field: F, value: V}` (the rows whose `F` equals
+/// `V`) and `{type: filter, condition: "F != 'x'"}`, as criteria with the parameter they came
+/// from; `None` for orc's own form.
+fn py_orc_filter(step: &Params, at: &str) -> Result<Option<(Value, String)>, ToolFailure> {
     if step.contains_key("criteria") {
-        return None;
+        return Ok(None);
     }
-    let field = step.get("field")?.as_str()?;
+    if let Some((key, condition)) = lookup(step, &["condition"]) {
+        let name = path(at, key);
+        let text = crate::params::str_value(condition, &name)?;
+        return Ok(Some((reshape::condition_criteria(text, &name)?, name)));
+    }
+    let Some(field) = step.get("field").and_then(Value::as_str) else {
+        return Ok(None);
+    };
     let value = step.get("value").cloned().unwrap_or(Value::Null);
-    Some(json!({ field: value }))
+    Ok(Some((json!({ field: value }), path(at, "field"))))
 }
 
 /// py-orc's aggregate step, `{type: aggregate, operation: sum, field: F}` (the operation

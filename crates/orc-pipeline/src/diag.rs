@@ -69,6 +69,8 @@ pub enum Code {
     W101,
     /// A key orc reads but ignores, or a setting that has no effect where it is.
     W102,
+    /// A key written twice in one mapping: the later value is used, as py-orc's parser did.
+    W103,
     /// A dependency inferred from a template only.
     I201,
     /// An AUTO tag a model answers, not asked yet (`orc validate` without `--resolve`).
@@ -83,7 +85,7 @@ impl Code {
     /// The severity that goes with the code.
     pub fn severity(self) -> Severity {
         match self {
-            Code::W101 | Code::W102 => Severity::Warning,
+            Code::W101 | Code::W102 | Code::W103 => Severity::Warning,
             Code::I201 | Code::I202 | Code::I203 | Code::I204 => Severity::Info,
             _ => Severity::Error,
         }
@@ -116,6 +118,7 @@ impl Code {
             Code::E022 => "unknown-parameter",
             Code::W101 => "inert-template",
             Code::W102 => "ignored-setting",
+            Code::W103 => "duplicate-key",
             Code::I201 => "implicit-dependency",
             Code::I202 => "auto-needs-model",
             Code::I203 => "auto-model-picked",

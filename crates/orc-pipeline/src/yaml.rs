@@ -148,6 +148,30 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     Builder::default().run(text)
 }
 
+/// A key written twice in one mapping, which [`parse_lenient`] let through: the later value
+/// replaced the earlier one, as PyYAML (py-orc's parser) did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Duplicate {
+    /// The key.
+    pub name: String,
+    /// Where it was first written.
+    pub first: Pos,
+    /// Where it was written again (this value is kept).
+    pub again: Pos,
+}
+
+/// Parses like [`parse`], except that a key repeated in one mapping is not an error: the later
+/// value wins and each repetition is returned, for the caller to warn about.
+pub(crate) fn parse_lenient(text: &str) -> Result<(Node, Vec<Duplicate>), SyntaxError> {
+    check_depth(text)?;
+    let mut builder = Builder {
+        lenient: true,
+        ..Builder::default()
+    };
+    let node = builder.build(text)?;
+    Ok((node, builder.duplicates))
+}
+
 /// The most values that aliases may expand to, so an alias bomb cannot exhaust memory.
 const MAX_ALIAS_NODES: usize = 1_000_000;
 
@@ -169,6 +193,10 @@ struct Builder {
     alias: Size,
     root: Option<Node>,
     documents: usize,
+    /// Whether a repeated key replaces the earlier value (recorded in `duplicates`) instead of
+    /// being an error.
+    lenient: bool,
+    duplicates: Vec<Duplicate>,
 }
 
 enum Frame {
@@ -203,6 +231,10 @@ fn error(message: impl Into<String>, pos: Pos) -> SyntaxError {
 
 impl Builder {
     fn run(mut self, text: &str) -> Result<Node, SyntaxError> {
+        self.build(text)
+    }
+
+    fn build(&mut self, text: &str) -> Result<Node, SyntaxError> {
         use granit_parser::Event;
         for event in granit_parser::Parser::new_from_str(text) {
             let (event, span) = event.map_err(|e| error(e.info(), pos_of(e.marker())))?;
@@ -303,7 +335,7 @@ impl Builder {
                 _ => {}
             }
         }
-        Ok(self.root.unwrap_or(Node {
+        Ok(self.root.take().unwrap_or(Node {
             kind: Kind::Null,
             pos: Pos { line: 1, col: 1 },
         }))
@@ -334,14 +366,21 @@ impl Builder {
                             return Err(error("a mapping key must be a scalar", node.pos));
                         }
                     };
-                    if name != "<<"
-                        && !merged.contains(&name)
-                        && entries.iter().any(|(k, _)| k.name == name)
-                    {
-                        return Err(error(
-                            format!("duplicate mapping key `{name}` is not allowed here"),
-                            node.pos,
-                        ));
+                    let earlier = (name != "<<" && !merged.contains(&name))
+                        .then(|| entries.iter().find(|(k, _)| k.name == name))
+                        .flatten();
+                    if let Some((first, _)) = earlier {
+                        if !self.lenient {
+                            return Err(error(
+                                format!("duplicate mapping key `{name}` is not allowed here"),
+                                node.pos,
+                            ));
+                        }
+                        self.duplicates.push(Duplicate {
+                            name: name.clone(),
+                            first: first.pos,
+                            again: node.pos,
+                        });
                     }
                     *key = Some(Key {
                         name,
@@ -354,7 +393,11 @@ impl Builder {
                         merged.swap_remove(i);
                         entries.retain(|(e, _)| e.name != k.name);
                     }
-                    entries.push((k, node));
+                    match entries.iter_mut().find(|(e, _)| e.name == k.name) {
+                        // A repeated key (lenient parse only): the later value wins.
+                        Some(entry) => *entry = (k, node),
+                        None => entries.push((k, node)),
+                    }
                 }
             },
         }
@@ -561,6 +604,35 @@ mod tests {
         let doc = parse("n: 1\ny: no\n").unwrap();
         assert_eq!(doc.get("n").unwrap().kind, Kind::Int(1));
         assert_eq!(doc.get("y").unwrap().kind, Kind::Str("no".into()));
+    }
+
+    #[test]
+    fn a_repeated_key_is_an_error_or_the_later_value() {
+        let text = "a:\n  mode: CSV\n  x: 1\n  mode: LENIENT\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.message.contains("duplicate mapping key `mode`"),
+            "{err:?}"
+        );
+        assert_eq!(err.pos.line, 4);
+        let (doc, dups) = parse_lenient(text).unwrap();
+        let a = doc.get("a").unwrap();
+        assert_eq!(a.get("mode").unwrap().kind, Kind::Str("LENIENT".into()));
+        let Kind::Map(entries) = &a.kind else {
+            panic!("not a map")
+        };
+        assert_eq!(entries.len(), 2, "the key is kept once");
+        assert_eq!(
+            dups,
+            vec![Duplicate {
+                name: "mode".into(),
+                first: Pos { line: 2, col: 3 },
+                again: Pos { line: 4, col: 3 },
+            }]
+        );
+        // A key from a `<<` merge may still be set again without a warning.
+        let (_, dups) = parse_lenient("b: &b {k: 1}\nc:\n  <<: *b\n  k: 2\n").unwrap();
+        assert!(dups.is_empty());
     }
 
     #[test]

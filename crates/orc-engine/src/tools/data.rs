@@ -25,7 +25,7 @@ type Run = fn(&str, &Map<String, Value>, &orc_data::Limits) -> Result<Value, orc
 /// `data-processing`.
 pub(super) const DATA_PROCESSING: Data = Data {
     name: "data-processing",
-    description: "Converts, filters, aggregates, transforms, cleans and merges tables (CSV, JSON)",
+    description: "Converts, filters, aggregates, transforms, profiles, pivots, cleans and merges tables (CSV, JSON)",
     actions: orc_data::DATA_PROCESSING_ACTIONS,
     run: orc_data::data_processing_with,
 };

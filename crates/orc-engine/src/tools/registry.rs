@@ -221,7 +221,7 @@ mod tests {
             ("echo", "tool `echo` has no action `explode`"),
             (
                 "data-processing",
-                "unknown action `explode` for data-processing (expected one of: convert, filter, aggregate, transform, profile, clean, merge)",
+                "unknown action `explode` for data-processing (expected one of: convert, filter, aggregate, transform, profile, pivot, clean, merge)",
             ),
             (
                 "validation",

@@ -212,8 +212,8 @@ pub fn compile_with(
 ) -> Result<Compiled, Diagnostics> {
     let mut diags = Diagnostics::default();
     let protected = Protected::new(text, &mut diags);
-    let mut doc = match yaml::parse(&protected.text) {
-        Ok(doc) => doc,
+    let (mut doc, duplicates) = match yaml::parse_lenient(&protected.text) {
+        Ok(parsed) => parsed,
         Err(e) => {
             diags.push(
                 Diagnostic::new(
@@ -230,6 +230,20 @@ pub fn compile_with(
     // Where tags are malformed or got no answer (reported): the checks that follow would
     // only complain again about the tag text left there.
     let mut unanswered: Vec<Pos> = diags.0.iter().map(|d| d.pos).collect();
+    for d in duplicates {
+        diags.push(
+            Diagnostic::new(
+                Code::W103,
+                protected.original_pos(d.again),
+                format!(
+                    "key `{}` is written twice in one mapping (first at line {}): this later value is used",
+                    d.name,
+                    protected.original_pos(d.first).line
+                ),
+            )
+            .hint("remove one of the two; py-orc's parser also kept the later value"),
+        );
+    }
     if !protected.tags.is_empty() {
         protected.restore_tree(&mut doc);
         let mut answerer = auto::Answerer::new(&protected, resolver, &mut diags);

@@ -43,6 +43,7 @@ pub(crate) fn catalog_without_models() -> Catalog {
                 "aggregate",
                 "transform",
                 "profile",
+                "pivot",
                 "clean",
                 "merge",
             ],
