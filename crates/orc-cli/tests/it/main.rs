@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod confined;
 mod cost;
 mod examples;
 mod http_client;
