@@ -22,6 +22,7 @@ mod pyorc_lang;
 mod report;
 mod resume;
 mod retries;
+mod secrets;
 mod serve;
 mod signals;
 mod snapshots;
