@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use tower_service::Service;
 
-use crate::connect::BoxError;
+/// What a lookup fails with (the connector's error type).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Resolves names with the system's resolver; with `public_only`, keeps only the public
 /// addresses and refuses a name that has none.
