@@ -311,3 +311,32 @@ fn a_pathological_template_fails_its_step_not_the_service() {
     );
     assert_eq!((status, doc["status"].as_str()), (200, Some("completed")));
 }
+
+#[test]
+fn a_posted_pipeline_s_sub_pipelines_are_files_of_the_workspace() {
+    let sb = Sandbox::new();
+    let sub = "id: sub\nname: Sub\nsteps:\n  - id: hi\n    action: echo\n    parameters: { message: from the workspace }\noutputs:\n  said: \"{{ hi.result }}\"\n";
+    sb.file("home/workspace/subs/sub.yaml", sub);
+    let outside = sb.file("outside.yaml", sub);
+    let server = Server::start(&sb, &[], &[]);
+    let calling = |path: &str| {
+        format!(
+            "id: caller\nname: Caller\nsteps:\n  - id: call\n    tool: pipeline-executor\n    action: execute\n    parameters: {{ pipeline: \"{path}\" }}\noutputs:\n  said: \"{{{{ call.outputs.said }}}}\"\n"
+        )
+    };
+    let (status, doc) = post(&server, &calling("subs/sub.yaml"), json!({}));
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["outputs"]["said"], "from the workspace", "{doc}");
+    let shown = outside.display().to_string();
+    for path in [shown.as_str(), "../../outside.yaml"] {
+        let (status, body) = post(&server, &calling(path), json!({}));
+        assert_eq!(status, 422, "{path}: {body}");
+        let message = body["error"]["findings"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains(&format!("`{path}` is outside the workspace")),
+            "{path}: {body}"
+        );
+    }
+}
