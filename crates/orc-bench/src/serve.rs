@@ -56,10 +56,13 @@ impl Served {
             .await
             .map_err(io)?;
         let config = dir.join("orc.yaml");
+        // Posted pipelines are confined as by default, but may run commands: the followers'
+        // run sleeps in a terminal step.
         let text = format!(
             "models:\n  - {{ name: {model}, provider: openai, model: {model}, base_url: \"{provider}\", local: true }}\n\
              performance:\n  model_optimization:\n    connection_pool_size: 256\n  \
-             caching:\n    model_cache: {{ backend: memory, max_size: 100000 }}\n",
+             caching:\n    model_cache: {{ backend: memory, max_size: 100000 }}\n\
+             server:\n  sandbox: {{ allow_commands: true }}\n",
             model = crate::models::MODEL,
         );
         tokio::fs::write(&config, text).await.map_err(io)?;

@@ -33,6 +33,7 @@ pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
     let runtime = tokio.block_on(
         args.queue
             .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .confined_if_cli()?
             .build(),
     )?;
     let watch = crate::run::Watch::start(&tokio, global, &args.watch)?;

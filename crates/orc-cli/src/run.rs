@@ -116,6 +116,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let runtime = tokio.block_on(
         args.queue
             .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .confined_if_cli()?
             .build(),
     )?;
     let watch = Watch::start(&tokio, global, &args.watch)?;

@@ -44,6 +44,7 @@ pub(crate) fn main(global: &Global, args: &ServeArgs) -> anyhow::Result<u8> {
     let runtime = tokio.block_on(
         args.queue
             .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .confined()?
             .build(),
     )?;
     tokio.block_on(async {

@@ -19,6 +19,7 @@ mod recovery;
 mod remote;
 mod resources;
 mod result;
+mod sandbox;
 mod scheduler;
 mod scope;
 mod step;
@@ -30,6 +31,7 @@ pub use events::{Event, Observer};
 pub use remote::{Dispatch, StepOutcome, StepRunner, StepTask, TaskMismatch};
 pub use resources::{MemoryLimit, Resources};
 pub use result::{ChoiceRecord, RunResult, RunStatus, StepAttempts, StepRecord, StepStatus, Usage};
+pub use sandbox::Sandbox;
 pub use scheduler::{
     Error, Journal, Options, Result, execute, new_run_id, preflight, resolve_inputs, run,
 };

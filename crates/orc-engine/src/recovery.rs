@@ -261,6 +261,7 @@ pub(crate) async fn check_output(
     envelope: &mut Envelope,
     render: &(dyn Render + Sync),
     scope: &Arc<dyn Lookup>,
+    sandbox: Option<&crate::Sandbox>,
 ) -> Result<Option<String>, (String, &'static str)> {
     let Some(location) = &output.location else {
         return Ok(None);
@@ -271,13 +272,19 @@ pub(crate) async fn check_output(
         Err(e) => return Err((format!("`location`: {e}"), "TemplateError")),
     };
     let dir = path.ends_with('/');
-    let found = tokio::fs::metadata(&path)
-        .await
-        .is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() });
+    // A confined run looks in its workspace only.
+    let at = match sandbox.map(|s| s.resolve(&path)) {
+        None => Ok(std::path::PathBuf::from(&path)),
+        Some(resolved) => resolved,
+    };
     envelope.output_info = Some(json!({
         "location": path,
         "produces": output.produces,
     }));
+    let at = at.map_err(|e| (format!("step `{step}`: `location`: {e}"), "OutputMissing"))?;
+    let found = tokio::fs::metadata(&at)
+        .await
+        .is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() });
     if found {
         Ok(Some(path))
     } else {

@@ -118,17 +118,20 @@ pub(crate) struct ToolLimits {
     /// The gateway's client, so that `http-client` shares the model calls' pool; `None` when
     /// the run has no gateway (the tool then uses the process's own).
     pub(crate) http: Option<orc_models::HttpClient>,
+    /// The run's confinement, when its pipeline is untrusted.
+    pub(crate) sandbox: Option<Arc<crate::Sandbox>>,
 }
 
 impl ToolLimits {
     pub(crate) fn new(resources: &Resources) -> Arc<Self> {
-        ToolLimits::with_http(resources, None)
+        ToolLimits::of_run(resources, None, None)
     }
 
-    /// The limits of a run whose HTTP requests go through `http`.
-    pub(crate) fn with_http(
+    /// The limits of a run whose HTTP requests go through `http`, confined by `sandbox`.
+    pub(crate) fn of_run(
         resources: &Resources,
         http: Option<orc_models::HttpClient>,
+        sandbox: Option<Arc<crate::Sandbox>>,
     ) -> Arc<Self> {
         let slots = resources.cpu_slots.max(1);
         let mut data = orc_data::Limits::default();
@@ -144,6 +147,7 @@ impl ToolLimits {
             cpu: Semaphore::new(slots),
             data,
             http,
+            sandbox,
         })
     }
 }

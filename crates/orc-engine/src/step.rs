@@ -219,6 +219,7 @@ async fn check_output(job: &Job, templates: &TemplateSet, exprs: &ExprSet, done:
         &mut done.envelope,
         &Renderer(templates, exprs),
         &job.scope,
+        job.limits.sandbox.as_deref(),
     )
     .await
     {

@@ -30,6 +30,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
+use crate::public::{self, Resolver};
+
 /// What connecting can fail with; hyper reports it as the cause of a connect error.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -46,17 +48,22 @@ pub(crate) struct ConnectorOptions {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// Which destinations go through which proxy.
     pub(crate) proxies: Matcher,
+    /// Connect to public addresses only (no proxy then: orc could not check where it connects).
+    pub(crate) public_only: bool,
 }
 
 /// Opens capped connections; cheap to clone (clones share the slots).
 #[derive(Clone)]
 pub(crate) struct Connector {
-    tcp: HttpConnector,
+    tcp: HttpConnector<Resolver>,
     tls: Arc<rustls::ClientConfig>,
     proxies: Arc<Matcher>,
     slots: Arc<Slots>,
     /// Cancelled when the owning client is gone: connects still waiting for a slot give up.
     closed: CancellationToken,
+    /// Whether only public addresses may be reached (checked for addresses in URLs here, for
+    /// names by the resolver).
+    public_only: bool,
 }
 
 impl fmt::Debug for Connector {
@@ -96,7 +103,7 @@ impl Slots {
 impl Connector {
     /// A connector with `options`; `closed` is cancelled when its client is dropped.
     pub(crate) fn new(options: ConnectorOptions, closed: CancellationToken) -> Self {
-        let mut tcp = HttpConnector::new();
+        let mut tcp = HttpConnector::new_with_resolver(Resolver::new(options.public_only));
         // `https` URLs are handed to rustls after the TCP connection is open.
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -112,6 +119,7 @@ impl Connector {
                 hosts: Mutex::new(HashMap::new()),
             }),
             closed,
+            public_only: options.public_only,
         }
     }
 
@@ -126,6 +134,9 @@ impl Connector {
     }
 
     async fn connect(self, dst: Uri) -> Result<Capped, BoxError> {
+        if self.public_only {
+            public::check_literal(dst.host().unwrap_or_default())?;
+        }
         let slots = self.slots.of(&dst);
         let wait = self.slots.connect_timeout;
         let slot = tokio::select! {

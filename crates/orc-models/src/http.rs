@@ -24,6 +24,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::connect::{Connector, ConnectorOptions, UnsupportedProxy};
 use crate::error::{self, CallSite, Error, FailureKind, Result};
+use crate::public::NotPublic;
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
 
@@ -46,6 +47,12 @@ pub struct HttpOptions {
     pub pool_idle_timeout: Option<Duration>,
     /// TCP keep-alive probes on open connections, every this often; `None` for none.
     pub tcp_keepalive: Option<Duration>,
+    /// Connect to public addresses only: a URL whose host is, or resolves only to, a
+    /// loopback, private, link-local, unspecified or otherwise reserved address is refused
+    /// before any connection (every address a name resolves to is checked, and every redirect
+    /// connects anew). Proxies from the environment are not used then, since where a proxy
+    /// connects cannot be checked.
+    pub public_only: bool,
 }
 
 impl Default for HttpOptions {
@@ -56,6 +63,7 @@ impl Default for HttpOptions {
             connection_pool_size: 100,
             pool_idle_timeout: Some(Duration::from_secs(90)),
             tcp_keepalive: Some(Duration::from_secs(60)),
+            public_only: false,
         }
     }
 }
@@ -264,14 +272,15 @@ impl Transport {
 
     /// Sending failed, or no answer came: the connection could not be opened or broke.
     fn sending(e: &hyper_util::client::legacy::Error) -> Self {
-        let kind = if causes(e).any(|cause| cause.is::<UnsupportedProxy>()) {
-            FailureKind::InvalidRequest
-        } else if caused_by_timeout(e) {
-            FailureKind::Timeout
-        } else {
-            // Connect errors, and connections closed before an answer.
-            FailureKind::Connection
-        };
+        let kind =
+            if causes(e).any(|cause| cause.is::<UnsupportedProxy>() || cause.is::<NotPublic>()) {
+                FailureKind::InvalidRequest
+            } else if caused_by_timeout(e) {
+                FailureKind::Timeout
+            } else {
+                // Connect errors, and connections closed before an answer.
+                FailureKind::Connection
+            };
         Transport {
             kind,
             message: error::chain(e),
@@ -327,7 +336,12 @@ impl Http {
                 connect_timeout: options.connect_timeout,
                 tcp_keepalive: options.tcp_keepalive,
                 tls: options.tls()?,
-                proxies: Matcher::from_env(),
+                proxies: if options.public_only {
+                    Matcher::builder().build()
+                } else {
+                    Matcher::from_env()
+                },
+                public_only: options.public_only,
             },
             closed.clone(),
         );

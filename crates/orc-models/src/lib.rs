@@ -57,6 +57,7 @@ mod inflight;
 mod pricing;
 mod provider;
 mod provider_kind;
+mod public;
 mod registry;
 mod request;
 mod requests;

@@ -65,6 +65,8 @@ pub enum Code {
     E021,
     /// A step gives a parameter its tool's action does not take.
     E022,
+    /// A step uses a tool the service does not allow in the pipelines posted to it.
+    E023,
     /// A template in a field that is never rendered.
     W101,
     /// A key orc reads but ignores, or a setting that has no effect where it is.
@@ -116,6 +118,7 @@ impl Code {
             Code::E020 => "auto-syntax",
             Code::E021 => "auto-answer",
             Code::E022 => "unknown-parameter",
+            Code::E023 => "tool-not-allowed",
             Code::W101 => "inert-template",
             Code::W102 => "ignored-setting",
             Code::W103 => "duplicate-key",

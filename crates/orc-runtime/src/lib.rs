@@ -17,6 +17,7 @@
 //!   names (cycles, depth); the runner `pipeline-executor` steps call is the runtime's.
 
 pub mod config;
+mod confine;
 pub mod dirs;
 mod error;
 mod live;

@@ -23,7 +23,7 @@ use crate::requests::{
     COMPILE_CACHE, Counter, Lookups, Recorder, SAMPLE, STATUS_CACHE, STEP_CACHE,
 };
 use crate::subpipes::{self, Nesting};
-use crate::{models, observe, state};
+use crate::{confine, models, observe, state};
 
 mod subruns;
 mod worker;
@@ -42,6 +42,9 @@ pub struct RuntimeOptions {
     /// The queue runs hand their steps to (`--queue`, `queue.url`); `None` runs every step
     /// in this process.
     pub queue: Option<orc_queue::QueueOptions>,
+    /// The confinement of every run (`orc serve`'s untrusted pipelines: `server.sandbox`);
+    /// `None` runs pipelines with the process's own rights.
+    pub sandbox: Option<Arc<orc_engine::Sandbox>>,
 }
 
 impl RuntimeOptions {
@@ -53,6 +56,44 @@ impl RuntimeOptions {
             state_url,
             data_dir: crate::dirs::data_dir(),
             queue: None,
+            sandbox: None,
+        }
+    }
+
+    /// Confines every run as `server.sandbox` says (when it is `enabled`): files in its
+    /// workspace (default `<data dir>/workspace`, created), commands and private addresses
+    /// only when allowed. Fails when the workspace cannot be made.
+    pub fn confined(mut self) -> Result<Self, Error> {
+        let settings = &self.config.server.sandbox;
+        if !settings.enabled {
+            return Ok(self);
+        }
+        let workspace = settings
+            .workspace
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("workspace"));
+        let sandbox = orc_engine::Sandbox::new(
+            &workspace,
+            settings.allow_commands,
+            settings.allow_private_network,
+        )
+        .map_err(|e| {
+            Error::Config(crate::config::ConfigError(format!(
+                "server.sandbox.workspace: cannot use {}: {e}",
+                workspace.display()
+            )))
+        })?;
+        self.sandbox = Some(Arc::new(sandbox));
+        Ok(self)
+    }
+
+    /// [`RuntimeOptions::confined`] for the command line's runs: only when
+    /// `server.sandbox.confine_cli` asks for it.
+    pub fn confined_if_cli(self) -> Result<Self, Error> {
+        if self.config.server.sandbox.confine_cli {
+            self.confined()
+        } else {
+            Ok(self)
         }
     }
 
@@ -76,6 +117,7 @@ impl RuntimeOptions {
             state_url,
             data_dir,
             queue,
+            sandbox,
         } = self;
         if queue.is_some() && !is_postgres(&state_url) {
             return Err(Error::Refused(format!(
@@ -126,6 +168,7 @@ impl RuntimeOptions {
                 lease,
                 data_dir,
                 queue,
+                sandbox,
                 compiled: moka::sync::Cache::new(COMPILED_KEPT),
                 compiles,
                 kept: moka::sync::Cache::new(COMPILED_KEPT),
@@ -156,6 +199,8 @@ struct Inner {
     data_dir: PathBuf,
     /// Where runs hand their steps, when they do not run them all here.
     queue: Option<orc_queue::Queue>,
+    /// The confinement of every run, when pipelines are untrusted (`orc serve`).
+    sandbox: Option<Arc<orc_engine::Sandbox>>,
     /// Pipelines compiled by this process, by the hash of their text.
     compiled: moka::sync::Cache<[u8; 32], Arc<Loaded>>,
     /// Lookups of the compile cache: a hit when a pipeline compiled before (here, or in the
@@ -293,6 +338,11 @@ impl Runtime {
         &self.inner.config
     }
 
+    /// The confinement of its runs, if they are confined.
+    pub fn sandbox(&self) -> Option<&orc_engine::Sandbox> {
+        self.inner.sandbox.as_deref()
+    }
+
     /// The state store.
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -338,6 +388,7 @@ impl Runtime {
             self.inner.gateway.clone(),
             answering,
             at,
+            self.inner.sandbox.clone(),
         )
         .await?;
         self.inner.compiles.count(loaded.cache_hit);
@@ -381,7 +432,15 @@ impl Runtime {
             None => {
                 let at = source.file().map(Path::to_path_buf);
                 let loaded = Arc::new(
-                    compile(&source.name(), text, gateway, models::Answering::Ask, at).await?,
+                    compile(
+                        &source.name(),
+                        text,
+                        gateway,
+                        models::Answering::Ask,
+                        at,
+                        self.inner.sandbox.clone(),
+                    )
+                    .await?,
                 );
                 self.inner.compiles.count(loaded.cache_hit);
                 self.inner.compiled.insert(key, Arc::clone(&loaded));
@@ -416,6 +475,7 @@ impl Runtime {
                 self.inner.gateway.clone(),
                 models::Answering::Ask,
                 None,
+                self.inner.sandbox.clone(),
             )
             .await?,
         );
@@ -699,6 +759,7 @@ impl Runtime {
             step_cache: self.inner.step_cache.clone(),
             resume: Arc::new(x.resume),
             sub_runner: Some(Arc::new(sub_runner)),
+            sandbox: self.inner.sandbox.clone(),
             ..orc_engine::Options::default()
         };
         {
@@ -718,7 +779,14 @@ impl Runtime {
         self.inner.tasks.spawn(
             async move {
                 let mut ready = Ok(());
-                if let Some(queue) = runtime.inner.queue.clone() {
+                // A worker does not know this runtime's sandbox: confined runs keep their
+                // steps here.
+                if let Some(queue) = runtime
+                    .inner
+                    .queue
+                    .clone()
+                    .filter(|_| runtime.inner.sandbox.is_none())
+                {
                     let dispatch = crate::queue::RunDispatch::start(
                         queue,
                         runtime.inner.store.clone(),
@@ -880,13 +948,33 @@ async fn compile(
     gateway: Option<Gateway>,
     answering: models::Answering,
     at: Option<PathBuf>,
+    sandbox: Option<Arc<orc_engine::Sandbox>>,
 ) -> Result<Loaded, Error> {
     let file = file.to_owned();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let compile = |bytes: &[u8]| models::compile(bytes, gateway.as_ref(), &handle, answering);
+        // A confined runtime refuses the tools its sandbox has off, in sub-pipelines too.
+        let compile = |bytes: &[u8]| {
+            let loaded = models::compile(bytes, gateway.as_ref(), &handle, answering)?;
+            let refused = sandbox
+                .as_deref()
+                .map(|s| confine::check(&loaded.compiled.plan, s))
+                .unwrap_or_default();
+            if refused.has_errors() {
+                return Err(LoadError::Invalid {
+                    diags: refused,
+                    text: loaded.text,
+                });
+            }
+            Ok(loaded)
+        };
         let loaded = compile(&bytes)?;
-        let problems = subpipes::check(at.as_deref(), &loaded.compiled.plan, &compile);
+        let problems = subpipes::check(
+            at.as_deref(),
+            &loaded.compiled.plan,
+            &compile,
+            sandbox.as_deref(),
+        );
         if problems.has_errors() {
             return Err(LoadError::Invalid {
                 diags: problems,
@@ -927,7 +1015,15 @@ pub async fn validate(config: &Config, path: &Path, resolve: bool) -> Result<Loa
         models::Answering::Defer
     };
     let at = Some(path.to_path_buf());
-    compile(&path.display().to_string(), bytes, gateway, answering, at).await
+    compile(
+        &path.display().to_string(),
+        bytes,
+        gateway,
+        answering,
+        at,
+        None,
+    )
+    .await
 }
 
 /// Keeps a posted pipeline's text in the data directory, named by its hash, and returns its

@@ -51,10 +51,21 @@ pub(crate) fn child_id(parent: &str, step: &str) -> String {
 }
 
 /// The file a written sub-pipeline path names: an absolute path as it is; a relative one in
-/// the calling pipeline's directory, else in the working directory (where py-orc looked).
-pub(crate) fn resolve(base_dir: Option<&Path>, written: &str) -> Result<PathBuf, String> {
+/// the calling pipeline's directory, else in the working directory (where py-orc looked). In a
+/// confined run (`sandbox`), only a file in the workspace: relative paths are the workspace's.
+pub(crate) fn resolve(
+    base_dir: Option<&Path>,
+    written: &str,
+    sandbox: Option<&orc_engine::Sandbox>,
+) -> Result<PathBuf, String> {
     let path = Path::new(written);
-    let candidates: Vec<PathBuf> = if path.is_absolute() {
+    let candidates: Vec<PathBuf> = if let Some(sandbox) = sandbox {
+        vec![
+            sandbox
+                .resolve(written)
+                .map_err(|e| format!("sub-pipeline {e}"))?,
+        ]
+    } else if path.is_absolute() {
         vec![path.to_path_buf()]
     } else {
         base_dir
@@ -145,9 +156,15 @@ pub(crate) type CompileFn<'a> = dyn Fn(&[u8]) -> Result<Loaded, LoadError> + 'a;
 /// none calls one that is calling it (a cycle), and none nests deeper than [`MAX_DEPTH`].
 /// Each problem is a finding at the step of `plan` it starts from. `file` is the pipeline's
 /// own file, if it is one.
-pub(crate) fn check(file: Option<&Path>, plan: &Plan, compile: &CompileFn<'_>) -> Diagnostics {
+pub(crate) fn check(
+    file: Option<&Path>,
+    plan: &Plan,
+    compile: &CompileFn<'_>,
+    sandbox: Option<&orc_engine::Sandbox>,
+) -> Diagnostics {
     let mut walk = Walk {
         compile,
+        sandbox,
         stack: file
             .map(|f| (key(f), f.display().to_string()))
             .into_iter()
@@ -184,6 +201,8 @@ impl Problem {
 /// The depth-first walk over the sub-pipelines' files.
 struct Walk<'a, 'c> {
     compile: &'a CompileFn<'c>,
+    /// A confined run's sandbox: sub-pipeline files are the workspace's.
+    sandbox: Option<&'a orc_engine::Sandbox>,
     /// The files being walked, outermost first: (identity, as shown).
     stack: Vec<(PathBuf, String)>,
     /// Files already walked without a problem.
@@ -219,7 +238,7 @@ impl Walk<'_, '_> {
                 self.calls_of(&plan, base, depth)
             }
             orc_engine::SubSource::Path(written) => {
-                let path = resolve(base, written).map_err(problem)?;
+                let path = resolve(base, written, self.sandbox).map_err(problem)?;
                 let id = key(&path);
                 if self.stack.iter().any(|(k, _)| *k == id) {
                     return Err(Problem {
@@ -311,12 +330,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("b.yaml"), "x").unwrap();
         assert_eq!(
-            resolve(Some(dir.path()), "b.yaml").unwrap(),
+            resolve(Some(dir.path()), "b.yaml", None).unwrap(),
             dir.path().join("b.yaml")
         );
         let absolute = dir.path().join("b.yaml").display().to_string();
-        assert_eq!(resolve(None, &absolute).unwrap(), dir.path().join("b.yaml"));
-        let missing = resolve(Some(dir.path()), "nope.yaml").unwrap_err();
+        assert_eq!(
+            resolve(None, &absolute, None).unwrap(),
+            dir.path().join("b.yaml")
+        );
+        let missing = resolve(Some(dir.path()), "nope.yaml", None).unwrap_err();
         assert!(missing.contains("`nope.yaml` not found"), "{missing}");
         assert!(missing.contains(&dir.path().join("nope.yaml").display().to_string()));
     }

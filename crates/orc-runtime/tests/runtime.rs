@@ -27,6 +27,7 @@ async fn runs_share_the_gateway_and_each_spends_under_its_own_budget() {
         state_url: format!("sqlite://{}", dir.path().join("state.db").display()),
         data_dir: dir.path().join("data"),
         queue: None,
+        sandbox: None,
     }
     .build()
     .await

@@ -65,6 +65,7 @@ fn dashboard(c: &mut Criterion) {
             state_url: format!("sqlite://{}", dir.path().join("state.db").display()),
             data_dir: dir.path().join("data"),
             queue: None,
+            sandbox: None,
         }
         .build()
         .await

@@ -51,6 +51,7 @@ impl Api {
             state_url: format!("sqlite://{}", dir.path().join("state.db").display()),
             data_dir: dir.path().join("data"),
             queue: None,
+            sandbox: None,
         }
         .build()
         .await

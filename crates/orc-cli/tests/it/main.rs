@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod confined;
 mod cost;
 mod examples;
 mod http_client;
@@ -21,6 +22,7 @@ mod pyorc_lang;
 mod report;
 mod resume;
 mod retries;
+mod secrets;
 mod serve;
 mod signals;
 mod snapshots;

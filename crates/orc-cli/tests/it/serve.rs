@@ -128,7 +128,7 @@ const ECHO: &str = "id: echo\nname: Echo\nparameters:\n  who: world\nsteps:\n  -
 #[test]
 fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable() {
     let sb = Sandbox::new();
-    let server = Server::start(&sb, &[], &[]);
+    let server = Server::start(&sb, &["--config", &commands(&sb)], &[]);
     let http = client();
 
     let doc: Value = http
@@ -165,7 +165,7 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
 
     // A service started again on the same store resumes the run; `first` is not run again.
     std::fs::write(&flag, "").unwrap();
-    let server = Server::start(&sb, &[], &[]);
+    let server = Server::start(&sb, &["--config", &commands(&sb)], &[]);
     let doc = wait_for_completion(&http, &server, "slow");
     assert_eq!(doc["steps"]["wait"]["status"], "completed", "{doc}");
     let events: String = http
@@ -177,6 +177,14 @@ fn orc_serve_runs_posted_pipelines_and_stops_gracefully_leaving_runs_resumable()
     assert!(!events.contains("\"step\":\"first\",\"tool\""), "{events}");
     let (code, _) = server.stop(Duration::from_secs(15));
     assert_eq!(code, 0);
+}
+
+/// A config that lets posted pipelines run commands (`server.sandbox.allow_commands`), as
+/// [`waits_for`]'s does.
+fn commands(sb: &Sandbox) -> String {
+    sb.file("orc.yaml", "server:\n  sandbox: { allow_commands: true }\n")
+        .display()
+        .to_string()
 }
 
 /// A pipeline whose second step waits until `flag` exists (at most 30 s).
@@ -192,7 +200,7 @@ fn waits_for(flag: &std::path::Path) -> String {
 #[test]
 fn orc_serve_resumes_the_runs_of_a_killed_service() {
     let sb = Sandbox::new();
-    let mut server = Server::start(&sb, &[], &[]);
+    let mut server = Server::start(&sb, &["--config", &commands(&sb)], &[]);
     let http = client();
     let flag = sb.path("flag");
     let response = http
@@ -209,7 +217,7 @@ fn orc_serve_resumes_the_runs_of_a_killed_service() {
     drop(server);
 
     std::fs::write(&flag, "").unwrap();
-    let server = Server::start(&sb, &[], &[]);
+    let server = Server::start(&sb, &["--config", &commands(&sb)], &[]);
     let doc = wait_for_completion(&http, &server, "killed");
     assert_eq!(doc["steps"]["wait"]["status"], "completed", "{doc}");
     let (code, _) = server.stop(Duration::from_secs(15));

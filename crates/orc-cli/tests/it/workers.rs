@@ -23,13 +23,13 @@ fn nats_url() -> String {
 }
 
 /// A PostgreSQL database of the test's own, dropped at the end.
-struct Database {
+pub(crate) struct Database {
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Database {
-    fn create(tag: &str) -> Option<Database> {
+    pub(crate) fn create(tag: &str) -> Option<Database> {
         let server = crate::support::postgres_url();
         if !crate::support::reachable("PostgreSQL", &server) {
             return None;

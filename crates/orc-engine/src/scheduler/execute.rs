@@ -52,8 +52,12 @@ pub fn preflight(
 /// Creates the run's `output_path` directory when a template of the pipeline names it, as
 /// py-orc's runner did: a step's shell command may write into it before any `filesystem` write
 /// (which creates parent directories itself) has. A directory that cannot be made is left to
-/// the step that uses it to report.
-async fn make_output_dir(plan: &Plan, inputs: &Map<String, Value>) {
+/// the step that uses it to report, and so is one outside a confined run's workspace.
+async fn make_output_dir(
+    plan: &Plan,
+    inputs: &Map<String, Value>,
+    sandbox: Option<&crate::Sandbox>,
+) {
     let Some(dir) = inputs
         .get(super::inputs::OUTPUT_PATH)
         .and_then(Value::as_str)
@@ -63,8 +67,16 @@ async fn make_output_dir(plan: &Plan, inputs: &Map<String, Value>) {
     if dir.is_empty() || !plan.templates.iter().any(|t| t.contains("output_path")) {
         return;
     }
-    if let Err(e) = tokio::fs::create_dir_all(dir).await {
-        tracing::warn!(dir, error = %e, "could not create the output directory");
+    let dir = match sandbox.map(|s| s.resolve(dir)) {
+        None => std::path::PathBuf::from(dir),
+        Some(Ok(inside)) => inside,
+        Some(Err(e)) => {
+            tracing::warn!("the output directory is not made: {e}");
+            return;
+        }
+    };
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not create the output directory");
     }
 }
 
@@ -73,7 +85,7 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
     let plan = &compiled.plan;
     let inputs = resolve_inputs(plan, &opts.inputs)?;
     models::check_plan(plan, opts.models.as_ref()).map_err(Error::Models)?;
-    make_output_dir(plan, &inputs).await;
+    make_output_dir(plan, &inputs, opts.sandbox.as_deref()).await;
     let (execution, started) = execution_namespace(plan, opts.execution_id.as_deref());
     let execution_id = execution["id"].as_str().unwrap_or_default().to_string();
     let shared = Arc::new(Shared::new(&inputs, execution, &plan.id));
@@ -96,9 +108,10 @@ pub async fn execute(compiled: &Compiled, opts: Options) -> Result<RunResult> {
         stopped_by: None,
         journal: opts.journal.clone().map(Writer::start),
         admission: Admission::default(),
-        limits: ToolLimits::with_http(
+        limits: ToolLimits::of_run(
             &opts.resources,
             opts.models.as_ref().map(orc_models::Gateway::http),
+            opts.sandbox.clone(),
         ),
         tools: Bindings::of(plan).with_sub_runs(opts.sub_runner.clone().map(|runner| SubRuns {
             runner,

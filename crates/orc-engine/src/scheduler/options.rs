@@ -49,6 +49,9 @@ pub struct Options {
     /// machines); `None` runs every step in this process. Steps that need this process (model
     /// steps, `cache: true`, error handlers, sub-pipelines, `pool: local`) run here anyway.
     pub dispatch: Option<Arc<dyn crate::remote::Dispatch>>,
+    /// The confinement of an untrusted pipeline's run (one posted to `orc serve`): its files,
+    /// commands and network. `None` runs with the process's own rights.
+    pub sandbox: Option<Arc<crate::Sandbox>>,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             resources: Resources::default(),
             sub_runner: None,
             dispatch: None,
+            sandbox: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use orc_pipeline::ParamType::{Boolean, Integer, Number, String as Text};
 use orc_pipeline::ToolSpec;
 use serde_json::{Map, Value};
 
+use super::Envelope;
 use super::declare::{Param, action, tool};
 use super::process;
 use super::tool::{Call, Tool};
@@ -53,8 +54,18 @@ impl Tool for Command {
         &'a self,
         _action: &'a str,
         params: Map<String, Value>,
-        _limits: &'a ToolLimits,
+        limits: &'a ToolLimits,
     ) -> Call<'a> {
+        if limits.sandbox.as_ref().is_some_and(|s| !s.allow_commands) {
+            // The compiler refuses such a pipeline before it runs; this holds for any plan.
+            let name = self.spec().name;
+            return Box::pin(std::future::ready(Envelope::fail(
+                format!(
+                    "`{name}` is off for pipelines posted to orc serve (server.sandbox.allow_commands)"
+                ),
+                Value::Null,
+            )));
+        }
         match self {
             Command::Terminal => Box::pin(process::terminal(params)),
             Command::Python => Box::pin(process::python(params)),

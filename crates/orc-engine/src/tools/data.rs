@@ -95,10 +95,43 @@ async fn run(tool: Run, action: &str, params: Map<String, Value>, limits: &ToolL
     };
     let action = action.to_string();
     let chunking = limits.data;
-    let outcome = tokio::task::spawn_blocking(move || tool(&action, &params, &chunking)).await;
+    let sandbox = limits.sandbox.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut params = params;
+        if let Some(sandbox) = &sandbox {
+            confine(&mut params, sandbox)?;
+        }
+        tool(&action, &params, &chunking).map_err(|failure| failure.to_string())
+    })
+    .await;
     match outcome {
         Ok(Ok(result)) => Envelope::ok(result),
-        Ok(Err(failure)) => Envelope::fail(failure.to_string(), Value::Null),
+        Ok(Err(message)) => Envelope::fail(message, Value::Null),
         Err(e) => Envelope::fail(format!("data tool task failed: {e}"), Value::Null),
     }
+}
+
+/// The files a data tool reads in a confined run: a text parameter (or a text in a list) that
+/// names a file in the workspace becomes that file's resolved path, and one that would read a
+/// file outside it (`../x.csv`, `/etc/passwd`, a symbolic link out) is refused.
+fn confine(params: &mut Map<String, Value>, sandbox: &crate::Sandbox) -> Result<(), String> {
+    fn one(value: &mut Value, sandbox: &crate::Sandbox) -> Result<(), String> {
+        match value {
+            Value::String(s) if !s.contains('\n') && s.len() <= 4096 && !s.trim().is_empty() => {
+                match sandbox.resolve(s) {
+                    Ok(inside) if inside.is_file() => {
+                        *s = inside.display().to_string();
+                        Ok(())
+                    }
+                    Ok(_) => Ok(()),
+                    // orc-data reads a text that names a file as that file.
+                    Err(e) if std::path::Path::new(s.as_str()).exists() => Err(e),
+                    Err(_) => Ok(()),
+                }
+            }
+            Value::Array(items) => items.iter_mut().try_for_each(|v| one(v, sandbox)),
+            _ => Ok(()),
+        }
+    }
+    params.values_mut().try_for_each(|v| one(v, sandbox))
 }

@@ -1,5 +1,7 @@
 //! The `filesystem` tool: read, write (atomic, parents created), copy, move, delete, list, exists, mkdir.
-//! Every operation runs on the blocking pool, never on the async workers.
+//! Every operation runs on the blocking pool, never on the async workers. In a confined run
+//! (a pipeline posted to `orc serve`) every path is resolved into the sandbox's workspace
+//! first, and one that leads out of it (`..`, an absolute path, a symbolic link) fails the step.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -12,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::declare::{Param, action, tool};
 use super::tool::{Call, Tool};
 use super::{Envelope, str_param, text_param};
+use crate::Sandbox;
 use crate::resources::ToolLimits;
 
 /// The actions this tool implements.
@@ -85,9 +88,9 @@ impl Tool for Filesystem {
         &'a self,
         action: &'a str,
         params: Map<String, Value>,
-        _limits: &'a ToolLimits,
+        limits: &'a ToolLimits,
     ) -> Call<'a> {
-        Box::pin(call(action, params))
+        Box::pin(call(action, params, limits.sandbox.clone()))
     }
 
     fn unknown_action(&self, action: &str) -> Option<String> {
@@ -103,17 +106,33 @@ fn no_action(action: &str) -> String {
     )
 }
 
-pub(super) async fn call(action: &str, params: Map<String, Value>) -> Envelope {
+pub(super) async fn call(
+    action: &str,
+    params: Map<String, Value>,
+    sandbox: Option<std::sync::Arc<Sandbox>>,
+) -> Envelope {
     let action = action.to_string();
-    match tokio::task::spawn_blocking(move || run(&action, &params)).await {
+    match tokio::task::spawn_blocking(move || run(&action, &params, sandbox.as_deref())).await {
         Ok(Ok(result)) => Envelope::ok(result),
         Ok(Err(message)) => Envelope::fail(message, Value::Null),
         Err(e) => Envelope::fail(format!("filesystem task failed: {e}"), Value::Null),
     }
 }
 
-fn run(action: &str, params: &Map<String, Value>) -> Result<Value, String> {
-    let path = PathBuf::from(str_param(params, "path")?);
+/// The path a step names, resolved into the workspace in a confined run.
+fn path_of(given: &str, sandbox: Option<&Sandbox>) -> Result<PathBuf, String> {
+    match sandbox {
+        None => Ok(PathBuf::from(given)),
+        Some(sandbox) => sandbox.resolve(given),
+    }
+}
+
+fn run(
+    action: &str,
+    params: &Map<String, Value>,
+    sandbox: Option<&Sandbox>,
+) -> Result<Value, String> {
+    let path = path_of(str_param(params, "path")?, sandbox)?;
     match action {
         "read" => {
             let content = fs::read_to_string(&path).map_err(|e| describe(&e, &path))?;
@@ -125,11 +144,16 @@ fn run(action: &str, params: &Map<String, Value>) -> Result<Value, String> {
             Ok(json!({ "action": "write", "path": path, "size": content.len() }))
         }
         "copy" | "move" => {
-            let dest = PathBuf::from(
+            let dest = path_of(
                 str_param(params, "destination").or_else(|_| str_param(params, "dest"))?,
-            );
+                sandbox,
+            )?;
             if !path.exists() {
                 return Err(format!("File not found: {}", path.display()));
+            }
+            if sandbox.is_some() {
+                // A link inside the tree could point anywhere: a copy would read through it.
+                no_links_within(&path)?;
             }
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs::create_dir_all(parent).map_err(|e| describe(&e, parent))?;
@@ -212,6 +236,24 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Refuses a tree that holds a symbolic link (a confined run's copy or move).
+fn no_links_within(path: &Path) -> Result<(), String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| describe(&e, path))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "`{}` holds a symbolic link, which a confined run does not copy or move",
+            path.display()
+        ));
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).map_err(|e| describe(&e, path))? {
+            let entry = entry.map_err(|e| describe(&e, path))?;
+            no_links_within(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn copy_recursive(from: &Path, to: &Path) -> io::Result<()> {
     if from.is_dir() {
         fs::create_dir_all(to)?;
@@ -258,9 +300,14 @@ mod tests {
     fn write_creates_parents_and_read_returns_content() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a/b/c.txt");
-        let w = run("write", &params(json!({"path": p, "content": "hello"}))).unwrap();
+        let w = run(
+            "write",
+            &params(json!({"path": p, "content": "hello"})),
+            None,
+        )
+        .unwrap();
         assert_eq!(w["size"], 5);
-        let r = run("read", &params(json!({"path": p}))).unwrap();
+        let r = run("read", &params(json!({"path": p})), None).unwrap();
         assert_eq!(r["content"], "hello");
         // no temporary files left behind
         assert_eq!(fs::read_dir(dir.path().join("a/b")).unwrap().count(), 1);
@@ -281,13 +328,13 @@ mod tests {
             .unwrap();
         let expected = fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
         let p = dir.path().join("new.txt");
-        run("write", &params(json!({"path": p, "content": "x"}))).unwrap();
+        run("write", &params(json!({"path": p, "content": "x"})), None).unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             expected
         );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o750)).unwrap();
-        run("write", &params(json!({"path": p, "content": "y"}))).unwrap();
+        run("write", &params(json!({"path": p, "content": "y"})), None).unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o750
@@ -297,7 +344,7 @@ mod tests {
 
     #[test]
     fn missing_file_error_names_it() {
-        let err = run("read", &params(json!({"path": "/nonexistent/x.txt"}))).unwrap_err();
+        let err = run("read", &params(json!({"path": "/nonexistent/x.txt"})), None).unwrap_err();
         assert_eq!(err, "File not found: /nonexistent/x.txt");
     }
 
@@ -307,20 +354,25 @@ mod tests {
         let a = dir.path().join("a.txt");
         fs::write(&a, "x").unwrap();
         let b = dir.path().join("sub/b.txt");
-        run("copy", &params(json!({"path": a, "destination": b}))).unwrap();
+        run("copy", &params(json!({"path": a, "destination": b})), None).unwrap();
         assert_eq!(fs::read_to_string(&b).unwrap(), "x");
         let c = dir.path().join("c.txt");
-        run("move", &params(json!({"path": b, "destination": c}))).unwrap();
+        run("move", &params(json!({"path": b, "destination": c})), None).unwrap();
         assert!(!b.exists() && c.exists());
-        let l = run("list", &params(json!({"path": dir.path()}))).unwrap();
+        let l = run("list", &params(json!({"path": dir.path()})), None).unwrap();
         assert_eq!(l["count"], 3);
         assert_eq!(l["items"][0]["name"], "a.txt");
-        let e = run("exists", &params(json!({"path": c}))).unwrap();
+        let e = run("exists", &params(json!({"path": c})), None).unwrap();
         assert_eq!(e["exists"], true);
-        run("delete", &params(json!({"path": c}))).unwrap();
-        let e = run("exists", &params(json!({"path": c}))).unwrap();
+        run("delete", &params(json!({"path": c})), None).unwrap();
+        let e = run("exists", &params(json!({"path": c})), None).unwrap();
         assert_eq!(e["exists"], false);
-        let m = run("mkdir", &params(json!({"path": dir.path().join("d/e")}))).unwrap();
+        let m = run(
+            "mkdir",
+            &params(json!({"path": dir.path().join("d/e")})),
+            None,
+        )
+        .unwrap();
         assert_eq!(m["created"], true);
     }
 
@@ -331,8 +383,89 @@ mod tests {
         run(
             "write",
             &params(json!({"path": p, "content": {"a": [1, true]}})),
+            None,
         )
         .unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "{'a': [1, True]}");
+    }
+
+    #[test]
+    fn a_confined_run_reaches_only_the_workspace() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "s3cret").unwrap();
+        let sandbox = Sandbox::new(&dir.path().join("ws"), false, false).unwrap();
+        let sb = Some(&sandbox);
+        let ws = sandbox.workspace().to_path_buf();
+        // Relative paths are the workspace's.
+        run(
+            "write",
+            &params(json!({"path": "out/a.txt", "content": "x"})),
+            sb,
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(ws.join("out/a.txt")).unwrap(), "x");
+        let r = run("read", &params(json!({"path": "out/a.txt"})), sb).unwrap();
+        assert_eq!(r["content"], "x");
+        // An escape, however spelt, fails naming the path, and touches nothing.
+        let secret = dir.path().join("secret.txt").display().to_string();
+        for (action, path) in [
+            ("read", "../secret.txt"),
+            ("read", secret.as_str()),
+            ("write", "../secret.txt"),
+            ("delete", "../secret.txt"),
+            ("list", ".."),
+            ("exists", "../secret.txt"),
+            ("mkdir", "../made"),
+        ] {
+            let e = run(
+                action,
+                &params(json!({"path": path, "content": "pwned"})),
+                sb,
+            )
+            .unwrap_err();
+            assert!(
+                e.contains(&format!("`{path}` is outside the workspace")),
+                "{action}: {e}"
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(dir.path().join("secret.txt")).unwrap(),
+            "s3cret"
+        );
+        assert!(!dir.path().join("made").exists());
+        // A link an earlier step (or anyone) left in the workspace is followed, and refused.
+        symlink(dir.path(), ws.join("up")).unwrap();
+        let e = run("read", &params(json!({"path": "up/secret.txt"})), sb).unwrap_err();
+        assert!(
+            e.contains("`up/secret.txt` is outside the workspace"),
+            "{e}"
+        );
+        let e = run(
+            "write",
+            &params(json!({"path": "up/new.txt", "content": "x"})),
+            sb,
+        )
+        .unwrap_err();
+        assert!(e.contains("is outside the workspace"), "{e}");
+        assert!(!dir.path().join("new.txt").exists());
+        // Copying a tree that holds a link would read through it: refused.
+        fs::create_dir(ws.join("tree")).unwrap();
+        symlink(dir.path().join("secret.txt"), ws.join("tree/leak")).unwrap();
+        let e = run(
+            "copy",
+            &params(json!({"path": "tree", "destination": "copied"})),
+            sb,
+        )
+        .unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(!ws.join("copied").exists());
+        let e = run(
+            "copy",
+            &params(json!({"path": "out/a.txt", "destination": "../stolen"})),
+            sb,
+        )
+        .unwrap_err();
+        assert!(e.contains("`../stolen` is outside the workspace"), "{e}");
     }
 }

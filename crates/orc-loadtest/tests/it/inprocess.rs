@@ -43,6 +43,7 @@ async fn an_inprocess_test_runs_pipelines_on_the_runtime() {
         state_url: format!("sqlite://{}", dir.path().join("state.db").display()),
         data_dir: dir.path().join("data"),
         queue: None,
+        sandbox: None,
     }
     .build()
     .await

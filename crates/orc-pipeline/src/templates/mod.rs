@@ -298,8 +298,21 @@ impl TemplateSet {
                 let tmpl = self.env.get_template(name).map_err(|e| RenderError {
                     message: e.to_string(),
                 })?;
-                tmpl.render(scope_value(scope))
-                    .map_err(|e| self.undefined_or(&e, id, scope))
+                let mut out = Bounded(Vec::new());
+                tmpl.render_captured_to(scope_value(scope), &mut out)
+                    .map_err(|e| match e.kind() {
+                        ErrorKind::WriteFailure => RenderError {
+                            message: format!(
+                                "the rendered text is longer than {} MiB, the most one template may give",
+                                MAX_RENDERED_BYTES >> 20
+                            ),
+                        },
+                        _ => self.undefined_or(&e, id, scope),
+                    })?;
+                // The formatter writes only `str`s: the bytes are UTF-8.
+                String::from_utf8(out.0).map_err(|e| RenderError {
+                    message: e.to_string(),
+                })
             }
             None => Err(RenderError {
                 message: format!("no template {}", id.0),
@@ -375,6 +388,28 @@ impl TemplateSet {
             });
         }
         Ok(v)
+    }
+}
+
+/// The most text one render may give: beyond it the render fails (and its step with it), so a
+/// template cannot fill the memory of a service that renders others' pipelines. (The fuel
+/// budget bounds the work and the data a render makes, this its output.)
+pub const MAX_RENDERED_BYTES: usize = 16 << 20;
+
+/// A render's output, refused past [`MAX_RENDERED_BYTES`].
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            return Err(std::io::Error::other("the rendered text is too long"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -497,6 +532,23 @@ mod tests {
         assert_eq!(e.message, "undefined value `s.result.missing`");
         let e = t.render(TemplateId(2), &sc).unwrap_err();
         assert!(e.message.contains("nope"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_render_gives_at_most_max_rendered_bytes() {
+        let mut m = HashMap::new();
+        m.insert("mib".to_string(), Value::from("x".repeat(1 << 20)));
+        let sc: Arc<dyn Lookup> = Arc::new(Map(m));
+        let t = set(&[
+            "{% for i in range(17) %}{{ mib }}{% endfor %}",
+            "{% for i in range(15) %}{{ mib }}{% endfor %}",
+        ]);
+        let e = t.render(TemplateId(0), &sc).unwrap_err();
+        assert_eq!(
+            e.message,
+            "the rendered text is longer than 16 MiB, the most one template may give"
+        );
+        assert_eq!(t.render(TemplateId(1), &sc).unwrap().len(), 15 << 20);
     }
 
     #[test]

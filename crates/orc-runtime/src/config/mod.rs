@@ -74,6 +74,41 @@ pub struct ServerSettings {
     /// Requests per second each client (each bearer token) may make; beyond it 429 with
     /// `Retry-After`. `None` for no limit.
     pub rate_limit: Option<RateLimit>,
+    /// What the pipelines posted to the service may reach.
+    pub sandbox: SandboxSettings,
+}
+
+/// `server.sandbox`: pipelines posted to `orc serve` come from its API clients, who may not be
+/// trusted with the server's files, programs and network. `orc run` keeps the rights of the
+/// user who runs it unless `confine_cli` says otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSettings {
+    /// Whether posted pipelines are confined (default true).
+    pub enabled: bool,
+    /// The directory their files are confined to (relative paths are in it); default
+    /// `<data dir>/workspace`, created when missing.
+    pub workspace: Option<PathBuf>,
+    /// Whether `terminal` and `python-executor` may run (default false: a posted pipeline
+    /// that uses them is refused, 422). They are not confined when allowed.
+    pub allow_commands: bool,
+    /// Whether `http-client` may reach loopback, private, link-local and unspecified
+    /// addresses (default false).
+    pub allow_private_network: bool,
+    /// Whether `orc run` and `orc resume` are confined the same way (default false).
+    pub confine_cli: bool,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            enabled: true,
+            workspace: None,
+            allow_commands: false,
+            allow_private_network: false,
+            confine_cli: false,
+        }
+    }
 }
 
 /// `server.rate_limit`: a token bucket per client.
@@ -97,6 +132,7 @@ impl Default for ServerSettings {
             shutdown_grace: 10.0,
             auth: AuthSettings::default(),
             rate_limit: None,
+            sandbox: SandboxSettings::default(),
         }
     }
 }
@@ -431,6 +467,23 @@ impl Config {
         if let Err(e) = parse_bytes(&server.max_body_bytes) {
             issues.push(issue("server.max_body_bytes", e));
         }
+        if server
+            .sandbox
+            .workspace
+            .as_ref()
+            .is_some_and(|w| w.as_os_str().is_empty())
+        {
+            issues.push(issue(
+                "server.sandbox.workspace",
+                "must be a directory (leave it out for <data dir>/workspace)",
+            ));
+        }
+        if server.sandbox.confine_cli && !server.sandbox.enabled {
+            issues.push(issue(
+                "server.sandbox.confine_cli",
+                "confines `orc run` as the service's runs are, which `enabled: false` turns off",
+            ));
+        }
         let perf = &self.performance;
         let at = |rest: &str| format!("performance.{rest}");
         let mo = &perf.model_optimization;
@@ -645,6 +698,37 @@ mod tests {
             err.contains(
                 "performance.database.query_timeout: must be a positive number of seconds, at most"
             ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_service_confines_posted_pipelines_by_default() {
+        let c = load_text("server: { bind: \"127.0.0.1:9\" }\n").unwrap();
+        let sandbox = &c.server.sandbox;
+        assert!(sandbox.enabled && !sandbox.allow_commands && !sandbox.allow_private_network);
+        assert!(!sandbox.confine_cli && sandbox.workspace.is_none());
+        let c = load_text(
+            "server:\n  sandbox: { workspace: /srv/ws, allow_commands: true, allow_private_network: true }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.sandbox.workspace.as_deref(),
+            Some(Path::new("/srv/ws"))
+        );
+        assert!(c.server.sandbox.allow_commands && c.server.sandbox.allow_private_network);
+        let err = load_text(
+            "server:\n  sandbox: { enabled: false, confine_cli: true, allow_comands: true }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("server.sandbox.allow_comands: unknown field"),
+            "{err}"
+        );
+        let err =
+            load_text("server:\n  sandbox: { enabled: false, confine_cli: true }\n").unwrap_err();
+        assert!(
+            err.contains("server.sandbox.confine_cli: confines"),
             "{err}"
         );
     }

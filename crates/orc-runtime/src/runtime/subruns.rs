@@ -85,6 +85,7 @@ impl Runner {
             SubSource::Path(written) => Source::File(subpipes::resolve(
                 self.nesting.base_dir.as_deref(),
                 written,
+                self.runtime.sandbox(),
             )?),
             SubSource::Inline(text) => Source::Text {
                 name: format!("{} (step `{}`)", self.parent_file, request.step),

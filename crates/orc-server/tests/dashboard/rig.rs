@@ -77,6 +77,7 @@ pub(crate) async fn runtime(dir: &Path, config: Config) -> Runtime {
         state_url: format!("sqlite://{}", dir.join("state.db").display()),
         data_dir: dir.join("data"),
         queue: None,
+        sandbox: None,
     }
     .build()
     .await

@@ -170,12 +170,35 @@ fn shared_client() -> Result<HttpClient, String> {
         .clone()
 }
 
+/// The process's client for confined runs (pipelines posted to `orc serve`): public addresses
+/// only, checked after every name lookup, no proxy.
+fn public_client() -> Result<HttpClient, String> {
+    static CLIENT: OnceLock<Result<HttpClient, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let options = HttpOptions {
+                public_only: true,
+                ..HttpOptions::default()
+            };
+            HttpClient::new(&options).map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
+/// The client a run's requests go through.
+fn client_of(limits: &ToolLimits) -> Result<HttpClient, String> {
+    match &limits.sandbox {
+        Some(sandbox) if !sandbox.allow_private_network => public_client(),
+        _ => limits.http.clone().map_or_else(shared_client, Ok),
+    }
+}
+
 async fn call(action: &str, params: Map<String, Value>, limits: &ToolLimits) -> Envelope {
     let request = match params::read(action, &params) {
         Ok(request) => request,
         Err(message) => return Envelope::fail(message, Value::Null),
     };
-    let client = match limits.http.clone().map_or_else(shared_client, Ok) {
+    let client = match client_of(limits) {
         Ok(client) => client,
         Err(message) => return Envelope::fail(message, Value::Null),
     };
