@@ -50,6 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: bare_proxy BIND_ADDR UPSTREAM_BASE_URL".into());
     };
     let bind: SocketAddr = bind.parse()?;
+    // reqwest takes its TLS crypto from the process default (the workspace builds it with
+    // `rustls-no-provider`); installing it again is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(256)

@@ -49,6 +49,9 @@ impl Models {
             },
         );
         // The same pool size, timeouts and no-delay as orc's own client.
+        // reqwest takes its TLS crypto from the process default (the workspace builds it with
+        // `rustls-no-provider`); installing it again is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let direct = reqwest::Client::builder()
             .connect_timeout(http.connect_timeout)
             .pool_max_idle_per_host(http.connection_pool_size)

@@ -270,6 +270,9 @@ pub(crate) async fn followers(
     run_id: &str,
     followers: usize,
 ) -> Result<(usize, f64), String> {
+    // reqwest takes its TLS crypto from the process default (the workspace builds it with
+    // `rustls-no-provider`); installing it again is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)

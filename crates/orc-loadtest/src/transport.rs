@@ -198,6 +198,9 @@ impl Transport {
         let auth = bearer(token)?;
         match target {
             Target::Url(_) => {
+                // reqwest takes its TLS crypto from the process default (the workspace builds it with
+                // `rustls-no-provider`); installing it again is a no-op.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let client = reqwest::Client::builder()
                     // Loopback and the service only: never through a proxy from the environment.
                     .no_proxy()

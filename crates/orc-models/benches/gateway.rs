@@ -173,6 +173,9 @@ impl Arm {
 /// A plain `reqwest` client with the settings `http` gives orc's own: the same pool size
 /// (which reqwest applies to idle connections only), timeouts, keep-alive and no Nagle.
 fn direct_client(http: &HttpOptions) -> Result<reqwest::Client> {
+    // reqwest takes its TLS crypto from the process default (the workspace builds it with
+    // `rustls-no-provider`); installing it again is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(http.connect_timeout)
         .pool_max_idle_per_host(http.connection_pool_size)

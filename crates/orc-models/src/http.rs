@@ -70,9 +70,9 @@ impl Default for HttpOptions {
 
 impl HttpOptions {
     /// The TLS settings of `https` connections: the platform's certificate verifier
-    /// (the system's roots) with rustls' aws-lc-rs provider, offering HTTP/2 and 1.1.
+    /// (the system's roots) with rustls' ring provider, offering HTTP/2 and 1.1.
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .and_then(|builder| builder.with_platform_verifier())

@@ -83,6 +83,9 @@ impl Drop for Server {
 }
 
 pub(crate) fn client() -> reqwest::blocking::Client {
+    // reqwest takes its TLS crypto from the process default (the workspace builds it with
+    // `rustls-no-provider`); installing it again is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

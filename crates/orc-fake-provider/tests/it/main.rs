@@ -10,6 +10,9 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 fn client() -> Client {
+    // reqwest takes its TLS crypto from the process default (the workspace builds it with
+    // `rustls-no-provider`); installing it again is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Never route loopback traffic through a proxy from the environment.
     Client::builder()
         .no_proxy()
