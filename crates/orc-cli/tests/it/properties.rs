@@ -23,7 +23,10 @@ const LIMIT: Duration = Duration::from_secs(60);
 enum Text {
     Plain(String),
     Input,
+    /// An earlier step's result (the input, for the first step).
     Step(usize),
+    /// The last step's result: a cycle when that step depends on this one.
+    Last,
     Broken(&'static str),
 }
 
@@ -42,8 +45,9 @@ enum Body {
 #[derive(Debug, Clone)]
 struct Step {
     body: Body,
-    /// Indices of the steps it depends on; one past the last is a step that does not exist.
-    deps: Vec<usize>,
+    /// The earlier steps it depends on (an index taken modulo its own); `None` is a step
+    /// that does not exist.
+    deps: Vec<Option<usize>>,
     condition: Option<&'static str>,
     on_failure: Option<&'static str>,
     timeout: Option<i64>,
@@ -51,9 +55,10 @@ struct Step {
 
 fn text() -> impl Strategy<Value = Text> {
     prop_oneof![
-        4 => "[ -~]{0,16}".prop_map(Text::Plain),
-        2 => Just(Text::Input),
-        3 => (0usize..8).prop_map(Text::Step),
+        16 => "[ -~]{0,16}".prop_map(Text::Plain),
+        8 => Just(Text::Input),
+        12 => (0usize..8).prop_map(Text::Step),
+        1 => Just(Text::Last),
         1 => prop::sample::select(vec![
             "{{ nope }}",
             "{{ greeting | no_such_filter }}",
@@ -68,14 +73,14 @@ fn text() -> impl Strategy<Value = Text> {
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        4 => (0u8..3, text()).prop_map(|(file, content)| Body::Write { file, content }),
-        2 => (0u8..3).prop_map(|file| Body::Read { file }),
-        3 => text().prop_map(Body::Echo),
-        1 => (-1i64..3).prop_map(|min| Body::Filter { min }),
-        1 => Just(Body::Aggregate),
-        1 => (prop::collection::vec("[a-z]{1,5}", 0..4), 0u8..3)
+        8 => (0u8..3, text()).prop_map(|(file, content)| Body::Write { file, content }),
+        4 => (0u8..3).prop_map(|file| Body::Read { file }),
+        6 => text().prop_map(Body::Echo),
+        2 => (-1i64..3).prop_map(|min| Body::Filter { min }),
+        2 => Just(Body::Aggregate),
+        2 => (0u8..4, 1u8..4).prop_map(|(until, max)| Body::While { until, max }),
+        2 => (prop::collection::vec("[a-z]{1,5}", 0..4), 1u8..3)
             .prop_map(|(items, parallel)| Body::ForEach { items, parallel }),
-        1 => (0u8..4, 1u8..4).prop_map(|(until, max)| Body::While { until, max }),
         1 => Just(Body::UnknownAction),
     ]
 }
@@ -83,22 +88,31 @@ fn body() -> impl Strategy<Value = Body> {
 fn step() -> impl Strategy<Value = Step> {
     (
         body(),
-        prop::collection::vec(0usize..9, 0..3),
+        prop::collection::vec(
+            prop_oneof![39 => (0usize..8).prop_map(Some), 1 => Just(None)],
+            0..3,
+        ),
         prop::option::weighted(
             0.25,
-            prop::sample::select(vec![
-                "{{ greeting | length > 3 }}",
-                "false",
-                "len(greeting) > 100",
-                "greeting ==",
-                "{{ nope }}",
-            ]),
+            prop_oneof![
+                8 => prop::sample::select(vec![
+                    "{{ greeting | length > 3 }}",
+                    "false",
+                    "len(greeting) > 100",
+                    "true",
+                    "not s0.success",
+                ]),
+                1 => prop::sample::select(vec!["greeting ==", "{{ nope }}"]),
+            ],
         ),
         prop::option::weighted(
             0.3,
-            prop::sample::select(vec!["continue", "skip", "fail", "explode"]),
+            prop_oneof![
+                12 => prop::sample::select(vec!["continue", "skip", "fail"]),
+                1 => Just("explode"),
+            ],
         ),
-        prop::option::weighted(0.1, prop::sample::select(vec![0i64, -1, 5, 40_000_000])),
+        prop::option::weighted(0.05, prop::sample::select(vec![0i64, -1, 5, 5, 40_000_000])),
     )
         .prop_map(|(body, deps, condition, on_failure, timeout)| Step {
             body,
@@ -114,13 +128,15 @@ fn q(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-fn render(t: &Text, n: usize) -> String {
+/// A text field of step `at` of `n`.
+fn render(t: &Text, at: usize, n: usize) -> String {
+    let step = |j: usize| q(&format!("got {{{{ s{j}.result }}}}"));
     match t {
         Text::Plain(s) => q(s),
+        Text::Input | Text::Step(_) if at == 0 => q("{{ greeting }}!"),
         Text::Input => q("{{ greeting }}!"),
-        // A step past the last is a name the pipeline does not have.
-        Text::Step(i) if *i < n => q(&format!("got {{{{ s{i}.result }}}}")),
-        Text::Step(_) => q("{{ s99.result }}"),
+        Text::Step(j) => step(j % at),
+        Text::Last => step(n - 1),
         Text::Broken(t) => q(t),
     }
 }
@@ -129,7 +145,7 @@ fn render(t: &Text, n: usize) -> String {
 fn pipeline(steps: &[Step]) -> String {
     let n = steps.len();
     let mut y = String::from(
-        "id: generated\nparameters:\n  greeting: { type: string, default: \"hello\" }\nsteps:\n",
+        "id: generated\nname: Generated\nparameters:\n  greeting: { type: string, default: \"hello\" }\nsteps:\n",
     );
     let path = |file: u8| q(&format!("{{{{ output_path }}}}/f{file}.txt"));
     for (i, s) in steps.iter().enumerate() {
@@ -140,7 +156,7 @@ fn pipeline(steps: &[Step]) -> String {
                     y,
                     "    tool: filesystem\n    action: write\n    parameters: {{ path: {}, content: {} }}",
                     path(*file),
-                    render(content, n)
+                    render(content, i, n)
                 );
             }
             Body::Read { file } => {
@@ -154,7 +170,7 @@ fn pipeline(steps: &[Step]) -> String {
                 let _ = writeln!(
                     y,
                     "    action: echo\n    parameters: {{ message: {} }}",
-                    render(t, n)
+                    render(t, i, n)
                 );
             }
             Body::Filter { min } => {
@@ -196,12 +212,10 @@ fn pipeline(steps: &[Step]) -> String {
         let deps: Vec<String> = s
             .deps
             .iter()
-            .map(|d| {
-                if *d < n {
-                    format!("s{d}")
-                } else {
-                    "ghost".to_owned()
-                }
+            .filter_map(|d| match d {
+                Some(_) if i == 0 => None,
+                Some(d) => Some(format!("s{}", d % i)),
+                None => Some("ghost".to_owned()),
             })
             .collect();
         if !deps.is_empty() {

@@ -19,7 +19,7 @@ use crate::request::{
 };
 use crate::secret::ApiKey;
 use crate::spec::ModelSpec;
-use crate::stream::{ChatStream, Events};
+use crate::stream::ChatStream;
 
 /// One upstream request of a provider, as a future that borrows what it was given.
 pub(crate) type Call<'a, T> = BoxFuture<'a, Result<T>>;
@@ -94,7 +94,7 @@ pub(crate) fn of(kind: ProviderKind) -> &'static dyn Provider {
 
 /// How the streamed answers of models of `kind` are read.
 #[cfg(feature = "fuzzing")]
-pub(crate) fn stream_events(kind: ProviderKind) -> &'static Events {
+pub(crate) fn stream_events(kind: ProviderKind) -> &'static crate::stream::Events {
     match kind {
         ProviderKind::OpenAi => &openai::EVENTS,
         ProviderKind::Anthropic => &anthropic::EVENTS,
