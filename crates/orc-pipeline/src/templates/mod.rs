@@ -500,9 +500,8 @@ mod tests {
     }
 
     /// Found with the `template_render` fuzz target, given it by hand (its seed
-    /// `bomb_str_format`): Python's
-    /// `str.format` method padded to any width asked, a gigabyte for `{:>999999999}`. It is the
-    /// `format` filter's formatter now, with the same bounds.
+    /// `bomb_str_format`): Python's `str.format` method padded to any width asked, a gigabyte
+    /// for `{:>999999999}`. It is the `format` filter's formatter now, with the same bounds.
     #[test]
     fn the_str_format_method_is_bounded_like_the_filter() {
         let t = set(&[
