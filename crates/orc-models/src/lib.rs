@@ -51,6 +51,8 @@ mod complexity;
 mod connect;
 mod error;
 mod fallback;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod gateway;
 mod http;
 mod inflight;

@@ -63,6 +63,61 @@ static REPLAYED: Events = Events {
     terminator: "its end",
 };
 
+/// A provider's stream read: body chunks in (cut anywhere), the text deltas of its events
+/// out, and what the events said so far. Once the terminator is seen, nothing more is read.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    decoder: SseDecoder,
+    events: &'static Events,
+    pub(crate) state: StreamState,
+}
+
+impl Reader {
+    /// A reader of a stream whose events are read as `events` says.
+    pub(crate) fn new(events: &'static Events) -> Self {
+        Reader {
+            decoder: SseDecoder::default(),
+            events,
+            state: StreamState::default(),
+        }
+    }
+
+    /// Feeds the next chunk of the body.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        if !self.state.done {
+            self.decoder.push(chunk);
+        }
+    }
+
+    /// Ends the body: a last event without its blank line still counts.
+    pub(crate) fn finish(&mut self) {
+        if !self.state.done {
+            self.decoder.finish();
+        }
+    }
+
+    /// The next non-empty text delta of the events decoded so far, or the problem of the
+    /// first event that cannot be read; `None` when no event is ready or after the
+    /// terminator.
+    pub(crate) fn next_delta(&mut self) -> Option<std::result::Result<String, EventError>> {
+        while !self.state.done {
+            let event = self.decoder.next_event()?;
+            match (self.events.read)(&event, &mut self.state) {
+                Ok(Some(delta)) if !delta.is_empty() => return Some(Ok(delta)),
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        None
+    }
+
+    /// The terminator a complete stream ends with, as the message of a stream cut short
+    /// names it.
+    pub(crate) fn terminator(&self) -> &'static str {
+        self.events.terminator
+    }
+}
+
 /// A streamed chat answer.
 ///
 /// As a [`Stream`] it yields the text deltas in order. [`ChatStream::finish`] reads
@@ -74,13 +129,11 @@ static REPLAYED: Events = Events {
 /// the client's in-flight slots; read it to the end (or drop it) promptly.
 pub struct ChatStream {
     body: Option<BodyStream>,
-    decoder: SseDecoder,
-    events: &'static Events,
+    reader: Reader,
     site: CallSite,
     key: Option<ApiKey>,
     fallback_model: String,
     text: String,
-    state: StreamState,
     failure: Option<Error>,
     ended: bool,
     /// Text to yield before anything else: a cached answer being replayed.
@@ -109,7 +162,7 @@ impl fmt::Debug for ChatStream {
         f.debug_struct("ChatStream")
             .field("site", &self.site)
             .field("text", &self.text)
-            .field("state", &self.state)
+            .field("state", &self.reader.state)
             .finish_non_exhaustive()
     }
 }
@@ -125,13 +178,11 @@ impl ChatStream {
         let Answer { site, body } = answer;
         ChatStream {
             body: Some(body),
-            decoder: SseDecoder::default(),
-            events,
+            reader: Reader::new(events),
             site,
             key: key.cloned(),
             fallback_model: model.to_owned(),
             text: String::new(),
-            state: StreamState::default(),
             failure: None,
             ended: false,
             replay: None,
@@ -146,24 +197,27 @@ impl ChatStream {
     /// A stream that replays a finished answer (from the response cache): its text as
     /// one delta, then the end, with the answer's model, usage and finish reason.
     pub fn replay(response: ChatResponse) -> Self {
+        let site = CallSite {
+            provider: ProviderKind::OpenAi,
+            model: response.model.clone(),
+            status: None,
+        };
         ChatStream {
             body: None,
-            decoder: SseDecoder::default(),
-            events: &REPLAYED,
-            site: CallSite {
-                provider: ProviderKind::OpenAi,
-                model: response.model.clone(),
-                status: None,
+            reader: Reader {
+                decoder: SseDecoder::default(),
+                events: &REPLAYED,
+                state: StreamState {
+                    model: Some(response.model.clone()),
+                    usage: response.usage,
+                    finish_reason: response.finish_reason,
+                    done: true,
+                },
             },
+            site,
             key: None,
-            fallback_model: response.model.clone(),
+            fallback_model: response.model,
             text: String::new(),
-            state: StreamState {
-                model: Some(response.model),
-                usage: response.usage,
-                finish_reason: response.finish_reason,
-                done: true,
-            },
             failure: None,
             ended: true,
             replay: Some(response.text).filter(|t| !t.is_empty()),
@@ -213,12 +267,13 @@ impl ChatStream {
         ChatResponse {
             text: self.text.clone(),
             model: self
+                .reader
                 .state
                 .model
                 .clone()
                 .unwrap_or_else(|| self.fallback_model.clone()),
-            usage: self.state.usage,
-            finish_reason: self.state.finish_reason.clone(),
+            usage: self.reader.state.usage,
+            finish_reason: self.reader.state.finish_reason.clone(),
         }
     }
 
@@ -229,7 +284,7 @@ impl ChatStream {
 
     /// Tokens used, as far as the provider has reported them so far.
     pub fn usage(&self) -> Usage {
-        self.state.usage
+        self.reader.state.usage
     }
 
     /// Reads the rest of the stream and returns the whole answer, including the text
@@ -245,12 +300,13 @@ impl ChatStream {
         Ok(ChatResponse {
             text: std::mem::take(&mut self.text),
             model: self
+                .reader
                 .state
                 .model
                 .take()
                 .unwrap_or_else(|| std::mem::take(&mut self.fallback_model)),
-            usage: self.state.usage,
-            finish_reason: self.state.finish_reason.take(),
+            usage: self.reader.state.usage,
+            finish_reason: self.reader.state.finish_reason.take(),
         })
     }
 
@@ -288,15 +344,13 @@ impl ChatStream {
         let Some(meter) = self.meter.take() else {
             return;
         };
-        if self.state.done && self.failure.is_none() {
-            meter.metrics.request(meter.sent, Ok(self.state.usage));
+        if self.reader.state.done && self.failure.is_none() {
+            meter
+                .metrics
+                .request(meter.sent, Ok(self.reader.state.usage));
         } else {
             meter.metrics.request_cancelled();
         }
-    }
-
-    fn handle(&mut self, event: &SseEvent) -> std::result::Result<Option<String>, EventError> {
-        (self.events.read)(event, &mut self.state)
     }
 }
 
@@ -321,26 +375,21 @@ impl Stream for ChatStream {
         }
         loop {
             // Events already decoded come first; after the terminator, nothing counts.
-            while !this.state.done {
-                let Some(event) = this.decoder.next_event() else {
-                    break;
-                };
-                match this.handle(&event) {
-                    Ok(Some(delta)) if !delta.is_empty() => {
-                        this.first_text();
-                        this.text.push_str(&delta);
-                        return Poll::Ready(Some(Ok(delta)));
-                    }
-                    Ok(_) => {}
-                    Err((kind, message)) => {
-                        let error = this.error(kind, message);
-                        return this.fail(error);
-                    }
+            match this.reader.next_delta() {
+                Some(Ok(delta)) => {
+                    this.first_text();
+                    this.text.push_str(&delta);
+                    return Poll::Ready(Some(Ok(delta)));
                 }
+                Some(Err((kind, message))) => {
+                    let error = this.error(kind, message);
+                    return this.fail(error);
+                }
+                None => {}
             }
             let Some(body) = this.body.as_mut() else {
-                if this.ended && !this.state.done && this.failure.is_none() {
-                    let terminator = this.events.terminator;
+                if this.ended && !this.reader.state.done && this.failure.is_none() {
+                    let terminator = this.reader.terminator();
                     let error = this.error(
                         FailureKind::Truncated,
                         format!(
@@ -350,10 +399,10 @@ impl Stream for ChatStream {
                     );
                     return this.fail(error);
                 }
-                if this.state.done && this.failure.is_none() {
+                if this.reader.state.done && this.failure.is_none() {
                     this.meter_end();
                 }
-                if this.state.done
+                if this.reader.state.done
                     && this.failure.is_none()
                     && (this.on_complete.is_some() || this.on_end.is_some())
                 {
@@ -372,12 +421,10 @@ impl Stream for ChatStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     // After the terminator the body is still read to its end, so the
                     // connection goes back to the pool instead of being closed.
-                    if !this.state.done {
-                        this.decoder.push(&chunk);
-                    }
+                    this.reader.push(&chunk);
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    if this.state.done {
+                    if this.reader.state.done {
                         // The answer is complete; only the connection's reuse is lost.
                         this.body = None;
                         continue;
@@ -395,9 +442,7 @@ impl Stream for ChatStream {
                 Poll::Ready(None) => {
                     this.body = None;
                     this.ended = true;
-                    if !this.state.done {
-                        this.decoder.finish();
-                    }
+                    this.reader.finish();
                 }
             }
         }

@@ -8,8 +8,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use orc_runtime::config::AuthSettings;
+use orc_runtime::config::layers::read_bounded;
 
 use crate::problem::Problem;
+
+/// The largest token file read: a token is tens of bytes, and a path such as `/dev/zero` must
+/// not be read forever.
+const MAX_TOKEN_FILE_BYTES: u64 = 1 << 20;
 
 /// The tokens the service accepts; empty when no token is configured (loopback only).
 #[derive(Clone, Default)]
@@ -51,12 +56,8 @@ impl Tokens {
             text.push('\n');
         }
         if let Some(path) = &settings.token_file {
-            let file = std::fs::read_to_string(path).map_err(|e| {
-                crate::Error::Auth(format!(
-                    "server.auth.token_file: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let file = read_bounded(path, MAX_TOKEN_FILE_BYTES, "token file")
+                .map_err(|e| crate::Error::Auth(format!("server.auth.token_file: {e}")))?;
             for line in file.lines() {
                 text.push_str(line.split('#').next().unwrap_or_default());
                 text.push('\n');
@@ -143,5 +144,21 @@ mod tests {
             assert!(tokens.accepts(wrong).is_none());
         }
         assert!(!format!("{tokens:?}").contains("alpha"));
+    }
+
+    #[test]
+    fn an_endless_token_file_is_refused_not_read_forever() {
+        let settings = AuthSettings {
+            token_env: None,
+            token_file: Some("/dev/zero".into()),
+        };
+        let Err(e) = Tokens::load(&settings) else {
+            panic!("/dev/zero gave tokens");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("server.auth.token_file") && e.contains("larger than 1 MiB"),
+            "{e}"
+        );
     }
 }

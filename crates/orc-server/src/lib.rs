@@ -19,6 +19,8 @@
 mod auth;
 mod dashboard;
 mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod graph;
 mod limits;
 mod observe;

@@ -48,6 +48,81 @@ pub(crate) struct WaitQuery {
     wait: Option<bool>,
 }
 
+/// What a `POST /v1/runs` asks for, read from its body, query and `Idempotency-Key` before
+/// anything is looked up or started.
+#[derive(Debug)]
+pub(crate) struct Asked {
+    /// The run's id: the body's `run_id`, else the `Idempotency-Key`.
+    pub(crate) run_id: Option<String>,
+    /// The `Idempotency-Key`.
+    pub(crate) key: Option<String>,
+    /// Whether to answer when the run ends (the query's `wait`, else the body's).
+    pub(crate) wait: bool,
+    pub(crate) body: NewRun,
+}
+
+impl Asked {
+    /// Reads and checks the request: a body that is not a [`NewRun`] is 413 (over the limit),
+    /// 415 (not JSON) or 400, as are a key that is not text and a run id that is no id.
+    pub(crate) fn read(
+        query: &WaitQuery,
+        headers: &HeaderMap,
+        body: Result<Json<NewRun>, JsonRejection>,
+    ) -> Result<Asked, Problem> {
+        let Json(body) =
+            body.map_err(|e| Problem::new(e.status(), "invalid_request", e.body_text()))?;
+        let key = match headers.get("idempotency-key") {
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| Problem::bad_request("Idempotency-Key: not printable text"))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let run_id = body.run_id.clone().or_else(|| key.clone());
+        if let Some(id) = &run_id {
+            check_run_id(id).map_err(Problem::bad_request)?;
+        }
+        let wait = query.wait.or(body.wait).unwrap_or(false);
+        Ok(Asked {
+            run_id,
+            key,
+            wait,
+            body,
+        })
+    }
+
+    /// The pipeline to run: its text or a registered pipeline's id, exactly one (else 422).
+    pub(crate) fn source(&mut self) -> Result<Source, Problem> {
+        match (self.body.pipeline.take(), self.body.pipeline_id.take()) {
+            (Some(text), None) => Ok(Source::Text {
+                name: self
+                    .body
+                    .name
+                    .take()
+                    .unwrap_or_else(|| "pipeline.yaml".to_owned()),
+                text,
+            }),
+            (None, Some(id)) => Ok(Source::Registered(id)),
+            _ => Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "give `pipeline` (the YAML text) or `pipeline_id` (a registered pipeline), one of them",
+            )),
+        }
+    }
+
+    /// The most USD the run may spend on models.
+    pub(crate) fn budget(&self) -> Option<f64> {
+        self.body.budget
+    }
+
+    /// The run's input values.
+    pub(crate) fn take_inputs(&mut self) -> Map<String, Value> {
+        std::mem::take(&mut self.body.inputs)
+    }
+}
+
 /// `POST /v1/runs`: 202 with the run's id and links; with `wait`, its result document when it
 /// ends within the request timeout (200), else 202. An `Idempotency-Key` names the run: posting
 /// again with the same key answers with that run instead of starting another.
@@ -57,23 +132,9 @@ pub(crate) async fn start(
     headers: HeaderMap,
     body: Result<Json<NewRun>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    // A body over the limit is 413, a wrong content type 415, the rest 400.
-    let Json(body) =
-        body.map_err(|e| Problem::new(e.status(), "invalid_request", e.body_text()))?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| Problem::bad_request("Idempotency-Key: not printable text"))?
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let run_id = body.run_id.clone().or_else(|| key.clone());
-    if let Some(id) = &run_id {
-        check_run_id(id).map_err(Problem::bad_request)?;
-    }
-    let wait = query.wait.or(body.wait).unwrap_or(false);
-    if let (Some(id), Some(_)) = (&run_id, &key)
+    let mut asked = Asked::read(&query, &headers, body)?;
+    let wait = asked.wait;
+    if let (Some(id), Some(_)) = (&asked.run_id, &asked.key)
         && let Some(existing) = app.runtime.store().run(id).await.map_err(Problem::from)?
     {
         return match app.runtime.running(id) {
@@ -82,26 +143,16 @@ pub(crate) async fn start(
             _ => Ok(accepted(id, StatusCode::OK)),
         };
     }
-    let source = match (body.pipeline, body.pipeline_id) {
-        (Some(text), None) => Source::Text {
-            name: body.name.unwrap_or_else(|| "pipeline.yaml".to_owned()),
-            text,
-        },
-        (None, Some(id)) => Source::Registered(id),
-        _ => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "give `pipeline` (the YAML text) or `pipeline_id` (a registered pipeline), one of them",
-            ));
-        }
-    };
+    let source = asked.source()?;
     let options = StartOptions {
-        run_id,
-        budget: body.budget,
+        run_id: asked.run_id.take(),
+        budget: asked.budget(),
         observers: Vec::new(),
     };
-    let handle = app.runtime.start(source, body.inputs, options).await?;
+    let handle = app
+        .runtime
+        .start(source, asked.take_inputs(), options)
+        .await?;
     if wait {
         return Ok(waited(&app, &handle).await);
     }

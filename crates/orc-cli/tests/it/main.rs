@@ -15,6 +15,7 @@ mod models;
 mod modules;
 mod pipelines;
 mod processes;
+mod properties;
 mod pyorc;
 mod pyorc_auto;
 mod pyorc_errors;

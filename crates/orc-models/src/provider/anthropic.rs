@@ -42,7 +42,7 @@ impl Provider for Anthropic {
 }
 
 /// A Messages stream: typed events, ended by `message_stop`.
-static EVENTS: Events = Events {
+pub(super) static EVENTS: Events = Events {
     read: stream_event,
     terminator: "`message_stop`",
 };

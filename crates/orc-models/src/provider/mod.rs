@@ -92,6 +92,15 @@ pub(crate) fn of(kind: ProviderKind) -> &'static dyn Provider {
     }
 }
 
+/// How the streamed answers of models of `kind` are read.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn stream_events(kind: ProviderKind) -> &'static crate::stream::Events {
+    match kind {
+        ProviderKind::OpenAi => &openai::EVENTS,
+        ProviderKind::Anthropic => &anthropic::EVENTS,
+    }
+}
+
 /// The error of asking `spec`'s provider for an endpoint it does not have.
 pub(crate) fn unsupported(spec: &ModelSpec, endpoint: Endpoint) -> Error {
     let what = match endpoint {

@@ -58,7 +58,7 @@ impl Provider for OpenAi {
 }
 
 /// A chat completion stream: `data:` chunks, ended by `data: [DONE]`.
-static EVENTS: Events = Events {
+pub(super) static EVENTS: Events = Events {
     read: stream_event,
     terminator: "`data: [DONE]`",
 };

@@ -487,11 +487,11 @@ fn join(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Resul
     };
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
-            out.push_str(&sep);
+            push_bounded("join", &mut out, &sep)?;
         }
         match &attribute {
-            Some(path) => out.push_str(&py_str(&lookup_path(item, path)?)),
-            None => out.push_str(&py_str(item)),
+            Some(path) => push_bounded("join", &mut out, &py_str(&lookup_path(item, path)?))?,
+            None => push_bounded("join", &mut out, &py_str(item))?,
         }
     }
     Ok(Value::from(out))
@@ -726,12 +726,14 @@ fn regex_replace(
         return Ok(Value::from(text));
     }
     let limit = usize::try_from(count).unwrap_or(usize::MAX);
-    Ok(Value::from(py_sub(&re, &text, &pieces, limit)))
+    py_sub(&re, &text, &pieces, limit).map(Value::from)
 }
 
 /// Python `re.sub` iteration: an empty match right after a non-empty one is
-/// replaced too, an empty match where the previous empty match ended is not.
-fn py_sub(re: &Regex, text: &str, pieces: &[ReplPiece], limit: usize) -> String {
+/// replaced too, an empty match where the previous empty match ended is not. The result is at
+/// most [`MAX_FORMAT_OUTPUT`] long.
+fn py_sub(re: &Regex, text: &str, pieces: &[ReplPiece], limit: usize) -> Result<String, Error> {
+    let push = |out: &mut String, piece: &str| push_bounded("regex_replace", out, piece);
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut pos = 0;
@@ -751,13 +753,13 @@ fn py_sub(re: &Regex, text: &str, pieces: &[ReplPiece], limit: usize) -> String 
             }
             continue;
         }
-        out.push_str(&text[copied..m.start()]);
+        push(&mut out, &text[copied..m.start()])?;
         for piece in pieces {
             match piece {
-                ReplPiece::Literal(s) => out.push_str(s),
-                ReplPiece::Group(idx) => out.push_str(caps.get(*idx).map_or("", |g| g.as_str())),
+                ReplPiece::Literal(s) => push(&mut out, s)?,
+                ReplPiece::Group(idx) => push(&mut out, caps.get(*idx).map_or("", |g| g.as_str()))?,
                 ReplPiece::Named(name) => {
-                    out.push_str(caps.name(name).map_or("", |g| g.as_str()));
+                    push(&mut out, caps.name(name).map_or("", |g| g.as_str()))?
                 }
             }
         }
@@ -766,8 +768,8 @@ fn py_sub(re: &Regex, text: &str, pieces: &[ReplPiece], limit: usize) -> String 
         last_empty_at = m.is_empty().then_some(m.end());
         replaced += 1;
     }
-    out.push_str(&text[copied..]);
-    out
+    push(&mut out, &text[copied..])?;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -1295,9 +1297,22 @@ impl Default for Spec {
 /// `%01500000000d` would otherwise allocate gigabytes.
 const MAX_FORMAT_WIDTH: usize = 10_000;
 
-/// The most text one `format` call may produce: repeating a field (`{0}{0}{0}…`) must not
-/// multiply a long argument into gigabytes.
+/// The most text one `format`, `join` or `regex_replace` call may produce: repeating a field
+/// (`{0}{0}{0}…`), a long separator between many items or a long replacement of many matches
+/// must not multiply into gigabytes before the render's own limits see the text.
 const MAX_FORMAT_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// Appends `piece` to the text `filter` is making, refusing text beyond [`MAX_FORMAT_OUTPUT`].
+fn push_bounded(filter: &str, out: &mut String, piece: &str) -> Result<(), Error> {
+    if out.len().saturating_add(piece.len()) > MAX_FORMAT_OUTPUT {
+        return Err(op_err(format!(
+            "{filter}: the result would be longer than {} MiB",
+            MAX_FORMAT_OUTPUT / (1024 * 1024)
+        )));
+    }
+    out.push_str(piece);
+    Ok(())
+}
 
 fn check_width(what: &str, n: usize) -> Result<usize, Error> {
     if n > MAX_FORMAT_WIDTH {
@@ -1310,14 +1325,7 @@ fn check_width(what: &str, n: usize) -> Result<usize, Error> {
 
 /// Appends one formatted field, refusing output beyond [`MAX_FORMAT_OUTPUT`].
 fn push_field(out: &mut String, field: &str) -> Result<(), Error> {
-    if out.len().saturating_add(field.len()) > MAX_FORMAT_OUTPUT {
-        return Err(op_err(format!(
-            "format: the result would be longer than {} MiB",
-            MAX_FORMAT_OUTPUT / (1024 * 1024)
-        )));
-    }
-    out.push_str(field);
-    Ok(())
+    push_bounded("format", out, field)
 }
 
 fn parse_format_spec(spec: &str) -> Result<Spec, Error> {
@@ -2152,6 +2160,31 @@ impl StrFormatter<'_> {
     }
 }
 
+/// Python's methods on values (`.upper()`, `.items()`, …), as minijinja-contrib's `pycompat`
+/// gives them, but `str.format` is orc's (the `format` filter's `{}` form, with its bounds on
+/// widths and output): pycompat's pads to any width asked, `'{:>999999999}'.format(1)` a
+/// gigabyte.
+pub fn unknown_method(
+    state: &mut State<'_, '_>,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    if method == "format" && value.kind() == ValueKind::String {
+        let (args,): (Rest<ValueOrKwargs>,) = minijinja::value::from_args(args)?;
+        let (positional, kwargs) = split_args(args);
+        return StrFormatter {
+            args: &positional,
+            kwargs: &kwargs,
+            auto: None,
+            manual: false,
+        }
+        .format(&py_str(value), 0)
+        .map(Value::from);
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 fn format(state: &State<'_, '_>, value: Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     check_defined(state, &value, "format")?;
     let (positional, kwargs) = split_args(args);
@@ -2730,6 +2763,26 @@ mod tests {
             context! { x => [1] },
         );
         assert!(e.to_string().contains("indent"), "{e}");
+    }
+
+    /// Found with the `template_render` fuzz target, given these inputs by hand (its seeds
+    /// `bomb_join`, `bomb_regex_replace`): a long separator between many items, or a long
+    /// replacement of many matches, made gigabytes inside the filter, before any limit on the
+    /// render's output could see them.
+    #[test]
+    fn join_and_regex_replace_give_at_most_16_mib() {
+        for src in [
+            "{{ range(100000) | join('y' * 100000) }}",
+            "{{ s | regex_replace('', 'y' * 100000) }}",
+            "{{ [s, s] | join }}",
+        ] {
+            let long = "x".repeat(10 << 20);
+            let e = render_err(src, context! { s => long });
+            assert!(e.to_string().contains("longer than 16 MiB"), "{src}: {e}");
+        }
+        // Below the bound both work as before.
+        assert_eq!(r("{{ range(3) | join('-') }}"), "0-1-2");
+        assert_eq!(r("{{ 'abc' | regex_replace('', '.') }}"), ".a.b.c.");
     }
 
     #[test]

@@ -124,15 +124,28 @@ pub fn load(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Loaded,
             _ => Some(PathBuf::from("orc.yaml")).filter(|p| p.is_file()),
         },
     };
+    let text = match &path {
+        Some(path) => Some(read_bounded(path, MAX_FILE_BYTES, "config file").map_err(ConfigError)?),
+        None => None,
+    };
+    from_text(path, text.as_deref(), env)
+}
+
+/// Loads a config file's `text` (read from `path`, which only names it in messages; `None`
+/// for no file) over the defaults, applies `env` and checks the result: [`load`] once the
+/// file is read.
+pub fn from_text(
+    path: Option<PathBuf>,
+    text: Option<&str>,
+    env: &[(String, String)],
+) -> Result<Loaded, ConfigError> {
     let mut issues = Vec::new();
-    let (tree, positions) = match &path {
-        None => (None, BTreeMap::new()),
-        Some(path) => {
-            let text = read_bounded(path, MAX_FILE_BYTES, "config file").map_err(ConfigError)?;
+    let (tree, positions) = match (&path, text) {
+        (Some(path), Some(text)) => {
             if text.trim().is_empty() {
                 (None, BTreeMap::new())
             } else {
-                let root = orc_pipeline::parse(&text).map_err(|e| {
+                let root = orc_pipeline::parse(text).map_err(|e| {
                     ConfigError(format!(
                         "{}:{}:{}: {}",
                         path.display(),
@@ -146,6 +159,7 @@ pub fn load(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Loaded,
                 (Some(root.to_json()), positions)
             }
         }
+        _ => (None, BTreeMap::new()),
     };
     let mut tree = match tree {
         Some(Value::Null) | None => Value::Object(serde_json::Map::new()),

@@ -215,6 +215,18 @@ fn orc_headers(
     headers
 }
 
+/// `POST /v1/chat/completions`'s `body` read as the route reads it: the model asked for,
+/// or the status of the refusal.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_chat_request(body: &[u8]) -> Result<String, u16> {
+    use axum::response::IntoResponse as _;
+    axum::Json::<wire::ChatCompletionRequest>::from_bytes(body)
+        .map_err(ApiError::from)
+        .and_then(|axum::Json(body)| request::Chat::try_from(body))
+        .map(|chat| chat.model)
+        .map_err(|e| e.into_response().status().as_u16())
+}
+
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
     SystemTime::now()
