@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
-use orc_runtime::{ResumeOptions, Resumed, RuntimeOptions};
+use orc_runtime::{ResumeOptions, Resumed};
 
 use crate::config::Config;
 use crate::{Global, exit};
@@ -28,14 +28,7 @@ pub(crate) struct ResumeArgs {
 #[allow(clippy::print_stderr)]
 pub(crate) fn main(global: &Global, args: &ResumeArgs) -> anyhow::Result<u8> {
     let (config, _) = Config::load(global.config.as_deref())?;
-    let tokio = orc_runtime::tokio_runtime(&config)?;
-    crate::telemetry::install_recorder(&args.watch)?;
-    let runtime = tokio.block_on(
-        args.queue
-            .apply(RuntimeOptions::new(config, global.state.as_deref()))
-            .confined_if_cli()?
-            .build(),
-    )?;
+    let (tokio, runtime) = crate::run::runtime(global, config, &args.queue, &args.watch)?;
     let watch = crate::run::Watch::start(&tokio, global, &args.watch)?;
     let options = ResumeOptions {
         force: args.force,

@@ -111,14 +111,7 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
         let (k, v) = parse_input(raw)?;
         inputs.insert(k, v);
     }
-    let tokio = orc_runtime::tokio_runtime(&config)?;
-    crate::telemetry::install_recorder(&args.watch)?;
-    let runtime = tokio.block_on(
-        args.queue
-            .apply(RuntimeOptions::new(config, global.state.as_deref()))
-            .confined_if_cli()?
-            .build(),
-    )?;
+    let (tokio, runtime) = runtime(global, config, &args.queue, &args.watch)?;
     let watch = Watch::start(&tokio, global, &args.watch)?;
     let options = StartOptions {
         run_id: args.run_id.clone(),
@@ -135,6 +128,26 @@ pub(crate) fn main(global: &Global, args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// What a refused run prints, and its exit code: the compiler's diagnostics, or the reason.
+/// The tokio runtime and orc's [`Runtime`](orc_runtime::Runtime) a command-line run or resume
+/// works in: the metrics recorder installed first, the queue flags applied, and confined when the
+/// config confines command-line runs.
+pub(crate) fn runtime(
+    global: &Global,
+    config: Config,
+    queue: &crate::queue_args::QueueArgs,
+    watch: &crate::telemetry::WatchArgs,
+) -> anyhow::Result<(tokio::runtime::Runtime, orc_runtime::Runtime)> {
+    let tokio = orc_runtime::tokio_runtime(&config)?;
+    crate::telemetry::install_recorder(watch)?;
+    let runtime = tokio.block_on(
+        queue
+            .apply(RuntimeOptions::new(config, global.state.as_deref()))
+            .confined_if_cli()?
+            .build(),
+    )?;
+    Ok((tokio, runtime))
+}
+
 #[allow(clippy::print_stderr)]
 pub(crate) fn refused(e: orc_runtime::Error) -> anyhow::Result<u8> {
     match e {
