@@ -124,3 +124,181 @@ async fn runs_share_the_gateway_and_each_spends_under_its_own_budget() {
     assert_eq!(models.models.len(), 1);
     assert_eq!((models.models[0].calls, models.models[0].errors), (2, 0));
 }
+
+/// A server the test needs does not answer: a failure in CI (which starts every server), else
+/// the test is skipped with a word on stderr.
+fn unreachable_server(server: &str, why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{server} is unreachable ({why}); start it with the command in the README's \"Tests\" section"
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("SKIPPED: {server} is unreachable ({why})");
+    }
+}
+
+/// A PostgreSQL database of the test's own (`ORC_TEST_DATABASE_URL`'s server), dropped at the
+/// end; `None` when no server answers.
+struct Database {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(tag: &str) -> Option<Database> {
+        let server = std::env::var("ORC_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("orc_{tag}_{}_{:x}", std::process::id(), nanos % (1 << 40));
+        let made = std::process::Command::new("psql")
+            .args([&server, "-q", "-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("psql (PostgreSQL's client) runs");
+        if !made.status.success() {
+            unreachable_server("PostgreSQL", &String::from_utf8_lossy(&made.stderr));
+            return None;
+        }
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        Some(Database {
+            url: format!("{base}/{name}"),
+            server,
+            name,
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                &self.server,
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// A worker that stored a step's result and died before it told the coordinator leaves the
+/// step unacked; the worker it is delivered to next must not run it again, and must hand the
+/// stored result to the coordinator (else the run waits for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_delivered_again_after_its_result_was_stored_is_handed_back_not_run() {
+    let nats =
+        std::env::var("ORC_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let address = nats.trim_start_matches("nats://").to_owned();
+    if let Err(e) = std::net::TcpStream::connect(&address) {
+        unreachable_server("NATS", &e.to_string());
+        return;
+    }
+    let Some(db) = tokio::task::spawn_blocking(|| Database::create("redelivered"))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Names no other test run had: the completions stream keeps a run's completions for a day.
+    let unique = db.name.trim_start_matches("orc_redelivered_").to_owned();
+    let pool = format!("t{unique}");
+    let run = format!("r{unique}");
+    let runtime = RuntimeOptions {
+        config: Config::default(),
+        state_url: db.url.clone(),
+        data_dir: dir.path().join("data"),
+        queue: None,
+        sandbox: None,
+    }
+    .with_queue(Some(&nats), Some(&pool))
+    .build()
+    .await
+    .unwrap();
+
+    // The first worker's part: the step handed out, run, and its result stored.
+    let store = runtime.store();
+    store
+        .create_run(&orc_state::NewRun {
+            run_id: run.clone(),
+            pipeline_id: "p".into(),
+            pipeline_path: "p.yaml".into(),
+            pipeline_hash: "h".into(),
+            inputs: serde_json::json!({}),
+            started_at: std::time::SystemTime::now(),
+        })
+        .await
+        .unwrap();
+    let attempt = store.dispatch_step(&run, "s").await.unwrap().attempt;
+    let outcome = orc_engine::StepOutcome {
+        action: "execute".into(),
+        envelope: orc_engine::Envelope::ok(serde_json::json!({"stdout": "from the first worker"})),
+        error_type: None,
+        attempts: 1,
+        retries: 0,
+        timed_out: false,
+        started_at: std::time::SystemTime::UNIX_EPOCH,
+        duration: 0.5,
+        location: None,
+    };
+    let stored = serde_json::to_value(&outcome).unwrap();
+    assert!(
+        store
+            .finish_dispatched(&run, "s", attempt, &stored)
+            .await
+            .unwrap()
+    );
+
+    // Its message, delivered to the next worker: a step that would fail were it run.
+    let queue = orc_queue::QueueOptions::new(nats.clone(), pool.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut completions = queue.completions(&run).await.unwrap();
+    let message = orc_runtime::StepMessage {
+        run_id: run.clone(),
+        plan: "0nosuchplan".into(),
+        attempt,
+        ready_us: 0,
+        task: orc_engine::StepTask {
+            step_id: "s".into(),
+            path: vec![0],
+            pool: None,
+            timeout_ms: 1_000,
+            scope: serde_json::Map::new(),
+        },
+    };
+    queue
+        .publish_step(
+            &pool,
+            &format!("{run}/s/{attempt}"),
+            serde_json::to_vec(&message).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn({
+        let runtime = runtime.clone();
+        let stop = stop.clone();
+        async move { runtime.work(1, stop).await }
+    });
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), completions.next())
+        .await
+        .expect("the stored result is handed to the coordinator")
+        .unwrap()
+        .unwrap();
+    let done: orc_runtime::Completion = serde_json::from_slice(&done).unwrap();
+    assert_eq!((done.step_id.as_str(), done.attempt), ("s", attempt));
+    assert_eq!(
+        done.outcome, outcome,
+        "the stored result, not a new run of the step"
+    );
+    stop.cancel();
+    let report = worker.await.unwrap().unwrap();
+    assert_eq!((report.completed, report.skipped), (0, 1));
+    queue.remove_pool(&pool).await.unwrap();
+}

@@ -22,8 +22,8 @@ use crate::sqlite::{SqliteStore, absolute};
 use crate::stats::{self, CacheCounts, CacheLookups, RequestStats, SeriesPoint};
 use crate::url::{Target, redact_url, target};
 use crate::{
-    CallSource, Checkpoint, Claim, Dispatched, Error, Lease, LeaseOwner, ModelMetric, NewPipeline,
-    NewRun, Pipeline, PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
+    AttemptState, CallSource, Checkpoint, Claim, Dispatched, Error, Lease, LeaseOwner, ModelMetric,
+    NewPipeline, NewRun, Pipeline, PipelineRow, Result, RunFilter, RunRow, RunState, StateOptions,
 };
 
 /// Longest namespace accepted.
@@ -484,22 +484,39 @@ impl Store {
         Ok(Dispatched { attempt, outcome })
     }
 
-    /// Whether attempt `attempt` of a dispatched step is still the current one and has no
-    /// result yet: what a worker asks before it runs the step (a step delivered again after its
-    /// result was stored is not run again). PostgreSQL only, like [`Store::dispatch_step`].
-    pub async fn dispatch_current(
+    /// Where attempt `attempt` of a dispatched step stands: what a worker asks before it runs
+    /// the step. A step delivered again after its result was stored is not run again: the
+    /// stored result comes back, for the worker to hand to the coordinator once more (the
+    /// first worker may have died between storing it and telling the coordinator).
+    /// PostgreSQL only, like [`Store::dispatch_step`].
+    pub async fn attempt_state(
         &self,
         run_id: &str,
         step_id: &str,
         attempt: u32,
-    ) -> Result<bool> {
-        self.timed("dispatch_current", async {
-            match &self.inner.backend {
-                Backend::Postgres(b) => b.dispatch_current(run_id, step_id, attempt).await,
-                Backend::Sqlite(_) | Backend::Redis(_) => Err(self.unsupported("dispatch_current")),
+    ) -> Result<AttemptState> {
+        let found = self
+            .timed("attempt_state", async {
+                match &self.inner.backend {
+                    Backend::Postgres(b) => b.attempt_state(run_id, step_id).await,
+                    Backend::Sqlite(_) | Backend::Redis(_) => {
+                        Err(self.unsupported("attempt_state"))
+                    }
+                }
+            })
+            .await?;
+        Ok(match found {
+            None => AttemptState::Superseded,
+            Some((current, _)) if current != attempt => AttemptState::Superseded,
+            Some((_, None)) => AttemptState::Current,
+            Some((_, Some(text))) => {
+                AttemptState::Finished(serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+                    url: self.inner.described.clone(),
+                    what: format!("the worker's result of step {step_id} of run {run_id}"),
+                    reason: e.to_string(),
+                })?)
             }
         })
-        .await
     }
 
     /// Stores a worker's result of attempt `attempt` of a dispatched step, once: `false` (and

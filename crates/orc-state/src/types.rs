@@ -168,6 +168,19 @@ pub struct Dispatched {
     pub outcome: Option<Value>,
 }
 
+/// Where one attempt of a dispatched step stands, as a worker that was handed it finds it
+/// ([`Store::attempt_state`](crate::Store::attempt_state)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptState {
+    /// The attempt is the step's current one and has no result yet: run the step.
+    Current,
+    /// The attempt is current and its result is stored (a worker stored it, then died or was
+    /// cut off before it acked): do not run the step again, hand the stored result back.
+    Finished(Value),
+    /// A later attempt replaced it, or the step is unknown: nothing to do.
+    Superseded,
+}
+
 /// What [`Store::claim`](crate::Store::claim) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

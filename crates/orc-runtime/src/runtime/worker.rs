@@ -11,7 +11,7 @@ use bytes::Bytes;
 use orc_engine::{StepOutcome, StepRunner};
 use orc_pipeline::{Compiled, Diagnostics, Plan};
 use orc_queue::{Delivery, Queue};
-use orc_state::Store;
+use orc_state::{AttemptState, Store};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -219,14 +219,30 @@ enum Settled {
 }
 
 /// Checks that the attempt is current, runs the step, stores its result under the attempt and
-/// publishes its completion.
+/// publishes its completion. An attempt whose result is already stored is not run again: its
+/// completion is published again instead, since the worker that stored it may have died before
+/// it told the coordinator (which ignores a completion it already has).
 async fn process(shared: &Shared, message: &StepMessage) -> Settled {
     let (run, step, attempt) = (&message.run_id, &message.task.step_id, message.attempt);
-    match shared.store.dispatch_current(run, step, attempt).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(run = %run, step = %step, attempt, "worker: step skipped: superseded or already done");
+    match shared.store.attempt_state(run, step, attempt).await {
+        Ok(AttemptState::Current) => {}
+        Ok(AttemptState::Superseded) => {
+            tracing::info!(run = %run, step = %step, attempt, "worker: step skipped: superseded");
             return Settled::Skipped;
+        }
+        Ok(AttemptState::Finished(stored)) => {
+            let outcome = match serde_json::from_value::<StepOutcome>(stored) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(run = %run, step = %step, "worker: the stored result cannot be read: {e}");
+                    return Settled::Never;
+                }
+            };
+            tracing::info!(run = %run, step = %step, attempt, "worker: step already done: its stored result is handed back");
+            return match complete(shared, message, outcome).await {
+                Settled::Completed => Settled::Skipped,
+                other => other,
+            };
         }
         Err(e) => {
             tracing::error!(run = %run, step = %step, "worker: {e}");
@@ -256,27 +272,39 @@ async fn process(shared: &Shared, message: &StepMessage) -> Settled {
             return Settled::Later;
         }
     }
+    complete(shared, message, outcome).await
+}
+
+/// Publishes a stored result to the run's coordinator. Until the queue has it the step stays
+/// unacked ([`Settled::Later`]): it is delivered again, finds its result stored and comes
+/// back here, so the coordinator is told in the end.
+async fn complete(shared: &Shared, message: &StepMessage, outcome: StepOutcome) -> Settled {
+    let (run, step) = (&message.run_id, &message.task.step_id);
     let completion = Completion {
         run_id: run.clone(),
         step_id: step.clone(),
-        attempt,
+        attempt: message.attempt,
         worker: shared.name.clone(),
         outcome,
     };
-    match serde_json::to_vec(&completion) {
-        Ok(payload) => {
-            if let Err(e) = shared
-                .queue
-                .publish_completion(run, Bytes::from(payload))
-                .await
-            {
-                // The result is in the store: a coordinator that resumes the run finds it.
-                tracing::error!(run = %run, step = %step, "worker: {e}");
-            }
+    let payload = match serde_json::to_vec(&completion) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::error!(run = %run, step = %step, "worker: {e}");
+            return Settled::Never;
         }
-        Err(e) => tracing::error!(run = %run, step = %step, "worker: {e}"),
+    };
+    match shared
+        .queue
+        .publish_completion(run, Bytes::from(payload))
+        .await
+    {
+        Ok(()) => Settled::Completed,
+        Err(e) => {
+            tracing::error!(run = %run, step = %step, "worker: {e}");
+            Settled::Later
+        }
     }
-    Settled::Completed
 }
 
 /// Runs the step; a plan it cannot have or a step that does not fit it is a failed step.

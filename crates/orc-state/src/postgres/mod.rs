@@ -693,23 +693,23 @@ impl PgStore {
         Ok((u32::try_from(attempt).unwrap_or(1), outcome))
     }
 
-    pub(crate) async fn dispatch_current(
+    /// The step's current attempt, with its result when it is finished (`None`: never
+    /// dispatched).
+    pub(crate) async fn attempt_state(
         &self,
         run_id: &str,
         step_id: &str,
-        attempt: u32,
-    ) -> Result<bool> {
-        let current: Option<(bool,)> = sqlx::query_as(
-            "SELECT attempt = $3 AND finished_at IS NULL FROM dispatched_steps
-             WHERE run_id = $1 AND step_id = $2",
+    ) -> Result<Option<(u32, Option<String>)>> {
+        let row: Option<(i32, Option<String>)> = sqlx::query_as(
+            "SELECT attempt, CASE WHEN finished_at IS NULL THEN NULL ELSE outcome END
+             FROM dispatched_steps WHERE run_id = $1 AND step_id = $2",
         )
         .bind(run_id)
         .bind(step_id)
-        .bind(i64::from(attempt))
         .fetch_optional(&self.pool)
         .await
-        .map_err(self.error("dispatch_current"))?;
-        Ok(current.is_some_and(|(c,)| c))
+        .map_err(self.error("attempt_state"))?;
+        Ok(row.map(|(attempt, outcome)| (u32::try_from(attempt).unwrap_or(0), outcome)))
     }
 
     pub(crate) async fn finish_dispatched(

@@ -1,7 +1,7 @@
 //! Steps handed to workers (`orc run --queue`): attempts numbered by the store, a worker's result
 //! stored once and only under the current attempt. PostgreSQL only.
 
-use orc_state::{Error, Store};
+use orc_state::{AttemptState, Error, Store};
 use serde_json::json;
 
 use crate::support::{Harness, new_run};
@@ -15,11 +15,17 @@ async fn a_result_is_stored_once_under_the_current_attempt() {
     s.create_run(&new_run("r1", "p", 1)).await.unwrap();
     let first = s.dispatch_step("r1", "a").await.unwrap();
     assert_eq!((first.attempt, first.outcome.clone()), (1, None));
-    assert!(s.dispatch_current("r1", "a", 1).await.unwrap());
+    assert_eq!(
+        s.attempt_state("r1", "a", 1).await.unwrap(),
+        AttemptState::Current
+    );
     // The coordinator died; the next one hands the step out again: attempt 1 is superseded.
     let second = s.dispatch_step("r1", "a").await.unwrap();
     assert_eq!((second.attempt, second.outcome.clone()), (2, None));
-    assert!(!s.dispatch_current("r1", "a", 1).await.unwrap());
+    assert_eq!(
+        s.attempt_state("r1", "a", 1).await.unwrap(),
+        AttemptState::Superseded
+    );
     assert!(
         !s.finish_dispatched("r1", "a", 1, &json!({"late": true}))
             .await
@@ -37,14 +43,26 @@ async fn a_result_is_stored_once_under_the_current_attempt() {
             .unwrap(),
         "once"
     );
-    assert!(!s.dispatch_current("r1", "a", 2).await.unwrap(), "done");
+    // Delivered again after its result was stored (its worker died before it told the
+    // coordinator): the stored result, to hand back once more.
+    assert_eq!(
+        s.attempt_state("r1", "a", 2).await.unwrap(),
+        AttemptState::Finished(json!({"ok": 2}))
+    );
+    assert_eq!(
+        s.attempt_state("r1", "a", 1).await.unwrap(),
+        AttemptState::Superseded
+    );
     // Handed out again after that (a coordinator that died before its checkpoint): the stored
     // result, and the same attempt.
     let third = s.dispatch_step("r1", "a").await.unwrap();
     assert_eq!((third.attempt, third.outcome), (2, Some(json!({"ok": 2}))));
     // Other steps and runs are apart.
     assert_eq!(s.dispatch_step("r1", "b").await.unwrap().attempt, 1);
-    assert!(!s.dispatch_current("r1", "c", 1).await.unwrap());
+    assert_eq!(
+        s.attempt_state("r1", "c", 1).await.unwrap(),
+        AttemptState::Superseded
+    );
 }
 
 #[tokio::test]
