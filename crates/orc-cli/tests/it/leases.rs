@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{Run, Sandbox, signal};
+use crate::workers::Database;
 
 /// `n` steps that each append their number to `log.txt`, each followed by a pause of `pause`
 /// seconds before the next.
@@ -85,16 +86,38 @@ enum Backend {
     Redis,
 }
 
+/// A test's store: its `--state` URL (`None`: the sandbox's SQLite), and the PostgreSQL
+/// database of its own, dropped with it.
+struct Store {
+    url: Option<String>,
+    _database: Option<Database>,
+}
+
 impl Backend {
-    /// The `--state` URL, or `None` (with the reason printed) when the server is unreachable.
-    fn url(self) -> Option<Option<String>> {
-        let (server, url) = match self {
-            Backend::Sqlite => return Some(None),
-            Backend::Postgres => ("PostgreSQL", crate::support::postgres_url()),
+    /// The test's store, or `None` (with the reason printed) when the server is unreachable.
+    /// On PostgreSQL a database of the test's own, so that no other branch's schema on the
+    /// shared database can get in its way.
+    fn store(self) -> Option<Store> {
+        let url = match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let database = Database::create("leases")?;
+                return Some(Store {
+                    url: Some(database.url.clone()),
+                    _database: Some(database),
+                });
+            }
             // Database 1: the other tests' Redis runs are in database 0.
-            Backend::Redis => ("Redis", format!("{}/1", crate::support::redis_url())),
+            Backend::Redis => {
+                let url = format!("{}/1", crate::support::redis_url());
+                crate::support::reachable("Redis", &url).then_some(())?;
+                Some(url)
+            }
         };
-        crate::support::reachable(server, &url).then_some(Some(url))
+        Some(Store {
+            url,
+            _database: None,
+        })
     }
 }
 
@@ -121,8 +144,8 @@ fn unique_id(name: &str) -> String {
 }
 
 fn killed_run_is_resumed_at_once(backend: Backend) {
-    let Some(state) = backend.url() else { return };
-    let state = state.as_deref();
+    let Some(store) = backend.store() else { return };
+    let state = store.url.as_deref();
     let sb = Sandbox::new();
     sb.file("p.yaml", &steps("killed", 2, 2.0));
     let id = unique_id("killed");
@@ -169,8 +192,8 @@ fn a_killed_run_is_resumed_at_once_on_redis() {
 }
 
 fn stopped_run_stops_when_it_wakes(backend: Backend) {
-    let Some(state) = backend.url() else { return };
-    let state = state.as_deref();
+    let Some(store) = backend.store() else { return };
+    let state = store.url.as_deref();
     let sb = Sandbox::new();
     sb.file("p.yaml", &steps("stopped", 4, 0.6));
     let id = unique_id("stopped");
