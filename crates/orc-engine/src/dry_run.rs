@@ -100,6 +100,13 @@ async fn plan_one(
     templated: bool,
     row: &mut PlannedCall,
 ) -> Result<(), String> {
+    // An `auto` step is the `generate` call that asks its question.
+    let action = if action == crate::auto::ACTION {
+        params = crate::auto::question(&params)?.0;
+        "generate"
+    } else {
+        action
+    };
     let param = params
         .remove("model")
         .and_then(|v| v.as_str().map(str::to_owned));

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auto;
 mod dry_run;
 mod events;
 mod models;

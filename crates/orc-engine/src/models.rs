@@ -5,6 +5,7 @@ use orc_models::{Gateway, Model, Requirements, Source, actions};
 use orc_pipeline::{ModelChoice, ModelRequirements, Param, Plan, Step, StepKind};
 use serde_json::{Map, Value};
 
+use crate::auto;
 use crate::result::{ChoiceRecord, Usage};
 use crate::tools::{Envelope, Retry};
 
@@ -36,7 +37,8 @@ pub(crate) fn is_model_step(step: &Step) -> bool {
     match &step.kind {
         StepKind::Action(a) => {
             a.tool.is_none()
-                && matches!(&a.action, Param::Lit(Value::String(s)) if actions::is_model_action(s))
+                && matches!(&a.action, Param::Lit(Value::String(s))
+                    if actions::is_model_action(s) || s == auto::ACTION)
         }
         _ => false,
     }
@@ -159,8 +161,50 @@ fn requirements(r: &ModelRequirements) -> Requirements {
     }
 }
 
-/// Runs a model action with the step's rendered parameters.
+/// Runs a model action with the step's rendered parameters. An `auto` step asks its
+/// question with `generate`, and fails when the answer is not of its type.
 pub(crate) async fn call(
+    gateway: Option<&Gateway>,
+    choice: &Choice,
+    action: &str,
+    params: &Map<String, Value>,
+    use_cache: bool,
+    on_delta: Option<orc_models::OnDelta<'_>>,
+) -> (Envelope, Option<ModelCall>) {
+    if action != auto::ACTION {
+        return call_action(gateway, choice, action, params, use_cache, on_delta).await;
+    }
+    let (question, expected) = match auto::question(params) {
+        Ok(asked) => asked,
+        Err(e) => return (Envelope::fail(e, Value::Null), None),
+    };
+    let (mut envelope, record) =
+        call_action(gateway, choice, "generate", &question, use_cache, on_delta).await;
+    if envelope.success {
+        let text = match &envelope.result {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        match orc_pipeline::parse_answer(expected, &text) {
+            Some(value) => envelope.result = value,
+            None => {
+                let model_used = envelope.model_used.take();
+                envelope = Envelope::fail(
+                    format!(
+                        "the model's answer is not {}: `{}`",
+                        expected.describe(),
+                        text.trim()
+                    ),
+                    Value::String(text),
+                );
+                envelope.model_used = model_used;
+            }
+        }
+    }
+    (envelope, record)
+}
+
+async fn call_action(
     gateway: Option<&Gateway>,
     choice: &Choice,
     action: &str,

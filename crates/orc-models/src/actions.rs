@@ -58,8 +58,9 @@ fn parameter(message: impl Into<String>) -> Error {
     }
 }
 
-/// Parameters each action accepts (besides `model`, which picks the model).
-fn accepted(action: &str) -> &'static [&'static str] {
+/// The parameters each action takes (`model`, which picks the model, among them); none for
+/// an action that is not a model action.
+pub fn parameters(action: &str) -> &'static [&'static str] {
     match action {
         "generate" => &[
             "prompt",
@@ -204,7 +205,7 @@ fn schema_request(action: &str, params: &Map<String, Value>) -> ActionResult<Cha
 
 /// Refuses an action that calls no model, and parameters the action does not take.
 fn check_params(action: &str, params: &Map<String, Value>) -> ActionResult<()> {
-    let allowed = accepted(action);
+    let allowed = parameters(action);
     if allowed.is_empty() {
         return Err(parameter(format!("`{action}` is not a model action")));
     }

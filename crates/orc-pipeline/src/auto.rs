@@ -69,8 +69,8 @@ pub enum Expected {
 }
 
 impl Expected {
-    /// The `type="…"` attribute's meaning.
-    pub(crate) fn from_attribute(word: &str) -> Option<Expected> {
+    /// The `type="…"` attribute's meaning (also the `type` parameter of the `auto` action).
+    pub fn from_attribute(word: &str) -> Option<Expected> {
         Some(match word.trim().to_ascii_lowercase().as_str() {
             "text" | "string" | "str" => Expected::Text,
             "integer" | "int" => Expected::Integer,
@@ -91,8 +91,20 @@ impl Expected {
         }
     }
 
+    /// The word [`Expected::from_attribute`] reads back.
+    pub fn word(self) -> &'static str {
+        match self {
+            Expected::Text => "text",
+            Expected::Integer => "integer",
+            Expected::Number => "number",
+            Expected::Boolean => "boolean",
+            Expected::List => "list",
+            Expected::Any => "any",
+        }
+    }
+
     /// What the answer must be, for messages.
-    pub(crate) fn describe(self) -> &'static str {
+    pub fn describe(self) -> &'static str {
         match self {
             Expected::Text => "text",
             Expected::Integer => "a whole number",
@@ -102,6 +114,81 @@ impl Expected {
             Expected::Any => "a value",
         }
     }
+}
+
+/// The system prompt a tag's question is asked with: what the value is for, the tag's
+/// attributes (`min="100"`) and the shape the answer must have. The same at compile time and
+/// at run time, so the response cache answers a question asked either way.
+pub fn system_prompt(path: &str, attributes: &[(String, String)], expected: Expected) -> String {
+    let shape = match expected {
+        Expected::Integer => "Answer with one integer and nothing else.",
+        Expected::Number => "Answer with one number and nothing else.",
+        Expected::Boolean => "Answer with true or false and nothing else.",
+        Expected::List => "Answer with a JSON array and nothing else.",
+        Expected::Text => "Answer with the text only, without quotes or explanation.",
+        Expected::Any => {
+            "Answer with the value only: JSON for numbers, booleans, lists and objects, plain text otherwise."
+        }
+    };
+    let mut context = format!("The value is for the field `{path}`.");
+    for (k, v) in attributes {
+        if k != "model" {
+            context.push_str(&format!(" {k}: {v}."));
+        }
+    }
+    format!("You fill in one value of an AI pipeline definition. {context} {shape}")
+}
+
+/// An answer read as `expected`: surrounding blanks, one pair of quotes and a final full stop
+/// are not part of a number or boolean; a list or any value may sit in a ```json fence.
+/// `None` when the answer is not of that type.
+pub fn parse_answer(expected: Expected, text: &str) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let t = text.trim();
+    let scalar = || {
+        let s = ['"', '\'']
+            .iter()
+            .find_map(|q| t.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+            .unwrap_or(t)
+            .trim();
+        s.strip_suffix('.').unwrap_or(s).trim()
+    };
+    match expected {
+        Expected::Text => Some(Value::String(t.to_string())),
+        Expected::Integer => {
+            let s = scalar();
+            if let Ok(i) = s.parse::<i64>() {
+                return Some(Value::from(i));
+            }
+            let f: f64 = s.parse().ok()?;
+            (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then(|| Value::from(f as i64))
+        }
+        Expected::Number => {
+            let s = scalar();
+            if let Ok(i) = s.parse::<i64>() {
+                return Some(Value::from(i));
+            }
+            let f: f64 = s.parse().ok()?;
+            serde_json::Number::from_f64(f).map(Value::Number)
+        }
+        Expected::Boolean => crate::yaml::literal_bool(scalar()).map(Value::Bool),
+        Expected::List => match serde_json::from_str(unfence(t)) {
+            Ok(v @ Value::Array(_)) => Some(v),
+            _ => None,
+        },
+        Expected::Any => {
+            Some(serde_json::from_str(unfence(t)).unwrap_or_else(|_| Value::String(t.to_string())))
+        }
+    }
+}
+
+/// The text inside a Markdown code fence, or the text.
+fn unfence(t: &str) -> &str {
+    let Some(body) = t.strip_prefix("```").and_then(|b| b.strip_suffix("```")) else {
+        return t;
+    };
+    // Past the info string (`json`) on the fence's line.
+    body.split_once('\n').map_or(body, |(_, rest)| rest).trim()
 }
 
 /// A tag as written.

@@ -24,7 +24,7 @@ mod plan;
 pub mod templates;
 mod yaml;
 
-pub use auto::{AutoRequest, AutoResolver, Expected, ModelPick};
+pub use auto::{AutoRequest, AutoResolver, Expected, ModelPick, parse_answer, system_prompt};
 pub use compile::{
     ActionSpec, Catalog, Compiled, MAX_SOURCE_BYTES, MAX_TIMEOUT_SECS, ParamSpec, ParamType,
     TEMPLATE_GLOBALS, ToolSpec, compile, compile_bytes, compile_bytes_with, compile_with,

@@ -571,6 +571,15 @@ fn check_depth(text: &str) -> Result<(), SyntaxError> {
     Ok(())
 }
 
+/// `true/false/yes/no/1/0`, any case.
+pub(crate) fn literal_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

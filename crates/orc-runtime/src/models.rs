@@ -9,7 +9,7 @@ use orc_models::{
     BatchOptions, Budget, ChatRequest, Gateway, GatewayOptions, HttpOptions, Message, ModelClient,
     ModelStats, Registry, Requirements, Router,
 };
-use orc_pipeline::{AutoRequest, AutoResolver, Expected};
+use orc_pipeline::{AutoRequest, AutoResolver};
 
 use crate::config::{CacheSettings, Config, ConfigError};
 use crate::plans;
@@ -187,26 +187,12 @@ impl AutoResolver for ModelResolver<'_> {
             None => registry.select(&Requirements::default()),
         }
         .map_err(|e| e.to_string())?;
-        let shape = match request.expected {
-            Expected::Integer => "Answer with one integer and nothing else.",
-            Expected::Number => "Answer with one number and nothing else.",
-            Expected::Boolean => "Answer with true or false and nothing else.",
-            Expected::List => "Answer with a JSON array and nothing else.",
-            Expected::Text => "Answer with the text only, without quotes or explanation.",
-            Expected::Any => {
-                "Answer with the value only: JSON for numbers, booleans, lists and objects, plain text otherwise."
-            }
-        };
-        let mut context = format!("The value is for the field `{}`.", request.path);
-        for (k, v) in &request.attributes {
-            if k != "model" {
-                context.push_str(&format!(" {k}: {v}."));
-            }
-        }
         let req = ChatRequest {
             messages: vec![Message::user(request.instruction.clone())],
-            system: Some(format!(
-                "You fill in one value of an AI pipeline definition. {context} {shape}"
+            system: Some(orc_pipeline::system_prompt(
+                &request.path,
+                &request.attributes,
+                request.expected,
             )),
             temperature: Some(0.0),
             ..ChatRequest::default()

@@ -551,6 +551,154 @@ fn auto_tags_are_answered_by_a_model_once_and_typed_by_their_field() {
     );
 }
 
+/// A pipeline whose tags read earlier steps' results: each becomes an `auto` step asked just
+/// before its step runs.
+const RUN_TIME_TAGS: &str = r#"name: rt
+steps:
+  - id: draft
+    action: generate
+    parameters: { prompt: "Write two words about tides" }
+  - id: polish
+    action: generate
+    condition: <AUTO>Is this draft too short? {{ draft.result }}</AUTO>
+    parameters:
+      prompt: "Polish: {{ draft.result }}"
+      max_tokens: <AUTO type="integer" min="100" max="1000">How many tokens to polish {{ draft.result }}?</AUTO>
+    dependencies: [draft]
+"#;
+
+#[test]
+fn auto_tags_over_templates_are_asked_when_their_step_is_about_to_run() {
+    let fake = Fake::start(
+        Behaviour::default()
+            .with_answer("Write two words", "Tides turn.")
+            .with_answer("too short? Tides turn.", "Yes.")
+            .with_answer("How many tokens to polish Tides turn.", "300")
+            .with_answer("Polish: Tides turn.", "The tides turn, slowly."),
+    );
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file("p.yaml", RUN_TIME_TAGS);
+    let path = pipeline.to_str().unwrap();
+
+    // Validating names the steps that will ask, and asks nothing.
+    let r = orc(&sb, &["validate", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("step `polish__auto_2` asks a model for a whole number for `parameters.max_tokens` when step `polish` is about to run"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 0);
+
+    let r = orc(&sb, &["run", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    let steps = &doc["steps"];
+    assert_eq!(steps["polish__auto_1"]["value"]["result"], json!(true));
+    assert_eq!(steps["polish__auto_2"]["value"]["result"], json!(300));
+    assert_eq!(
+        steps["polish"]["value"]["result"],
+        "The tides turn, slowly."
+    );
+    // The answer reached the call as a number, and the questions were asked with their
+    // field and attributes.
+    let stats = fake.provider().stats();
+    let bodies: Vec<&Value> = stats.bodies_to(Endpoint::ChatCompletions).collect();
+    let polish = bodies
+        .iter()
+        .find(|b| b.to_string().contains("Polish: Tides turn."))
+        .unwrap();
+    assert_eq!(polish["max_tokens"], json!(300), "{polish}");
+    let asked = bodies
+        .iter()
+        .find(|b| b.to_string().contains("How many tokens"))
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.contains("steps.polish.parameters.max_tokens") && asked.contains("min: 100"),
+        "{asked}"
+    );
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 4);
+}
+
+#[test]
+fn a_run_time_tag_that_says_no_skips_its_step_and_a_wrong_answer_fails_clearly() {
+    let fake = Fake::start(
+        Behaviour::default()
+            .with_answer("Write two words", "Tides turn.")
+            .with_answer("too short? Tides turn.", "no"),
+    );
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file("p.yaml", RUN_TIME_TAGS);
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    assert_eq!(doc["steps"]["polish"]["status"], "skipped");
+    // The tag of the skipped step's parameters is not asked: it takes the step's condition.
+    assert_eq!(doc["steps"]["polish__auto_2"]["status"], "skipped");
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+
+    // An answer that is not of the tag's type fails its step, saying what came back.
+    let fake = Fake::start(
+        Behaviour::default()
+            .with_answer("Write two words", "Tides turn.")
+            .with_answer("too short? Tides turn.", "true")
+            .with_answer("How many tokens", "lots of them"),
+    );
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file("p.yaml", RUN_TIME_TAGS);
+    let r = orc(&sb, &["run", pipeline.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let error = r.doc()["steps"]["polish__auto_2"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("not a whole number") && error.contains("lots of them"),
+        "{error}"
+    );
+}
+
+#[test]
+fn parameters_a_model_action_does_not_take_are_warned_about_dropped_and_never_asked() {
+    let fake = Fake::start(Behaviour::default().with_answer("Write two words", "Tides turn."));
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    let pipeline = sb.file(
+        "p.yaml",
+        r#"name: extra
+steps:
+  - id: draft
+    action: generate_text
+    parameters:
+      prompt: "Write two words about tides"
+      topic: <AUTO>What is the topic of {{ inputs.x }}?</AUTO>
+      max_token: 20
+parameters:
+  x: { type: string, default: "tides" }
+"#,
+    );
+    let path = pipeline.to_str().unwrap();
+    let r = orc(&sb, &["validate", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains("W102")
+            && said.contains("`parameters.topic` has no effect")
+            && said.contains("did you mean `max_tokens`?"),
+        "{said}"
+    );
+    let r = orc(&sb, &["run", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.doc()["steps"]["draft"]["value"]["result"], "Tides turn.");
+    // One request: the step's own. The dropped parameter's tag was not asked.
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 1);
+    assert!(r.doc()["steps"].get("draft__auto_1").is_none());
+}
+
 /// A forward HTTP proxy on 127.0.0.1: it records the head of the first request on each
 /// connection, then passes bytes both ways to the address the request names.
 struct ForwardProxy {

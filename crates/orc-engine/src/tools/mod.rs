@@ -136,7 +136,12 @@ impl Envelope {
 /// The tools and actions orc implements, with their parameters, for the compiler's checks
 /// and `orc tools`: the declarations of the registry's tools.
 pub fn catalog() -> orc_pipeline::Catalog {
-    registry::Registry::builtin().catalog()
+    let catalog = orc_models::actions::ACTIONS
+        .iter()
+        .fold(registry::Registry::builtin().catalog(), |c, action| {
+            c.with_model_action(action, orc_models::actions::parameters(action))
+        });
+    catalog.with_model_action(crate::auto::ACTION, crate::auto::PARAMETERS)
 }
 
 /// The catalog with the model references a gateway accepts, so model steps compile.

@@ -6,24 +6,50 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::auto::{AutoRequest, AutoResolver, Expected, ModelPick, Part, Piece, Protected, Tag};
+use crate::auto::{
+    AutoRequest, AutoResolver, Expected, ModelPick, Part, Piece, Protected, Tag, parse_answer,
+};
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::templates::is_template;
 use crate::yaml::{Kind, Node, Pos};
 
-use super::draft::literal_bool;
+use super::Catalog;
 
 /// Answers by (instruction, attributes, expected): each question is asked once per compile.
 type Memo = HashMap<(String, Vec<(String, String)>, Expected), Result<String, String>>;
 
 pub(super) struct Answerer<'a> {
     pub(super) protected: &'a Protected<'a>,
+    /// The parameters of the model actions, whose other parameters are dropped (and their
+    /// tags never asked).
+    catalog: &'a Catalog,
     pub(super) resolver: Option<&'a dyn AutoResolver>,
     pub(super) diags: &'a mut Diagnostics,
     memo: Memo,
     /// Where values start whose tags got no answer (reported): the checks that follow would
     /// only complain about the tag text left there.
     pub(super) failed: Vec<Pos>,
+    /// How deep in a tag's instruction the answering is (0: not inside a tag).
+    nesting: u32,
+    /// The run-time tags of the step being read, each to become a step of its own.
+    asked: Vec<Asked>,
+}
+
+/// A tag over templates in a step's `parameters` or `condition`: it can only be answered when
+/// the step is about to run. It becomes an `auto` step of its own just before the step (the
+/// step depends on it, and reads its answer as `{{ <id> }}`), so the question is asked once
+/// the values it reads exist, through the gateway like any model step: cached, under the
+/// budget, checkpointed, and listed in the result document with what it cost.
+struct Asked {
+    id: String,
+    question: String,
+    expected: Expected,
+    attributes: Vec<(String, String)>,
+    path: String,
+    /// Whether the tag is the step's condition (else a parameter: the `auto` step then takes
+    /// the step's condition too, so a skipped step pays for no answer).
+    in_condition: bool,
+    pos: Pos,
 }
 
 /// Where a string is: the step (if any), the path of the step, and the field within it.
@@ -74,15 +100,19 @@ impl Place {
 impl<'a> Answerer<'a> {
     pub(super) fn new(
         protected: &'a Protected<'a>,
+        catalog: &'a Catalog,
         resolver: Option<&'a dyn AutoResolver>,
         diags: &'a mut Diagnostics,
     ) -> Self {
         Answerer {
             protected,
+            catalog,
             resolver,
             diags,
             memo: HashMap::new(),
             failed: Vec::new(),
+            nesting: 0,
+            asked: Vec::new(),
         }
     }
 
@@ -129,45 +159,94 @@ impl<'a> Answerer<'a> {
             self.value(node, &place, Expected::Any);
             return;
         };
+        let mut inserted: Vec<(usize, Vec<Node>)> = Vec::new();
         for (i, item) in items.iter_mut().enumerate() {
-            let id = item
-                .get("id")
-                .and_then(Node::as_str)
-                .map(|s| self.protected.written(s));
-            let tool_less = item.get("tool").is_none();
-            let step_path = match &id {
-                Some(id) => format!("{prefix}steps.{id}"),
-                None => format!("{prefix}steps[{i}]"),
-            };
-            let step = Place {
-                step: id,
-                prefix: step_path.clone(),
-                field: String::new(),
-            };
-            let Kind::Map(entries) = &mut item.kind else {
-                self.value(item, &step, Expected::Any);
-                continue;
-            };
-            for (k, v) in entries {
-                let place = step.child(&k.name);
-                let expected = match k.name.as_str() {
-                    "action" if tool_less => {
-                        self.action(v, &place);
-                        continue;
-                    }
-                    "steps" => {
-                        self.steps(v, &format!("{step_path}."));
-                        continue;
-                    }
-                    "timeout" => Expected::Number,
-                    "max_retries" | "max_parallel" | "max_iterations" => Expected::Integer,
-                    "for_each" => Expected::List,
-                    "condition" | "if" | "while" | "until" => Expected::Boolean,
-                    _ => Expected::Any,
-                };
-                self.value(v, &place, expected);
+            let outer = std::mem::take(&mut self.asked);
+            self.step(item, i, prefix);
+            let asked = std::mem::replace(&mut self.asked, outer);
+            if !asked.is_empty() {
+                inserted.push((i, ask_steps(item, asked)));
             }
         }
+        for (i, steps) in inserted.into_iter().rev() {
+            items.splice(i..i, steps);
+        }
+    }
+
+    /// One step of a list: the tags of each of its fields.
+    fn step(&mut self, item: &mut Node, i: usize, prefix: &str) {
+        let id = item
+            .get("id")
+            .and_then(Node::as_str)
+            .map(|s| self.protected.written(s));
+        let tool_less = item.get("tool").is_none();
+        let step_path = match &id {
+            Some(id) => format!("{prefix}steps.{id}"),
+            None => format!("{prefix}steps[{i}]"),
+        };
+        let step = Place {
+            step: id,
+            prefix: step_path.clone(),
+            field: String::new(),
+        };
+        let takes = if tool_less {
+            self.model_parameters(item)
+        } else {
+            None
+        };
+        let Kind::Map(entries) = &mut item.kind else {
+            self.value(item, &step, Expected::Any);
+            return;
+        };
+        for (k, v) in entries {
+            let place = step.child(&k.name);
+            let expected = match k.name.as_str() {
+                "action" if tool_less => {
+                    self.action(v, &place);
+                    continue;
+                }
+                "parameters" if takes.is_some() => {
+                    let takes = takes.as_deref().unwrap_or_default();
+                    match &mut v.kind {
+                        Kind::Map(params) => {
+                            for (pk, pv) in params {
+                                // A parameter the model action does not take is dropped
+                                // (a warning): its tags are not asked.
+                                if takes.contains(&pk.name) {
+                                    self.value(pv, &place.child(&pk.name), Expected::Any);
+                                }
+                            }
+                        }
+                        _ => self.value(v, &place, Expected::Any),
+                    }
+                    continue;
+                }
+                "steps" => {
+                    self.steps(v, &format!("{step_path}."));
+                    continue;
+                }
+                "timeout" => Expected::Number,
+                "max_retries" | "max_parallel" | "max_iterations" => Expected::Integer,
+                "for_each" => Expected::List,
+                "condition" | "if" | "while" | "until" => Expected::Boolean,
+                _ => Expected::Any,
+            };
+            self.value(v, &place, expected);
+        }
+    }
+
+    /// The parameters a tool-less step's model action takes, when it is one (an `<AUTO>`
+    /// action is `generate`).
+    fn model_parameters(&self, step: &Node) -> Option<Vec<String>> {
+        let action = step.get("action").and_then(Node::as_str)?;
+        let action = if self.protected.has_tag(action) {
+            "generate"
+        } else {
+            super::draft::normalize_action(action.trim())
+        };
+        self.catalog
+            .model_action_parameters(action)
+            .map(<[String]>::to_vec)
     }
 
     /// Answers the tags of a value; `expected` is what a whole-string tag at `node` must give.
@@ -267,15 +346,10 @@ impl<'a> Answerer<'a> {
                     for part in &tag.parts {
                         match part {
                             Part::Text(t) => out.push_str(t),
-                            Part::Tag(inner) => {
-                                let answer = self
-                                    .expected(inner, place, Expected::Text)
-                                    .and_then(|e| self.answer(inner, place, e));
-                                match answer {
-                                    Some(v) => out.push_str(&text_of(&v)),
-                                    None => out.push_str(&inner.text),
-                                }
-                            }
+                            Part::Tag(inner) => match self.nested(inner, place) {
+                                Some(text) => out.push_str(&text),
+                                None => out.push_str(&inner.text),
+                            },
                         }
                     }
                     out.push_str("</AUTO>");
@@ -397,6 +471,9 @@ impl<'a> Answerer<'a> {
             .parts
             .iter()
             .any(|p| matches!(p, Part::Text(t) if is_template(t)));
+        if own_text && self.nesting == 0 && asked_at_run_time(place) {
+            return self.ask_at_run_time(tag, place, expected);
+        }
         if own_text {
             self.report(
                 place,
@@ -408,7 +485,7 @@ impl<'a> Answerer<'a> {
                         tag.short()
                     ),
                 )
-                .hint("templates have values only at run time; ask a model step (`action: generate`) instead"),
+                .hint("a tag over templates is asked when its step runs only in the step's `parameters` and `condition`; elsewhere ask a model step (`action: generate`) and read its answer"),
             );
             return None;
         }
@@ -444,25 +521,7 @@ impl<'a> Answerer<'a> {
             );
             return None;
         }
-        let mut instruction = String::new();
-        let mut complete = true;
-        for part in &tag.parts {
-            match part {
-                Part::Text(t) => instruction.push_str(t),
-                Part::Tag(inner) => {
-                    let answer = self
-                        .expected(inner, place, Expected::Text)
-                        .and_then(|e| self.answer(inner, place, e));
-                    match answer {
-                        Some(v) => instruction.push_str(&text_of(&v)),
-                        None => complete = false,
-                    }
-                }
-            }
-        }
-        if !complete {
-            return None;
-        }
+        let instruction = self.instruction(tag, place)?;
         let key = (
             instruction.trim().to_string(),
             tag.attributes.clone(),
@@ -549,6 +608,177 @@ impl<'a> Answerer<'a> {
     }
 }
 
+impl Answerer<'_> {
+    /// A tag's instruction, with the answers of the tags nested in it; `None` when one of
+    /// them has none (reported).
+    fn instruction(&mut self, tag: &Tag, place: &Place) -> Option<String> {
+        let mut instruction = String::new();
+        let mut complete = true;
+        for part in &tag.parts {
+            match part {
+                Part::Text(t) => instruction.push_str(t),
+                Part::Tag(inner) => match self.nested(inner, place) {
+                    Some(text) => instruction.push_str(&text),
+                    None => complete = false,
+                },
+            }
+        }
+        complete.then_some(instruction)
+    }
+
+    /// The answer to a tag nested in another, as text (it is part of an instruction: always
+    /// answered when the pipeline compiles); `None` when it has none (reported).
+    fn nested(&mut self, inner: &Tag, place: &Place) -> Option<String> {
+        self.nesting += 1;
+        let answer = self
+            .expected(inner, place, Expected::Text)
+            .and_then(|e| self.answer(inner, place, e));
+        self.nesting -= 1;
+        answer.map(|v| text_of(&v))
+    }
+
+    /// A tag over templates in a step's `parameters` or `condition`: an [`Asked`] of the
+    /// step, and in its place the template that reads the answer.
+    fn ask_at_run_time(&mut self, tag: &Tag, place: &Place, expected: Expected) -> Option<Value> {
+        let step = place.step.clone()?;
+        let question = self.instruction(tag, place)?;
+        let id = format!("{step}__auto_{}", self.asked.len() + 1);
+        self.report(
+            place,
+            Diagnostic::new(
+                Code::I202,
+                tag.pos,
+                format!(
+                    "AUTO tag `{}` reads templates: step `{id}` asks a model for {} for {} when step `{step}` is about to run",
+                    tag.short(),
+                    expected.describe(),
+                    place.named()
+                ),
+            ),
+        );
+        let read = format!("{{{{ {id}.result }}}}");
+        self.asked.push(Asked {
+            id,
+            question: question.trim().to_string(),
+            expected,
+            attributes: tag.attributes.clone(),
+            path: place.path(),
+            in_condition: !place.field.starts_with("parameters"),
+            pos: tag.pos,
+        });
+        Some(Value::String(read))
+    }
+}
+
+/// Whether a tag over templates at `place` is asked when its step runs: in a step's
+/// `parameters` or its `condition` (`if`). Elsewhere (loop headers, `timeout`, the pipeline's
+/// own fields) there is no step to ask it just before.
+fn asked_at_run_time(place: &Place) -> bool {
+    place.step.is_some()
+        && (place.field == "parameters"
+            || place.field.starts_with("parameters.")
+            || place.field.starts_with("parameters[")
+            || place.field == "condition"
+            || place.field == "if")
+}
+
+/// The `auto` steps that ask a step's run-time tags, and the step made to depend on them.
+fn ask_steps(step: &mut Node, asked: Vec<Asked>) -> Vec<Node> {
+    let condition = step.get("condition").or_else(|| step.get("if")).cloned();
+    let declared = ["dependencies", "depends_on"]
+        .iter()
+        .find_map(|k| step.get(k).map(|n| ((*k).to_string(), n.clone())));
+    let mut made = Vec::with_capacity(asked.len());
+    let mut ids = Vec::with_capacity(asked.len());
+    for a in asked {
+        let mut parameters = serde_json::json!({
+            "question": a.question,
+            "type": a.expected.word(),
+            "field": a.path,
+        });
+        let mut attributes = serde_json::Map::new();
+        for (k, v) in &a.attributes {
+            if k == "model" {
+                parameters["model"] = Value::String(v.clone());
+            } else if k != "type" {
+                attributes.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        if !attributes.is_empty() {
+            parameters["attributes"] = Value::Object(attributes);
+        }
+        let mut node = crate::yaml::from_json(
+            &serde_json::json!({"id": a.id, "action": "auto", "parameters": parameters}),
+            a.pos,
+        );
+        if let Kind::Map(entries) = &mut node.kind {
+            let key = |name: &str| crate::yaml::Key {
+                name: name.to_string(),
+                pos: a.pos,
+            };
+            if let Some((name, deps)) = &declared {
+                entries.push((key(name), deps.clone()));
+            }
+            if let (Some(c), false) = (&condition, a.in_condition) {
+                entries.push((key("condition"), c.clone()));
+            }
+        }
+        ids.push((a.id, a.pos));
+        made.push(node);
+    }
+    depend_on(step, ids);
+    made
+}
+
+/// Adds `ids` to a step's `dependencies` (or `depends_on`), in whatever form it has them.
+fn depend_on(step: &mut Node, ids: Vec<(String, Pos)>) {
+    let Kind::Map(entries) = &mut step.kind else {
+        return;
+    };
+    let new = ids.into_iter().map(|(id, pos)| Node {
+        kind: Kind::Str(id),
+        pos,
+    });
+    let at = entries
+        .iter()
+        .position(|(k, _)| k.name == "dependencies" || k.name == "depends_on");
+    match at {
+        Some(i) => {
+            let deps = &mut entries[i].1;
+            match &mut deps.kind {
+                Kind::Seq(items) => items.extend(new),
+                Kind::Null => deps.kind = Kind::Seq(new.collect()),
+                // `dependencies: "a, b"`.
+                Kind::Str(list) => {
+                    for id in new {
+                        if let Kind::Str(id) = id.kind {
+                            list.push_str(", ");
+                            list.push_str(&id);
+                        }
+                    }
+                }
+                // Of the wrong type: reported when the step is read.
+                _ => {}
+            }
+        }
+        None => {
+            let pos = step.pos;
+            if let Kind::Map(entries) = &mut step.kind {
+                entries.push((
+                    crate::yaml::Key {
+                        name: "dependencies".into(),
+                        pos,
+                    },
+                    Node {
+                        kind: Kind::Seq(new.collect()),
+                        pos,
+                    },
+                ));
+            }
+        }
+    }
+}
+
 /// A tag's instruction as written, nested tags included.
 fn written_parts(tag: &Tag) -> String {
     tag.parts
@@ -558,56 +788,6 @@ fn written_parts(tag: &Tag) -> String {
             Part::Tag(inner) => inner.text.as_str(),
         })
         .collect()
-}
-
-/// An answer read as `expected`: surrounding blanks, one pair of quotes and a final full stop
-/// are not part of a number or boolean; a list or any value may sit in a ```json fence.
-fn parse_answer(expected: Expected, text: &str) -> Option<Value> {
-    let t = text.trim();
-    let scalar = || {
-        let s = ['"', '\'']
-            .iter()
-            .find_map(|q| t.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
-            .unwrap_or(t)
-            .trim();
-        s.strip_suffix('.').unwrap_or(s).trim()
-    };
-    match expected {
-        Expected::Text => Some(Value::String(t.to_string())),
-        Expected::Integer => {
-            let s = scalar();
-            if let Ok(i) = s.parse::<i64>() {
-                return Some(Value::from(i));
-            }
-            let f: f64 = s.parse().ok()?;
-            (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then(|| Value::from(f as i64))
-        }
-        Expected::Number => {
-            let s = scalar();
-            if let Ok(i) = s.parse::<i64>() {
-                return Some(Value::from(i));
-            }
-            let f: f64 = s.parse().ok()?;
-            serde_json::Number::from_f64(f).map(Value::Number)
-        }
-        Expected::Boolean => literal_bool(scalar()).map(Value::Bool),
-        Expected::List => match serde_json::from_str(unfence(t)) {
-            Ok(v @ Value::Array(_)) => Some(v),
-            _ => None,
-        },
-        Expected::Any => {
-            Some(serde_json::from_str(unfence(t)).unwrap_or_else(|_| Value::String(t.to_string())))
-        }
-    }
-}
-
-/// The text inside a Markdown code fence, or the text.
-fn unfence(t: &str) -> &str {
-    let Some(body) = t.strip_prefix("```").and_then(|b| b.strip_suffix("```")) else {
-        return t;
-    };
-    // Past the info string (`json`) on the fence's line.
-    body.split_once('\n').map_or(body, |(_, rest)| rest).trim()
 }
 
 fn holds_template(v: &Value) -> bool {

@@ -8,7 +8,7 @@ use crate::plan::{
     Condition, DeclaredOutput, ExprId, Handler, ModelChoice, Param, RetryBackoff, TemplateId,
 };
 use crate::templates::is_template;
-use crate::yaml::{Kind, Node, Pos};
+use crate::yaml::{Kind, Node, Pos, literal_bool};
 
 use super::Catalog;
 use super::model;
@@ -203,6 +203,80 @@ const PY_ORC_IGNORED: &[(&str, &str, &str)] = &[(
     "py-orc's validation tool never read it, so orc does not either; its strictness is `mode` (strict, lenient, report_only)",
 )];
 
+/// A model step's `parameters` that its action does not take: each is a warning, and the step
+/// runs without it. py-orc's model actions read the parameters they know and ignored the rest
+/// (its examples pass `target:`, `topic: AUTO`, `response_format:`), so such a pipeline means
+/// nothing by them that orc would leave undone; the warning names the closest parameter, for a
+/// typo. Their `<AUTO>` tags are never asked (see [`super::auto`]).
+fn ignored_model_params(
+    r: &mut Reader<'_>,
+    action: &str,
+    takes: &[String],
+    step: &Node,
+) -> Vec<String> {
+    let Some(Kind::Map(entries)) = step.get("parameters").map(|p| &p.kind) else {
+        return Vec::new();
+    };
+    let mut ignored = Vec::new();
+    for (key, _) in entries {
+        if takes.contains(&key.name) {
+            continue;
+        }
+        let d = Diagnostic::new(
+            Code::W102,
+            key.pos,
+            format!(
+                "`parameters.{}` has no effect: action `{action}` does not take it",
+                key.name
+            ),
+        )
+        .field(format!("parameters.{}", key.name));
+        r.report(
+            match did_you_mean(&key.name, takes.iter().map(String::as_str)) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d.hint(format!(
+                    "it takes: {}; remove the parameter",
+                    takes.join(", ")
+                )),
+            },
+        );
+        ignored.push(key.name.clone());
+    }
+    ignored
+}
+
+/// `params` without the mapping keys `names`.
+fn without(params: Param, names: &[String]) -> Param {
+    if names.is_empty() {
+        return params;
+    }
+    match params {
+        Param::Lit(serde_json::Value::Object(mut map)) => {
+            map.retain(|k, _| !names.contains(k));
+            Param::Lit(serde_json::Value::Object(map))
+        }
+        Param::Map(entries) => {
+            let kept: Vec<(String, Param)> = entries
+                .into_iter()
+                .filter(|(k, _)| !names.contains(k))
+                .collect();
+            if kept.iter().all(|(_, p)| matches!(p, Param::Lit(_))) {
+                Param::Lit(serde_json::Value::Object(
+                    kept.into_iter()
+                        .filter_map(|(k, p)| match p {
+                            Param::Lit(v) => Some((k, v)),
+                            _ => None,
+                        })
+                        .collect(),
+                ))
+            } else {
+                Param::Map(kept)
+            }
+        }
+        other => other,
+    }
+}
+
 fn check_params(
     r: &mut Reader<'_>,
     tool: &str,
@@ -333,7 +407,7 @@ fn article(word: &str) -> &'static str {
 }
 
 /// Tool-less actions and the aliases users write for them.
-fn normalize_action(action: &str) -> &str {
+pub(super) fn normalize_action(action: &str) -> &str {
     match action {
         "generate_text" | "generate-text" => "generate",
         "analyze" => "analyze_text",
@@ -347,6 +421,8 @@ fn normalize_action(action: &str) -> &str {
 /// Tool-less actions that call a model.
 pub(super) const MODEL_ACTIONS: &[&str] = &[
     "generate",
+    // Asks one `<AUTO>` tag over templates when its step is about to run.
+    "auto",
     "generate_structured",
     "analyze_text",
     "embed",
@@ -1222,6 +1298,11 @@ impl<'a> Drafter<'a> {
                     _ => r.wrong_type(n, "parameters.model", "a model name"),
                 }
             }
+            let called = if auto { "generate" } else { normalized };
+            if let Some(takes) = self.catalog.model_action_parameters(called) {
+                let ignored = ignored_model_params(r, called, takes, node);
+                params = without(params, &ignored);
+            }
             if auto {
                 // The action is the prompt: a `generate` step.
                 if let Some(p) = node.get("parameters").and_then(|p| p.get("prompt")) {
@@ -1327,15 +1408,6 @@ fn own_iteration(src: &str, loop_id: &str) -> Option<String> {
         out = out.replace(f.as_str(), "{{ iteration }}");
     }
     Some(out)
-}
-
-/// `true/false/yes/no/1/0`, any case.
-pub(crate) fn literal_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Some(true),
-        "false" | "no" | "0" => Some(false),
-        _ => None,
-    }
 }
 
 /// `echo "text"`, `print text`, …: the message, without one pair of surrounding quotes.

@@ -20,7 +20,7 @@ use crate::plan::{Input, Param, Plan};
 use crate::templates::TemplateSet;
 use crate::yaml::{self, Kind, Node, Pos};
 
-pub(crate) use draft::literal_bool;
+pub(crate) use crate::yaml::literal_bool;
 pub use read::MAX_TIMEOUT_SECS;
 pub(crate) use read::valid_id;
 pub use resolve::GLOBALS as TEMPLATE_GLOBALS;
@@ -35,6 +35,8 @@ use resolve::Resolver;
 pub struct Catalog {
     tools: Vec<ToolSpec>,
     models: Vec<String>,
+    /// The parameters of the tool-less model actions (`generate`, …), where declared.
+    model_actions: Vec<(String, Vec<String>)>,
 }
 
 impl Catalog {
@@ -96,6 +98,25 @@ impl Catalog {
     /// The model references a step or pipeline may name.
     pub fn models(&self) -> &[String] {
         &self.models
+    }
+
+    /// Declares the parameters a tool-less model action takes: a step's other parameters are
+    /// errors (`E022`) when it compiles, as the model layer would refuse them when it runs.
+    pub fn with_model_action(mut self, action: &str, parameters: &[&str]) -> Self {
+        self.model_actions.retain(|(a, _)| a != action);
+        self.model_actions.push((
+            action.to_owned(),
+            parameters.iter().map(|p| (*p).to_owned()).collect(),
+        ));
+        self
+    }
+
+    /// The parameters a model action takes, when declared.
+    pub fn model_action_parameters(&self, action: &str) -> Option<&[String]> {
+        self.model_actions
+            .iter()
+            .find(|(a, _)| a == action)
+            .map(|(_, p)| p.as_slice())
     }
 }
 
@@ -246,7 +267,7 @@ pub fn compile_with(
     }
     if !protected.tags.is_empty() {
         protected.restore_tree(&mut doc);
-        let mut answerer = auto::Answerer::new(&protected, resolver, &mut diags);
+        let mut answerer = auto::Answerer::new(&protected, catalog, resolver, &mut diags);
         answerer.run(&mut doc);
         unanswered.append(&mut answerer.failed);
     }

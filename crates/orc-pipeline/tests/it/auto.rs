@@ -382,8 +382,8 @@ fn templates_and_unknown_types_cannot_be_answered() {
 steps:
   - id: a
     action: echo
+    timeout: <AUTO>seconds to summarise {{ inputs.text }}</AUTO>
     parameters:
-      message: <AUTO>summarise {{ inputs.text }}</AUTO>
       n: <AUTO type="colour">a colour</AUTO>
       m: <AUTO>answer with a template</AUTO>
 parameters:
@@ -394,7 +394,7 @@ parameters:
     assert_eq!(
         places(&d),
         [
-            (Code::E019, 6, 16),
+            (Code::E019, 5, 14),
             (Code::E020, 7, 10),
             (Code::E021, 8, 10)
         ],
