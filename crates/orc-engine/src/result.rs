@@ -79,10 +79,14 @@ pub struct StepRecord {
     pub provider: Option<String>,
     /// Whether the answer came from a cache.
     pub cached: bool,
-    /// Tokens used (model steps).
+    /// Tokens used (model steps; for a `pipeline-executor` step, by its sub-run).
     pub usage: Option<Usage>,
-    /// Cost in USD (model steps).
+    /// Cost in USD (model steps; for a `pipeline-executor` step, what its sub-run spent).
     pub cost: Option<f64>,
+    /// For a `pipeline-executor` step, the sub-run's model calls whose model has no price
+    /// (so `cost` leaves them out).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unpriced_calls: u64,
     /// Seconds spent waiting for the model (model steps; the last attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_time: Option<f64>,

@@ -699,6 +699,43 @@ parameters:
     assert!(r.doc()["steps"].get("draft__auto_1").is_none());
 }
 
+#[test]
+fn a_sub_pipeline_s_model_spending_is_counted_in_its_caller_s_cost_and_usage() {
+    let fake = Fake::start(Behaviour::default());
+    let sb = Sandbox::new();
+    fake.config(&sb, "");
+    sb.file(
+        "child.yaml",
+        "id: child\nname: child\nsteps:\n  - id: ask\n    action: generate\n    parameters: { prompt: \"a question from the child\" }\n",
+    );
+    let parent = sb.file(
+        "parent.yaml",
+        "id: parent\nname: parent\nsteps:\n  - id: own\n    action: generate\n    parameters: { prompt: \"the parent's own\" }\n  - id: sub\n    tool: pipeline-executor\n    action: execute\n    parameters: { pipeline: child.yaml }\n",
+    );
+    let r = orc(&sb, &["run", parent.to_str().unwrap(), "--run-id", "spend"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.doc();
+    let own = doc["steps"]["own"]["cost"].as_f64().unwrap();
+    let sub = doc["steps"]["sub"]["cost"].as_f64().unwrap();
+    assert!(own > 0.0 && sub > 0.0, "{doc}");
+    // The sub-run's own record says the same.
+    let shown = orc(&sb, &["runs", "show", "spend/sub"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let child: Value = serde_json::from_str(&shown.stdout).unwrap();
+    let child_cost = child["cost"].as_f64().unwrap_or_else(|| panic!("{child}"));
+    assert!((child_cost - sub).abs() < 1e-12, "{child_cost} vs {sub}");
+    assert!(
+        (doc["cost"].as_f64().unwrap() - (own + sub)).abs() < 1e-12,
+        "{doc}"
+    );
+    let tokens = |v: &Value| v["output_tokens"].as_u64().unwrap();
+    assert_eq!(
+        tokens(&doc["usage"]),
+        tokens(&doc["steps"]["own"]["usage"]) + tokens(&doc["steps"]["sub"]["usage"])
+    );
+    assert_eq!(fake.requests(Endpoint::ChatCompletions), 2);
+}
+
 /// A forward HTTP proxy on 127.0.0.1: it records the head of the first request on each
 /// connection, then passes bytes both ways to the address the request names.
 struct ForwardProxy {

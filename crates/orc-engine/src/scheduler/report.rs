@@ -53,6 +53,7 @@ pub(super) fn blank_record(id: &str, step: &Step, deps: &[String]) -> StepRecord
         cached: false,
         usage: None,
         cost: None,
+        unpriced_calls: 0,
         model_time: None,
         model_choice: None,
         recovery: None,
@@ -102,11 +103,18 @@ impl Run<'_> {
         let mut usage = Usage::default();
         let mut cost = 0.0;
         let mut unpriced_calls = 0;
-        for record in steps.values().filter(|r| r.model.is_some()) {
-            usage += record.usage.unwrap_or_default();
-            match record.cost {
-                Some(c) => cost += c,
-                None => unpriced_calls += 1,
+        for record in steps.values() {
+            if record.model.is_some() {
+                usage += record.usage.unwrap_or_default();
+                match record.cost {
+                    Some(c) => cost += c,
+                    None => unpriced_calls += 1,
+                }
+            } else if let Some(spent) = record.usage {
+                // A sub-pipeline's run: what it spent is the caller's too.
+                usage += spent;
+                cost += record.cost.unwrap_or(0.0);
+                unpriced_calls += record.unpriced_calls;
             }
         }
         // What stopped the run, else (a run that went to the end) its first failure.

@@ -61,6 +61,15 @@ impl Run<'_> {
             }
         }
         r.completed_at = Some(now_rfc3339(finished));
+        let spent = match outcome {
+            Outcome::Completed(e) | Outcome::Failed { envelope: e, .. } => e.spent,
+            _ => None,
+        };
+        if let Some(spent) = spent {
+            r.usage = Some(spent.usage);
+            r.cost = Some(spent.cost);
+            r.unpriced_calls = spent.unpriced_calls;
+        }
         match outcome {
             Outcome::Completed(e) => {
                 r.status = StepStatus::Completed;

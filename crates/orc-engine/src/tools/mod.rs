@@ -58,6 +58,22 @@ pub struct Envelope {
     /// loop reads. Not part of the envelope templates see.
     #[serde(skip)]
     pub(crate) retry: Retry,
+    /// What a sub-pipeline's run spent on models (`pipeline-executor` steps): the step's
+    /// record carries it, and the calling run's totals add it. Not part of the envelope
+    /// templates see.
+    #[serde(skip)]
+    pub(crate) spent: Option<Spent>,
+}
+
+/// Model spending a step did through other runs (a sub-pipeline's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Spent {
+    /// Tokens.
+    pub(crate) usage: crate::result::Usage,
+    /// USD, unpriced models counting as zero.
+    pub(crate) cost: f64,
+    /// Model calls whose model has no price.
+    pub(crate) unpriced_calls: u64,
 }
 
 /// Whether a failed call is worth another attempt of the same step.
@@ -91,6 +107,7 @@ impl Envelope {
             outputs: None,
             output_info: None,
             retry: Retry::No,
+            spent: None,
         }
     }
 
@@ -105,6 +122,7 @@ impl Envelope {
             outputs: None,
             output_info: None,
             retry: Retry::No,
+            spent: None,
         }
     }
 

@@ -7,6 +7,7 @@ use orc_pipeline::ParamType::{Any, Boolean, Integer, Mapping, Number, String as 
 use orc_pipeline::ToolSpec;
 use serde_json::{Map, Value, json};
 
+use super::Spent;
 use super::declare::{action, tool};
 use super::subrun::{SubRequest, SubRun, SubRunner, SubSource};
 use super::tool::{Call, Tool};
@@ -340,6 +341,11 @@ fn envelope(request: &Request, run: &SubRun, completed: bool) -> Envelope {
         }
     };
     envelope.outputs = Some(outputs);
+    envelope.spent = Some(Spent {
+        usage: serde_json::from_value(doc["usage"].clone()).unwrap_or_default(),
+        cost: doc["cost"].as_f64().unwrap_or(0.0),
+        unpriced_calls: doc["unpriced_calls"].as_u64().unwrap_or(0),
+    });
     envelope
 }
 
