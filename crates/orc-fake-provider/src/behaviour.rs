@@ -9,7 +9,7 @@ use std::time::Duration;
 pub enum Error {
     /// A `[[fake:…]]` marker (or [`Reply::from_marker`] spec) could not be read.
     #[error(
-        "bad fake marker `{marker}`: {reason}\nhint: write `[[fake:key=value,…]]` with keys status, retry_after, delay_ms, chunk_delay_ms, truncate[=abort|clean], garbage, close, fail_times, answer=TEXT (last)"
+        "bad fake marker `{marker}`: {reason}\nhint: write `[[fake:key=value,…]]` with keys status, retry_after[=none], delay_ms, chunk_delay_ms, truncate[=abort|clean], garbage, close, fail_times, answer=TEXT (last)"
     )]
     Marker {
         /// The marker text as written.
@@ -41,8 +41,11 @@ pub enum Truncate {
 pub struct Reply {
     /// Answer with this HTTP error status (400–599) and the provider's error JSON.
     pub status: Option<u16>,
-    /// `Retry-After` seconds. A 429 always carries the header (1 s by default).
+    /// `Retry-After` seconds. A 429 carries the header (1 s by default) unless
+    /// `no_retry_after`.
     pub retry_after: Option<u64>,
+    /// A 429 without `Retry-After` (`retry_after=none`): the client's own back-off applies.
+    pub no_retry_after: bool,
     /// Wait this long before answering (overrides [`Behaviour::latency`]).
     pub delay: Option<Duration>,
     /// Wait this long between the events of a streamed answer.
@@ -128,7 +131,8 @@ impl Reply {
                     }
                     reply.status = Some(status as u16);
                 }
-                "retry_after" => reply.retry_after = Some(number(" of seconds")?),
+                "retry_after" if value == Some("none") => reply.no_retry_after = true,
+                "retry_after" => reply.retry_after = Some(number(" of seconds or `none`")?),
                 "delay_ms" => reply.delay = Some(Duration::from_millis(number(" of ms")?)),
                 "chunk_delay_ms" => {
                     reply.chunk_delay = Some(Duration::from_millis(number(" of ms")?));
@@ -164,6 +168,7 @@ impl Reply {
         let Reply {
             status,
             retry_after,
+            no_retry_after,
             delay,
             chunk_delay,
             truncate,
@@ -174,6 +179,7 @@ impl Reply {
         } = other;
         self.status = status.or(self.status);
         self.retry_after = retry_after.or(self.retry_after);
+        self.no_retry_after |= no_retry_after;
         self.delay = delay.or(self.delay);
         self.chunk_delay = chunk_delay.or(self.chunk_delay);
         self.truncate = truncate.or(self.truncate);

@@ -18,7 +18,8 @@
 //!
 //! | marker | effect |
 //! |---|---|
-//! | `[[fake:status=429,retry_after=1]]` | that status, in the provider's error JSON (429 always has `Retry-After`) |
+//! | `[[fake:status=429,retry_after=1]]` | that status, in the provider's error JSON (a 429 has `Retry-After`, 1 s by default) |
+//! | `[[fake:status=429,retry_after=none]]` | a 429 without `Retry-After` |
 //! | `[[fake:delay_ms=300]]` | answer after 300 ms |
 //! | `[[fake:chunk_delay_ms=20]]` | 20 ms between stream events |
 //! | `[[fake:truncate]]` | close the connection mid-body (a stream stops halfway, without its terminator) |

@@ -303,7 +303,10 @@ async fn respond(
         return Err(CloseConnection);
     }
     if let Some(status) = reply.status {
-        let error = ApiError::injected(status, reply.retry_after);
+        let mut error = ApiError::injected(status, reply.retry_after);
+        if reply.no_retry_after {
+            error.retry_after = None;
+        }
         return Ok(error_response(&error, provider));
     }
     let streaming = parsed.stream && endpoint != Endpoint::Embeddings;

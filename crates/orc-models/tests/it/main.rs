@@ -679,6 +679,7 @@ async fn concurrent_calls_stay_within_the_pool() -> Result<()> {
     Ok(())
 }
 
+mod faults;
 mod gateway;
 mod routing;
 mod telemetry;
