@@ -26,7 +26,19 @@ fn outcome_of(step: &Value) -> Value {
     })
 }
 
-/// Checks a completed trial; returns the step runs beyond the first it counted.
+/// What a completed trial repeated.
+#[derive(Debug, Default)]
+pub(super) struct Repeats {
+    /// Side effects beyond the first, summed over the steps.
+    pub(super) effects: u32,
+    /// Model requests beyond the uninterrupted run's, summed over the steps.
+    pub(super) requests: u32,
+    /// Model steps whose answer the last attempt took from the response cache: the killed
+    /// process paid for it, and the run's cost leaves it out (see the README).
+    pub(super) unpriced: u32,
+}
+
+/// Checks a completed trial; returns what it repeated.
 pub(super) fn trial(
     backend: &Backend,
     sb: &Sandbox,
@@ -35,8 +47,8 @@ pub(super) fn trial(
     clean: &Clean,
     in_flight: &[InFlight],
     fake: &Fake,
-) -> u32 {
-    let mut reruns = 0;
+) -> Repeats {
+    let mut repeats = Repeats::default();
     // Side effects: once, or once more for each kill that caught the step after its side
     // effect and before its checkpoint.
     let effects = observe::effects(sb);
@@ -52,7 +64,7 @@ pub(super) fn trial(
             "step {step} wrote its line {times} times; {} kill(s) caught it in flight",
             allowed - 1
         );
-        reruns += (*times - 1) as u32;
+        repeats.effects += (*times - 1) as u32;
     }
     let mut lines = sb.lines("effects.txt");
     lines.sort();
@@ -75,7 +87,7 @@ pub(super) fn trial(
             "model step {step} sent {n} requests; the uninterrupted run sent {clean_n}, and {} kill(s) caught it in flight",
             allowed - clean_n
         );
-        reruns += (n - clean_n) as u32;
+        repeats.requests += (n - clean_n) as u32;
     }
     let sent: u64 = requests.iter().map(|(_, n)| n).sum();
     assert_eq!(
@@ -115,5 +127,21 @@ pub(super) fn trial(
         clean_steps.len(),
         "every step saved: {saved:?}"
     );
-    reruns
+
+    // Cost: the uninterrupted run's, less the answers the last attempt found in the response
+    // cache (a cache hit costs nothing, though a killed attempt of this run paid for it).
+    let mut expected = 0.0;
+    for (step, _) in pipeline::model_steps() {
+        if steps[&step]["cached"] == true {
+            repeats.unpriced += 1;
+        } else {
+            expected += clean_steps[&step]["cost"].as_f64().unwrap();
+        }
+    }
+    let cost = doc["cost"].as_f64().unwrap();
+    assert!(
+        (cost - expected).abs() < 1e-9,
+        "the run's cost is {cost}, its steps' {expected}"
+    );
+    repeats
 }

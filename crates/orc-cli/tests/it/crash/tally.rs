@@ -12,9 +12,12 @@ pub(super) struct Tally {
     pub(super) resumes: u32,
     /// `orc run` started again because the kill came before the run was recorded.
     pub(super) restarts: u32,
-    pub(super) reruns: u32,
-    /// Trials whose reported cost is below the uninterrupted run's.
-    pub(super) cost_short: u32,
+    /// Side effects that happened again (a step caught in flight, run again).
+    pub(super) effects_repeated: u32,
+    /// Model requests sent again (in flight at a kill).
+    pub(super) requests_resent: u32,
+    /// Answers a killed attempt paid for that the run's cost leaves out.
+    pub(super) unpriced: u32,
     pub(super) failures: u32,
 }
 
@@ -24,8 +27,9 @@ impl Tally {
         self.kills += o.kills;
         self.resumes += o.resumes;
         self.restarts += o.restarts;
-        self.reruns += o.reruns;
-        self.cost_short += u32::from(o.cost_short);
+        self.effects_repeated += o.repeats.effects;
+        self.requests_resent += o.repeats.requests;
+        self.unpriced += o.repeats.unpriced;
     }
 }
 
@@ -33,13 +37,15 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} trials, {} kills, {} resumes, {} restarts, {} steps re-run, {} costs short, {} failures",
+            "{} trials, {} kills, {} resumes, {} restarts, {} steps re-run ({} side effects repeated, {} model requests sent again), {} answers left out of the cost, {} failures",
             self.trials,
             self.kills,
             self.resumes,
             self.restarts,
-            self.reruns,
-            self.cost_short,
+            self.effects_repeated + self.requests_resent,
+            self.effects_repeated,
+            self.requests_resent,
+            self.unpriced,
             self.failures
         )
     }

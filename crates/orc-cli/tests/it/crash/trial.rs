@@ -80,10 +80,8 @@ pub(super) struct Outcome {
     pub(super) kills: u32,
     pub(super) resumes: u32,
     pub(super) restarts: u32,
-    /// Step runs beyond the first: side effects repeated and model requests sent again.
-    pub(super) reruns: u32,
-    /// Whether the run's reported cost is below the uninterrupted run's (see the README).
-    pub(super) cost_short: bool,
+    /// What the run repeated, and the answers its cost leaves out.
+    pub(super) repeats: check::Repeats,
 }
 
 /// A child process killed when a failed check unwinds past it.
@@ -189,9 +187,7 @@ pub(super) fn run(backend: &Backend, fake: &Fake, clean: &Clean, seed: u64) -> O
         }
         in_flight.push(InFlight::after_kill(&saved, &effects, &requests));
     };
-    outcome.reruns = check::trial(backend, &sb, &id, &finished, clean, &in_flight, fake);
-    outcome.cost_short = finished["cost"].as_f64().unwrap_or(0.0)
-        < clean.doc["cost"].as_f64().unwrap_or(0.0) - 1e-12;
+    outcome.repeats = check::trial(backend, &sb, &id, &finished, clean, &in_flight, fake);
     backend.clean_up(&sb);
     outcome
 }
