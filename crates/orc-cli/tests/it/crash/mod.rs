@@ -24,8 +24,9 @@ use backend::Backend;
 use tally::Tally;
 use trial::Clean;
 
-/// `ORC_CRASH_SEED`, else a random seed; printed, so that a failure can be replayed.
-fn seed() -> u64 {
+/// `ORC_CRASH_SEED`, else a random seed; printed with the test's `name`, so that a failure can
+/// be replayed.
+fn seed(name: &str) -> u64 {
     let seed = match std::env::var("ORC_CRASH_SEED") {
         Ok(text) => text
             .trim()
@@ -35,7 +36,7 @@ fn seed() -> u64 {
     };
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("crash seed {seed} (replay with ORC_CRASH_SEED={seed})");
+        eprintln!("crash seed {seed} for {name} (replay with ORC_CRASH_SEED={seed})");
     }
     seed
 }
@@ -63,7 +64,7 @@ fn crash_trials(backend: &str, var: &str, default: u64) {
         return;
     };
     let n = trials(var, default);
-    let seed = seed();
+    let seed = seed(backend.name());
     let fake = pipeline::provider();
     let clean = Clean::run(&backend, &fake);
     let mut tally = Tally::default();

@@ -322,7 +322,7 @@ fn case(start: Start, seed: u64) {
 
 #[test]
 fn a_holder_stopped_past_its_lease_stops_when_it_wakes_and_never_runs_beside_the_new_one() {
-    let seed = super::seed();
+    let seed = super::seed("split brain");
     case(Start::Plain, seed);
 }
 
@@ -337,6 +337,6 @@ fn holders_with_the_same_pid_in_separate_pid_namespaces_never_run_one_run_togeth
         }
         return;
     }
-    let seed = super::seed();
+    let seed = super::seed("split brain in pid namespaces");
     case(Start::Namespaced, seed);
 }
