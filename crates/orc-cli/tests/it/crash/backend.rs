@@ -6,8 +6,11 @@ use std::process::Command;
 use crate::support::Sandbox;
 use crate::workers::Database;
 
-/// The Redis logical database of the crash tests (the other tests use 0, 1 and 11).
-const REDIS_DB: u32 = 6;
+/// The Redis logical database of the crash trials (the other tests use 0, 1 and 11).
+pub(super) const REDIS_DB: u32 = 6;
+/// The Redis logical database of the split-brain case, whose run must not be pruned by the
+/// trials' clean-up while its lease has lapsed.
+pub(super) const REDIS_SPLIT_DB: u32 = 7;
 
 /// A state store for the trials of one test.
 pub(super) enum Backend {
@@ -15,21 +18,22 @@ pub(super) enum Backend {
     Sqlite,
     /// A database created for the test, dropped when it ends.
     Postgres(Database),
-    /// Redis database [`REDIS_DB`]; run ids are unique, and the test prunes its runs.
+    /// A Redis logical database of the test's own ([`REDIS_DB`], [`REDIS_SPLIT_DB`]); run ids
+    /// are unique, and the test prunes its runs.
     Redis(String),
 }
 
 impl Backend {
-    /// The backend called `name`, or `None` (with a line saying why) when its server cannot
-    /// be reached.
-    pub(super) fn open(name: &str) -> Option<Backend> {
+    /// The backend called `name` (`sqlite`, `postgres`, `redis`; Redis in logical database
+    /// `redis_db`), or `None` (with a line saying why) when its server cannot be reached.
+    pub(super) fn open(name: &str, redis_db: u32) -> Option<Backend> {
         match name {
             "sqlite" => Some(Backend::Sqlite),
             "postgres" => Database::create("crash").map(Backend::Postgres),
             _ => {
                 let url = crate::support::redis_url();
                 crate::support::reachable("Redis", &url)
-                    .then(|| Backend::Redis(format!("{url}/{REDIS_DB}")))
+                    .then(|| Backend::Redis(format!("{url}/{redis_db}")))
             }
         }
     }

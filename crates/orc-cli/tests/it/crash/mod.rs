@@ -60,7 +60,7 @@ fn run_id(tag: &str) -> String {
 /// Runs the trials of one backend and prints the tally; fails, naming the seeds that failed,
 /// when any trial did.
 fn crash_trials(backend: &str, var: &str, default: u64) {
-    let Some(backend) = Backend::open(backend) else {
+    let Some(backend) = Backend::open(backend, backend::REDIS_DB) else {
         return;
     };
     let n = trials(var, default);

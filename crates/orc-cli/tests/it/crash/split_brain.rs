@@ -176,10 +176,13 @@ pub(super) fn namespaces_work() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// One split-brain case on SQLite; `seed` picks the moment the first holder is stopped.
-fn case(start: Start, seed: u64) {
+/// One split-brain case on the backend called `store`; `seed` picks the moment the first
+/// holder is stopped.
+fn case(start: Start, store: &str, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let backend = Backend::Sqlite;
+    let Some(backend) = Backend::open(store, super::backend::REDIS_SPLIT_DB) else {
+        return;
+    };
     let fake = pipeline::provider();
     let clean = Clean::run(&backend, &fake);
     fake.provider().reset();
@@ -227,8 +230,9 @@ fn case(start: Start, seed: u64) {
         let out = second.finish(&sb);
         assert!(Instant::now() < deadline, "the lease never lapsed");
         if out.stderr.contains("did not finish within") {
-            // Stopped inside a write transaction, the first keeps SQLite's write lock: no
-            // other process can write until it wakes. Let it finish the write, stop it again.
+            // Stopped inside a write transaction, the first keeps SQLite's write lock (or
+            // PostgreSQL's row locks): no other process can write until it wakes. Let it
+            // finish the write, stop it again.
             locked += 1;
             signal(first.pid, "CONT");
             std::thread::sleep(Duration::from_millis(20));
@@ -318,12 +322,25 @@ fn case(start: Start, seed: u64) {
     let saved = observe::saved_steps(&shown);
     assert_eq!(saved.len(), clean.doc["steps"].as_object().unwrap().len());
     assert_eq!(sb.read("out/report.txt"), clean.report);
+    backend.clean_up(&sb);
 }
 
 #[test]
 fn a_holder_stopped_past_its_lease_stops_when_it_wakes_and_never_runs_beside_the_new_one() {
     let seed = super::seed("split brain");
-    case(Start::Plain, seed);
+    case(Start::Plain, "sqlite", seed);
+}
+
+#[test]
+fn a_holder_stopped_past_its_lease_never_runs_beside_the_new_one_on_postgres() {
+    let seed = super::seed("split brain on PostgreSQL");
+    case(Start::Plain, "postgres", seed);
+}
+
+#[test]
+fn a_holder_stopped_past_its_lease_never_runs_beside_the_new_one_on_redis() {
+    let seed = super::seed("split brain on Redis");
+    case(Start::Plain, "redis", seed);
 }
 
 #[test]
@@ -338,5 +355,5 @@ fn holders_with_the_same_pid_in_separate_pid_namespaces_never_run_one_run_togeth
         return;
     }
     let seed = super::seed("split brain in pid namespaces");
-    case(Start::Namespaced, seed);
+    case(Start::Namespaced, "sqlite", seed);
 }
