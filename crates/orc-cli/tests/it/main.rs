@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod confined;
 mod cost;
+mod crash;
 mod examples;
 mod http_client;
 mod inputs;
