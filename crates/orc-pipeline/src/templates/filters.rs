@@ -734,17 +734,30 @@ fn regex_replace(
 /// most [`MAX_FORMAT_OUTPUT`] long.
 fn py_sub(re: &Regex, text: &str, pieces: &[ReplPiece], limit: usize) -> Result<String, Error> {
     let push = |out: &mut String, piece: &str| push_bounded("regex_replace", out, piece);
+    // Groups are found only when the replacement reads them: finding a match alone is many
+    // times faster than finding its groups.
+    let groups = pieces
+        .iter()
+        .any(|p| matches!(p, ReplPiece::Group(_) | ReplPiece::Named(_)));
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut pos = 0;
     let mut last_empty_at = None;
     let mut replaced = 0;
     while (limit == 0 || replaced < limit) && pos <= text.len() {
-        let Some(caps) = re.captures_at(text, pos) else {
-            break;
-        };
-        let Some(m) = caps.get(0) else {
-            break;
+        let (m, caps) = if groups {
+            let Some(caps) = re.captures_at(text, pos) else {
+                break;
+            };
+            let Some(m) = caps.get(0) else {
+                break;
+            };
+            (m, Some(caps))
+        } else {
+            let Some(m) = re.find_at(text, pos) else {
+                break;
+            };
+            (m, None)
         };
         if m.is_empty() && last_empty_at == Some(m.start()) {
             match text[pos..].chars().next() {
@@ -753,14 +766,27 @@ fn py_sub(re: &Regex, text: &str, pieces: &[ReplPiece], limit: usize) -> Result<
             }
             continue;
         }
+        if replaced == MAX_REPLACEMENTS {
+            return Err(op_err(format!(
+                "regex_replace: more than {MAX_REPLACEMENTS} matches; orc replaces at most that many in one call"
+            )));
+        }
         push(&mut out, &text[copied..m.start()])?;
         for piece in pieces {
             match piece {
                 ReplPiece::Literal(s) => push(&mut out, s)?,
-                ReplPiece::Group(idx) => push(&mut out, caps.get(*idx).map_or("", |g| g.as_str()))?,
-                ReplPiece::Named(name) => {
-                    push(&mut out, caps.name(name).map_or("", |g| g.as_str()))?
-                }
+                ReplPiece::Group(idx) => push(
+                    &mut out,
+                    caps.as_ref()
+                        .and_then(|c| c.get(*idx))
+                        .map_or("", |g| g.as_str()),
+                )?,
+                ReplPiece::Named(name) => push(
+                    &mut out,
+                    caps.as_ref()
+                        .and_then(|c| c.name(name))
+                        .map_or("", |g| g.as_str()),
+                )?,
             }
         }
         copied = m.end();
@@ -1301,6 +1327,10 @@ const MAX_FORMAT_WIDTH: usize = 10_000;
 /// (`{0}{0}{0}…`), a long separator between many items or a long replacement of many matches
 /// must not multiply into gigabytes before the render's own limits see the text.
 const MAX_FORMAT_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// The most matches one `regex_replace` call replaces: an empty pattern matches between every
+/// two characters, and ten million of them took longer than a render may.
+const MAX_REPLACEMENTS: usize = 1_000_000;
 
 /// Appends `piece` to the text `filter` is making, refusing text beyond [`MAX_FORMAT_OUTPUT`].
 fn push_bounded(filter: &str, out: &mut String, piece: &str) -> Result<(), Error> {
@@ -2783,6 +2813,22 @@ mod tests {
         // Below the bound both work as before.
         assert_eq!(r("{{ range(3) | join('-') }}"), "0-1-2");
         assert_eq!(r("{{ 'abc' | regex_replace('', '.') }}"), ".a.b.c.");
+    }
+
+    /// Found by the `template_render` fuzz target in CI (its seed `timeout_regex_replace`): an
+    /// empty pattern over ten million characters is ten million matches, which took longer
+    /// than the fuzzer's 10 s limit. At most a million are replaced, and a replacement that
+    /// reads no group finds no groups.
+    #[test]
+    fn regex_replace_stops_at_a_million_matches() {
+        let e = render_err(
+            r#"{{ ("x" * 10000000) | regex_replace("", "y" *0) }}"#,
+            context! {},
+        );
+        assert!(e.to_string().contains("more than 1000000 matches"), "{e}");
+        let under = r#"{{ ("x" * 999999) | regex_replace("", "") | length }}"#;
+        assert_eq!(r(under), "999999");
+        assert_eq!(r("{{ 'a1b22' | regex_replace('\\d+', '#') }}"), "a#b#");
     }
 
     #[test]
