@@ -136,6 +136,7 @@ pub(crate) fn main(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
                 status,
                 pipeline_id: pipeline.clone(),
                 limit: if split { 0 } else { *limit },
+                after: None,
             };
             let mut rows = runtime.block_on(store.list_runs(&filter)).map_err(fail)?;
             if let (true, Some(shown)) = (split, shown) {

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orc_runtime::{Resumed, RunHandle, Source, StartOptions};
-use orc_state::{RunFilter, RunState};
+use orc_state::{RunCursor, RunFilter, RunState};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -243,9 +243,40 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
-/// The most runs one page lists, and the deepest page.
+/// The most runs one page lists.
 const MAX_LIMIT: u32 = 1000;
-const MAX_OFFSET: u32 = 100_000;
+
+/// A page's `next_cursor`: the last run listed, as `<start, µs since the epoch>.<id in
+/// URL-safe base64>` (ids may hold any character). The next page starts after it (keyset
+/// paging: a run started meanwhile neither repeats a run nor hides one).
+fn cursor_of(row: &orc_state::RunRow) -> String {
+    use base64::Engine as _;
+    let micros = row
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    format!(
+        "{micros}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&row.run_id)
+    )
+}
+
+/// Reads a `cursor` [`cursor_of`] wrote.
+fn parse_cursor(text: &str) -> Result<RunCursor, Problem> {
+    use base64::Engine as _;
+    let bad = || Problem::bad_request("cursor: use the next_cursor of a page, as it is");
+    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
+    let micros: u64 = micros.parse().map_err(|_| bad())?;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(bad)?;
+    Ok(RunCursor {
+        started_at: std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros),
+        run_id: id,
+    })
+}
 
 /// `GET /v1/runs?status=&pipeline=&limit=&cursor=`: newest first, a page at a time.
 pub(crate) async fn list(
@@ -254,14 +285,7 @@ pub(crate) async fn list(
 ) -> Result<Response, Problem> {
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let offset: u32 = match &q.cursor {
-        Some(c) => c
-            .parse()
-            .ok()
-            .filter(|&n| n <= MAX_OFFSET)
-            .ok_or_else(|| Problem::bad_request("cursor: use the next_cursor of a page"))?,
-        None => 0,
-    };
+    let mut after = q.cursor.as_deref().map(parse_cursor).transpose()?;
     let shown = q.status.as_deref();
     let status = match shown {
         None => None,
@@ -273,38 +297,54 @@ pub(crate) async fn list(
             ))
         })?),
     };
-    let filter = RunFilter {
-        status,
-        pipeline_id: q.pipeline.clone(),
-        // One more than the page, to know whether another follows.
-        limit: offset + limit + 1,
-    };
-    let mut rows = app
-        .runtime
-        .store()
-        .list_runs(&filter)
-        .await
-        .map_err(Problem::from)?;
-    if let Some(shown) = shown {
-        rows.retain(|r| orc_runtime::state::shown_status(r) == shown);
+    // One more than the page, to know whether another follows. A status the store does not
+    // keep (`abandoned`: a running run whose lease lapsed) is picked from batches of running
+    // runs until the page is full or the runs run out.
+    let want = limit as usize + 1;
+    let mut rows: Vec<orc_state::RunRow> = Vec::with_capacity(want);
+    loop {
+        let filter = RunFilter {
+            status,
+            pipeline_id: q.pipeline.clone(),
+            limit: limit + 1,
+            after: after.clone(),
+        };
+        let batch = app
+            .runtime
+            .store()
+            .list_runs(&filter)
+            .await
+            .map_err(Problem::from)?;
+        let complete = batch.len() < want;
+        if let Some(last) = batch.last() {
+            after = Some(RunCursor {
+                started_at: last.started_at,
+                run_id: last.run_id.clone(),
+            });
+        }
+        rows.extend(
+            batch
+                .into_iter()
+                .filter(|r| shown.is_none_or(|s| orc_runtime::state::shown_status(r) == s)),
+        );
+        if rows.len() >= want || complete {
+            break;
+        }
     }
-    let shown_rows: Vec<&orc_state::RunRow> = rows
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
-        .collect();
-    let ids: Vec<String> = shown_rows.iter().map(|r| r.run_id.clone()).collect();
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let ids: Vec<String> = rows.iter().map(|r| r.run_id.clone()).collect();
     let costs = app
         .runtime
         .store()
         .run_costs(&ids)
         .await
         .map_err(Problem::from)?;
-    let page: Vec<Value> = shown_rows
-        .into_iter()
+    let page: Vec<Value> = rows
+        .iter()
         .map(|r| listed(r, costs.get(&r.run_id).copied()))
         .collect();
-    let next = (rows.len() > (offset + limit) as usize).then(|| (offset + limit).to_string());
+    let next = more.then(|| rows.last().map(cursor_of)).flatten();
     Ok(Json(json!({ "runs": page, "next_cursor": next })).into_response())
 }
 

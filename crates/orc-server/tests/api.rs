@@ -213,8 +213,31 @@ async fn runs_are_listed_a_page_at_a_time() {
             None => break,
         }
     }
-    seen.sort();
-    assert_eq!(seen, ["run-0", "run-1", "run-2", "run-3", "run-4"]);
+    // Newest first, each once.
+    assert_eq!(seen, ["run-4", "run-3", "run-2", "run-1", "run-0"]);
+    // A run started between two pages neither repeats a run nor hides one.
+    let (_, first) = api.get("/v1/runs?limit=2").await;
+    let (status, _) = api
+        .post(
+            "/v1/runs?wait=true",
+            &json!({ "pipeline": ECHO, "run_id": "run-5" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api.get(&format!("/v1/runs?limit=2&cursor={cursor}")).await;
+    let ids: Vec<&str> = second["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["run-2", "run-1"]);
+    for bad in ["12", "x.eA", "12.%%%", "-1.eA"] {
+        let (status, body) = api.get(&format!("/v1/runs?cursor={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.to_string().contains("next_cursor"), "{body}");
+    }
     let (status, body) = api.get("/v1/runs?status=sideways").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(

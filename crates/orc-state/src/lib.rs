@@ -76,6 +76,7 @@ pub use stats::{
 pub use store::{MAX_SERIES_POINTS, Store};
 pub use types::{
     AttemptState, CallSource, Checkpoint, Claim, Dispatched, Lease, ModelMetric, NewPipeline,
-    NewRun, Pipeline, PipelineRow, RunFilter, RunRow, RunState, StateOptions, UnknownRunState,
+    NewRun, Pipeline, PipelineRow, RunCursor, RunFilter, RunRow, RunState, StateOptions,
+    UnknownRunState,
 };
 pub use url::redact_url;

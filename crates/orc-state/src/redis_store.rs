@@ -706,6 +706,7 @@ impl RedisStore {
         status: Option<RunState>,
         pipeline_id: Option<&str>,
         limit: u32,
+        after: Option<(i64, &str)>,
     ) -> Result<Vec<StoredRun>> {
         // Walk the narrowest index newest first; filter on the other criterion.
         let index = match (pipeline_id, status) {
@@ -719,8 +720,24 @@ impl RedisStore {
             limit as usize
         };
         let mut runs = Vec::new();
-        let mut start = 0;
         let mut c = self.connection.clone();
+        // The index is scored by start time; at one score its members are in id order, which
+        // ZREVRANGE reverses: the list's order. A page after a run starts past the runs that
+        // started later and those that started at the same time with an id not below it.
+        let mut start: isize = match after {
+            None => 0,
+            Some((at, id)) => {
+                let later: isize = c
+                    .zcount(&index, format!("({at}"), "+inf")
+                    .await
+                    .map_err(self.error("list_runs"))?;
+                let same: Vec<String> = c
+                    .zrangebyscore(&index, at, at)
+                    .await
+                    .map_err(self.error("list_runs"))?;
+                later + same.iter().filter(|other| other.as_str() >= id).count() as isize
+            }
+        };
         while runs.len() < want {
             // With both filters some runs are skipped: fetch whole batches.
             let batch = if status.is_some() && pipeline_id.is_some() {

@@ -341,16 +341,23 @@ impl Store {
     /// Runs that match `filter`, newest first (by start time, then run id).
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let pipeline_id = filter.pipeline_id.as_deref();
+        let after = match &filter.after {
+            Some(c) => Some((
+                micros(c.started_at, || "the cursor's start time".to_owned())?,
+                c.run_id.as_str(),
+            )),
+            None => None,
+        };
         let key = format!(
-            "list\n{:?}\n{:?}\n{}",
-            filter.status, filter.pipeline_id, filter.limit
+            "list\n{:?}\n{:?}\n{}\n{:?}",
+            filter.status, filter.pipeline_id, filter.limit, after
         );
         if let Some(Answer::Runs(rows)) = self.remembered(&key).await {
             return Ok(rows);
         }
         let stored = self
             .timed("list_runs", async {
-                dispatch!(self.list_runs(filter.status, pipeline_id, filter.limit))
+                dispatch!(self.list_runs(filter.status, pipeline_id, filter.limit, after))
             })
             .await?;
         let rows: Vec<RunRow> = stored

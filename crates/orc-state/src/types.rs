@@ -236,6 +236,19 @@ pub struct RunFilter {
     pub pipeline_id: Option<String>,
     /// At most this many runs; 0 = all.
     pub limit: u32,
+    /// Only the runs after this one in the list's order: the next page (keyset paging, so a
+    /// run started meanwhile neither repeats nor hides a run on the pages that follow).
+    pub after: Option<RunCursor>,
+}
+
+/// A place in the list of runs, which is newest first, runs that started in the same
+/// microsecond by id, descending (bytewise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCursor {
+    /// When the run started.
+    pub started_at: SystemTime,
+    /// Its id.
+    pub run_id: String,
 }
 
 impl Default for RunFilter {
@@ -245,6 +258,7 @@ impl Default for RunFilter {
             status: None,
             pipeline_id: None,
             limit: 50,
+            after: None,
         }
     }
 }

@@ -120,6 +120,20 @@ macro_rules! ts {
     };
 }
 
+/// The keyset condition of a page of runs: after the run `($4, $5)` (start, id) in the list's
+/// order, or every run when `$4` is NULL.
+macro_rules! after {
+    () => {
+        concat!(
+            "($4::int8 IS NULL OR started_at < ",
+            ts!("$4"),
+            " OR (started_at = ",
+            ts!("$4"),
+            " AND run_id COLLATE \"C\" < $5::text))"
+        )
+    };
+}
+
 /// `at` within `[$1, $2)` (microseconds since the Unix epoch): a range scan of `model_metrics_at`.
 macro_rules! period {
     () => {
@@ -561,6 +575,7 @@ impl PgStore {
         status: Option<RunState>,
         pipeline_id: Option<&str>,
         limit: u32,
+        after: Option<(i64, &str)>,
     ) -> Result<Vec<StoredRun>> {
         // LIMIT NULL means none.
         let limit = (limit != 0).then_some(i64::from(limit));
@@ -569,28 +584,38 @@ impl PgStore {
             (None, None) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE $2::text IS NULL AND $3::text IS NULL ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+                " FROM runs WHERE $2::text IS NULL AND $3::text IS NULL AND ",
+                after!(),
+                " ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
             )),
             (Some(_), None) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE status = $2 AND $3::text IS NULL ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+                " FROM runs WHERE status = $2 AND $3::text IS NULL AND ",
+                after!(),
+                " ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
             )),
             (None, Some(_)) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE $2::text IS NULL AND pipeline_id = $3 ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+                " FROM runs WHERE $2::text IS NULL AND pipeline_id = $3 AND ",
+                after!(),
+                " ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
             )),
             (Some(_), Some(_)) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE status = $2 AND pipeline_id = $3 ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
+                " FROM runs WHERE status = $2 AND pipeline_id = $3 AND ",
+                after!(),
+                " ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $1"
             )),
         };
         let rows: Vec<RunTuple> = query
             .bind(limit)
             .bind(status)
             .bind(pipeline_id)
+            .bind(after.map(|(at, _)| at))
+            .bind(after.map(|(_, id)| id))
             .fetch_all(&self.pool)
             .await
             .map_err(self.error("list_runs"))?;

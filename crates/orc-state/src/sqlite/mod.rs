@@ -652,6 +652,7 @@ impl SqliteStore {
         status: Option<RunState>,
         pipeline_id: Option<&str>,
         limit: u32,
+        after: Option<(i64, &str)>,
     ) -> Result<Vec<StoredRun>> {
         // SQLite: a negative LIMIT means none.
         let limit = if limit == 0 { -1 } else { i64::from(limit) };
@@ -660,25 +661,30 @@ impl SqliteStore {
             (None, None) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?1"
+                " FROM runs WHERE TRUE AND (?4 IS NULL OR started_at < ?4 OR (started_at = ?4 AND run_id < ?5)) ORDER BY started_at DESC, run_id DESC LIMIT ?1"
             )),
             (Some(_), None) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE status = ?2 ORDER BY started_at DESC, run_id DESC LIMIT ?1"
+                " FROM runs WHERE status = ?2 AND (?4 IS NULL OR started_at < ?4 OR (started_at = ?4 AND run_id < ?5)) ORDER BY started_at DESC, run_id DESC LIMIT ?1"
             )),
             (None, Some(_)) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE pipeline_id = ?3 ORDER BY started_at DESC, run_id DESC LIMIT ?1"
+                " FROM runs WHERE pipeline_id = ?3 AND (?4 IS NULL OR started_at < ?4 OR (started_at = ?4 AND run_id < ?5)) ORDER BY started_at DESC, run_id DESC LIMIT ?1"
             )),
             (Some(_), Some(_)) => sqlx::query_as(concat!(
                 "SELECT ",
                 run_columns!(),
-                " FROM runs WHERE status = ?2 AND pipeline_id = ?3 ORDER BY started_at DESC, run_id DESC LIMIT ?1"
+                " FROM runs WHERE status = ?2 AND pipeline_id = ?3 AND (?4 IS NULL OR started_at < ?4 OR (started_at = ?4 AND run_id < ?5)) ORDER BY started_at DESC, run_id DESC LIMIT ?1"
             )),
         };
-        let query = query.bind(limit).bind(status).bind(pipeline_id);
+        let query = query
+            .bind(limit)
+            .bind(status)
+            .bind(pipeline_id)
+            .bind(after.map(|(at, _)| at))
+            .bind(after.map(|(_, id)| id));
         let rows: Vec<RunTuple> = read!(self, query, fetch_all).map_err(self.error("list_runs"))?;
         Ok(rows.into_iter().map(stored_run).collect())
     }

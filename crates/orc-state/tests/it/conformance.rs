@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use orc_state::{
-    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, RunFilter, RunState, StateOptions,
-    Store,
+    Checkpoint, Claim, Error, Lease, LeaseOwner, ModelMetric, RunCursor, RunFilter, RunState,
+    StateOptions, Store,
 };
 use serde_json::json;
 
@@ -252,10 +252,93 @@ pub(crate) async fn history_lists_newest_first(h: &Harness) {
     assert_eq!(
         ids(RunFilter {
             status: Some(RunState::Running),
-            ..all
+            ..all.clone()
         })
         .await,
         ["b3", "a3", "a1"]
+    );
+
+    // Page by page, each after the last run of the one before: every run once, in order,
+    // the two that started at the same time included.
+    let pages = |filter: RunFilter, size: u32| async move {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s
+                .list_runs(&RunFilter {
+                    limit: size,
+                    after: after.clone(),
+                    ..filter.clone()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(RunCursor {
+                started_at: last.started_at,
+                run_id: last.run_id.clone(),
+            });
+            seen.extend(page.into_iter().map(|r| r.run_id));
+        }
+        seen
+    };
+    for size in [1, 2, 4] {
+        assert_eq!(
+            pages(all.clone(), size).await,
+            ["b3", "a6", "a5", "a4", "b2", "a3", "a2", "b1", "a1"],
+            "pages of {size}"
+        );
+    }
+    assert_eq!(
+        pages(
+            RunFilter {
+                pipeline_id: Some("a".into()),
+                ..all.clone()
+            },
+            2
+        )
+        .await,
+        ["a6", "a5", "a4", "a3", "a2", "a1"]
+    );
+    assert_eq!(
+        pages(
+            RunFilter {
+                status: Some(RunState::Completed),
+                ..all
+            },
+            1
+        )
+        .await,
+        ["a6", "a4", "b2"]
+    );
+    // A run started between two pages is newer than every page: it neither repeats a run
+    // nor hides one.
+    let first = s
+        .list_runs(&RunFilter {
+            limit: 2,
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    s.create_run(&new_run("c1", "c", 9)).await.unwrap();
+    let second = s
+        .list_runs(&RunFilter {
+            limit: 2,
+            after: first.last().map(|r| RunCursor {
+                started_at: r.started_at,
+                run_id: r.run_id.clone(),
+            }),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    let ids_of =
+        |rows: &[orc_state::RunRow]| rows.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        (ids_of(&first), ids_of(&second)),
+        (
+            vec!["b3".to_owned(), "a6".into()],
+            vec!["a5".to_owned(), "a4".into()]
+        )
     );
 }
 
@@ -607,6 +690,7 @@ pub(crate) async fn prune_deletes_old_unleased_runs(h: &Harness) {
             status: Some(RunState::Completed),
             pipeline_id: Some("p".into()),
             limit: 0,
+            after: None,
         })
         .await
         .unwrap()
