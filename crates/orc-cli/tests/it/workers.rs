@@ -150,11 +150,11 @@ impl Cluster {
     }
 
     fn start_worker(&mut self, n: usize) {
-        self.start_worker_with(n, &[]);
+        self.start_worker_with(n, &[], &[]);
     }
 
-    /// Starts worker `n` with more environment variables.
-    fn start_worker_with(&mut self, n: usize, env: &[(&str, &str)]) {
+    /// Starts worker `n` with more environment variables and arguments.
+    fn start_worker_with(&mut self, n: usize, env: &[(&str, &str)], args: &[&str]) {
         let log = std::fs::File::create(self.sb.path(&format!("worker{n}.log"))).unwrap();
         let child = self
             .orc()
@@ -162,6 +162,7 @@ impl Cluster {
             .env("ORC_LOG", "warn,orc_runtime=debug")
             .args(["worker", "--queue", &self.nats, "--pool", &self.pool])
             .args(["--concurrency", &CONCURRENCY.to_string()])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -641,7 +642,7 @@ fn a_step_delivered_max_deliver_times_without_completing_fails_saying_so() {
     // Every worker that takes the step is killed (SIGKILL) while it runs it, twice; a third
     // one keeps asking for steps, so the server gets to see the step is out of deliveries.
     for n in 0..2 {
-        cluster.start_worker_with(n, &env);
+        cluster.start_worker_with(n, &env, &[]);
         let started = Instant::now();
         while !cluster
             .sb
@@ -659,7 +660,7 @@ fn a_step_delivered_max_deliver_times_without_completing_fails_saying_so() {
         cluster.workers[n].0.kill().unwrap();
         cluster.workers[n].0.wait().unwrap();
     }
-    cluster.start_worker_with(2, &env);
+    cluster.start_worker_with(2, &env, &[]);
     let run = cluster.finish_within(coordinator, Duration::from_secs(60));
     assert_ne!(run.code, 0, "{}", run.stderr);
     let said = failure(&run);
@@ -676,7 +677,7 @@ fn a_step_delivered_max_deliver_times_without_completing_fails_saying_so() {
 }
 
 #[test]
-fn the_coordinator_reports_the_depth_of_its_pool() {
+fn coordinator_and_worker_report_the_depth_of_their_pool() {
     use crate::telemetry::{free_addr, get, sample};
     let Some(mut cluster) = Cluster::small("depth", 3) else {
         return;
@@ -707,11 +708,29 @@ fn the_coordinator_reports_the_depth_of_its_pool() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // A worker comes: the steps run.
-    cluster.start_workers(1);
+    // A worker comes, serving metrics of its own: the steps run, and it sees the pool empty.
+    let worker = free_addr();
+    cluster.start_worker_with(0, &[], &["--metrics-addr", &worker.to_string()]);
     let run = cluster.finish_within(coordinator, Duration::from_secs(60));
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, cluster.worker_logs());
     assert_eq!(tally(&cluster.lines()).len(), 3);
+    let started = Instant::now();
+    loop {
+        let scraped = get(worker, "/metrics");
+        if scraped.as_ref().is_some_and(|(_, body)| {
+            sample(body, &series) == Some(0.0)
+                && sample(body, "orc_worker_running_steps") == Some(0.0)
+        }) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the worker's metrics: {scraped:?}\n{}",
+            cluster.worker_logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(cluster.stop_workers(), vec![3]);
 }
 
 #[test]
