@@ -13,6 +13,11 @@
 //! that finishes a superseded attempt (the run's coordinator died and another took over) writes
 //! nothing. A result a worker stored while no coordinator listened is taken from the store by
 //! the next one, so the step is not run again.
+//!
+//! A step never waits for ever: one JetStream stopped delivering (`queue.max_deliver`; its
+//! advisory names the message's stream sequence, which the publish returned) or one no worker
+//! took within `queue.claim_timeout` (the pool's consumer has not delivered that far) fails,
+//! and its message is removed from the stream.
 
 use std::collections::HashMap;
 use std::future::Future;
