@@ -19,6 +19,10 @@ pub(crate) struct WorkerArgs {
     /// Steps it runs at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
+    /// Serve Prometheus metrics at http://ADDR/metrics while it runs (running steps, claim
+    /// latency, redeliveries, the pool's depth; e.g. 127.0.0.1:9185).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[allow(clippy::print_stderr)]
@@ -32,6 +36,11 @@ pub(crate) fn main(global: &Global, args: &WorkerArgs) -> anyhow::Result<u8> {
         .into());
     }
     let tokio = orc_runtime::tokio_runtime(&config)?;
+    // Before the runtime is built, so that what it builds records too.
+    let endpoint = match args.metrics_addr {
+        Some(addr) => Some(tokio.block_on(crate::telemetry::Endpoint::start(addr))?),
+        None => None,
+    };
     let runtime = tokio.block_on(
         RuntimeOptions::new(config, global.state.as_deref())
             .with_queue(args.queue.as_deref(), args.pool.as_deref())
@@ -48,6 +57,9 @@ pub(crate) fn main(global: &Global, args: &WorkerArgs) -> anyhow::Result<u8> {
         let signals = tokio_util::task::AbortOnDropHandle::new(signals);
         let report = runtime.work(usize::from(args.concurrency), stop).await;
         drop(signals);
+        if let Some(endpoint) = endpoint {
+            endpoint.stop().await;
+        }
         report
     })?;
     if !global.quiet {

@@ -26,4 +26,6 @@ mod error;
 mod queue;
 
 pub use error::{Error, Result};
-pub use queue::{Completions, Delivery, Pull, Queue, QueueOptions, Work};
+pub use queue::{
+    Completions, Delivery, Exhausted, PoolState, Pull, Queue, QueueOptions, Undeliverable, Work,
+};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt as _;
+use tokio::sync::watch;
 
 use orc_pipeline::is_pool_name;
 
@@ -22,6 +23,11 @@ const DONE_KEPT: Duration = Duration::from_secs(24 * 3600);
 const PLANS_STREAM: &str = "ORC_PLANS";
 /// How long a plan is kept after it was put (a run's coordinator puts it again on resume).
 const PLANS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The first pause before an operation that failed is tried again; it doubles up to
+/// [`RETRY_MOST`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two tries.
+const RETRY_MOST: Duration = Duration::from_secs(2);
 /// The durable consumer all workers of a pool share.
 const WORKERS: &str = "workers";
 
@@ -38,8 +44,11 @@ pub struct QueueOptions {
     /// Most deliveries of one step message (default 5); past it the message is dropped.
     pub max_deliver: i64,
     /// How long the stream remembers a message id, so a repeated publish is dropped (default
-    /// 2 min).
+    /// 2 min). A publish that fails while the server is away is tried again for as long.
     pub duplicate_window: Duration,
+    /// How long a coordinator lets a published step wait for its first delivery to a worker
+    /// before it fails the step and removes its message (default 5 min).
+    pub claim_timeout: Duration,
 }
 
 impl QueueOptions {
@@ -51,6 +60,7 @@ impl QueueOptions {
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
             duplicate_window: Duration::from_secs(120),
+            claim_timeout: Duration::from_secs(300),
         }
     }
 
@@ -72,15 +82,30 @@ impl QueueOptions {
                 message: format!("`{}` is not a NATS URL (nats://host:port)", self.url),
             });
         }
-        if self.ack_wait.is_zero() || self.max_deliver < 1 || self.duplicate_window.is_zero() {
+        if self.ack_wait.is_zero()
+            || self.max_deliver < 1
+            || self.duplicate_window.is_zero()
+            || self.claim_timeout.is_zero()
+        {
             return Err(Error::Invalid {
                 field: "queue",
-                message: "ack_wait, max_deliver and duplicate_window must be more than 0".into(),
+                message:
+                    "ack_wait, max_deliver, duplicate_window and claim_timeout must be more than 0"
+                        .into(),
             });
         }
+        let (connections, connected) = watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
             .name("orc")
             .connection_timeout(Duration::from_secs(5))
+            .event_callback(move |event| {
+                let connections = connections.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        connections.send_modify(|n| *n += 1);
+                    }
+                }
+            })
             .connect(self.url.as_str())
             .await
             .map_err(|e| Error::Connect {
@@ -114,6 +139,7 @@ impl QueueOptions {
                 plans,
                 options: self,
                 pools: Mutex::default(),
+                connected,
             }),
         };
         queue.pool_stream(&queue.inner.options.pool).await?;
@@ -134,6 +160,8 @@ struct Inner {
     options: QueueOptions,
     /// Pools whose stream and consumer this process has made sure of.
     pools: Mutex<HashSet<String>>,
+    /// Counts the client's (re)connections to the server.
+    connected: watch::Receiver<u64>,
 }
 
 /// A plan's key is one subject token: letters and digits (a digest in hex).
@@ -219,56 +247,74 @@ impl Queue {
         Ok(())
     }
 
-    /// Publishes a ready step to `pool` under `message_id`; returns once the stream stored it
-    /// (or dropped it as a duplicate of the same id).
-    pub async fn publish_step(&self, pool: &str, message_id: &str, payload: Bytes) -> Result<()> {
+    /// Publishes a ready step to `pool` under `message_id`; returns the stream sequence of its
+    /// message once the stream stored it (or dropped it as a duplicate of the same id: then the
+    /// first one's).
+    pub async fn publish_step(&self, pool: &str, message_id: &str, payload: Bytes) -> Result<u64> {
         self.pool_stream(pool).await?;
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(payload)
-            .message_id(message_id);
-        self.inner
-            .js
-            .send_publish(step_subject(pool), publish)
-            .await
-            .map_err(|e| Error::js("publish a step")(e.to_string()))?
-            .await
-            .map_err(|e| Error::js("publish a step")(e.to_string()))?;
-        Ok(())
+        self.publish_stored(
+            "publish a step",
+            step_subject(pool),
+            Some(message_id),
+            payload,
+        )
+        .await
     }
 
     /// Publishes a step's completion to its run's coordinator; returns once it is stored.
     pub async fn publish_completion(&self, run_id: &str, payload: Bytes) -> Result<()> {
-        self.inner
-            .js
-            .publish(done_subject(run_id), payload)
+        self.publish_stored("publish a completion", done_subject(run_id), None, payload)
             .await
-            .map_err(|e| Error::js("publish a completion")(e.to_string()))?
-            .await
-            .map_err(|e| Error::js("publish a completion")(e.to_string()))?;
-        Ok(())
+            .map(drop)
+    }
+
+    /// Publishes `payload` and waits for the stream to store it; returns its stream sequence.
+    /// A publish that fails (the server restarts, the connection is lost and found again) is
+    /// tried again for up to the de-duplication window, the longest a retry under the same
+    /// message id is sure to be dropped if the first one was stored after all.
+    async fn publish_stored(
+        &self,
+        operation: &'static str,
+        subject: String,
+        message_id: Option<&str>,
+        payload: Bytes,
+    ) -> Result<u64> {
+        let patience = self.inner.options.duplicate_window;
+        let started = tokio::time::Instant::now();
+        let mut pause = RETRY_FIRST;
+        loop {
+            let mut publish = jetstream::message::PublishMessage::build().payload(payload.clone());
+            if let Some(id) = message_id {
+                publish = publish.message_id(id);
+            }
+            let stored = match self.inner.js.send_publish(subject.clone(), publish).await {
+                Ok(ack) => ack.await.map(|ack| ack.sequence),
+                Err(e) => Err(e),
+            };
+            match stored {
+                Ok(sequence) => return Ok(sequence),
+                Err(e) if started.elapsed() + pause < patience => {
+                    tracing::debug!("queue: {operation}: {e}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MOST);
+                }
+                Err(e) => return Err(Error::js(operation)(e.to_string())),
+            }
+        }
     }
 
     /// Every completion of `run_id`, from the first ever published, then as they come.
     pub async fn completions(&self, run_id: &str) -> Result<Completions> {
-        let stream = self
-            .inner
-            .js
-            .get_stream(DONE_STREAM)
-            .await
-            .map_err(|e| Error::js("open the completions stream")(e.to_string()))?;
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: done_subject(run_id),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::js("follow a run's completions")(e.to_string()))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| Error::js("follow a run's completions")(e.to_string()))?;
-        Ok(Completions { messages })
+        let mut completions = Completions {
+            js: self.inner.js.clone(),
+            subject: done_subject(run_id),
+            connected: self.inner.connected.clone(),
+            messages: None,
+            last: 0,
+        };
+        completions.messages = Some(completions.follow().await?);
+        completions.connected.mark_unchanged();
+        Ok(completions)
     }
 
     /// Stores a compiled plan under `key` (its content hash: putting it again changes nothing
@@ -310,7 +356,80 @@ impl Queue {
             .get_consumer_from_stream(WORKERS, stream_name(pool))
             .await
             .map_err(|e| Error::js("open the workers' consumer")(e.to_string()))?;
-        Ok(Work { consumer })
+        Ok(Work {
+            consumer,
+            patience: self.inner.options.ack_wait,
+        })
+    }
+
+    /// How many steps `pool` holds that no worker has finished (waiting for a worker, or
+    /// delivered and not yet acked), and the stream sequence of the last step delivered for the
+    /// first time: the workers' consumer delivers in order, so a step whose sequence is past it
+    /// has not been taken yet.
+    pub async fn pool_state(&self, pool: &str) -> Result<PoolState> {
+        self.pool_stream(pool).await?;
+        let mut consumer: consumer::PullConsumer = self
+            .inner
+            .js
+            .get_consumer_from_stream(WORKERS, stream_name(pool))
+            .await
+            .map_err(|e| Error::js("read the workers' consumer")(e.to_string()))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| Error::js("read the workers' consumer")(e.to_string()))?;
+        Ok(PoolState {
+            steps: info.num_pending + info.num_ack_pending as u64,
+            delivered_up_to: info.delivered.stream_sequence,
+        })
+    }
+
+    /// The pools this process has used (published to or pulled from).
+    pub fn pools(&self) -> Vec<String> {
+        let mut pools: Vec<String> = self
+            .inner
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        pools.sort();
+        pools
+    }
+
+    /// Removes the step message at `sequence` from `pool`'s stream, so no worker gets it; false
+    /// when it is not there (a worker finished it, or it was removed before).
+    pub async fn remove_step(&self, pool: &str, sequence: u64) -> Result<bool> {
+        let stream = self
+            .inner
+            .js
+            .get_stream(stream_name(pool))
+            .await
+            .map_err(|e| Error::js("open the pool's stream")(e.to_string()))?;
+        match stream.delete_message(sequence).await {
+            Ok(deleted) => Ok(deleted),
+            // JetStream answers an error when there is no message at that sequence.
+            Err(e) if matches!(e.kind(), stream::DeleteMessageErrorKind::JetStream(_)) => Ok(false),
+            Err(e) => Err(Error::js("remove a step")(e.to_string())),
+        }
+    }
+
+    /// The step messages of `pool` that reached `MaxDeliver` deliveries without an ack, as
+    /// JetStream announces them from now on (its advisory; the server no longer delivers them).
+    pub async fn exhausted(&self, pool: &str) -> Result<Exhausted> {
+        let subject = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{WORKERS}",
+            stream_name(pool)
+        );
+        let subscriber = self
+            .inner
+            .js
+            .client()
+            .subscribe(subject)
+            .await
+            .map_err(|e| Error::js("follow a pool's undeliverable steps")(e.to_string()))?;
+        Ok(Exhausted { subscriber })
     }
 
     /// Deletes `pool`'s stream and its consumer, with any step still in it (tearing a pool
@@ -330,9 +449,17 @@ impl Queue {
     }
 }
 
-/// A run's completions, as its coordinator reads them.
+/// A run's completions, as its coordinator reads them. It follows them again from the last one
+/// it handed over whenever the client connects to the server anew (the server restarted: the
+/// ephemeral consumer it read through is gone) or the consumer fails, so none is missed or
+/// handed over twice.
 pub struct Completions {
-    messages: consumer::pull::Ordered,
+    js: jetstream::Context,
+    subject: String,
+    connected: watch::Receiver<u64>,
+    messages: Option<consumer::pull::Ordered>,
+    /// The stream sequence of the last completion handed over (0: none yet).
+    last: u64,
 }
 
 impl std::fmt::Debug for Completions {
@@ -342,14 +469,139 @@ impl std::fmt::Debug for Completions {
 }
 
 impl Completions {
+    /// An ordered consumer of the run's completions after the last one handed over.
+    fn follow(&self) -> impl Future<Output = Result<consumer::pull::Ordered>> + Send + use<> {
+        follow(self.js.clone(), self.subject.clone(), self.last)
+    }
+
     /// The next completion's payload; `None` when the queue's connection is closed for good.
+    /// An `Err` says what went wrong on the way; the next call goes on.
     pub async fn next(&mut self) -> Option<Result<Bytes>> {
-        let message = self.messages.next().await?;
-        Some(
-            message
-                .map(|m| m.payload.clone())
-                .map_err(|e| Error::js("read a completion")(e.to_string())),
-        )
+        let mut pause = RETRY_FIRST;
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                match self.follow().await {
+                    Ok(messages) => {
+                        self.messages = Some(messages);
+                        pause = RETRY_FIRST;
+                    }
+                    Err(e) => {
+                        tracing::debug!("queue: {e}; trying again in {pause:?}");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RETRY_MOST);
+                    }
+                }
+                continue;
+            };
+            let next = tokio::select! {
+                next = messages.next() => Some(next?),
+                changed = self.connected.changed() => {
+                    changed.ok()?;
+                    None
+                }
+            };
+            match next {
+                Some(Ok(message)) => {
+                    if let Ok(info) = message.info() {
+                        self.last = info.stream_sequence;
+                    }
+                    return Some(Ok(message.payload.clone()));
+                }
+                Some(Err(e)) => {
+                    self.messages = None;
+                    return Some(Err(Error::js("read a completion")(e.to_string())));
+                }
+                None => {
+                    tracing::debug!("queue: connected anew; following the run's completions again");
+                    self.messages = None;
+                }
+            }
+        }
+    }
+}
+
+/// An ordered consumer of the completions on `subject` after stream sequence `last` (0: from the
+/// first).
+async fn follow(
+    js: jetstream::Context,
+    subject: String,
+    last: u64,
+) -> Result<consumer::pull::Ordered> {
+    let deliver_policy = match last {
+        0 => consumer::DeliverPolicy::All,
+        last => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: last + 1,
+        },
+    };
+    let stream = js
+        .get_stream(DONE_STREAM)
+        .await
+        .map_err(|e| Error::js("open the completions stream")(e.to_string()))?;
+    stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject,
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::js("follow a run's completions")(e.to_string()))?
+        .messages()
+        .await
+        .map_err(|e| Error::js("follow a run's completions")(e.to_string()))
+}
+
+/// What [`Queue::pool_state`] reads of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Steps in the pool's stream: not yet delivered, or delivered and not yet acked.
+    pub steps: u64,
+    /// The stream sequence of the last step message delivered for the first time.
+    pub delivered_up_to: u64,
+}
+
+/// A step message JetStream stopped delivering: it reached `MaxDeliver` deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undeliverable {
+    /// Its stream sequence, as [`Queue::publish_step`] returned it.
+    pub sequence: u64,
+    /// How many times it was delivered.
+    pub deliveries: u64,
+}
+
+/// The advisories of a pool's undeliverable steps ([`Queue::exhausted`]).
+pub struct Exhausted {
+    subscriber: async_nats::Subscriber,
+}
+
+impl std::fmt::Debug for Exhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exhausted")
+    }
+}
+
+/// JetStream's `io.nats.jetstream.advisory.v1.max_deliver` advisory, the fields orc reads.
+#[derive(serde::Deserialize)]
+struct MaxDeliverAdvisory {
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+impl Exhausted {
+    /// The next undeliverable step; `None` when the connection is closed for good. An advisory
+    /// that does not decode is skipped.
+    pub async fn next(&mut self) -> Option<Undeliverable> {
+        loop {
+            let message = self.subscriber.next().await?;
+            match serde_json::from_slice::<MaxDeliverAdvisory>(&message.payload) {
+                Ok(a) => {
+                    return Some(Undeliverable {
+                        sequence: a.stream_seq,
+                        deliveries: a.deliveries,
+                    });
+                }
+                Err(e) => tracing::warn!("queue: a max-deliveries advisory does not decode: {e}"),
+            }
+        }
     }
 }
 
@@ -357,6 +609,8 @@ impl Completions {
 #[derive(Debug)]
 pub struct Work {
     consumer: consumer::PullConsumer,
+    /// How long an ack is tried: the step's `AckWait`, past which it is delivered again anyway.
+    patience: Duration,
 }
 
 impl Work {
@@ -371,13 +625,17 @@ impl Work {
             .messages()
             .await
             .map_err(|e| Error::js("pull steps")(e.to_string()))?;
-        Ok(Pull { batch })
+        Ok(Pull {
+            batch,
+            patience: self.patience,
+        })
     }
 }
 
 /// One request for steps, as its steps come.
 pub struct Pull {
     batch: consumer::pull::Batch,
+    patience: Duration,
 }
 
 impl std::fmt::Debug for Pull {
@@ -392,7 +650,10 @@ impl Pull {
         let message = self.batch.next().await?;
         Some(
             message
-                .map(|message| Delivery { message })
+                .map(|message| Delivery {
+                    message,
+                    patience: self.patience,
+                })
                 .map_err(|e| Error::js("pull steps")(e.to_string())),
         )
     }
@@ -402,6 +663,7 @@ impl Pull {
 #[derive(Debug)]
 pub struct Delivery {
     message: jetstream::Message,
+    patience: Duration,
 }
 
 impl Delivery {
@@ -415,12 +677,23 @@ impl Delivery {
         self.message.info().map_or(1, |i| i.delivered)
     }
 
-    /// Says the step is done with: it is removed from the stream.
+    /// Says the step is done with: it is removed from the stream. An ack that gets no answer
+    /// (the server restarts) is tried again until the step's `AckWait` is over, after which the
+    /// step is delivered again anyway.
     pub async fn ack(&self) -> Result<()> {
-        self.message
-            .double_ack()
-            .await
-            .map_err(|e| Error::js("ack a step")(e.to_string()))
+        let started = tokio::time::Instant::now();
+        let mut pause = RETRY_FIRST;
+        loop {
+            match self.message.double_ack().await {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() + pause < self.patience => {
+                    tracing::debug!("queue: ack a step: {e}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MOST);
+                }
+                Err(e) => return Err(Error::js("ack a step")(e.to_string())),
+            }
+        }
     }
 
     /// Says the step is still being worked on: its `AckWait` starts again.

@@ -104,6 +104,8 @@ impl RuntimeOptions {
         self.queue = url.or(q.url.as_deref()).map(|url| orc_queue::QueueOptions {
             ack_wait: Duration::try_from_secs_f64(q.ack_wait).unwrap_or(Duration::from_secs(30)),
             max_deliver: i64::from(q.max_deliver),
+            claim_timeout: Duration::try_from_secs_f64(q.claim_timeout)
+                .unwrap_or(Duration::from_secs(300)),
             ..orc_queue::QueueOptions::new(url, pool.unwrap_or(&q.pool))
         });
         self
@@ -159,6 +161,7 @@ impl RuntimeOptions {
             },
         )?;
         let lease = state::lease_length(&config);
+        let depth = queue.clone().map(crate::queue::sample_depth);
         Ok(Runtime {
             inner: Arc::new(Inner {
                 config,
@@ -176,6 +179,7 @@ impl RuntimeOptions {
                 tasks: TaskTracker::new(),
                 recorder,
                 _recording: recording,
+                _depth: depth,
             }),
         })
     }
@@ -215,6 +219,8 @@ struct Inner {
     recorder: Arc<Recorder>,
     /// The recorder's writer task, aborted with the runtime.
     _recording: AbortOnDropHandle<()>,
+    /// Samples the queue's depth, when there is a queue.
+    _depth: Option<AbortOnDropHandle<()>>,
 }
 
 /// The runs this process is running, and the last [`KEPT_ENDED`] that ended, by id.

@@ -271,6 +271,7 @@ async fn a_step_delivered_again_after_its_result_was_stored_is_handed_back_not_r
             timeout_ms: 1_000,
             scope: serde_json::Map::new(),
         },
+        coordinator: Some("c1".into()),
     };
     queue
         .publish_step(
@@ -293,6 +294,11 @@ async fn a_step_delivered_again_after_its_result_was_stored_is_handed_back_not_r
         .unwrap();
     let done: orc_runtime::Completion = serde_json::from_slice(&done).unwrap();
     assert_eq!((done.step_id.as_str(), done.attempt), ("s", attempt));
+    assert_eq!(
+        done.coordinator.as_deref(),
+        Some("c1"),
+        "the coordinator named back"
+    );
     assert_eq!(
         done.outcome, outcome,
         "the stored result, not a new run of the step"

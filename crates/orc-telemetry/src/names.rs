@@ -53,6 +53,8 @@ pub mod label {
     pub const ROUTE: &str = "route";
     /// An HTTP response's status code.
     pub const STATUS: &str = "status";
+    /// A worker pool of the queue (`default`, or a step's `pool:`).
+    pub const POOL: &str = "pool";
 }
 
 // --- pipeline runs ---------------------------------------------------------------------------
@@ -137,6 +139,9 @@ pub const QUEUE_CLAIM_SECONDS: &str = "orc_queue_claim_seconds";
 /// Counter: steps a worker took that had been delivered before (their worker died or went
 /// silent past `AckWait`).
 pub const QUEUE_REDELIVERIES_TOTAL: &str = "orc_queue_redeliveries_total";
+/// Gauge {pool}: steps in the pool's stream that no worker has finished (waiting for a worker,
+/// or taken and not yet acked), sampled every few seconds by coordinators and workers.
+pub const QUEUE_DEPTH: &str = "orc_queue_depth";
 /// Gauge: steps this worker runs now.
 pub const WORKER_RUNNING_STEPS: &str = "orc_worker_running_steps";
 
@@ -191,7 +196,7 @@ const fn metric(
 
 use Kind::{Counter, Gauge, Histogram};
 use label::{
-    ACTION, CACHE, FROM, KIND, MODEL, OUTCOME, PIPELINE, PROVIDER, ROUTE, STATUS, TO, TOOL,
+    ACTION, CACHE, FROM, KIND, MODEL, OUTCOME, PIPELINE, POOL, PROVIDER, ROUTE, STATUS, TO, TOOL,
 };
 
 /// Every metric orc records, in the order of this module.
@@ -253,6 +258,8 @@ pub const ALL: &[Metric] = &[
         "Time from a step being ready on its coordinator to a worker taking it."),
     metric(QUEUE_REDELIVERIES_TOTAL, Counter, Unit::Count, &[],
         "Steps a worker took that had been delivered before."),
+    metric(QUEUE_DEPTH, Gauge, Unit::Count, &[POOL],
+        "Steps in a pool's stream that no worker has finished."),
     metric(WORKER_RUNNING_STEPS, Gauge, Unit::Count, &[],
         "Steps this worker runs now."),
     metric(PROCESS_RESIDENT_MEMORY_BYTES, Gauge, Unit::Bytes, &[],

@@ -11,13 +11,13 @@ use serde_json::Value;
 use crate::support::Sandbox;
 
 /// A port nobody listens on now.
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
 
 /// `GET path` over a plain connection; the status line and the body.
-fn get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -32,7 +32,7 @@ fn get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
 }
 
 /// The value of the sample line that starts with `series` (name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

@@ -217,3 +217,42 @@ async fn bad_options_are_refused_before_connecting() {
     };
     assert!(e.to_string().contains("nats-server -js"), "{e}");
 }
+
+#[tokio::test]
+async fn a_pools_state_counts_its_steps_and_a_removed_step_is_not_delivered() {
+    let Some(q) = queue("state", Duration::from_secs(30)).await else {
+        return;
+    };
+    let pool = q.options().pool.clone();
+    let first = q
+        .publish_step(&pool, "run/a/1", Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    let again = q
+        .publish_step(&pool, "run/a/1", Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "a duplicate publish names the first message");
+    let second = q
+        .publish_step(&pool, "run/b/1", Bytes::from_static(b"b"))
+        .await
+        .unwrap();
+    let state = q.pool_state(&pool).await.unwrap();
+    assert_eq!((state.steps, state.delivered_up_to), (2, 0));
+    assert!(q.remove_step(&pool, first).await.unwrap());
+    assert!(!q.remove_step(&pool, first).await.unwrap(), "gone already");
+    let work = q.work().await.unwrap();
+    let mut pull = work.pull(10, Duration::from_secs(1)).await.unwrap();
+    let d = pull.next().await.unwrap().unwrap();
+    assert_eq!(d.payload(), &Bytes::from_static(b"b"));
+    let state = q.pool_state(&pool).await.unwrap();
+    assert_eq!(
+        (state.steps, state.delivered_up_to),
+        (1, second),
+        "taken, not yet acked"
+    );
+    d.ack().await.unwrap();
+    assert_eq!(q.pool_state(&pool).await.unwrap().steps, 0);
+    assert!(!q.remove_step(&pool, second).await.unwrap(), "acked: gone");
+    cleanup(&q).await;
+}

@@ -40,8 +40,12 @@ pub struct QueueSettings {
     /// worker gets it (default 30; workers send one every third of it). Fixed when a pool is
     /// first used.
     pub ack_wait: f64,
-    /// Most deliveries of one step (default 5).
+    /// Most deliveries of one step (default 5). A step delivered that many times that no
+    /// worker completed fails, saying so.
     pub max_deliver: u32,
+    /// Seconds a coordinator lets a step wait for a worker of its pool to take it (default
+    /// 300); past it the step fails, naming the pool, and its message is removed.
+    pub claim_timeout: f64,
 }
 
 impl Default for QueueSettings {
@@ -51,6 +55,7 @@ impl Default for QueueSettings {
             pool: "default".to_owned(),
             ack_wait: 30.0,
             max_deliver: 5,
+            claim_timeout: 300.0,
         }
     }
 }
@@ -420,6 +425,15 @@ impl Config {
         {
             issues.push(issue(
                 "queue.ack_wait".to_owned(),
+                "must be a number of seconds from 1 to 31536000".to_owned(),
+            ));
+        }
+        if !(queue.claim_timeout.is_finite()
+            && queue.claim_timeout >= 1.0
+            && queue.claim_timeout <= 31_536_000.0)
+        {
+            issues.push(issue(
+                "queue.claim_timeout".to_owned(),
                 "must be a number of seconds from 1 to 31536000".to_owned(),
             ));
         }

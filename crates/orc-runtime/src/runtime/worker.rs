@@ -249,7 +249,13 @@ async fn process(shared: &Shared, message: &StepMessage) -> Settled {
             return Settled::Later;
         }
     }
-    let outcome = run_step(shared, message).await;
+    let outcome = match run_step(shared, message).await {
+        Ok(outcome) => outcome,
+        Err(PlanUnreachable(e)) => {
+            tracing::warn!(run = %run, step = %step, "worker: the run's plan cannot be read now: {e}");
+            return Settled::Later;
+        }
+    };
     let value = match serde_json::to_value(&outcome) {
         Ok(v) => v,
         Err(e) => {
@@ -286,6 +292,7 @@ async fn complete(shared: &Shared, message: &StepMessage, outcome: StepOutcome) 
         attempt: message.attempt,
         worker: shared.name.clone(),
         outcome,
+        coordinator: message.coordinator.clone(),
     };
     let payload = match serde_json::to_vec(&completion) {
         Ok(payload) => payload,
@@ -307,17 +314,33 @@ async fn complete(shared: &Shared, message: &StepMessage, outcome: StepOutcome) 
     }
 }
 
-/// Runs the step; a plan it cannot have or a step that does not fit it is a failed step.
-async fn run_step(shared: &Shared, message: &StepMessage) -> StepOutcome {
+/// The queue could not be asked for the run's plan (the server is away): the step is left for
+/// a later delivery, not failed.
+struct PlanUnreachable(String);
+
+/// Runs the step; a plan that is not in the queue or does not compile, or a step that does not
+/// fit it, is a failed step.
+async fn run_step(shared: &Shared, message: &StepMessage) -> Result<StepOutcome, PlanUnreachable> {
     let started_at = std::time::SystemTime::now();
     let compiled = match plan(shared, &message.plan).await {
         Ok(c) => c,
-        Err(e) => return failed(e, started_at),
+        Err(PlanError::Queue(e)) => return Err(PlanUnreachable(e)),
+        Err(PlanError::Unusable(e)) => return Ok(failed(e, started_at)),
     };
-    match shared.runner.run(&compiled, message.task.clone()).await {
-        Ok(outcome) => outcome,
-        Err(e) => failed(e.to_string(), started_at),
-    }
+    Ok(
+        match shared.runner.run(&compiled, message.task.clone()).await {
+            Ok(outcome) => outcome,
+            Err(e) => failed(e.to_string(), started_at),
+        },
+    )
+}
+
+/// Why a worker has no plan for a step.
+enum PlanError {
+    /// The queue did not answer.
+    Queue(String),
+    /// The plan is not there or does not compile here.
+    Unusable(String),
 }
 
 fn failed(message: String, started_at: std::time::SystemTime) -> StepOutcome {
@@ -339,7 +362,7 @@ fn failed(message: String, started_at: std::time::SystemTime) -> StepOutcome {
 
 /// The compiled plan under `key`: from memory, else from the queue's plans stream (compiled off
 /// the async threads).
-async fn plan(shared: &Shared, key: &str) -> Result<Arc<Compiled>, String> {
+async fn plan(shared: &Shared, key: &str) -> Result<Arc<Compiled>, PlanError> {
     if let Some(c) = shared
         .plans
         .lock()
@@ -352,15 +375,20 @@ async fn plan(shared: &Shared, key: &str) -> Result<Arc<Compiled>, String> {
         .queue
         .plan(key)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the run's plan `{key}` is not in the queue's plans stream"))?;
+        .map_err(|e| PlanError::Queue(e.to_string()))?
+        .ok_or_else(|| {
+            PlanError::Unusable(format!(
+                "the run's plan `{key}` is not in the queue's plans stream"
+            ))
+        })?;
     let compiled = tokio::task::spawn_blocking(move || {
         let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         Compiled::from_plan(plan, Diagnostics::default())
             .ok_or_else(|| "the run's plan does not compile in this orc".to_owned())
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|e| PlanError::Unusable(e.to_string()))?
+    .map_err(PlanError::Unusable)?;
     let compiled = Arc::new(compiled);
     let mut plans = shared.plans.lock().unwrap_or_else(PoisonError::into_inner);
     if plans.len() >= PLANS_KEPT {
