@@ -37,7 +37,7 @@ pub(super) struct Answerer<'a> {
 
 /// A tag over templates in a step's `parameters` or `condition`: it can only be answered when
 /// the step is about to run. It becomes an `auto` step of its own just before the step (the
-/// step depends on it, and reads its answer as `{{ <id> }}`), so the question is asked once
+/// step depends on it, and reads its answer as `{{ <id>.result }}`), so the question is asked once
 /// the values it reads exist, through the gateway like any model step: cached, under the
 /// budget, checkpointed, and listed in the result document with what it cost.
 struct Asked {
@@ -206,7 +206,7 @@ impl<'a> Answerer<'a> {
                     continue;
                 }
                 "parameters" if takes.is_some() => {
-                    let takes = takes.as_deref().unwrap_or_default();
+                    let takes = takes.unwrap_or_default();
                     match &mut v.kind {
                         Kind::Map(params) => {
                             for (pk, pv) in params {
@@ -237,16 +237,14 @@ impl<'a> Answerer<'a> {
 
     /// The parameters a tool-less step's model action takes, when it is one (an `<AUTO>`
     /// action is `generate`).
-    fn model_parameters(&self, step: &Node) -> Option<Vec<String>> {
+    fn model_parameters(&self, step: &Node) -> Option<&'a [String]> {
         let action = step.get("action").and_then(Node::as_str)?;
         let action = if self.protected.has_tag(action) {
             "generate"
         } else {
             super::draft::normalize_action(action.trim())
         };
-        self.catalog
-            .model_action_parameters(action)
-            .map(<[String]>::to_vec)
+        self.catalog.model_action_parameters(action)
     }
 
     /// Answers the tags of a value; `expected` is what a whole-string tag at `node` must give.
